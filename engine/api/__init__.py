@@ -1,0 +1,49 @@
+"""The Docker Engine API (v1.41) server: listener + hijack, ASGI app, router, responses.
+
+Route modules (`engine.api.system`, `.events`, `.containers`, `.images`, `.exec`) each define
+`router = Router()`; `create_app(daemon)` collects them."""
+
+from ._app import App, create_app
+from ._errors import MethodNotAllowed, error_response
+from ._hijack import MULTIPLEXED, RAW_STREAM, STDERR, STDIN, STDOUT, HijackedStream
+from ._request import Headers, QueryParams, Request
+from ._responses import (
+    DEFAULT_HEADERS,
+    Response,
+    StreamingResponse,
+    empty,
+    json_response,
+    json_stream,
+    text,
+)
+from ._router import Route, Router
+from ._server import serve_api, server_tls_context
+from ._websocket import WebSocket
+
+__all__ = [
+    "App",
+    "DEFAULT_HEADERS",
+    "Headers",
+    "HijackedStream",
+    "MULTIPLEXED",
+    "MethodNotAllowed",
+    "QueryParams",
+    "RAW_STREAM",
+    "Request",
+    "Response",
+    "Route",
+    "Router",
+    "STDERR",
+    "STDIN",
+    "STDOUT",
+    "StreamingResponse",
+    "WebSocket",
+    "create_app",
+    "empty",
+    "error_response",
+    "json_response",
+    "json_stream",
+    "serve_api",
+    "server_tls_context",
+    "text",
+]

@@ -1,0 +1,480 @@
+"""Docker's /containers routes: decode → validate → manager → Docker JSON shapes."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from engine import errors
+from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
+from engine.api._request import Request
+from engine.api._responses import StreamingResponse, empty, json_response, json_stream
+from engine.api._router import Router
+from engine.containers.model import Container, Status, rfc3339_ns
+
+router = Router()
+
+
+# --- shapes ----------------------------------------------------------------------------------
+def _network_settings(c: Container) -> dict:
+    mode = c.host_config.get("NetworkMode") or "default"
+    networks = {}
+    if mode in ("host", "none"):
+        networks[mode] = {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": mode, "EndpointID": "",
+            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None,
+        }
+    return {
+        "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "MacAddress": "", "Networks": networks,
+    }
+
+
+def _mounts(c: Container) -> list[dict]:
+    from engine.containers.config import parse_bind
+
+    out = []
+    for bind in c.host_config.get("Binds") or []:
+        source, destination, readonly = parse_bind(bind)
+        out.append({
+            "Type": "bind", "Source": source, "Destination": destination, "Mode": "ro" if readonly else "",
+            "RW": not readonly, "Propagation": "rprivate",
+        })
+    for mount in c.host_config.get("Mounts") or []:
+        out.append({
+            "Type": mount.get("Type", "bind"), "Source": mount.get("Source", ""),
+            "Destination": mount.get("Target", ""), "Mode": "", "RW": not mount.get("ReadOnly"),
+            "Propagation": "rprivate",
+        })
+    return out
+
+
+def inspect_shape(c: Container, daemon) -> dict:
+    try:
+        image = daemon.images.resolve(c.image_id)
+        lower = ":".join(daemon.images.layer_dirs(image))
+    except errors.NotFound:
+        lower = ""
+    return {
+        "Id": c.id,
+        "Created": rfc3339_ns(c.created_ns),
+        "Path": c.path,
+        "Args": c.args,
+        "State": c.state.to_docker(),
+        "Image": c.image_id,
+        "ResolvConfPath": c.resolv_conf_path,
+        "HostnamePath": c.hostname_path,
+        "HostsPath": c.hosts_path,
+        "LogPath": c.log_path,
+        "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": list(c.exec_ids) or None,
+        "HostConfig": c.host_config,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {"LowerDir": lower, "MergedDir": c.rootfs, "UpperDir": c.upper_dir, "WorkDir": c.work_dir},
+        },
+        "Mounts": _mounts(c),
+        "Config": c.config,
+        "NetworkSettings": _network_settings(c),
+    }
+
+
+def summary_shape(c: Container) -> dict:
+    return {
+        "Id": c.id,
+        "Names": ["/" + c.name],
+        "Image": c.config.get("Image", ""),
+        "ImageID": c.image_id,
+        "Command": c.command_line,
+        "Created": c.created_ns // 1_000_000_000,
+        "Ports": [],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.state.status.value,
+        "Status": c.status_text(),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+        "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
+        "Mounts": _mounts(c),
+    }
+
+
+# --- list / filters --------------------------------------------------------------------------
+_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume",
+            "network", "health", "isolation", "is-task", "publish", "expose"}
+
+
+def _label_match(labels: dict, wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
+    for key, values in filters.items():
+        if key not in _FILTERS:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+        if not values:
+            continue
+        if key == "id" and not any(c.id.startswith(v) for v in values):
+            return False
+        if key == "name" and not any(re.search(v.lstrip("/"), c.name) for v in values):
+            return False
+        if key == "label" and not all(_label_match(c.config.get("Labels") or {}, v) for v in values):
+            return False
+        if key == "status":
+            for v in values:
+                if v not in {s.value for s in Status}:
+                    raise errors.InvalidParameter(f"invalid filter 'status={v}'")
+            if c.state.status.value not in values:
+                return False
+        if key == "exited":
+            if c.state.status is not Status.EXITED or str(c.state.exit_code) not in values:
+                return False
+        if key == "ancestor":
+            ok = False
+            for v in values:
+                try:
+                    ok = ok or daemon.images.resolve(v).id == c.image_id
+                except errors.NotFound:
+                    ok = ok or c.config.get("Image") == v
+            if not ok:
+                return False
+        if key in ("before", "since"):
+            for v in values:
+                other = daemon.containers.get(v)
+                if key == "before" and not c.created_ns < other.created_ns:
+                    return False
+                if key == "since" and not c.created_ns > other.created_ns:
+                    return False
+        if key == "network":
+            if (c.host_config.get("NetworkMode") or "default") not in values:
+                return False
+    return True
+
+
+@router.get("/containers/json")
+async def list_containers(req: Request):
+    daemon = req.daemon
+    filters = req.query.filters()
+    show_all = req.query.bool("all")
+    limit = req.query.int("limit", -1)
+    if req.query.bool("latest"):
+        limit = 1
+    containers = sorted(daemon.containers.all(), key=lambda c: c.created_ns, reverse=True)
+    if limit and limit > 0:
+        show_all = True
+    out = []
+    for c in containers:
+        if not show_all and c.state.status not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING) and "status" not in filters and "exited" not in filters:
+            continue
+        if not _matches(c, filters, daemon):
+            continue
+        out.append(summary_shape(c))
+        if limit and limit > 0 and len(out) >= limit:
+            break
+    return json_response(out)
+
+
+# --- create / inspect / lifecycle ------------------------------------------------------------
+@router.post("/containers/create")
+async def create(req: Request):
+    body = await req.json(default=None)
+    if body is None:
+        raise errors.InvalidParameter("Config cannot be empty in order to create a container")
+    container, warnings = await req.daemon.containers.create(body, req.query.get("name"))
+    return json_response({"Id": container.id, "Warnings": warnings}, status=201)
+
+
+@router.get("/containers/{id}/json")
+async def inspect(req: Request):
+    c = req.daemon.containers.get(req.params["id"])
+    return json_response(inspect_shape(c, req.daemon))
+
+
+@router.post("/containers/{id}/start")
+async def start(req: Request):
+    await req.daemon.containers.start(req.params["id"])
+    return empty(204)
+
+
+@router.post("/containers/{id}/stop")
+async def stop(req: Request):
+    await req.daemon.containers.stop(req.params["id"], req.query.int("t"))
+    return empty(204)
+
+
+@router.post("/containers/{id}/restart")
+async def restart(req: Request):
+    await req.daemon.containers.restart(req.params["id"], req.query.int("t"))
+    return empty(204)
+
+
+@router.post("/containers/{id}/kill")
+async def kill(req: Request):
+    await req.daemon.containers.kill(req.params["id"], req.query.get("signal") or None)
+    return empty(204)
+
+
+@router.post("/containers/{id}/pause")
+async def pause(req: Request):
+    await req.daemon.containers.pause(req.params["id"])
+    return empty(204)
+
+
+@router.post("/containers/{id}/unpause")
+async def unpause(req: Request):
+    await req.daemon.containers.unpause(req.params["id"])
+    return empty(204)
+
+
+@router.post("/containers/{id}/rename")
+async def rename(req: Request):
+    await req.daemon.containers.rename(req.params["id"], req.query.get("name") or "")
+    return empty(204)
+
+
+@router.delete("/containers/{id}")
+async def remove(req: Request):
+    await req.daemon.containers.remove(req.params["id"], force=req.query.bool("force"), volumes=req.query.bool("v"))
+    return empty(204)
+
+
+@router.post("/containers/{id}/wait")
+async def wait(req: Request):
+    manager = req.daemon.containers
+    container = manager.get(req.params["id"])
+    condition = req.query.get("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise errors.InvalidParameter(f"invalid condition: {condition!r}")
+
+    async def result():
+        # Headers go out at once; the body when the condition holds (the CLI needs that).
+        yield await manager.wait(container.id, condition)
+
+    return json_stream(result())
+
+
+@router.post("/containers/{id}/resize")
+async def resize(req: Request):
+    await req.daemon.containers.resize(req.params["id"], req.query.int("h", 0), req.query.int("w", 0))
+    return empty(200)
+
+
+@router.post("/containers/prune")
+async def prune(req: Request):
+    filters = req.query.filters()
+    deleted = []
+    for c in list(req.daemon.containers.all()):
+        if c.state.status not in (Status.EXITED, Status.CREATED, Status.DEAD):
+            continue
+        if "label" in filters and not all(_label_match(c.config.get("Labels") or {}, v) for v in filters["label"]):
+            continue
+        await req.daemon.containers.remove(c.id)
+        deleted.append(c.id)
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
+# --- io --------------------------------------------------------------------------------------
+@router.get("/containers/{id}/logs")
+async def logs(req: Request):
+    from engine.containers.logs import format_log_line, frame, parse_since
+
+    manager = req.daemon.containers
+    c = manager.get(req.params["id"])
+    q = req.query
+    stdout, stderr = q.bool("stdout"), q.bool("stderr")
+    if not (stdout or stderr):
+        raise errors.InvalidParameter("Bad parameters: you must choose at least one stream")
+    if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+        raise errors.InvalidParameter(
+            'configured logging driver does not support reading'
+        )
+    tail = q.get("tail")
+    tail_n = None if tail in (None, "", "all") else _tail(tail)
+    since = parse_since(q.get("since")) if q.get("since") not in (None, "", "0") else None
+    until = parse_since(q.get("until")) if q.get("until") not in (None, "", "0") else None
+    timestamps = q.bool("timestamps")
+    tty = bool(c.config.get("Tty"))
+    driver, live = manager.log_reader(c)
+    follow = q.bool("follow") and live
+
+    async def body():
+        async for record in driver.read(follow=follow, since_ns=since, until_ns=until, tail=tail_n,
+                                        stdout=stdout, stderr=stderr):
+            line = format_log_line(record, timestamps)
+            yield line if tty else frame(1 if record.stream == "stdout" else 2, line)
+
+    content_type = RAW_STREAM if tty else MULTIPLEXED
+    return StreamingResponse(body(), content_type)
+
+
+def _tail(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid value for tail: {value!r}") from None
+    return max(n, 0) if n >= 0 else None
+
+
+@router.hijack("POST", "/containers/{id}/attach")
+async def attach(req: Request, stream: HijackedStream):
+    manager = req.daemon.containers
+    c = manager.get(req.params["id"])
+    q = req.query
+    if c.state.status is Status.EXITED and not q.bool("logs"):
+        raise errors.Conflict("You cannot attach to a stopped container, start it first")
+    if c.state.status is Status.PAUSED:
+        raise errors.Conflict("You cannot attach to a paused container, unpause it first")
+    want_stdin, want_stdout, want_stderr = q.bool("stdin"), q.bool("stdout"), q.bool("stderr")
+    tty = bool(c.config.get("Tty"))
+    subscription = manager.subscribe_output(c) if q.bool("stream") else None
+    await stream.upgrade(RAW_STREAM if tty else MULTIPLEXED)
+    manager.publish(c, "attach")
+
+    async def send(stream_id: int, data: bytes) -> None:
+        if (stream_id == 1 and not want_stdout) or (stream_id == 2 and not want_stderr):
+            return
+        if tty:
+            await stream.send_all(data)
+        else:
+            await stream.send_frame(stream_id, data)
+
+    try:
+        if q.bool("logs"):
+            driver, _ = manager.log_reader(c)
+            async for record in driver.read(follow=False):
+                await send(1 if record.stream == "stdout" else 2, record.data)
+        if subscription is None:
+            return
+        async with trio.open_nursery() as nursery:
+            if want_stdin and c.config.get("OpenStdin"):
+
+                async def client_stdin():
+                    while True:
+                        data = await stream.receive_some()
+                        if not data:
+                            return
+                        yield data
+
+                async def stdin_task():
+                    await manager.write_stdin(c, client_stdin(), bool(c.config.get("StdinOnce")))
+
+                nursery.start_soon(stdin_task)
+            async for stream_id, data in subscription:
+                await send(stream_id, data)
+            nursery.cancel_scope.cancel()
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        if subscription is not None:
+            subscription.close()
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+@router.get("/containers/{id}/top")
+async def top(req: Request):
+    return json_response(await req.daemon.containers.top(req.params["id"], req.query.get("ps_args") or "-ef"))
+
+
+@router.get("/containers/{id}/stats")
+async def stats(req: Request):
+    manager = req.daemon.containers
+    c = manager.get(req.params["id"])
+    stream = req.query.bool("stream", True)
+    one_shot = req.query.bool("one-shot")
+
+    def with_pre(sample: dict, previous: dict | None) -> dict:
+        sample["preread"] = previous["read"] if previous else "0001-01-01T00:00:00Z"
+        sample["precpu_stats"] = previous["cpu_stats"] if previous else {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}
+        return sample
+
+    if not stream:
+        first = await manager.stats_sample(c)
+        if one_shot or c.state.status is not Status.RUNNING:
+            return json_response(with_pre(first, None))
+        await trio.sleep(1)  # Docker's non-streaming answer carries a 1 s CPU delta
+        return json_response(with_pre(await manager.stats_sample(c), first))
+
+    async def samples():
+        previous = None
+        while True:
+            sample = await manager.stats_sample(c)
+            yield with_pre(dict(sample), previous)
+            previous = sample
+            if c.state.status not in (Status.RUNNING, Status.PAUSED):
+                return
+            await trio.sleep(1)
+
+    return json_stream(samples())
+
+
+# --- archive (docker cp) ---------------------------------------------------------------------
+def _archive_target(req: Request):
+    c = req.daemon.containers.get(req.params["id"])
+    path = req.query.get("path")
+    if not path:
+        raise errors.InvalidParameter("path is required")
+    from engine.containers.config import parse_bind
+
+    mounts = [(d, s, ro) for s, d, ro in (parse_bind(b) for b in c.host_config.get("Binds") or [])]
+    # The per-container files bind-mounted over the image's, as the container sees them.
+    mounts += [("/etc/hostname", c.hostname_path, False), ("/etc/hosts", c.hosts_path, False),
+               ("/etc/resolv.conf", c.resolv_conf_path, False)]
+    return c, path, mounts
+
+
+@router.head("/containers/{id}/archive")
+async def archive_head(req: Request):
+    from engine.containers import archive
+
+    c, path, mounts = _archive_target(req)
+    async with req.daemon.containers.rootfs_mounted(c) as rootfs:
+        stat = await trio.to_thread.run_sync(archive.stat_path, rootfs, mounts, path, c.id)
+    return empty(200, headers={"X-Docker-Container-Path-Stat": archive.path_stat_header(stat), "Content-Type": "application/json"})
+
+
+@router.get("/containers/{id}/archive")
+async def archive_get(req: Request):
+    from engine.containers import archive
+
+    c, path, mounts = _archive_target(req)
+    mount = req.daemon.containers.rootfs_mounted(c)
+    rootfs = await mount.__aenter__()
+    try:
+        stat, chunks = await archive.archive_get(rootfs, mounts, path, c.id)
+    except BaseException:
+        await mount.__aexit__(None, None, None)
+        raise
+
+    async def body():
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await mount.__aexit__(None, None, None)
+
+    return StreamingResponse(body(), "application/x-tar",
+                             headers={"X-Docker-Container-Path-Stat": archive.path_stat_header(stat)})
+
+
+@router.put("/containers/{id}/archive")
+async def archive_put(req: Request):
+    from engine.containers import archive
+
+    c, path, mounts = _archive_target(req)
+    if c.host_config.get("ReadonlyRootfs"):
+        raise errors.Forbidden("container rootfs is marked read-only")
+    async with req.daemon.containers.rootfs_mounted(c) as rootfs:
+        await archive.archive_put(rootfs, mounts, path, req.stream(),
+                                  no_overwrite_dir_non_dir=req.query.bool("noOverwriteDirNonDir"), container_id=c.id)
+    return empty(200)

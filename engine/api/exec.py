@@ -1,0 +1,88 @@
+"""Docker's exec routes: create, start (hijacked or detached), inspect, resize."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from engine import errors
+from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
+from engine.api._request import Request
+from engine.api._responses import empty, json_response
+from engine.api._router import Router
+
+router = Router()
+
+
+@router.post("/containers/{id}/exec")
+async def create(req: Request):
+    body = await req.json(default=None)
+    if body is None:
+        raise errors.InvalidParameter("exec config must not be empty")
+    instance = req.daemon.execs.create(req.params["id"], body)
+    return json_response({"Id": instance.id}, status=201)
+
+
+@router.hijack("POST", "/exec/{id}/start")
+async def start(req: Request, stream: HijackedStream):
+    execs = req.daemon.execs
+    instance = execs.get(req.params["id"])
+    raw = await req.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise errors.InvalidParameter(f"invalid JSON: {exc}") from None
+    tty = body.get("Tty")
+    tty = bool(instance.config.get("Tty")) if tty is None else bool(tty)
+    if body.get("Detach"):
+        await execs.start(instance.id, sink=None, tty=tty)
+        await stream.respond(empty(200))
+        return
+
+    async def sink(stream_id: int, data: bytes) -> None:
+        if stream_id == 1 and not instance.config.get("AttachStdout", True):
+            return
+        if stream_id == 2 and not instance.config.get("AttachStderr", True):
+            return
+        if tty:
+            await stream.send_all(data)
+        else:
+            await stream.send_frame(stream_id, data)
+
+    async def client_stdin():
+        while True:
+            data = await stream.receive_some()
+            if not data:
+                return
+            yield data
+
+    stdin = client_stdin() if instance.config.get("AttachStdin") else None
+    execs.check_startable(instance.id)
+    # Upgrade before spawning, as dockerd does: clients such as docker-py read the raw socket
+    # right after the headers, so output must not race ahead of them.
+    await stream.upgrade(RAW_STREAM if tty else MULTIPLEXED)
+    try:
+        await execs.start(instance.id, sink=sink, stdin_chunks=stdin, tty=tty)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except errors.EngineError as exc:
+        if not stream.upgraded:
+            raise
+        # Headers are gone: Docker prints the error into the stream.
+        await sink(1, (exc.message + "\r\n").encode())
+    finally:
+        if stream.upgraded:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+@router.get("/exec/{id}/json")
+async def inspect(req: Request):
+    return json_response(req.daemon.execs.get(req.params["id"]).to_docker())
+
+
+@router.post("/exec/{id}/resize")
+async def resize(req: Request):
+    await req.daemon.execs.resize(req.params["id"], req.query.int("h", 0), req.query.int("w", 0))
+    return empty(200)

@@ -1,0 +1,237 @@
+"""System routes: /_ping, /version, /info, /system/df."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import socket
+import sys
+
+import trio
+
+import engine
+from engine import API_VERSION, MIN_API_VERSION
+
+from ._request import Request
+from ._responses import DOCKER_COMPAT_VERSION, Response, json_response
+from ._router import Router
+
+router = Router()
+
+GIT_COMMIT = "pyengine"
+_BUILD_TIME = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00")
+
+_PING_HEADERS = {
+    "Api-Version": API_VERSION,
+    "Builder-Version": "1",
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+}
+
+
+@router.get("/_ping")
+async def ping(req: Request) -> Response:
+    return Response(b"OK", 200, _PING_HEADERS, "text/plain; charset=utf-8")
+
+
+@router.head("/_ping")
+async def ping_head(req: Request) -> Response:
+    return Response(b"", 200, {**_PING_HEADERS, "Content-Length": "0"}, "text/plain; charset=utf-8")
+
+
+def _go_arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
+
+
+def _py_version() -> str:
+    return f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+
+
+@router.get("/version")
+async def version(req: Request) -> Response:
+    kernel = platform.release()
+    details = {
+        "ApiVersion": API_VERSION,
+        "Arch": _go_arch(),
+        "BuildTime": _BUILD_TIME,
+        "Experimental": "false",
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": _py_version(),
+        "KernelVersion": kernel,
+        "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux",
+        "PyengineVersion": engine.__version__,
+    }
+    return json_response({
+        "Platform": {"Name": f"pyengine {engine.__version__}"},
+        "Components": [{"Name": "Engine", "Version": DOCKER_COMPAT_VERSION, "Details": details}],
+        "Version": DOCKER_COMPAT_VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": _py_version(),
+        "Os": "linux",
+        "Arch": _go_arch(),
+        "KernelVersion": kernel,
+        "BuildTime": _BUILD_TIME,
+    })
+
+
+def _cgroup_version() -> str:
+    try:
+        return "2" if _fs_type("/sys/fs/cgroup") == "cgroup2" else "1"
+    except OSError:
+        return "1"
+
+
+def _fs_type(path: str) -> str:
+    best, fstype = "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and (path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")):
+                if len(parts[1]) >= len(best):
+                    best, fstype = parts[1], parts[2]
+    return fstype
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _host_facts() -> dict:
+    return {
+        "cgroup": _cgroup_version(),
+        "os": _os_name(),
+        "mem": _mem_total(),
+        "ncpu": os.cpu_count() or 1,
+        "name": socket.gethostname(),
+        "kernel": platform.release(),
+    }
+
+
+@router.get("/info")
+async def info(req: Request) -> Response:
+    facts = await trio.to_thread.run_sync(_host_facts)
+    daemon = req.daemon
+    counts = {"Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0, "Images": 0}
+    info_counts = getattr(daemon, "info_counts", None)
+    if info_counts is not None:
+        got = info_counts()
+        if hasattr(got, "__await__"):
+            got = await got
+        counts.update({k: v for k, v in (got or {}).items() if k in counts})
+    config = getattr(daemon, "config", None)
+    data_root = getattr(config, "data_root", "")
+    bus = getattr(daemon, "events", None)
+    listeners = bus.statistics().subscribers if bus is not None else 0
+    cgroup_version = facts["cgroup"]
+    security = ["name=seccomp,profile=default"]
+    if cgroup_version == "2":
+        security.append("name=cgroupns")
+    return json_response({
+        "ID": getattr(daemon, "id", "") or "",
+        **counts,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "null"],
+            "Authorization": None,
+            "Log": ["json-file"],
+        },
+        "MemoryLimit": True,
+        "SwapLimit": True,
+        "KernelMemory": False,
+        "KernelMemoryTCP": False,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "CPUSet": True,
+        "PidsLimit": True,
+        "OomKillDisable": cgroup_version == "1",
+        "IPv4Forwarding": True,
+        "BridgeNfIptables": True,
+        "BridgeNfIp6tables": True,
+        "Debug": bool(getattr(config, "debug", False)),
+        "NFd": len(os.listdir("/proc/self/fd")),
+        "NGoroutines": trio.lowlevel.current_statistics().tasks_living,
+        "SystemTime": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version,
+        "NEventsListener": listeners,
+        "KernelVersion": facts["kernel"],
+        "OperatingSystem": facts["os"],
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "IndexConfigs": {
+                "docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
+            },
+            "Mirrors": [],
+        },
+        "NCPU": facts["ncpu"],
+        "MemTotal": facts["mem"],
+        "GenericResources": None,
+        "DockerRootDir": data_root,
+        "HttpProxy": os.environ.get("HTTP_PROXY", ""),
+        "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
+        "NoProxy": os.environ.get("NO_PROXY", ""),
+        "Name": facts["name"],
+        "Labels": [],
+        "ExperimentalBuild": False,
+        "ServerVersion": DOCKER_COMPAT_VERSION,
+        "Runtimes": {"pyengine": {"path": "pyengine-native"}},
+        "DefaultRuntime": "pyengine",
+        "Swarm": {
+            "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+            "Error": "", "RemoteManagers": None,
+        },
+        "LiveRestoreEnabled": False,
+        "Isolation": "",
+        "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
+        "SecurityOptions": security,
+        "Warnings": [],
+    })
+
+
+@router.get("/system/df")
+async def system_df(req: Request) -> Response:
+    daemon = req.daemon
+    df = getattr(daemon, "disk_usage", None)
+    if df is not None:
+        got = df()
+        if hasattr(got, "__await__"):
+            got = await got
+        if got:
+            return json_response(got)
+    return json_response({"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []})

@@ -1,0 +1,297 @@
+"""A small synchronous client for the Docker Engine API, as the pyengine CLI needs it.
+
+Plain requests go through httpx (unix socket or TCP); attach and exec-start hijack the
+connection on a raw socket: we send the request with `Connection: Upgrade` / `Upgrade: tcp`,
+read the `HTTP/1.1 101 UPGRADED` head and then own the byte stream in both directions.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.parse
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import httpx
+
+from engine import API_VERSION
+
+PREFIX = f"/v{API_VERSION}"
+
+
+class ClientError(Exception):
+    """An error answered by the daemon (status >= 400), or a failure to reach it."""
+
+    def __init__(self, message: str, status: int | None = None, *, from_daemon: bool = True):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.from_daemon = from_daemon
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    def __str__(self) -> str:
+        if self.from_daemon:
+            return f"Error response from daemon: {self.message}"
+        return self.message
+
+
+class ConnectError(ClientError):
+    def __init__(self, host: str):
+        super().__init__(
+            f"Cannot connect to the pyengine daemon at {host}. Is the daemon running?",
+            from_daemon=False,
+        )
+
+
+def parse_host(host: str) -> tuple[str, str]:
+    """"unix:///path" -> ("unix", "/path"); "tcp://h:p" -> ("tcp", "h:p"); a bare path is unix."""
+    if host.startswith("unix://"):
+        return "unix", host[len("unix://") :]
+    if host.startswith("tcp://"):
+        addr = host[len("tcp://") :].rstrip("/")
+        if ":" not in addr.rsplit("]", 1)[-1]:
+            addr += ":2375"
+        return "tcp", addr
+    if host.startswith("http://"):
+        return "tcp", host[len("http://") :].rstrip("/")
+    if host.startswith("/"):
+        return "unix", host
+    raise ValueError(f"unsupported host address: {host}")
+
+
+def error_message(body: bytes, status: int) -> str:
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text or f"HTTP {status}"
+    if isinstance(doc, dict) and "message" in doc:
+        return str(doc["message"])
+    return text
+
+
+def _params(params: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Drop None values, render bools as 1/0 and expand lists into repeated keys."""
+    out: list[tuple[str, str]] = []
+    for k, v in (params or {}).items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            out.append((k, "1" if v else "0"))
+        elif isinstance(v, (list, tuple)):
+            out.extend((k, str(x)) for x in v)
+        else:
+            out.append((k, str(v)))
+    return out
+
+
+class Hijacked:
+    """A hijacked connection: `recv()` yields stream bytes (first any bytes read past the
+    response head), `send()` writes, `close_write()` half-closes."""
+
+    def __init__(self, sock: socket.socket, leftover: bytes, content_type: str = ""):
+        self.sock = sock
+        self._leftover = leftover
+        self.content_type = content_type
+
+    def recv(self, n: int = 65536) -> bytes:
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
+        try:
+            return self.sock.recv(n)
+        except (ConnectionResetError, OSError):
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "Hijacked":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Client:
+    def __init__(self, host: str, timeout: float | None = None):
+        self.host = host
+        self.scheme, self.address = parse_host(host)
+        if self.scheme == "unix":
+            transport = httpx.HTTPTransport(uds=self.address)
+            base = "http://docker"
+        else:
+            transport = httpx.HTTPTransport()
+            base = f"http://{self.address}"
+        self._http = httpx.Client(
+            transport=transport,
+            base_url=base,
+            timeout=httpx.Timeout(timeout, connect=30.0),
+            headers={"User-Agent": "pyengine-cli"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plain requests -------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
+                content: Any = None, headers: dict | None = None) -> httpx.Response:
+        try:
+            resp = self._http.request(
+                method, PREFIX + path, params=_params(params), json=json_body, content=content,
+                headers=headers,
+            )
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError,
+                ConnectionRefusedError) as exc:
+            if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" not in str(exc):
+                raise ClientError(f"error during connect: {exc}", from_daemon=False) from None
+            raise ConnectError(self.host) from None
+        self._check(resp)
+        return resp
+
+    def _check(self, resp: httpx.Response) -> None:
+        if resp.status_code >= 400:
+            resp.read()
+            raise ClientError(error_message(resp.content, resp.status_code), resp.status_code)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return _json(self.request("GET", path, **kw))
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return _json(self.request("POST", path, json_body=body, **kw))
+
+    def put(self, path: str, **kw: Any) -> Any:
+        return _json(self.request("PUT", path, **kw))
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return _json(self.request("DELETE", path, **kw))
+
+    def head(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("HEAD", path, **kw)
+
+    @contextmanager
+    def stream(self, method: str, path: str, *, params: dict | None = None,
+               json_body: Any = None, content: Any = None,
+               headers: dict | None = None) -> Iterator[httpx.Response]:
+        """A streaming response; entering returns once the response headers have arrived."""
+        try:
+            cm = self._http.stream(method, PREFIX + path, params=_params(params), json=json_body,
+                                   content=content, headers=headers)
+            resp = cm.__enter__()
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
+            raise ConnectError(self.host) from None
+        try:
+            self._check(resp)
+            yield resp
+        finally:
+            cm.__exit__(None, None, None)
+
+    # -- hijacking ---------------------------------------------------------------------------
+
+    def connect_raw(self) -> socket.socket:
+        try:
+            if self.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self.address)
+            else:
+                h, _, p = self.address.rpartition(":")
+                sock = socket.create_connection((h.strip("[]"), int(p)))
+        except OSError:
+            raise ConnectError(self.host) from None
+        return sock
+
+    def hijack(self, path: str, params: dict | None = None, body: Any = None) -> Hijacked:
+        """POST `path` asking to upgrade to a raw stream; returns the hijacked connection."""
+        query = urllib.parse.urlencode(_params(params))
+        target = PREFIX + path + (f"?{query}" if query else "")
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (
+            f"POST {target} HTTP/1.1\r\n"
+            f"Host: docker\r\n"
+            f"User-Agent: pyengine-cli\r\n"
+            f"Content-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            f"Connection: Upgrade\r\n"
+            f"Upgrade: tcp\r\n\r\n"
+        ).encode()
+        sock = self.connect_raw()
+        try:
+            sock.sendall(head + payload)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ClientError("daemon closed the connection before answering",
+                                      from_daemon=False)
+                buf += chunk
+                if len(buf) > 65536:
+                    raise ClientError("response head too large", from_daemon=False)
+            raw_head, rest = buf.split(b"\r\n\r\n", 1)
+            lines = raw_head.decode("latin-1").split("\r\n")
+            try:
+                status = int(lines[0].split()[1])
+            except (IndexError, ValueError):
+                raise ClientError(f"malformed response: {lines[0]!r}", from_daemon=False) from None
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            if status >= 400:
+                length = int(headers.get("content-length", "-1"))
+                body_bytes = rest
+                while length < 0 or len(body_bytes) < length:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    body_bytes += chunk
+                if headers.get("transfer-encoding", "").lower() == "chunked":
+                    body_bytes = _dechunk(body_bytes)
+                raise ClientError(error_message(body_bytes, status), status)
+            if status not in (101, 200):
+                raise ClientError(f"unable to upgrade to tcp, received {status}",
+                                  from_daemon=False)
+            return Hijacked(sock, rest, headers.get("content-type", ""))
+        except BaseException:
+            sock.close()
+            raise
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            break
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2 :]
+    return out
+
+
+def _json(resp: httpx.Response) -> Any:
+    if resp.status_code in (204, 304) or not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text

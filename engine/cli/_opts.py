@@ -1,0 +1,342 @@
+"""`run` / `create` flags and their translation into the POST /containers/create body, as the
+docker CLI does it (cli/command/container/opts.go)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ._app import arg
+from ._format import ram_in_bytes
+
+RUN_ARGS = [
+    arg("-d", "--detach", action="store_true", help="Run in the background, print the id"),
+    arg("-i", "--interactive", action="store_true", help="Keep STDIN open"),
+    arg("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY"),
+    arg("--rm", action="store_true", help="Remove the container when it exits"),
+    arg("--name", help="Assign a name to the container"),
+    arg("-e", "--env", action="append", default=[], help="Set environment variables"),
+    arg("--env-file", action="append", default=[], help="Read environment variables from a file"),
+    arg("-u", "--user", default="", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    arg("-w", "--workdir", default="", help="Working directory inside the container"),
+    arg("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
+    arg("-l", "--label", action="append", default=[], help="Set meta data on a container"),
+    arg("-h", "--hostname", default="", help="Container host name"),
+    arg("--domainname", default="", help="Container NIS domain name"),
+    arg("--network", "--net", default="default", help="Connect a container to a network"),
+    arg("--cap-add", action="append", default=[], help="Add Linux capabilities"),
+    arg("--cap-drop", action="append", default=[], help="Drop Linux capabilities"),
+    arg("--privileged", action="store_true", help="Give extended privileges"),
+    arg("--read-only", action="store_true", help="Mount the root filesystem read-only"),
+    arg("-m", "--memory", default=None, help="Memory limit"),
+    arg("--memory-swap", default=None, help="Swap limit equal to memory plus swap: -1 unlimited"),
+    arg("--memory-reservation", default=None, help="Memory soft limit"),
+    arg("--cpus", default=None, help="Number of CPUs"),
+    arg("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)"),
+    arg("--cpu-period", type=int, default=0, help="Limit CPU CFS period"),
+    arg("--cpu-quota", type=int, default=0, help="Limit CPU CFS quota"),
+    arg("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)"),
+    arg("--pids-limit", type=int, default=None, help="Tune container pids limit (-1 unlimited)"),
+    arg("--restart", default="no", help="Restart policy to apply when a container exits"),
+    arg("--log-driver", default="", help="Logging driver for the container"),
+    arg("--log-opt", action="append", default=[], help="Log driver options"),
+    arg("--stop-signal", default=None, help="Signal to stop the container"),
+    arg("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
+    arg("-v", "--volume", action="append", default=[], help="Bind mount a volume"),
+    arg("--tmpfs", action="append", default=[], help="Mount a tmpfs directory"),
+    arg("-p", "--publish", action="append", default=[], help="Publish a container's port(s)"),
+    arg("-P", "--publish-all", action="store_true", help="Publish all exposed ports"),
+    arg("--expose", action="append", default=[], help="Expose a port or a range of ports"),
+    arg("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping"),
+    arg("--dns", action="append", default=[], help="Set custom DNS servers"),
+    arg("--dns-search", action="append", default=[], help="Set custom DNS search domains"),
+    arg("--dns-option", action="append", default=[], help="Set DNS options"),
+    arg("--group-add", action="append", default=[], help="Add additional groups to join"),
+    arg("--security-opt", action="append", default=[], help="Security Options"),
+    arg("--shm-size", default=None, help="Size of /dev/shm"),
+    arg("--ulimit", action="append", default=[], help="Ulimit options"),
+    arg("--init", action="store_true", help="Run an init inside the container (ignored)"),
+    arg("--platform", default=None, help="Set platform if server is multi-platform capable"),
+    arg("image", help="Image"),
+]
+
+class OptError(ValueError):
+    """A bad flag value; the CLI reports it on one line and exits 125."""
+
+
+def _flag_err(flag: str, value: str, why: str) -> OptError:
+    return OptError(f'invalid argument "{value}" for "{flag}" flag: {why}')
+
+
+def parse_env(items: list[str], env_files: list[str]) -> list[str]:
+    out: list[str] = []
+    for path in env_files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise OptError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}")
+        for line in lines:
+            line = line.lstrip()
+            if not line or line.startswith("#"):
+                continue
+            out.extend(_env_item(line))
+    for item in items:
+        out.extend(_env_item(item))
+    return out
+
+
+def _env_item(item: str) -> list[str]:
+    if "=" in item:
+        if item.startswith("="):
+            raise OptError(f"invalid environment variable: {item}")
+        return [item]
+    if item in os.environ:
+        return [f"{item}={os.environ[item]}"]
+    return []
+
+
+def parse_kv_list(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def parse_restart(policy: str) -> dict[str, Any]:
+    """docker's ParseRestartPolicy: no | always | unless-stopped | on-failure[:N]."""
+    if policy == "":
+        return {"Name": "", "MaximumRetryCount": 0}
+    name, sep, count = policy.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise OptError(f"invalid restart policy {name}")
+    if sep:
+        if name != "on-failure":
+            raise OptError(f"maximum retry count cannot be used with restart policy '{name}'")
+        try:
+            n = int(count)
+        except ValueError:
+            raise OptError(f"maximum retry count must be an integer") from None
+        if n < 0:
+            raise OptError("invalid restart policy: maximum retry count cannot be negative")
+        return {"Name": name, "MaximumRetryCount": n}
+    return {"Name": name, "MaximumRetryCount": 0}
+
+
+def _size(flag: str, value: str | None, allow_minus_one: bool = False) -> int:
+    if value is None:
+        return 0
+    if allow_minus_one and value == "-1":
+        return -1
+    try:
+        return ram_in_bytes(value)
+    except ValueError as exc:
+        raise _flag_err(flag, value, str(exc)) from None
+
+
+def parse_cpus(value: str | None) -> int:
+    if value is None:
+        return 0
+    try:
+        cpus = float(value)
+    except ValueError:
+        raise _flag_err("--cpus", value, "failed to parse " + value + " as a rational number")
+    nanos = round(cpus * 1e9)
+    if nanos < 0:
+        raise _flag_err("--cpus", value, "value must be positive")
+    return int(nanos)
+
+
+def _port_range(text: str, flag_value: str) -> list[int]:
+    if text == "":
+        return []
+    lo, _, hi = text.partition("-")
+    try:
+        a = int(lo)
+        b = int(hi) if hi else a
+    except ValueError:
+        raise OptError(f"invalid port format for --publish: {flag_value}") from None
+    if not (0 < a <= 65535 and 0 < b <= 65535) or b < a:
+        raise OptError(f"invalid port format for --publish: {flag_value}")
+    return list(range(a, b + 1))
+
+
+def parse_publish(items: list[str]) -> tuple[dict, dict]:
+    """-p [ip:][hostPort:]containerPort[/proto] -> (ExposedPorts, PortBindings)."""
+    exposed: dict[str, dict] = {}
+    bindings: dict[str, list[dict]] = {}
+    for item in items:
+        spec, _, proto = item.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise OptError(f"invalid proto: {proto}")
+        if spec.startswith("["):  # [ipv6]:host:container
+            end = spec.index("]")
+            ip, rest = spec[1:end], spec[end + 2 :]
+            parts = [ip] + rest.split(":")
+        else:
+            parts = spec.split(":")
+        if len(parts) == 1:
+            ip, host, cont = "", "", parts[0]
+        elif len(parts) == 2:
+            ip, (host, cont) = "", parts
+        elif len(parts) == 3:
+            ip, host, cont = parts
+        else:
+            raise OptError(f"invalid port format for --publish: {item}")
+        cports = _port_range(cont, item)
+        if not cports:
+            raise OptError(f"no port specified: {item}<empty>")
+        hports = _port_range(host, item)
+        if hports and len(hports) != len(cports) and len(hports) != 1:
+            raise OptError(f"invalid ranges specified for container and host ports: {item}")
+        for i, cp in enumerate(cports):
+            key = f"{cp}/{proto}"
+            exposed[key] = {}
+            if not hports:
+                hp = ""
+            elif len(hports) == 1 and len(cports) > 1:
+                hp = str(hports[0])
+            else:
+                hp = str(hports[i])
+            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": hp})
+    return exposed, bindings
+
+
+def parse_volumes(items: list[str]) -> tuple[list[str], dict[str, dict]]:
+    """-v host:ctr[:opts] -> Binds; -v /ctr -> an anonymous volume in Config.Volumes."""
+    binds: list[str] = []
+    volumes: dict[str, dict] = {}
+    for item in items:
+        parts = item.split(":")
+        if len(parts) == 1:
+            if not parts[0].startswith("/"):
+                raise OptError(f"invalid volume specification: '{item}'")
+            volumes[parts[0]] = {}
+        elif len(parts) in (2, 3):
+            if not parts[1].startswith("/"):
+                raise OptError(f"invalid volume specification: '{item}'")
+            if parts[0].startswith("/") or parts[0].startswith("."):
+                parts[0] = os.path.abspath(parts[0])
+            binds.append(":".join(parts))
+        else:
+            raise OptError(f"invalid volume specification: '{item}'")
+    return binds, volumes
+
+
+def parse_tmpfs(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        path, _, opts = item.partition(":")
+        if not path.startswith("/"):
+            raise OptError(f"invalid tmpfs specification: '{item}'")
+        out[path] = opts
+    return out
+
+
+def parse_ulimits(items: list[str]) -> list[dict]:
+    out = []
+    for item in items:
+        name, _, val = item.partition("=")
+        soft, _, hard = val.partition(":")
+        try:
+            out.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+        except ValueError:
+            raise OptError(f"invalid ulimit argument: {item}") from None
+    return out
+
+
+def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
+    """Namespace from RUN_ARGS (+ the trailing command line) -> POST /containers/create body."""
+    attached = not a.detach
+    if a.rm and a.restart not in ("", "no"):
+        raise OptError("Conflicting options: --restart and --rm")
+    exposed, bindings = parse_publish(a.publish)
+    for e in a.expose:
+        proto = "tcp"
+        if "/" in e:
+            e, proto = e.split("/", 1)
+        for p in _port_range(e, e):
+            exposed.setdefault(f"{p}/{proto}", {})
+    binds, volumes = parse_volumes(a.volume)
+    memory = _size("-m, --memory", a.memory)
+    memory_swap = _size("--memory-swap", a.memory_swap, allow_minus_one=True)
+    if memory_swap and memory_swap != -1 and memory and memory_swap < memory:
+        raise OptError("Minimum memoryswap limit should be larger than memory limit, "
+                       "see usage")
+    entrypoint: list[str] | None = None
+    if a.entrypoint is not None:
+        entrypoint = [a.entrypoint] if a.entrypoint != "" else [""]
+    hostname, domainname = a.hostname, a.domainname
+    if hostname and "." in hostname and not domainname:
+        hostname, domainname = hostname.split(".", 1)
+
+    config: dict[str, Any] = {
+        "Hostname": hostname,
+        "Domainname": domainname,
+        "User": a.user,
+        "AttachStdin": attached and a.interactive,
+        "AttachStdout": attached,
+        "AttachStderr": attached,
+        "Tty": a.tty,
+        "OpenStdin": a.interactive,
+        "StdinOnce": attached and a.interactive,
+        "Env": parse_env(a.env, a.env_file),
+        "Cmd": list(cmd) if cmd else None,
+        "Image": a.image,
+        "Volumes": volumes,
+        "WorkingDir": a.workdir,
+        "Entrypoint": entrypoint,
+        "Labels": parse_kv_list(a.label),
+    }
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if a.stop_signal is not None:
+        config["StopSignal"] = a.stop_signal
+    if a.stop_timeout is not None:
+        config["StopTimeout"] = a.stop_timeout
+
+    host: dict[str, Any] = {
+        "Binds": binds,
+        "NetworkMode": a.network,
+        "PortBindings": bindings,
+        "RestartPolicy": parse_restart(a.restart),
+        "AutoRemove": a.rm,
+        "CapAdd": a.cap_add,
+        "CapDrop": a.cap_drop,
+        "Privileged": a.privileged,
+        "ReadonlyRootfs": a.read_only,
+        "PublishAllPorts": a.publish_all,
+        "LogConfig": {"Type": a.log_driver, "Config": parse_kv_list(a.log_opt)},
+        "Memory": memory,
+        "MemorySwap": memory_swap,
+        "MemoryReservation": _size("--memory-reservation", a.memory_reservation),
+        "NanoCpus": parse_cpus(a.cpus),
+        "CpuShares": a.cpu_shares,
+        "CpuPeriod": a.cpu_period,
+        "CpuQuota": a.cpu_quota,
+        "CpusetCpus": a.cpuset_cpus,
+    }
+    if a.pids_limit is not None:
+        host["PidsLimit"] = a.pids_limit
+    if a.tmpfs:
+        host["Tmpfs"] = parse_tmpfs(a.tmpfs)
+    if a.add_host:
+        host["ExtraHosts"] = a.add_host
+    if a.dns:
+        host["Dns"] = a.dns
+    if a.dns_search:
+        host["DnsSearch"] = a.dns_search
+    if a.dns_option:
+        host["DnsOptions"] = a.dns_option
+    if a.group_add:
+        host["GroupAdd"] = a.group_add
+    if a.security_opt:
+        host["SecurityOpt"] = a.security_opt
+    if a.shm_size is not None:
+        host["ShmSize"] = _size("--shm-size", a.shm_size)
+    if a.ulimit:
+        host["Ulimits"] = parse_ulimits(a.ulimit)
+    return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": {}}}

@@ -1,0 +1,187 @@
+"""Attached sessions: the hijacked stream pumps, raw terminal mode, resize and `wait`.
+
+The order follows the docker CLI: attach (hijack) → wait (headers must arrive) → start →
+resize → pump stdin in a thread (half-close on EOF) while the main thread copies output →
+take the exit status from wait (containers) or from the exec's inspect (exec).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from ._client import Client, ClientError, Hijacked
+from ._format import Demuxer, SYSTEMERR
+
+# ---------------------------------------------------------------------------------------------
+# terminal
+
+
+@contextmanager
+def raw_terminal(enable: bool, fd: int = 0) -> Iterator[None]:
+    """Put the local terminal (stdin) in raw mode for the duration; restore it after."""
+    if not enable:
+        yield
+        return
+    import termios
+    import tty
+
+    try:
+        saved = termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        yield
+        return
+    try:
+        tty.setraw(fd, termios.TCSANOW)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def terminal_size() -> tuple[int, int] | None:
+    for fd in (1, 0, 2):
+        try:
+            sz = os.get_terminal_size(fd)
+            return sz.lines, sz.columns
+        except OSError:
+            continue
+    return None
+
+
+@contextmanager
+def monitor_resize(resize: Callable[[int, int], None], enable: bool) -> Iterator[None]:
+    """Send the terminal size now and on every SIGWINCH."""
+    if not enable:
+        yield
+        return
+
+    def push(*_: object) -> None:
+        size = terminal_size()
+        if size:
+            try:
+                resize(*size)
+            except ClientError:
+                pass
+
+    push()
+    old = None
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        old = signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(target=push,
+                                                                        daemon=True).start())
+    try:
+        yield
+    finally:
+        if in_main:
+            signal.signal(signal.SIGWINCH, old or signal.SIG_DFL)
+
+
+# ---------------------------------------------------------------------------------------------
+# pumps
+
+
+class StreamError(Exception):
+    pass
+
+
+def copy_output(conn: Hijacked, tty: bool, write: Callable[[bytes, int], None]) -> None:
+    """Copy the hijacked stream to stdout/stderr until EOF (demultiplexing unless a TTY)."""
+    demux = None if tty else Demuxer()
+    while True:
+        data = conn.recv()
+        if not data:
+            return
+        if demux is None:
+            write(data, 1)
+            continue
+        for stream, payload in demux.feed(data):
+            if stream == SYSTEMERR:
+                raise StreamError(payload.decode("utf-8", "replace"))
+            write(payload, 2 if stream == 2 else 1)
+
+
+def pump_stdin(conn: Hijacked, fd: int = 0) -> threading.Thread:
+    """Copy local stdin to the connection in a daemon thread; half-close at EOF."""
+
+    def run() -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 32768)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                conn.send(data)
+        except OSError:
+            pass
+        finally:
+            conn.close_write()
+
+    t = threading.Thread(target=run, name="stdin-pump", daemon=True)
+    t.start()
+    return t
+
+
+class Waiter:
+    """POST /containers/{id}/wait in a thread; `wait_headers()` returns once the daemon has
+    accepted the wait (so a following start cannot race past the exit)."""
+
+    def __init__(self, client: Client, cid: str, condition: str):
+        self._client = client
+        self._cid = cid
+        self._condition = condition
+        self._headers = threading.Event()
+        self._done = threading.Event()
+        self.result: dict | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wait", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import json
+
+        try:
+            with self._client.stream("POST", f"/containers/{self._cid}/wait",
+                                     params={"condition": self._condition}) as resp:
+                self._headers.set()
+                body = resp.read()
+            self.result = json.loads(body) if body.strip() else {}
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+        finally:
+            self._headers.set()
+            self._done.set()
+
+    def wait_headers(self) -> None:
+        self._headers.wait()
+        if self.error is not None:
+            raise self.error
+
+    def status(self, timeout: float | None = None) -> int:
+        self._done.wait(timeout)
+        if self.error is not None:
+            raise self.error
+        res = self.result or {}
+        err = (res.get("Error") or {}).get("Message") if isinstance(res, dict) else None
+        if err:
+            raise StreamError(err)
+        return int(res.get("StatusCode", 0))
+
+
+def session(cli, conn: Hijacked, *, tty: bool, interactive: bool,
+            resize: Callable[[int, int], None] | None) -> None:
+    """Run the local side of an attached session until the output stream ends."""
+    fd = getattr(cli, "stdin_fd", 0)
+    local_tty = tty and interactive and os.isatty(fd)
+    with raw_terminal(local_tty, fd), monitor_resize(resize or (lambda h, w: None),
+                                                 tty and resize is not None and
+                                                 terminal_size() is not None):
+        if interactive:
+            pump_stdin(conn, fd)
+        else:
+            conn.close_write()
+        copy_output(conn, tty, cli.write_bytes)

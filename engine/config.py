@@ -1,0 +1,40 @@
+"""Daemon configuration: data root, listeners, defaults. Overridable by flags and env so
+tests run a private daemon on a temp root and socket beside any other daemon."""
+
+import os
+
+import attrs
+
+DEFAULT_DATA_ROOT = "/var/lib/pyengine"
+DEFAULT_SOCKET = "/run/pyengine/pyengine.sock"
+DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"
+
+
+def default_host() -> str:
+    """The address clients use: PYENGINE_HOST, else the default unix socket."""
+    return os.environ.get("PYENGINE_HOST") or DEFAULT_HOST
+
+
+@attrs.define
+class Config:
+    data_root: str = DEFAULT_DATA_ROOT
+    hosts: list[str] = attrs.Factory(lambda: [DEFAULT_HOST])
+    # Name of our cgroup parent (v1: /sys/fs/cgroup/<ctrl>/<parent>/<id>; v2 likewise).
+    cgroup_parent: str = "pyengine"
+    tlsverify: bool = False
+    tlscacert: str | None = None
+    tlscert: str | None = None
+    tlskey: str | None = None
+    debug: bool = False
+
+    @property
+    def containers_dir(self) -> str:
+        return os.path.join(self.data_root, "containers")
+
+    @property
+    def images_dir(self) -> str:
+        return os.path.join(self.data_root, "image")
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.data_root, "engine.db")

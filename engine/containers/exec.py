@@ -1,0 +1,227 @@
+"""docker exec: processes joined to a running container's namespaces and cgroup.
+
+An exec's process is the daemon's child inside the container's pid namespace, so it dies with
+the container's pid 1; its output goes to the attached client only (not the container log)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from engine import errors
+from engine.containers import config as cfg
+from engine.containers.hub import STDERR, STDOUT
+from engine.containers.model import Status
+from engine.containers.pumps import drive
+from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, spawn_exec
+
+#: sink(stream_id, data) for attached output; None for a detached exec.
+OutputSink = Callable[[int, bytes], Awaitable[None]]
+
+
+@attrs.define(eq=False)
+class ExecInstance:
+    id: str
+    container_id: str
+    config: dict
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    started: bool = False
+    pty_master: int | None = None
+    done: trio.Event = attrs.Factory(trio.Event)
+
+    def to_docker(self) -> dict:
+        cmd = self.config.get("Cmd") or []
+        return {
+            "ID": self.id,
+            "Running": self.running,
+            "ExitCode": self.exit_code,
+            "ProcessConfig": {
+                "tty": bool(self.config.get("Tty")),
+                "entrypoint": cmd[0] if cmd else "",
+                "arguments": cmd[1:],
+                "privileged": bool(self.config.get("Privileged")),
+                "user": self.config.get("User") or "",
+            },
+            "OpenStdin": bool(self.config.get("AttachStdin")),
+            "OpenStderr": bool(self.config.get("AttachStderr")),
+            "OpenStdout": bool(self.config.get("AttachStdout")),
+            "CanRemove": False,
+            "ContainerID": self.container_id,
+            "DetachKeys": self.config.get("DetachKeys") or "",
+            "Pid": self.pid,
+        }
+
+
+class ExecManager:
+    def __init__(self, containers) -> None:
+        self.containers = containers
+        self._execs: dict[str, ExecInstance] = {}
+        containers.execs = self
+
+    def get(self, exec_id: str) -> ExecInstance:
+        try:
+            return self._execs[exec_id]
+        except KeyError:
+            raise errors.no_such_exec(exec_id) from None
+
+    def forget_container(self, container_id: str) -> None:
+        for exec_id in [e.id for e in self._execs.values() if e.container_id == container_id]:
+            del self._execs[exec_id]
+
+    def create(self, ref: str, body: dict) -> ExecInstance:
+        container = self.containers.get(ref)
+        if container.state.status is Status.PAUSED:
+            raise errors.Conflict(f"Container {container.id} is paused, unpause the container before exec")
+        if container.state.status is not Status.RUNNING:
+            raise errors.Conflict(f"Container {container.id} is not running")
+        if not isinstance(body, dict):
+            raise errors.InvalidParameter("exec config must be a JSON object")
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd or not all(isinstance(c, str) for c in cmd):
+            raise errors.InvalidParameter("No exec command specified")
+        config = dict(body, Cmd=list(cmd))
+        instance = ExecInstance(id=secrets.token_hex(32), container_id=container.id, config=config)
+        self._execs[instance.id] = instance
+        container.exec_ids.append(instance.id)
+        self.containers.publish(container, "exec_create: " + " ".join(cmd), execID=instance.id)
+        return instance
+
+    def _process_spec(self, container, instance: ExecInstance) -> ProcessSpec:
+        conf = instance.config
+        hostname = container.config.get("Hostname") or container.short_id
+        env = cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.get("Env") or []))
+        uid, gid, groups = cfg.resolve_user(
+            container.rootfs, conf.get("User") or container.config.get("User") or "",
+            container.host_config.get("GroupAdd"),
+        )
+        privileged = bool(conf.get("Privileged") or container.host_config.get("Privileged"))
+        host = container.host_config
+        return ProcessSpec(
+            args=list(conf["Cmd"]),
+            env=env,
+            cwd=conf.get("WorkingDir") or container.config.get("WorkingDir") or "/",
+            uid=uid,
+            gid=gid,
+            additional_gids=groups,
+            capabilities=tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged)),
+            rlimits=cfg.rlimits(host),
+            tty=bool(conf.get("Tty")),
+        )
+
+    def check_startable(self, exec_id: str):
+        """(exec, container, run) when the exec may start now; the Docker error otherwise."""
+        instance = self.get(exec_id)
+        if instance.started:
+            raise errors.Conflict(f"Error: Exec command {exec_id} has already run")
+        container = self.containers.get(instance.container_id)
+        run = self.containers.supervisor(container).run
+        if container.state.status is not Status.RUNNING or run is None:
+            raise errors.Conflict(f"Container {container.id} is not running")
+        return instance, container, run
+
+    async def start(
+        self,
+        exec_id: str,
+        *,
+        sink: OutputSink | None,
+        stdin_chunks=None,
+        tty: bool | None = None,
+    ) -> int:
+        """Run the exec to completion, pumping output to `sink` (attached) — or, when `sink` is
+        None, start it in the container's supervisor nursery and return at once."""
+        instance, container, run = self.check_startable(exec_id)
+        sup = self.containers.supervisor(container)
+        instance.started = True
+        if tty is not None:
+            instance.config["Tty"] = tty
+        process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance)
+
+        parent_fds, child_fds = [], []
+        if process_spec.tty:
+            stdio = Stdio(tty=True)
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            in_r = None
+            in_w = None
+            if instance.config.get("AttachStdin") and stdin_chunks is not None:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                child_fds.append(in_r)
+            parent_fds += [out_r, err_r] + ([in_w] if in_w is not None else [])
+            child_fds += [out_w, err_w]
+            stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
+
+        async def place(pid: int) -> None:
+            await trio.to_thread.run_sync(run.cgroup.add_process, pid)
+
+        try:
+            process = await spawn_exec(run.process.pid, process_spec, stdio, prepare=place)
+        except SpawnError as exc:
+            for fd in parent_fds:
+                os.close(fd)
+            instance.exit_code = exc.exit_code
+            instance.done.set()
+            message = f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
+            raise (errors.InvalidParameter if exc.exit_code in (126, 127) else errors.SystemError_)(message) from None
+        except BaseException:
+            for fd in parent_fds:
+                os.close(fd)
+            raise
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        instance.pid = process.pid
+        instance.running = True
+        instance.pty_master = process.pty_master
+        self.containers.publish(container, "exec_start: " + " ".join(instance.config["Cmd"]), execID=instance.id)
+
+        if process.pty_master is not None:
+            outputs = [(process.pty_master, STDOUT)]
+            stdin_fd = os.dup(process.pty_master) if stdin_chunks is not None else None
+        else:
+            outputs = [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
+            stdin_fd = parent_fds[2] if len(parent_fds) > 2 else None
+
+        stdin = (stdin_fd, stdin_chunks, b"\x04" if process.pty_master is not None else None) if stdin_fd is not None else None
+
+        async def body() -> int:
+            try:
+                return await drive(process, outputs, sink, stdin)
+            finally:
+                process.close()
+
+        async def finish(code: int) -> None:
+            instance.exit_code = code
+            instance.running = False
+            instance.done.set()
+            self.containers.publish(container, "exec_die", execID=instance.id, exitCode=str(code))
+
+        if sink is None:
+            async def detached():
+                await finish(await body())
+
+            if sup.nursery is None:
+                raise errors.Conflict(f"Container {container.id} is not running")
+            sup.nursery.start_soon(detached)
+            return 0
+        code = await body()
+        await finish(code)
+        return code
+
+    async def resize(self, exec_id: str, height: int, width: int) -> None:
+        from engine.runtime import resize
+
+        instance = self.get(exec_id)
+        if instance.pty_master is None or not instance.running:
+            raise errors.Conflict(f"Exec {exec_id} is not running with a TTY")
+        resize(instance.pty_master, height, width)
+
+

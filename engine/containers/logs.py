@@ -1,0 +1,590 @@
+"""Docker's json-file log driver, plus the helpers `docker logs` needs.
+
+File format (one JSON object per line, exactly Docker's):
+
+    {"log":"hello\\n","stream":"stdout","time":"2024-01-01T00:00:00.123456789Z"}
+
+`time` is RFC3339Nano in UTC with trailing zeros trimmed, as Go writes it. A line without
+"\\n" at the end of `log` is a partial line: a line longer than 16 KiB is cut into 16 KiB
+pieces, and flush()/aclose() write whatever is left of an unterminated line as it is.
+
+Rotation, like Docker: before a record is appended, if the current file has reached
+max-size, rename path.(N-2)→path.(N-1) … path→path.1 (keeping max-file files in all) and
+start a new empty `path`; with max-file=1 the file is truncated instead.
+
+File IO choice: writes are serialised by one trio.Lock. A batch (everything one write() call
+produced) is written straight from the event loop when it is small (≤ 16 KiB) and needs no
+rotation: an append of a few KiB to the page cache is cheaper than a thread hop, and chatty
+containers write many tiny batches. Bigger batches and rotations (renames) run in
+`trio.to_thread.run_sync`. Readers always read through worker threads (pread), so a slow
+`docker logs` of a large file never blocks the loop.
+
+Followers are woken by a trio.Event that every write replaces (no polling). Each rotation
+bumps a generation counter; a follower that reached EOF of the file it opened at generation g
+knows the next file is the one created at generation g+1, now named path.(G-g-1) — so it
+follows across rotations without missing records (unless it fell more than max-file files
+behind, when those records are gone, as with Docker).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import re
+import struct
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import attrs
+import trio
+
+from engine import errors
+
+__all__ = [
+    "JsonFileLogDriver",
+    "LogRecord",
+    "MAX_LINE",
+    "STREAM_IDS",
+    "format_log_line",
+    "format_rfc3339nano",
+    "frame",
+    "parse_rfc3339_ns",
+    "parse_since",
+]
+
+MAX_LINE = 16 * 1024
+"""Docker's copier buffer: a longer line is written as 16 KiB partial records."""
+
+_DIRECT_WRITE_MAX = 16 * 1024
+_READ_CHUNK = 256 * 1024
+_NS = 1_000_000_000
+
+STREAM_IDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+
+_KNOWN_OPTIONS = {"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
+
+
+@attrs.frozen
+class LogRecord:
+    stream: str
+    data: bytes
+    time_ns: int
+
+
+# --- time helpers -------------------------------------------------------------------------
+def format_rfc3339nano(ns: int, *, fixed: bool = False) -> str:
+    """UTC RFC3339 with nanoseconds. fixed=False trims trailing zeros (Go's RFC3339Nano, used
+    in the log file); fixed=True always writes 9 digits (what `docker logs -t` prints)."""
+    sec, frac = divmod(ns, _NS)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    if fixed:
+        return f"{base}.{frac:09d}Z"
+    digits = f"{frac:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+_RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9})\d*)?)?)?"
+    r"(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_rfc3339_ns(value: str, *, local_if_no_zone: bool = False) -> int:
+    """RFC3339 (any fraction length) → ns since the epoch. Without a zone the value is UTC,
+    or local time when local_if_no_zone (what Docker's CLI does for `--since 2024-01-01`)."""
+    m = _RFC3339_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"not an RFC3339 time: {value!r}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    datetime(*fields)  # validates ranges (month 13, Feb 30…)
+    frac_ns = int((frac or "").ljust(9, "0") or 0)
+    if zone is None and local_if_no_zone:
+        secs = int(time.mktime((*fields, 0, 0, -1)))
+    else:
+        secs = calendar.timegm((*fields, 0, 0, 0))
+        if zone and zone not in ("Z", "z"):
+            sign = -1 if zone[0] == "-" else 1
+            hh, mm = int(zone[1:3]), int(zone[-2:])
+            secs -= sign * (hh * 3600 + mm * 60)
+    return secs * _NS + frac_ns
+
+
+_DURATION_UNITS = {
+    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+    "s": _NS, "m": 60 * _NS, "h": 3600 * _NS,
+}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIX_RE = re.compile(r"^-?\d+(?:\.(\d+))?$")
+
+
+def _parse_go_duration(value: str) -> int | None:
+    """Go's time.ParseDuration ("1h30m", "1.5s", "-10m") → ns, or None if not a duration."""
+    s = value
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if not s:
+        return None
+    total = 0
+    pos = 0
+    for m in _DURATION_RE.finditer(s):
+        if m.start() != pos:
+            return None
+        number, unit = m.groups()
+        whole, _, frac = number.partition(".")
+        scale = _DURATION_UNITS[unit]
+        total += int(whole or 0) * scale
+        if frac:
+            total += int(frac) * scale // (10 ** len(frac))
+        pos = m.end()
+    if pos != len(s) or pos == 0:
+        return None
+    return sign * total
+
+
+def parse_since(value: str | int | float | None, *, now_ns: int | None = None) -> int:
+    """Docker's since/until forms → ns since the epoch.
+
+    - Unix seconds with an optional fraction ("1700000000", "1700000000.123456789"): what the
+      API receives; the fraction is right-padded to nanoseconds like Docker's ParseTimestamps.
+    - RFC3339 / RFC3339Nano ("2024-01-01T00:00:00Z", "2024-01-01T10:00:00.5+02:00"), and the
+      short forms the CLI accepts ("2024-01-01", "2024-01-01T10:00"); no zone = local time.
+    - A Go duration relative to now ("10m", "1h30m", "1.5h"), meaning now minus it.
+    "" and "0" mean 0 (no bound). Anything else → InvalidParameter.
+    """
+    if value is None:
+        return 0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(round(value * _NS))
+    text = str(value).strip()
+    if text in ("", "0"):
+        return 0
+    m = _UNIX_RE.match(text)
+    if m:
+        whole, _, frac = text.partition(".")
+        neg = whole.startswith("-")
+        secs = int(whole)
+        frac_ns = int(frac[:9].ljust(9, "0")) if frac else 0
+        return secs * _NS - frac_ns if neg else secs * _NS + frac_ns
+    duration = _parse_go_duration(text)
+    if duration is not None:
+        return (time.time_ns() if now_ns is None else now_ns) - duration
+    try:
+        return parse_rfc3339_ns(text, local_if_no_zone=True)
+    except ValueError:
+        pass
+    raise errors.InvalidParameter(
+        f'failed to parse value as time or duration: "{text}"'
+    )
+
+
+# --- output helpers -----------------------------------------------------------------------
+_FRAME_HEADER = struct.Struct(">BxxxI")
+
+
+def frame(stream_id: int, data: bytes) -> bytes:
+    """One frame of Docker's multiplexed stream: [stream, 0, 0, 0, size (u32 BE)] + data."""
+    return _FRAME_HEADER.pack(stream_id, len(data)) + data
+
+
+def format_log_line(record: LogRecord, timestamps: bool) -> bytes:
+    """The bytes `docker logs` shows for one record (before framing)."""
+    if timestamps:
+        return format_rfc3339nano(record.time_ns, fixed=True).encode() + b" " + record.data
+    return record.data
+
+
+# --- options ------------------------------------------------------------------------------
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def _parse_max_size(text: str) -> int:
+    """docker/go-units FromHumanSize (decimal: 1k = 1000 bytes); -1 = unlimited."""
+    text = text.strip()
+    if text == "-1":
+        return -1
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise errors.InvalidParameter(f"invalid size: '{text}'")
+    try:
+        number = float(m.group(1))
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid size: '{text}'") from None
+    size = int(number * _DECIMAL.get((m.group(2) or "").lower(), 1))
+    if size <= 0:
+        raise errors.InvalidParameter("max-size must be a positive number")
+    return size
+
+
+def _parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise errors.InvalidParameter(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def _parse_options(options: dict[str, str]) -> tuple[int, int]:
+    for key in options:
+        if key not in _KNOWN_OPTIONS:
+            raise errors.InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+    max_size = -1
+    if options.get("max-size") not in (None, ""):
+        max_size = _parse_max_size(str(options["max-size"]))
+    max_file = 1
+    if options.get("max-file") not in (None, ""):
+        raw = str(options["max-file"]).strip()
+        try:
+            max_file = int(raw)
+        except ValueError:
+            raise errors.InvalidParameter(f'strconv.Atoi: parsing "{raw}": invalid syntax') from None
+        if max_file < 1:
+            raise errors.InvalidParameter("max-file cannot be less than 1")
+    if options.get("compress") not in (None, ""):
+        if _parse_bool(str(options["compress"]).strip()) and (max_file == 1 or max_size == -1):
+            raise errors.InvalidParameter(
+                "compress cannot be true when max-file is less than 2 or max-size is not set"
+            )
+    return max_size, max_file
+
+
+def _encode_record(stream: str, data: bytes, when_ns: int) -> bytes:
+    return (
+        json.dumps(
+            {"log": data.decode("utf-8", "replace"), "stream": stream, "time": format_rfc3339nano(when_ns)},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        + b"\n"
+    )
+
+
+def _decode_record(line: bytes) -> LogRecord | None:
+    try:
+        obj = json.loads(line)
+        return LogRecord(obj.get("stream", "stdout"), obj["log"].encode("utf-8"), parse_rfc3339_ns(obj["time"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # a torn or foreign line: skip it like Docker's decoder does
+
+
+# --- the driver ---------------------------------------------------------------------------
+class JsonFileLogDriver:
+    """One container run's json-file log. write() from the output pumps, read() for
+    `docker logs` (any number of concurrent readers, following or not), aclose() at exit."""
+
+    name = "json-file"
+
+    def __init__(self, path: str, options: dict[str, str] | None = None):
+        self.path = path
+        self.max_size, self.max_file = _parse_options(dict(options or {}))
+        self._fh = None  # opened lazily by the first write
+        self._size = 0
+        self._generation = 0  # bumped by every rotation
+        self._lock = trio.Lock()
+        self._changed = trio.Event()
+        self._tails: dict[str, bytes] = {}
+        self._tail_ns: dict[str, int] = {}
+        self._closed = False
+
+    @classmethod
+    def reader(cls, path: str, options: dict[str, str] | None = None) -> "JsonFileLogDriver":
+        """A driver on an existing log that nobody writes to any more (stopped container):
+        read(follow=True) ends at the end of the file."""
+        driver = cls(path, options)
+        driver._closed = True
+        driver._changed.set()
+        return driver
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict:
+        return {
+            "path": self.path, "size": self._size, "rotations": self._generation,
+            "buffered": sum(len(t) for t in self._tails.values()), "closed": self._closed,
+        }
+
+    # --- writing ---
+    async def write(self, stream: str, data: bytes, when_ns: int | None = None) -> None:
+        """Append output of `stream`. Each complete line is one record; an unterminated tail
+        waits (per stream) for its newline, or is written as 16 KiB partial records once it
+        grows that long."""
+        if self._closed:
+            raise trio.ClosedResourceError("log driver is closed")
+        when = time.time_ns() if when_ns is None else when_ns
+        data = bytes(data)
+        pending = self._tails.pop(stream, b"")
+        if pending:
+            data = pending + data
+        records: list[bytes] = []
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                break
+            line_end = nl + 1
+            while line_end - start > MAX_LINE:
+                records.append(_encode_record(stream, data[start:start + MAX_LINE], when))
+                start += MAX_LINE
+            records.append(_encode_record(stream, data[start:line_end], when))
+            start = line_end
+        while len(data) - start >= MAX_LINE:
+            records.append(_encode_record(stream, data[start:start + MAX_LINE], when))
+            start += MAX_LINE
+        if start < len(data):
+            self._tails[stream] = data[start:]
+            self._tail_ns.setdefault(stream, when)
+        else:
+            self._tail_ns.pop(stream, None)
+        if records:
+            await self._append(records)
+
+    async def flush(self) -> None:
+        """Write every buffered partial line as it is (a record without a newline)."""
+        records = [
+            _encode_record(stream, tail, self._tail_ns.pop(stream, time.time_ns()))
+            for stream, tail in self._tails.items()
+            if tail
+        ]
+        self._tails.clear()
+        if records:
+            await self._append(records)
+
+    async def aclose(self) -> None:
+        """Flush partial lines, close the file, end every follower once it has read all."""
+        if self._closed:
+            return
+        try:
+            with trio.CancelScope(shield=True):
+                await self.flush()
+                async with self._lock:
+                    if self._fh is not None:
+                        fh, self._fh = self._fh, None
+                        await trio.to_thread.run_sync(fh.close)
+        finally:
+            self._closed = True
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _append(self, records: list[bytes]) -> None:
+        total = sum(len(r) for r in records)
+        async with self._lock:
+            direct = (
+                self._fh is not None
+                and total <= _DIRECT_WRITE_MAX
+                and (self.max_size < 0 or self._size < self.max_size)
+            )
+            if direct:
+                self._write_sync(records)
+            else:
+                await trio.to_thread.run_sync(self._write_sync, records)
+        self._notify()
+
+    def _name(self, index: int) -> str:
+        return self.path if index == 0 else f"{self.path}.{index}"
+
+    def _open_sync(self, truncate: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+        fd = os.open(self.path, flags, 0o640)
+        self._fh = os.fdopen(fd, "ab")
+        self._size = os.fstat(fd).st_size
+
+    def _write_sync(self, records: list[bytes]) -> None:
+        if self._fh is None:
+            self._open_sync()
+        batch: list[bytes] = []
+        for rec in records:
+            if self.max_size > 0 and self._size >= self.max_size:
+                if batch:
+                    self._fh.write(b"".join(batch))
+                    batch = []
+                self._rotate_sync()
+            batch.append(rec)
+            self._size += len(rec)
+        if batch:
+            self._fh.write(b"".join(batch))
+        self._fh.flush()
+
+    def _rotate_sync(self) -> None:
+        self._fh.flush()
+        self._fh.close()
+        self._fh = None
+        if self.max_file > 1:
+            for index in range(self.max_file - 1, 0, -1):
+                try:
+                    os.replace(self._name(index - 1), self._name(index))
+                except FileNotFoundError:
+                    pass
+            self._open_sync()
+        else:
+            self._open_sync(truncate=True)
+        self._generation += 1
+
+    # --- reading ---
+    def _existing_files_locked(self) -> list[tuple[int, int]]:
+        """Open every current log file, oldest first → [(fd, generation, size)]. Called under
+        the lock, with no await in between, so no rotation or write can interleave: the sizes
+        end on a record boundary and `tail` counts back from this moment."""
+        indexes = []
+        index = 1
+        while os.path.lexists(self._name(index)):
+            indexes.append(index)
+            index += 1
+        files = []
+        for index in reversed([0, *indexes]):
+            try:
+                fd = os.open(self._name(index), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            files.append((fd, self._generation - index, os.fstat(fd).st_size))
+        return files
+
+    def _open_generation_locked(self, gen: int) -> tuple[int, int]:
+        """Open the file created at generation `gen` (or the oldest still kept, if the
+        reader fell behind) → (fd or -1, its generation)."""
+        index = self._generation - gen
+        if index > self.max_file - 1:
+            index = self.max_file - 1
+            gen = self._generation - index
+        try:
+            return os.open(self._name(max(index, 0)), os.O_RDONLY | os.O_CLOEXEC), gen
+        except FileNotFoundError:
+            return -1, gen
+
+    async def read(
+        self,
+        *,
+        follow: bool = False,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        tail: int | None = None,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> AsyncIterator[LogRecord]:
+        """Records oldest first, across rotated files. `tail` counts records across files
+        before the stream/since filters apply (Docker's order); tail=0 gives none, None or a
+        negative value all. `since` and `until` are inclusive; a record after `until` ends
+        the read. follow=True keeps yielding records as they are written, across rotations,
+        until the driver is closed (or `until` passes)."""
+        streams = {s for s, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
+        async with self._lock:
+            files = self._existing_files_locked()
+        fd = -1
+        try:
+            offset = 0
+            if tail is not None and tail >= 0:
+                if tail == 0 or not files:
+                    skip, offset = max(len(files) - 1, 0), (files[-1][2] if files else 0)
+                else:
+                    skip, offset = await trio.to_thread.run_sync(
+                        _find_tail_start, [(f, size) for f, _, size in files], tail
+                    )
+                for f, _, _ in files[:skip]:
+                    os.close(f)
+                files = files[skip:]
+            if files:
+                fd, gen, _ = files.pop(0)
+            else:
+                gen = self._generation  # nothing written yet: wait for the current file
+            buffer = b""
+            deadline = None
+            if follow and until_ns:
+                deadline = trio.current_time() + (until_ns - time.time_ns()) / _NS
+            while True:
+                changed = self._changed
+                generation_now = self._generation
+                chunk = b""
+                if fd >= 0:
+                    chunk = await trio.to_thread.run_sync(os.pread, fd, _READ_CHUNK, offset)
+                if chunk:
+                    offset += len(chunk)
+                    buffer += chunk
+                    lines = buffer.split(b"\n")
+                    buffer = lines.pop()
+                    for line in lines:
+                        record = _decode_record(line)
+                        if record is None:
+                            continue
+                        if until_ns and record.time_ns > until_ns:
+                            return
+                        if record.stream not in streams or (since_ns and record.time_ns < since_ns):
+                            continue
+                        yield record
+                    continue
+                # EOF of the current file (or no file yet).
+                if files:  # an older file from the initial snapshot is done: next one
+                    os.close(fd)
+                    fd, gen, _ = files.pop(0)
+                    offset, buffer = 0, b""
+                    continue
+                if fd >= 0 and generation_now > gen:
+                    # Rotated away before our last read began, so what we read is all of it;
+                    # the next file is the one created by rotation gen+1.
+                    os.close(fd)
+                    fd, gen, offset, buffer = -1, gen + 1, 0, b""
+                if fd < 0:
+                    async with self._lock:
+                        fd, gen = self._open_generation_locked(gen)
+                    if fd >= 0:
+                        offset, buffer = 0, b""
+                        continue
+                if not follow or self._closed:
+                    return
+                if deadline is None:
+                    await changed.wait()
+                else:
+                    with trio.move_on_at(deadline):
+                        await changed.wait()
+                    if trio.current_time() >= deadline:
+                        return
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            for f, _, _ in files:
+                os.close(f)
+
+
+def _find_tail_start(files: list[tuple[int, int]], want: int) -> tuple[int, int]:
+    """Where the last `want` (> 0) records of the files [(fd, size at snapshot)], oldest
+    first, begin: (index of the first file to read, offset in it)."""
+    remaining = want
+    for index in range(len(files) - 1, -1, -1):
+        fd, size = files[index]
+        start, found = _tail_in_file(fd, size, remaining)
+        remaining -= found
+        if remaining <= 0:
+            return index, start
+    return 0, 0
+
+
+def _tail_in_file(fd: int, size: int, want: int) -> tuple[int, int]:
+    """(offset where the last `want` records before `size` start, how many were found).
+    `size` ends on a record boundary (snapshot under the writer's lock)."""
+    # The newline ending the last record sits at size-1; the record `want` from the end
+    # starts right after the (want+1)-th newline counted from the end.
+    seen = 0
+    pos = size
+    while pos > 0:
+        lo = max(0, pos - 65536)
+        block = os.pread(fd, pos - lo, lo)
+        j = len(block)
+        while True:
+            j = block.rfind(b"\n", 0, j)
+            if j < 0:
+                break
+            seen += 1
+            if seen == want + 1:
+                return lo + j + 1, want
+        pos = lo
+    return 0, seen

@@ -1,0 +1,86 @@
+"""Output pumps shared by container runs and execs: read a process's pipes (or pty master)
+until EOF, hand each chunk to a sink, and wait for the process to exit."""
+
+from __future__ import annotations
+
+import errno
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import trio
+
+#: How long pumps may outlive their process (an escaped child can hold a pipe open).
+DRAIN_TIMEOUT = 2.0
+
+Sink = Callable[[int, bytes], Awaitable[None]]
+
+
+async def pump(fd: int, stream_id: int, sink: Sink | None) -> None:
+    stream = trio.lowlevel.FdStream(fd)
+    try:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except (OSError, trio.BrokenResourceError) as exc:
+                # A pty master reads EIO once every slave fd is closed: that is its EOF.
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if isinstance(cause, OSError) and cause.errno == errno.EIO:
+                    break
+                raise
+            if not data:
+                break
+            if sink is not None:
+                await sink(stream_id, data)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = None) -> None:
+    """Client bytes → the process's stdin; on client EOF close it (or send ^D to a tty)."""
+    stream = trio.lowlevel.FdStream(fd)
+    try:
+        async for data in chunks:
+            await stream.send_all(data)
+        if eof_byte:
+            await stream.send_all(eof_byte)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
+                stdin: tuple[int, AsyncIterator[bytes], bytes | None] | None = None,
+                nursery_hook: Callable[[trio.Nursery | None], None] | None = None) -> int:
+    """Pump `outputs` [(fd, stream_id)] into `sink` while waiting for `process`; return its
+    exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first."""
+    code = None
+    try:
+        async with trio.open_nursery() as nursery:
+            if nursery_hook:
+                nursery_hook(nursery)
+            pumps_done = trio.Event()
+
+            async def pumps() -> None:
+                async with trio.open_nursery() as inner:
+                    for fd, stream_id in outputs:
+                        inner.start_soon(pump, fd, stream_id, sink)
+                pumps_done.set()
+
+            nursery.start_soon(pumps)
+            if stdin is not None:
+                nursery.start_soon(feed, *stdin)
+            code = await process.wait()
+            with trio.move_on_after(DRAIN_TIMEOUT):
+                await pumps_done.wait()
+            nursery.cancel_scope.cancel()
+        return code
+    finally:
+        if nursery_hook:
+            nursery_hook(None)
+        if code is None:
+            with trio.CancelScope(shield=True):
+                process.send_signal(signal.SIGKILL)
+                await process.wait()

@@ -1,0 +1,124 @@
+"""A container record → the runtime's flat RuntimeSpec (at each start). Docker's defaults are
+set here explicitly; the runtime knows nothing of Docker's JSON."""
+
+from __future__ import annotations
+
+import os
+
+from engine import errors
+from engine.containers import config as cfg
+from engine.containers.model import Container
+from engine.runtime import (
+    MASKED_PATHS,
+    READONLY_PATHS,
+    MountSpec,
+    ProcessSpec,
+    RuntimeSpec,
+    default_mounts,
+    resolve_capabilities,
+)
+
+
+def namespaces_for(container: Container, lookup_pid) -> dict[str, str | None]:
+    """New pid/mnt/uts/ipc/cgroup/net namespaces unless a mode shares the host's or another
+    container's. `lookup_pid(ref)` gives a running container's pid for `container:<ref>`."""
+    host = container.host_config
+    namespaces: dict[str, str | None] = {"mnt": None, "cgroup": None}
+    if (host.get("PidMode") or "") != "host":
+        namespaces["pid"] = None
+    if (host.get("UTSMode") or "") != "host":
+        namespaces["uts"] = None
+    if (host.get("IpcMode") or "") != "host":
+        namespaces["ipc"] = None
+    mode = host.get("NetworkMode") or "default"
+    if mode.startswith("container:"):
+        pid = lookup_pid(mode.split(":", 1)[1])
+        namespaces["net"] = f"/proc/{pid}/ns/net"
+    elif mode != "host":
+        namespaces["net"] = None
+    return namespaces
+
+
+def _tmpfs_mounts(host: dict) -> list[MountSpec]:
+    mounts = []
+    for destination, options in (host.get("Tmpfs") or {}).items():
+        opts = tuple(o for o in (options or "").split(",") if o) or ("rw", "nosuid", "nodev", "noexec")
+        mounts.append(MountSpec(destination=destination, type="tmpfs", source="tmpfs", options=opts))
+    return mounts
+
+
+def _bind_mounts(container: Container) -> list[MountSpec]:
+    mounts = []
+    for bind in container.host_config.get("Binds") or []:
+        source, destination, readonly = cfg.parse_bind(bind)
+        if not os.path.exists(source):
+            # Docker creates a missing bind source directory.
+            os.makedirs(source, exist_ok=True)
+        options = ("rbind", "rprivate") + (("ro",) if readonly else ())
+        mounts.append(MountSpec(destination=destination, type="bind", source=source, options=options))
+    for mount in container.host_config.get("Mounts") or []:
+        kind = mount.get("Type", "bind")
+        if kind == "bind":
+            options = ("rbind", "rprivate") + (("ro",) if mount.get("ReadOnly") else ())
+            mounts.append(MountSpec(destination=mount["Target"], type="bind", source=mount["Source"], options=options))
+        elif kind == "tmpfs":
+            size = (mount.get("TmpfsOptions") or {}).get("SizeBytes")
+            options = ("nosuid", "nodev", "noexec") + ((f"size={size}",) if size else ())
+            mounts.append(MountSpec(destination=mount["Target"], type="tmpfs", source="tmpfs", options=options))
+        else:
+            raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
+    return mounts
+
+
+def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict) -> RuntimeSpec:
+    """Everything the child needs between clone and exec. Reads the container's /etc/passwd
+    (for -u name), so call it after the rootfs is mounted and from a worker thread."""
+    conf, host = container.config, container.host_config
+    hostname = conf.get("Hostname") or container.short_id
+    privileged = bool(host.get("Privileged"))
+    uid, gid, groups = cfg.resolve_user(container.rootfs, conf.get("User") or "", host.get("GroupAdd"))
+    security = host.get("SecurityOpt") or []
+    process = ProcessSpec(
+        args=[container.path, *container.args],
+        env=cfg.process_env(conf, hostname),
+        cwd=conf.get("WorkingDir") or "/",
+        uid=uid,
+        gid=gid,
+        additional_gids=groups,
+        capabilities=tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged)),
+        no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
+        rlimits=cfg.rlimits(host),
+        tty=bool(conf.get("Tty")),
+    )
+    shm_size = host.get("ShmSize") or 67108864
+    mounts: list[MountSpec] = []
+    for mount in default_mounts():
+        if mount.destination == "/dev/shm":
+            mount = MountSpec(
+                destination="/dev/shm", type="tmpfs", source="shm",
+                options=("nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"),
+            )
+        if mount.destination == "/sys" and privileged:
+            mount = MountSpec(destination="/sys", type="sysfs", source="sysfs", options=("nosuid", "noexec", "nodev"))
+        mounts.append(mount)
+    mounts.extend(cgroup_mounts)
+    # Binds for hostname/hosts/resolv.conf, as Docker does (the files live in the container dir).
+    for source, destination in (
+        (container.resolv_conf_path, "/etc/resolv.conf"),
+        (container.hostname_path, "/etc/hostname"),
+        (container.hosts_path, "/etc/hosts"),
+    ):
+        mounts.append(MountSpec(destination=destination, type="bind", source=source, options=("rbind", "rprivate")))
+    mounts.extend(_tmpfs_mounts(host))
+    mounts.extend(_bind_mounts(container))
+    return RuntimeSpec(
+        rootfs=container.rootfs,
+        readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+        hostname=hostname,
+        process=process,
+        mounts=tuple(mounts),
+        masked_paths=() if privileged else tuple(host.get("MaskedPaths") or MASKED_PATHS),
+        readonly_paths=() if privileged else tuple(host.get("ReadonlyPaths") or READONLY_PATHS),
+        namespaces=namespaces,
+        privileged=privileged,
+    )

@@ -1,0 +1,122 @@
+"""pyengined: the root nursery. Owns the config, event bus and managers; recovers state at
+start; stops everything by cancellation on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import sys
+
+import trio
+
+from engine import __version__
+from engine.config import DEFAULT_DATA_ROOT, DEFAULT_HOST, Config
+
+log = logging.getLogger("pyengined")
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        from engine.containers.exec import ExecManager
+        from engine.containers.manager import ContainerManager
+        from engine.events import EventBus
+        from engine.images import ImageStore
+
+        self.config = config
+        self.events = EventBus()
+        self.images = ImageStore(config.images_dir)
+        self.containers = ContainerManager(config, self.images, self.events)
+        self.execs = ExecManager(self.containers)
+
+    def info_counts(self) -> dict:
+        return {**self.containers.counts(), "Images": len(self.images.list())}
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from engine.api import create_app, serve_api
+
+        os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.containers.run)
+            tls = None
+            if self.config.tlscert:
+                tls = {
+                    "cert": self.config.tlscert,
+                    "key": self.config.tlskey,
+                    "ca": self.config.tlscacert,
+                    "verify": self.config.tlsverify,
+                }
+            await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
+            log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
+            task_status.started()
+
+
+def _default_cgroup_parent(data_root: str) -> str:
+    """A private daemon (tests) gets its own cgroup parent, so its recovery never touches
+    another daemon's containers."""
+    if os.path.abspath(data_root) == DEFAULT_DATA_ROOT:
+        return "pyengine"
+    return "pyengine-" + hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:10]
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    parser = argparse.ArgumentParser(prog="pyengined", description="pyengine daemon")
+    parser.add_argument("--data-root", default=os.environ.get("PYENGINE_DATA_ROOT", DEFAULT_DATA_ROOT))
+    parser.add_argument("-H", "--host", action="append", dest="hosts",
+                        help=f"listen address (unix:///path or tcp://host:port); default {DEFAULT_HOST}")
+    parser.add_argument("--cgroup-parent", default=None)
+    parser.add_argument("--tlsverify", action="store_true")
+    parser.add_argument("--tlscacert")
+    parser.add_argument("--tlscert")
+    parser.add_argument("--tlskey")
+    parser.add_argument("-D", "--debug", action="store_true")
+    parser.add_argument("-v", "--version", action="version", version=f"pyengined {__version__}")
+    args = parser.parse_args(argv)
+    hosts = args.hosts or [os.environ.get("PYENGINE_HOST") or DEFAULT_HOST]
+    for host in hosts:
+        if not (host.startswith("unix://") or host.startswith("tcp://")):
+            parser.error(f"invalid host {host!r}: use unix:///path or tcp://host:port")
+    data_root = os.path.abspath(args.data_root)
+    return Config(
+        data_root=data_root,
+        hosts=hosts,
+        cgroup_parent=args.cgroup_parent or _default_cgroup_parent(data_root),
+        tlsverify=args.tlsverify,
+        tlscacert=args.tlscacert,
+        tlscert=args.tlscert,
+        tlskey=args.tlskey,
+        debug=args.debug,
+    )
+
+
+async def _serve(config: Config) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Daemon(config).run)
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if os.geteuid() != 0:
+        print("pyengined: must run as root", file=sys.stderr)
+        return 1
+    try:
+        trio.run(_serve, config)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

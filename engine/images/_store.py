@@ -1,0 +1,604 @@
+"""Content-addressed image store under <data_root>/image/.
+
+    blobs/sha256/<hex>            verified blobs (registry pulls/pushes, save/load later)
+    layers/<chain id hex>/diff/   an unpacked layer, usable as an overlay lowerdir
+    layers/<chain id hex>/meta.json  {"diff_id", "chain_id", "parent", "size"}
+    images/<image id hex>.json    the image config JSON; image id = sha256 of these bytes
+    images/<image id hex>.meta.json  local facts not in the config (parent, last tag time)
+    repositories.json             {"Repositories": {repo: {"repo:tag" | "repo@digest": id}}}
+
+Per-object JSON files written atomically (temp name + rename), like Docker's own
+image/overlay2 tree; layers are referenced by images only (no refcount to drift): a layer
+is freed when no remaining image lists its chain id."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+
+import attrs
+import trio
+
+from engine.errors import Conflict, InvalidParameter, NotFound
+
+from . import _bootstrap
+from ._changes import apply_changes
+from ._reference import ID_RE, parse_reference
+from ._unpack import unpack_layer
+
+_HEX64 = set("0123456789abcdef")
+
+
+def _is_hex64(s: str) -> bool:
+    return len(s) == 64 and set(s) <= _HEX64
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[1] if ":" in digest else digest
+
+
+def _now_rfc3339() -> str:
+    t = time.time_ns()
+    base = datetime.datetime.fromtimestamp(t // 10**9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{t % 10**9:09d}Z"
+
+
+def _parse_created(created: str) -> int:
+    """RFC 3339 (any fraction length) → unix seconds."""
+    if not created:
+        return 0
+    s = created.replace("Z", "+00:00")
+    if "." in s:
+        head, _, rest = s.partition(".")
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        s = head + rest[i:]
+    try:
+        return int(datetime.datetime.fromisoformat(s).timestamp())
+    except ValueError:
+        return 0
+
+
+def _usage(value) -> tuple[str, bool]:
+    """in_use()'s answer → (container id or "", running)."""
+    if not value:
+        return "", False
+    if isinstance(value, tuple):
+        return str(value[0] or "?"), bool(value[1])
+    if isinstance(value, str):
+        return value, False
+    return "?", False
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI ChainID for every prefix of the layer list."""
+    out: list[str] = []
+    for d in diff_ids:
+        if not out:
+            out.append(d)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@attrs.define
+class Image:
+    id: str  # "sha256:<hex>"
+    repo_tags: list[str]
+    repo_digests: list[str]
+    config: dict  # the full image config JSON (architecture, os, config, rootfs, history…)
+    created: str
+    size: int
+    parent: str
+    diff_ids: list[str]
+
+    @property
+    def short_id(self) -> str:
+        return _hex(self.id)[:12]
+
+    @property
+    def container_config(self) -> dict:
+        """The image's "config" section (Env, Cmd, Entrypoint, WorkingDir, User…)."""
+        return self.config.get("config") or {}
+
+    @property
+    def chain_ids(self) -> list[str]:
+        return chain_ids(self.diff_ids)
+
+
+class BlobStore:
+    """blobs/sha256/<hex>: content-addressed, verified on write, temp name then rename."""
+
+    def __init__(self, root: str):
+        self.root = os.path.join(root, "sha256")
+        os.makedirs(self.root, exist_ok=True)
+
+    def path(self, digest: str) -> str:
+        h = _hex(digest)
+        if not _is_hex64(h):
+            raise InvalidParameter(f"invalid digest {digest!r}")
+        return os.path.join(self.root, h)
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def put(self, data: bytes, expected: str | None = None) -> str:
+        import io
+
+        return self.put_stream(io.BytesIO(data), expected)
+
+    def put_stream(self, fileobj, expected: str | None = None) -> str:
+        """Copy a stream in; raises InvalidParameter if `expected` does not match."""
+        sha = hashlib.sha256()
+        tmp = os.path.join(self.root, f".tmp-{os.urandom(8).hex()}")
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := fileobj.read(1 << 20):
+                    sha.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = "sha256:" + sha.hexdigest()
+            if expected is not None and expected != digest:
+                raise InvalidParameter(f"digest mismatch: expected {expected}, got {digest}")
+            os.replace(tmp, self.path(digest))
+            return digest
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def open(self, digest: str):
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+
+    def delete(self, digest: str) -> None:
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            pass
+
+
+class ImageStore:
+    def __init__(self, root: str):
+        self.root = root
+        self.layers_dir = os.path.join(root, "layers")
+        self.images_dir = os.path.join(root, "images")
+        self.repos_path = os.path.join(root, "repositories.json")
+        for d in (self.layers_dir, self.images_dir):
+            os.makedirs(d, exist_ok=True)
+        self.blobs = BlobStore(os.path.join(root, "blobs"))
+        self._lock = threading.RLock()
+        self._configs: dict[str, dict] = {}  # hex → config
+        self._meta: dict[str, dict] = {}  # hex → {"parent", "last_tag_time"}
+        self._repos: dict[str, dict[str, str]] = {}
+        self._load()
+
+    # ---------- loading ----------
+
+    def _load(self) -> None:
+        for name in os.listdir(self.layers_dir):
+            if name.startswith("tmp-"):  # a crashed unpack
+                shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
+        for name in os.listdir(self.images_dir):
+            path = os.path.join(self.images_dir, name)
+            if ".tmp-" in name:
+                os.unlink(path)
+                continue
+            h, _, ext = name.partition(".")
+            if not _is_hex64(h):
+                continue
+            with open(path, "rb") as f:
+                data = f.read()
+            if ext == "json":
+                if hashlib.sha256(data).hexdigest() != h:
+                    continue  # corrupt: ignore rather than serve a wrong id
+                self._configs[h] = json.loads(data)
+            elif ext == "meta.json":
+                self._meta[h] = json.loads(data)
+        try:
+            with open(self.repos_path, "rb") as f:
+                self._repos = json.loads(f.read()).get("Repositories", {})
+        except FileNotFoundError:
+            self._repos = {}
+        # drop references to images that are gone
+        for repo in list(self._repos):
+            refs = {r: i for r, i in self._repos[repo].items() if _hex(i) in self._configs}
+            if refs:
+                self._repos[repo] = refs
+            else:
+                del self._repos[repo]
+
+    def _save_repos(self) -> None:
+        atomic_write(self.repos_path, json.dumps({"Repositories": self._repos}, indent=None).encode())
+
+    # ---------- lookup ----------
+
+    def _image(self, h: str) -> Image:
+        cfg = self._configs[h]
+        full = "sha256:" + h
+        tags, digests = [], []
+        for refs in self._repos.values():
+            for ref, iid in refs.items():
+                if iid == full:
+                    (digests if "@" in ref else tags).append(ref)
+        diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
+        size = sum(self._layer_meta(c).get("size", 0) for c in chain_ids(diff_ids))
+        return Image(
+            id=full, repo_tags=sorted(tags), repo_digests=sorted(digests), config=cfg,
+            created=cfg.get("created", ""), size=size,
+            parent=self._meta.get(h, {}).get("parent", ""), diff_ids=diff_ids,
+        )
+
+    def _layer_meta(self, chain_id: str) -> dict:
+        try:
+            with open(os.path.join(self.layers_dir, _hex(chain_id), "meta.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def _lookup_ref(self, familiar: str, repository: str) -> str | None:
+        return self._repos.get(repository, {}).get(familiar)
+
+    def resolve(self, ref: str) -> Image:
+        """A name[:tag][@digest], a full id ("sha256:" optional) or an id prefix."""
+        ref = ref.strip()
+        with self._lock:
+            m = ID_RE.match(ref)
+            if m and m.group(1) in self._configs:
+                return self._image(m.group(1))
+            shown = ref
+            try:
+                parsed = parse_reference(ref)
+                shown = parsed.familiar()
+                iid = self._lookup_ref(shown, parsed.repository)
+                if iid is not None:
+                    return self._image(_hex(iid))
+                if parsed.digest:  # name@digest: also match the config digest (image id)
+                    h = _hex(parsed.digest)
+                    if h in self._configs and parsed.repository in {
+                        parse_reference(t).repository for t in self._image(h).repo_tags
+                    }:
+                        return self._image(h)
+            except InvalidParameter:
+                pass
+            prefix = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
+            if prefix and set(prefix) <= _HEX64:
+                hits = [h for h in self._configs if h.startswith(prefix)]
+                if len(hits) == 1:
+                    return self._image(hits[0])
+            raise NotFound(f"No such image: {shown}")
+
+    def get(self, image_id: str) -> Image:
+        h = _hex(image_id)
+        with self._lock:
+            if h not in self._configs:
+                raise NotFound(f"No such image: {image_id}")
+            return self._image(h)
+
+    def exists(self, ref: str) -> bool:
+        try:
+            self.resolve(ref)
+            return True
+        except NotFound:
+            return False
+
+    def list(self) -> list[Image]:
+        with self._lock:
+            images = [self._image(h) for h in self._configs]
+        return sorted(images, key=lambda i: (_parse_created(i.created), i.id), reverse=True)
+
+    def layer_dirs(self, image: Image) -> list[str]:
+        """overlay lowerdirs, top layer first."""
+        return [os.path.join(self.layers_dir, _hex(c), "diff") for c in reversed(image.chain_ids)]
+
+    # ---------- tags ----------
+
+    def tag(self, ref: str, new_ref: str) -> str:
+        """Point new_ref (a name[:tag]) at the image `ref` names. Returns the familiar tag."""
+        image = self.resolve(ref)
+        parsed = parse_reference(new_ref)
+        if parsed.digest:
+            raise InvalidParameter(f"refusing to create a tag with a digest reference: {new_ref}")
+        if parsed.repository == "sha256" or ID_RE.match(parsed.repository or ""):
+            raise InvalidParameter("refusing to create an ambiguous tag using digest algorithm as name")
+        familiar = parsed.familiar()
+        with self._lock:
+            self._repos.setdefault(parsed.repository, {})[familiar] = image.id
+            self._set_meta(_hex(image.id), last_tag_time=_now_rfc3339())
+            self._save_repos()
+        return familiar
+
+    def add_digest(self, image_id: str, repository: str, digest: str) -> str:
+        """Record repo@digest (for pulls later)."""
+        familiar = parse_reference(f"{repository}@{digest}").familiar()
+        with self._lock:
+            self._repos.setdefault(parse_reference(repository).repository, {})[familiar] = image_id
+            self._save_repos()
+        return familiar
+
+    def untag(self, ref: str) -> str:
+        """Remove one name:tag (or name@digest). Returns what was removed."""
+        parsed = parse_reference(ref)
+        familiar = parsed.familiar()
+        with self._lock:
+            refs = self._repos.get(parsed.repository, {})
+            if familiar not in refs:
+                raise NotFound(f"No such image: {familiar}")
+            del refs[familiar]
+            if not refs:
+                del self._repos[parsed.repository]
+            self._save_repos()
+        return familiar
+
+    def _set_meta(self, h: str, **kw) -> None:
+        meta = dict(self._meta.get(h, {}))
+        meta.update(kw)
+        self._meta[h] = meta
+        atomic_write(os.path.join(self.images_dir, f"{h}.meta.json"), _dumps(meta))
+
+    # ---------- remove ----------
+
+    def remove(self, ref: str, force: bool = False, in_use=lambda image_id: False) -> list[dict]:
+        """docker rmi. `in_use(image_id)` returns a false value, True, a container id, or
+        (container id, running). Returns Docker's [{"Untagged": …}, {"Deleted": …}].
+
+        By name: untag; the image goes only with its last reference. By id: every
+        reference goes (refused for several repositories unless forced). Used by a
+        container: 409 unless forced; never for a running one. Forced with a stopped
+        container, the image is untagged but kept (its layers are that container's
+        rootfs), where Docker would delete the config and keep the layers."""
+        with self._lock:
+            image = self.resolve(ref)
+            h = _hex(image.id)
+            short = h[:12]
+            cid, running = _usage(in_use(image.id))
+            records: list[dict] = []
+            refs = image.repo_tags + image.repo_digests
+            familiar = None
+            if not self._is_id_ref(ref, image):
+                try:
+                    familiar = parse_reference(ref).familiar()
+                except InvalidParameter:
+                    familiar = None
+                if familiar not in refs:
+                    familiar = None
+            if familiar is not None:
+                others = [r for r in refs if r != familiar]
+                if not others and cid and (running or not force):
+                    how = "cannot be forced" if running else "must force"
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{ref}" ({how}) - '
+                        f"container {cid[:12]} is using its referenced image {short}"
+                    )
+                records.append({"Untagged": self.untag(familiar)})
+                if others:
+                    rest = self._image(h)
+                    repo = parse_reference(familiar).repository
+                    if rest.repo_tags or any(parse_reference(d).repository != repo for d in rest.repo_digests):
+                        return records
+                    for d in rest.repo_digests:  # only digests of that repository left
+                        records.append({"Untagged": self.untag(d)})
+                if cid:
+                    return records
+            else:
+                repos = {parse_reference(r).repository for r in refs}
+                if len(repos) > 1 and not force:
+                    raise Conflict(
+                        f"conflict: unable to delete {short} (must be forced) - "
+                        "image is referenced in multiple repositories"
+                    )
+                if cid and (running or not force):
+                    kind, how = ("running", "cannot be forced") if running else ("stopped", "must be forced")
+                    raise Conflict(
+                        f"conflict: unable to delete {short} ({how}) - image is being used by "
+                        f"{kind} container {cid[:12]}"
+                    )
+                for r in refs:
+                    records.append({"Untagged": self.untag(r)})
+                if cid:
+                    return records
+            records += self._delete_image(h)
+            return records
+
+    def _is_id_ref(self, ref: str, image: Image) -> bool:
+        r = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
+        if not (r and set(r) <= _HEX64 and _hex(image.id).startswith(r)):
+            return False
+        try:
+            familiar = parse_reference(ref).familiar()
+        except InvalidParameter:
+            return True
+        return familiar not in image.repo_tags
+
+    def _delete_image(self, h: str) -> list[dict]:
+        cfg = self._configs.pop(h)
+        self._meta.pop(h, None)
+        for suffix in (".json", ".meta.json"):
+            try:
+                os.unlink(os.path.join(self.images_dir, h + suffix))
+            except FileNotFoundError:
+                pass
+        records = [{"Deleted": "sha256:" + h}]
+        still = set()
+        for other in self._configs.values():
+            still.update(chain_ids(list((other.get("rootfs") or {}).get("diff_ids") or [])))
+        for c in reversed(chain_ids(list((cfg.get("rootfs") or {}).get("diff_ids") or []))):
+            if c in still:
+                continue
+            d = os.path.join(self.layers_dir, _hex(c))
+            if os.path.isdir(d):
+                # rename first so a half-removed layer is never mistaken for a good one
+                trash = os.path.join(self.layers_dir, "tmp-del-" + os.urandom(6).hex())
+                os.rename(d, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                records.append({"Deleted": c})
+        return records
+
+    # ---------- creating images ----------
+
+    def _commit_layer(self, source, parent_chain: str | None, privileged: bool) -> tuple[str, str]:
+        """Unpack one layer on top of parent_chain. Returns (diff_id, chain_id)."""
+        wrap = os.path.join(self.layers_dir, "tmp-" + os.urandom(8).hex())
+        os.mkdir(wrap, 0o700)
+        try:
+            tmpdiff, res = unpack_layer(source, wrap, privileged=privileged)
+            os.rename(tmpdiff, os.path.join(wrap, "diff"))
+            chain = res.diff_id if parent_chain is None else chain_ids([parent_chain, res.diff_id])[1]
+            meta = {"diff_id": res.diff_id, "chain_id": chain, "parent": parent_chain or "", "size": res.size, "tar_size": res.tar_size}
+            atomic_write(os.path.join(wrap, "meta.json"), _dumps(meta))
+            os.chmod(wrap, 0o755)
+            final = os.path.join(self.layers_dir, _hex(chain))
+            try:
+                os.rename(wrap, final)
+            except OSError:
+                if not os.path.isdir(os.path.join(final, "diff")):
+                    raise
+                shutil.rmtree(wrap, ignore_errors=True)  # same layer already there
+            return res.diff_id, chain
+        except BaseException:
+            shutil.rmtree(wrap, ignore_errors=True)
+            raise
+
+    def _write_image(self, config: dict, parent: str = "") -> str:
+        data = _dumps(config)
+        h = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            path = os.path.join(self.images_dir, h + ".json")
+            if not os.path.exists(path):
+                atomic_write(path, data)
+            self._configs[h] = json.loads(data)
+            if parent:
+                self._set_meta(h, parent=parent)
+        return "sha256:" + h
+
+    def create_image(self, config: dict, reference: str | None = None, parent: str = "") -> Image:
+        """Store a config whose layers are all present (pull/load/commit use this)."""
+        for c in chain_ids(list((config.get("rootfs") or {}).get("diff_ids") or [])):
+            if not os.path.isdir(os.path.join(self.layers_dir, _hex(c), "diff")):
+                raise InvalidParameter(f"layer {c} is not in the store")
+        iid = self._write_image(config, parent)
+        if reference:
+            self.tag(iid, reference)
+        return self.get(iid)
+
+    def _import_sync(self, source, reference, changes, message, created, base_config, history_comment, privileged) -> Image:
+        if reference:
+            parse_reference(reference)  # fail before the heavy work
+        container_config = apply_changes(dict(base_config or {}), changes)
+        diff_id, _chain = self._commit_layer(source, None, privileged)
+        created = created or _now_rfc3339()
+        config = {
+            "architecture": _bootstrap.go_arch(),
+            "config": container_config,
+            "created": created,
+            "history": [{"created": created, "comment": history_comment if history_comment is not None else (message or "Imported from -")}],
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+        if message:
+            config["comment"] = message
+        return self.create_image(config, reference)
+
+    async def import_tar(self, fileobj_or_path, reference: str | None = None, changes=(), message: str = "",
+                         *, privileged: bool = False) -> Image:
+        """docker import: a rootfs tar (plain/gzip/bzip2/xz) → a one-layer image."""
+        return await trio.to_thread.run_sync(
+            self._import_sync, fileobj_or_path, reference, changes, message, None, None, None, privileged
+        )
+
+    async def bootstrap(self, name: str = "busybox", tag: str = "latest", busybox: str = _bootstrap.BUSYBOX) -> Image:
+        """A busybox image from the host's static busybox; same id every time."""
+
+        def build() -> Image:
+            import io
+
+            data = _bootstrap.rootfs_tar(busybox)
+            return self._import_sync(
+                io.BytesIO(data), f"{name}:{tag}", (), "", _bootstrap.FIXED_CREATED,
+                {"Env": [_bootstrap.DEFAULT_PATH], "Cmd": ["sh"]},
+                f"pyengine bootstrap from {busybox}", False,
+            )
+
+        return await trio.to_thread.run_sync(build)
+
+    # ---------- Docker JSON ----------
+
+    def inspect(self, image: Image) -> dict:
+        cfg = image.config
+        top = self.layer_dirs(image)
+        graph: dict = {}
+        if top:
+            graph["UpperDir"] = top[0]
+            if len(top) > 1:
+                graph["LowerDir"] = ":".join(top[1:])
+        return {
+            "Id": image.id,
+            "RepoTags": image.repo_tags,
+            "RepoDigests": image.repo_digests,
+            "Parent": image.parent,
+            "Comment": cfg.get("comment", ""),
+            "Created": image.created,
+            "Container": cfg.get("container", ""),
+            "ContainerConfig": full_container_config(cfg.get("container_config")),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": full_container_config(cfg.get("config")),
+            "Architecture": cfg.get("architecture", ""),
+            **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
+            "Os": cfg.get("os", "linux"),
+            "Size": image.size,
+            "VirtualSize": image.size,
+            "GraphDriver": {"Name": "overlay2", "Data": graph},
+            "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+            "Metadata": {"LastTagTime": self._meta.get(_hex(image.id), {}).get("last_tag_time", "0001-01-01T00:00:00Z")},
+        }
+
+    def summary(self, image: Image, containers: int = -1) -> dict:
+        """/images/json item (Docker 20.10 shows <none> placeholders for dangling images)."""
+        return {
+            "Containers": containers,
+            "Created": _parse_created(image.created),
+            "Id": image.id,
+            "Labels": (image.container_config.get("Labels") or None),
+            "ParentId": image.parent,
+            "RepoDigests": image.repo_digests or ([] if image.repo_tags else ["<none>@<none>"]),
+            "RepoTags": image.repo_tags or ["<none>:<none>"],
+            "SharedSize": -1,
+            "Size": image.size,
+            "VirtualSize": image.size,
+        }
+
+
+_CONTAINER_CONFIG_DEFAULTS = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+    "OnBuild": None, "Labels": None,
+}
+
+
+def full_container_config(cfg: dict | None) -> dict:
+    out = dict(_CONTAINER_CONFIG_DEFAULTS)
+    out.update(cfg or {})
+    return out

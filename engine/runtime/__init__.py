@@ -1,0 +1,24 @@
+"""Container runtime: OCI-style spec → rootfs (overlay) → native spawn.
+
+Blocking helpers (mount_overlay, unmount, resize) are synchronous: call the first two in
+trio.to_thread. The cgroups package (engine.runtime.cgroups) is separate."""
+from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capability_mask, resolve_capabilities
+from engine.runtime.rootfs import (
+    DEFAULT_DEVICES,
+    DEFAULT_SYMLINKS,
+    MASKED_PATHS,
+    READONLY_PATHS,
+    default_mounts,
+    mount_overlay,
+    parse_mount_options,
+    unmount,
+)
+from engine.runtime.spawn import ContainerProcess, SpawnError, Stdio, resize, spawn_container, spawn_exec
+from engine.runtime.spec import DeviceSpec, MountSpec, ProcessSpec, RuntimeSpec
+
+__all__ = [
+    "ALL_CAPABILITIES", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "MASKED_PATHS",
+    "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "mount_overlay", "parse_mount_options",
+    "resize", "resolve_capabilities", "spawn_container", "spawn_exec", "unmount",
+]

@@ -1,0 +1,172 @@
+"""Thin wrapper over engine._native (cffi): builds the flat `struct pe_spec` and turns
+negative errno returns into OSError. No protocol logic here (that is spawn.py)."""
+from __future__ import annotations
+
+import os
+
+import attrs
+
+from engine._native import ffi, lib
+
+STEP_NAMES: dict[int, str] = {
+    getattr(lib, name): name[len("PE_STEP_"):].lower() for name in dir(lib) if name.startswith("PE_STEP_")
+}
+MODE_CONTAINER = lib.PE_MODE_CONTAINER
+MODE_EXEC = lib.PE_MODE_EXEC
+ERR_SIZE = ffi.sizeof("struct pe_err")
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def _check(rc: int, what: str, path: str | None = None) -> int:
+    if rc < 0:
+        raise OSError(-rc, f"{what}: {os.strerror(-rc)}", path)
+    return rc
+
+
+@attrs.define
+class CSpec:
+    """A `struct pe_spec *` plus every cffi buffer it points into (kept alive with it)."""
+
+    ptr: object
+    keep: list
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.keep: list = []
+
+    def str(self, s: str | None):
+        if s is None:
+            return ffi.NULL
+        buf = ffi.new("char[]", os.fsencode(s))
+        self.keep.append(buf)
+        return buf
+
+    def strv(self, items, null_terminated: bool = True):
+        arr = ffi.new("char *[]", len(items) + (1 if null_terminated else 0))
+        for i, s in enumerate(items):
+            arr[i] = self.str(s)
+        self.keep.append(arr)
+        return arr
+
+    def array(self, ctype: str, items):
+        arr = ffi.new(f"{ctype}[]", max(len(items), 1))
+        for i, v in enumerate(items):
+            arr[i] = v
+        self.keep.append(arr)
+        return arr
+
+
+def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup: bool,
+               joins: list[tuple[int, int]], rootfs: str | None, readonly_rootfs: bool,
+               hostname: str | None, mounts: list[tuple[str, str, str | None, int, int, str]],
+               devices, symlinks, masked, readonly, argv, envp, cwd: str, uid: int, gid: int,
+               groups, caps: int, no_new_privileges: bool, rlimits, stdio: tuple[int, int, int],
+               tty: bool, tty_size: tuple[int, int] | None) -> CSpec:
+    b = _Builder()
+    s = ffi.new("struct pe_spec *")
+    b.keep.append(s)
+    s.mode = mode
+    s.use_helper = int(use_helper)
+    s.clone_flags = clone_flags
+    s.unshare_cgroup = int(unshare_cgroup)
+    s.join_fds = b.array("int", [fd for fd, _ in joins])
+    s.join_types = b.array("int", [t for _, t in joins])
+    s.njoin = len(joins)
+    s.rootfs = b.str(rootfs)
+    s.readonly_rootfs = int(readonly_rootfs)
+    s.hostname = b.str(hostname) if hostname else ffi.NULL
+
+    cm = ffi.new("struct pe_mount[]", max(len(mounts), 1))
+    b.keep.append(cm)
+    for i, (source, target, fstype, flags, propagation, data) in enumerate(mounts):
+        cm[i].source = b.str(source)
+        cm[i].target = b.str(target)
+        cm[i].fstype = b.str(fstype)
+        cm[i].flags = flags
+        cm[i].propagation = propagation
+        cm[i].data = b.str(data) if data else ffi.NULL
+    s.mounts = cm
+    s.nmounts = len(mounts)
+
+    cd = ffi.new("struct pe_device[]", max(len(devices), 1))
+    b.keep.append(cd)
+    for i, d in enumerate(devices):
+        cd[i].path = b.str(d.path)
+        cd[i].type = ord(d.type)
+        cd[i].major, cd[i].minor, cd[i].mode = d.major, d.minor, d.mode
+        cd[i].uid, cd[i].gid = d.uid, d.gid
+    s.devices = cd
+    s.ndevices = len(devices)
+    s.symlink_paths = b.strv([p for p, _ in symlinks], False)
+    s.symlink_targets = b.strv([t for _, t in symlinks], False)
+    s.nsymlinks = len(symlinks)
+    s.masked_paths = b.strv(list(masked), False)
+    s.nmasked = len(masked)
+    s.readonly_paths = b.strv(list(readonly), False)
+    s.nreadonly = len(readonly)
+
+    s.argv = b.strv(list(argv))
+    s.envp = b.strv(list(envp))
+    s.cwd = b.str(cwd) if cwd else ffi.NULL
+    s.uid, s.gid = uid, gid
+    s.groups = b.array("uint32_t", list(groups))
+    s.ngroups = len(groups)
+    s.caps = caps
+    s.no_new_privileges = int(no_new_privileges)
+    rl = ffi.new("struct pe_rlimit[]", max(len(rlimits), 1))
+    b.keep.append(rl)
+    for i, (resource, soft, hard) in enumerate(rlimits):
+        rl[i].resource = resource
+        rl[i].soft = RLIM_INFINITY if soft < 0 else soft
+        rl[i].hard = RLIM_INFINITY if hard < 0 else hard
+    s.rlimits = rl
+    s.nrlimits = len(rlimits)
+    s.stdin_fd, s.stdout_fd, s.stderr_fd = stdio
+    s.tty = int(tty)
+    if tty_size:
+        s.tty_rows, s.tty_cols = tty_size
+    return CSpec(s, b.keep)
+
+
+@attrs.frozen
+class SpawnResult:
+    pid: int
+    pidfd: int
+    helper_pid: int
+    helper_pidfd: int
+    pid_r: int
+    sync_w: int
+    err_r: int
+    sock_r: int
+
+
+def spawn(cspec: CSpec) -> SpawnResult:
+    out = ffi.new("struct pe_spawn_result *")
+    _check(lib.pe_spawn(cspec.ptr, out), "clone3")
+    return SpawnResult(out.pid, out.pidfd, out.helper_pid, out.helper_pidfd, out.pid_r,
+                       out.sync_w, out.err_r, out.sock_r)
+
+
+def release(sync_w: int) -> None:
+    """Let the child go (writes the 'G' byte and closes sync_w)."""
+    _check(lib.pe_release(sync_w), "release child")
+
+
+def recv_fd(sock: int) -> int:
+    return _check(lib.pe_recv_fd(sock), "receive pty master")
+
+
+def mount_overlay(lowerdirs: list[str], upperdir: str, workdir: str, target: str) -> None:
+    keep = [ffi.new("char[]", os.fsencode(p)) for p in lowerdirs]
+    arr = ffi.new("char *[]", keep + [ffi.NULL])
+    _check(lib.pe_mount_overlay(arr, len(keep), os.fsencode(upperdir or ""), os.fsencode(workdir or ""),
+                                os.fsencode(target)), "mount overlay", target)
+
+
+def unmount(target: str) -> None:
+    _check(lib.pe_unmount(os.fsencode(target)), "unmount", target)
+
+
+def resize(fd: int, rows: int, cols: int) -> None:
+    _check(lib.pe_resize(fd, rows, cols), "resize tty")

@@ -1,0 +1,114 @@
+"""Resource limits as the API gives them (Docker semantics), independent of v1/v2."""
+
+import attrs
+
+from engine.errors import InvalidParameter
+
+CFS_PERIOD_DEFAULT = 100_000  # µs, as Docker
+MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
+
+SWAP_UNSUPPORTED_WARNING = (
+    "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
+    "Memory limited without swap."
+)
+
+
+@attrs.define(frozen=True)
+class Resources:
+    """Limits for one container. Zero/None means "not set" (unlimited / inherited).
+
+    memory_swap follows Docker: it is memory+swap; 0 = unset (→ 2×memory when memory is
+    set), -1 = unlimited swap."""
+
+    memory: int = 0
+    memory_swap: int = 0
+    memory_reservation: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_quota: int = 0
+    cpu_period: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    pids_limit: int | None = None
+
+    def validate(self) -> None:
+        if self.memory < 0 or (0 < self.memory < MIN_MEMORY):
+            raise InvalidParameter("Minimum memory limit allowed is 6MB")
+        if self.memory_swap not in (0, -1) and self.memory_swap < 0:
+            raise InvalidParameter("Invalid value for memory swap")
+        if self.memory and self.memory_swap > 0 and self.memory_swap < self.memory:
+            raise InvalidParameter(
+                "Minimum memoryswap limit should be larger than memory limit, see usage"
+            )
+        if self.memory_swap > 0 and not self.memory:
+            raise InvalidParameter(
+                "You should always set the Memory limit when using Memoryswap limit, see usage"
+            )
+        if self.memory and self.memory_reservation > self.memory:
+            raise InvalidParameter(
+                "Minimum memory limit can not be less than memory reservation limit, see usage"
+            )
+        if self.nano_cpus and (self.cpu_quota or self.cpu_period):
+            raise InvalidParameter(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"
+            )
+        if self.nano_cpus < 0:
+            raise InvalidParameter("Range of CPUs is from 0.01 to the number of CPUs available")
+        if self.cpu_period and not (1000 <= self.cpu_period <= 1_000_000):
+            raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)")
+        if self.cpu_quota and self.cpu_quota != -1 and self.cpu_quota < 1000:
+            raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+        if self.cpu_shares < 0:
+            raise InvalidParameter("invalid CPU shares")
+
+    # ---- derived values (shared by v1 and v2) ----
+
+    def memsw_limit(self) -> int | None:
+        """memory+swap total to write, -1 for unlimited, None for "leave alone"."""
+        if not self.memory:
+            return -1 if self.memory_swap == -1 else None
+        if self.memory_swap == -1:
+            return -1
+        if self.memory_swap > 0:
+            return self.memory_swap
+        return 2 * self.memory
+
+    def cfs(self) -> tuple[int, int] | None:
+        """(quota µs, period µs) or None. nano_cpus → quota over a 100 ms period."""
+        if self.nano_cpus:
+            period = CFS_PERIOD_DEFAULT
+            return max(1000, self.nano_cpus * period // 1_000_000_000), period
+        if self.cpu_quota or self.cpu_period:
+            return self.cpu_quota or -1, self.cpu_period or CFS_PERIOD_DEFAULT
+        return None
+
+    def pids_max(self) -> int | None:
+        """Positive limit, -1 for "explicitly unlimited" (0/-1 from the API), None = unset."""
+        if self.pids_limit is None:
+            return None
+        return self.pids_limit if self.pids_limit > 0 else -1
+
+
+def shares_to_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] → cpu.weight [1, 10000], the conversion runc uses."""
+    if shares <= 0:
+        return 0
+    shares = min(max(shares, 2), 262144)
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+# Docker's default device cgroup rules for an unprivileged container.
+DEFAULT_DEVICE_RULES = (
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",    # /dev/null
+    "c 1:5 rwm",    # /dev/zero
+    "c 1:7 rwm",    # /dev/full
+    "c 1:8 rwm",    # /dev/random
+    "c 1:9 rwm",    # /dev/urandom
+    "c 5:0 rwm",    # /dev/tty
+    "c 5:1 rwm",    # /dev/console
+    "c 5:2 rwm",    # /dev/ptmx
+    "c 136:* rwm",  # /dev/pts/*
+    "c 10:200 rwm", # /dev/net/tun
+)

@@ -1,0 +1,324 @@
+"""cgroup v1: one directory per mounted hierarchy (cpu and cpuacct may be separate)."""
+
+import os
+
+from engine.errors import SystemError_
+
+from . import _fs
+from ._detect import Layout
+from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
+from ._resources import DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources
+
+USER_HZ_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+# ---- one small function per controller: (directory, resources) → warnings ----
+
+
+def set_memory(path: str, res: Resources) -> list[str]:
+    warnings: list[str] = []
+    if res.memory_reservation:
+        _fs.write(os.path.join(path, "memory.soft_limit_in_bytes"), res.memory_reservation)
+    memsw = res.memsw_limit()
+    if not res.memory and memsw is None:
+        return warnings
+    limit_file = os.path.join(path, "memory.limit_in_bytes")
+    memsw_file = os.path.join(path, "memory.memsw.limit_in_bytes")
+    if memsw is not None and not os.path.exists(memsw_file):
+        if res.memory and res.memory_swap != -1:
+            warnings.append(SWAP_UNSUPPORTED_WARNING)
+        memsw = None
+    if memsw is None:
+        if res.memory:
+            _fs.write(limit_file, res.memory)
+        return warnings
+    # memsw must stay ≥ memory at every step: grow memsw first, shrink memory first.
+    if not res.memory:
+        _fs.write(memsw_file, memsw)
+    elif memsw == -1 or _fs.read_int(limit_file) < res.memory:
+        _fs.write(memsw_file, memsw)
+        _fs.write(limit_file, res.memory)
+    else:
+        _fs.write(limit_file, res.memory)
+        _fs.write(memsw_file, memsw)
+    return warnings
+
+
+def set_cpu(path: str, res: Resources) -> list[str]:
+    if res.cpu_shares:
+        _fs.write(os.path.join(path, "cpu.shares"), res.cpu_shares)
+    cfs = res.cfs()
+    if cfs is not None:
+        quota, period = cfs
+        _fs.write(os.path.join(path, "cpu.cfs_period_us"), period)
+        _fs.write(os.path.join(path, "cpu.cfs_quota_us"), quota)
+    return []
+
+
+def set_cpuset(path: str, res: Resources) -> list[str]:
+    if res.cpuset_cpus:
+        _fs.write(os.path.join(path, "cpuset.cpus"), res.cpuset_cpus)
+    if res.cpuset_mems:
+        _fs.write(os.path.join(path, "cpuset.mems"), res.cpuset_mems)
+    return []
+
+
+def set_pids(path: str, res: Resources) -> list[str]:
+    limit = res.pids_max()
+    if limit is not None:
+        _fs.write(os.path.join(path, "pids.max"), "max" if limit < 0 else limit)
+    return []
+
+
+def set_devices(path: str, rules=DEFAULT_DEVICE_RULES) -> list[str]:
+    _fs.write(os.path.join(path, "devices.deny"), "a")
+    for rule in rules:
+        _fs.write(os.path.join(path, "devices.allow"), rule)
+    return []
+
+
+def inherit_cpuset(path: str) -> None:
+    """A new cpuset cgroup starts with empty cpus/mems and refuses tasks until they are
+    set: copy them from the parent (the classic v1 gotcha)."""
+    parent = os.path.dirname(path)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        mine = os.path.join(path, name)
+        if not _fs.read(mine).strip():
+            _fs.write(mine, _fs.read(os.path.join(parent, name)).strip())
+
+
+# ---- stats readers ----
+
+
+def _blkio_entries(text: str | None) -> list[dict] | None:
+    out = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) != 3 or ":" not in parts[0]:
+            continue
+        major, minor = parts[0].split(":", 1)
+        out.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
+    return out or None
+
+
+def _blkio_file(path: str, name: str) -> list[dict] | None:
+    # CFQ's blkio.<name> is gone on modern kernels; Docker falls back to the throttle files.
+    text = _fs.read_optional(os.path.join(path, name))
+    entries = _blkio_entries(text)
+    if entries is None:
+        entries = _blkio_entries(_fs.read_optional(os.path.join(path, "blkio.throttle." + name[len("blkio."):])))
+    return entries
+
+
+class V1Manager(CgroupManager):
+    mode = "v1"
+
+    def __init__(self, layout: Layout, parent: str, container_id: str):
+        self.layout = layout
+        self.parent = parent
+        self.container_id = container_id
+        self._paths: dict[str, str] = {}
+        self._bases: dict[str, str] = {}
+        for h in layout.hierarchies:
+            base = h.mountpoint if parent.startswith("/") else h.own
+            self._bases[h.name] = base
+            self._paths[h.name] = os.path.join(base, parent.strip("/"), container_id)
+
+    # paths
+
+    def dirs(self) -> list[str]:
+        return list(self._paths.values())
+
+    def path(self, controller: str) -> str | None:
+        """The container's directory in the hierarchy holding `controller`."""
+        h = self.layout.by_controller(controller)
+        return self._paths[h.name] if h else None
+
+    def parent_dirs(self) -> list[str]:
+        return [os.path.join(b, self.parent.strip("/")) for b in self._bases.values()]
+
+    # lifecycle
+
+    def create(self, resources: Resources) -> list[str]:
+        resources.validate()
+        made: list[str] = []
+        try:
+            for h in self.layout.hierarchies:
+                rel = os.path.join(self.parent.strip("/"), self.container_id)
+                hook = inherit_cpuset if "cpuset" in h.controllers else None
+                mkdir_chain(self._bases[h.name], rel, made, hook)
+            warnings = self._apply(resources, creating=True)
+        except BaseException as e:
+            # Remove the container dirs we made; shared parents stay (another create may
+            # be about to use them).
+            leaves = set(self.dirs())
+            errors = []
+            for d in reversed([m for m in made if m in leaves]):
+                try:
+                    _fs.rmdir_tree(d)
+                except OSError as re:
+                    errors.append(f"{d}: {re.strerror}")
+            if errors and hasattr(e, "message"):
+                e.message += "; rollback failed: " + ", ".join(errors)  # type: ignore[attr-defined]
+                e.args = (e.message,)  # type: ignore[attr-defined]
+            raise
+        return warnings
+
+    def update(self, resources: Resources) -> list[str]:
+        resources.validate()
+        return self._apply(resources, creating=False)
+
+    def _apply(self, res: Resources, creating: bool) -> list[str]:
+        warnings: list[str] = []
+        steps = [("memory", set_memory), ("cpu", set_cpu), ("cpuset", set_cpuset), ("pids", set_pids)]
+        for controller, fn in steps:
+            p = self.path(controller)
+            if p is None:
+                continue
+            warnings += fn(p, res)
+        if creating and (p := self.path("devices")) is not None:
+            warnings += set_devices(p)
+        return warnings
+
+    def add_process(self, pid: int) -> None:
+        for d in self.dirs():
+            _fs.write(os.path.join(d, "cgroup.procs"), pid)
+
+    def pids(self) -> list[int]:
+        for controller in ("pids", "freezer", "memory", "devices"):
+            p = self.path(controller)
+            if p is not None:
+                return _fs.read_pids(os.path.join(p, "cgroup.procs"))
+        return sorted(self._all_pids())
+
+    # freezer
+
+    def _freezer_file(self) -> str:
+        p = self.path("freezer")
+        if p is None:
+            raise SystemError_("cgroups: the freezer controller is not mounted")
+        return os.path.join(p, "freezer.state")
+
+    def _request_freeze(self, frozen: bool) -> None:
+        _fs.write(self._freezer_file(), "FROZEN" if frozen else "THAWED")
+
+    def _freeze_state(self) -> str:
+        return _fs.read(self._freezer_file()).strip()
+
+    def is_frozen(self) -> bool:
+        p = self.path("freezer")
+        if p is None:
+            return False
+        return (_fs.read_optional(os.path.join(p, "freezer.state")) or "").strip() == "FROZEN"
+
+    # accounting
+
+    def oom_kill_count(self) -> int:
+        p = self.path("memory")
+        if p is None:
+            return 0
+        return _fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.oom_control"))).get("oom_kill", 0)
+
+    def stats(self) -> dict:
+        return {
+            "memory_stats": self._memory_stats(),
+            "cpu_stats": self._cpu_stats(),
+            "pids_stats": self._pids_stats(),
+            "blkio_stats": self._blkio_stats(),
+        }
+
+    def _memory_stats(self) -> dict:
+        p = self.path("memory")
+        if p is None:
+            return {}
+
+        def num(name: str) -> int:
+            text = _fs.read_optional(os.path.join(p, name))
+            return int(text.strip()) if text and text.strip().lstrip("-").isdigit() else 0
+
+        limit = num("memory.limit_in_bytes")
+        machine = host_memory()
+        if machine and (limit <= 0 or limit > machine):
+            limit = machine  # unlimited: Docker reports the host's memory
+        return {
+            "usage": num("memory.usage_in_bytes"),
+            "max_usage": num("memory.max_usage_in_bytes"),
+            "failcnt": num("memory.failcnt"),
+            "limit": limit,
+            "stats": _fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.stat"))),
+        }
+
+    def _cpu_stats(self) -> dict:
+        usage = {"total_usage": 0, "percpu_usage": [], "usage_in_kernelmode": 0, "usage_in_usermode": 0}
+        acct = self.path("cpuacct")
+        if acct is not None:
+            total = _fs.read_optional(os.path.join(acct, "cpuacct.usage"))
+            usage["total_usage"] = int(total.strip()) if total else 0
+            percpu = _fs.read_optional(os.path.join(acct, "cpuacct.usage_percpu")) or ""
+            usage["percpu_usage"] = [int(x) for x in percpu.split()]
+            st = _fs.flat_keyed(_fs.read_optional(os.path.join(acct, "cpuacct.stat")))
+            usage["usage_in_usermode"] = st.get("user", 0) * USER_HZ_NS
+            usage["usage_in_kernelmode"] = st.get("system", 0) * USER_HZ_NS
+        throttling = {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+        cpu = self.path("cpu")
+        if cpu is not None:
+            st = _fs.flat_keyed(_fs.read_optional(os.path.join(cpu, "cpu.stat")))
+            throttling = {
+                "periods": st.get("nr_periods", 0),
+                "throttled_periods": st.get("nr_throttled", 0),
+                "throttled_time": st.get("throttled_time", 0),
+            }
+        return {
+            "cpu_usage": usage,
+            "system_cpu_usage": system_cpu_usage(),
+            "online_cpus": online_cpus(),
+            "throttling_data": throttling,
+        }
+
+    def _pids_stats(self) -> dict:
+        p = self.path("pids")
+        if p is None:
+            return {}
+        out = {"current": len(self.pids())}
+        cur = _fs.read_optional(os.path.join(p, "pids.current"))
+        if cur and cur.strip().isdigit():
+            out["current"] = int(cur)
+        mx = (_fs.read_optional(os.path.join(p, "pids.max")) or "max").strip()
+        if mx.isdigit():
+            out["limit"] = int(mx)
+        return out
+
+    def _blkio_stats(self) -> dict:
+        p = self.path("blkio")
+        keys = (
+            "io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
+            "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+            "io_time_recursive", "sectors_recursive",
+        )
+        out: dict = {k: None for k in keys}
+        if p is None:
+            return out
+        out["io_service_bytes_recursive"] = _blkio_file(p, "blkio.io_service_bytes_recursive")
+        out["io_serviced_recursive"] = _blkio_file(p, "blkio.io_serviced_recursive")
+        return out
+
+    # what the container sees
+
+    def container_mounts(self) -> list:
+        from engine.runtime.spec import MountSpec
+
+        mounts = [
+            MountSpec(
+                destination="/sys/fs/cgroup", type="tmpfs", source="tmpfs",
+                options=("rw", "nosuid", "nodev", "noexec", "mode=755"),
+            )
+        ]
+        for h in self.layout.hierarchies:
+            name = os.path.basename(h.mountpoint.rstrip("/")) or h.name
+            mounts.append(
+                MountSpec(
+                    destination=f"/sys/fs/cgroup/{name}", type="cgroup", source="cgroup",
+                    options=("ro", "nosuid", "nodev", "noexec") + h.controllers,
+                )
+            )
+        return mounts

@@ -1,0 +1,126 @@
+/* pe_spawn.h — the flat spec between Python (engine/runtime/spawn.py) and pe_spawn.c.
+ * This file is also fed to cffi's cdef (build_native.py strips the preprocessor guard
+ * lines), so keep it to plain structs, integer #defines and prototypes. */
+#ifndef PE_SPAWN_H
+#define PE_SPAWN_H
+
+#define PE_MODE_CONTAINER 0
+#define PE_MODE_EXEC 1
+
+#define PE_CHILD_FAIL_EXIT 255
+
+/* Steps reported as pe_err.step (engine/runtime/spawn.py names them for messages). */
+#define PE_STEP_SETNS 1
+#define PE_STEP_CLONE 2
+#define PE_STEP_UNSHARE_CGROUP 3
+#define PE_STEP_STDIO 4
+#define PE_STEP_ROOT_PROPAGATION 5
+#define PE_STEP_BIND_ROOTFS 6
+#define PE_STEP_MOUNT_SOURCE 7
+#define PE_STEP_MOUNTPOINT 8
+#define PE_STEP_MOUNT 9
+#define PE_STEP_REMOUNT 10
+#define PE_STEP_PROPAGATION 11
+#define PE_STEP_DEVICES 12
+#define PE_STEP_SYMLINKS 13
+#define PE_STEP_CWD 14
+#define PE_STEP_PIVOT_ROOT 15
+#define PE_STEP_MASK_PATHS 16
+#define PE_STEP_READONLY_PATHS 17
+#define PE_STEP_READONLY_ROOTFS 18
+#define PE_STEP_HOSTNAME 19
+#define PE_STEP_TTY 20
+#define PE_STEP_RLIMITS 21
+#define PE_STEP_CAPS 22
+#define PE_STEP_SETGROUPS 23
+#define PE_STEP_SETGID 24
+#define PE_STEP_SETUID 25
+#define PE_STEP_NO_NEW_PRIVS 26
+#define PE_STEP_CHDIR 27
+#define PE_STEP_LOOKUP 28
+#define PE_STEP_STAT 29
+#define PE_STEP_ACCESS 30
+#define PE_STEP_EXEC 31
+
+struct pe_err {
+    int32_t step;
+    int32_t err;
+    int32_t index; /* mount/path/device index the step was working on, or -1 */
+};
+
+struct pe_mount {
+    const char *source;
+    const char *target;      /* absolute path inside the rootfs */
+    const char *fstype;      /* NULL for bind mounts */
+    unsigned long flags;     /* MS_* (MS_BIND|MS_REC for rbind); ro etc. re-applied by remount */
+    unsigned long propagation; /* MS_PRIVATE|MS_REC …, 0 = leave as is */
+    const char *data;        /* filesystem options ("mode=755,size=65536k"), may be NULL */
+};
+
+struct pe_device {
+    const char *path;        /* "/dev/null" */
+    int type;                /* 'c' or 'b' */
+    uint32_t major, minor, mode, uid, gid;
+};
+
+struct pe_rlimit {
+    int resource;
+    uint64_t soft, hard;
+};
+
+struct pe_spec {
+    int mode;                /* PE_MODE_CONTAINER (rootfs setup) or PE_MODE_EXEC */
+    int use_helper;          /* setns in a helper, then clone3(CLONE_PARENT) the final process */
+    uint64_t clone_flags;    /* CLONE_NEW* created at clone (never CLONE_NEWCGROUP) */
+    int unshare_cgroup;      /* unshare(CLONE_NEWCGROUP) after the parent released us */
+    const int *join_fds;     /* setns(join_fds[i], join_types[i]) (ns fds or a pidfd) */
+    const int *join_types;
+    int njoin;
+
+    const char *rootfs;
+    int readonly_rootfs;
+    unsigned long root_propagation; /* MS_SLAVE (default when 0) or MS_PRIVATE */
+    const char *hostname;    /* NULL = leave */
+    const struct pe_mount *mounts;
+    int nmounts;
+    const struct pe_device *devices;
+    int ndevices;
+    const char *const *symlink_paths;
+    const char *const *symlink_targets;
+    int nsymlinks;
+    const char *const *masked_paths;
+    int nmasked;
+    const char *const *readonly_paths;
+    int nreadonly;
+
+    char *const *argv;       /* NULL-terminated */
+    char *const *envp;       /* NULL-terminated */
+    const char *cwd;
+    uint32_t uid, gid;
+    const uint32_t *groups;
+    int ngroups;
+    uint64_t caps;           /* bit n = capability n: bounding, effective, permitted */
+    int no_new_privileges;
+    const struct pe_rlimit *rlimits;
+    int nrlimits;
+
+    int stdin_fd, stdout_fd, stderr_fd; /* -1 = /dev/null */
+    int tty;
+    unsigned short tty_rows, tty_cols;
+};
+
+struct pe_spawn_result {
+    int pid, pidfd;               /* direct mode */
+    int helper_pid, helper_pidfd; /* helper mode: read the final pid from pid_r */
+    int pid_r;
+    int sync_w, err_r, sock_r;
+};
+
+int pe_spawn(const struct pe_spec *spec, struct pe_spawn_result *out);
+int pe_release(int sync_w);
+int pe_recv_fd(int sock);
+int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const char *work, const char *target);
+int pe_unmount(const char *target);
+int pe_resize(int fd, unsigned short rows, unsigned short cols);
+
+#endif

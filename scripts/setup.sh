@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what pyengine needs on a fresh Debian machine (root): system packages and the
+# package itself (editable, with test extras). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for pkg in busybox-static procps iproute2 nftables gcc python3-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E '^(WARNING|  )' || true
+python3 -c 'import engine._native' # the cffi extension must have been built

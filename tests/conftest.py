@@ -1,0 +1,114 @@
+"""Shared fixtures: a private pyengined on a temp data root and socket (never the global
+ones), a busybox image bootstrapped into it, and clients pointed at it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts, cgroups)")
+
+
+def _mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+class DaemonHandle:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.data_root = os.path.join(root, "data")
+        self.socket = os.path.join(root, "pyengine.sock")
+        self.host = f"unix://{self.socket}"
+        self.log_path = os.path.join(root, "daemon.log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root, "-H", self.host],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pyengined exited early:\n{self.log()}")
+            if os.path.exists(self.socket):
+                try:
+                    self.api("GET", "/_ping")
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"pyengined did not come up:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-8000:]
+        except OSError:
+            return ""
+
+    def api(self, method: str, path: str, **kwargs):
+        import httpx
+
+        transport = httpx.HTTPTransport(uds=self.socket)
+        with httpx.Client(transport=transport, base_url="http://docker", timeout=60) as client:
+            return client.request(method, path, **kwargs)
+
+    def env(self) -> dict:
+        return {**os.environ, "DOCKER_HOST": self.host, "PYENGINE_HOST": self.host}
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    root = tempfile.mkdtemp(prefix="pe-test-")
+    handle = DaemonHandle(root)
+    handle.start()
+    try:
+        response = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
+        assert response.status_code == 201, response.text
+        yield handle
+    finally:
+        handle.stop()
+        leftovers = _mounts_under(root)
+        for mount in reversed(leftovers):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leftovers, f"mounts left behind by the daemon: {leftovers}"
+
+
+@pytest.fixture
+def dclient(daemon):
+    """docker-py's low-level APIClient against the private daemon."""
+    import docker
+
+    client = docker.APIClient(base_url=daemon.host, version="1.41", timeout=60)
+    created: list[str] = []
+    client._pe_created = created
+    yield client
+    for container in client.containers(all=True):
+        try:
+            client.remove_container(container["Id"], force=True)
+        except docker.errors.APIError:
+            pass
+    client.close()

@@ -1,0 +1,560 @@
+"""The API server on a real unix socket: hypercorn path, hijack path, errors, streaming,
+events over HTTP and websocket, and the real clients (docker-py, the docker CLI)."""
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+from urllib.parse import quote
+
+import attrs
+import httpx
+import pytest
+import trio
+import trio_websocket
+
+from engine.api import (
+    MULTIPLEXED,
+    STDERR,
+    STDOUT,
+    HijackedStream,
+    Request,
+    Router,
+    StreamingResponse,
+    create_app,
+    empty,
+    json_response,
+    serve_api,
+)
+from engine.errors import Conflict, NotFound, NotModified
+from engine.events import EventBus
+
+# ------------------------------------------------------------------ fixtures
+
+test_router = Router()
+STREAM_CLOSED = []  # trio.Events set by the streaming generator's finally
+
+
+@test_router.get("/test/boom")
+async def boom(req: Request):
+    raise RuntimeError("kaboom")
+
+
+@test_router.post("/test/conflict")
+async def conflict(req: Request):
+    raise Conflict("name is taken")
+
+
+@test_router.post("/test/notmodified")
+async def notmodified(req: Request):
+    raise NotModified("already started")
+
+
+@test_router.post("/test/echo")
+async def echo(req: Request):
+    body = await req.json(default={})
+    return json_response(
+        {
+            "body": body,
+            "all": req.query.bool("all", False),
+            "limit": req.query.int("limit", -1),
+            "filters": req.query.filters(),
+            "version": req.api_version,
+            "ua": req.headers.get("user-agent"),
+        },
+        201,
+    )
+
+
+@test_router.get("/test/images/{name:path}/json")
+async def image_json(req: Request):
+    return json_response({"name": req.params["name"]})
+
+
+@test_router.delete("/test/things/{id}")
+async def delete_thing(req: Request):
+    return empty()
+
+
+@test_router.get("/test/stream")
+async def forever(req: Request):
+    closed = trio.Event()
+    STREAM_CLOSED.append(closed)
+
+    async def gen():
+        try:
+            i = 0
+            while True:
+                yield f"chunk {i}\n".encode()
+                i += 1
+                await trio.sleep(0.01)
+        finally:
+            closed.set()
+
+    return StreamingResponse(gen(), "text/plain")
+
+
+@test_router.get("/test/slowstart")
+async def slowstart(req: Request):
+    async def gen():
+        await trio.sleep_forever()
+        yield b""
+
+    return StreamingResponse(gen(), "application/json")
+
+
+@test_router.hijack("POST", "/test/{id}/attach")
+async def echo_attach(req: Request, stream: HijackedStream):
+    if req.params["id"] == "missing":
+        raise NotFound("No such container: missing")
+    await stream.upgrade(MULTIPLEXED)
+    await stream.send_frame(STDERR, b"hello " + req.params["id"].encode())
+    while True:
+        data = await stream.receive_some()
+        if not data:  # half-close: keep going, we still answer
+            break
+        await stream.send_frame(STDOUT, data)
+    await stream.send_frame(STDERR, b"stdin closed")
+
+
+@attrs.define
+class FakeConfig:
+    data_root: str = "/var/lib/pyengine-test"
+
+
+@attrs.define
+class FakeDaemon:
+    config: FakeConfig = attrs.Factory(FakeConfig)
+    events: EventBus = attrs.Factory(EventBus)
+
+    def info_counts(self):
+        return {"Containers": 3, "ContainersRunning": 1, "ContainersPaused": 0,
+                "ContainersStopped": 2, "Images": 7}
+
+
+@pytest.fixture
+def sockdir():
+    d = tempfile.mkdtemp(prefix="pyeapi-", dir="/tmp")  # short: sun_path is 108 bytes
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+async def daemon():
+    return FakeDaemon()
+
+
+@pytest.fixture
+async def server(nursery, sockdir, daemon):
+    path = os.path.join(sockdir, "run", "api.sock")
+    app = create_app(daemon, [test_router])
+    addresses = await nursery.start(serve_api, app, [f"unix://{path}"])
+    assert addresses == [f"unix://{path}"]
+    return path
+
+
+def client(path):
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=path), base_url="http://docker")
+
+
+async def raw_request(path, request: bytes) -> bytes:
+    stream = await trio.open_unix_socket(path)
+    async with stream:
+        await stream.send_all(request)
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    return data
+
+
+# ------------------------------------------------------------------ basics
+
+
+async def test_socket_mode_and_unlink_on_shutdown(sockdir, daemon):
+    path = os.path.join(sockdir, "x", "api.sock")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_api, create_app(daemon), [f"unix://{path}"])
+        assert oct(os.stat(path).st_mode & 0o777) == "0o660"
+        nursery.cancel_scope.cancel()
+    assert not os.path.exists(path)
+
+
+async def test_stale_socket_is_replaced(sockdir, daemon):
+    import socket
+
+    path = os.path.join(sockdir, "api.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()  # a socket file nobody listens on
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_api, create_app(daemon), [f"unix://{path}"])
+        async with client(path) as c:
+            assert (await c.get("/_ping")).text == "OK"
+        nursery.cancel_scope.cancel()
+
+
+async def test_ping_with_and_without_version(server):
+    async with client(server) as c:
+        for url in ("/_ping", "/v1.41/_ping", "/v1.24/_ping"):
+            r = await c.get(url)
+            assert r.status_code == 200 and r.text == "OK"
+            assert r.headers["api-version"] == "1.41"
+            assert r.headers["ostype"] == "linux"
+            assert r.headers["docker-experimental"] == "false"
+            assert r.headers["server"].startswith("Docker/")
+            assert r.headers["cache-control"].startswith("no-cache")
+        r = await c.head("/_ping")
+        assert r.status_code == 200 and r.headers["api-version"] == "1.41"
+
+
+async def test_version_and_info(server):
+    async with client(server) as c:
+        v = (await c.get("/v1.41/version")).json()
+        assert v["ApiVersion"] == "1.41" and v["MinAPIVersion"] == "1.12"
+        assert v["Components"][0]["Name"] == "Engine" and v["Os"] == "linux"
+        info = (await c.get("/info")).json()
+        assert info["Containers"] == 3 and info["Images"] == 7 and info["ContainersStopped"] == 2
+        assert info["DockerRootDir"] == "/var/lib/pyengine-test"
+        assert info["Driver"] == "overlay2" and info["CgroupVersion"] in ("1", "2")
+        assert info["NCPU"] >= 1 and info["MemTotal"] > 0 and info["Warnings"] == []
+        df = (await c.get("/system/df")).json()
+        assert df["Images"] == [] and "LayersSize" in df
+
+
+async def test_error_mapping_and_500_containment(server):
+    async with client(server) as c:
+        r = await c.get("/nope")
+        assert r.status_code == 404 and r.json() == {"message": "page not found"}
+        r = await c.get("/v1.99/_ping")
+        assert r.status_code == 400
+        assert r.json()["message"] == "client version 1.99 is too new. Maximum supported API version is 1.41"
+        r = await c.get("/v1.11/_ping")
+        assert r.status_code == 400 and "too old" in r.json()["message"]
+        r = await c.post("/_ping")
+        assert r.status_code == 405
+        r = await c.get("/test/boom")
+        assert r.status_code == 500 and r.json() == {"message": "kaboom"}
+        assert r.headers["api-version"] == "1.41"
+        r = await c.post("/test/conflict")
+        assert r.status_code == 409 and r.json() == {"message": "name is taken"}
+        r = await c.post("/test/notmodified")
+        assert r.status_code == 304 and r.content == b""
+        # ...and the server keeps serving
+        assert (await c.get("/_ping")).text == "OK"
+
+
+async def test_request_helpers(server):
+    async with client(server) as c:
+        r = await c.post(
+            "/v1.40/test/echo",
+            params={"all": "1", "limit": "5", "filters": json.dumps({"label": {"a=b": True}})},
+            json={"Image": "busybox"},
+        )
+        assert r.status_code == 201
+        assert r.json() == {"body": {"Image": "busybox"}, "all": True, "limit": 5,
+                            "filters": {"label": ["a=b"]}, "version": "1.40", "ua": r.request.headers["user-agent"]}
+        r = await c.post("/test/echo", params={"all": "false"})
+        assert r.json()["all"] is False and r.json()["body"] == {}
+        r = await c.post("/test/echo", params={"limit": "lots"})
+        assert r.status_code == 400 and "limit" in r.json()["message"]
+        r = await c.post("/test/echo", content=b"{nope", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["message"].startswith("invalid JSON")
+        r = await c.post("/test/echo", params={"filters": "{bad"})
+        assert r.status_code == 400
+        r = await c.get("/v1.41/test/images/127.0.0.1:5000/team/app:1.0/json")
+        assert r.json() == {"name": "127.0.0.1:5000/team/app:1.0"}
+        r = await c.delete("/test/things/abc")
+        assert r.status_code == 204 and r.content == b""
+
+
+# ------------------------------------------------------------------ real clients
+
+
+def _docker_py(path):
+    import docker
+
+    c = docker.APIClient(base_url=f"unix://{path}", version="auto")
+    try:
+        out = {"version": c.version(), "api": c.api_version}
+        # several requests through one pooled client (the server answers Connection: close
+        # so each request passes our peek; urllib3 reconnects transparently)
+        out["pings"] = [c.ping() for _ in range(5)]
+        out["info"] = c.info()
+        out["v2"] = c.version()
+        return out
+    finally:
+        c.close()
+
+
+async def test_docker_py(server):
+    out = await trio.to_thread.run_sync(_docker_py, server)
+    assert out["api"] == "1.41"
+    assert out["version"]["ApiVersion"] == "1.41"
+    assert out["pings"] == [True] * 5
+    assert out["info"]["Images"] == 7 and out["v2"] == out["version"]
+
+
+@pytest.mark.skipif(not shutil.which("docker"), reason="docker CLI not installed")
+async def test_docker_cli_version(server):
+    env = {**os.environ, "DOCKER_HOST": f"unix://{server}", "DOCKER_CONFIG": os.path.dirname(server)}
+    env.pop("DOCKER_CONTEXT", None)
+    result = await trio.run_process(["docker", "version"], env=env, capture_stdout=True,
+                                    capture_stderr=True, check=False)
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode()
+    server_part = out.split("Server:", 1)[1]
+    assert "API version:" in server_part and "1.41" in server_part
+    fmt = await trio.run_process(["docker", "version", "--format", "{{.Server.APIVersion}}"], env=env,
+                                 capture_stdout=True, check=False)
+    assert fmt.stdout.decode().strip() == "1.41"
+
+
+# ------------------------------------------------------------------ hijack
+
+
+def parse_frames(data: bytes):
+    frames = []
+    while data:
+        stream_id, size = struct.unpack(">BxxxL", data[:8])
+        frames.append((stream_id, data[8 : 8 + size]))
+        data = data[8 + size :]
+    return frames
+
+
+async def test_hijack_echo_with_half_close(server):
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        # the first stdin bytes travel in the same packet as the head: they must not be lost
+        await stream.send_all(
+            b"POST /v1.41/test/c1/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
+            b"Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n"
+            b"early "
+        )
+        buf = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in buf:
+                buf += await stream.receive_some(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 101 UPGRADED"
+        assert b"Content-Type: application/vnd.docker.multiplexed-stream" in lines
+        assert b"Upgrade: tcp" in lines and b"Connection: Upgrade" in lines
+        await stream.send_all(b"late")
+        await trio.sleep(0.05)
+        await stream.send_eof()  # half-close: EOF is not a disconnect
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                rest += chunk
+    frames = parse_frames(rest)
+    assert frames[0] == (STDERR, b"hello c1")
+    assert b"".join(d for s, d in frames if s == STDOUT) == b"early late"
+    assert frames[-1] == (STDERR, b"stdin closed")
+
+
+async def test_hijack_error_before_upgrade_is_json(server):
+    data = await raw_request(
+        server,
+        b"POST /test/missing/attach HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404")
+    assert json.loads(body) == {"message": "No such container: missing"}
+    data = await raw_request(
+        server,
+        b"POST /v1.41/nothing/here HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404") and json.loads(body) == {"message": "page not found"}
+
+
+async def test_hijack_body_is_read(server, daemon):
+    # exec start style: a JSON body with Content-Length, then the stream
+    body = b'{"Detach": false, "Tty": false}'
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(
+            b"POST /test/c2/attach HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body + b"stdin!"
+        )
+        await stream.send_eof()
+        data = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    _, _, rest = data.partition(b"\r\n\r\n")
+    frames = parse_frames(rest)
+    assert (STDOUT, b"stdin!") in frames and frames[-1] == (STDERR, b"stdin closed")
+
+
+# ------------------------------------------------------------------ streaming
+
+
+async def test_streaming_stops_when_client_disconnects(server):
+    STREAM_CLOSED.clear()
+    async with client(server) as c:
+        async with c.stream("GET", "/test/stream") as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line == "chunk 2":
+                    break
+    with trio.fail_after(5):
+        await STREAM_CLOSED[0].wait()  # the generator's finally ran
+
+
+async def test_streaming_headers_are_sent_at_once(server):
+    async with client(server) as c:
+        with trio.fail_after(5):
+            async with c.stream("GET", "/test/slowstart") as r:
+                assert r.status_code == 200
+                assert r.headers["content-type"] == "application/json"
+
+
+# ------------------------------------------------------------------ events
+
+
+async def test_events_stream(server, daemon):
+    bus = daemon.events
+    bus.publish("container", "create", "old1", {"name": "old"})
+    async with client(server) as c:
+        params = {"since": "0", "filters": json.dumps({"event": ["create", "start"]})}
+        async with c.stream("GET", "/v1.41/events", params=params) as r:
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+            # subscribed before the headers were sent: publishing now cannot be missed
+            bus.publish("container", "die", "c1", {"name": "x"})
+            bus.publish("container", "start", "c1", {"name": "x", "image": "busybox"})
+            lines = r.aiter_lines()
+            with trio.fail_after(5):
+                first = json.loads(await lines.__anext__())
+                second = json.loads(await lines.__anext__())
+    assert (first["Action"], first["id"]) == ("create", "old1")
+    assert (second["Action"], second["from"]) == ("start", "busybox")
+    with trio.fail_after(5):
+        while bus.statistics().subscribers:
+            await trio.sleep(0.01)
+
+
+async def test_events_until_in_the_past_ends(server, daemon):
+    daemon.events.publish("network", "create", "n1", {"name": "front"})
+    async with client(server) as c:
+        with trio.fail_after(5):
+            r = await c.get("/events", params={"since": "0", "until": "1s"})
+    # until=1s means one second ago: our event is newer, so nothing; the stream ended
+    assert r.status_code == 200 and r.text == ""
+    async with client(server) as c:
+        with trio.fail_after(5):
+            r = await c.get("/events", params={"since": "0", "until": "-0s"})
+    assert [json.loads(l)["Actor"]["ID"] for l in r.text.splitlines()] == ["n1"]
+
+
+async def test_events_bad_since_is_400(server):
+    async with client(server) as c:
+        r = await c.get("/events", params={"since": "yesterday"})
+    assert r.status_code == 400 and "invalid timestamp" in r.json()["message"]
+
+
+async def test_events_websocket(server, daemon, nursery):
+    bus = daemon.events
+    bus.publish("container", "create", "ws-old")
+    stream = await trio.open_unix_socket(server)
+    ws = await trio_websocket.wrap_client_stream(
+        nursery, stream, "docker", "/v1.41/events/ws?since=0&filters=" + quote(json.dumps({"type": ["container"]}))
+    )
+    async with ws:
+        with trio.fail_after(5):
+            first = json.loads(await ws.get_message())
+            bus.publish("image", "pull", "busybox")
+            bus.publish("container", "start", "ws-new")
+            second = json.loads(await ws.get_message())
+    assert first["Actor"]["ID"] == "ws-old" and second["Actor"]["ID"] == "ws-new"
+    with trio.fail_after(5):
+        while bus.statistics().subscribers:
+            await trio.sleep(0.01)
+
+
+async def test_events_websocket_unknown_route_is_refused(server):
+    stream = await trio.open_unix_socket(server)
+    rejected = []
+    try:
+        async with trio.open_nursery() as nursery:
+            await trio_websocket.wrap_client_stream(nursery, stream, "docker", "/nope/ws")
+    except* trio_websocket.ConnectionRejected as group:
+        rejected = list(group.exceptions)
+    assert rejected and rejected[0].status_code == 404
+    assert json.loads(rejected[0].body) == {"message": "page not found"}
+
+
+@pytest.mark.skipif(not shutil.which("docker"), reason="docker CLI not installed")
+async def test_docker_cli_events(server, daemon):
+    bus = daemon.events
+    bus.publish("container", "start", "a" * 64, {"name": "before", "image": "busybox"})
+    bus.publish("container", "create", "b" * 64, {"name": "skipped", "image": "busybox"})
+    env = {**os.environ, "DOCKER_HOST": f"unix://{server}", "DOCKER_CONFIG": os.path.dirname(server)}
+    env.pop("DOCKER_CONTEXT", None)
+    proc = await trio.lowlevel.open_process(
+        ["docker", "events", "--since", "1h", "--filter", "event=start", "--format", "{{json .}}"],
+        env=env, stdout=__import__("subprocess").PIPE,
+    )
+    try:
+        lines = []
+        buf = b""
+        published = False
+        with trio.fail_after(10):
+            # the CLI replays history since 1h, then follows
+            while len(lines) < 2:
+                chunk = await proc.stdout.receive_some(65536)
+                assert chunk, "docker events ended early"
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                lines += [json.loads(l) for l in done if l.strip()]
+                if lines and not published:
+                    published = True
+                    bus.publish("container", "start", "c" * 64, {"name": "after", "image": "busybox"})
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert [l["Actor"]["Attributes"]["name"] for l in lines] == ["before", "after"]
+    assert all(l["Action"] == "start" for l in lines)
+
+
+def _make_certs(d):
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr")
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(ext + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
+async def test_tcp_tlsverify_requires_client_cert(sockdir, daemon):
+    import ssl
+
+    from engine.api import server_tls_context
+
+    await trio.to_thread.run_sync(_make_certs, sockdir)
+    p = lambda n: os.path.join(sockdir, n)  # noqa: E731
+    tls = server_tls_context(p("server.pem"), p("server.key"), p("ca.pem"), verify=True)
+    async with trio.open_nursery() as nursery:
+        (address,) = await nursery.start(serve_api, create_app(daemon), ["tcp://127.0.0.1:0"], tls)
+        port = int(address.rsplit(":", 1)[1])
+        good = ssl.create_default_context(cafile=p("ca.pem"))
+        good.load_cert_chain(p("client.pem"), p("client.key"))
+        async with httpx.AsyncClient(verify=good) as c:
+            r = await c.get(f"https://127.0.0.1:{port}/v1.41/_ping")
+            assert r.status_code == 200 and r.text == "OK"
+        anonymous = ssl.create_default_context(cafile=p("ca.pem"))
+        async with httpx.AsyncClient(verify=anonymous) as c:
+            with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+                await c.get(f"https://127.0.0.1:{port}/_ping")
+        nursery.cancel_scope.cancel()

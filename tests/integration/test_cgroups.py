@@ -1,0 +1,239 @@
+"""Real cgroups, as root: limits, placement, freeze, OOM, pids, stats, destroy."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.errors import InvalidParameter
+from engine.runtime.cgroups import Resources, cleanup_stale, detect_mode, for_container
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for real cgroups")
+
+MODE = detect_mode()
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture
+def parent():
+    name = f"pyengine-test-{secrets.token_hex(4)}"
+    yield name
+    cleanup_stale(name, [])
+    for d in for_container(name, "x").parent_dirs():
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+
+
+@pytest.fixture
+def procs():
+    started: list[subprocess.Popen] = []
+
+    def start(code: str) -> subprocess.Popen:
+        # The child blocks on stdin until it has been placed in the cgroup.
+        p = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.readline()\n" + code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+
+
+def go(p: subprocess.Popen) -> None:
+    p.stdin.write(b"\n")
+    p.stdin.flush()
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def limit_file(m, controller: str, v1_name: str, v2_name: str) -> str:
+    if MODE == "v1":
+        return os.path.join(m.path(controller), v1_name)
+    return os.path.join(m.path(), v2_name)
+
+
+def test_create_limits_and_destroy(parent, procs):
+    m = for_container(parent, new_id())
+    warnings = m.create(Resources(memory=64 << 20, nano_cpus=500_000_000, pids_limit=50, cpu_shares=512))
+    assert isinstance(warnings, list)
+    p = procs("import time; time.sleep(60)")
+    m.add_process(p.pid)
+    assert p.pid in m.pids()
+    if MODE == "v1":
+        assert read(limit_file(m, "memory", "memory.limit_in_bytes", "")) == "67108864"
+        memsw = os.path.join(m.path("memory"), "memory.memsw.limit_in_bytes")
+        if os.path.exists(memsw):
+            assert read(memsw) == str(2 * 67108864)
+        assert read(os.path.join(m.path("cpu"), "cpu.cfs_quota_us")) == "50000"
+        assert read(os.path.join(m.path("cpu"), "cpu.cfs_period_us")) == "100000"
+        assert read(os.path.join(m.path("cpu"), "cpu.shares")) == "512"
+        assert read(os.path.join(m.path("pids"), "pids.max")) == "50"
+        devices = read(os.path.join(m.path("devices"), "devices.list")).splitlines()
+        assert "c 1:3 rwm" in devices and "c 136:* rwm" in devices and "b *:* m" in devices
+        assert "a *:* rwm" not in devices
+        # cpuset inherited from the parent, else the add_process above would have failed
+        assert read(os.path.join(m.path("cpuset"), "cpuset.cpus"))
+        # every hierarchy has the process
+        for d in m.dirs():
+            assert str(p.pid) in read(os.path.join(d, "cgroup.procs")).split()
+    else:
+        assert read(os.path.join(m.path(), "memory.max")) == "67108864"
+        assert read(os.path.join(m.path(), "cpu.max")) == "50000 100000"
+        assert read(os.path.join(m.path(), "pids.max")) == "50"
+    m.destroy()
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    assert not any(os.path.exists(d) for d in m.dirs())
+    m.destroy()  # idempotent
+
+
+def test_update(parent, procs):
+    m = for_container(parent, new_id())
+    m.create(Resources(memory=64 << 20))
+    m.update(Resources(memory=128 << 20, pids_limit=7))
+    assert read(limit_file(m, "memory", "memory.limit_in_bytes", "memory.max")) == str(128 << 20)
+    assert read(limit_file(m, "pids", "pids.max", "pids.max")) == "7"
+    m.update(Resources(memory=32 << 20))  # shrinking works too (memsw ordering)
+    assert read(limit_file(m, "memory", "memory.limit_in_bytes", "memory.max")) == str(32 << 20)
+    m.update(Resources(pids_limit=0))
+    assert read(limit_file(m, "pids", "pids.max", "pids.max")) == "max"
+    m.destroy()
+
+
+def test_create_is_all_or_nothing(parent):
+    m = for_container(parent, new_id())
+    with pytest.raises(InvalidParameter) as info:
+        m.create(Resources(cpuset_cpus="0-999"))
+    assert "cpuset.cpus" in str(info.value) and info.value.path.endswith("cpuset.cpus")
+    assert not any(os.path.exists(d) for d in m.dirs())
+
+
+def test_freeze_thaw(parent, procs):
+    m = for_container(parent, new_id())
+    m.create(Resources())
+    p = procs("import time\nwhile True: time.sleep(0.01)")
+    m.add_process(p.pid)
+    go(p)
+    assert not m.is_frozen()
+    m.freeze()
+    assert m.is_frozen()
+    if MODE == "v1":
+        assert read(os.path.join(m.path("freezer"), "freezer.state")) == "FROZEN"
+    m.thaw()
+    assert not m.is_frozen()
+    assert p.poll() is None
+    m.freeze()
+    m.destroy()  # destroying a frozen cgroup kills and removes it
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    assert not any(os.path.exists(d) for d in m.dirs())
+
+
+def test_oom_kill(parent, procs):
+    m = for_container(parent, new_id())
+    m.create(Resources(memory=16 << 20))
+    assert m.oom_kill_count() == 0
+    p = procs("b = bytearray(200 * 1024 * 1024)\nprint('survived')")
+    m.add_process(p.pid)
+    go(p)
+    assert p.wait(timeout=30) == -signal.SIGKILL
+    assert m.oom_kill_count() >= 1
+    m.destroy()
+
+
+def test_pids_limit_refuses_forks(parent, procs):
+    m = for_container(parent, new_id())
+    m.create(Resources(pids_limit=4))
+    p = procs(
+        "import os, time\n"
+        "n = 0\n"
+        "while n < 20:\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except BlockingIOError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(60); os._exit(0)\n"
+        "    n += 1\n"
+        "print(n, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    m.add_process(p.pid)
+    go(p)
+    line = p.stdout.readline()
+    assert int(line) == 3  # 1 + 3 children = 4
+    assert len(m.pids()) == 4
+    st = m.stats()["pids_stats"]
+    assert st["current"] == 4 and st["limit"] == 4
+    killed = m.kill_all()
+    assert sorted(killed) == sorted(m.pids()) or len(killed) == 4
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    m.destroy()
+
+
+def test_stats_shape(parent, procs):
+    m = for_container(parent, new_id())
+    m.create(Resources(memory=64 << 20, pids_limit=10))
+    p = procs("x = sum(range(3_000_000)); import time; time.sleep(60)")
+    m.add_process(p.pid)
+    go(p)
+    time.sleep(0.3)
+    s = m.stats()
+    mem = s["memory_stats"]
+    assert mem["limit"] == 64 << 20
+    assert mem["usage"] > 0 and isinstance(mem["stats"], dict) and mem["stats"]
+    cpu = s["cpu_stats"]
+    assert set(cpu) >= {"cpu_usage", "system_cpu_usage", "online_cpus", "throttling_data"}
+    assert cpu["cpu_usage"]["total_usage"] > 0
+    assert set(cpu["cpu_usage"]) >= {"total_usage", "usage_in_kernelmode", "usage_in_usermode"}
+    if MODE == "v1":
+        assert len(cpu["cpu_usage"]["percpu_usage"]) >= 1
+        assert "max_usage" in mem
+    assert set(cpu["throttling_data"]) == {"periods", "throttled_periods", "throttled_time"}
+    assert cpu["system_cpu_usage"] > 10**9 and cpu["online_cpus"] >= 1
+    assert s["pids_stats"] == {"current": 1, "limit": 10}
+    assert "io_service_bytes_recursive" in s["blkio_stats"]
+    m.destroy()
+
+
+def test_cleanup_stale(parent, procs):
+    keep, gone1, gone2 = new_id(), new_id(), new_id()
+    for cid in (keep, gone1, gone2):
+        for_container(parent, cid).create(Resources())
+    p = procs("import time; time.sleep(60)")
+    for_container(parent, gone1).add_process(p.pid)
+    removed = cleanup_stale(parent, [keep])
+    assert sorted(removed) == sorted([gone1, gone2])
+    assert for_container(parent, keep).exists()
+    assert not for_container(parent, gone1).exists()
+    assert p.wait(timeout=5) == -signal.SIGKILL
+    for_container(parent, keep).destroy()
+
+
+def test_container_mounts(parent):
+    pytest.importorskip("engine.runtime.spec")
+    m = for_container(parent, new_id())
+    mounts = m.container_mounts()
+    if MODE == "v1":
+        assert mounts[0].destination == "/sys/fs/cgroup" and mounts[0].type == "tmpfs"
+        by_dest = {x.destination: x for x in mounts[1:]}
+        assert by_dest["/sys/fs/cgroup/memory"].options[-1] == "memory"
+        assert "ro" in by_dest["/sys/fs/cgroup/memory"].options
+        assert all(x.type == "cgroup" for x in mounts[1:])
+    else:
+        assert [(x.destination, x.type) for x in mounts] == [("/sys/fs/cgroup", "cgroup2")]

@@ -1,0 +1,244 @@
+"""Container lifecycle through the Docker API (docker-py's low-level client) against a private
+pyengined: real namespaces, cgroups and overlay mounts, as root."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+
+import docker
+import pytest
+
+from tests.conftest import needs_root
+
+pytestmark = needs_root
+
+
+def run(client, cmd, wait=True, **kwargs):
+    """create + start (+ wait): (container id, exit code, stdout+stderr)."""
+    host_config = client.create_host_config(**kwargs.pop("host_config", {}))
+    container = client.create_container("busybox", cmd, host_config=host_config, **kwargs)
+    cid = container["Id"]
+    client.start(cid)
+    if not wait:
+        return cid, None, None
+    code = client.wait(cid, timeout=60)["StatusCode"]
+    return cid, code, client.logs(cid)
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def cgroup_dirs_for(cid: str) -> list[str]:
+    found = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        for dirpath, dirnames, _ in os.walk(base):
+            found += [os.path.join(dirpath, d) for d in dirnames if d == cid]
+            if dirpath.count("/") > 6:
+                dirnames[:] = []
+    return found
+
+
+def test_echo_and_exit_codes(dclient):
+    _, code, out = run(dclient, ["echo", "hello"])
+    assert (code, out) == (0, b"hello\n")
+    _, code, _ = run(dclient, ["sh", "-c", "exit 3"])
+    assert code == 3
+
+
+def test_isolation(dclient):
+    cid, code, out = run(dclient, ["sh", "-c", "echo $$; hostname; ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status"])
+    pid1, hostname, nprocs, capeff = out.decode().split("\n")[:4]
+    assert pid1 == "1"
+    assert hostname == cid[:12]
+    assert int(nprocs) <= 3  # sh, ls, grep: no host pids
+    assert capeff.split()[1] == "00000000a80425fb"
+
+
+def test_masked_and_readonly_paths(dclient):
+    _, code, out = run(dclient, ["sh", "-c", "cat /proc/keys /proc/timer_list | wc -c; touch /sys/x 2>&1; echo 1 > /proc/sys/kernel/shmmax 2>&1; grep ' /sys ' /proc/mounts"])
+    text = out.decode()
+    assert "0" in text.splitlines()  # masked files read empty
+    assert "Read-only file system" in text
+    sys_mount = [line for line in text.splitlines() if line.startswith("sysfs /sys ")]
+    assert sys_mount and sys_mount[0].split()[3].startswith("ro,")
+
+
+def test_defaults_dev_and_etc(dclient):
+    cid, code, out = run(dclient, ["sh", "-c", "ls /dev; cat /etc/hostname; grep localhost /etc/hosts | head -1"])
+    text = out.decode()
+    for node in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx"):
+        assert node in text.split(), node
+    assert cid[:12] in text
+
+
+def test_user_workdir_env_readonly(dclient):
+    _, code, out = run(dclient, ["sh", "-c", "id -u; pwd; echo $FOO; touch /x 2>&1 || true"],
+                       user="65534", working_dir="/tmp/work/dir", environment={"FOO": "bar"},
+                       host_config={"read_only": True})
+    lines = out.decode().splitlines()
+    assert lines[:3] == ["65534", "/tmp/work/dir", "bar"]
+    assert "Read-only file system" in lines[3]
+
+
+def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon):
+    before = open("/proc/self/mountinfo").read().count("\n")
+    container = dclient.create_container("busybox", ["no-such-binary"])
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.start(container["Id"])
+    assert info.value.status_code == 400
+    assert 'exec: "no-such-binary": executable file not found in $PATH' in str(info.value)
+    state = dclient.inspect_container(container["Id"])["State"]
+    assert state["ExitCode"] == 127 and state["Status"] == "created"
+    assert open("/proc/self/mountinfo").read().count("\n") == before
+    assert cgroup_dirs_for(container["Id"]) == []
+
+    container = dclient.create_container("busybox", ["/etc/passwd"])
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.start(container["Id"])
+    assert "permission denied" in str(info.value)
+    assert dclient.inspect_container(container["Id"])["State"]["ExitCode"] == 126
+
+
+def test_stop_timeout_then_sigkill(dclient):
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    started = time.monotonic()
+    dclient.stop(cid, timeout=1)
+    assert time.monotonic() - started < 8
+    state = dclient.inspect_container(cid)["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 137
+    # stopping again is "not modified"
+    dclient.stop(cid, timeout=1)
+
+
+def test_kill_with_signal_reaches_handler(dclient):
+    cid, _, _ = run(dclient, ["sh", "-c", "trap 'echo got-hup; exit 5' HUP; echo ready; while true; do sleep 0.1; done"], wait=False)
+    wait_for(lambda: b"ready" in dclient.logs(cid))
+    dclient.kill(cid, signal="HUP")
+    assert dclient.wait(cid, timeout=30)["StatusCode"] == 5
+    assert b"got-hup" in dclient.logs(cid)
+
+
+def test_restart_policy_on_failure(dclient):
+    cid, _, _ = run(dclient, ["sh", "-c", "echo run; exit 1"], wait=False,
+                    host_config={"restart_policy": {"Name": "on-failure", "MaximumRetryCount": 2}})
+    wait_for(lambda: dclient.inspect_container(cid)["RestartCount"] == 2
+             and dclient.inspect_container(cid)["State"]["Status"] == "exited", timeout=30)
+    assert dclient.logs(cid).count(b"run") == 3
+
+
+def test_oom_kill_sets_state(dclient):
+    cid, code, _ = run(dclient, ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+                       host_config={"mem_limit": "16m", "memswap_limit": "16m"})
+    state = dclient.inspect_container(cid)["State"]
+    assert code == 137
+    assert state["OOMKilled"] is True
+
+
+def test_pids_limit_refuses_forks(dclient):
+    _, code, out = run(dclient, ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2 & done 2>&1; wait"],
+                       host_config={"pids_limit": 4})
+    assert b"fork" in out.lower() or b"resource temporarily unavailable" in out.lower()
+
+
+def test_memory_limit_visible_inside(dclient):
+    _, _, out = run(dclient, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"],
+                    host_config={"mem_limit": "64m"})
+    assert out.strip() == b"67108864"
+
+
+def test_pause_unpause_rename(dclient):
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False, name="pe-pause-me")
+    dclient.pause(cid)
+    assert dclient.inspect_container(cid)["State"]["Paused"] is True
+    dclient.unpause(cid)
+    assert dclient.inspect_container(cid)["State"]["Status"] == "running"
+    dclient.rename(cid, "pe-renamed")
+    assert dclient.inspect_container("pe-renamed")["Id"] == cid
+    other = dclient.create_container("busybox", ["true"], name="pe-taken")
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.rename(cid, "pe-taken")
+    assert info.value.status_code == 409
+    dclient.remove_container(other["Id"])
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.remove_container(cid)
+    assert info.value.status_code == 409
+    dclient.remove_container(cid, force=True)
+    with pytest.raises(docker.errors.NotFound):
+        dclient.inspect_container(cid)
+
+
+def test_exec_top_stats(dclient):
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    exec_id = dclient.exec_create(cid, ["sh", "-c", "hostname; echo err >&2; exit 4"])["Id"]
+    out = dclient.exec_start(exec_id, demux=True)
+    assert out == (cid[:12].encode() + b"\n", b"err\n")
+    assert dclient.exec_inspect(exec_id)["ExitCode"] == 4
+    top = dclient.top(cid)
+    assert "PID" in top["Titles"]
+    assert any("sleep 1000" in " ".join(p) for p in top["Processes"])
+    stats = dclient.stats(cid, stream=False)
+    assert stats["memory_stats"]["usage"] > 0
+    assert stats["pids_stats"]["current"] >= 1
+
+
+def test_copy_in_and_out(dclient):
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"copied in\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert dclient.put_archive(cid, "/tmp", buf.getvalue())
+    exec_id = dclient.exec_create(cid, ["cat", "/tmp/hello.txt"])["Id"]
+    assert dclient.exec_start(exec_id) == b"copied in\n"
+    stream, stat = dclient.get_archive(cid, "/etc/hostname")
+    assert stat["name"] == "hostname"
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        assert tar.extractfile("hostname").read().strip() == cid[:12].encode()
+
+
+def test_logs_rotation(dclient, daemon):
+    cid, code, _ = run(dclient, ["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done"],
+                       host_config={"log_config": {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}})
+    log_path = dclient.inspect_container(cid)["LogPath"]
+    directory = os.path.dirname(log_path)
+    logs = [f for f in os.listdir(directory) if f.startswith(os.path.basename(log_path))]
+    assert len(logs) == 3
+    tail = dclient.logs(cid, tail=2)
+    assert tail == b"line-398\nline-399\n"
+
+
+def test_wait_and_events(dclient, daemon):
+    since = time.time() - 1
+    cid, code, _ = run(dclient, ["true"])
+    dclient.remove_container(cid)
+    events = list(dclient.events(since=since, until=time.time() + 0.5, decode=True,
+                                 filters={"container": cid}))
+    actions = [e["Action"] for e in events]
+    assert actions == ["create", "start", "die", "destroy"]
+    assert events[2]["Actor"]["Attributes"]["exitCode"] == "0"
+
+
+def test_errors_are_docker_shaped(dclient, daemon):
+    response = daemon.api("GET", "/v1.41/containers/nope/json")
+    assert response.status_code == 404
+    assert response.json() == {"message": "No such container: nope"}
+    response = daemon.api("POST", "/v1.41/containers/create", json={"Image": "no-such-image"})
+    assert response.status_code == 404
+    response = daemon.api("POST", "/v1.41/containers/create",
+                          json={"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}})
+    assert response.status_code == 400 and "restart policy" in response.json()["message"]
+    cid, _, _ = run(dclient, ["sleep", "100"], wait=False)
+    assert daemon.api("POST", f"/containers/{cid}/start").status_code == 304
+    dclient.remove_container(cid, force=True)
