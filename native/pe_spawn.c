@@ -74,6 +74,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <net/if.h>
 
 #include "pe_spawn.h"
 
@@ -726,6 +727,22 @@ static void mark_fds_cloexec(void)
 }
 
 /* Runs in the process that will exec; never returns. */
+/* A new network namespace starts with `lo` down; Docker's containers (even --network none)
+ * see it up with 127.0.0.1. Needs CAP_NET_ADMIN, so before privileges drop. */
+static void loopback_up(const struct pe_ctx *c)
+{
+    struct ifreq ifr;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        child_fail(c, PE_STEP_LOOPBACK, errno, -1);
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    TRY(c, ioctl(fd, SIOCGIFFLAGS, &ifr), PE_STEP_LOOPBACK, -1);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    TRY(c, ioctl(fd, SIOCSIFFLAGS, &ifr), PE_STEP_LOOPBACK, -1);
+    close(fd);
+}
+
 static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
 {
     const struct pe_spec *s = c->spec;
@@ -743,6 +760,8 @@ static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
         TRY(c, unshare(CLONE_NEWCGROUP), PE_STEP_UNSHARE_CGROUP, -1);
     setup_stdio(c);
     umask(022);
+    if (s->mode == PE_MODE_CONTAINER && (s->clone_flags & CLONE_NEWNET))
+        loopback_up(c);
     if (s->mode == PE_MODE_CONTAINER)
         setup_rootfs(c);
     if (s->hostname)

@@ -41,6 +41,7 @@
 #define PE_STEP_STAT 29
 #define PE_STEP_ACCESS 30
 #define PE_STEP_EXEC 31
+#define PE_STEP_LOOPBACK 32
 
 struct pe_err {
     int32_t step;

@@ -42,11 +42,13 @@ class DaemonHandle:
             if self.process.poll() is not None:
                 raise RuntimeError(f"pyengined exited early:\n{self.log()}")
             if os.path.exists(self.socket):
+                import httpx
+
                 try:
                     self.api("GET", "/_ping")
                     return
-                except OSError:
-                    pass
+                except (OSError, httpx.TransportError):
+                    pass  # a stale socket from a killed daemon, or not listening yet
             time.sleep(0.05)
         raise RuntimeError(f"pyengined did not come up:\n{self.log()}")
 

@@ -260,6 +260,10 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
     if log_type not in ("json-file", "none"):
         raise errors.InvalidParameter(f'logger: no log driver named \'{log_type}\' is registered')
     host["LogConfig"] = {"Type": log_type, "Config": dict(log_config.get("Config") or {})}
+    if log_type == "json-file":
+        from engine.containers.logs import validate_options
+
+        validate_options(host["LogConfig"]["Config"])
 
     for field in ("Binds", "CapAdd", "CapDrop", "Dns", "ExtraHosts", "GroupAdd", "SecurityOpt"):
         if host.get(field) is not None:

@@ -231,7 +231,7 @@ def _parse_bool(text: str) -> bool:
     raise errors.InvalidParameter(f'strconv.ParseBool: parsing "{text}": invalid syntax')
 
 
-def _parse_options(options: dict[str, str]) -> tuple[int, int]:
+def validate_options(options: dict[str, str]) -> tuple[int, int]:
     for key in options:
         if key not in _KNOWN_OPTIONS:
             raise errors.InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
@@ -283,7 +283,7 @@ class JsonFileLogDriver:
 
     def __init__(self, path: str, options: dict[str, str] | None = None):
         self.path = path
-        self.max_size, self.max_file = _parse_options(dict(options or {}))
+        self.max_size, self.max_file = validate_options(dict(options or {}))
         self._fh = None  # opened lazily by the first write
         self._size = 0
         self._generation = 0  # bumped by every rotation

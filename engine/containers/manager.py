@@ -102,16 +102,21 @@ class ContainerManager:
         """The manager's service task: recovery, then host supervisors until cancelled."""
         os.makedirs(self.config.containers_dir, exist_ok=True)
         await trio.to_thread.run_sync(self._recover)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            for container in list(self._containers.values()):
-                if self._restarts_on_boot(container):
-                    try:
-                        await self.start(container.id)
-                    except errors.EngineError as exc:
-                        log.warning("restart of %s at daemon start failed: %s", container.name, exc)
-            task_status.started()
-            await trio.sleep_forever()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for container in list(self._containers.values()):
+                    if self._restarts_on_boot(container):
+                        try:
+                            await self.start(container.id)
+                        except errors.EngineError as exc:
+                            log.warning("restart of %s at daemon start failed: %s", container.name, exc)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            # Every supervisor has cleaned up by now (they live in the nursery above).
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(cgroups.remove_parent, self.config.cgroup_parent)
 
     def _recover(self) -> None:
         """Load records; anything left half-made or running by a dead daemon is cleaned up and
@@ -321,7 +326,9 @@ class ContainerManager:
         spec = await trio.to_thread.run_sync(prepare_host)
         parent_fds: list[int] = []
         child_fds: list[int] = []
+        log_driver = None
         try:
+            log_driver = self._open_log(container)
             if container.config.get("Tty"):
                 stdio = Stdio(tty=True)
             else:
@@ -343,12 +350,14 @@ class ContainerManager:
         except BaseException:
             for fd in parent_fds:
                 os.close(fd)
-            await _shielded_thread(self._teardown_host, container, cgroup)
+            with trio.CancelScope(shield=True):
+                if log_driver is not None:
+                    await log_driver.aclose()
+                await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
             raise
         finally:
             for fd in child_fds:
                 os.close(fd)
-        log_driver = self._open_log(container)
         stdin = None
         if process.pty_master is not None:
             if container.config.get("OpenStdin"):
@@ -771,11 +780,6 @@ def _oom_then_teardown(manager: ContainerManager, container: Container, cgroup) 
         oom = False
     manager._teardown_host(container, cgroup)
     return oom
-
-
-async def _shielded_thread(fn, *args) -> None:
-    with trio.CancelScope(shield=True):
-        await trio.to_thread.run_sync(fn, *args)
 
 
 def _unmount_quiet(path: str) -> None:

@@ -242,3 +242,35 @@ def test_errors_are_docker_shaped(dclient, daemon):
     cid, _, _ = run(dclient, ["sleep", "100"], wait=False)
     assert daemon.api("POST", f"/containers/{cid}/start").status_code == 304
     dclient.remove_container(cid, force=True)
+
+
+def test_network_none_has_loopback_up_and_host_sees_host(dclient):
+    _, code, out = run(dclient, ["sh", "-c", "cat /sys/class/net/lo/operstate; ls /sys/class/net"],
+                       host_config={"network_mode": "none"})
+    lines = out.decode().split()
+    assert lines[0] in ("unknown", "up") and lines[1:] == ["lo"]
+    _, code, out = run(dclient, ["ls", "/sys/class/net"], host_config={"network_mode": "host"})
+    assert sorted(out.decode().split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_tty_and_resize(dclient):
+    container = dclient.create_container("busybox", ["sh", "-c", "tty; sleep 0.5; stty size"], tty=True)
+    cid = container["Id"]
+    dclient.start(cid)
+    dclient.resize(cid, height=33, width=111)
+    assert dclient.wait(cid, timeout=30)["StatusCode"] == 0
+    out = dclient.logs(cid).decode().split("\r\n")
+    assert out[0] == "/dev/pts/0"
+    assert out[1] == "33 111"
+
+
+def test_failed_create_leaves_nothing(dclient, daemon):
+    containers_dir = os.path.join(daemon.data_root, "containers")
+    before = set(os.listdir(containers_dir))
+    for body in ({"Image": "busybox", "HostConfig": {"Memory": 1024}},
+                 {"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-size": "lots"}}}},
+                 {"Image": "busybox", "Cmd": ["true"], "WorkingDir": "relative"}):
+        response = daemon.api("POST", "/containers/create", json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["message"]
+    assert set(os.listdir(containers_dir)) == before

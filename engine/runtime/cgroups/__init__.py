@@ -20,7 +20,7 @@ from ._v1 import V1Manager
 from ._v2 import V2Manager
 
 __all__ = [
-    "CgroupManager", "Resources", "for_container", "detect_mode", "cleanup_stale",
+    "CgroupManager", "Resources", "for_container", "detect_mode", "cleanup_stale", "remove_parent",
     "Layout", "Hierarchy", "DEFAULT_DEVICE_RULES", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager",
 ]
@@ -50,3 +50,13 @@ def cleanup_stale(parent: str, keep_ids, _layout: Layout | None = None) -> list[
         for_container(parent, name, _layout).destroy()
         removed.append(name)
     return removed
+
+
+def remove_parent(parent: str, _layout: Layout | None = None) -> None:
+    """Daemon shutdown: remove `parent` in every hierarchy once no container cgroup is left
+    under it (a busy or missing directory is left alone)."""
+    for d in for_container(parent, "probe", _layout).parent_dirs():
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass

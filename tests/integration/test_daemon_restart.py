@@ -1,0 +1,68 @@
+"""State survives a daemon restart; containers the dead daemon left running are found,
+cleaned up and recorded as exited; restart policies apply at daemon start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+import docker
+import pytest
+
+from tests.conftest import DaemonHandle, _mounts_under, needs_root
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+def own_daemon():
+    root = tempfile.mkdtemp(prefix="pe-restart-")
+    handle = DaemonHandle(root)
+    handle.start()
+    assert handle.api("POST", "/images/bootstrap").status_code == 201
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        for mount in reversed(_mounts_under(root)):
+            os.system(f"umount -l {mount}")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def client_for(handle):
+    return docker.APIClient(base_url=handle.host, version="1.41", timeout=60)
+
+
+def test_state_survives_restart_and_sigkill(own_daemon):
+    client = client_for(own_daemon)
+    done = client.create_container("busybox", ["sh", "-c", "exit 3"], name="pe-done")
+    client.start(done)
+    client.wait(done)
+    running = client.create_container("busybox", ["sleep", "1000"], name="pe-running")
+    client.start(running)
+    always = client.create_container("busybox", ["sleep", "1000"], name="pe-always",
+                                     host_config=client.create_host_config(restart_policy={"Name": "always"}))
+    client.start(always)
+    pid = client.inspect_container(running)["State"]["Pid"]
+
+    own_daemon.stop(signal.SIGKILL)  # a crash: no cleanup ran
+    own_daemon.start()
+    client = client_for(own_daemon)
+    assert client.inspect_container("pe-done")["State"]["ExitCode"] == 3
+    state = client.inspect_container("pe-running")["State"]
+    assert state["Status"] == "exited" and state["Error"]
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert client.inspect_container("pe-always")["State"]["Status"] == "running"
+    # the rootfs of the dead container is not left mounted
+    assert not [m for m in _mounts_under(own_daemon.root) if running["Id"] in m]
+
+    own_daemon.stop()  # graceful: containers are stopped, mounts undone
+    assert _mounts_under(own_daemon.root) == []
+    own_daemon.start()
+    client = client_for(own_daemon)
+    assert client.inspect_container("pe-always")["State"]["Status"] == "running"
+    for name in ("pe-done", "pe-running", "pe-always"):
+        client.remove_container(name, force=True)
