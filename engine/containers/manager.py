@@ -530,20 +530,20 @@ class ContainerManager:
         if run is None:
             return
         if timeout != 0 or stop_signal == signal.SIGKILL:
-            self._signal(container, run, stop_signal)
+            await self._signal(container, run, stop_signal)
             with trio.move_on_after(timeout if timeout >= 0 else float("inf")):
                 await run.exited.wait()
         if not run.exited.is_set():
-            self._signal(container, run, signal.SIGKILL)
+            await self._signal(container, run, signal.SIGKILL)
             await run.exited.wait()
         await sup.done.wait()
 
-    def _signal(self, container: Container, run: Run, sig: int) -> None:
+    async def _signal(self, container: Container, run: Run, sig: int) -> None:
         run.process.send_signal(sig)
         self.publish(container, "kill", signal=str(int(sig)))
         if container.state.status is Status.PAUSED and sig in (signal.SIGKILL, signal.SIGTERM):
             # A frozen task takes its signal only once thawed (Docker unpauses too).
-            run.cgroup.thaw()
+            await trio.to_thread.run_sync(run.cgroup.thaw)
             container.state.status = Status.RUNNING
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
@@ -555,7 +555,7 @@ class ContainerManager:
         if number == signal.SIGKILL:
             container.manually_stopped = True
             container.save()
-        self._signal(container, run, number)
+        await self._signal(container, run, number)
         if number == signal.SIGKILL:
             await run.exited.wait()
 

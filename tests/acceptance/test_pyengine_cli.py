@@ -97,3 +97,32 @@ def test_events_since(pe):
     pe("run", "--rm", "--name", "pe-ev", "busybox", "true", check=True)
     out = pe("events", "--since", since, "--until", str(time.time() + 0.5), "--filter", "container=pe-ev", check=True).stdout.decode()
     assert "container create" in out and "container destroy" in out
+
+
+def test_events_follow_over_websocket(pe, daemon):
+    follower = subprocess.Popen([sys.executable, "-m", "engine.cli", "-H", daemon.host, "events", "--follow",
+                                 "--filter", "container=pe-follow"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.0)  # let the websocket subscribe
+        pe("run", "--rm", "--name", "pe-follow", "busybox", "true", check=True)
+        lines = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("destroy" in line for line in lines):
+            lines.append(follower.stdout.readline().decode())
+        assert any(" container start " in line and "name=pe-follow" in line for line in lines), lines
+        assert any(" container destroy " in line for line in lines), lines
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_exec_interactive_tty(pe, daemon):
+    from tests.acceptance.test_docker_cli import run_in_pty
+
+    pe.names.append("pe-exec-it")
+    pe("run", "-d", "--name", "pe-exec-it", "busybox", "sleep", "1000", check=True)
+    output, code = run_in_pty([sys.executable, "-m", "engine.cli", "-H", daemon.host, "exec", "-it",
+                               "pe-exec-it", "sh", "-c", "tty; exit 4"], daemon.env())
+    assert b"/dev/pts/" in output
+    assert code == 4
