@@ -98,6 +98,14 @@ class HijackedStream:
                 self._client_eof = True
             return data
 
+    async def chunks(self):
+        """The client's bytes until it half-closes (stdin for attach and exec)."""
+        while True:
+            data = await self.receive_some()
+            if not data:
+                return
+            yield data
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Raises trio.BrokenResourceError / ClosedResourceError once the client is gone."""
         if not self.upgraded:

@@ -358,15 +358,8 @@ async def attach(req: Request, stream: HijackedStream):
         async with trio.open_nursery() as nursery:
             if want_stdin and c.config.get("OpenStdin"):
 
-                async def client_stdin():
-                    while True:
-                        data = await stream.receive_some()
-                        if not data:
-                            return
-                        yield data
-
                 async def stdin_task():
-                    await manager.write_stdin(c, client_stdin(), bool(c.config.get("StdinOnce")))
+                    await manager.write_stdin(c, stream.chunks(), bool(c.config.get("StdinOnce")))
 
                 nursery.start_soon(stdin_task)
             async for stream_id, data in subscription:

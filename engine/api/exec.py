@@ -50,14 +50,7 @@ async def start(req: Request, stream: HijackedStream):
         else:
             await stream.send_frame(stream_id, data)
 
-    async def client_stdin():
-        while True:
-            data = await stream.receive_some()
-            if not data:
-                return
-            yield data
-
-    stdin = client_stdin() if instance.config.get("AttachStdin") else None
+    stdin = stream.chunks() if instance.config.get("AttachStdin") else None
     execs.check_startable(instance.id)
     # Upgrade before spawning, as dockerd does: clients such as docker-py read the raw socket
     # right after the headers, so output must not race ahead of them.

@@ -15,6 +15,7 @@ import time
 import attrs
 
 from engine import errors
+from engine.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -191,43 +192,15 @@ class Container:
         now = now or now_ns()
         st = self.state
         if st.status is Status.RUNNING:
-            return f"Up {human_duration(now - st.started_at_ns)}"
+            return f"Up {human_duration((now - st.started_at_ns) / 1e9)}"
         if st.status is Status.PAUSED:
-            return f"Up {human_duration(now - st.started_at_ns)} (Paused)"
+            return f"Up {human_duration((now - st.started_at_ns) / 1e9)} (Paused)"
         if st.status is Status.RESTARTING:
-            return f"Restarting ({st.exit_code}) {human_duration(now - st.finished_at_ns)} ago"
+            return f"Restarting ({st.exit_code}) {human_duration((now - st.finished_at_ns) / 1e9)} ago"
         if st.status is Status.EXITED:
-            return f"Exited ({st.exit_code}) {human_duration(now - st.finished_at_ns)} ago"
+            return f"Exited ({st.exit_code}) {human_duration((now - st.finished_at_ns) / 1e9)} ago"
         if st.status is Status.REMOVING:
             return "Removal In Progress"
         if st.status is Status.DEAD:
             return "Dead"
         return "Created"
-
-
-def human_duration(ns: int) -> str:
-    """go-units HumanDuration, as Docker prints it."""
-    seconds = max(ns, 0) / 1e9
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 2:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = seconds / 60
-    if int(minutes) == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{int(minutes)} minutes"
-    hours = minutes / 60
-    if round(hours) == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{int(hours)} hours"
-    if hours < 24 * 7 * 2:
-        return f"{int(hours / 24)} days"
-    if hours < 24 * 30 * 2:
-        return f"{int(hours / 24 / 7)} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{int(hours / 24 / 30)} months"
-    return f"{int(hours / 24 / 365)} years"
