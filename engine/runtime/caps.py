@@ -1,6 +1,8 @@
 """Linux capabilities: names, Docker's default set, and --cap-add/--cap-drop resolution."""
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable
 
 from engine.errors import InvalidParameter
@@ -61,14 +63,26 @@ def resolve_capabilities(add: Iterable[str] | None = None, drop: Iterable[str] |
     capdrop = _normalize(drop)
     capadd = _normalize(add)
     if privileged:
-        return ALL_CAPABILITIES
+        return grantable_capabilities()
     if "ALL" in capadd:
-        return tuple(c for c in ALL_CAPABILITIES if c not in capdrop)
+        return tuple(c for c in grantable_capabilities() if c not in capdrop)
     if "ALL" in capdrop:
         return tuple(c for c in capadd if c != "ALL")
     caps = [c for c in basics if c not in capdrop]
     caps += [c for c in capadd if c not in caps]
     return tuple(caps)
+
+
+@functools.cache
+def grantable_capabilities() -> tuple[str, ...]:
+    """"ALL" as the daemon can grant it: the kernel's capabilities within our own bounding set
+    (a sandboxed daemon may lack some, e.g. CAP_SYS_RESOURCE, and cannot hand them out)."""
+    try:
+        with open("/proc/self/status") as f:
+            bounding = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return ALL_CAPABILITIES
+    return tuple(c for c in ALL_CAPABILITIES if bounding >> CAP_NUMBERS[c] & 1)
 
 
 def capability_mask(names: Iterable[str]) -> int:

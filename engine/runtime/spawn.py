@@ -17,7 +17,7 @@ import trio
 
 from engine import errors
 from engine.runtime import _native
-from engine.runtime.caps import ALL_CAPABILITIES, capability_mask
+from engine.runtime.caps import capability_mask, grantable_capabilities
 from engine.runtime.rootfs import DEFAULT_SYMLINKS, parse_mount_options
 from engine.runtime.spec import ProcessSpec, RuntimeSpec
 
@@ -298,7 +298,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
         mounts.append((m.source or m.type, m.destination, None if bind else m.type, flags, propagation, data))
 
     tty = stdio.tty
-    caps = ALL_CAPABILITIES if spec.privileged else process.capabilities
+    caps = grantable_capabilities() if spec.privileged else process.capabilities
     # Only set the hostname in a UTS namespace of our own.
     hostname = spec.hostname if ("uts" in ns and ns["uts"] is None and spec.hostname) else None
 

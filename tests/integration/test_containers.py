@@ -274,3 +274,15 @@ def test_failed_create_leaves_nothing(dclient, daemon):
         assert response.status_code == 400, response.text
         assert response.json()["message"]
     assert set(os.listdir(containers_dir)) == before
+
+
+def test_capabilities_privileged_and_cap_add(dclient):
+    bounding = next(int(line.split()[1], 16) for line in open("/proc/self/status") if line.startswith("CapBnd:"))
+    _, code, out = run(dclient, ["grep", "CapEff", "/proc/self/status"], host_config={"privileged": True})
+    assert code == 0 and int(out.split()[1], 16) == bounding
+    _, code, out = run(dclient, ["grep", "CapEff", "/proc/self/status"],
+                       host_config={"cap_drop": ["ALL"], "cap_add": ["NET_RAW"]})
+    assert int(out.split()[1], 16) == 1 << 13
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(cap_add=["NOT_A_CAP"]))
+    assert info.value.status_code == 400 and "NOT_A_CAP" in str(info.value)
