@@ -330,8 +330,8 @@ async def attach(req: Request, stream: HijackedStream):
     manager = req.daemon.containers
     c = manager.get(req.params["id"])
     q = req.query
-    if c.state.status is Status.EXITED and not q.bool("logs"):
-        raise errors.Conflict("You cannot attach to a stopped container, start it first")
+    # A stopped container may be attached to: the stream starts with its next run
+    # (`docker start -a`); the docker CLI's own `attach` refuses stopped ones client-side.
     if c.state.status is Status.PAUSED:
         raise errors.Conflict("You cannot attach to a paused container, unpause it first")
     want_stdin, want_stdout, want_stderr = q.bool("stdin"), q.bool("stdout"), q.bool("stderr")

@@ -37,8 +37,9 @@ def docker(daemon):
         run("rm", "-f", name)
 
 
-def run_in_pty(args, env, timeout=30):
-    """Run a command with a pseudo-terminal as its stdin/stdout (for -it); output + exit code."""
+def run_in_pty(args, env, timeout=30, typed: bytes = b""):
+    """Run a command with a pseudo-terminal as its stdin/stdout (for -it), typing `typed` once
+    it has printed something; output + exit code."""
     master, slave = pty.openpty()
     process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
@@ -54,6 +55,9 @@ def run_in_pty(args, env, timeout=30):
             if not chunk:
                 break
             output += chunk
+            if typed:
+                os.write(master, typed)
+                typed = b""
         elif process.poll() is not None:
             break
     os.close(master)
@@ -83,6 +87,19 @@ def test_run_tty(docker, daemon):
     output, code = run_in_pty([DOCKER, "run", "--rm", "-it", "busybox", "sh", "-c", "tty; exit 3"], daemon.env())
     assert b"/dev/pts/0" in output
     assert code == 3
+
+
+def test_run_interactive_shell(docker, daemon):
+    output, code = run_in_pty([DOCKER, "run", "--rm", "-it", "busybox", "sh", "-c", "echo ready; read x; echo got-$x; exit 6"],
+                              daemon.env(), typed=b"typed\r")
+    assert b"got-typed" in output
+    assert code == 6
+
+
+def test_start_attach_stopped_container(docker):
+    docker.names.append("pe-cli-again")
+    assert docker("run", "--name", "pe-cli-again", "busybox", "echo", "once").stdout == b"once\n"
+    assert docker("start", "-a", "pe-cli-again").stdout == b"once\n"
 
 
 def test_detached_lifecycle(docker, daemon):
