@@ -26,6 +26,12 @@ class Config:
     tlscert: str | None = None
     tlskey: str | None = None
     debug: bool = False
+    # Default bridge network: device name and gateway/prefix ("10.1.2.1/24"). None = derived
+    # per daemon (pe0 for the default data root), a subnet the host does not route.
+    bridge_name: str | None = None
+    bip: str | None = None
+    # Where Docker network/volume plugins' sockets are looked for (None = Docker's dirs).
+    plugin_dirs: list[str] | None = None
 
     @property
     def containers_dir(self) -> str:

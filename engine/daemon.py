@@ -24,11 +24,14 @@ class Daemon:
         from engine.containers.manager import ContainerManager
         from engine.events import EventBus
         from engine.images import ImageStore
+        from engine.networks import NetworkManager
 
         self.config = config
         self.events = EventBus()
         self.images = ImageStore(config.images_dir)
+        self.networks = NetworkManager(config, self.events)
         self.containers = ContainerManager(config, self.images, self.events)
+        self.containers.networks = self.networks
         self.execs = ExecManager(self.containers)
 
     def info_counts(self) -> dict:
@@ -38,19 +41,25 @@ class Daemon:
         from engine.api import create_app, serve_api
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.containers.run)
-            tls = None
-            if self.config.tlscert:
-                tls = {
-                    "cert": self.config.tlscert,
-                    "key": self.config.tlskey,
-                    "ca": self.config.tlscacert,
-                    "verify": self.config.tlsverify,
-                }
-            await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
-            log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.networks.run)
+                await nursery.start(self.containers.run)
+                tls = None
+                if self.config.tlscert:
+                    tls = {
+                        "cert": self.config.tlscert,
+                        "key": self.config.tlskey,
+                        "ca": self.config.tlscacert,
+                        "verify": self.config.tlsverify,
+                    }
+                await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
+                log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
+                task_status.started()
+        finally:
+            # After every container has stopped: bridges, veths and the nft table go.
+            with trio.CancelScope(shield=True):
+                await self.networks.shutdown()
 
 
 def _default_cgroup_parent(data_root: str) -> str:
@@ -67,6 +76,10 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("-H", "--host", action="append", dest="hosts",
                         help=f"listen address (unix:///path or tcp://host:port); default {DEFAULT_HOST}")
     parser.add_argument("--cgroup-parent", default=None)
+    parser.add_argument("--bridge-name", default=None, help="device name of the default bridge network")
+    parser.add_argument("--bip", default=None, help="default bridge gateway address/prefix, e.g. 10.99.0.1/24")
+    parser.add_argument("--plugin-dir", action="append", dest="plugin_dirs", default=None,
+                        help="directory searched for Docker plugin sockets (repeatable)")
     parser.add_argument("--tlsverify", action="store_true")
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -88,6 +101,9 @@ def parse_args(argv: list[str] | None) -> Config:
         tlscert=args.tlscert,
         tlskey=args.tlskey,
         debug=args.debug,
+        bridge_name=args.bridge_name,
+        bip=args.bip,
+        plugin_dirs=args.plugin_dirs,
     )
 
 

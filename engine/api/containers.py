@@ -17,9 +17,18 @@ router = Router()
 
 
 # --- shapes ----------------------------------------------------------------------------------
-def _network_settings(c: Container) -> dict:
+def _network_settings(c: Container, daemon=None) -> dict:
     mode = c.host_config.get("NetworkMode") or "default"
     networks = {}
+    live = getattr(daemon, "networks", None)
+    if live is not None:
+        return {
+            "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "MacAddress": "", **live.container_settings(c),
+        }
     if mode in ("host", "none"):
         networks[mode] = {
             "IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": mode, "EndpointID": "",
@@ -86,11 +95,12 @@ def inspect_shape(c: Container, daemon) -> dict:
         },
         "Mounts": _mounts(c),
         "Config": c.config,
-        "NetworkSettings": _network_settings(c),
+        "NetworkSettings": _network_settings(c, daemon),
     }
 
 
-def summary_shape(c: Container) -> dict:
+def summary_shape(c: Container, daemon=None) -> dict:
+    live = getattr(daemon, "networks", None)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -98,12 +108,12 @@ def summary_shape(c: Container) -> dict:
         "ImageID": c.image_id,
         "Command": c.command_line,
         "Created": c.created_ns // 1_000_000_000,
-        "Ports": [],
+        "Ports": live.ports_summary(c) if live is not None else [],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.status_text(),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
-        "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
+        "NetworkSettings": {"Networks": _network_settings(c, daemon)["Networks"]},
         "Mounts": _mounts(c),
     }
 
@@ -178,7 +188,7 @@ async def list_containers(req: Request):
             continue
         if not _matches(c, filters, daemon):
             continue
-        out.append(summary_shape(c))
+        out.append(summary_shape(c, daemon))
         if limit and limit > 0 and len(out) >= limit:
             break
     return json_response(out)

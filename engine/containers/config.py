@@ -280,8 +280,9 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
             raise errors.InvalidParameter(f"invalid --security-opt: {opt!r}")
 
     mode = host.get("NetworkMode") or "default"
-    if not (mode in ("default", "bridge", "none", "host") or mode.startswith("container:")):
-        raise errors.NotFound(f"network {mode} not found")
+    if not isinstance(mode, str) or mode == "container:":
+        raise errors.InvalidParameter(f"invalid NetworkMode: {mode!r}")
+    # Network names are checked by the network manager (engine.networks).
     for field, allowed in (("PidMode", ("", "host")), ("IpcMode", ("", "private", "shareable", "host", "none")), ("UTSMode", ("", "host"))):
         if (host.get(field) or "") not in allowed:
             raise errors.InvalidParameter(f"invalid {field}: {host.get(field)}")

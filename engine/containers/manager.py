@@ -96,6 +96,7 @@ class ContainerManager:
         self._supervisors: dict[str, Supervisor] = {}
         self._nursery: trio.Nursery | None = None
         self.execs = None  # set by engine.containers.exec.ExecManager
+        self.networks = None  # engine.networks.NetworkManager, set by the daemon
 
     # --- service ------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -200,6 +201,8 @@ class ContainerManager:
             self._check_name_free(name)
         else:
             name = names.generate(lambda n: n in self._names)
+        attachments = (self.networks.validate_create(host_config, body.get("NetworkingConfig"))
+                       if self.networks is not None else [])
         container_id = secrets.token_hex(32)
         command = list(config["Entrypoint"] or []) + list(config["Cmd"] or [])
         container = Container(
@@ -218,8 +221,11 @@ class ContainerManager:
         self._names[name] = container_id  # reserve before the first await
         try:
             await trio.to_thread.run_sync(self._create_files, container)
+            if self.networks is not None:
+                await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
         except BaseException:
             del self._names[name]
+            shutil.rmtree(container.directory, ignore_errors=True)
             raise
         self._containers[container_id] = container
         self._supervisors[container_id] = Supervisor()
@@ -345,6 +351,8 @@ class ContainerManager:
 
             async def place(pid: int) -> None:
                 await trio.to_thread.run_sync(cgroup.add_process, pid)
+                if self.networks is not None:
+                    await self.networks.setup(container, pid)
 
             process = await spawn_container(spec, stdio, prepare=place)
         except BaseException:
@@ -353,6 +361,8 @@ class ContainerManager:
             with trio.CancelScope(shield=True):
                 if log_driver is not None:
                     await log_driver.aclose()
+                if self.networks is not None:
+                    await self.networks.teardown(container)
                 await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
             raise
         finally:
@@ -480,6 +490,8 @@ class ContainerManager:
         if run.log is not None:
             await run.log.aclose()
         oom = await trio.to_thread.run_sync(_oom_then_teardown, self, container, run.cgroup)
+        if self.networks is not None:
+            await self.networks.teardown(container)
         run.process.close()
         st = container.state
         st.status, st.pid, st.exit_code = Status.EXITED, 0, run.exit_code
@@ -639,6 +651,8 @@ class ContainerManager:
         container.state.status = Status.REMOVING
         sup.notify()
         await trio.to_thread.run_sync(self._remove_files, container)
+        if self.networks is not None:
+            await self.networks.forget(container)
         self._containers.pop(container.id, None)
         if self._names.get(container.name) == container.id:
             del self._names[container.name]

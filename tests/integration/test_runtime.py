@@ -296,9 +296,10 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _mountinfo() -> str:
+def _mountinfo(under: str = "/") -> list[str]:
+    """Mount points below `under` (other tests' daemons may mount elsewhere meanwhile)."""
     with open("/proc/self/mountinfo") as f:
-        return f.read()
+        return [line.split()[4] for line in f if line.split()[4].startswith(under)]
 
 
 async def test_no_leaks(busybox_root, tmp_path):
@@ -306,7 +307,7 @@ async def test_no_leaks(busybox_root, tmp_path):
     before_fds, before_mounts = None, None
     for i in range(51):
         if i == 1:
-            before_fds, before_mounts = _fds(), _mountinfo()
+            before_fds, before_mounts = _fds(), _mountinfo(str(tmp_path))
         d = tmp_path / f"c{i}"
         upper, work, merged = d / "upper", d / "work", d / "merged"
         for x in (upper, work, merged):
@@ -321,7 +322,7 @@ async def test_no_leaks(busybox_root, tmp_path):
         finally:
             await trio.to_thread.run_sync(unmount, str(merged))
     assert _fds() == before_fds
-    assert _mountinfo() == before_mounts
+    assert _mountinfo(str(tmp_path)) == before_mounts
 
 
 async def test_only_stdio_fds_inherited(rootfs):

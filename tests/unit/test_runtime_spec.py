@@ -18,6 +18,7 @@ from engine.runtime import (
     resolve_capabilities,
 )
 from engine.runtime.rootfs import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_STRICTATIME
+from engine.runtime.caps import grantable_capabilities
 
 
 def test_default_caps_mask_matches_docker():
@@ -34,11 +35,18 @@ def test_cap_add_drop_normalized():
 
 
 def test_cap_all():
-    assert resolve_capabilities(add=["ALL"]) == ALL_CAPABILITIES
-    assert resolve_capabilities(add=["all"], drop=["NET_RAW"]) == tuple(c for c in ALL_CAPABILITIES if c != "CAP_NET_RAW")
+    grantable = grantable_capabilities()
+    assert set(grantable) <= set(ALL_CAPABILITIES) and "CAP_SYS_ADMIN" in grantable
+    assert resolve_capabilities(add=["ALL"]) == grantable
+    assert resolve_capabilities(add=["all"], drop=["NET_RAW"]) == tuple(c for c in grantable if c != "CAP_NET_RAW")
     assert resolve_capabilities(add=["chown"], drop=["ALL"]) == ("CAP_CHOWN",)
     assert resolve_capabilities(drop=["all"]) == ()
-    assert resolve_capabilities(drop=["chown"], privileged=True) == ALL_CAPABILITIES
+    assert resolve_capabilities(drop=["chown"], privileged=True) == grantable
+
+
+def test_grantable_capabilities_follow_the_bounding_set():
+    bounding = next(int(line.split()[1], 16) for line in open("/proc/self/status") if line.startswith("CapBnd:"))
+    assert capability_mask(grantable_capabilities()) == bounding & capability_mask(ALL_CAPABILITIES)
     assert capability_mask(ALL_CAPABILITIES) == (1 << len(ALL_CAPABILITIES)) - 1
 
 

@@ -1,0 +1,121 @@
+"""Embedded DNS server for user-defined networks: trio UDP on the bridge's gateway address.
+A (and AAAA, answered empty) queries for container names, aliases and short ids on that
+network are answered from `lookup(name) -> [ipv4]`; anything else is forwarded to the
+host's resolvers."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import trio
+
+log = logging.getLogger(__name__)
+
+TYPE_A, TYPE_AAAA, CLASS_IN = 1, 28, 1
+RCODE_SERVFAIL, RCODE_NXDOMAIN = 2, 3
+
+
+def parse_question(packet: bytes) -> tuple[int, int, str, int, int, int] | None:
+    """(id, flags, name, qtype, qclass, end offset) of the first question, None if malformed."""
+    if len(packet) < 12:
+        return None
+    ident, flags, qdcount = struct.unpack("!HHH", packet[:6])
+    if qdcount < 1 or flags & 0x8000:
+        return None
+    labels, pos = [], 12
+    while True:
+        if pos >= len(packet):
+            return None
+        length = packet[pos]
+        pos += 1
+        if length == 0:
+            break
+        if length & 0xC0:
+            return None
+        labels.append(packet[pos:pos + length].decode("ascii", "replace"))
+        pos += length
+    if pos + 4 > len(packet):
+        return None
+    qtype, qclass = struct.unpack("!HH", packet[pos:pos + 4])
+    return ident, flags, ".".join(labels), qtype, qclass, pos + 4
+
+
+def build_response(query: bytes, end: int, rcode: int, addresses: list[str]) -> bytes:
+    ident, flags = struct.unpack("!HH", query[:4])
+    rd = flags & 0x0100
+    out_flags = 0x8000 | 0x0400 | rd | 0x0080 | rcode  # QR, AA, RD copied, RA
+    header = struct.pack("!HHHHHH", ident, out_flags, 1, len(addresses), 0, 0)
+    answers = b""
+    for address in addresses:
+        rdata = bytes(int(o) for o in address.split("."))
+        answers += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, 600, 4) + rdata
+    return header + query[12:end] + answers
+
+
+def host_resolvers(path: str = "/etc/resolv.conf") -> list[str]:
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [line.split()[1] for line in lines if line.startswith("nameserver") and len(line.split()) > 1
+            and ":" not in line.split()[1]]
+
+
+class DnsServer:
+    """One per user-defined network. `await nursery.start(server.serve)`."""
+
+    def __init__(self, address: str, lookup, upstreams=None, port: int = 53) -> None:
+        self.address, self.port = address, port
+        self.lookup = lookup
+        self.upstreams = upstreams if upstreams is not None else host_resolvers
+        self.queries = 0
+
+    def statistics(self) -> dict:
+        return {"address": self.address, "queries": self.queries}
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+            await sock.bind((self.address, self.port))
+            task_status.started()
+            async with trio.open_nursery() as nursery:
+                while True:
+                    try:
+                        packet, peer = await sock.recvfrom(4096)
+                    except OSError:
+                        continue
+                    self.queries += 1
+                    nursery.start_soon(self._answer, sock, packet, peer)
+
+    async def _answer(self, sock, packet: bytes, peer) -> None:
+        question = parse_question(packet)
+        if question is None:
+            return
+        _, _, name, qtype, qclass, end = question
+        key = name.rstrip(".").lower()
+        addresses = self.lookup(key) if qclass == CLASS_IN else []
+        if addresses:
+            reply = build_response(packet, end, 0, addresses if qtype == TYPE_A else [])
+        elif "." not in key and key:
+            reply = build_response(packet, end, RCODE_NXDOMAIN, [])  # a bare name we do not know
+        else:
+            reply = await self._forward(packet) or build_response(packet, end, RCODE_SERVFAIL, [])
+        try:
+            await sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    async def _forward(self, packet: bytes) -> bytes | None:
+        for upstream in self.upstreams() if callable(self.upstreams) else self.upstreams:
+            with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as up:
+                try:
+                    await up.connect((upstream, 53))
+                    await up.send(packet)
+                    with trio.move_on_after(3):
+                        return await up.recv(4096)
+                except OSError:
+                    continue
+        return None

@@ -1,0 +1,727 @@
+"""NetworkManager: network records, drivers, IPAM, endpoints of running containers, the
+daemon's nft table, embedded DNS servers and port proxies.
+
+Task tree:
+
+    NetworkManager.run ── nursery
+        ├── DnsServer.serve(network)       one per user-defined bridge network
+        └── ports.proxy(bound port)        one per published port of a running container
+
+Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
+after every container has stopped; a daemon that was killed leaves it behind, and `run`
+removes this daemon's stale veths and allocations at the next start (names carry the
+daemon's tag, so private daemons side by side never touch each other's)."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+
+import trio
+
+from engine import errors
+from engine.networks import _netlink, ports
+from engine.networks.dns import DnsServer
+from engine.networks.driver import load_drivers
+from engine.networks.ipam import Ipam, mac_for
+from engine.networks.model import Endpoint, Network
+from engine.networks.nftables import Dnat, NatNetwork, NftTable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_ROOT = "/var/lib/pyengine"
+BUILTIN = ("bridge", "host", "none")
+SHARED_MODES = ("host", "none")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+
+
+def daemon_tag(data_root: str) -> str:
+    return hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:5]
+
+
+class NetworkManager:
+    def __init__(self, config, events) -> None:
+        self.config = config
+        self.events = events
+        self.directory = os.path.join(config.data_root, "networks")
+        self.tag = daemon_tag(config.data_root)
+        self.table = NftTable(f"pyengine_{self.tag}")
+        self._networks: dict[str, Network] = {}
+        self._ipam: dict[str, Ipam] = {}
+        self._drivers: dict[str, object] = {}
+        self._endpoints: dict[str, dict[str, Endpoint]] = {}  # container id → network id → ep
+        self._attachments: dict[str, list[dict]] = {}  # container id → [{NetworkID, Aliases, …}]
+        self._dns: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._lock = trio.Lock()
+
+    # --- naming ---------------------------------------------------------------------------
+    @property
+    def default_bridge_name(self) -> str:
+        if getattr(self.config, "bridge_name", None):
+            return self.config.bridge_name
+        if os.path.abspath(self.config.data_root) == DEFAULT_DATA_ROOT:
+            return "pe0"
+        return f"pe{self.tag}"
+
+    def bridge_name_for(self, network: Network) -> str:
+        return f"pb{self.tag}{network.id[:6]}"
+
+    def veth_names(self) -> tuple[str, str]:
+        suffix = secrets.token_hex(4)[:7]
+        return f"pv{self.tag}{suffix}", f"pc{self.tag}{suffix}"
+
+    @property
+    def _ipam_root(self) -> str:
+        return os.path.join(self.directory, "ipam")
+
+    @property
+    def _attach_dir(self) -> str:
+        return os.path.join(self.directory, "containers")
+
+    # --- service --------------------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._drivers = load_drivers(self)
+        await trio.to_thread.run_sync(self._recover)
+        await self._ensure_builtin()
+        for network in list(self._networks.values()):
+            driver = self._drivers.get(network.driver)
+            if driver is None:
+                continue
+            try:
+                await driver.restore_network(network)
+            except Exception as exc:
+                log.warning("restoring network %s failed: %s", network.name, exc)
+        await self._apply_nft()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for network in list(self._networks.values()):
+                await self._start_dns(network)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _recover(self) -> None:
+        """Load records; everything runtime is stale (no container survives the daemon):
+        this daemon's veths and every address allocation go."""
+        for d in (self.directory, self._ipam_root, self._attach_dir):
+            os.makedirs(d, exist_ok=True)
+        for entry in os.listdir(self.directory):
+            if entry.endswith(".json"):
+                try:
+                    network = Network.load(os.path.join(self.directory, entry))
+                except (OSError, ValueError, TypeError):
+                    log.warning("removing unreadable network record %s", entry)
+                    os.unlink(os.path.join(self.directory, entry))
+                    continue
+                self._networks[network.id] = network
+                if network.subnet:
+                    ipam = self._make_ipam(network)
+                    ipam.release_all()
+        for entry in os.listdir(self._attach_dir):
+            try:
+                with open(os.path.join(self._attach_dir, entry)) as f:
+                    self._attachments[entry.removesuffix(".json")] = json.load(f)
+            except (OSError, ValueError):
+                pass
+        for name in _netlink.links_with_prefix(f"pv{self.tag}") + _netlink.links_with_prefix(f"pc{self.tag}"):
+            log.info("removing stale veth %s", name)
+            _netlink.delete_link(name)
+        known = {n.bridge for n in self._networks.values()}
+        for name in _netlink.links_with_prefix(f"pb{self.tag}"):
+            if name not in known:
+                _netlink.delete_link(name)
+        try:
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                forwarding = f.read().strip() == "1"
+            if not forwarding:
+                with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+                    f.write("1")
+        except OSError:
+            pass
+
+    def _make_ipam(self, network: Network) -> Ipam:
+        ipam = Ipam(os.path.join(self._ipam_root, network.id), network.subnet, network.gateway,
+                    network.ip_range or None)
+        self._ipam[network.id] = ipam
+        return ipam
+
+    async def _ensure_builtin(self) -> None:
+        by_name = {n.name: n for n in self._networks.values()}
+        for name, driver in (("host", "host"), ("none", "null")):
+            if name not in by_name:
+                network = Network(id=secrets.token_hex(32), name=name, driver=driver,
+                                  created=_rfc3339(time.time()), builtin=True)
+                await trio.to_thread.run_sync(network.save, self.directory)
+                self._networks[network.id] = network
+        bridge = by_name.get("bridge")
+        want_bip = getattr(self.config, "bip", None)
+        if bridge is not None and want_bip:
+            iface = ipaddress.ip_interface(want_bip)
+            if bridge.subnet != str(iface.network) or bridge.gateway != str(iface.ip):
+                await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
+                bridge.subnet, bridge.gateway = str(iface.network), str(iface.ip)
+        if bridge is not None and bridge.bridge != self.default_bridge_name:
+            await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
+            bridge.bridge = self.default_bridge_name
+        if bridge is None:
+            if want_bip:
+                iface = ipaddress.ip_interface(want_bip)
+                subnet, gateway = str(iface.network), str(iface.ip)
+            else:
+                subnet = await self._pick_subnet(default=True)
+                gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+            bridge = Network(id=secrets.token_hex(32), name="bridge", driver="bridge",
+                             created=_rfc3339(time.time()), subnet=subnet, gateway=gateway,
+                             bridge=self.default_bridge_name, builtin=True,
+                             options={"com.docker.network.bridge.default_bridge": "true",
+                                      "com.docker.network.bridge.enable_icc": "true",
+                                      "com.docker.network.bridge.enable_ip_masquerade": "true",
+                                      "com.docker.network.bridge.name": self.default_bridge_name,
+                                      "com.docker.network.driver.mtu": "1500"})
+            self._networks[bridge.id] = bridge
+        bridge.options["com.docker.network.bridge.name"] = bridge.bridge
+        await trio.to_thread.run_sync(bridge.save, self.directory)
+        if bridge.id not in self._ipam:
+            await trio.to_thread.run_sync(self._make_ipam, bridge)
+
+    async def _pick_subnet(self, default: bool = False) -> str:
+        ours = {n.bridge for n in self._networks.values() if n.bridge}
+        ours.add(self.default_bridge_name)
+        routed = await trio.to_thread.run_sync(_routed_except, ours)
+        taken = routed + [ipaddress.ip_network(n.subnet) for n in self._networks.values() if n.subnet]
+        if default and os.path.abspath(self.config.data_root) == DEFAULT_DATA_ROOT:
+            docker0 = ipaddress.ip_network("172.17.0.0/16")
+            if not any(docker0.overlaps(t) for t in taken):
+                return str(docker0)
+        h = int(hashlib.sha256((self.tag + ("d" if default else "u")).encode()).hexdigest(), 16)
+        for i in range(100 * 256):
+            second = 100 + ((h >> 8) + i // 256) % 100
+            third = (h + i) % 256
+            candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
+            if not any(candidate.overlaps(t) for t in taken):
+                return str(candidate)
+        raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool")
+
+    async def shutdown(self) -> None:
+        """Remove this daemon's host state: endpoints, bridges, the nft table."""
+        for cid in list(self._endpoints):
+            await self._teardown_endpoints(cid, publish=False, apply=False)
+        for network in self._networks.values():
+            driver = self._drivers.get(network.driver)
+            if driver is not None:
+                try:
+                    await driver.release_network(network)
+                except Exception as exc:
+                    log.warning("releasing network %s failed: %s", network.name, exc)
+        await self.table.delete()
+
+    # --- lookup ---------------------------------------------------------------------------
+    def get(self, ref: str) -> Network:
+        if ref in self._networks:
+            return self._networks[ref]
+        for network in self._networks.values():
+            if network.name == ref:
+                return network
+        matches = [n for n in self._networks.values() if n.id.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise errors.NotFound(f"network {ref} is ambiguous ({len(matches)} matches found based on ID prefix)")
+        raise errors.NotFound(f"network {ref} not found")
+
+    def all(self) -> list[Network]:
+        return list(self._networks.values())
+
+    def driver(self, name: str):
+        driver = self._drivers.get(name)
+        if driver is None:
+            driver = self._discover_remote(name)
+        if driver is None:
+            raise errors.NotFound(f"plugin \"{name}\" not found")
+        return driver
+
+    def _discover_remote(self, name: str):
+        from engine.networks.remote import find_plugin, RemoteDriver
+
+        address = find_plugin(name, getattr(self.config, "plugin_dirs", None))
+        if address is None:
+            return None
+        driver = RemoteDriver(self, name, address)
+        self._drivers[name] = driver
+        return driver
+
+    def statistics(self) -> dict:
+        return {"networks": len(self._networks), "endpoints": sum(len(e) for e in self._endpoints.values()),
+                "dns_servers": len(self._dns)}
+
+    # --- networks -------------------------------------------------------------------------
+    async def create(self, body: dict) -> tuple[Network, str]:
+        name = (body or {}).get("Name") or ""
+        if not name or not _NAME_RE.match(name):
+            raise errors.InvalidParameter(f"invalid network name: {name!r}")
+        driver_name = body.get("Driver") or "bridge"
+        async with self._lock:
+            if any(n.name == name for n in self._networks.values()):
+                raise errors.Conflict(f"network with name {name} already exists")
+            if name in BUILTIN:
+                raise errors.Forbidden(f"{name} is a pre-defined network and cannot be created")
+            driver = self.driver(driver_name)
+            ipam = body.get("IPAM") or {}
+            configs = ipam.get("Config") or []
+            if ipam.get("Driver") not in (None, "", "default"):
+                raise errors.InvalidParameter(f"IPAM driver {ipam.get('Driver')!r} is not supported")
+            if body.get("EnableIPv6"):
+                raise errors.InvalidParameter("IPv6 networks are not supported yet")
+            first = configs[0] if configs else {}
+            network = Network(
+                id=secrets.token_hex(32), name=name, driver=driver_name, created=_rfc3339(time.time()),
+                internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
+                labels=dict(body.get("Labels") or {}), options=dict(body.get("Options") or {}),
+                ipam_options=dict(ipam.get("Options") or {}),
+            )
+            if getattr(driver, "attaches", False):
+                await self._assign_subnet(network, first)
+            await driver.create_network(network)
+            try:
+                await trio.to_thread.run_sync(network.save, self.directory)
+                if network.subnet:
+                    await trio.to_thread.run_sync(self._make_ipam, network)
+                self._networks[network.id] = network
+                await self._apply_nft()
+                await self._start_dns(network)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    self._networks.pop(network.id, None)
+                    await driver.delete_network(network)
+                    await trio.to_thread.run_sync(self._remove_files, network)
+                raise
+        self._publish(network, "create")
+        return network, ""
+
+    async def _assign_subnet(self, network: Network, config: dict) -> None:
+        subnet = config.get("Subnet")
+        if subnet:
+            try:
+                net = ipaddress.ip_network(subnet, strict=False)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid subnet {subnet}") from None
+            if net.version != 4:
+                raise errors.InvalidParameter("IPv6 networks are not supported yet")
+            for other in self._networks.values():
+                if other.subnet and ipaddress.ip_network(other.subnet).overlaps(net):
+                    raise errors.Forbidden("Pool overlaps with other one on this address space")
+            ours = {n.bridge for n in self._networks.values() if n.bridge}
+            routed = await trio.to_thread.run_sync(_routed_except, ours)
+            if any(r.overlaps(net) for r in routed):
+                raise errors.Forbidden(f"Pool overlaps with other one on this address space ({net} is routed on the host)")
+            network.subnet = str(net)
+        else:
+            network.subnet = await self._pick_subnet()
+        net = ipaddress.ip_network(network.subnet)
+        gateway = config.get("Gateway")
+        if gateway:
+            if ipaddress.ip_address(gateway) not in net:
+                raise errors.InvalidParameter(f"gateway {gateway} is not in subnet {net}")
+            network.gateway = gateway
+        else:
+            network.gateway = str(next(net.hosts()))
+        if config.get("IPRange"):
+            network.ip_range = str(ipaddress.ip_network(config["IPRange"], strict=False))
+
+    async def remove(self, ref: str) -> None:
+        network = self.get(ref)
+        if network.builtin:
+            raise errors.Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
+        async with self._lock:
+            active = [cid for cid, eps in self._endpoints.items() if network.id in eps]
+            if active:
+                raise errors.Forbidden(f"error while removing network: network {network.name} id {network.id} has active endpoints")
+            await self._stop_dns(network)
+            driver = self._drivers.get(network.driver)
+            if driver is not None:
+                await driver.delete_network(network)
+            self._networks.pop(network.id, None)
+            self._ipam.pop(network.id, None)
+            await trio.to_thread.run_sync(self._remove_files, network)
+            for cid, atts in list(self._attachments.items()):
+                kept = [a for a in atts if a["NetworkID"] != network.id]
+                if kept != atts:
+                    await trio.to_thread.run_sync(self._save_attachments, cid, kept)
+            await self._apply_nft()
+        self._publish(network, "destroy")
+
+    def _remove_files(self, network: Network) -> None:
+        try:
+            os.unlink(os.path.join(self.directory, network.id + ".json"))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(os.path.join(self._ipam_root, network.id), ignore_errors=True)
+
+    def in_use(self, network: Network) -> bool:
+        return any(network.id in eps for eps in self._endpoints.values()) or any(
+            a["NetworkID"] == network.id for atts in self._attachments.values() for a in atts)
+
+    async def prune(self, keep=lambda n: False) -> list[str]:
+        removed = []
+        for network in list(self._networks.values()):
+            if network.builtin or self.in_use(network) or keep(network):
+                continue
+            try:
+                await self.remove(network.id)
+                removed.append(network.name)
+            except errors.EngineError:
+                pass
+        return removed
+
+    # --- dns ------------------------------------------------------------------------------
+    def _wants_dns(self, network: Network) -> bool:
+        return network.user_defined and network.driver == "bridge" and bool(network.gateway)
+
+    async def _start_dns(self, network: Network) -> None:
+        if not self._wants_dns(network) or self._nursery is None or network.id in self._dns:
+            return
+        port = int(os.environ.get("PYENGINE_DNS_PORT", "53"))
+        server = DnsServer(network.gateway, lambda name, nid=network.id: self.resolve_name(nid, name), port=port)
+
+        async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
+            with trio.CancelScope() as scope:
+                self._dns[network.id] = scope
+                try:
+                    await server.serve(task_status=task_status)
+                finally:
+                    self._dns.pop(network.id, None)
+
+        try:
+            await self._nursery.start(serve)
+        except OSError as exc:
+            log.warning("embedded DNS for network %s not started: %s", network.name, exc)
+
+    async def _stop_dns(self, network: Network) -> None:
+        scope = self._dns.pop(network.id, None)
+        if scope is not None:
+            scope.cancel()
+
+    def resolve_name(self, network_id: str, name: str) -> list[str]:
+        out = []
+        for eps in self._endpoints.values():
+            ep = eps.get(network_id)
+            if ep is None or not ep.ip:
+                continue
+            c = ep.container
+            names = {c.name.lower(), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
+            if name in names:
+                out.append(ep.ip)
+        return out
+
+    # --- nft ------------------------------------------------------------------------------
+    async def _apply_nft(self) -> None:
+        nat = [NatNetwork(bridge=n.bridge, subnet=n.subnet, internal=n.internal,
+                          masquerade=n.options.get("com.docker.network.bridge.enable_ip_masquerade", "true") != "false")
+               for n in self._networks.values() if n.driver == "bridge" and n.subnet and n.bridge]
+        dnats = []
+        for eps in self._endpoints.values():
+            for ep in eps.values():
+                for bound in ep.ports:
+                    dnats.append(Dnat(bound.binding.proto, bound.binding.host_ip, bound.host_port, ep.ip,
+                                      bound.binding.container_port))
+        await self.table.apply(nat, dnats)
+
+    # --- containers -----------------------------------------------------------------------
+    def validate_create(self, host_config: dict, networking_config: dict | None) -> list[dict]:
+        """Attachments for a new container (raises NotFound for an unknown network)."""
+        mode = host_config.get("NetworkMode") or "default"
+        ports.validate({}, host_config)
+        endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
+        if mode in SHARED_MODES or mode.startswith("container:"):
+            return []
+        primary = self.get("bridge" if mode == "default" else mode)
+        if primary.driver in ("host", "null"):
+            host_config["NetworkMode"] = primary.name
+            return []
+        out = []
+        for ref in [mode if mode != "default" else "bridge", *endpoints]:
+            network = self.get("bridge" if ref == "default" else ref)
+            if any(a["NetworkID"] == network.id for a in out):
+                continue
+            conf = endpoints.get(ref) or {}
+            aliases = list(conf.get("Aliases") or [])
+            if network.name == "bridge" and aliases:
+                raise errors.InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+            ipam = conf.get("IPAMConfig") or {}
+            if ipam.get("IPv4Address") and not network.user_defined:
+                raise errors.InvalidParameter("user specified IP address is supported on user defined networks only")
+            out.append({"NetworkID": network.id, "Aliases": aliases, "IPAMConfig": ipam or None,
+                        "MacAddress": conf.get("MacAddress") or ""})
+        return out
+
+    def record(self, container_id: str, attachments: list[dict]) -> None:
+        self._save_attachments(container_id, attachments)
+
+    def _save_attachments(self, container_id: str, attachments: list[dict]) -> None:
+        path = os.path.join(self._attach_dir, container_id + ".json")
+        if not attachments:
+            self._attachments.pop(container_id, None)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        self._attachments[container_id] = attachments
+        with open(path + ".tmp", "w") as f:
+            json.dump(attachments, f)
+        os.replace(path + ".tmp", path)
+
+    async def forget(self, container) -> None:
+        await self.teardown(container)
+        await trio.to_thread.run_sync(self._save_attachments, container.id, [])
+
+    def attachments(self, container_id: str) -> list[dict]:
+        return list(self._attachments.get(container_id, []))
+
+    async def setup(self, container, pid: int) -> None:
+        """Network the new container (its netns is `pid`'s, before exec): ports bound first
+        (a conflict fails the start), then one interface per attached network, DNAT rules,
+        proxies, resolv.conf and hosts. All undone if any step fails."""
+        atts = [a for a in self.attachments(container.id) if a["NetworkID"] in self._networks]
+        host = container.host_config
+        bindings = ports.bindings_for(container.config, host) if atts else []
+        bound: list[ports.BoundPort] = []
+        try:
+            for binding in bindings:
+                bound.append(ports.bind(binding))
+            for index, att in enumerate(atts):
+                network = self._networks[att["NetworkID"]]
+                ep = await self._join(container, network, att, pid, route=index == 0, publish=False)
+                if index == 0:
+                    ep.ports, bound = bound, []
+            if any(ep.ports for ep in self._endpoints.get(container.id, {}).values()):
+                await self._apply_nft()  # DNAT rules only change with published ports
+                for ep in self._endpoints.get(container.id, {}).values():
+                    for b in ep.ports:
+                        await self._nursery.start(ports.proxy, b, ep.ip)
+            await trio.to_thread.run_sync(self._write_files, container)
+        except BaseException:
+            for b in bound:
+                b.sock.close()
+            with trio.CancelScope(shield=True):
+                await self._teardown_endpoints(container.id, publish=False)
+            raise
+        for nid in self._endpoints.get(container.id, {}):
+            self._publish(self._networks[nid], "connect", container.id)
+
+    async def _join(self, container, network: Network, att: dict, pid: int, *, route: bool, publish: bool) -> Endpoint:
+        driver = self.driver(network.driver)
+        if not getattr(driver, "attaches", False):
+            raise errors.Forbidden(f"network {network.name} does not take endpoints")
+        eps = self._endpoints.setdefault(container.id, {})
+        used = {ep.ifname for ep in eps.values()}
+        ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
+        ipam = self._ipam[network.id]
+        wanted = (att.get("IPAMConfig") or {}).get("IPv4Address") or None
+        ip = await trio.to_thread.run_sync(ipam.allocate, container.id, wanted)
+        ep = Endpoint(id=secrets.token_hex(32), network_id=network.id, container=container, ifname=ifname,
+                      ip=ip, prefixlen=network.prefixlen, gateway=network.gateway,
+                      mac=att.get("MacAddress") or mac_for(ip), aliases=list(att.get("Aliases") or []))
+        ep.driver_state["route"] = route
+        try:
+            await driver.join(network, ep, pid)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(ipam.release, ip)
+            raise
+        eps[network.id] = ep
+        if publish:
+            self._publish(network, "connect", container.id)
+        return ep
+
+    async def teardown(self, container) -> None:
+        """Undo `setup` (the container stopped). Idempotent."""
+        await self._teardown_endpoints(container.id, publish=True)
+
+    async def _teardown_endpoints(self, container_id: str, *, publish: bool, apply: bool = True) -> None:
+        eps = self._endpoints.pop(container_id, None)
+        if not eps:
+            return
+        had_ports = any(ep.ports for ep in eps.values())
+        for nid, ep in eps.items():
+            await self._leave(nid, ep)
+            if publish and nid in self._networks:
+                self._publish(self._networks[nid], "disconnect", container_id)
+        if apply and had_ports:
+            try:
+                await self._apply_nft()
+            except errors.EngineError as exc:
+                log.warning("updating nftables failed: %s", exc)
+
+    async def _leave(self, nid: str, ep: Endpoint) -> None:
+        for b in ep.ports:
+            if b.scope is not None:
+                b.scope.cancel()
+            else:
+                b.sock.close()
+        network = self._networks.get(nid)
+        driver = self._drivers.get(network.driver) if network else None
+        try:
+            if driver is not None:
+                await driver.leave(network, ep)
+            elif ep.host_veth:
+                await trio.to_thread.run_sync(_netlink.delete_link, ep.host_veth)
+        except Exception as exc:
+            log.warning("leaving network %s failed: %s", nid, exc)
+        ipam = self._ipam.get(nid)
+        if ipam is not None and ep.ip:
+            await trio.to_thread.run_sync(ipam.release, ep.ip)
+
+    def _write_files(self, container) -> None:
+        """resolv.conf → the embedded DNS of the first user-defined network (unless --dns);
+        /etc/hosts gets the container's own addresses. Written in place (bind-mounted)."""
+        eps = self._endpoints.get(container.id, {})
+        host = container.host_config
+        dns_net = next((self._networks[nid] for nid in eps if self._wants_dns(self._networks[nid])), None)
+        if dns_net is not None and not host.get("Dns"):
+            from engine.containers import config as cfg
+
+            text = cfg.resolv_conf({**host, "Dns": [dns_net.gateway]})
+            with open(container.resolv_conf_path, "w") as f:
+                f.write(text)
+        if eps and host.get("NetworkMode") != "host":
+            from engine.containers import config as cfg
+
+            text = cfg.hosts_file(container.config["Hostname"], host)
+            for ep in eps.values():
+                text += f"{ep.ip}\t{container.config['Hostname']}\n"
+            with open(container.hosts_path, "w") as f:
+                f.write(text)
+
+    async def connect(self, ref: str, container, pid: int | None, config: dict | None) -> None:
+        network = self.get(ref)
+        mode = container.host_config.get("NetworkMode") or "default"
+        if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
+            raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
+        atts = self.attachments(container.id)
+        if any(a["NetworkID"] == network.id for a in atts):
+            raise errors.Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
+        config = config or {}
+        att = {"NetworkID": network.id, "Aliases": list(config.get("Aliases") or []),
+               "IPAMConfig": config.get("IPAMConfig") or None, "MacAddress": config.get("MacAddress") or ""}
+        if pid is not None:
+            await self._join(container, network, att, pid, route=not self._endpoints.get(container.id), publish=True)
+            await trio.to_thread.run_sync(self._write_files, container)
+        await trio.to_thread.run_sync(self._save_attachments, container.id, atts + [att])
+
+    async def disconnect(self, ref: str, container, force: bool = False) -> None:
+        network = self.get(ref)
+        atts = self.attachments(container.id)
+        if not any(a["NetworkID"] == network.id for a in atts):
+            if force:
+                return
+            raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
+        ep = self._endpoints.get(container.id, {}).pop(network.id, None)
+        if ep is not None:
+            await self._leave(network.id, ep)
+            if ep.ports:
+                await self._apply_nft()
+            self._publish(network, "disconnect", container.id)
+        await trio.to_thread.run_sync(self._save_attachments, container.id,
+                                      [a for a in atts if a["NetworkID"] != network.id])
+
+    # --- shapes ---------------------------------------------------------------------------
+    def endpoint_shape(self, network: Network, container, ep: Endpoint | None, att: dict | None) -> dict:
+        att = att or {}
+        return {
+            "IPAMConfig": att.get("IPAMConfig"), "Links": None,
+            "Aliases": (list(att.get("Aliases") or []) + [container.id[:12]]) if network.user_defined and att else None,
+            "NetworkID": network.id, "EndpointID": ep.id if ep else "",
+            "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
+            "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": ep.mac if ep else "", "DriverOpts": None,
+        }
+
+    def container_settings(self, container) -> dict:
+        """NetworkSettings pieces: Networks, Ports, and the default bridge's top-level fields."""
+        eps = self._endpoints.get(container.id, {})
+        mode = container.host_config.get("NetworkMode") or "default"
+        networks = {}
+        if mode in SHARED_MODES:
+            network = self.get(mode)
+            networks[mode] = self.endpoint_shape(network, container, None, None)
+            networks[mode]["NetworkID"] = network.id
+        for att in self.attachments(container.id):
+            network = self._networks.get(att["NetworkID"])
+            if network is not None:
+                networks[network.name] = self.endpoint_shape(network, container, eps.get(network.id), att)
+        port_map: dict = {}
+        for key in (container.config.get("ExposedPorts") or {}):
+            port_map[key if "/" in key else key + "/tcp"] = None
+        for ep in eps.values():
+            for b in ep.ports:
+                port_map.setdefault(b.binding.key, None)
+                port_map[b.binding.key] = (port_map[b.binding.key] or []) + [b.docker_shape()]
+        top = {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "EndpointID": "", "Bridge": ""}
+        for nid, ep in eps.items():
+            network = self._networks.get(nid)
+            if network is not None and network.name == "bridge":
+                top = {"IPAddress": ep.ip, "Gateway": ep.gateway, "MacAddress": ep.mac,
+                       "IPPrefixLen": ep.prefixlen, "EndpointID": ep.id, "Bridge": network.bridge}
+        return {"Networks": networks, "Ports": port_map if eps else {}, **top,
+                "SandboxKey": f"/proc/{container.state.pid}/ns/net" if eps and container.state.pid else ""}
+
+    def ports_summary(self, container) -> list[dict]:
+        out = []
+        eps = self._endpoints.get(container.id, {})
+        published = set()
+        for ep in eps.values():
+            for b in ep.ports:
+                out.append({"IP": b.binding.host_ip or "0.0.0.0", "PrivatePort": b.binding.container_port,
+                            "PublicPort": b.host_port, "Type": b.binding.proto})
+                published.add(b.binding.key)
+        for key in (container.config.get("ExposedPorts") or {}):
+            port, _, proto = key.partition("/")
+            if f"{port}/{proto or 'tcp'}" not in published and port.isdigit():
+                out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+        return out
+
+    def network_shape(self, network: Network, containers: bool = True) -> dict:
+        members = {}
+        if containers:
+            for cid, eps in self._endpoints.items():
+                ep = eps.get(network.id)
+                if ep is not None:
+                    members[cid] = {"Name": ep.container.name, "EndpointID": ep.id, "MacAddress": ep.mac,
+                                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}", "IPv6Address": ""}
+        config = []
+        if network.subnet:
+            entry = {"Subnet": network.subnet, "Gateway": network.gateway}
+            if network.ip_range:
+                entry["IPRange"] = network.ip_range
+            config.append(entry)
+        return {
+            "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
+            "Driver": network.driver, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": network.ipam_options or None, "Config": config},
+            "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
+            "Options": dict(network.options), "Labels": dict(network.labels),
+        }
+
+    # --- events ---------------------------------------------------------------------------
+    def _publish(self, network: Network, action: str, container_id: str | None = None) -> None:
+        attributes = {"name": network.name, "type": network.driver}
+        if container_id:
+            attributes["container"] = container_id
+        self.events.publish("network", action, network.id, attributes)
+
+
+def _routed_except(own_bridges: set[str]) -> list[ipaddress.IPv4Network]:
+    return [net for net, dev in _netlink.routed_networks() if dev not in own_bridges]

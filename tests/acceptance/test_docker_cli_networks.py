@@ -1,0 +1,90 @@
+"""The real docker CLI's `docker network …` and `docker run -p` against a private pyengined."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import needs_root
+
+DOCKER = shutil.which("docker")
+pytestmark = [needs_root, pytest.mark.acceptance,
+              pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")]
+
+
+@pytest.fixture
+def docker(daemon):
+    containers: list[str] = []
+    networks: list[str] = []
+
+    def run(*args, timeout=60, check=True):
+        result = subprocess.run([DOCKER, *args], env=daemon.env(), capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr, daemon.log()[-2000:])
+        return result
+
+    run.containers, run.networks = containers, networks
+    yield run
+    for name in containers:
+        run("rm", "-f", name, check=False)
+    for name in networks:
+        run("network", "rm", name, check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_docker_network_lifecycle(docker):
+    docker.networks.append("dk-appnet")
+    net_id = docker("network", "create", "--label", "team=a", "dk-appnet").stdout.strip()
+    assert len(net_id) == 64
+    listed = docker("network", "ls", "--format", "{{.Name}} {{.Driver}}").stdout.split("\n")
+    assert "dk-appnet bridge" in listed and "bridge bridge" in listed and "host host" in listed
+    info = json.loads(docker("network", "inspect", "dk-appnet").stdout)[0]
+    assert info["Id"] == net_id and info["IPAM"]["Config"][0]["Subnet"]
+    assert "already exists" in docker("network", "create", "dk-appnet", check=False).stderr
+
+    docker.containers += ["dk-db", "dk-web"]
+    docker("run", "-d", "--network", "dk-appnet", "--name", "dk-db", "busybox", "sleep", "60")
+    out = docker("run", "--rm", "--network", "dk-appnet", "busybox", "ping", "-c1", "-W3", "dk-db").stdout
+    assert "1 packets received" in out
+    docker("run", "-d", "--name", "dk-web", "busybox", "sleep", "60")
+    docker("network", "connect", "--alias", "front", "dk-appnet", "dk-web")
+    assert "1 packets received" in docker("exec", "dk-db", "ping", "-c1", "-W3", "front").stdout
+    nets = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", "dk-web").stdout)
+    assert set(nets) == {"bridge", "dk-appnet"}
+    docker("network", "disconnect", "dk-appnet", "dk-web")
+    assert docker("network", "rm", "dk-appnet", check=False).returncode != 0  # dk-db is on it
+    docker("rm", "-f", "dk-db", "dk-web")
+    docker("network", "rm", "dk-appnet")
+    docker("network", "create", "dk-unused")
+    out = docker("network", "prune", "-f").stdout
+    assert "dk-unused" in out
+
+
+def test_docker_run_publish(docker, tmp_path):
+    port = _free_port()
+    (tmp_path / "index.html").write_text("published\n")
+    docker.containers.append("dk-httpd")
+    docker("run", "-d", "--name", "dk-httpd", "-p", f"127.0.0.1:{port}:80", "-v", f"{tmp_path}:/www",
+           "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"published\n"
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert docker("port", "dk-httpd").stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
+    assert f"127.0.0.1:{port}->80/tcp" in docker("ps", "--format", "{{.Ports}}").stdout

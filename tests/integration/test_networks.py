@@ -1,0 +1,267 @@
+"""Networks end to end, as root: a private daemon per module (its own bridge, subnet and nft
+table), real namespaces, traffic only to 127.0.0.1 and the test's own containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import DaemonHandle, _mounts_under
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, netlink, nftables)")
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+def _nft_tables() -> set[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def netd():
+    root = tempfile.mkdtemp(prefix="pe-nettest-")
+    handle = DaemonHandle(root)
+    handle.links_before, handle.nft_before = _links(), _nft_tables()
+    handle.start()
+    try:
+        r = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
+        assert r.status_code == 201, r.text
+        yield handle
+    finally:
+        handle.stop()
+        leftovers = _mounts_under(root)
+        for m in reversed(leftovers):
+            subprocess.run(["umount", "-l", m], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def cli(handle, *args, check=True, timeout=60):
+    result = subprocess.run([sys.executable, "-m", "engine.cli", *args], env=handle.env(),
+                            capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr, handle.log()[-3000:])
+    return result
+
+
+def _tag(handle) -> str:
+    from engine.networks import daemon_tag
+
+    return daemon_tag(handle.data_root)
+
+
+def _ours(handle) -> tuple[set[str], set[str]]:
+    tag = _tag(handle)
+    links = {l for l in _links() if l.startswith(("pv" + tag, "pc" + tag))}
+    return links, {t for t in _nft_tables() if tag in t}
+
+
+def test_builtin_networks_and_default_bridge_gateway(netd):
+    nets = {n["Name"]: n for n in netd.api("GET", "/networks").json()}
+    assert set(nets) >= {"bridge", "host", "none"}
+    gateway = nets["bridge"]["IPAM"]["Config"][0]["Gateway"]
+    out = cli(netd, "run", "--rm", "busybox", "ping", "-c1", "-W2", gateway)
+    assert "1 packets received" in out.stdout
+    # --network none: loopback only
+    out = cli(netd, "run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert "eth0" not in out.stdout and "lo" in out.stdout
+
+
+def test_user_network_name_resolution(netd):
+    cli(netd, "network", "create", "appnet")
+    try:
+        cli(netd, "run", "-d", "--network", "appnet", "--name", "db", "busybox", "sleep", "60")
+        out = cli(netd, "run", "--rm", "--network", "appnet", "busybox", "ping", "-c1", "-W3", "db")
+        assert "1 packets received" in out.stdout, out.stdout + out.stderr
+        info = netd.api("GET", "/networks/appnet").json()
+        assert len(info["Containers"]) == 1
+        ns = netd.api("GET", "/containers/db/json").json()["NetworkSettings"]
+        assert ns["Networks"]["appnet"]["IPAddress"]
+        # connect another container with an alias, reach it by alias; then disconnect
+        cli(netd, "run", "-d", "--name", "web2", "busybox", "sleep", "60")
+        cli(netd, "network", "connect", "--alias", "cache", "appnet", "web2")
+        out = cli(netd, "exec", "db", "ping", "-c1", "-W3", "cache")
+        assert "1 packets received" in out.stdout
+        cli(netd, "network", "disconnect", "appnet", "web2")
+        out = cli(netd, "exec", "db", "ping", "-c1", "-W3", "cache", check=False)
+        assert out.returncode != 0
+        # a network in use cannot be removed
+        assert cli(netd, "network", "rm", "appnet", check=False).returncode != 0
+    finally:
+        cli(netd, "rm", "-f", "db", "web2", check=False)
+        cli(netd, "network", "rm", "appnet", check=False)
+    assert "appnet" not in cli(netd, "network", "ls").stdout
+
+
+def test_published_port_answers_on_loopback(netd, tmp_path):
+    port = _free_port()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("hello from pyengine\n")
+    cli(netd, "run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", "-v", f"{www}:/www",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert body == b"hello from pyengine\n"
+        assert cli(netd, "port", "web").stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
+        # the same host port again: a clear error, the container never starts
+        bad = cli(netd, "run", "-d", "--name", "web-dup", "-p", f"127.0.0.1:{port}:80", "busybox",
+                  "httpd", "-f", "-p", "80", check=False)
+        assert bad.returncode != 0 and "port is already allocated" in bad.stderr
+        state = netd.api("GET", "/containers/web-dup/json").json()["State"]
+        assert not state["Running"]
+    finally:
+        cli(netd, "rm", "-f", "web", "web-dup", check=False)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2)
+
+
+def test_publish_all_random_ports(netd):
+    cli(netd, "run", "-d", "--name", "pall", "--expose", "80", "-P", "busybox", "httpd", "-f", "-p", "80")
+    try:
+        lines = cli(netd, "port", "pall").stdout.split()
+        assert lines[0] == "80/tcp" and lines[2].startswith("0.0.0.0:")
+        ps = netd.api("GET", "/containers/json").json()
+        ports = [p for c in ps if c["Names"] == ["/pall"] for p in c["Ports"]]
+        assert ports and ports[0]["PublicPort"] > 0
+    finally:
+        cli(netd, "rm", "-f", "pall", check=False)
+
+
+def test_host_and_container_network_modes(netd):
+    out = cli(netd, "run", "--rm", "--network", "host", "busybox", "ip", "-o", "link")
+    assert "eth0" in out.stdout or "lo" in out.stdout
+    cli(netd, "run", "-d", "--name", "shared", "busybox", "sleep", "60")
+    try:
+        ip = netd.api("GET", "/containers/shared/json").json()["NetworkSettings"]["IPAddress"]
+        out = cli(netd, "run", "--rm", "--network", "container:shared", "busybox", "ip", "-o", "-4", "addr")
+        assert ip in out.stdout
+        out = cli(netd, "run", "--rm", "--dns", "10.1.2.3", "--add-host", "foo:10.9.8.7", "busybox",
+                  "cat", "/etc/resolv.conf", "/etc/hosts")
+        assert "nameserver 10.1.2.3" in out.stdout and "10.9.8.7\tfoo" in out.stdout
+    finally:
+        cli(netd, "rm", "-f", "shared", check=False)
+
+
+def test_internal_network_has_no_default_route(netd):
+    cli(netd, "network", "create", "--internal", "intnet")
+    try:
+        out = cli(netd, "run", "--rm", "--network", "intnet", "busybox", "ip", "route")
+        assert "default" not in out.stdout
+    finally:
+        cli(netd, "network", "rm", "intnet", check=False)
+
+
+def test_events_and_prune(netd):
+    since = str(int(time.time()) - 1)
+    cli(netd, "network", "create", "--label", "x=1", "prunable")
+    res = netd.api("POST", "/networks/prune", params={"filters": json.dumps({"label": ["x=1"]})}).json()
+    assert res["NetworksDeleted"] == ["prunable"]
+    events = netd.api("GET", "/events", params={"since": since, "until": str(int(time.time()) + 1),
+                                                 "filters": json.dumps({"type": ["network"]})}).text
+    actions = [json.loads(line)["Action"] for line in events.splitlines() if line.strip()]
+    assert "create" in actions and "destroy" in actions
+
+
+def test_no_leftovers_after_rm_and_failed_start(netd):
+    before = _ours(netd)
+    cli(netd, "run", "-d", "--name", "gone", "busybox", "sleep", "60")
+    assert _ours(netd)[0] - before[0]  # a veth exists while it runs
+    cli(netd, "rm", "-f", "gone")
+    bad = cli(netd, "run", "--name", "nothere", "busybox", "/no/such/binary", check=False)
+    assert bad.returncode != 0
+    cli(netd, "rm", "-f", "nothere", check=False)
+    assert _ours(netd) == before
+
+
+def test_no_leftovers_after_daemon_sigkill(tmp_path):
+    links_before, nft_before = _links(), _nft_tables()
+    handle = DaemonHandle(str(tmp_path))
+    handle.start()
+    try:
+        assert handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"}).status_code == 201
+        cli(handle, "network", "create", "killnet")
+        cli(handle, "run", "-d", "--network", "killnet", "--name", "k1", "busybox", "sleep", "600")
+        cli(handle, "run", "-d", "--name", "k2", "busybox", "sleep", "600")
+        assert _links() - links_before
+        handle.process.send_signal(signal.SIGKILL)
+        handle.process.wait()
+        handle.start()
+        tag = _tag(handle)
+        assert not {l for l in _links() if l.startswith(("pv" + tag, "pc" + tag))}
+        # the network survives, and works again
+        out = cli(handle, "run", "--rm", "--network", "killnet", "busybox", "ip", "-o", "-4", "addr")
+        assert "eth0" in out.stdout
+        cli(handle, "rm", "-f", "k1", "k2")
+        cli(handle, "network", "rm", "killnet")
+    finally:
+        handle.stop()
+        for m in reversed(_mounts_under(str(tmp_path))):
+            subprocess.run(["umount", "-l", m], check=False)
+    tag = _tag(handle)
+    assert {l for l in _links() - links_before if tag in l} == set()
+    assert {t for t in _nft_tables() - nft_before if tag in t} == set()
+
+
+def test_remote_network_plugin_end_to_end(tmp_path, monkeypatch):
+    """The sample third-party driver (Docker's remote protocol over a unix socket)."""
+    import threading
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "sample-network-driver"))
+    from sample_network_driver.server import serve
+
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    server = serve(str(plugin_dir / "sample.sock"))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("PYENGINE_PLUGIN_DIRS", str(plugin_dir))
+    handle = DaemonHandle(str(tmp_path / "d"))
+    os.makedirs(handle.root, exist_ok=True)
+    handle.start()
+    try:
+        assert handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"}).status_code == 201
+        cli(handle, "network", "create", "-d", "sample", "--subnet", "10.251.77.0/24", "plugnet")
+        info = handle.api("GET", "/networks/plugnet").json()
+        assert info["Driver"] == "sample"
+        cli(handle, "run", "-d", "--network", "plugnet", "--name", "p1", "busybox", "sleep", "60")
+        out = cli(handle, "run", "--rm", "--network", "plugnet", "busybox", "ping", "-c1", "-W3", "10.251.77.2")
+        assert "1 packets received" in out.stdout
+        out = cli(handle, "exec", "p1", "ip", "-o", "-4", "addr")
+        assert "eth0" in out.stdout and "10.251.77.2/24" in out.stdout
+        cli(handle, "rm", "-f", "p1")
+        cli(handle, "network", "rm", "plugnet")
+        assert not [l for l in _links() if l.startswith(("sn", "sv", "sc"))]
+    finally:
+        handle.stop()
+        server.shutdown()
+        server.server_close()
+        for m in reversed(_mounts_under(str(tmp_path))):
+            subprocess.run(["umount", "-l", m], check=False)
