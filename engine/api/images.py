@@ -1,8 +1,13 @@
-"""Docker's /images routes over the image store (pull/push/save/load come with the images
-issue), plus pyengine's own POST /images/bootstrap."""
+"""Docker's /images routes over the image store: list/inspect/history/tag/rmi/prune, pull
+(/images/create?fromImage) and push with Docker's JSON progress stream, save (/images/get)
+and load, commit, container export, /auth (login) and /distribution; plus pyengine's own
+POST /images/bootstrap."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
 import tempfile
 
@@ -10,10 +15,69 @@ import trio
 
 from engine import errors
 from engine.api._request import Request
-from engine.api._responses import json_response, json_stream
+from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
 
 router = Router()
+log = logging.getLogger("engine.api")
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        engine_errors = [e for e in exc.exceptions if not isinstance(e, BaseExceptionGroup) and isinstance(e, errors.EngineError)]
+        exc = engine_errors[0] if engine_errors else exc.exceptions[0]
+    return exc
+
+
+def _error_message(exc: BaseException) -> dict:
+    exc = _leaf(exc)
+    message = exc.message if isinstance(exc, errors.EngineError) else (str(exc) or type(exc).__name__)
+    return {"errorDetail": {"message": message}, "error": message}
+
+
+class ProgressResponse(StreamingResponse):
+    """Docker's JSON progress stream fed by a task: `producer(emit)` runs beside the sender;
+    an error it raises becomes the stream's last {"errorDetail", "error"} line. When the
+    client goes away, the producer is cancelled."""
+
+    def __init__(self, producer):
+        super().__init__(None, "application/json")
+        self.producer = producer
+
+    async def send_asgi(self, send, request) -> None:
+        send_ch, recv_ch = trio.open_memory_channel(math.inf)
+
+        async def run() -> None:
+            async with send_ch:
+                try:
+                    await self.producer(send_ch.send)
+                except trio.Cancelled:
+                    raise
+                except Exception as exc:  # noqa: BLE001 — reported in the stream
+                    if isinstance(exc, BaseExceptionGroup) and any(
+                            isinstance(e, trio.Cancelled) for e in exc.exceptions):
+                        raise
+                    if not isinstance(_leaf(exc), errors.EngineError):
+                        log.exception("%s %s failed", request.method, request.path)
+                    await send_ch.send(_error_message(exc))
+
+        async def lines():
+            async with recv_ch:
+                async for item in recv_ch:
+                    yield json.dumps(item).encode() + b"\r\n"
+
+        self.content = lines()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            await super().send_asgi(send, request)
+            nursery.cancel_scope.cancel()
+
+
+def _registry_auth(req: Request) -> dict | None:
+    from engine.images._registry import decode_auth_header
+
+    return decode_auth_header(req.headers.get("X-Registry-Auth"))
 
 
 def _publish(req: Request, action: str, image, name: str | None = None) -> None:
@@ -61,21 +125,27 @@ async def history(req: Request):
     store = req.daemon.images
     image = store.resolve(req.params["name"])
     entries = image.config.get("history") or []
-    diff_ids = list((image.config.get("rootfs") or {}).get("diff_ids") or [])
+    chains = image.chain_ids
+    sizes = [store.layer_meta(c).get("size", 0) for c in chains]
     out = []
-    for entry in reversed(entries):
+    layer = 0
+    for entry in entries:
+        size = 0
+        if not entry.get("empty_layer") and layer < len(sizes):
+            size = sizes[layer]
+            layer += 1
         out.append({
             "Id": "<missing>",
             "Created": _unix(entry.get("created")),
             "CreatedBy": entry.get("created_by", ""),
             "Tags": None,
-            "Size": 0,
+            "Size": size,
             "Comment": entry.get("comment", ""),
         })
+    out.reverse()
     if out:
         out[0]["Id"] = image.id
         out[0]["Tags"] = image.repo_tags or None
-        out[0]["Size"] = image.size if len(diff_ids) <= 1 else 0
     return json_response(out)
 
 
@@ -146,19 +216,24 @@ async def create(req: Request):
         return json_stream(progress())
     if q.get("fromImage"):
         name = q.get("fromImage")
-        tag_name = q.get("tag") or "latest"
-        try:
-            store.resolve(f"{name}:{tag_name}" if ":" not in name.rsplit("/", 1)[-1] and "@" not in name else name)
-        except errors.NotFound:
-            raise errors.NotFound(
-                f"pull access denied for {name}, repository does not exist or may require "
-                "'docker login': registry pulls are not available yet"
-            ) from None
+        tag_name = q.get("tag") or ""
+        last = name.rsplit("/", 1)[-1]
+        if tag_name:
+            if "@" in name or ":" in last:
+                name = name  # the tag is already in the name
+            elif ":" in tag_name and tag_name.split(":", 1)[0] in ("sha256", "sha512"):
+                name = f"{name}@{tag_name}"
+            else:
+                name = f"{name}:{tag_name}"
+        dist = store.distribution
+        plan = await dist.resolve_pull(name, _registry_auth(req))  # errors here are HTTP errors
 
-        async def done():
-            yield {"status": f"Status: Image is up to date for {name}:{tag_name}"}
+        async def produce(emit):
+            image = await dist.pull(plan, emit)
+            req.daemon.events.publish("image", "pull", plan.shown, {"name": plan.shown})
+            del image
 
-        return json_stream(done())
+        return ProgressResponse(produce)
     raise errors.InvalidParameter("fromImage or fromSrc is required")
 
 
@@ -179,16 +254,28 @@ async def prune(req: Request):
     filters = req.query.filters()
     dangling_only = (filters.get("dangling") or ["true"])[0].lower() in ("true", "1")
     deleted = []
+    reclaimed = 0
     for image in store.list():
         if containers.image_in_use(image.id):
             continue
         if dangling_only and image.repo_tags:
             continue
+        if "label" in filters:
+            labels = image.container_config.get("Labels") or {}
+            if not all(_label(labels, v) for v in filters["label"]):
+                continue
         try:
-            deleted.extend(store.remove(image.id, force=True, in_use=containers.image_in_use))
+            result = store.remove(image.id, force=True, in_use=containers.image_in_use)
         except errors.EngineError:
             continue
-    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": 0})
+        deleted.extend(result)
+        reclaimed += image.size
+        for entry in result:
+            if "Untagged" in entry:
+                req.daemon.events.publish("image", "untag", image.id, {"name": entry["Untagged"]})
+            if "Deleted" in entry and entry["Deleted"] == image.id:
+                req.daemon.events.publish("image", "delete", image.id, {"name": image.id})
+    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 async def _spool(req: Request, store) -> str:
@@ -204,3 +291,216 @@ async def _spool(req: Request, store) -> str:
         os.unlink(path)
         raise
     return path
+
+
+# ---------------------------------------------------------------------------------- push
+
+
+@router.post("/images/{name:path}/push")
+async def push(req: Request):
+    dist = req.daemon.images.distribution
+    plan = dist.resolve_push(req.params["name"], req.query.get("tag") or None)  # 404 before the stream
+    auth = _registry_auth(req)
+
+    async def produce(emit):
+        results = await dist.push(plan, auth, emit)
+        for r in results:
+            name = f"{plan.ref.repository}:{r['Tag']}"
+            req.daemon.events.publish("image", "push", name, {"name": name})
+
+    return ProgressResponse(produce)
+
+
+# ---------------------------------------------------------------------------------- save / load
+
+
+def _tmp_path(req: Request, prefix: str) -> str:
+    directory = os.path.join(req.daemon.config.data_root, "tmp")
+    os.makedirs(directory, exist_ok=True)
+    fd, path = tempfile.mkstemp(dir=directory, prefix=prefix)
+    os.close(fd)
+    return path
+
+
+async def _file_response(path: str, content_type: str = "application/x-tar") -> StreamingResponse:
+    """Stream a temp file, then delete it."""
+
+    async def chunks():
+        async with await trio.open_file(path, "rb") as f:
+            while True:
+                data = await f.read(1 << 20)
+                if not data:
+                    return
+                yield data
+
+    def cleanup() -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    return StreamingResponse(chunks(), content_type, on_close=cleanup)
+
+
+async def _save(req: Request, names: list[str]):
+    from engine.images._archive import save
+
+    store = req.daemon.images
+    if not names:
+        raise errors.InvalidParameter("no image names given")
+    for n in names:
+        store.resolve(n)  # 404 before anything is written
+    path = _tmp_path(req, "save-")
+    try:
+        def work():
+            with open(path, "wb") as out:
+                return save(store, names, out)
+
+        images = await trio.to_thread.run_sync(work)
+    except BaseException:
+        os.unlink(path)
+        raise
+    for image in images:
+        req.daemon.events.publish("image", "save", image.id, {"name": image.repo_tags[0] if image.repo_tags else image.id})
+    return await _file_response(path)
+
+
+@router.get("/images/get")
+async def save_many(req: Request):
+    return await _save(req, req.query.getall("names"))
+
+
+@router.get("/images/{name:path}/get")
+async def save_one(req: Request):
+    return await _save(req, [req.params["name"]])
+
+
+@router.post("/images/load")
+async def load(req: Request):
+    from engine.images._archive import load as load_archive
+
+    store = req.daemon.images
+    spool = await _spool(req, store)
+    try:
+        loaded = await trio.to_thread.run_sync(load_archive, store, spool)
+    finally:
+        os.unlink(spool)
+    messages = []
+    for image, tags in loaded:
+        if tags:
+            for t in tags:
+                messages.append({"stream": f"Loaded image: {t}\n"})
+                req.daemon.events.publish("image", "load", image.id, {"name": t})
+        else:
+            messages.append({"stream": f"Loaded image ID: {image.id}\n"})
+            req.daemon.events.publish("image", "load", image.id, {"name": image.id})
+
+    async def out():
+        for m in messages:
+            yield m
+
+    return json_stream(out())
+
+
+# ---------------------------------------------------------------------------------- commit / export
+
+
+@router.post("/commit")
+async def commit(req: Request):
+    from engine.images._archive import commit as commit_image
+    from engine.images._reference import parse_reference
+
+    q = req.query
+    store = req.daemon.images
+    ref = q.get("container")
+    if not ref:
+        raise errors.InvalidParameter("container is required")
+    container = req.daemon.containers.get(ref)
+    image = store.get(container.image_id)
+    repo, tag_name = q.get("repo") or "", q.get("tag") or ""
+    reference = None
+    if repo:
+        reference = parse_reference(f"{repo}:{tag_name}" if tag_name else repo).familiar()
+    elif tag_name:
+        raise errors.InvalidParameter("tag given without a repository")
+    body = await req.json(default=None)
+    changes = q.getall("changes")
+
+    class _View:  # the container as commit sees it: its config with the body's overrides
+        id = container.id
+        upper_dir = container.upper_dir
+        config = {**(container.config or {}),
+                  **{k: v for k, v in (body or {}).items() if v not in (None, "", [], {})}} if isinstance(body, dict) else container.config
+
+    new = await trio.to_thread.run_sync(
+        lambda: commit_image(store, _View, image, repo_tag=reference, comment=q.get("comment") or "",
+                             author=q.get("author") or "", changes=changes, created=None))
+    req.daemon.events.publish("image", "commit", new.id, {"name": reference or new.id, "container": container.id})
+    return json_response({"Id": new.id}, status=201)
+
+
+@router.get("/containers/{id}/export")
+async def export(req: Request):
+    from engine.images._archive import tar_directory
+
+    containers = req.daemon.containers
+    container = containers.get(req.params["id"])
+    path = _tmp_path(req, "export-")
+    try:
+        async with containers.rootfs_mounted(container) as rootfs:
+            def work():
+                with open(path, "wb") as out:
+                    tar_directory(rootfs if isinstance(rootfs, str) else container.rootfs, out, overlay=False)
+
+            await trio.to_thread.run_sync(work)
+    except BaseException:
+        os.unlink(path)
+        raise
+    req.daemon.events.publish("container", "export", container.id, {"name": container.name})
+    return await _file_response(path)
+
+
+# ---------------------------------------------------------------------------------- auth, distribution
+
+
+@router.post("/auth")
+async def auth(req: Request):
+    from engine.images._registry import Registry
+
+    body = await req.json(default={}) or {}
+    if not isinstance(body, dict):
+        raise errors.InvalidParameter("invalid auth configuration")
+    server = body.get("serveraddress") or "https://index.docker.io/v1/"
+    async with Registry(server, body) as registry:
+        try:
+            await registry.ping()
+        except errors.Unauthorized as e:
+            raise errors.Unauthorized(e.message) from None
+    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+@router.get("/distribution/{name:path}/json")
+async def distribution(req: Request):
+    import hashlib
+
+    from engine.images._reference import parse_reference
+    from engine.images._registry import INDEX_TYPES, Registry
+
+    ref = parse_reference(req.params["name"])
+    async with Registry(ref.domain, _registry_auth(req)) as registry:
+        body, media, digest = await registry.get_manifest(ref.path, ref.digest or ref.tag)
+    manifest = json.loads(body)
+    platforms = []
+    if media in INDEX_TYPES:
+        platforms = [m.get("platform") or {} for m in manifest.get("manifests", [])]
+    else:
+        try:
+            cfg_digest = manifest["config"]["digest"]
+            async with Registry(ref.domain, _registry_auth(req)) as registry:
+                cfg = json.loads((await registry.request("GET", ref.path, f"/blobs/{cfg_digest}")).content)
+            platforms = [{"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}]
+        except (KeyError, ValueError):
+            pass
+    del hashlib
+    return json_response({"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
+                          "Platforms": platforms})

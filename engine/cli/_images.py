@@ -1,4 +1,5 @@
-"""Image commands: images rmi tag import bootstrap."""
+"""Image commands: images rmi tag import bootstrap pull push history save load commit export
+login logout, image prune."""
 
 from __future__ import annotations
 
@@ -209,3 +210,333 @@ def bootstrap(cli: Cli, a: argparse.Namespace) -> int:
 
 
 alias("image bootstrap", "bootstrap")
+
+
+# ---------------------------------------------------------------------------------------------
+# registry credentials (CLI side, like docker's ~/.docker/config.json)
+
+
+def config_path() -> str:
+    """~/.pyengine/config.json, or $PYENGINE_CONFIG/config.json; written 0600."""
+    import os
+
+    base = os.environ.get("PYENGINE_CONFIG") or os.path.join(os.path.expanduser("~"), ".pyengine")
+    return os.path.join(base, "config.json")
+
+
+def _load_config() -> dict:
+    import json
+
+    try:
+        with open(config_path()) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_config(data: dict) -> None:
+    import json
+    import os
+
+    path = config_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def registry_of(ref: str) -> str:
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def _server_key(server: str) -> str:
+    import re
+
+    s = re.sub(r"^[a-z]+://", "", server.strip()).split("/", 1)[0]
+    return "docker.io" if s in ("", "index.docker.io", "registry-1.docker.io", "docker.io") else s
+
+
+def auth_header(registry: str) -> dict:
+    """X-Registry-Auth for a registry from the saved credentials ({} when none)."""
+    import base64
+    import json
+
+    entry = (_load_config().get("auths") or {}).get(_server_key(registry))
+    payload: dict = {"serveraddress": registry}
+    if entry and entry.get("auth"):
+        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        payload.update(username=user, password=password)
+    elif entry and entry.get("identitytoken"):
+        payload["identitytoken"] = entry["identitytoken"]
+    else:
+        return {}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()}
+
+
+def show_progress(cli: Cli, chunks: Iterator[bytes]) -> list[dict]:
+    """Docker's JSON progress stream: one line per status; progress bars only on a tty.
+    Returns the aux messages; raises CommandError on an error message."""
+    tty = sys.stdout.isatty()
+    aux = []
+    for msg in iter_json_stream(chunks):
+        if not isinstance(msg, dict):
+            continue
+        if msg.get("error") or msg.get("errorDetail"):
+            err = msg.get("error") or (msg.get("errorDetail") or {}).get("message")
+            raise CommandError(str(err))
+        if msg.get("aux"):
+            aux.append(msg["aux"])
+            continue
+        status = msg.get("status") or msg.get("stream")
+        if not status:
+            continue
+        line = f"{msg['id']}: {status}" if msg.get("id") else status
+        if msg.get("progress") or (msg.get("progressDetail") or {}).get("current"):
+            if tty:
+                sys.stdout.write(f"\r{line} {msg.get('progress', '')}\x1b[K")
+                sys.stdout.flush()
+            continue
+        if tty:
+            sys.stdout.write("\r\x1b[K")
+        cli.print(line.rstrip("\n"))
+    return aux
+
+
+@command("pull", "Download an image from a registry",
+         arg("-q", "--quiet", action="store_true", help="Suppress verbose output"),
+         arg("--platform", default=None),
+         arg("name"), aliases=("image pull",))
+def pull(cli: Cli, a: argparse.Namespace) -> int:
+    name = a.name
+    params = {"fromImage": name, "platform": a.platform}
+    with cli.client.stream("POST", "/images/create", params=params,
+                           headers=auth_header(registry_of(name))) as resp:
+        if a.quiet:
+            for msg in iter_json_stream(resp.iter_raw()):
+                if isinstance(msg, dict) and (msg.get("error") or msg.get("errorDetail")):
+                    raise CommandError(str(msg.get("error") or msg["errorDetail"].get("message")))
+        else:
+            show_progress(cli, resp.iter_raw())
+    if a.quiet:
+        cli.print(name if ("@" in name or ":" in name.rsplit("/", 1)[-1]) else f"{name}:latest")
+    return 0
+
+
+@command("push", "Upload an image to a registry",
+         arg("-q", "--quiet", action="store_true", help="Suppress verbose output"),
+         arg("-a", "--all-tags", action="store_true", help="Push all tags of the repository"),
+         arg("name"), aliases=("image push",))
+def push(cli: Cli, a: argparse.Namespace) -> int:
+    repo, tag_name, _ = parse_ref(a.name)
+    if a.all_tags:
+        tag_name = None
+    elif not tag_name:
+        tag_name = "latest"
+    with cli.client.stream("POST", f"/images/{repo}/push", params={"tag": tag_name},
+                           headers=auth_header(registry_of(a.name)) or {"X-Registry-Auth": "e30="}) as resp:
+        if a.quiet:
+            for msg in iter_json_stream(resp.iter_raw()):
+                if isinstance(msg, dict) and (msg.get("error") or msg.get("errorDetail")):
+                    raise CommandError(str(msg.get("error") or msg["errorDetail"].get("message")))
+            cli.print(a.name)
+        else:
+            show_progress(cli, resp.iter_raw())
+    return 0
+
+
+@command("history", "Show the history of an image",
+         arg("-H", "--human", action="store_true", default=True),
+         arg("--no-trunc", action="store_true", help="Don't truncate output"),
+         arg("-q", "--quiet", action="store_true", help="Only show image IDs"),
+         arg("--format", default=None), arg("image"), aliases=("image history",))
+def history(cli: Cli, a: argparse.Namespace) -> int:
+    entries = cli.client.get(f"/images/{a.image}/history") or []
+    rows = []
+    for e in entries:
+        ident = e.get("Id", "")
+        if ident != "<missing>" and not a.no_trunc:
+            ident = short_id(ident)
+        created_by = e.get("CreatedBy", "")
+        if not a.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append({"ID": ident, "CreatedSince": time_ago(e.get("Created") or 0),
+                     "CreatedBy": created_by, "Size": human_size(e.get("Size") or 0),
+                     "Comment": e.get("Comment", "")})
+    if a.quiet:
+        for r in rows:
+            cli.print(r["ID"])
+        return 0
+    fmt = a.format or "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+    headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY", "Size": "SIZE",
+               "Comment": "COMMENT"}
+    try:
+        sys.stdout.write(render_rows(fmt, rows, headers))
+    except TemplateError as exc:
+        raise CommandError(f"template parsing error: {exc}") from None
+    return 0
+
+
+def _write_stream(cli: Cli, resp, output: str | None) -> None:
+    import os
+
+    if output:
+        tmp = f"{output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in resp.iter_raw():
+                    f.write(chunk)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    if sys.stdout.isatty():
+        raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    for chunk in resp.iter_raw():
+        cli.write_bytes(chunk)
+
+
+@command("save", "Save one or more images to a tar archive (streamed to STDOUT by default)",
+         arg("-o", "--output", default=None, help="Write to a file, instead of STDOUT"),
+         arg("images", nargs="+"), aliases=("image save",))
+def save(cli: Cli, a: argparse.Namespace) -> int:
+    with cli.client.stream("GET", "/images/get", params={"names": a.images}) as resp:
+        _write_stream(cli, resp, a.output)
+    return 0
+
+
+@command("load", "Load an image from a tar archive or STDIN",
+         arg("-i", "--input", default=None, help="Read from tar archive file, instead of STDIN"),
+         arg("-q", "--quiet", action="store_true", help="Suppress the load output"),
+         aliases=("image load",))
+def load(cli: Cli, a: argparse.Namespace) -> int:
+    if a.input:
+        try:
+            f = open(a.input, "rb")
+        except OSError as exc:
+            raise CommandError(f"open {a.input}: {(exc.strerror or str(exc)).lower()}") from None
+    else:
+        if sys.stdin.isatty():
+            raise CommandError("requested load from stdin, but stdin is empty")
+        f = sys.stdin.buffer
+    try:
+        with cli.client.stream("POST", "/images/load", params={"quiet": a.quiet or None},
+                               content=_file_chunks(f),
+                               headers={"Content-Type": "application/x-tar"}) as resp:
+            print_json_messages(cli, resp.iter_raw())
+    finally:
+        if a.input:
+            f.close()
+    return 0
+
+
+@command("commit", "Create a new image from a container's changes",
+         arg("-a", "--author", default=None, help="Author"),
+         arg("-c", "--change", action="append", default=[], help="Apply Dockerfile instruction"),
+         arg("-m", "--message", default=None, help="Commit message"),
+         arg("-p", "--pause", action="store_true", default=True),
+         arg("container"), arg("repository", nargs="?", default=None),
+         aliases=("container commit",))
+def commit(cli: Cli, a: argparse.Namespace) -> int:
+    repo = t = None
+    if a.repository:
+        repo, t = split_tag(a.repository)
+    res = cli.client.post("/commit", params={"container": a.container, "repo": repo, "tag": t,
+                                             "comment": a.message, "author": a.author,
+                                             "changes": a.change or None, "pause": a.pause})
+    cli.print((res or {}).get("Id", ""))
+    return 0
+
+
+@command("export", "Export a container's filesystem as a tar archive",
+         arg("-o", "--output", default=None, help="Write to a file, instead of STDOUT"),
+         arg("container"), aliases=("container export",))
+def export(cli: Cli, a: argparse.Namespace) -> int:
+    with cli.client.stream("GET", f"/containers/{a.container}/export") as resp:
+        _write_stream(cli, resp, a.output)
+    return 0
+
+
+@command("login", "Log in to a registry",
+         arg("-u", "--username", default=None), arg("-p", "--password", default=None),
+         arg("--password-stdin", action="store_true", help="Take the password from stdin"),
+         arg("server", nargs="?", default="https://index.docker.io/v1/"))
+def login(cli: Cli, a: argparse.Namespace) -> int:
+    import base64
+    import getpass
+
+    user = a.username
+    password = a.password
+    if a.password_stdin:
+        if password:
+            raise CommandError("--password and --password-stdin are mutually exclusive")
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password:
+        cli.warn("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    if not user:
+        if not sys.stdin.isatty():
+            raise CommandError("Must provide --username with --password-stdin" if a.password_stdin
+                               else "Cannot perform an interactive login from a non TTY device")
+        user = input("Username: ").strip()
+    if not password:
+        password = getpass.getpass("Password: ")
+    res = cli.client.post("/auth", {"username": user, "password": password, "serveraddress": a.server})
+    data = _load_config()
+    auths = data.setdefault("auths", {})
+    entry = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if (res or {}).get("IdentityToken"):
+        entry = {"identitytoken": res["IdentityToken"], "auth": entry["auth"]}
+    auths[_server_key(a.server)] = entry
+    _save_config(data)
+    cli.print((res or {}).get("Status") or "Login Succeeded")
+    return 0
+
+
+@command("logout", "Log out from a registry", arg("server", nargs="?", default="https://index.docker.io/v1/"))
+def logout(cli: Cli, a: argparse.Namespace) -> int:
+    data = _load_config()
+    key = _server_key(a.server)
+    if key not in (data.get("auths") or {}):
+        cli.print(f"Not logged in to {a.server}")
+        return 0
+    del data["auths"][key]
+    _save_config(data)
+    cli.print(f"Removing login credentials for {a.server}")
+    return 0
+
+
+@command("image prune", "Remove unused images",
+         arg("-a", "--all", action="store_true", help="Remove all unused images, not just dangling ones"),
+         arg("-f", "--force", action="store_true", help="Do not prompt for confirmation"),
+         arg("--filter", action="append", default=[], help="Provide filter values"))
+def image_prune(cli: Cli, a: argparse.Namespace) -> int:
+    flt = list(a.filter)
+    if a.all:
+        flt.append("dangling=false")
+    try:
+        filters = filters_param(flt)
+    except ValueError as exc:
+        raise CommandError(str(exc), 125) from None
+    if not a.force and sys.stdin.isatty():
+        what = "all images without at least one container associated to them" if a.all else "all dangling images"
+        answer = input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            return 0
+    res = cli.client.post("/images/prune", params={"filters": filters}) or {}
+    deleted = res.get("ImagesDeleted") or []
+    if deleted:
+        cli.print("Deleted Images:")
+        for item in deleted:
+            for key in ("Untagged", "Deleted"):
+                if item.get(key):
+                    cli.print(f"{key.lower()}: {item[key]}")
+        cli.print("")
+    cli.print(f"Total reclaimed space: {human_size(res.get('SpaceReclaimed') or 0)}")
+    return 0

@@ -24,7 +24,7 @@ import time
 import attrs
 import trio
 
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound, SystemError_
 
 from . import _bootstrap
 from ._changes import apply_changes
@@ -440,13 +440,20 @@ class ImageStore:
             except FileNotFoundError:
                 pass
         records = [{"Deleted": "sha256:" + h}]
-        still = set()
+        still, still_diffs = set(), set()
         for other in self._configs.values():
-            still.update(chain_ids(list((other.get("rootfs") or {}).get("diff_ids") or [])))
+            diffs = list((other.get("rootfs") or {}).get("diff_ids") or [])
+            still.update(chain_ids(diffs))
+            still_diffs.update(diffs)
         for c in reversed(chain_ids(list((cfg.get("rootfs") or {}).get("diff_ids") or []))):
             if c in still:
                 continue
             d = os.path.join(self.layers_dir, _hex(c))
+            meta = self._layer_meta(c)
+            if meta and meta.get("diff_id") not in still_diffs:
+                self.blobs.delete(meta.get("diff_id", c))
+                for b in meta.get("compressed", []):
+                    self.blobs.delete(b["digest"])
             if os.path.isdir(d):
                 # rename first so a half-removed layer is never mistaken for a good one
                 trash = os.path.join(self.layers_dir, "tmp-del-" + os.urandom(6).hex())
@@ -457,15 +464,31 @@ class ImageStore:
 
     # ---------- creating images ----------
 
-    def _commit_layer(self, source, parent_chain: str | None, privileged: bool) -> tuple[str, str]:
-        """Unpack one layer on top of parent_chain. Returns (diff_id, chain_id)."""
+    def _commit_layer(self, source, parent_chain: str | None, privileged: bool,
+                      keep_tar: bool = True, compressed: dict | None = None) -> tuple[str, str]:
+        """Unpack one layer on top of parent_chain. Returns (diff_id, chain_id).
+
+        keep_tar: the uncompressed tar is kept as blob <diff_id> (save/push need the exact
+        bytes); `compressed` ({"digest", "mediaType", "size", "sources"}) records the registry
+        blob this layer came from instead (pulls keep that blob)."""
         wrap = os.path.join(self.layers_dir, "tmp-" + os.urandom(8).hex())
         os.mkdir(wrap, 0o700)
+        tee = tee_path = None
         try:
-            tmpdiff, res = unpack_layer(source, wrap, privileged=privileged)
+            if keep_tar:
+                tee_path = os.path.join(self.blobs.root, f".tmp-{os.urandom(8).hex()}")
+                tee = open(tee_path, "wb")
+            tmpdiff, res = unpack_layer(source, wrap, privileged=privileged, tee=tee)
+            if tee is not None:
+                tee.close()
+                tee = None
+                if not self.blobs.has(res.diff_id):
+                    os.replace(tee_path, self.blobs.path(res.diff_id))
             os.rename(tmpdiff, os.path.join(wrap, "diff"))
             chain = res.diff_id if parent_chain is None else chain_ids([parent_chain, res.diff_id])[1]
             meta = {"diff_id": res.diff_id, "chain_id": chain, "parent": parent_chain or "", "size": res.size, "tar_size": res.tar_size}
+            if compressed:
+                meta["compressed"] = [compressed]
             atomic_write(os.path.join(wrap, "meta.json"), _dumps(meta))
             os.chmod(wrap, 0o755)
             final = os.path.join(self.layers_dir, _hex(chain))
@@ -475,10 +498,99 @@ class ImageStore:
                 if not os.path.isdir(os.path.join(final, "diff")):
                     raise
                 shutil.rmtree(wrap, ignore_errors=True)  # same layer already there
+                if compressed:
+                    self.add_layer_blob(chain, compressed)
             return res.diff_id, chain
         except BaseException:
             shutil.rmtree(wrap, ignore_errors=True)
             raise
+        finally:
+            if tee is not None:
+                tee.close()
+            if tee_path and os.path.exists(tee_path):
+                os.unlink(tee_path)
+
+    # ---------- layer blobs (save, push) ----------
+
+    def has_layer(self, chain_id: str) -> bool:
+        return os.path.isdir(os.path.join(self.layers_dir, _hex(chain_id), "diff"))
+
+    def layer_meta(self, chain_id: str) -> dict:
+        return self._layer_meta(chain_id)
+
+    def add_layer_blob(self, chain_id: str, blob: dict) -> None:
+        """Remember a compressed registry blob of this layer (and the repositories that have it)."""
+        with self._lock:
+            path = os.path.join(self.layers_dir, _hex(chain_id), "meta.json")
+            meta = self._layer_meta(chain_id)
+            if not meta:
+                return
+            known = meta.setdefault("compressed", [])
+            for b in known:
+                if b["digest"] == blob["digest"]:
+                    b["sources"] = sorted(set(b.get("sources", [])) | set(blob.get("sources", [])))
+                    break
+            else:
+                known.append(dict(blob))
+            atomic_write(path, _dumps(meta))
+
+    def open_layer_tar(self, chain_id: str):
+        """The layer's uncompressed tar (its sha256 is the diff id), as a binary file."""
+        from ._unpack import decompressed
+
+        meta = self._layer_meta(chain_id)
+        if not meta:
+            raise NotFound(f"layer {chain_id} not found")
+        diff_id = meta["diff_id"]
+        if self.blobs.has(diff_id):
+            return self.blobs.open(diff_id)
+        for b in meta.get("compressed", []):
+            if self.blobs.has(b["digest"]):
+                return decompressed(self.blobs.open(b["digest"]))
+        # Neither kept (a store from before blobs were kept): rebuild from the directory and
+        # accept it only if it reproduces the diff id.
+        from ._archive import tar_directory
+
+        tmp = os.path.join(self.blobs.root, f".tmp-{os.urandom(8).hex()}")
+        try:
+            with open(tmp, "wb") as out:
+                tar_directory(os.path.join(self.layers_dir, _hex(chain_id), "diff"), out)
+            with open(tmp, "rb") as f:
+                got = self.blobs.put_stream(f)
+            if got != diff_id:
+                self.blobs.delete(got)
+                raise SystemError_(f"layer {chain_id}: its tar is not kept and cannot be reproduced")
+            return self.blobs.open(diff_id)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def compressed_layer(self, chain_id: str) -> dict:
+        """A gzip blob for this layer, made (deterministically) if none is known.
+        Returns {"digest", "mediaType", "size", "sources"}."""
+        import gzip
+
+        for b in self._layer_meta(chain_id).get("compressed", []):
+            if self.blobs.has(b["digest"]):
+                return b
+        tmp = os.path.join(self.blobs.root, f".tmp-{os.urandom(8).hex()}")
+        try:
+            with self.open_layer_tar(chain_id) as src, open(tmp, "wb") as raw:
+                with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
+                    shutil.copyfileobj(src, gz, 1 << 20)
+            size = os.path.getsize(tmp)
+            with open(tmp, "rb") as f:
+                digest = self.blobs.put_stream(f)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        blob = {"digest": digest, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": size, "sources": []}
+        self.add_layer_blob(chain_id, blob)
+        for b in self._layer_meta(chain_id).get("compressed", []):
+            if b["digest"] == digest:
+                return b  # with the sources already known for that digest
+        return blob
 
     def _write_image(self, config: dict, parent: str = "") -> str:
         data = _dumps(config)
@@ -491,6 +603,37 @@ class ImageStore:
             if parent:
                 self._set_meta(h, parent=parent)
         return "sha256:" + h
+
+    def create_image_raw(self, config_bytes: bytes, reference: str | None = None, parent: str = "") -> Image:
+        """Store config bytes as they are (a pulled or loaded config keeps its digest = id)."""
+        config = json.loads(config_bytes)
+        for c in chain_ids(list((config.get("rootfs") or {}).get("diff_ids") or [])):
+            if not self.has_layer(c):
+                raise InvalidParameter(f"layer {c} is not in the store")
+        h = hashlib.sha256(config_bytes).hexdigest()
+        with self._lock:
+            path = os.path.join(self.images_dir, h + ".json")
+            if not os.path.exists(path):
+                atomic_write(path, config_bytes)
+            self._configs[h] = config
+            if parent:
+                self._set_meta(h, parent=parent)
+        if reference:
+            self.tag("sha256:" + h, reference)
+        return self.get("sha256:" + h)
+
+    def config_bytes(self, image_id: str) -> bytes:
+        with open(os.path.join(self.images_dir, _hex(image_id) + ".json"), "rb") as f:
+            return f.read()
+
+    @property
+    def distribution(self):
+        """Pull/push state (in-flight downloads) shared by all requests."""
+        if getattr(self, "_distribution", None) is None:
+            from ._distribution import Distribution
+
+            self._distribution = Distribution(self)
+        return self._distribution
 
     def create_image(self, config: dict, reference: str | None = None, parent: str = "") -> Image:
         """Store a config whose layers are all present (pull/load/commit use this)."""

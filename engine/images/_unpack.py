@@ -36,8 +36,9 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 class _HashingReader:
     """File-like: hashes and counts everything read through it."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, tee=None):
         self.raw = raw
+        self.tee = tee  # a writable file that gets a copy of every byte (the layer tar blob)
         self.sha = hashlib.sha256()
         self.size = 0
 
@@ -45,6 +46,8 @@ class _HashingReader:
         data = self.raw.read(n)
         self.sha.update(data)
         self.size += len(data)
+        if self.tee is not None and data:
+            self.tee.write(data)
         return data
 
     def drain(self) -> None:
@@ -213,10 +216,10 @@ def _extract(tf: tarfile.TarFile, root: str, privileged: bool) -> int:
     return size
 
 
-def unpack_layer(source, dest_parent: str, privileged: bool = False) -> tuple[str, UnpackResult]:
+def unpack_layer(source, dest_parent: str, privileged: bool = False, tee=None) -> tuple[str, UnpackResult]:
     """Unpack `source` (path or binary file object) into a new temp dir under
     dest_parent. Returns (temp dir, result); the caller renames it into place. Nothing is
-    left behind on failure."""
+    left behind on failure. `tee` (a writable binary file) receives the uncompressed tar."""
     os.makedirs(dest_parent, exist_ok=True)
     tmp = os.path.join(dest_parent, "tmp-" + os.urandom(8).hex())
     os.mkdir(tmp, 0o755)
@@ -225,7 +228,7 @@ def unpack_layer(source, dest_parent: str, privileged: bool = False) -> tuple[st
         raw = source
         if isinstance(source, (str, os.PathLike)):
             raw = own = open(source, "rb")
-        hr = _HashingReader(decompressed(raw))
+        hr = _HashingReader(decompressed(raw), tee)
         try:
             with tarfile.open(fileobj=hr, mode="r|") as tf:
                 size = _extract(tf, tmp, privileged)

@@ -1,0 +1,303 @@
+"""A client for one registry (the distribution spec, v2 API) over httpx's async client
+(trio through anyio).
+
+    registry = Registry("127.0.0.1:5000", auth)          # auth: X-Registry-Auth's dict or None
+    await registry.ping()                                  # login: raises Unauthorized
+    resp = await registry.request("GET", "team/app", "/manifests/1.0", actions="pull", ...)
+
+Auth: a 401 answer's WWW-Authenticate picks the scheme. Basic → the credentials go on the
+request; Bearer → a token from the realm (GET with basic credentials, or POST with the
+identity token as a refresh token), cached per scope, and the request is sent again once.
+Loopback and localhost registries (and PYENGINE_INSECURE_REGISTRIES) speak plain http, as
+dockerd's default insecure list does. Idempotent requests are retried with back-off on
+connection errors and 5xx answers."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import json
+import os
+import re
+
+import httpx
+import trio
+
+from engine.errors import EngineError, InvalidParameter, NotFound, Unauthorized
+
+from ._reference import DEFAULT_DOMAIN
+
+MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MEDIA_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+MEDIA_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MANIFEST_ACCEPT = ", ".join((MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST))
+INDEX_TYPES = (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST)
+
+_RETRIES = 3
+logging.getLogger("httpx").setLevel(logging.WARNING)
+_USER_AGENT = "pyengine/0.1 (docker-compatible; go-http-client-like)"
+
+
+class RegistryError(EngineError):
+    """The registry answered with an error (its status, when it maps)."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__(message)
+        self.status = status
+
+
+def decode_auth_header(value: str | None) -> dict | None:
+    """X-Registry-Auth: base64url(JSON) → dict (None when absent or empty)."""
+    if not value:
+        return None
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        try:
+            data = json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))
+        except (ValueError, TypeError):
+            raise InvalidParameter("invalid X-Registry-Auth header") from None
+    return data if isinstance(data, dict) and any(data.values()) else None
+
+
+def normalize_server(server: str) -> str:
+    """"https://index.docker.io/v1/", "http://127.0.0.1:5000/v2/" → registry host."""
+    s = (server or "").strip()
+    s = re.sub(r"^[a-z]+://", "", s).split("/", 1)[0]
+    if s in ("", "index.docker.io", "registry-1.docker.io", "docker.io"):
+        return DEFAULT_DOMAIN
+    return s
+
+
+def is_insecure(host: str) -> bool:
+    extra = {h.strip() for h in os.environ.get("PYENGINE_INSECURE_REGISTRIES", "").split(",") if h.strip()}
+    if host in extra:
+        return True
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") or "]:" in host else host
+    name = name.strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+class Registry:
+    def __init__(self, host: str, auth: dict | None = None, timeout: float = 60.0):
+        self.host = normalize_server(host)
+        endpoint = "registry-1.docker.io" if self.host == DEFAULT_DOMAIN else self.host
+        self.base = f"{'http' if is_insecure(self.host) else 'https'}://{endpoint}"
+        self.auth = auth or {}
+        self._tokens: dict[str, str] = {}  # scope → "Bearer …" / "Basic …"
+        self._challenge: tuple[str, dict] | None = None
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0),
+                                        follow_redirects=True, headers={"User-Agent": _USER_AGENT})
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.client.aclose()
+
+    async def __aenter__(self) -> "Registry":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    # ---------- auth ----------
+
+    def _basic(self) -> str | None:
+        user, password = self.auth.get("username"), self.auth.get("password")
+        if not user and self.auth.get("auth"):
+            try:
+                user, _, password = base64.b64decode(self.auth["auth"]).decode().partition(":")
+            except ValueError:
+                return None
+        if not user:
+            return None
+        return "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+
+    async def _authorize(self, challenge: str, scope: str) -> str:
+        scheme, params = _parse_challenge(challenge)
+        self._challenge = (scheme, params)
+        if scheme == "basic":
+            basic = self._basic()
+            if basic is None:
+                raise Unauthorized("unauthorized: authentication required")
+            return basic
+        if scheme != "bearer" or "realm" not in params:
+            raise Unauthorized(f"unsupported authentication challenge {challenge!r}")
+        if self.auth.get("registrytoken"):
+            return "Bearer " + self.auth["registrytoken"]
+        query = {"service": params.get("service", "")}
+        if scope:
+            query["scope"] = scope
+        headers = {}
+        if self.auth.get("identitytoken"):
+            form = {"grant_type": "refresh_token", "refresh_token": self.auth["identitytoken"],
+                    "service": params.get("service", ""), "client_id": "pyengine"}
+            if scope:
+                form["scope"] = scope
+            resp = await self.client.post(params["realm"], data=form)
+        else:
+            basic = self._basic()
+            if basic:
+                headers["Authorization"] = basic
+            resp = await self.client.get(params["realm"], params=query, headers=headers)
+        if resp.status_code in (401, 403):
+            raise Unauthorized(f"unauthorized: {_error_text(resp) or 'incorrect username or password'}")
+        if resp.status_code >= 400:
+            raise RegistryError(f"token server {params['realm']} answered {resp.status_code}: {_error_text(resp)}")
+        try:
+            body = resp.json()
+        except ValueError:
+            raise RegistryError("token server sent invalid JSON") from None
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise RegistryError("token server sent no token")
+        return "Bearer " + token
+
+    # ---------- requests ----------
+
+    def url(self, repo: str | None, path: str) -> str:
+        return f"{self.base}/v2/{repo}{path}" if repo else f"{self.base}/v2{path}"
+
+    async def request(self, method: str, repo: str | None, path: str, *, actions: str = "pull",
+                      headers: dict | None = None, content=None, params: dict | None = None,
+                      stream: bool = False, url: str | None = None, ok=(200,)) -> httpx.Response:
+        """Send with auth and retries. `content` must be bytes (or None) unless the auth for
+        this scope is already settled (uploads: the POST before it does that). A status not in
+        `ok` raises; with stream=True the caller closes the response (`await resp.aclose()`)."""
+        scope = f"repository:{repo}:{actions}" if repo else ""
+        target = url or self.url(repo, path)
+        if url and params:  # keep the upload location's own query (_state=…)
+            target = str(httpx.URL(target).copy_merge_params(params))
+            params = None
+        replayable = content is None or isinstance(content, (bytes, bytearray))
+        attempt = 0
+        authed = False
+        while True:
+            hdrs = dict(headers or {})
+            if scope in self._tokens:
+                hdrs["Authorization"] = self._tokens[scope]
+            try:
+                req = self.client.build_request(method, target, headers=hdrs, content=content, params=params)
+                resp = await self.client.send(req, stream=True)
+            except httpx.TransportError as e:
+                attempt += 1
+                if attempt >= _RETRIES or not replayable or method not in ("GET", "HEAD"):
+                    raise RegistryError(f'{method} "{target}": {_describe(e)}') from None
+                await trio.sleep(0.2 * 2 ** attempt)
+                continue
+            if resp.status_code == 401 and not authed and replayable:
+                challenge = resp.headers.get("www-authenticate", "")
+                await resp.aclose()
+                self._tokens[scope] = await self._authorize(challenge, scope)
+                authed = True
+                continue
+            if resp.status_code >= 500 and method in ("GET", "HEAD") and attempt + 1 < _RETRIES:
+                await resp.aclose()
+                attempt += 1
+                await trio.sleep(0.2 * 2 ** attempt)
+                continue
+            if resp.status_code not in ok:
+                if method != "HEAD":
+                    await resp.aread()
+                await resp.aclose()
+                raise _status_error(resp, method, target)
+            if not stream:
+                await resp.aread()
+                await resp.aclose()
+            return resp
+
+    async def ping(self) -> None:
+        """GET /v2/ with the credentials (login). Raises Unauthorized when they are refused."""
+        try:
+            resp = await self.client.get(self.url(None, "/"))
+        except httpx.TransportError as e:
+            raise RegistryError(f'Get "{self.url(None, "/")}": {_describe(e)}') from None
+        if resp.status_code == 200:
+            if self._basic() is None:
+                return
+            # open registry: nothing to check the credentials against
+            return
+        if resp.status_code != 401:
+            raise RegistryError(f"login attempt to {self.url(None, '/')} failed with status: {resp.status_code}")
+        auth = await self._authorize(resp.headers.get("www-authenticate", ""), "")
+        resp = await self.client.get(self.url(None, "/"), headers={"Authorization": auth})
+        if resp.status_code != 200:
+            raise Unauthorized(f"login attempt to {self.url(None, '/')} failed with status: "
+                               f"{resp.status_code} {resp.reason_phrase}")
+
+    # ---------- helpers for the distribution calls ----------
+
+    async def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str]:
+        """(body, media type, digest) of a manifest by tag or digest."""
+        resp = await self.request("GET", repo, f"/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT})
+        body = resp.content
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if reference.startswith("sha256:") and reference != digest:
+            raise RegistryError(f"manifest digest mismatch: asked {reference}, got {digest}")
+        media = resp.headers.get("content-type", "").split(";")[0].strip()
+        if media not in (MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX, MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST):
+            try:
+                media = json.loads(body).get("mediaType") or media
+            except ValueError:
+                pass
+        return body, media, digest
+
+    async def blob_exists(self, repo: str, digest: str, actions: str = "pull") -> bool:
+        try:
+            await self.request("HEAD", repo, f"/blobs/{digest}", actions=actions)
+            return True
+        except NotFound:
+            return False
+        except RegistryError as e:
+            if e.status == 404:
+                return False
+            raise
+
+
+def _describe(e: Exception) -> str:
+    text = str(e) or type(e).__name__
+    if isinstance(e, httpx.ConnectError):
+        return f"dial tcp: {text}"
+    return text
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except (ValueError, httpx.ResponseNotRead):
+        return ""
+    if isinstance(body, dict):
+        errs = body.get("errors") or []
+        if errs and isinstance(errs[0], dict):
+            e = errs[0]
+            code = (e.get("code") or "").lower().replace("_", " ")
+            msg = e.get("message") or ""
+            return f"{code}: {msg}" if code and msg else code or msg
+        return body.get("details") or body.get("message") or ""
+    return ""
+
+
+def _status_error(resp: httpx.Response, method: str, url: str) -> EngineError:
+    text = _error_text(resp) or f"{resp.status_code} {resp.reason_phrase}"
+    if resp.status_code == 404:
+        return NotFound(text)
+    if resp.status_code in (401, 403):
+        return Unauthorized(text if "unauthorized" in text or "denied" in text else f"unauthorized: {text}")
+    return RegistryError(f"{method} {url}: {text}", 500)
