@@ -28,7 +28,9 @@
  *                                               [tty: open ptmx, setsid, TIOCSCTTY,
  *                                                sendmsg(sock, master) ──────────┐]
  *                                               rlimits, groups/gid/uid, caps, nnp,
- *                                               chdir, PATH lookup, close_range(CLOEXEC)
+ *                                               chdir, PATH lookup, close_range(CLOEXEC),
+ *                                               seccomp filter (last: only execve and,
+ *                                               on failure, write(err)+_exit follow)
  *   await wait_readable(err) ◀──────────────── execve ok: err closes (EOF)          │
  *                            ◀──────────────── or failure: write(err, {step,errno,i}), _exit
  *   [tty: pe_recv_fd(sock) ◀─────────────────────────────────────────────────────────┘]
@@ -74,6 +76,8 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 
 #include "pe_spawn.h"
@@ -86,6 +90,9 @@
 #endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
+#endif
+#ifndef SYS_seccomp
+#define SYS_seccomp 317
 #endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
@@ -697,16 +704,30 @@ static void drop_privileges(const struct pe_ctx *c)
     }
     /* Keep permitted caps across setuid so capset below can still set them. */
     TRY(c, prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), PE_STEP_CAPS, -1);
-    TRY(c, setgroups((size_t)s->ngroups, s->groups), PE_STEP_SETGROUPS, -1);
-    TRY(c, setresgid(s->gid, s->gid, s->gid), PE_STEP_SETGID, -1);
-    TRY(c, setresuid(s->uid, s->uid, s->uid), PE_STEP_SETUID, -1);
+    /* Raw syscalls, not glibc's setgroups/setresgid/setresuid: in a multithreaded process
+     * those broadcast the change to every thread (__nptl_setxid), taking glibc's stack-list
+     * lock — which a daemon thread may have held at the moment of clone, so in our copy of
+     * the address space it would never be released.  The kernel call changes just us. */
+    TRY(c, (int)syscall(SYS_setgroups, (size_t)s->ngroups, s->groups), PE_STEP_SETGROUPS, -1);
+    TRY(c, (int)syscall(SYS_setresgid, s->gid, s->gid, s->gid), PE_STEP_SETGID, -1);
+    TRY(c, (int)syscall(SYS_setresuid, s->uid, s->uid, s->uid), PE_STEP_SETUID, -1);
     TRY(c, prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), PE_STEP_CAPS, -1);
 
+    /* Installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN.  Docker only sets
+     * no_new_privs on request (setuid binaries must keep working), so — like runc, which
+     * installs the filter before dropping capabilities in that case — we hold on to
+     * CAP_SYS_ADMIN, but only in effective/permitted, and only until the filter is in: it is
+     * already gone from the bounding set, and execve recomputes permitted/effective from the
+     * bounding set (root) or file caps (others) with empty inheritable/ambient sets, so the
+     * extra bit never reaches the container.  This keeps the filter the very last step. */
+    uint64_t caps = s->caps;
+    if (s->seccomp_len && !s->no_new_privileges)
+        caps |= 1ULL << CAP_SYS_ADMIN;
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
-    data[0].effective = data[0].permitted = (uint32_t)(s->caps & 0xffffffffu);
-    data[1].effective = data[1].permitted = (uint32_t)(s->caps >> 32);
+    data[0].effective = data[0].permitted = (uint32_t)(caps & 0xffffffffu);
+    data[1].effective = data[1].permitted = (uint32_t)(caps >> 32);
     TRY(c, (int)syscall(SYS_capset, &hdr, data), PE_STEP_CAPS, -1);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         child_fail(c, PE_STEP_CAPS, errno, -1);
@@ -726,7 +747,22 @@ static void mark_fds_cloexec(void)
         (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 }
 
-/* Runs in the process that will exec; never returns. */
+/* The container's seccomp filter, after everything else: from here on only execve runs (and
+ * on failure write(err) + _exit), so a profile cannot break our own set-up steps. */
+static void install_seccomp(const struct pe_ctx *c)
+{
+    const struct pe_spec *s = c->spec;
+    if (!s->seccomp_prog || !s->seccomp_len)
+        return;
+    struct sock_fprog prog = {
+        .len = (unsigned short)s->seccomp_len,
+        .filter = (struct sock_filter *)(uintptr_t)s->seccomp_prog,
+    };
+    if (s->seccomp_len > BPF_MAXINSNS)
+        child_fail(c, PE_STEP_SECCOMP, EINVAL, -1);
+    TRY(c, (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog), PE_STEP_SECCOMP, -1);
+}
+
 /* A new network namespace starts with `lo` down; Docker's containers (even --network none)
  * see it up with 127.0.0.1. Needs CAP_NET_ADMIN, so before privileges drop. */
 static void loopback_up(const struct pe_ctx *c)
@@ -743,6 +779,7 @@ static void loopback_up(const struct pe_ctx *c)
     close(fd);
 }
 
+/* Runs in the process that will exec; never returns. */
 static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
 {
     const struct pe_spec *s = c->spec;
@@ -777,6 +814,7 @@ static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
     char path[PATH_MAX];
     lookup_executable(c, path);
     mark_fds_cloexec(); /* the err pipe closes only when execve succeeds */
+    install_seccomp(c);
     execve(path, s->argv, s->envp);
     child_fail(c, PE_STEP_EXEC, errno, 0);
 }

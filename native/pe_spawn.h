@@ -42,6 +42,7 @@
 #define PE_STEP_ACCESS 30
 #define PE_STEP_EXEC 31
 #define PE_STEP_LOOPBACK 32
+#define PE_STEP_SECCOMP 33
 
 struct pe_err {
     int32_t step;
@@ -102,6 +103,11 @@ struct pe_spec {
     int ngroups;
     uint64_t caps;           /* bit n = capability n: bounding, effective, permitted */
     int no_new_privileges;
+    /* seccomp: a classic BPF program (struct sock_filter[seccomp_len]), installed as the last
+     * step before execve; NULL/0 = unconfined. Without no_new_privileges the child keeps
+     * CAP_SYS_ADMIN effective until then (see drop_privileges in pe_spawn.c). */
+    const unsigned char *seccomp_prog;
+    unsigned int seccomp_len;
     const struct pe_rlimit *rlimits;
     int nrlimits;
 

@@ -17,7 +17,7 @@ from engine.containers import config as cfg
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Status
 from engine.containers.pumps import drive
-from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, spawn_exec
+from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, seccomp_program, spawn_exec
 
 #: sink(stream_id, data) for attached output; None for a detached exec.
 OutputSink = Callable[[int, bytes], Awaitable[None]]
@@ -114,6 +114,9 @@ class ExecManager:
             capabilities=tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged)),
             rlimits=cfg.rlimits(host),
             tty=bool(conf.get("Tty")),
+            # docker exec runs under the container's profile (compiled for the container's caps).
+            seccomp_bpf=seccomp_program(host.get("SecurityOpt"), bool(host.get("Privileged")), resolve_capabilities(
+                host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))),
         )
 
     def check_startable(self, exec_id: str):

@@ -16,6 +16,7 @@ from engine.runtime import (
     RuntimeSpec,
     default_mounts,
     resolve_capabilities,
+    seccomp_program,
 )
 
 
@@ -78,6 +79,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     privileged = bool(host.get("Privileged"))
     uid, gid, groups = cfg.resolve_user(container.rootfs, conf.get("User") or "", host.get("GroupAdd"))
     security = host.get("SecurityOpt") or []
+    capabilities = tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged))
     process = ProcessSpec(
         args=[container.path, *container.args],
         env=cfg.process_env(conf, hostname),
@@ -85,10 +87,11 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         uid=uid,
         gid=gid,
         additional_gids=groups,
-        capabilities=tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged)),
+        capabilities=capabilities,
         no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
         rlimits=cfg.rlimits(host),
         tty=bool(conf.get("Tty")),
+        seccomp_bpf=seccomp_program(security, privileged, capabilities),
     )
     shm_size = host.get("ShmSize") or 67108864
     mounts: list[MountSpec] = []

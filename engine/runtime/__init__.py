@@ -13,6 +13,7 @@ from engine.runtime.rootfs import (
     parse_mount_options,
     unmount,
 )
+from engine.runtime.seccomp import program_for as seccomp_program
 from engine.runtime.spawn import ContainerProcess, SpawnError, Stdio, resize, spawn_container, spawn_exec
 from engine.runtime.spec import DeviceSpec, MountSpec, ProcessSpec, RuntimeSpec
 
@@ -20,5 +21,5 @@ __all__ = [
     "ALL_CAPABILITIES", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
     "SpawnError", "Stdio", "capability_mask", "default_mounts", "mount_overlay", "parse_mount_options",
-    "resize", "resolve_capabilities", "spawn_container", "spawn_exec", "unmount",
+    "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

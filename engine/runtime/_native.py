@@ -15,6 +15,7 @@ MODE_CONTAINER = lib.PE_MODE_CONTAINER
 MODE_EXEC = lib.PE_MODE_EXEC
 ERR_SIZE = ffi.sizeof("struct pe_err")
 RLIM_INFINITY = (1 << 64) - 1
+SOCK_FILTER_SIZE = 8  # struct sock_filter {u16 code; u8 jt, jf; u32 k}
 
 
 def _check(rc: int, what: str, path: str | None = None) -> int:
@@ -62,7 +63,7 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
                hostname: str | None, mounts: list[tuple[str, str, str | None, int, int, str]],
                devices, symlinks, masked, readonly, argv, envp, cwd: str, uid: int, gid: int,
                groups, caps: int, no_new_privileges: bool, rlimits, stdio: tuple[int, int, int],
-               tty: bool, tty_size: tuple[int, int] | None) -> CSpec:
+               tty: bool, tty_size: tuple[int, int] | None, seccomp: bytes | None = None) -> CSpec:
     b = _Builder()
     s = ffi.new("struct pe_spec *")
     b.keep.append(s)
@@ -114,6 +115,13 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
     s.ngroups = len(groups)
     s.caps = caps
     s.no_new_privileges = int(no_new_privileges)
+    if seccomp:
+        if len(seccomp) % SOCK_FILTER_SIZE:
+            raise ValueError("seccomp program: not a whole number of sock_filter instructions")
+        prog = ffi.new("unsigned char[]", seccomp)
+        b.keep.append(prog)
+        s.seccomp_prog = prog
+        s.seccomp_len = len(seccomp) // SOCK_FILTER_SIZE
     rl = ffi.new("struct pe_rlimit[]", max(len(rlimits), 1))
     b.keep.append(rl)
     for i, (resource, soft, hard) in enumerate(rlimits):

@@ -261,11 +261,11 @@ def _stdio_fds(stdio: Stdio) -> tuple[int, int, int]:
     return (fd(stdio.stdin), fd(stdio.stdout), fd(stdio.stderr))
 
 
-def _process_fields(process: ProcessSpec, caps) -> dict:
+def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
     return dict(
         argv=process.args, envp=process.env, cwd=process.cwd or "/", uid=process.uid,
         gid=process.gid, groups=process.additional_gids, caps=capability_mask(caps),
-        no_new_privileges=process.no_new_privileges, rlimits=process.rlimits,
+        no_new_privileges=process.no_new_privileges, rlimits=process.rlimits, seccomp=seccomp,
     )
 
 
@@ -319,7 +319,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             masked=() if spec.privileged else spec.masked_paths,
             readonly=() if spec.privileged else spec.readonly_paths,
             stdio=_stdio_fds(stdio), tty=tty, tty_size=process.terminal_size,
-            **_process_fields(process, caps),
+            **_process_fields(process, caps, None if spec.privileged else process.seccomp_bpf),
         )
 
     def describe(step: str, index: int) -> str:
@@ -367,7 +367,8 @@ async def spawn_exec(target_pid: int, process: ProcessSpec, stdio: Stdio, prepar
             mode=_native.MODE_EXEC, use_helper=True, clone_flags=0, unshare_cgroup=False,
             joins=[(target, flags)], rootfs=None, readonly_rootfs=False, hostname=None, mounts=[],
             devices=(), symlinks=(), masked=(), readonly=(), stdio=_stdio_fds(stdio), tty=stdio.tty,
-            tty_size=process.terminal_size, **_process_fields(process, process.capabilities),
+            tty_size=process.terminal_size,
+            **_process_fields(process, process.capabilities, process.seccomp_bpf),
         )
 
         def describe(step: str, index: int) -> str:

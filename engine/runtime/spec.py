@@ -37,6 +37,9 @@ class ProcessSpec:
     tty: bool = False
     # Initial window size (rows, cols) of the pty when tty.
     terminal_size: tuple[int, int] | None = attrs.field(default=None, converter=_size)
+    # Compiled seccomp filter (engine.runtime.seccomp.program_for), installed right before
+    # execve; None = unconfined.
+    seccomp_bpf: bytes | None = None
 
 
 @attrs.frozen
