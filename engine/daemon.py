@@ -37,10 +37,21 @@ class Daemon:
     def info_counts(self) -> dict:
         return {**self.containers.counts(), "Images": len(self.images.list())}
 
+    def _clear_scratch(self) -> None:
+        """<data_root>/tmp holds uploads, exports and debootstrap trees in progress: whatever a
+        killed daemon left there is garbage."""
+        from engine.images._store import remove_tree_with_mounts
+
+        scratch = os.path.join(self.config.data_root, "tmp")
+        if os.path.isdir(scratch):
+            for entry in os.listdir(scratch):
+                remove_tree_with_mounts(os.path.join(scratch, entry))
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         from engine.api import create_app, serve_api
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
+        await trio.to_thread.run_sync(self._clear_scratch)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.networks.run)

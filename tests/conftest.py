@@ -29,12 +29,13 @@ class DaemonHandle:
         self.host = f"unix://{self.socket}"
         self.log_path = os.path.join(root, "daemon.log")
         self.process: subprocess.Popen | None = None
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root, "-H", self.host],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env},
         )
         log.close()
         deadline = time.monotonic() + 30

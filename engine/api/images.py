@@ -241,10 +241,52 @@ async def create(req: Request):
 async def bootstrap(req: Request):
     """pyengine's own: build a base image locally (busybox from the host's static busybox)."""
     name = req.query.get("name") or "busybox"
+    if name == "debian":
+        return _bootstrap_debian(req)
+    if name != "busybox":
+        raise errors.InvalidParameter(f"unknown bootstrap image {name!r}: use busybox or debian")
     tag_name = req.query.get("tag") or "latest"
     image = await req.daemon.images.bootstrap(name=name, tag=tag_name)
     _publish(req, "import", image, f"{name}:{tag_name}")
     return json_response({"Id": image.id, "RepoTags": image.repo_tags}, status=201)
+
+
+def _bootstrap_debian(req: Request):
+    """debootstrap takes minutes: stream its output as Docker-style progress, then the id."""
+    suite = req.query.get("suite") or req.query.get("tag") or "bookworm"
+    tag_name = req.query.get("tag") or suite
+    from engine.images._bootstrap import debootstrap_command
+
+    debootstrap_command(suite, "/", "")  # 400 on an unknown suite, before the stream starts
+    send, receive = trio.open_memory_channel(256)
+
+    async def produce() -> None:
+        async with send:
+            def progress(line: str) -> None:
+                try:
+                    send.send_nowait({"status": line})
+                except trio.WouldBlock:
+                    pass  # a slow client misses progress lines, never the result
+            try:
+                image = await req.daemon.images.bootstrap_debian(
+                    suite, tag_name, mirror=req.query.get("mirror"), progress=progress)
+            except Exception as exc:  # the headers are gone: report in the stream
+                message = exc.message if isinstance(exc, errors.EngineError) else f"bootstrap failed: {exc}"
+                if not isinstance(exc, errors.EngineError):
+                    log.exception("bootstrap debian failed")
+                await send.send({"errorDetail": {"message": message}, "error": message})
+                return
+            _publish(req, "import", image, f"debian:{tag_name}")
+            await send.send({"Id": image.id, "RepoTags": image.repo_tags})
+
+    async def stream():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            async with receive:
+                async for message in receive:
+                    yield message
+
+    return json_stream(stream())
 
 
 @router.post("/images/prune")

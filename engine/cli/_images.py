@@ -204,8 +204,9 @@ def bootstrap(cli: Cli, a: argparse.Namespace) -> int:
                 cli.warn(str(msg.get("status") or msg.get("stream")).rstrip("\n"))
             if msg.get("status", "").startswith("sha256:"):
                 last = msg["status"]
-    if last:
-        cli.print(last)
+    if not last:
+        raise CommandError("the daemon ended the bootstrap without an image")
+    cli.print(last)
     return 0
 
 

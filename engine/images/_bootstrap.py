@@ -105,3 +105,33 @@ def rootfs_tar(busybox: str = BUSYBOX) -> bytes:
 def go_arch() -> str:
     m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}.get(m, m)
+
+
+# --- debian via debootstrap ------------------------------------------------------------------
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SUITES = ("bookworm", "bullseye", "trixie", "sid", "stable", "oldstable", "testing", "unstable")
+
+
+def debootstrap_command(suite: str, target: str, mirror: str) -> list[str]:
+    """A minimal Debian (minbase: apt, dpkg, bash, coreutils) like Docker Hub's debian images."""
+    if suite not in DEBIAN_SUITES:
+        from engine.errors import InvalidParameter
+
+        raise InvalidParameter(f"unknown Debian suite {suite!r}: use one of {', '.join(DEBIAN_SUITES)}")
+    return ["debootstrap", "--variant=minbase", "--include=ca-certificates", suite, target, mirror]
+
+
+def slim_rootfs(target: str) -> None:
+    """Drop what an image should not carry: downloaded .debs, apt lists, the host's resolver
+    settings (each container gets its own /etc/resolv.conf, hosts and hostname)."""
+    for directory in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        path = os.path.join(target, directory)
+        for entry in os.listdir(path) if os.path.isdir(path) else ():
+            full = os.path.join(path, entry)
+            if os.path.isfile(full) and not os.path.islink(full):
+                os.unlink(full)
+    for name in ("etc/resolv.conf", "etc/hostname"):
+        path = os.path.join(target, name)
+        if os.path.lexists(path):
+            os.unlink(path)
+            open(path, "w").close()

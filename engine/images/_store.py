@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 
@@ -685,6 +686,60 @@ class ImageStore:
 
         return await trio.to_thread.run_sync(build)
 
+    async def bootstrap_debian(self, suite: str = "bookworm", tag: str | None = None,
+                               mirror: str | None = None, progress=None) -> Image:
+        """debian:<suite> from debootstrap (minbase) against a Debian mirror; `progress(line)`
+        gets debootstrap's output. Everything it made is removed, whatever happens."""
+        mirror = mirror or os.environ.get("PYENGINE_DEBIAN_MIRROR") or _bootstrap.DEBIAN_MIRROR
+        work = os.path.join(os.path.dirname(self.root.rstrip("/")), "tmp", f"debootstrap-{os.urandom(6).hex()}")
+        target = os.path.join(work, "rootfs")
+        os.makedirs(target)
+        command = _bootstrap.debootstrap_command(suite, target, mirror)
+        try:
+            if shutil.which(command[0]) is None:
+                raise SystemError_("debootstrap is not installed (apt-get install debootstrap)")
+            process = await trio.lowlevel.open_process(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+            try:
+                tail: list[str] = []
+                buffer = b""
+                async for chunk in process.stdout:
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        text = line.decode(errors="replace").rstrip()
+                        tail = (tail + [text])[-5:]
+                        if progress is not None:
+                            progress(text)
+                code = await process.wait()
+            finally:
+                if process.returncode is None:  # cancelled: the client went away
+                    process.kill()
+                    with trio.CancelScope(shield=True):
+                        await process.wait()
+                await process.stdout.aclose()
+            if code != 0:
+                raise SystemError_(f"debootstrap {suite} failed (exit {code}): " + " | ".join(tail))
+            tar_path = os.path.join(work, "rootfs.tar")
+
+            def pack() -> None:
+                from ._archive import tar_directory
+
+                _bootstrap.slim_rootfs(target)
+                with open(tar_path, "wb") as out:
+                    tar_directory(target, out, overlay=False)
+
+            await trio.to_thread.run_sync(pack)
+            return await self.import_tar(
+                tar_path, f"debian:{tag or suite}",
+                changes=['CMD ["bash"]', f"ENV {_bootstrap.DEFAULT_PATH}"],
+                message=f"pyengine bootstrap debian {suite} from {mirror}",
+            )
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(remove_tree_with_mounts, work)
+
     # ---------- Docker JSON ----------
 
     def inspect(self, image: Image) -> dict:
@@ -745,3 +800,21 @@ def full_container_config(cfg: dict | None) -> dict:
     out = dict(_CONTAINER_CONFIG_DEFAULTS)
     out.update(cfg or {})
     return out
+
+
+def remove_tree_with_mounts(path: str) -> None:
+    """rm -rf that first detaches anything mounted below `path` (a failed debootstrap can
+    leave /proc or /sys mounted in its target)."""
+    from engine.runtime import unmount
+
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f]
+    for mount in sorted((m for m in mounts if m.startswith(path.rstrip("/") + "/")), reverse=True):
+        try:
+            unmount(mount)
+        except OSError:
+            pass
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
