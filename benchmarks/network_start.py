@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Container start latency by network mode on a private pyengined: none, default bridge,
-user-defined bridge (+ embedded DNS), bridge with one published port.
+user-defined bridge (+ embedded DNS), bridge with one published port; then checks that no
+veth of the daemon is left (they vanish with their container's netns, asynchronously).
 
 One timed run = create -> start -> wait -> remove of busybox `true` through docker-py's
 APIClient. The private daemon, its containers, networks, bridges and nft table are removed on
@@ -77,6 +78,19 @@ def main() -> int:
             print(f"{mode:16} p50 {results[mode]['p50_ms']:7.1f} ms   p90 {results[mode]['p90_ms']:7.1f} ms")
         client.remove_network("benchnet")
         client.close()
+        # veths go with their container's netns (asynchronously, in the kernel): none may stay
+        from engine.networks import daemon_tag
+
+        tag = daemon_tag(handle.data_root)
+        deadline = time.monotonic() + 3
+        while True:
+            out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+            left = [l.split(":")[1].strip() for l in out.splitlines() if f": pv{tag}" in l or f": pc{tag}" in l]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        results["leftover_veths"] = len(left)
+        print(f"leftover veths  {len(left)}")
     finally:
         handle.stop()
         for m in reversed(_mounts_under(root)):

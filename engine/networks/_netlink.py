@@ -2,21 +2,101 @@
 `trio.to_thread.run_sync`. Sockets are opened inside the calling (worker) thread.
 
 Steps are small and idempotent (CNI's bridge plugin): ensure_bridge, setup_veth, delete_link;
-setup_veth rolls back every step it made if a later one fails."""
+setup_veth rolls back every step it made if a later one fails.
+
+Container network namespaces are entered per thread (`in_netns`: setns(2) on the calling
+thread only; network namespace membership is per task), never with pyroute2's NetNS (which
+forks a helper process per socket). pyroute2 0.9's sync IPRoute creates its netlink socket
+(and its private asyncio loop) in the thread that constructs it, so an IPRoute built inside
+`in_netns` talks to the container's namespace. The thread always goes back to its own
+namespace before `in_netns` returns: trio reuses worker threads, and one left in a
+container's namespace would send every later netlink request (and any socket another part
+of the engine opens on that thread) into the container."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import ipaddress
+import logging
+import os
 
-from pyroute2 import IPRoute, NetNS
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+
+log = logging.getLogger(__name__)
+
+CLONE_NEWNET = 0x40000000
+LOOPBACK_IFINDEX = 1  # the kernel registers `lo` first in every network namespace
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
+_libc.setns.restype = ctypes.c_int
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns(CLONE_NEWNET): {os.strerror(code)}")
+
+
+def thread_netns() -> tuple[int, int]:
+    """(st_dev, st_ino) of the calling thread's network namespace."""
+    st = os.stat("/proc/thread-self/ns/net")
+    return st.st_dev, st.st_ino
+
+
+def netns_of(pid: int) -> tuple[int, int]:
+    st = os.stat(f"/proc/{pid}/ns/net")
+    return st.st_dev, st.st_ino
+
+
+@contextlib.contextmanager
+def in_netns(target: int | str):
+    """Run the body with the calling thread inside a network namespace: `target` is an open
+    nsfs fd or a path (/proc/<pid>/ns/net). The thread's own namespace is restored on every
+    exit path; if that is impossible the process aborts rather than keep a worker thread in a
+    container's namespace (it cannot fail short of a kernel bug: we hold the fd and
+    CAP_SYS_ADMIN)."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        own = None
+        if isinstance(target, str):
+            own = target = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+        finally:
+            if own is not None:
+                os.close(own)
+        try:
+            yield
+        finally:
+            _restore(home)
+    finally:
+        os.close(home)
+
+
+def _restore(home: int) -> None:
+    for _ in range(3):
+        try:
+            _setns(home)
+            return
+        except OSError as exc:
+            error = exc
+    log.critical("cannot return worker thread to its network namespace (%s); aborting", error)
+    os.abort()
 
 
 def _lookup(ipr, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """Index of link `name` (one RTM_GETLINK by name, not a dump), None if there is none."""
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.ENOENT):
+            return None
+        raise
+    return found[0]["index"] if found else None
 
 
 def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500) -> None:
@@ -38,19 +118,41 @@ def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500) -> None:
         ipr.link("set", index=index, state="up")
 
 
+def _delete(ipr, name: str) -> bool:
+    index = _lookup(ipr, name)
+    if index is None:
+        return False
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.ENOENT):
+            return False
+        raise
+    return True
+
+
 def delete_link(name: str) -> bool:
     """Delete a link by name; False if it was already gone."""
     with IPRoute() as ipr:
-        index = _lookup(ipr, name)
-        if index is None:
-            return False
-        try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise
-        return True
+        return _delete(ipr, name)
+
+
+def delete_links(names) -> list[str]:
+    """Delete every link of `names` that still exists; the names deleted."""
+    names = list(names)
+    if not names:
+        return []
+    with IPRoute() as ipr:
+        return [name for name in names if _delete(ipr, name)]
+
+
+def existing_links(names) -> set[str]:
+    """The subset of `names` that exist in this (the host's) namespace."""
+    names = set(names)
+    if not names:
+        return set()
+    with IPRoute() as ipr:
+        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()} & names
 
 
 def links_with_prefix(prefix: str) -> list[str]:
@@ -81,26 +183,100 @@ def routed_networks() -> list[tuple[ipaddress.IPv4Network, str]]:
     return out
 
 
-def setup_veth(*, host_name: str, temp_name: str, master: str | None, pid: int, ifname: str,
-               address_cidr: str, gateway: str | None, mac: str, mtu: int = 1500) -> None:
-    """veth pair: `host_name` on the host (enslaved to `master`, up), its peer moved into the
-    network namespace of `pid` as `ifname` with `address_cidr`, `mac` and a default route via
-    `gateway`. All or nothing."""
-    with contextlib.ExitStack() as undo:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=host_name, kind="veth", peer={"ifname": temp_name, "mtu": mtu}, mtu=mtu)
-            undo.callback(delete_link, host_name)  # deleting one end deletes the pair
-            host_index = _lookup(ipr, host_name)
-            if master:
-                master_index = _lookup(ipr, master)
-                if master_index is None:
-                    raise OSError(errno.ENODEV, f"bridge {master} does not exist")
-                ipr.link("set", index=host_index, master=master_index)
-            ipr.link("set", index=host_index, state="up")
-            peer_index = _lookup(ipr, temp_name)
-            ipr.link("set", index=peer_index, net_ns_pid=pid)
-        configure_in_netns(pid, temp_name, ifname, address_cidr, gateway, mac, mtu)
-        undo.pop_all()
+def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
+               address_cidr: str, gateway: str | None, mac: str, mtu: int = 1500) -> tuple[int, int]:
+    """veth pair: `host_name` on the host (enslaved to `master`, up), its peer created directly
+    inside the network namespace of `pid` as `ifname` with `mac` and `mtu` (one RTM_NEWLINK,
+    no move), then given `address_cidr` and a default route via `gateway` from inside that
+    namespace. All or nothing. Returns the namespace's identity (st_dev, st_ino) for
+    `release_veth`."""
+    nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(nsfd)
+        peer = {"ifname": ifname, "mtu": mtu, "net_ns_fd": nsfd}
+        if mac:
+            peer["address"] = mac
+        spec = {"ifname": host_name, "kind": "veth", "mtu": mtu, "state": "up", "peer": peer}
+        try:
+            with IPRoute() as ipr:
+                if master:
+                    master_index = _lookup(ipr, master)
+                    if master_index is None:
+                        raise OSError(errno.ENODEV, f"bridge {master} does not exist")
+                    spec["master"] = master_index
+                ipr.link("add", **spec)
+            with in_netns(nsfd):
+                _configure(ifname, ifname, address_cidr, gateway, None, None)
+        except BaseException:
+            delete_link(host_name)  # the container's process is alive: delete explicitly
+            raise
+        return st.st_dev, st.st_ino
+    finally:
+        os.close(nsfd)
+
+
+def _link_netnsid(ipr, name: str) -> tuple[bool, int | None]:
+    """(exists, IFLA_LINK_NETNSID) of a host link."""
+    try:
+        links = ipr.link("get", ifname=name)
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.ENOENT):
+            return False, None
+        raise
+    if not links:
+        return False, None
+    return True, links[0].get_attr("IFLA_LINK_NETNSID")
+
+
+def _netns_dead(ipr, nsid: int | None) -> bool:
+    """True once the peer namespace has no reference left (RTM_GETNSID only finds live ones):
+    the kernel is destroying it, and the veth pair with it."""
+    if nsid is None or nsid < 0:
+        return False
+    try:
+        ipr.get_netnsid(nsid=nsid)
+    except NetlinkError as exc:
+        return exc.code == errno.ENOENT
+    return False
+
+
+def _netns_has_process(ident: tuple[int, int]) -> bool:
+    """Is any process (thread group) still in the namespace `ident`? (Another container that
+    joined it with --network container:..., a straggler.) Cost: one stat per process."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == ident:
+            return True
+    return False
+
+
+def release_veth(host_name: str, netns: tuple[int, int] | None) -> str:
+    """The container whose namespace (`netns`, from setup_veth) holds the peer of
+    `host_name` has stopped. When the namespace dies the kernel destroys the pair by itself,
+    so an explicit delete (~20 ms of RCU waits, holding RTNL) is only needed when something
+    still lives in it. Returns:
+
+      "gone"      the pair is already gone
+      "dying"     the namespace has no reference left; the kernel is removing the pair
+      "deleted"   a process still shares the namespace: deleted explicitly
+      "lingering" no process left, but something (a socket freed after an RCU grace period,
+                  an open nsfs fd) keeps the namespace alive: the caller deletes it later
+                  unless it has vanished by then
+    """
+    with IPRoute() as ipr:
+        exists, nsid = _link_netnsid(ipr, host_name)
+        if not exists:
+            return "gone"
+        if _netns_dead(ipr, nsid):
+            return "dying"
+        if netns is None or _netns_has_process(tuple(netns)):
+            return "deleted" if _delete(ipr, host_name) else "gone"
+        return "lingering"
 
 
 def move_into_netns(name: str, pid: int) -> None:
@@ -111,26 +287,29 @@ def move_into_netns(name: str, pid: int) -> None:
         ipr.link("set", index=index, net_ns_pid=pid)
 
 
-def configure_in_netns(pid: int, current: str, ifname: str, address_cidr: str | None,
-                       gateway: str | None, mac: str | None, mtu: int | None = None) -> None:
-    with NetNS(f"/proc/{pid}/ns/net", flags=0) as ns:
+def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str | None,
+               mac: str | None, mtu: int | None) -> None:
+    """In the calling thread's (container's) namespace: rename `current` to `ifname`, set MAC
+    and MTU if given, add the address, bring it and lo up, add the default route."""
+    with IPRoute() as ns:
         index = _lookup(ns, current)
         if index is None:
             raise OSError(errno.ENODEV, f"interface {current} not found in the container's netns")
-        ns.link("set", index=index, state="down")
-        changes = {"ifname": ifname}
+        changes = {}
+        if ifname != current:
+            changes["ifname"] = ifname
         if mac:
             changes["address"] = mac
         if mtu:
             changes["mtu"] = mtu
-        ns.link("set", index=index, **changes)
+        if changes:
+            ns.link("set", index=index, state="down")
+            ns.link("set", index=index, **changes)
         if address_cidr:
             address, prefix = address_cidr.split("/")
             ns.addr("add", index=index, address=address, prefixlen=int(prefix))
         ns.link("set", index=index, state="up")
-        lo = _lookup(ns, "lo")
-        if lo is not None:
-            ns.link("set", index=lo, state="up")
+        ns.link("set", index=LOOPBACK_IFINDEX, state="up")
         if gateway:
             try:
                 ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
@@ -139,14 +318,20 @@ def configure_in_netns(pid: int, current: str, ifname: str, address_cidr: str | 
                     raise
 
 
+def configure_in_netns(pid: int, current: str, ifname: str, address_cidr: str | None,
+                       gateway: str | None, mac: str | None, mtu: int | None = None) -> None:
+    with in_netns(f"/proc/{pid}/ns/net"):
+        _configure(current, ifname, address_cidr, gateway, mac, mtu)
+
+
 def remove_in_netns(pid: int, ifname: str) -> None:
     """Delete an interface inside a running container (network disconnect)."""
-    with NetNS(f"/proc/{pid}/ns/net", flags=0) as ns:
-        index = _lookup(ns, ifname)
-        if index is not None:
-            ns.link("del", index=index)
+    with in_netns(f"/proc/{pid}/ns/net"):
+        with IPRoute() as ns:
+            _delete(ns, ifname)
 
 
 def netns_ifnames(pid: int) -> list[str]:
-    with NetNS(f"/proc/{pid}/ns/net", flags=0) as ns:
-        return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]
+    with in_netns(f"/proc/{pid}/ns/net"):
+        with IPRoute() as ns:
+            return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]

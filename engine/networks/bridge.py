@@ -1,5 +1,10 @@
 """`bridge`: a Linux bridge per network, a veth pair per container (pyroute2, in worker
-threads), NAT and forwarding in the daemon's nft table (done by the manager)."""
+threads), NAT and forwarding in the daemon's nft table (done by the manager).
+
+The container end of the pair is created directly inside the container's namespace and
+configured from a worker thread that entered it (_netlink.setup_veth). When a container
+stops, the pair dies with its namespace; `leave` deletes it explicitly only while something
+still runs in that namespace."""
 
 from __future__ import annotations
 
@@ -35,15 +40,26 @@ class BridgeDriver:
         await self.release_network(network)
 
     async def join(self, network, endpoint, pid: int) -> None:
-        host_name, temp_name = self.context.veth_names()
+        host_name, _ = self.context.veth_names()
         endpoint.host_veth = host_name
-        await trio.to_thread.run_sync(lambda: _netlink.setup_veth(
-            host_name=host_name, temp_name=temp_name, master=network.bridge, pid=pid,
+        netns = await trio.to_thread.run_sync(lambda: _netlink.setup_veth(
+            host_name=host_name, master=network.bridge, pid=pid,
             ifname=endpoint.ifname, address_cidr=f"{endpoint.ip}/{endpoint.prefixlen}",
             gateway=None if network.internal or not endpoint.driver_state.get("route", True) else endpoint.gateway or None,
             mac=endpoint.mac,
             mtu=self._mtu(network)))
+        endpoint.driver_state["netns"] = netns
 
     async def leave(self, network, endpoint) -> None:
-        if endpoint.host_veth:
+        """A running container (disconnect, failed setup): delete the pair now. A stopped
+        one: its namespace dies with its last process and takes the pair with it, so only
+        look (see _netlink.release_veth); the manager deletes whatever is still there later."""
+        if not endpoint.host_veth:
+            return
+        if endpoint.driver_state.get("detach", True):
             await trio.to_thread.run_sync(_netlink.delete_link, endpoint.host_veth)
+            return
+        outcome = await trio.to_thread.run_sync(_netlink.release_veth, endpoint.host_veth,
+                                                endpoint.driver_state.get("netns"))
+        if outcome in ("dying", "lingering"):
+            self.context.reap_later(endpoint.host_veth)

@@ -5,12 +5,19 @@ Task tree:
 
     NetworkManager.run ── nursery
         ├── DnsServer.serve(network)       one per user-defined bridge network
-        └── ports.proxy(bound port)        one per published port of a running container
+        ├── ports.proxy(bound port)        one per published port of a running container
+        └── _reap_doomed()                 deletes veths a stopped container's netns left
 
 Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
 after every container has stopped; a daemon that was killed leaves it behind, and `run`
 removes this daemon's stale veths and allocations at the next start (names carry the
-daemon's tag, so private daemons side by side never touch each other's)."""
+daemon's tag, so private daemons side by side never touch each other's).
+
+Stopping a container releases its addresses, DNS names, DNAT rules and port proxies before
+`teardown` returns, but does not wait for its veth pair to be deleted: the kernel destroys
+the pair with the container's network namespace (the bridge driver deletes it explicitly only
+while a process still lives there). A pair still present REAP_GRACE seconds later is deleted
+by `_reap_doomed`; `shutdown` waits for (or deletes) all of them."""
 
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from engine.networks.nftables import Dnat, NatNetwork, NftTable
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_ROOT = "/var/lib/pyengine"
+REAP_GRACE = 1.0  # seconds a stopped container's veth may outlive it before we delete it
 BUILTIN = ("bridge", "host", "none")
 SHARED_MODES = ("host", "none")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -65,6 +73,8 @@ class NetworkManager:
         self._dns: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
+        self._doomed: dict[str, float] = {}  # host veth → trio deadline (see reap_later)
+        self._doomed_wakeup = trio.Event()
 
     # --- naming ---------------------------------------------------------------------------
     @property
@@ -108,6 +118,7 @@ class NetworkManager:
             self._nursery = nursery
             for network in list(self._networks.values()):
                 await self._start_dns(network)
+            nursery.start_soon(self._reap_doomed)
             task_status.started()
             await trio.sleep_forever()
 
@@ -213,10 +224,53 @@ class NetworkManager:
                 return str(candidate)
         raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool")
 
+    # --- veths of stopped containers ------------------------------------------------------
+    def reap_later(self, host_veth: str) -> None:
+        """`host_veth` belongs to a stopped container and should vanish with its namespace;
+        delete it if it is still there after REAP_GRACE."""
+        self._doomed[host_veth] = trio.current_time() + REAP_GRACE
+        self._doomed_wakeup.set()
+
+    async def _reap_doomed(self) -> None:
+        while True:
+            if not self._doomed:
+                self._doomed_wakeup = trio.Event()
+                await self._doomed_wakeup.wait()
+                continue
+            await trio.sleep_until(min(self._doomed.values()))
+            now = trio.current_time()
+            due = [name for name, deadline in self._doomed.items() if deadline <= now]
+            for name in due:
+                del self._doomed[name]
+            try:
+                deleted = await trio.to_thread.run_sync(_netlink.delete_links, due)
+            except Exception as exc:
+                log.warning("deleting veths of stopped containers failed: %s", exc)
+                continue
+            for name in deleted:
+                log.info("deleted veth %s: its stopped container's namespace outlived it", name)
+
+    async def _settle_doomed(self, timeout: float = 1.0) -> None:
+        """Wait until the doomed veths are gone (the kernel is usually done within
+        milliseconds), then delete whatever is left."""
+        names = set(self._doomed)
+        self._doomed.clear()
+        with trio.move_on_after(timeout):
+            while names:
+                names = await trio.to_thread.run_sync(_netlink.existing_links, names)
+                if names:
+                    await trio.sleep(0.01)
+        if names:
+            await trio.to_thread.run_sync(_netlink.delete_links, names)
+
     async def shutdown(self) -> None:
         """Remove this daemon's host state: endpoints, bridges, the nft table."""
         for cid in list(self._endpoints):
             await self._teardown_endpoints(cid, publish=False, apply=False)
+        try:
+            await self._settle_doomed()
+        except Exception as exc:
+            log.warning("deleting veths of stopped containers failed: %s", exc)
         for network in self._networks.values():
             driver = self._drivers.get(network.driver)
             if driver is not None:
@@ -515,7 +569,7 @@ class NetworkManager:
             for b in bound:
                 b.sock.close()
             with trio.CancelScope(shield=True):
-                await self._teardown_endpoints(container.id, publish=False)
+                await self._teardown_endpoints(container.id, publish=False, stopped=False)
             raise
         for nid in self._endpoints.get(container.id, {}):
             self._publish(self._networks[nid], "connect", container.id)
@@ -546,16 +600,19 @@ class NetworkManager:
         return ep
 
     async def teardown(self, container) -> None:
-        """Undo `setup` (the container stopped). Idempotent."""
+        """Undo `setup` (the container stopped: its first process has been reaped). Idempotent.
+        Ports, addresses and DNS names are released before it returns; veths go with the
+        container's namespace (see the module docstring)."""
         await self._teardown_endpoints(container.id, publish=True)
 
-    async def _teardown_endpoints(self, container_id: str, *, publish: bool, apply: bool = True) -> None:
+    async def _teardown_endpoints(self, container_id: str, *, publish: bool, apply: bool = True,
+                                  stopped: bool = True) -> None:
         eps = self._endpoints.pop(container_id, None)
         if not eps:
             return
         had_ports = any(ep.ports for ep in eps.values())
         for nid, ep in eps.items():
-            await self._leave(nid, ep)
+            await self._leave(nid, ep, stopped=stopped)
             if publish and nid in self._networks:
                 self._publish(self._networks[nid], "disconnect", container_id)
         if apply and had_ports:
@@ -564,7 +621,10 @@ class NetworkManager:
             except errors.EngineError as exc:
                 log.warning("updating nftables failed: %s", exc)
 
-    async def _leave(self, nid: str, ep: Endpoint) -> None:
+    async def _leave(self, nid: str, ep: Endpoint, *, stopped: bool) -> None:
+        """`stopped`: the container's processes are gone (its interfaces die with its network
+        namespace); otherwise it keeps running and the driver removes the interface now."""
+        ep.driver_state["detach"] = not stopped
         for b in ep.ports:
             if b.scope is not None:
                 b.scope.cancel()
@@ -629,7 +689,7 @@ class NetworkManager:
             raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
         ep = self._endpoints.get(container.id, {}).pop(network.id, None)
         if ep is not None:
-            await self._leave(network.id, ep)
+            await self._leave(network.id, ep, stopped=False)
             if ep.ports:
                 await self._apply_nft()
             self._publish(network, "disconnect", container.id)
