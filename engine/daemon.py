@@ -24,13 +24,15 @@ class Daemon:
         from engine.containers.manager import ContainerManager
         from engine.events import EventBus
         from engine.images import ImageStore
+        from engine.volumes import VolumeManager
         from engine.networks import NetworkManager
 
         self.config = config
         self.events = EventBus()
         self.images = ImageStore(config.images_dir)
         self.networks = NetworkManager(config, self.events)
-        self.containers = ContainerManager(config, self.images, self.events)
+        self.volumes = VolumeManager(config, self.events)
+        self.containers = ContainerManager(config, self.images, self.events, self.volumes)
         self.containers.networks = self.networks
         self.execs = ExecManager(self.containers)
 

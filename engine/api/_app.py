@@ -26,7 +26,7 @@ log = logging.getLogger("engine.api")
 
 # Always present, then the ones that may not exist yet (each exposes `router`).
 CORE_ROUTE_MODULES = ("engine.api.system", "engine.api.events")
-OPTIONAL_ROUTE_MODULES = ("engine.api.containers", "engine.api.images", "engine.api.exec", "engine.api.networks")
+OPTIONAL_ROUTE_MODULES = ("engine.api.containers", "engine.api.images", "engine.api.exec", "engine.api.networks", "engine.api.volumes")
 
 
 class App:

@@ -44,22 +44,32 @@ def _network_settings(c: Container, daemon=None) -> dict:
     }
 
 
-def _mounts(c: Container) -> list[dict]:
+def _volume_points(c: Container, daemon) -> list:
+    volumes = getattr(daemon, "volumes", None) or getattr(getattr(daemon, "containers", None), "volumes", None)
+    return volumes.container_mounts(c.id) if volumes is not None else []
+
+
+def _mounts(c: Container, daemon=None) -> list[dict]:
     from engine.containers.config import parse_bind
 
     out = []
     for bind in c.host_config.get("Binds") or []:
         source, destination, readonly = parse_bind(bind)
+        if not source.startswith("/"):
+            continue  # a named volume: below
         out.append({
             "Type": "bind", "Source": source, "Destination": destination, "Mode": "ro" if readonly else "",
             "RW": not readonly, "Propagation": "rprivate",
         })
     for mount in c.host_config.get("Mounts") or []:
+        if mount.get("Type") == "volume":
+            continue
         out.append({
             "Type": mount.get("Type", "bind"), "Source": mount.get("Source", ""),
             "Destination": mount.get("Target", ""), "Mode": "", "RW": not mount.get("ReadOnly"),
             "Propagation": "rprivate",
         })
+    out.extend(point.shape() for point in _volume_points(c, daemon))
     return out
 
 
@@ -93,7 +103,7 @@ def inspect_shape(c: Container, daemon) -> dict:
             "Name": "overlay2",
             "Data": {"LowerDir": lower, "MergedDir": c.rootfs, "UpperDir": c.upper_dir, "WorkDir": c.work_dir},
         },
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(c, daemon),
         "Config": c.config,
         "NetworkSettings": _network_settings(c, daemon),
     }
@@ -114,7 +124,7 @@ def summary_shape(c: Container, daemon=None) -> dict:
         "Status": c.status_text(),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _network_settings(c, daemon)["Networks"]},
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(c, daemon),
     }
 
 
@@ -429,7 +439,8 @@ def _archive_target(req: Request):
         raise errors.InvalidParameter("path is required")
     from engine.containers.config import parse_bind
 
-    mounts = [(d, s, ro) for s, d, ro in (parse_bind(b) for b in c.host_config.get("Binds") or [])]
+    mounts = [(d, s, ro) for s, d, ro in (parse_bind(b) for b in c.host_config.get("Binds") or []) if s.startswith("/")]
+    mounts += [(p.destination, p.source, not p.rw) for p in _volume_points(c, req.daemon) if p.source]
     # The per-container files bind-mounted over the image's, as the container sees them.
     mounts += [("/etc/hostname", c.hostname_path, False), ("/etc/hosts", c.hosts_path, False),
                ("/etc/resolv.conf", c.resolv_conf_path, False)]

@@ -226,7 +226,7 @@ def _usage() -> str:
              "  -D, --debug         Enable debug mode",
              "  -v, --version       Print version information and quit", "", "Commands:"]
     groups = {"container": "Manage containers", "image": "Manage images",
-              "system": "Manage pyengine", "network": "Manage networks"}
+              "system": "Manage pyengine", "network": "Manage networks", "volume": "Manage volumes"}
     names = {n.split()[0]: REGISTRY[n].help for n in REGISTRY if " " not in n}
     names.update(groups)
     for name in sorted(names):
@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script passes it to sys.exit)."""
     from . import _containers, _copy, _events, _images, _system  # noqa: F401  (registers)
     from . import _networks  # noqa: F401  (registers)
+    from . import _volumes  # noqa: F401  (registers)
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

@@ -291,8 +291,8 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
 
 
 def parse_bind(bind: str) -> tuple[str, str, bool]:
-    """"/host:/ctr[:ro|rw,…]" → (source, destination, readonly). Named volumes are the volumes
-    issue's; until then a bind source must be an absolute host path."""
+    """"/host:/ctr[:ro|rw,…]" or "volume:/ctr[:…]" → (source, destination, readonly). A source
+    that is not an absolute path names a volume (engine.volumes mounts those)."""
     parts = bind.split(":")
     if len(parts) < 2 or len(parts) > 3 or not parts[1]:
         raise errors.InvalidParameter(f"invalid volume specification: '{bind}'")
@@ -304,9 +304,14 @@ def parse_bind(bind: str) -> tuple[str, str, bool]:
             "invalid mount path: '{destination}' mount path must be absolute"
         )
     if not source.startswith("/"):
-        raise errors.InvalidParameter(
-            f"invalid volume specification: '{bind}': named volumes are not supported yet"
-        )
+        from engine.volumes.model import NAME_RE
+
+        if not NAME_RE.match(source):
+            raise errors.InvalidParameter(
+                f"invalid volume specification: '{bind}': \"{source}\" includes invalid characters for a "
+                "local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to "
+                "pass a host directory, use absolute path"
+            )
     for option in options:
         if option not in ("ro", "rw", "z", "Z", "rprivate", "private", "rslave", "slave", "rshared", "shared", "nocopy"):
             raise errors.InvalidParameter(f"invalid mode: {option}")

@@ -87,7 +87,7 @@ def resources_from(host: dict) -> cgroups.Resources:
 
 
 class ContainerManager:
-    def __init__(self, config, images, events) -> None:
+    def __init__(self, config, images, events, volumes) -> None:
         self.config = config
         self.images = images
         self.events = events
@@ -97,12 +97,16 @@ class ContainerManager:
         self._nursery: trio.Nursery | None = None
         self.execs = None  # set by engine.containers.exec.ExecManager
         self.networks = None  # engine.networks.NetworkManager, set by the daemon
+        # engine.volumes.VolumeManager, built by the daemon; loaded in run() after recovery and
+        # shut down once every container has stopped.
+        self.volumes = volumes
 
     # --- service ------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The manager's service task: recovery, then host supervisors until cancelled."""
         os.makedirs(self.config.containers_dir, exist_ok=True)
         await trio.to_thread.run_sync(self._recover)
+        await self.volumes.load(set(self._containers))
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -117,6 +121,7 @@ class ContainerManager:
         finally:
             # Every supervisor has cleaned up by now (they live in the nursery above).
             with trio.CancelScope(shield=True):
+                await self.volumes.shutdown()
                 await trio.to_thread.run_sync(cgroups.remove_parent, self.config.cgroup_parent)
 
     def _recover(self) -> None:
@@ -223,7 +228,10 @@ class ContainerManager:
             await trio.to_thread.run_sync(self._create_files, container)
             if self.networks is not None:
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
+            await self.volumes.prepare(container_id, config, host_config)
         except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.volumes.forget(container_id, remove_anonymous=True)
             del self._names[name]
             shutil.rmtree(container.directory, ignore_errors=True)
             raise
@@ -313,15 +321,18 @@ class ContainerManager:
         cgroup = cgroups.for_container(self.config.cgroup_parent, container.id)
         namespaces = namespaces_for(container, self._running_pid)
 
+        from engine.volumes import copy_up
+
         def prepare_host():
             self._mount_rootfs(container)
             try:
                 workdir = container.config.get("WorkingDir")
                 if workdir:
                     _mkdir_in_rootfs(container.rootfs, workdir)
+                copy_up(container.rootfs, volume_points)
                 cgroup.create(resources_from(host))
                 try:
-                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces)
+                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points)
                 except BaseException:
                     cgroup.destroy()
                     raise
@@ -329,7 +340,13 @@ class ContainerManager:
                 self._unmount_rootfs(container)
                 raise
 
-        spec = await trio.to_thread.run_sync(prepare_host)
+        volume_points = await self.volumes.mount(container.id)
+        try:
+            spec = await trio.to_thread.run_sync(prepare_host)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.volumes.unmount(container.id)
+            raise
         parent_fds: list[int] = []
         child_fds: list[int] = []
         log_driver = None
@@ -364,6 +381,7 @@ class ContainerManager:
                 if self.networks is not None:
                     await self.networks.teardown(container)
                 await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
+                await self.volumes.unmount(container.id)
             raise
         finally:
             for fd in child_fds:
@@ -492,6 +510,7 @@ class ContainerManager:
         oom = await trio.to_thread.run_sync(_oom_then_teardown, self, container, run.cgroup)
         if self.networks is not None:
             await self.networks.teardown(container)
+        await self.volumes.unmount(container.id)
         run.process.close()
         st = container.state
         st.status, st.pid, st.exit_code = Status.EXITED, 0, run.exit_code
@@ -653,6 +672,7 @@ class ContainerManager:
         await trio.to_thread.run_sync(self._remove_files, container)
         if self.networks is not None:
             await self.networks.forget(container)
+        await self.volumes.forget(container.id, remove_anonymous=volumes or bool(container.host_config.get("AutoRemove")))
         self._containers.pop(container.id, None)
         if self._names.get(container.name) == container.id:
             del self._names[container.name]

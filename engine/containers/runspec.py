@@ -52,6 +52,8 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
     mounts = []
     for bind in container.host_config.get("Binds") or []:
         source, destination, readonly = cfg.parse_bind(bind)
+        if not source.startswith("/"):
+            continue  # a named volume: engine.volumes mounted it (volume_mounts)
         if not os.path.exists(source):
             # Docker creates a missing bind source directory.
             os.makedirs(source, exist_ok=True)
@@ -66,12 +68,19 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
             size = (mount.get("TmpfsOptions") or {}).get("SizeBytes")
             options = ("nosuid", "nodev", "noexec") + ((f"size={size}",) if size else ())
             mounts.append(MountSpec(destination=mount["Target"], type="tmpfs", source="tmpfs", options=options))
-        else:
+        elif kind != "volume":  # volumes: see volume_mounts
             raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
     return mounts
 
 
-def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict) -> RuntimeSpec:
+def _volume_mounts(points) -> list[MountSpec]:
+    """engine.volumes MountPoints (mounted: .source is the host path) → rbind mounts."""
+    return [MountSpec(destination=p.destination, type="bind", source=p.source,
+                      options=("rbind", "rprivate") + (() if p.rw else ("ro",))) for p in points]
+
+
+def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
+                       volume_mounts=()) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
     (for -u name), so call it after the rootfs is mounted and from a worker thread."""
     conf, host = container.config, container.host_config
@@ -105,15 +114,20 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
             mount = MountSpec(destination="/sys", type="sysfs", source="sysfs", options=("nosuid", "noexec", "nodev"))
         mounts.append(mount)
     mounts.extend(cgroup_mounts)
-    # Binds for hostname/hosts/resolv.conf, as Docker does (the files live in the container dir).
+    # User mounts and the binds for hostname/hosts/resolv.conf (the files live in the container
+    # dir), parents before children: Docker sorts them together by path depth, so a volume on
+    # /etc does not hide them; a user mount on one of those paths replaces ours.
+    user = _tmpfs_mounts(host) + _bind_mounts(container) + _volume_mounts(volume_mounts)
+    targets = {os.path.normpath(m.destination) for m in user}
     for source, destination in (
         (container.resolv_conf_path, "/etc/resolv.conf"),
         (container.hostname_path, "/etc/hostname"),
         (container.hosts_path, "/etc/hosts"),
     ):
-        mounts.append(MountSpec(destination=destination, type="bind", source=source, options=("rbind", "rprivate")))
-    mounts.extend(_tmpfs_mounts(host))
-    mounts.extend(_bind_mounts(container))
+        if destination not in targets:
+            user.insert(0, MountSpec(destination=destination, type="bind", source=source, options=("rbind", "rprivate")))
+    user.sort(key=lambda m: len([p for p in m.destination.split("/") if p]))
+    mounts.extend(user)
     return RuntimeSpec(
         rootfs=container.rootfs,
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),

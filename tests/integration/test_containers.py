@@ -91,7 +91,9 @@ def test_user_workdir_env_readonly(dclient):
 
 
 def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon):
-    before = open("/proc/self/mountinfo").read().count("\n")
+    from tests.conftest import _mounts_under
+
+    before = _mounts_under(daemon.root)
     container = dclient.create_container("busybox", ["no-such-binary"])
     with pytest.raises(docker.errors.APIError) as info:
         dclient.start(container["Id"])
@@ -99,7 +101,7 @@ def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon):
     assert 'exec: "no-such-binary": executable file not found in $PATH' in str(info.value)
     state = dclient.inspect_container(container["Id"])["State"]
     assert state["ExitCode"] == 127 and state["Status"] == "created"
-    assert open("/proc/self/mountinfo").read().count("\n") == before
+    assert _mounts_under(daemon.root) == before
     assert cgroup_dirs_for(container["Id"]) == []
 
     container = dclient.create_container("busybox", ["/etc/passwd"])

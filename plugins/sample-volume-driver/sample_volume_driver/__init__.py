@@ -1,0 +1,1 @@
+"""A sample Docker volume plugin (legacy protocol) for pyengine."""
