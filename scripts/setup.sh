@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in busybox-static procps iproute2 nftables gcc python3-dev debootstrap docker-registry skopeo apache2-utils; do
+for pkg in busybox-static procps iproute2 nftables gcc python3-dev debootstrap docker-compose docker-registry skopeo apache2-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E '^(WARNING|  )' || true
 python3 -c 'import engine._native' # the cffi extension must have been built

@@ -20,6 +20,7 @@ import re
 import secrets
 import shutil
 import signal
+import threading
 from collections.abc import AsyncIterator
 
 import attrs
@@ -63,6 +64,7 @@ class Supervisor:
     exits: int = 0  # exits seen, for wait?condition=next-exit
     changed: trio.Event = attrs.Factory(trio.Event)
     mount_refs: int = 0
+    mount_lock: threading.Lock = attrs.Factory(threading.Lock)
     removing: bool = False
     nursery: trio.Nursery | None = None
 
@@ -270,18 +272,21 @@ class ContainerManager:
 
     # --- rootfs -------------------------------------------------------------------------------
     def _mount_rootfs(self, container: Container) -> None:
-        """Refcounted: a running container holds one, `docker cp` on a stopped one another."""
+        """Refcounted: a running container holds one, `docker cp` on a stopped one another.
+        Runs in worker threads, so the count is guarded by a lock."""
         sup = self._supervisors[container.id]
-        if sup.mount_refs == 0:
-            image = self.images.resolve(container.image_id)
-            mount_overlay(self.images.layer_dirs(image), container.upper_dir, container.work_dir, container.rootfs)
-        sup.mount_refs += 1
+        with sup.mount_lock:
+            if sup.mount_refs == 0:
+                image = self.images.resolve(container.image_id)
+                mount_overlay(self.images.layer_dirs(image), container.upper_dir, container.work_dir, container.rootfs)
+            sup.mount_refs += 1
 
     def _unmount_rootfs(self, container: Container) -> None:
         sup = self._supervisors[container.id]
-        sup.mount_refs = max(sup.mount_refs - 1, 0)
-        if sup.mount_refs == 0:
-            _unmount_quiet(container.rootfs)
+        with sup.mount_lock:
+            sup.mount_refs = max(sup.mount_refs - 1, 0)
+            if sup.mount_refs == 0:
+                _unmount_quiet(container.rootfs)
 
     def rootfs_mounted(self, container: Container) -> "_RootfsRef":
         """Async context manager: the container's rootfs is mounted inside."""
