@@ -225,11 +225,22 @@ def cgroup_dirs(name: str) -> list[Path]:
     """Where a top-level cgroup called `name` lives: cgroup v2 root, or each v1 hierarchy."""
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         return [CGROUP_ROOT / name]
+    # A relative cgroup parent lands under our own cgroup in a hierarchy (on this kind of host
+    # the memory hierarchy puts us in a sub-cgroup), so look there as well as at the root.
+    own: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                own[controller.removeprefix("name=")] = path
     out = []
     with contextlib.suppress(OSError):
         for h in CGROUP_ROOT.iterdir():
             if h.is_dir() and not h.is_symlink():
                 out.append(h / name)
+                nested = own.get(h.name, "/").strip("/")
+                if nested:
+                    out.append(h / nested / name)
     return out
 
 
