@@ -295,6 +295,7 @@ class ContainerManager:
     # --- start --------------------------------------------------------------------------------
     async def start(self, ref: str) -> None:
         container = self.get(ref)
+        await self._wait_previous_run(container)
         status = container.state.status
         if status in (Status.RUNNING, Status.RESTARTING):
             raise errors.NotModified("container already started")
@@ -508,14 +509,14 @@ class ContainerManager:
                 await self._finish_run(container, sup, run)
 
     async def _finish_run(self, container: Container, sup: Supervisor, run: Run) -> None:
+        """Record the exit and wake waiters first, then undo the run's host state: `docker
+        wait` answers without waiting for unmounts. Verbs that need the host state gone
+        (start, remove) wait for the supervisor's `done` instead."""
         if run.stdin is not None:
             await run.stdin.aclose()
         if run.log is not None:
             await run.log.aclose()
-        oom = await trio.to_thread.run_sync(_oom_then_teardown, self, container, run.cgroup)
-        if self.networks is not None:
-            await self.networks.teardown(container)
-        await self.volumes.unmount(container.id)
+        oom = _oom_killed(run.cgroup)  # a small cgroupfs read; must precede the cgroup's removal
         run.process.close()
         st = container.state
         st.status, st.pid, st.exit_code = Status.EXITED, 0, run.exit_code
@@ -530,6 +531,18 @@ class ContainerManager:
             self.publish(container, "oom")
         self.publish(container, "die", exitCode=str(run.exit_code))
         sup.notify()
+        await trio.to_thread.run_sync(self._teardown_host, container, run.cgroup)
+        if self.networks is not None:
+            await self.networks.teardown(container)
+        await self.volumes.unmount(container.id)
+
+    async def _wait_previous_run(self, container: Container) -> None:
+        """A supervisor still undoing its last run's host state (or auto-removing) holds the
+        container until it is done."""
+        sup = self._supervisors.get(container.id)
+        if sup is not None and sup.done is not None and not sup.done.is_set() and sup.run is None \
+                and not container.state.status.is_live():
+            await sup.done.wait()
 
     def _should_restart(self, container: Container, exit_code: int) -> bool:
         if container.manually_stopped:
@@ -656,6 +669,13 @@ class ContainerManager:
         sup = self._supervisors[container.id]
         if sup.removing:
             raise errors.Conflict(f"removal of container {container.id} is already in progress")
+        if not status.is_live() and sup.done is not None and not sup.done.is_set():
+            sup.removing = True  # the supervisor then leaves auto-removal to us
+            try:
+                await self._wait_previous_run(container)
+            except BaseException:
+                sup.removing = False
+                raise
         if status.is_live():
             if not force:
                 verb = "paused" if status is Status.PAUSED else "running"
@@ -812,13 +832,11 @@ class _RootfsRef:
             await trio.to_thread.run_sync(self.manager._unmount_rootfs, self.container)
 
 
-def _oom_then_teardown(manager: ContainerManager, container: Container, cgroup) -> bool:
+def _oom_killed(cgroup) -> bool:
     try:
-        oom = cgroup.oom_kill_count() > 0
+        return cgroup.oom_kill_count() > 0
     except (OSError, errors.EngineError):
-        oom = False
-    manager._teardown_host(container, cgroup)
-    return oom
+        return False
 
 
 def _unmount_quiet(path: str) -> None:
