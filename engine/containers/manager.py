@@ -85,6 +85,7 @@ def resources_from(host: dict) -> cgroups.Resources:
         cpuset_cpus=host.get("CpusetCpus") or "",
         cpuset_mems=host.get("CpusetMems") or "",
         pids_limit=host.get("PidsLimit") or 0,
+        allow_all_devices=bool(host.get("Privileged")),
     )
 
 

@@ -4,11 +4,14 @@ set here explicitly; the runtime knows nothing of Docker's JSON."""
 from __future__ import annotations
 
 import os
+import stat
 
 from engine import errors
 from engine.containers import config as cfg
 from engine.containers.model import Container
 from engine.runtime import (
+    DEFAULT_DEVICES,
+    DeviceSpec,
     MASKED_PATHS,
     READONLY_PATHS,
     MountSpec,
@@ -38,6 +41,33 @@ def namespaces_for(container: Container, lookup_pid) -> dict[str, str | None]:
     elif mode != "host":
         namespaces["net"] = None
     return namespaces
+
+
+#: /dev entries a privileged container does not copy from the host (Docker's HostDevices).
+_SKIP_HOST_DEV = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", "console", "ptmx"}
+
+
+def host_devices() -> tuple[DeviceSpec, ...]:
+    """Every character/block device node under the host's /dev, as --privileged gets them."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        if dirpath == "/dev":
+            dirnames[:] = [d for d in dirnames if d not in _SKIP_HOST_DEV]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if dirpath == "/dev" and name in _SKIP_HOST_DEV:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(DeviceSpec(
+                    path=path, type="c" if stat.S_ISCHR(st.st_mode) else "b",
+                    major=os.major(st.st_rdev), minor=os.minor(st.st_rdev),
+                    mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+                ))
+    return tuple(found)
 
 
 def _tmpfs_mounts(host: dict) -> list[MountSpec]:
@@ -128,7 +158,9 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
             user.insert(0, MountSpec(destination=destination, type="bind", source=source, options=("rbind", "rprivate")))
     user.sort(key=lambda m: len([p for p in m.destination.split("/") if p]))
     mounts.extend(user)
+    extra = {"devices": DEFAULT_DEVICES + host_devices()} if privileged else {}
     return RuntimeSpec(
+        **extra,
         rootfs=container.rootfs,
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),
         hostname=hostname,

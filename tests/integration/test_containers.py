@@ -288,3 +288,23 @@ def test_capabilities_privileged_and_cap_add(dclient):
     with pytest.raises(docker.errors.APIError) as info:
         dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(cap_add=["NOT_A_CAP"]))
     assert info.value.status_code == 400 and "NOT_A_CAP" in str(info.value)
+
+
+def test_privileged_gets_host_devices(dclient):
+    import stat as stat_
+
+    def host_can_open(name):
+        try:
+            os.close(os.open(os.path.join("/dev", name), os.O_RDONLY))
+            return True
+        except OSError:
+            return False
+
+    block = sorted(name for name in os.listdir("/dev")
+                   if stat_.S_ISBLK(os.stat(os.path.join("/dev", name)).st_mode) and host_can_open(name))
+    assert block, "the host has no block device to look for"
+    probe = f"ls /dev; dd if=/dev/{block[0]} of=/dev/null bs=512 count=1 2>&1"
+    _, code, out = run(dclient, ["sh", "-c", probe], host_config={"privileged": True})
+    assert block[0] in out.decode().split() and "records in" in out.decode()  # opened it
+    _, code, out = run(dclient, ["sh", "-c", probe])
+    assert block[0] not in out.decode().split()

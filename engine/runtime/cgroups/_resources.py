@@ -30,6 +30,8 @@ class Resources:
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     pids_limit: int | None = None
+    # --privileged: every device allowed (v1 devices cgroup "a *:* rwm"), not Docker's short list
+    allow_all_devices: bool = False
 
     def validate(self) -> None:
         if self.memory < 0 or (0 < self.memory < MIN_MEMORY):

@@ -177,7 +177,7 @@ class V1Manager(CgroupManager):
                 continue
             warnings += fn(p, res)
         if creating and (p := self.path("devices")) is not None:
-            warnings += set_devices(p)
+            warnings += set_devices(p, ("a *:* rwm",) if res.allow_all_devices else DEFAULT_DEVICE_RULES)
         return warnings
 
     def add_process(self, pid: int) -> None:
