@@ -50,7 +50,7 @@ class Daemon:
                 remove_tree_with_mounts(os.path.join(scratch, entry))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        from engine.api import create_app, serve_api
+        from engine.api import create_app, serve_api, server_tls_context
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
         await trio.to_thread.run_sync(self._clear_scratch)
@@ -60,12 +60,8 @@ class Daemon:
                 await nursery.start(self.containers.run)
                 tls = None
                 if self.config.tlscert:
-                    tls = {
-                        "cert": self.config.tlscert,
-                        "key": self.config.tlskey,
-                        "ca": self.config.tlscacert,
-                        "verify": self.config.tlsverify,
-                    }
+                    tls = server_tls_context(self.config.tlscert, self.config.tlskey,
+                                             self.config.tlscacert, verify=self.config.tlsverify)
                 await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
                 log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
                 task_status.started()

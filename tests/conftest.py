@@ -30,11 +30,13 @@ class DaemonHandle:
         self.log_path = os.path.join(root, "daemon.log")
         self.process: subprocess.Popen | None = None
         self.extra_env: dict[str, str] = {}
+        self.extra_args: list[str] = []
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root, "-H", self.host],
+            [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root, "-H", self.host,
+             *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env},
         )
         log.close()

@@ -135,6 +135,16 @@ class HijackedStream:
         if self.closed:
             return
         self.closed = True
+        if isinstance(self._stream, trio.SSLStream):
+            # TLS has no half-close: the client's close_notify is likely sitting unread, and
+            # closing a socket with unread input sends a reset the docker CLI reports as an
+            # error. Read what is pending first (briefly).
+            with trio.move_on_after(0.2):
+                try:
+                    while await self._stream.receive_some(65536):
+                        pass
+                except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                    pass
         await self._stream.aclose()
 
     @staticmethod

@@ -1,0 +1,54 @@
+"""`pyengined -H tcp://… --tlsverify`: the real docker CLI runs a container over mutual TLS,
+and is refused without a client certificate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.conftest import DaemonHandle, _mounts_under, needs_root
+from tests.integration.test_api_server import _make_certs
+
+DOCKER = shutil.which("docker")
+pytestmark = [needs_root, pytest.mark.acceptance,
+              pytest.mark.skipif(DOCKER is None or not shutil.which("openssl"), reason="needs docker CLI and openssl")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_docker_cli_over_mutual_tls():
+    root = tempfile.mkdtemp(prefix="pe-tls-")
+    certs = os.path.join(root, "certs")
+    os.makedirs(certs)
+    _make_certs(certs)
+    port = free_port()
+    handle = DaemonHandle(root)
+    handle.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                         "--tlscacert", f"{certs}/ca.pem", "--tlscert", f"{certs}/server.pem",
+                         "--tlskey", f"{certs}/server.key"]
+    handle.start()
+    try:
+        assert handle.api("POST", "/images/bootstrap").status_code == 201
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        tls = ["--tlsverify", "--tlscacert", f"{certs}/ca.pem", "--tlscert", f"{certs}/client.pem",
+               "--tlskey", f"{certs}/client.key", "-H", f"tcp://127.0.0.1:{port}"]
+        result = subprocess.run([DOCKER, *tls, "run", "--rm", "busybox", "echo", "over-tls"],
+                                env=env, capture_output=True, timeout=60)
+        assert (result.returncode, result.stdout) == (0, b"over-tls\n"), result.stderr
+        no_cert = subprocess.run([DOCKER, "--tlsverify", "--tlscacert", f"{certs}/ca.pem", "-H",
+                                  f"tcp://127.0.0.1:{port}", "version"], env=env, capture_output=True, timeout=60)
+        assert no_cert.returncode != 0
+    finally:
+        handle.stop()
+        for mount in reversed(_mounts_under(root)):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(root, ignore_errors=True)
