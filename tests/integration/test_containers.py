@@ -308,3 +308,12 @@ def test_privileged_gets_host_devices(dclient):
     assert block[0] in out.decode().split() and "records in" in out.decode()  # opened it
     _, code, out = run(dclient, ["sh", "-c", probe])
     assert block[0] not in out.decode().split()
+
+
+def test_system_df_counts_what_exists(dclient, daemon):
+    cid, code, _ = run(dclient, ["sh", "-c", "head -c 5000 /dev/zero > /written"])
+    df = daemon.api("GET", "/system/df").json()
+    busybox = [i for i in df["Images"] if "busybox:latest" in (i.get("RepoTags") or [])]
+    assert busybox and busybox[0]["Containers"] >= 1
+    mine = [c for c in df["Containers"] if c["Id"] == cid]
+    assert mine and mine[0]["SizeRw"] >= 5000
