@@ -219,8 +219,6 @@ async def test_version_and_info(server):
         assert info["DockerRootDir"] == "/var/lib/pyengine-test"
         assert info["Driver"] == "overlay2" and info["CgroupVersion"] in ("1", "2")
         assert info["NCPU"] >= 1 and info["MemTotal"] > 0 and info["Warnings"] == []
-        df = (await c.get("/system/df")).json()
-        assert df["Images"] == [] and "LayersSize" in df
 
 
 async def test_error_mapping_and_500_containment(server):
