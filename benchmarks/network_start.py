@@ -1,109 +1,450 @@
 #!/usr/bin/env python3
-"""Container start latency by network mode on a private pyengined: none, default bridge,
-user-defined bridge (+ embedded DNS), bridge with one published port; then checks that no
-veth of the daemon is left (they vanish with their container's netns, asynchronously).
+"""Networking benchmarks: container start latency per network mode (pyengined, and the default
+bridge against dockerd as a ratio), and HTTP throughput through a published port.
 
-One timed run = create -> start -> wait -> remove of busybox `true` through docker-py's
-APIClient. The private daemon, its containers, networks, bridges and nft table are removed on
-exit. A measurement script: prints p50/p90 per mode, never asserts.
+1. Start latency. One timed run = create -> start -> wait -> remove of busybox `true` through
+   the same docker-py ``APIClient`` code (start_latency.py's ``ApiRunner``) for both engines;
+   p50/p95 over ``--runs`` runs after ``--warmup`` untimed ones.
+     pyengine: none, default bridge, user-defined bridge (+ embedded DNS), bridge + one port
+               published on 127.0.0.1; afterwards checks that no veth of the daemon is left.
+     dockerd:  none and default bridge. dockerd's default bridge is a private bridge this script
+               creates (``pebd<pid>``, a /24 the host does not route) and passes as ``--bridge``,
+               with ``--iptables=false --ip6tables=false --ip-forward=false``: the host firewall
+               and sysctls are never touched, so dockerd's bridge has no NAT (a bridge-attached
+               `true` needs none; pyengine's default bridge does install its nft rules).
+   Printed: dockerd p50 / pyengine p50 for the default bridge (and for none).
 
-Run as root:   python3 benchmarks/network_start.py [--runs 30] [--json out.json]
+2. HTTP throughput (pyengine). busybox ``httpd`` serves a ``--size``-byte file from a container
+   on the default bridge with port 80 published on 127.0.0.1. ``--requests`` sequential GETs
+   (one connection each, http.client, full body read and length-checked) go to
+     proxy:  127.0.0.1:<published port>   -- pyengine's userland proxy
+     direct: <container bridge IP>:80      -- the kernel path. pyengine's DNAT rules only apply
+             to traffic from outside the host, so from the host the container's own address is
+             the fair non-proxy comparison.
+   in ``--rounds`` interleaved rounds; requests/s and MB/s (10^6 bytes) of the median round and
+   the ratio proxy / direct are printed.
+
+Everything the script creates -- daemons and their children, containers, networks, bridges,
+veths, nft tables, mounts, cgroups, temp dirs -- is removed on exit, also on Ctrl-C / SIGTERM /
+failure (daemon, cleanup and image helpers come from start_latency.py). Network traffic goes
+only to 127.0.0.1 and to the script's own containers. A measurement script: never asserts on
+numbers (exit 1 only if an engine errored).
+
+Run as root:   python3 benchmarks/network_start.py [--runs 30] [--requests 200] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
+import ipaddress
 import json
 import os
+import platform
 import shutil
-import socket
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import start_latency as sl  # noqa: E402  (helpers: daemons, cleanup, statistics, image import)
+
+from engine.networks.manager import daemon_tag  # noqa: E402
+
+ENGINES = ("pyengine", "dockerd")
+PYENGINE_MODES = ("none", "bridge", "user+dns", "bridge+publish")
+DOCKERD_MODES = ("none", "bridge")
+log = sl.log
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --------------------------------------------------------------------------- small helpers
+
+def run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
-    import docker
+def link_names() -> list[str]:
+    out = run(["ip", "-o", "link"]).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
 
-    from tests.conftest import DaemonHandle, _mounts_under
 
-    root = tempfile.mkdtemp(prefix="pe-netbench-")
-    handle = DaemonHandle(root)
-    handle.start()
-    results = {}
+def routed_v4() -> list[ipaddress.IPv4Network]:
+    nets = []
+    for r in json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]"):
+        dst = r.get("dst")
+        if dst and dst != "default":
+            with contextlib.suppress(ValueError):
+                nets.append(ipaddress.ip_network(dst if "/" in dst else dst + "/32", strict=False))
+    return nets
+
+
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /24 in 10.240.0.0/12 that overlaps nothing the host routes (incl. other daemons' bridges)."""
+    taken = routed_v4()
+    start = os.getpid() % 4096
+    for i in range(4096):
+        n = (start + i) % 4096
+        cand = ipaddress.ip_network(f"10.{240 + n // 256}.{n % 256}.0/24")
+        if not any(cand.overlaps(t) for t in taken):
+            return cand
+    raise RuntimeError("no unrouted /24 left in 10.240.0.0/12")
+
+
+def start_daemon(stack: contextlib.ExitStack, tmp: Path, name: str, cmd: list[str], host: str,
+                 timeout: float, cgroup_parent: str, env: dict | None = None) -> None:
+    """Popen a private daemon whose paths are all under tmp; its stop, the kill of leftover
+    children (anything naming tmp), unmounts and removal of its new cgroups go on the stack."""
+    guard = sl.CgroupGuard([cgroup_parent])
+    logfile = tmp / f"{name}.log"
+    lf = stack.enter_context(open(logfile, "wb"))
+    env = dict(env or os.environ)
+    env.pop("DOCKER_HOST", None)
+    log(f"{name}: starting {' '.join(cmd)}")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def after_stop():
+        sl.kill_pids_referencing(tmp)
+        sl.unmount_all_under(tmp)
+        guard.cleanup()
+
+    stack.callback(after_stop)
+    stack.callback(sl.stop_process, proc, name)
+    sl.wait_for_daemon(host, proc, logfile, name, timeout)
+
+
+def latency(args, runner: sl.ApiRunner, name: str, mode: str, host_config: dict) -> dict:
+    runner.host_config = host_config
+    samples = sl.measure(f"{name} {mode}", runner.one, args.runs, args.warmup)
+    s = sl.summarize(samples)
+    log(f"{name} {mode}: p50 {s['p50_ms']:.2f} ms, p95 {s['p95_ms']:.2f} ms")
+    return s
+
+
+# --------------------------------------------------------------------------- HTTP throughput
+
+def get_blob(host: str, port: int, size: int) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
-        handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
-        client = docker.APIClient(base_url=handle.host, version="1.41", timeout=60)
-        client.create_network("benchnet")
-        modes = {
-            "none": {"network_mode": "none"},
-            "bridge": {"network_mode": "bridge"},
-            "user+dns": {"network_mode": "benchnet"},
-            "bridge+publish": {"network_mode": "bridge", "port_bindings": "publish"},
-        }
-        for mode, opts in modes.items():
-            times = []
-            for _ in range(args.runs):
-                host_opts = dict(opts)
-                ports = None
-                if host_opts.pop("port_bindings", None):
-                    host_opts["port_bindings"] = {80: ("127.0.0.1", _free_port())}
-                    ports = [80]
-                t0 = time.perf_counter()
-                c = client.create_container("busybox", ["true"], ports=ports,
-                                            host_config=client.create_host_config(**host_opts))
-                client.start(c)
-                client.wait(c)
-                client.remove_container(c)
-                times.append(time.perf_counter() - t0)
-            times.sort()
-            results[mode] = {"p50_ms": statistics.median(times) * 1000,
-                             "p90_ms": times[int(len(times) * 0.9) - 1] * 1000, "runs": len(times)}
-            print(f"{mode:16} p50 {results[mode]['p50_ms']:7.1f} ms   p90 {results[mode]['p90_ms']:7.1f} ms")
-        client.remove_network("benchnet")
-        client.close()
-        # veths go with their container's netns (asynchronously, in the kernel): none may stay
-        from engine.networks import daemon_tag
-
-        tag = daemon_tag(handle.data_root)
-        deadline = time.monotonic() + 3
-        while True:
-            out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-            left = [l.split(":")[1].strip() for l in out.splitlines() if f": pv{tag}" in l or f": pc{tag}" in l]
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        results["leftover_veths"] = len(left)
-        print(f"leftover veths  {len(left)}")
+        conn.request("GET", "/blob")
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200 or len(body) != size:
+            raise RuntimeError(f"GET http://{host}:{port}/blob: {resp.status}, {len(body)} of {size} bytes")
     finally:
-        handle.stop()
-        for m in reversed(_mounts_under(root)):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(root, ignore_errors=True)
+        conn.close()
+
+
+def wait_http(host: str, port: int, size: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            get_blob(host, port, size)
+            return
+        except (OSError, RuntimeError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def http_bench(args, stack: contextlib.ExitStack, runner: sl.ApiRunner) -> dict:
+    c = runner.client
+    size = args.size
+    script = (f"mkdir -p /www && head -c {size} /dev/urandom > /www/blob && "
+              "exec httpd -f -p 80 -h /www")
+    hc = c.create_host_config(network_mode="bridge", port_bindings={80: ("127.0.0.1",)})
+    cid = c.create_container(sl.IMAGE, command=["sh", "-c", script], ports=[80], host_config=hc)["Id"]
+    runner.live.add(cid)  # removed (force) by runner.cleanup on any exit
+    c.start(cid)
+    info = c.inspect_container(cid)
+    ip = info["NetworkSettings"]["IPAddress"]
+    port = int(info["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    paths = {"proxy": ("127.0.0.1", port), "direct": (ip, 80)}
+    log(f"http: httpd in {cid[:12]}: direct {ip}:80, published 127.0.0.1:{port}; {size} bytes/GET")
+    for h, p in paths.values():
+        wait_http(h, p, size)
+    for _ in range(min(10, args.requests)):  # warm-up
+        for h, p in paths.values():
+            get_blob(h, p, size)
+    rounds: dict[str, list[float]] = {k: [] for k in paths}
+    for r in range(args.rounds):
+        for name, (h, p) in paths.items():
+            t0 = time.perf_counter()
+            for _ in range(args.requests):
+                get_blob(h, p, size)
+            rounds[name].append(time.perf_counter() - t0)
+            log(f"http {name} round {r + 1}/{args.rounds}: {args.requests / rounds[name][-1]:.1f} req/s")
+    out = {}
+    for name, secs in rounds.items():
+        med = statistics.median(secs)
+        out[name] = {"target": "%s:%d" % paths[name], "requests_per_round": args.requests,
+                     "rounds": len(secs), "round_s": [round(s, 4) for s in secs],
+                     "req_per_s": round(args.requests / med, 1),
+                     "mb_per_s": round(args.requests * size / med / 1e6, 1)}
+    out["ratio_proxy_direct"] = round(out["proxy"]["req_per_s"] / out["direct"]["req_per_s"], 3)
+    out["size_bytes"] = size
+    c.remove_container(cid, force=True)
+    runner.live.discard(cid)
+    return out
+
+
+# --------------------------------------------------------------------------- engines
+
+def leftover_links(prefixes: tuple[str, ...], timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [n for n in link_names() if n.startswith(prefixes)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.01)
+
+
+def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
+    data = tmp / "data"
+    data.mkdir()
+    host = f"unix://{tmp / 'pyengine.sock'}"
+    tag = daemon_tag(str(data))
+    cgparent = f"pyengine-bench-net-{os.getpid()}"
+
+    def host_state_cleanup():
+        # pyengined's shutdown removes its bridges, veths and nft table; if it did not (crash,
+        # SIGKILL), remove whatever carries this daemon's tag -- the tag is a hash of our temp path
+        left = [n for n in link_names() if n.startswith((f"pe{tag}", f"pb{tag}", f"pv{tag}", f"pc{tag}"))]
+        for n in left:
+            run(["ip", "link", "del", n], check=False)
+        table = f"pyengine_{tag}"
+        if table in run(["nft", "list", "tables"], check=False).stdout.split():
+            left.append(f"nft table {table}")
+            run(["nft", "delete", "table", "inet", table], check=False)
+        if left:
+            log(f"WARNING: pyengined left host state behind (removed now): {left}")
+
+    stack.callback(host_state_cleanup)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host,
+           "--cgroup-parent", cgparent]
+    start_daemon(stack, tmp, "pyengined", cmd, host, args.start_timeout, cgparent, env)
+
+    runner = sl.ApiRunner(host, sl.IMAGE)
+    c = runner.client
+    stack.callback(runner.cleanup)
+    r = c.post(c._url("/images/bootstrap"), params={"name": sl.IMAGE_REPO, "tag": sl.IMAGE_TAG})
+    c._raise_for_status(r)
+    net = c.create_network("peb-netbench")["Id"]
+    stack.callback(sl._quiet, c.remove_network, net)  # runs after runner.cleanup (LIFO)
+    modes = {
+        "none": c.create_host_config(network_mode="none"),
+        "bridge": c.create_host_config(network_mode="bridge"),
+        "user+dns": c.create_host_config(network_mode="peb-netbench"),
+        "bridge+publish": c.create_host_config(network_mode="bridge",
+                                               port_bindings={80: ("127.0.0.1",)}),
+    }
+    out = {"version": sl.server_version(c), "modes": {}}
+    for mode in PYENGINE_MODES:
+        out["modes"][mode] = latency(args, runner, "pyengine", mode, modes[mode])
+    # veths go with their container's netns (asynchronously, in the kernel): none may stay
+    left = leftover_links((f"pv{tag}", f"pc{tag}"), 3.0)
+    out["leftover_veths"] = len(left)
+    log(f"pyengine: leftover veths after the latency runs: {len(left)}")
+    if not args.no_http:
+        out["http"] = http_bench(args, stack, runner)
+    return out
+
+
+def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
+    dockerd = shutil.which("dockerd")
+    if not dockerd:
+        raise sl.Skip("dockerd not installed")
+    if not (shutil.which("containerd") or shutil.which("docker-containerd")):
+        raise sl.Skip("containerd (needed by dockerd) not installed")
+    data, execroot = tmp / "data", tmp / "exec"
+    data.mkdir()
+    execroot.mkdir()
+    conf = tmp / "daemon.json"
+    conf.write_text("{}\n")
+    host = f"unix://{tmp / 'docker.sock'}"
+    cgparent = f"pyengine-bench-dockerd-{os.getpid()}"
+    # dockerd's default bridge: a private one of ours (dockerd neither creates nor deletes a
+    # bridge given with --bridge; it takes the bridge's address as the network's gateway)
+    bridge = f"pebd{os.getpid()}"[:15]
+    subnet = free_subnet()
+    gateway = f"{next(subnet.hosts())}/{subnet.prefixlen}"
+    if bridge in link_names():
+        raise RuntimeError(f"link {bridge} already exists")
+    run(["ip", "link", "add", bridge, "type", "bridge"])
+    stack.callback(run, ["ip", "link", "del", bridge], False)  # after dockerd has stopped (LIFO)
+    run(["ip", "addr", "add", gateway, "dev", bridge])
+    run(["ip", "link", "set", bridge, "up"])
+    log(f"dockerd: private bridge {bridge} {gateway}")
+    keyjson = Path("/etc/docker/key.json")  # dockerd 20.10 writes it if missing: undo that
+    had_key, had_etc_docker = keyjson.exists(), keyjson.parent.exists()
+
+    def undo_key():
+        if not had_key:
+            with contextlib.suppress(OSError):
+                keyjson.unlink()
+        if not had_etc_docker:
+            with contextlib.suppress(OSError):
+                keyjson.parent.rmdir()
+
+    stack.callback(undo_key)
+    cmd = [
+        dockerd, "--data-root", str(data), "--exec-root", str(execroot),
+        "--pidfile", str(tmp / "docker.pid"), "--config-file", str(conf), "-H", host,
+        f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+        "--ip-forward=false", "--userland-proxy=false", "--storage-driver", args.docker_storage_driver,
+        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgparent,
+    ]
+    start_daemon(stack, tmp, "dockerd", cmd, host, args.start_timeout, cgparent)
+    runner = sl.ApiRunner(host, sl.IMAGE)
+    stack.callback(runner.cleanup)
+    sl.import_image(runner, rootfs, "dockerd")
+    c = runner.client
+    out = {"version": sl.server_version(c), "bridge": f"{bridge} {gateway}", "modes": {}}
+    for mode in DOCKERD_MODES:
+        out["modes"][mode] = latency(args, runner, "dockerd", mode, c.create_host_config(network_mode=mode))
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+def ratios(results: dict) -> dict:
+    out = {}
+    pe, dk = results.get("pyengine"), results.get("dockerd")
+    if pe and dk:
+        for mode in DOCKERD_MODES:
+            a, b = dk["modes"].get(mode), pe["modes"].get(mode)
+            if a and b and b["p50_ms"] > 0:
+                out[f"dockerd/pyengine {mode}"] = round(a["p50_ms"] / b["p50_ms"], 3)
+    return out
+
+
+def print_report(results: dict, skipped: dict, failed: dict, rat: dict) -> None:
+    print()
+    print(f"{'engine':<10} {'network':<15} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
+    print("-" * 62)
+    for name in ENGINES:
+        if name in results:
+            for mode, r in results[name]["modes"].items():
+                print(f"{name:<10} {mode:<15} {r['runs']:>5} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['mean_ms']:>9.2f}")
+        elif name in skipped:
+            print(f"{name:<10} skipped: {skipped[name]}")
+        elif name in failed:
+            print(f"{name:<10} FAILED: {failed[name].splitlines()[0][:100]}")
+    for name in ENGINES:
+        if name in results:
+            print(f"{name}: {results[name]['version']}")
+    if "pyengine" in results:
+        print(f"pyengine leftover veths: {results['pyengine']['leftover_veths']}")
+    print()
+    for mode in DOCKERD_MODES:
+        key = f"dockerd/pyengine {mode}"
+        value = f"{rat[key]:.2f}x" if key in rat else "n/a"
+        print(f"dockerd p50 / pyengine p50, {mode + ' network:':<16} {value}")
+    h = results.get("pyengine", {}).get("http")
+    if h:
+        print()
+        print(f"HTTP GET of {h['size_bytes']} bytes, {h['direct']['requests_per_round']} sequential "
+              f"requests x {h['direct']['rounds']} rounds (median round), one connection per request:")
+        for name in ("direct", "proxy"):
+            r = h[name]
+            print(f"  {name:<7} {r['target']:<22} {r['req_per_s']:>8.1f} req/s {r['mb_per_s']:>9.1f} MB/s")
+        print(f"  proxy / direct throughput = {h['ratio_proxy_direct']:.2f}x")
+    print()
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per engine and network mode (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs per mode (default 3)")
+    ap.add_argument("--requests", type=int, default=200, help="HTTP GETs per path and round (default 200)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved HTTP rounds per path (default 3)")
+    ap.add_argument("--size", type=int, default=1 << 20, help="bytes of the served file (default 1 MiB)")
+    ap.add_argument("--no-http", action="store_true", help="skip the HTTP throughput part")
+    ap.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of pyengine,dockerd")
+    ap.add_argument("--json", metavar="FILE", help="also write the numbers as JSON here")
+    ap.add_argument("--busybox", default="/bin/busybox", help="static busybox for dockerd's image")
+    ap.add_argument("--tmp-dir", default=None, help="parent of the temp dirs (default: $TMPDIR or /tmp)")
+    ap.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a daemon")
+    ap.add_argument("--docker-storage-driver", default="overlay2")
+    args = ap.parse_args(argv)
+    if args.runs < 1 or args.warmup < 0 or args.requests < 1 or args.rounds < 1 or args.size < 1:
+        ap.error("--runs, --requests, --rounds, --size must be >= 1 and --warmup >= 0")
+    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if any(e not in ENGINES for e in wanted):
+        ap.error(f"--engines: choose from {','.join(ENGINES)}")
+    if os.geteuid() != 0:
+        log("run as root")
+        return 2
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        log("docker-py is required: pip install docker")
+        return 2
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, sl._raise_interrupt)
+
+    results: dict = {}
+    skipped: dict = {}
+    failed: dict = {}
+    interrupted = False
+    top = Path(tempfile.mkdtemp(prefix="pebn-", dir=args.tmp_dir))
+    try:
+        for name in wanted:
+            tmp = top / name[:2]  # short paths: unix socket paths are limited to 108 bytes
+            tmp.mkdir()
+            log(f"=== {name} ===")
+            try:
+                with contextlib.ExitStack() as stack:
+                    stack.callback(sl.rmtree, tmp)
+                    if name == "pyengine":
+                        results[name] = bench_pyengine(args, stack, tmp)
+                    else:
+                        results[name] = bench_dockerd(args, stack, tmp, sl.busybox_rootfs_tar(args.busybox))
+                    log(f"{name}: done; cleaning up")
+            except sl.Skip as e:
+                skipped[name] = str(e)
+                log(f"{name}: skipped ({e})")
+            except KeyboardInterrupt:
+                interrupted = True
+                log("interrupted; cleaned up")
+                break
+            except Exception as e:  # noqa: BLE001 - one engine failing must not stop the other
+                failed[name] = f"{type(e).__name__}: {getattr(e, 'explanation', None) or e}"
+                log(f"{name}: FAILED\n{traceback.format_exc()}")
+    finally:
+        sl.rmtree(top)
+
+    rat = ratios(results)
+    print_report(results, skipped, failed, rat)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return 0
+        doc = {
+            "benchmark": "create+start+wait+remove busybox `true` per network mode; HTTP via published port",
+            "runs": args.runs, "warmup": args.warmup,
+            "host": {"kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                     "python": platform.python_version()},
+            "engines": results, "ratios": rat, "skipped": skipped, "failed": failed,
+            "interrupted": interrupted,
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"wrote {args.json}")
+    if interrupted:
+        return 130
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
-        sys.exit(1)
     sys.exit(main())
