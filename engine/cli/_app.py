@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -120,6 +121,35 @@ class Cli:
         sys.stdout.flush()
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
+
+    def print_objects(self, objects: list, template: str | None) -> None:
+        """`inspect` output: a Go template per object, or the JSON array docker prints."""
+        from ._format import TemplateError, render
+
+        if template:
+            try:
+                for obj in objects:
+                    self.print(render(template.replace("\\n", "\n").replace("\\t", "\t"), obj))
+            except TemplateError as exc:
+                raise CommandError(f"template parsing error: {exc}") from None
+        else:
+            self.print(json.dumps(objects, indent=4, ensure_ascii=False))
+
+    def inspect_each(self, names: list[str], path: str, kind: str, template: str | None) -> int:
+        """GET path.format(name) for each name; docker's "No such <kind>" for missing ones."""
+        from ._client import ClientError
+
+        found, missing = [], False
+        for name in names:
+            try:
+                found.append(self.client.get(path.format(name)))
+            except ClientError as exc:
+                if not exc.not_found:
+                    raise
+                missing = True
+                self.warn(f"Error: No such {kind}: {name}")
+        self.print_objects(found, template)
+        return 1 if missing else 0
 
     def write_bytes(self, data: bytes, stream: int = 1) -> None:
         f = sys.stdout if stream == 1 else sys.stderr

@@ -4,7 +4,6 @@ inspect ps logs exec top stats cp port."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any
 from ._app import Cli, CommandError, alias, arg, command
 from ._client import ClientError
 from ._format import (Demuxer, SYSTEMERR, bytes_size, ellipsis, familiar_ref, filters_param,
-                      go_quote, human_size, parse_api_time, parse_timestamp, render,
+                      go_quote, human_size, parse_api_time, parse_timestamp,
                       render_rows, short_id, tabulate, time_ago, TemplateError)
 from ._opts import RUN_ARGS, OptError, build_create_body
 from ._stream import StreamError, Waiter, session
@@ -243,14 +242,7 @@ def inspect(cli: Cli, a: argparse.Namespace) -> int:
             cli.warn(f"Error: No such {what}: {name}")
             continue
         found.append(obj)
-    if a.format:
-        try:
-            for obj in found:
-                cli.print(render(a.format.replace("\\n", "\n").replace("\\t", "\t"), obj))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        cli.print(json.dumps(found, indent=4, ensure_ascii=False))
+    cli.print_objects(found, a.format)
     return 1 if missing else 0
 
 

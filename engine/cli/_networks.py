@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ._app import Cli, CommandError, arg, command
 from ._client import ClientError
-from ._format import TemplateError, filters_param, render, render_rows, short_id
+from ._format import TemplateError, filters_param, render_rows, short_id
 
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                    "IPv6": "IPV6", "Internal": "INTERNAL", "CreatedAt": "CREATED AT", "Labels": "LABELS"}
@@ -92,24 +91,7 @@ def network_ls(cli: Cli, a: argparse.Namespace) -> int:
          arg("-f", "--format", default=None, help="Format output using a Go template"),
          arg("-v", "--verbose", action="store_true", help="Verbose output for diagnostics"))
 def network_inspect(cli: Cli, a: argparse.Namespace) -> int:
-    found, missing = [], False
-    for name in a.networks:
-        try:
-            found.append(cli.client.get(f"/networks/{name}"))
-        except ClientError as exc:
-            if not exc.not_found:
-                raise
-            missing = True
-            cli.warn(f"Error: No such network: {name}")
-    if a.format:
-        try:
-            for obj in found:
-                cli.print(render(a.format.replace("\\n", "\n").replace("\\t", "\t"), obj))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        cli.print(json.dumps(found, indent=4, ensure_ascii=False))
-    return 1 if missing else 0
+    return cli.inspect_each(a.networks, "/networks/{}", "network", a.format)
 
 
 @command("network rm", "Remove one or more networks", arg("networks", nargs="+"),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ._app import Cli, CommandError, arg, command
 from ._client import ClientError
-from ._format import TemplateError, filters_param, render, render_rows
+from ._format import TemplateError, filters_param, render_rows
 
 VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
                   "Labels": "LABELS", "CreatedAt": "CREATED AT"}
@@ -70,24 +69,7 @@ def volume_ls(cli: Cli, a: argparse.Namespace) -> int:
          arg("volumes", nargs="+"),
          arg("-f", "--format", default=None, help="Format output using a Go template"))
 def volume_inspect(cli: Cli, a: argparse.Namespace) -> int:
-    found, missing = [], False
-    for name in a.volumes:
-        try:
-            found.append(cli.client.get(f"/volumes/{name}"))
-        except ClientError as exc:
-            if not exc.not_found:
-                raise
-            missing = True
-            cli.warn(f"Error: No such volume: {name}")
-    if a.format:
-        try:
-            for obj in found:
-                cli.print(render(a.format.replace("\\n", "\n").replace("\\t", "\t"), obj))
-        except TemplateError as exc:
-            raise CommandError(f"template parsing error: {exc}") from None
-    else:
-        cli.print(json.dumps(found, indent=4, ensure_ascii=False))
-    return 1 if missing else 0
+    return cli.inspect_each(a.volumes, "/volumes/{}", "volume", a.format)
 
 
 @command("volume rm", "Remove one or more volumes", arg("volumes", nargs="+"),
