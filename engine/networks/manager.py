@@ -306,7 +306,8 @@ class NetworkManager:
         return driver
 
     def _discover_remote(self, name: str):
-        from engine.networks.remote import find_plugin, RemoteDriver
+        from engine.networks.remote import RemoteDriver
+        from engine.plugins import find_plugin
 
         address = find_plugin(name, getattr(self.config, "plugin_dirs", None))
         if address is None:

@@ -14,70 +14,18 @@ it into the container's netns, rename it, and set address, MAC and default route
 
 from __future__ import annotations
 
-import json
-import os
-
 import trio
 
 from engine import errors
 from engine.networks import _netlink
+from engine.plugins import PluginClient
 
-DEFAULT_PLUGIN_DIRS = ("/run/docker/plugins", "/etc/docker/plugins", "/usr/lib/docker/plugins")
-
-
-def find_plugin(name: str, dirs=None) -> str | None:
-    """The unix socket path of plugin `name` (<dir>/<name>.sock, or a .spec naming one)."""
-    env = os.environ.get("PYENGINE_PLUGIN_DIRS")
-    for directory in dirs or (env.split(":") if env else DEFAULT_PLUGIN_DIRS):
-        sock = os.path.join(directory, name + ".sock")
-        if os.path.exists(sock):
-            return sock
-        sock = os.path.join(directory, name, name + ".sock")
-        if os.path.exists(sock):
-            return sock
-        spec = os.path.join(directory, name + ".spec")
-        if os.path.exists(spec):
-            with open(spec) as f:
-                address = f.read().strip()
-            if address.startswith("unix://"):
-                return address[len("unix://"):]
-    return None
-
-
-class RemoteDriver:
+class RemoteDriver(PluginClient):
+    implements = "NetworkDriver"
+    kind = "network"
     attaches = True
 
-    def __init__(self, context, name: str, socket_path: str) -> None:
-        self.context, self.name, self.socket_path = context, name, socket_path
-        self._activated = False
-
-    async def _call(self, method: str, body: dict) -> dict:
-        import httpx
-
-        transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://plugin", timeout=30) as client:
-                response = await client.post(f"/{method}", content=json.dumps(body),
-                                             headers={"Content-Type": "application/vnd.docker.plugins.v1.2+json"})
-        except httpx.TransportError as exc:
-            raise errors.SystemError_(f"network plugin {self.name}: {method}: {exc}") from None
-        try:
-            reply = response.json() if response.content else {}
-        except ValueError:
-            reply = {}
-        if response.status_code != 200 or reply.get("Err"):
-            raise errors.SystemError_(f"network plugin {self.name}: {method}: {reply.get('Err') or response.status_code}")
-        return reply
-
-    async def _activate(self) -> None:
-        if not self._activated:
-            reply = await self._call("Plugin.Activate", {})
-            if "NetworkDriver" not in (reply.get("Implements") or []):
-                raise errors.InvalidParameter(f"plugin {self.name} does not implement NetworkDriver")
-            self._activated = True
-
     async def create_network(self, network) -> None:
-        await self._activate()
         await self._call("NetworkDriver.CreateNetwork", {
             "NetworkID": network.id,
             "Options": {"com.docker.network.generic": dict(network.options)},
@@ -93,11 +41,9 @@ class RemoteDriver:
         pass
 
     async def delete_network(self, network) -> None:
-        await self._activate()
         await self._call("NetworkDriver.DeleteNetwork", {"NetworkID": network.id})
 
     async def join(self, network, endpoint, pid: int) -> None:
-        await self._activate()
         reply = await self._call("NetworkDriver.CreateEndpoint", {
             "NetworkID": network.id, "EndpointID": endpoint.id, "Options": {},
             "Interface": {"Address": f"{endpoint.ip}/{endpoint.prefixlen}", "AddressIPv6": "",

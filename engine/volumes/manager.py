@@ -133,7 +133,7 @@ class VolumeManager:
         name = name or "local"
         driver = self.drivers.get(name)
         if driver is None:
-            from engine.networks.remote import find_plugin
+            from engine.plugins import find_plugin
             from engine.volumes.remote import RemoteVolumeDriver
 
             address = find_plugin(name, getattr(self.config, "plugin_dirs", None))
