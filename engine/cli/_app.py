@@ -83,6 +83,17 @@ def alias(name: str, target: str, *extra: str) -> None:
     ALIASES[name] = (target, list(extra))
 
 
+def key_values(items: list[str], flag: str) -> dict[str, str]:
+    """Repeated `--flag k=v` options as a dict (docker's error for an empty key)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise CommandError(f"invalid argument \"{item}\" for \"{flag}\" flag", 125)
+        out[key] = value
+    return out
+
+
 class Cli:
     """What a command gets: the host, a lazily built API client and the output streams."""
 

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._app import Cli, CommandError, arg, command
+from ._app import Cli, CommandError, arg, command, key_values
 from ._client import ClientError
 from ._format import TemplateError, filters_param, render_rows, short_id
 
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                    "IPv6": "IPV6", "Internal": "INTERNAL", "CreatedAt": "CREATED AT", "Labels": "LABELS"}
 NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
-
-
-def _kv(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise CommandError(f"invalid argument \"{item}\" for \"{flag}\" flag", 125)
-        out[key] = value
-    return out
 
 
 @command("network create", "Create a network",
@@ -47,9 +37,9 @@ def network_create(cli: Cli, a: argparse.Namespace) -> int:
             entry["IPRange"] = a.ip_range[i]
         configs.append(entry)
     body = {"Name": a.name, "CheckDuplicate": True, "Driver": a.driver, "Internal": a.internal,
-            "Attachable": a.attachable, "EnableIPv6": a.ipv6, "Options": _kv(a.opt, "--opt"),
-            "Labels": _kv(a.label, "--label"),
-            "IPAM": {"Driver": "default", "Config": configs, "Options": _kv(a.ipam_opt, "--ipam-opt")}}
+            "Attachable": a.attachable, "EnableIPv6": a.ipv6, "Options": key_values(a.opt, "--opt"),
+            "Labels": key_values(a.label, "--label"),
+            "IPAM": {"Driver": "default", "Config": configs, "Options": key_values(a.ipam_opt, "--ipam-opt")}}
     res = cli.client.post("/networks/create", body)
     cli.print(res["Id"])
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._app import Cli, CommandError, arg, command
+from ._app import Cli, CommandError, arg, command, key_values
 from ._client import ClientError
 from ._format import TemplateError, filters_param, render_rows
 
@@ -13,24 +13,14 @@ VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
 
 
-def _kv(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not key:
-            raise CommandError(f"invalid argument \"{item}\" for \"{flag}\" flag", 125)
-        out[key] = value
-    return out
-
-
 @command("volume create", "Create a volume",
          arg("name", nargs="?", default=""),
          arg("-d", "--driver", default="local", help="Specify volume driver name"),
          arg("--label", action="append", default=[], help="Set metadata for a volume"),
          arg("-o", "--opt", action="append", default=[], help="Set driver specific options"))
 def volume_create(cli: Cli, a: argparse.Namespace) -> int:
-    body = {"Name": a.name, "Driver": a.driver, "DriverOpts": _kv(a.opt, "--opt"),
-            "Labels": _kv(a.label, "--label")}
+    body = {"Name": a.name, "Driver": a.driver, "DriverOpts": key_values(a.opt, "--opt"),
+            "Labels": key_values(a.label, "--label")}
     res = cli.client.post("/volumes/create", body)
     cli.print(res["Name"])
     return 0
