@@ -42,7 +42,6 @@ import ipaddress
 import json
 import os
 import platform
-import shutil
 import signal
 import statistics
 import subprocess
@@ -262,17 +261,6 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
 
 
 def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
-    dockerd = shutil.which("dockerd")
-    if not dockerd:
-        raise sl.Skip("dockerd not installed")
-    if not (shutil.which("containerd") or shutil.which("docker-containerd")):
-        raise sl.Skip("containerd (needed by dockerd) not installed")
-    data, execroot = tmp / "data", tmp / "exec"
-    data.mkdir()
-    execroot.mkdir()
-    conf = tmp / "daemon.json"
-    conf.write_text("{}\n")
-    host = f"unix://{tmp / 'docker.sock'}"
     cgparent = f"pyengine-bench-dockerd-{os.getpid()}"
     # dockerd's default bridge: a private one of ours (dockerd neither creates nor deletes a
     # bridge given with --bridge; it takes the bridge's address as the network's gateway)
@@ -286,26 +274,8 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     run(["ip", "addr", "add", gateway, "dev", bridge])
     run(["ip", "link", "set", bridge, "up"])
     log(f"dockerd: private bridge {bridge} {gateway}")
-    keyjson = Path("/etc/docker/key.json")  # dockerd 20.10 writes it if missing: undo that
-    had_key, had_etc_docker = keyjson.exists(), keyjson.parent.exists()
-
-    def undo_key():
-        if not had_key:
-            with contextlib.suppress(OSError):
-                keyjson.unlink()
-        if not had_etc_docker:
-            with contextlib.suppress(OSError):
-                keyjson.parent.rmdir()
-
-    stack.callback(undo_key)
-    cmd = [
-        dockerd, "--data-root", str(data), "--exec-root", str(execroot),
-        "--pidfile", str(tmp / "docker.pid"), "--config-file", str(conf), "-H", host,
-        f"--bridge={bridge}", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-        "--ip-forward=false", "--userland-proxy=false", "--storage-driver", args.docker_storage_driver,
-        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgparent,
-    ]
-    start_daemon(stack, tmp, "dockerd", cmd, host, args.start_timeout, cgparent)
+    host = sl.start_private_dockerd(args, stack, tmp, cgparent,
+                                    network_flags=(f"--bridge={bridge}", "--ip-forward=false"))
     runner = sl.ApiRunner(host, sl.IMAGE)
     stack.callback(runner.cleanup)
     sl.import_image(runner, rootfs, "dockerd")

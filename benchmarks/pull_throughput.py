@@ -185,49 +185,9 @@ def start_pyengine(args, stack: contextlib.ExitStack, tmp: Path, registry: str) 
 
 
 def start_dockerd(args, stack: contextlib.ExitStack, tmp: Path, registry: str) -> tuple[str, str]:
-    dockerd = shutil.which("dockerd")
-    if not dockerd:
-        raise sl.Skip("dockerd not installed")
-    if not (shutil.which("containerd") or shutil.which("docker-containerd")):
-        raise sl.Skip("containerd (needed by dockerd) not installed")
-    data, execroot = tmp / "data", tmp / "exec"
-    data.mkdir()
-    execroot.mkdir()
-    conf = tmp / "daemon.json"
-    conf.write_text("{}\n")
-    host = f"unix://{tmp / 'docker.sock'}"
-    cgparent = f"pyengine-bench-pull-dockerd-{os.getpid()}"
-    guard = sl.CgroupGuard([cgparent])
-    keyjson = Path("/etc/docker/key.json")  # dockerd 20.10 writes it if missing: undo that
-    had_key, had_etc_docker = keyjson.exists(), keyjson.parent.exists()
     # No --insecure-registry: dockerd always counts 127.0.0.0/8 as insecure (plain http).
-    cmd = [
-        dockerd, "--data-root", str(data), "--exec-root", str(execroot),
-        "--pidfile", str(tmp / "docker.pid"), "--config-file", str(conf), "-H", host,
-        "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-        "--userland-proxy=false", "--storage-driver", args.docker_storage_driver,
-        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgparent,
-    ]
-    log(f"dockerd: starting {' '.join(cmd)}")
-    logfile = tmp / "dockerd.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                            env=_env(), start_new_session=True)
-
-    def after_stop():
-        sl.kill_pids_referencing(tmp)
-        sl.unmount_all_under(tmp)
-        guard.cleanup()
-        if not had_key:
-            with contextlib.suppress(OSError):
-                keyjson.unlink()
-        if not had_etc_docker:
-            with contextlib.suppress(OSError):
-                keyjson.parent.rmdir()
-
-    stack.callback(after_stop)
-    stack.callback(sl.stop_process, proc, "dockerd")
-    sl.wait_for_daemon(host, proc, logfile, "dockerd", args.start_timeout)
+    host = sl.start_private_dockerd(args, stack, tmp, f"pyengine-bench-pull-dockerd-{os.getpid()}",
+                                    env=_env())
     return host, f"storage {args.docker_storage_driver}"
 
 

@@ -418,7 +418,11 @@ def import_image(runner: ApiRunner, rootfs: bytes, name: str) -> None:
     log(f"{name}: imported {IMAGE}: {text.strip()[:120]}")
 
 
-def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
+def start_private_dockerd(args, stack: contextlib.ExitStack, tmp: Path, cgroup_parent: str,
+                          network_flags=("--bridge=none",), env: dict | None = None) -> str:
+    """A dockerd whose every path is under tmp and which never touches the host's firewall;
+    its stop and cleanup (leftover children, mounts, cgroups, /etc/docker/key.json) go on the
+    stack. `network_flags` picks its default bridge. Returns its host address."""
     dockerd = shutil.which("dockerd")
     if not dockerd:
         raise Skip("dockerd not installed")
@@ -431,8 +435,7 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     conf.write_text("{}\n")
     sock = tmp / "docker.sock"
     host = f"unix://{sock}"
-    cgparent = f"pyengine-bench-dockerd-{os.getpid()}"
-    guard = CgroupGuard([cgparent])
+    guard = CgroupGuard([cgroup_parent])
     # /etc/docker/key.json (libtrust identity) is written by dockerd 20.10 if missing: take it
     # away again if we caused it.
     keyjson = Path("/etc/docker/key.json")
@@ -440,14 +443,14 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     cmd = [
         dockerd, "--data-root", str(data), "--exec-root", str(execroot),
         "--pidfile", str(tmp / "docker.pid"), "--config-file", str(conf), "-H", host,
-        "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+        *network_flags, "--iptables=false", "--ip6tables=false", "--ip-masq=false",
         "--userland-proxy=false", "--storage-driver", args.docker_storage_driver,
-        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgparent,
+        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgroup_parent,
     ]
     log(f"dockerd: starting {' '.join(cmd)}")
     logfile = tmp / "dockerd.log"
     lf = stack.enter_context(open(logfile, "wb"))
-    env = dict(os.environ)
+    env = dict(env or os.environ)
     env.pop("DOCKER_HOST", None)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
@@ -466,6 +469,11 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     stack.callback(after_stop)
     stack.callback(stop_process, proc, "dockerd")
     wait_for_daemon(host, proc, logfile, "dockerd", args.start_timeout)
+    return host
+
+
+def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
+    host = start_private_dockerd(args, stack, tmp, f"pyengine-bench-dockerd-{os.getpid()}")
     runner = ApiRunner(host, IMAGE)
     stack.callback(runner.cleanup)
     import_image(runner, rootfs, "dockerd")
