@@ -162,6 +162,24 @@ class Cli:
         self.print_objects(found, template)
         return 1 if missing else 0
 
+    def remove_each(self, names: list[str], path: str, params: dict | None = None,
+                    missing_ok: bool = False) -> int:
+        """DELETE path.format(name) for each name, printing the removed ones; exit 1 if any
+        failed (docker's `network rm` / `volume rm`)."""
+        from ._client import ClientError
+
+        status = 0
+        for name in names:
+            try:
+                self.client.delete(path.format(name), params=params)
+                self.print(name)
+            except ClientError as exc:
+                if missing_ok and exc.not_found:
+                    continue
+                self.warn(str(exc))
+                status = 1
+        return status
+
     def write_bytes(self, data: bytes, stream: int = 1) -> None:
         f = sys.stdout if stream == 1 else sys.stderr
         f.flush()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ._app import Cli, CommandError, arg, command, key_values
-from ._client import ClientError
 from ._format import TemplateError, filters_param, render_rows, short_id
 
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -88,17 +87,7 @@ def network_inspect(cli: Cli, a: argparse.Namespace) -> int:
          arg("-f", "--force", action="store_true", help="Do not error if the network does not exist"),
          aliases=("network remove",))
 def network_rm(cli: Cli, a: argparse.Namespace) -> int:
-    status = 0
-    for name in a.networks:
-        try:
-            cli.client.delete(f"/networks/{name}")
-            cli.print(name)
-        except ClientError as exc:
-            if a.force and exc.not_found:
-                continue
-            cli.warn(str(exc))
-            status = 1
-    return status
+    return cli.remove_each(a.networks, "/networks/{}", missing_ok=a.force)
 
 
 @command("network prune", "Remove all unused networks",

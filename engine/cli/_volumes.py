@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ._app import Cli, CommandError, arg, command, key_values
-from ._client import ClientError
 from ._format import TemplateError, filters_param, render_rows
 
 VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
@@ -66,15 +65,7 @@ def volume_inspect(cli: Cli, a: argparse.Namespace) -> int:
          arg("-f", "--force", action="store_true", help="Force the removal of one or more volumes"),
          aliases=("volume remove",))
 def volume_rm(cli: Cli, a: argparse.Namespace) -> int:
-    status = 0
-    for name in a.volumes:
-        try:
-            cli.client.delete(f"/volumes/{name}", params={"force": "1" if a.force else None})
-            cli.print(name)
-        except ClientError as exc:
-            cli.warn(str(exc))
-            status = 1
-    return status
+    return cli.remove_each(a.volumes, "/volumes/{}", params={"force": "1" if a.force else None})
 
 
 @command("volume prune", "Remove unused local volumes",
