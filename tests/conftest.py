@@ -3,6 +3,7 @@ ones), a busybox image bootstrapped into it, and clients pointed at it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -64,6 +65,16 @@ class DaemonHandle:
                 self.process.kill()
                 self.process.wait()
 
+    def discard(self) -> list[str]:
+        """Stop the daemon and remove its root; returns the mounts it had left behind (they
+        are unmounted first, so nothing stays on the host even when a test fails)."""
+        self.stop()
+        leftovers = _mounts_under(self.root)
+        for mount in reversed(leftovers):
+            subprocess.run(["umount", "-l", mount], check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+        return leftovers
+
     def log(self) -> str:
         try:
             with open(self.log_path, errors="replace") as f:
@@ -82,24 +93,31 @@ class DaemonHandle:
         return {**os.environ, "DOCKER_HOST": self.host, "PYENGINE_HOST": self.host}
 
 
+@contextlib.contextmanager
+def private_daemon(prefix: str = "pe-test-", bootstrap: bool = True, prepare=None):
+    """A pyengined on its own temp root and socket (busybox bootstrapped), discarded after."""
+    handle = DaemonHandle(tempfile.mkdtemp(prefix=prefix))
+    try:
+        if prepare is not None:
+            prepare(handle)
+        handle.start()
+        if bootstrap:
+            response = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
+            assert response.status_code == 201, response.text
+        yield handle
+    finally:
+        handle.discard()
+
+
 @pytest.fixture(scope="session")
 def daemon():
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    root = tempfile.mkdtemp(prefix="pe-test-")
-    handle = DaemonHandle(root)
-    handle.start()
-    try:
-        response = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
-        assert response.status_code == 201, response.text
+    with private_daemon() as handle:
         yield handle
-    finally:
         handle.stop()
-        leftovers = _mounts_under(root)
-        for mount in reversed(leftovers):
-            subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(root, ignore_errors=True)
-        assert not leftovers, f"mounts left behind by the daemon: {leftovers}"
+        leftovers = _mounts_under(handle.root)
+    assert not leftovers, f"mounts left behind by the daemon: {leftovers}"
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 
 import pytest
 
-from tests.conftest import DaemonHandle, _mounts_under, needs_root
+from tests.conftest import needs_root, private_daemon
 from tests.integration.test_api_server import _make_certs
 
 DOCKER = shutil.which("docker")
@@ -26,18 +25,18 @@ def free_port() -> int:
 
 
 def test_docker_cli_over_mutual_tls():
-    root = tempfile.mkdtemp(prefix="pe-tls-")
-    certs = os.path.join(root, "certs")
-    os.makedirs(certs)
-    _make_certs(certs)
     port = free_port()
-    handle = DaemonHandle(root)
-    handle.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
-                         "--tlscacert", f"{certs}/ca.pem", "--tlscert", f"{certs}/server.pem",
-                         "--tlskey", f"{certs}/server.key"]
-    handle.start()
-    try:
-        assert handle.api("POST", "/images/bootstrap").status_code == 201
+
+    def tls_listener(handle):
+        certs = os.path.join(handle.root, "certs")
+        os.makedirs(certs)
+        _make_certs(certs)
+        handle.extra_args = ["-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                             "--tlscacert", f"{certs}/ca.pem", "--tlscert", f"{certs}/server.pem",
+                             "--tlskey", f"{certs}/server.key"]
+
+    with private_daemon("pe-tls-", prepare=tls_listener) as handle:
+        certs = os.path.join(handle.root, "certs")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
         tls = ["--tlsverify", "--tlscacert", f"{certs}/ca.pem", "--tlscert", f"{certs}/client.pem",
                "--tlskey", f"{certs}/client.key", "-H", f"tcp://127.0.0.1:{port}"]
@@ -47,8 +46,3 @@ def test_docker_cli_over_mutual_tls():
         no_cert = subprocess.run([DOCKER, "--tlsverify", "--tlscacert", f"{certs}/ca.pem", "-H",
                                   f"tcp://127.0.0.1:{port}", "version"], env=env, capture_output=True, timeout=60)
         assert no_cert.returncode != 0
-    finally:
-        handle.stop()
-        for mount in reversed(_mounts_under(root)):
-            subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(root, ignore_errors=True)

@@ -5,15 +5,13 @@ PATH builds a tiny rootfs the way the real one lays it out; the pipeline around 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from tests.conftest import DaemonHandle, _mounts_under, needs_root
+from tests.conftest import _mounts_under, needs_root, private_daemon
 
 pytestmark = needs_root
 
@@ -44,24 +42,17 @@ echo "I: Base system installed successfully."
 
 @pytest.fixture
 def debian_daemon():
-    root = tempfile.mkdtemp(prefix="pe-debian-")
-    bindir = os.path.join(root, "bin")
-    os.makedirs(bindir)
-    fake = os.path.join(bindir, "debootstrap")
-    with open(fake, "w") as f:
-        f.write(FAKE_DEBOOTSTRAP)
-    os.chmod(fake, os.stat(fake).st_mode | stat.S_IEXEC)
-    handle = DaemonHandle(root)
-    handle.extra_env = {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    handle.start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
-        for mount in reversed(_mounts_under(root)):
-            subprocess.run(["umount", "-l", mount], check=False)
-        shutil.rmtree(root, ignore_errors=True)
+    def fake_debootstrap_on_path(handle):
+        bindir = os.path.join(handle.root, "bin")
+        os.makedirs(bindir)
+        fake = os.path.join(bindir, "debootstrap")
+        with open(fake, "w") as f:
+            f.write(FAKE_DEBOOTSTRAP)
+        os.chmod(fake, os.stat(fake).st_mode | stat.S_IEXEC)
+        handle.extra_env = {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
 
+    with private_daemon("pe-debian-", bootstrap=False, prepare=fake_debootstrap_on_path) as handle:
+        yield handle
 
 def pe(handle, *args):
     return subprocess.run([sys.executable, "-m", "engine.cli", "-H", handle.host, *args],

@@ -4,33 +4,20 @@ cleaned up and recorded as exited; restart policies apply at daemon start."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
-import time
 
 import docker
 import pytest
 
-from tests.conftest import DaemonHandle, _mounts_under, needs_root
+from tests.conftest import _mounts_under, private_daemon, needs_root
 
 pytestmark = needs_root
 
 
 @pytest.fixture
 def own_daemon():
-    root = tempfile.mkdtemp(prefix="pe-restart-")
-    handle = DaemonHandle(root)
-    handle.start()
-    assert handle.api("POST", "/images/bootstrap").status_code == 201
-    try:
+    with private_daemon("pe-restart-") as handle:
         yield handle
-    finally:
-        handle.stop()
-        for mount in reversed(_mounts_under(root)):
-            os.system(f"umount -l {mount}")
-        shutil.rmtree(root, ignore_errors=True)
-
 
 def client_for(handle):
     return docker.APIClient(base_url=handle.host, version="1.41", timeout=60)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 import trio
 
-from tests.conftest import DaemonHandle, _mounts_under
+from tests.conftest import private_daemon
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, netlink)")
 
@@ -240,19 +238,8 @@ def test_release_deletes_when_another_process_shares_the_namespace(netns_proc, b
 
 @pytest.fixture(scope="module")
 def daemon():
-    root = tempfile.mkdtemp(prefix="pe-netlinktest-")
-    handle = DaemonHandle(root)
-    handle.start()
-    try:
-        r = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
-        assert r.status_code == 201, r.text
+    with private_daemon("pe-netlinktest-") as handle:
         yield handle
-    finally:
-        handle.stop()
-        for m in reversed(_mounts_under(root)):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
 
 def cli(handle, *args, check=True):
     result = subprocess.run([sys.executable, "-m", "engine.cli", *args], env=handle.env(),

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import DaemonHandle, _mounts_under
+from tests.conftest import private_daemon, DaemonHandle, _mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, netlink, nftables)")
 
@@ -40,21 +38,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def netd():
-    root = tempfile.mkdtemp(prefix="pe-nettest-")
-    handle = DaemonHandle(root)
-    handle.links_before, handle.nft_before = _links(), _nft_tables()
-    handle.start()
-    try:
-        r = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
-        assert r.status_code == 201, r.text
-        yield handle
-    finally:
-        handle.stop()
-        leftovers = _mounts_under(root)
-        for m in reversed(leftovers):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(root, ignore_errors=True)
+    def snapshot(handle):
+        handle.links_before, handle.nft_before = _links(), _nft_tables()
 
+    with private_daemon("pe-nettest-", prepare=snapshot) as handle:
+        yield handle
 
 def cli(handle, *args, check=True, timeout=60):
     result = subprocess.run([sys.executable, "-m", "engine.cli", *args], env=handle.env(),

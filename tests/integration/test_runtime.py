@@ -76,7 +76,11 @@ async def read_all(fd: int) -> bytes:
 
 
 async def run(rootfs: str, args, prepare=None, **kw) -> tuple[int, str]:
-    spec = make_spec(rootfs, args, **kw)
+    return await run_spec(make_spec(rootfs, args, **kw), prepare)
+
+
+async def run_spec(spec, prepare=None) -> tuple[int, str]:
+    """Spawn `spec` with stdout+stderr on one pipe; (exit code, output)."""
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     try:
         proc = await spawn_container(spec, Stdio(stdout=out_w, stderr=out_w), prepare=prepare)

@@ -13,7 +13,7 @@ import pytest
 from engine.runtime import ProcessSpec, SpawnError, Stdio, seccomp, seccomp_program, spawn_container, spawn_exec
 from engine.runtime.caps import DEFAULT_CAPABILITIES
 from tests.conftest import needs_root
-from tests.integration.test_runtime import ENV, busybox_root, make_spec, read_all, rootfs, run  # noqa: F401
+from tests.integration.test_runtime import ENV, busybox_root, make_spec, read_all, rootfs, run, run_spec  # noqa: F401
 
 pytestmark = needs_root
 
@@ -29,7 +29,7 @@ def seccomp_mode(out: str) -> str:
 async def test_runtime_default_profile(rootfs):
     spec = make_spec(rootfs, ["sh", "-c", "grep -E '^Seccomp(_filters)?:' /proc/self/status; unshare -U true; echo rc=$?"])
     spec = _with_bpf(spec, DEFAULT_BPF)
-    code, out = await _run_spec(spec)
+    code, out = await run_spec(spec)
     assert code == 0, out
     assert seccomp_mode(out) == "2"
     assert "Seccomp_filters:\t1" in out
@@ -47,13 +47,13 @@ async def test_runtime_non_root_user_gets_filter_without_extra_caps(rootfs):
     # The child holds CAP_SYS_ADMIN only until the filter is in: nothing of it after execve.
     spec = _with_bpf(make_spec(rootfs, ["sh", "-c", "grep -E '^(Seccomp|Cap(Eff|Prm|Bnd)):' /proc/self/status"],
                                uid=65534, gid=65534), DEFAULT_BPF)
-    code, out = await _run_spec(spec)
+    code, out = await run_spec(spec)
     assert code == 0, out
     status = dict(line.split(":\t") for line in out.strip().splitlines())
     assert status == {"Seccomp": "2", "CapEff": "0000000000000000", "CapPrm": "0000000000000000",
                       "CapBnd": "00000000a80425fb"}, out
     spec = _with_bpf(make_spec(rootfs, ["grep", "-E", "^Cap(Eff|Prm|Bnd):", "/proc/self/status"]), DEFAULT_BPF)
-    code, out = await _run_spec(spec)
+    code, out = await run_spec(spec)
     status = dict(line.split(":\t") for line in out.strip().splitlines())
     assert status == {"CapEff": "00000000a80425fb", "CapPrm": "00000000a80425fb", "CapBnd": "00000000a80425fb"}
 
@@ -61,7 +61,7 @@ async def test_runtime_non_root_user_gets_filter_without_extra_caps(rootfs):
 async def test_runtime_no_new_privileges_with_filter(rootfs):
     spec = make_spec(rootfs, ["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"])
     spec = _with_bpf(spec, DEFAULT_BPF, no_new_privileges=True)
-    code, out = await _run_spec(spec)
+    code, out = await run_spec(spec)
     assert code == 0 and "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out, out
 
 
@@ -88,29 +88,12 @@ async def test_runtime_exec_inherits_filter(rootfs):
 async def test_runtime_bad_program_is_reported(rootfs):
     bad = seccomp.INSN.pack(0xFFFF, 0, 0, 0)  # not a BPF opcode: the kernel refuses it
     with pytest.raises(SpawnError) as info:
-        await _run_spec(_with_bpf(make_spec(rootfs, ["true"]), bad))
+        await run_spec(_with_bpf(make_spec(rootfs, ["true"]), bad))
     assert info.value.step == "seccomp"
 
 
 def _with_bpf(spec, bpf, **process_kw):
     return attrs.evolve(spec, process=attrs.evolve(spec.process, seccomp_bpf=bpf, **process_kw))
-
-
-async def _run_spec(spec):
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    try:
-        proc = await spawn_container(spec, Stdio(stdout=out_w, stderr=out_w))
-    except BaseException:
-        os.close(out_r)
-        raise
-    finally:
-        os.close(out_w)
-    try:
-        out = await read_all(out_r)
-        code = await proc.wait()
-    finally:
-        proc.close()
-    return code, out.decode()
 
 
 # ───────────────────────────── through the API ─────────────────────────────
