@@ -42,7 +42,7 @@ class Daemon:
     def _clear_scratch(self) -> None:
         """<data_root>/tmp holds uploads, exports and debootstrap trees in progress: whatever a
         killed daemon left there is garbage."""
-        from engine.images._store import remove_tree_with_mounts
+        from engine.images import remove_tree_with_mounts
 
         scratch = os.path.join(self.config.data_root, "tmp")
         if os.path.isdir(scratch):

@@ -75,7 +75,7 @@ class ProgressResponse(StreamingResponse):
 
 
 def _registry_auth(req: Request) -> dict | None:
-    from engine.images._registry import decode_auth_header
+    from engine.images import decode_auth_header
 
     return decode_auth_header(req.headers.get("X-Registry-Auth"))
 
@@ -255,7 +255,7 @@ def _bootstrap_debian(req: Request):
     """debootstrap takes minutes: stream its output as Docker-style progress, then the id."""
     suite = req.query.get("suite") or req.query.get("tag") or "bookworm"
     tag_name = req.query.get("tag") or suite
-    from engine.images._bootstrap import debootstrap_command
+    from engine.images import debootstrap_command
 
     debootstrap_command(suite, "/", "")  # 400 on an unknown suite, before the stream starts
     send, receive = trio.open_memory_channel(256)
@@ -385,7 +385,7 @@ async def _file_response(path: str, content_type: str = "application/x-tar") -> 
 
 
 async def _save(req: Request, names: list[str]):
-    from engine.images._archive import save
+    from engine.images import save_archive as save
 
     store = req.daemon.images
     if not names:
@@ -419,7 +419,7 @@ async def save_one(req: Request):
 
 @router.post("/images/load")
 async def load(req: Request):
-    from engine.images._archive import load as load_archive
+    from engine.images import load_archive
 
     store = req.daemon.images
     spool = await _spool(req, store)
@@ -449,8 +449,8 @@ async def load(req: Request):
 
 @router.post("/commit")
 async def commit(req: Request):
-    from engine.images._archive import commit as commit_image
-    from engine.images._reference import parse_reference
+    from engine.images import commit_container as commit_image
+    from engine.images import parse_reference
 
     q = req.query
     store = req.daemon.images
@@ -483,7 +483,7 @@ async def commit(req: Request):
 
 @router.get("/containers/{id}/export")
 async def export(req: Request):
-    from engine.images._archive import tar_directory
+    from engine.images import tar_directory
 
     containers = req.daemon.containers
     container = containers.get(req.params["id"])
@@ -507,7 +507,7 @@ async def export(req: Request):
 
 @router.post("/auth")
 async def auth(req: Request):
-    from engine.images._registry import Registry
+    from engine.images import Registry
 
     body = await req.json(default={}) or {}
     if not isinstance(body, dict):
@@ -525,8 +525,8 @@ async def auth(req: Request):
 async def distribution(req: Request):
     import hashlib
 
-    from engine.images._reference import parse_reference
-    from engine.images._registry import INDEX_TYPES, Registry
+    from engine.images import parse_reference
+    from engine.images import INDEX_TYPES, Registry
 
     ref = parse_reference(req.params["name"])
     async with Registry(ref.domain, _registry_auth(req)) as registry:

@@ -1,10 +1,18 @@
 """Image store: content-addressed layers and configs under <data_root>/image/."""
 
+from ._archive import commit as commit_container
+from ._archive import load as load_archive
+from ._archive import save as save_archive
+from ._archive import tar_directory
+from ._bootstrap import debootstrap_command
 from ._reference import Reference, normalize_reference, parse_reference
-from ._store import BlobStore, Image, ImageStore, chain_ids
+from ._registry import INDEX_TYPES, Registry, RegistryError, decode_auth_header
+from ._store import BlobStore, Image, ImageStore, chain_ids, remove_tree_with_mounts
 from ._unpack import unpack_layer
 
 __all__ = [
-    "BlobStore", "Image", "ImageStore", "Reference", "chain_ids", "normalize_reference",
-    "parse_reference", "unpack_layer",
+    "INDEX_TYPES", "BlobStore", "Image", "ImageStore", "Reference", "Registry", "RegistryError",
+    "chain_ids", "commit_container", "debootstrap_command", "decode_auth_header", "load_archive",
+    "normalize_reference", "parse_reference", "remove_tree_with_mounts", "save_archive",
+    "tar_directory", "unpack_layer",
 ]

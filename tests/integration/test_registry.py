@@ -308,7 +308,7 @@ def token_registry():
 
 async def test_bearer_token_login(token_registry):
     from engine.errors import Unauthorized
-    from engine.images._registry import Registry
+    from engine.images import Registry
 
     async with Registry(token_registry, {"username": "alice", "password": "s3cret"}) as reg:
         await reg.ping()
