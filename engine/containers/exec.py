@@ -17,7 +17,7 @@ from engine.containers import config as cfg
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Status
 from engine.containers.pumps import drive
-from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, seccomp_program, spawn_exec
+from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, seccomp_program
 
 #: sink(stream_id, data) for attached output; None for a detached exec.
 OutputSink = Callable[[int, bytes], Awaitable[None]]
@@ -166,7 +166,8 @@ class ExecManager:
             await trio.to_thread.run_sync(run.cgroup.add_process, pid)
 
         try:
-            process = await spawn_exec(run.process.pid, process_spec, stdio, prepare=place)
+            process = await self.containers.runtime.spawn_exec(container.id, run.process.pid, process_spec, stdio,
+                                                              prepare=place)
         except SpawnError as exc:
             for fd in parent_fds:
                 os.close(fd)

@@ -32,7 +32,7 @@ from engine.containers import names
 from engine.containers.hub import STDERR, STDOUT, OutputHub
 from engine.containers.pumps import drive
 from engine.containers.model import Container, State, Status, now_ns, rfc3339_ns
-from engine.runtime import ContainerProcess, SpawnError, Stdio, cgroups, mount_overlay, spawn_container, unmount
+from engine.runtime import ContainerProcess, InProcessRuntime, SpawnError, Stdio, cgroups, mount_overlay, unmount
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,10 @@ def resources_from(host: dict) -> cgroups.Resources:
 
 
 class ContainerManager:
-    def __init__(self, config, images, events, volumes) -> None:
+    def __init__(self, config, images, events, volumes, runtime=None) -> None:
         self.config = config
+        # engine.runtime.Runtime: creates, waits for and re-adopts container processes.
+        self.runtime = runtime if runtime is not None else InProcessRuntime()
         self.images = images
         self.events = events
         self._containers: dict[str, Container] = {}
@@ -378,7 +380,7 @@ class ContainerManager:
                 if self.networks is not None:
                     await self.networks.setup(container, pid)
 
-            process = await spawn_container(spec, stdio, prepare=place)
+            process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
         except BaseException:
             for fd in parent_fds:
                 os.close(fd)

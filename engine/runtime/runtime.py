@@ -1,0 +1,81 @@
+"""The runtime interface the container managers use: how a container's processes are created,
+waited for and found again after a daemon restart. The managers never call native/ or the
+spawn protocol directly.
+
+Two implementations:
+    InProcessRuntime   clones from the daemon itself (engine/runtime/spawn.py); containers are
+                       the daemon's children and die with its supervision (no live restore).
+    SpawnerRuntime     engine/runtime/spawner.py: a small long-lived native process clones them,
+                       keeps their output pipes while the daemon is away, and hands them back.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from engine.runtime.spawn import ContainerProcess, Prepare, Stdio, spawn_container, spawn_exec
+from engine.runtime.spec import ProcessSpec, RuntimeSpec
+
+
+@attrs.define
+class Adopted:
+    """A container process the runtime kept while no daemon watched it.
+    Running: `process` is set and `fds` are the daemon-side stdio ends it held (in the order
+    they were given to `hold`). Exited meanwhile: `exit_code` is set."""
+
+    container_id: str
+    pid: int
+    process: ContainerProcess | None = None
+    fds: list[int] = attrs.Factory(list)
+    exit_code: int | None = None
+
+
+class Runtime(Protocol):
+    live_restore: bool
+
+    async def spawn_container(self, container_id: str, spec: RuntimeSpec, stdio: Stdio,
+                              prepare: Prepare | None = None) -> ContainerProcess:
+        """Start the container's init; returns once it exec'ed (SpawnError otherwise)."""
+
+    async def spawn_exec(self, container_id: str, target_pid: int, process: ProcessSpec, stdio: Stdio,
+                         prepare: Prepare | None = None) -> ContainerProcess:
+        """Start `process` inside the running container whose init is `target_pid`."""
+
+    async def hold(self, container_id: str, fds: Sequence[int]) -> None:
+        """Keep (duplicates of) the daemon-side stdio ends of the container's init, so its
+        output waits in the pipes while no daemon reads them."""
+
+    async def adopt(self) -> dict[str, Adopted]:
+        """Container inits still known to the runtime (running, or exited since the last daemon)."""
+
+    async def release(self, container_id: str) -> None:
+        """The daemon recorded the container's exit (or gave it up): forget it."""
+
+    async def aclose(self, stop: bool) -> None:
+        """The daemon stops. stop=True: nothing is left running, the runtime may go too."""
+
+
+class InProcessRuntime:
+    """Spawn from the daemon process itself: the fallback when the spawner is unavailable."""
+
+    live_restore = False
+
+    async def spawn_container(self, container_id, spec, stdio, prepare=None) -> ContainerProcess:
+        return await spawn_container(spec, stdio, prepare=prepare)
+
+    async def spawn_exec(self, container_id, target_pid, process, stdio, prepare=None) -> ContainerProcess:
+        return await spawn_exec(target_pid, process, stdio, prepare=prepare)
+
+    async def hold(self, container_id, fds) -> None:
+        return None
+
+    async def adopt(self) -> dict[str, Adopted]:
+        return {}
+
+    async def release(self, container_id) -> None:
+        return None
+
+    async def aclose(self, stop: bool) -> None:
+        return None
