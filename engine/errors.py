@@ -54,6 +54,12 @@ class Unavailable(EngineError):
     status = 503
 
 
+class NotSupported(EngineError):
+    """A Docker feature pyengine does not implement (501), named in the message."""
+
+    status = 501
+
+
 def no_such_container(ref: str) -> NotFound:
     return NotFound(f"No such container: {ref}")
 

@@ -1,0 +1,51 @@
+"""Docker's managed-plugin routes (/plugins…) on an engine that has none: lists are empty and
+lookups 404 as on a dockerd with no plugin installed; installing or creating one is refused
+with 501 and a message saying so. (Legacy plugins — sockets in the plugin directories —
+still serve network and volume drivers: engine/plugins.py.)"""
+
+from __future__ import annotations
+
+from engine import errors
+from engine.api._request import Request
+from engine.api._responses import json_response
+from engine.api._router import Router
+
+router = Router()
+
+NOT_SUPPORTED = (
+    "pyengine does not support managed plugins (docker plugin install/create/upgrade); "
+    "legacy plugins are used through their sockets in /run/docker/plugins"
+)
+LIST_FILTERS = {"capability", "enable"}
+
+
+def not_found(name: str) -> errors.NotFound:
+    return errors.NotFound(f'plugin "{name}" not found')
+
+
+@router.get("/plugins")
+async def list_plugins(req: Request):
+    for key, values in req.query.filters().items():
+        if key not in LIST_FILTERS:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+        if key == "enable" and any(v not in ("true", "false") for v in values):
+            raise errors.InvalidParameter(f'Invalid filter \'enable={values[0]}\'')
+    return json_response([])
+
+
+async def unsupported(req: Request):
+    raise errors.NotSupported(NOT_SUPPORTED)
+
+
+for _method, _path in (("GET", "/plugins/privileges"), ("POST", "/plugins/pull"), ("POST", "/plugins/create")):
+    router.add(_method, _path, unsupported)
+
+
+async def no_such_plugin(req: Request):
+    raise not_found(req.params["name"])
+
+
+router.add("GET", "/plugins/{name:path}/json", no_such_plugin)
+router.add("DELETE", "/plugins/{name:path}", no_such_plugin)
+for _verb in ("enable", "disable", "push", "set", "upgrade"):
+    router.add("POST", "/plugins/{name:path}/" + _verb, no_such_plugin)
