@@ -1,0 +1,538 @@
+"""`pyengine compose [-f FILE…] [-p NAME] [--profile P] [--env-file F] COMMAND`: the CLI side
+of engine.compose (argument parsing, tables, attached sessions); the operations themselves
+run on trio in engine.compose over this CLI's API client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets as _secrets
+import sys
+from typing import Any, Callable
+
+import trio
+import yaml
+
+from engine import compose
+from engine.compose import labels as L
+
+from ._app import Cli, CommandError, _Parser, arg, command, split_argv
+from ._client import ClientError
+from ._containers import attached_start, display_ports, exec_
+from ._format import iter_json_stream, tabulate
+from ._images import auth_header, registry_of
+
+GLOBAL_ARGS = [
+    arg("-f", "--file", action="append", default=[], help="Compose configuration files"),
+    arg("-p", "--project-name", default=None, help="Project name"),
+    arg("--profile", action="append", default=[], help="Profiles to enable"),
+    arg("--env-file", action="append", default=[], help="Alternate environment files"),
+    arg("--project-directory", default=None, help="Alternate working directory"),
+    arg("--progress", default="auto", choices=["auto", "tty", "plain", "quiet"],
+        help="Progress output type"),
+    arg("--ansi", default="auto", choices=["auto", "never", "always"],
+        help="Control when to print ANSI control characters"),
+]
+
+SUBCOMMANDS: dict[str, tuple[str, list, int | None, Callable]] = {}
+
+
+def subcommand(name: str, help: str, *args: Any, stop_after: int | None = None):
+    def deco(fn: Callable) -> Callable:
+        SUBCOMMANDS[name] = (help, list(args), stop_after, fn)
+        return fn
+
+    return deco
+
+
+def _parser(prog: str, help: str, args: list) -> _Parser:
+    p = _Parser(prog=prog, description=help, add_help=False)
+    p.add_argument("--help", action="help", help="Print usage")
+    for flags, kw in args:
+        p.add_argument(*flags, **kw)
+    return p
+
+
+class Ctx:
+    """One compose invocation: the CLI, the global options, the project (loaded lazily)."""
+
+    def __init__(self, cli: Cli, g: argparse.Namespace):
+        self.cli = cli
+        self.g = g
+        self._project: compose.Project | None = None
+
+    @property
+    def project(self) -> compose.Project:
+        if self._project is None:
+            self._project = compose.load_project(compose.LoadOptions(
+                files=self.g.file, project_name=self.g.project_name,
+                project_directory=self.g.project_directory, profiles=self.g.profile,
+                env_files=self.g.env_file))
+        return self._project
+
+    def session(self, progress: str | None = None) -> compose.Session:
+        api = compose.Api(self.cli.client, lambda ref: auth_header(registry_of(ref)))
+        return compose.Session(api, self.project,
+                               compose.make_progress(progress or self.g.progress),
+                               self.cli.warn)
+
+    def run(self, fn: Callable, *args: Any, progress: str | None = None) -> Any:
+        """trio.run(fn(session, *args)) with the progress view closed afterwards."""
+        s = self.session(progress)
+
+        async def main() -> Any:
+            return await fn(s, *args)
+
+        try:
+            return trio.run(main)
+        finally:
+            s.progress.close()
+
+    @property
+    def colour(self) -> bool:
+        if self.g.ansi == "never":
+            return False
+        return self.g.ansi == "always" or sys.stdout.isatty()
+
+
+@command("compose", "Define and run multi-container applications (Compose Specification)",
+         stop_after=0, rest="argv", usage="pyengine compose [OPTIONS] COMMAND")
+def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
+    gparser = _parser("pyengine compose", "Define and run multi-container applications",
+                      GLOBAL_ARGS)
+    head, tail = split_argv(gparser, a.argv, 1)
+    try:
+        g = gparser.parse_args(head[:-1] if head and not head[-1].startswith("-") else head)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    name = head[-1] if head and not head[-1].startswith("-") else None
+    if name is None or name not in SUBCOMMANDS:
+        lines = ["Usage:  pyengine compose [OPTIONS] COMMAND", "", "Commands:"]
+        lines += [f"  {n:<10}{h}" for n, (h, *_rest) in sorted(SUBCOMMANDS.items())]
+        if name is None:
+            cli.print("\n".join(lines))
+            return 0
+        raise CommandError(f"unknown compose command: {name!r}\n" + "\n".join(lines))
+    help, args, stop_after, fn = SUBCOMMANDS[name]
+    parser = _parser(f"pyengine compose {name}", help, args)
+    try:
+        if stop_after is not None:
+            shead, rest = split_argv(parser, tail, stop_after)
+            sa = parser.parse_args(shead)
+            sa.cmd = rest
+        else:
+            sa = parser.parse_args(tail)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    ctx = Ctx(cli, g)
+    try:
+        return int(fn(ctx, sa) or 0)
+    except compose.ComposeError as exc:
+        raise CommandError(str(exc)) from None
+    except ClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _scale(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        svc, _, n = item.partition("=")
+        try:
+            out[svc] = int(n)
+        except ValueError:
+            raise CommandError(f"--scale: invalid value {item!r} (SERVICE=NUM)") from None
+    return out
+
+
+SERVICES = arg("services", nargs="*", help="Services")
+
+
+@subcommand("up", "Create and start containers",
+            arg("-d", "--detach", action="store_true", help="Run in the background"),
+            arg("--build", action="store_true", help="Build images before starting"),
+            arg("--no-build", action="store_true", help="Don't build an image"),
+            arg("--pull", default=None, choices=["always", "missing", "never"]),
+            arg("--scale", action="append", default=[], help="SERVICE=NUM"),
+            arg("--remove-orphans", action="store_true"),
+            arg("--wait", action="store_true", help="Wait for services to be running|healthy"),
+            arg("--wait-timeout", type=float, default=None),
+            arg("--force-recreate", action="store_true"),
+            arg("--no-recreate", action="store_true"),
+            arg("--no-deps", action="store_true", help="Don't start linked services"),
+            arg("--no-start", action="store_true"),
+            arg("--quiet-pull", action="store_true"),
+            arg("-t", "--timeout", type=int, default=None), SERVICES)
+def up(ctx: Ctx, a: argparse.Namespace) -> int:
+    opts = compose.UpOptions(services=a.services, scale=_scale(a.scale), build=a.build,
+                             pull=a.pull, force_recreate=a.force_recreate,
+                             no_recreate=a.no_recreate, no_deps=a.no_deps,
+                             remove_orphans=a.remove_orphans, wait=a.wait,
+                             wait_timeout=a.wait_timeout, no_start=a.no_start)
+    ids = ctx.run(compose.up, opts)
+    if a.detach or a.wait or a.no_start:
+        return 0
+    # attached: follow every container's output until they have all stopped; ^C stops them
+    try:
+        ctx.run(_follow_ids, [cid for v in ids.values() for cid in v], ctx.colour,
+                progress="quiet")
+    except KeyboardInterrupt:
+        ctx.cli.warn("Gracefully stopping... (press Ctrl+C again to force)")
+        ctx.run(compose.stop, a.services or None, a.timeout)
+        return 130
+    return 0
+
+
+async def _follow_ids(s: compose.Session, ids: list[str], colour: bool) -> None:
+    containers = [c for c in await s.containers() if c["Id"] in ids]
+    await compose.follow(s, containers, follow=True, colour=colour)
+
+
+@subcommand("down", "Stop and remove containers, networks",
+            arg("-v", "--volumes", action="store_true", help="Remove named volumes"),
+            arg("--rmi", default=None, help="Remove images used by services (local|all)"),
+            arg("--remove-orphans", action="store_true"),
+            arg("-t", "--timeout", type=int, default=None))
+def down(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.run(_down, a)
+    return 0
+
+
+async def _down(s: compose.Session, a: argparse.Namespace) -> None:
+    await compose.down(s, volumes=a.volumes, rmi=a.rmi, remove_orphans=a.remove_orphans,
+                       timeout=a.timeout)
+
+
+@subcommand("ps", "List containers",
+            arg("-a", "--all", action="store_true", help="Show all stopped containers"),
+            arg("-q", "--quiet", action="store_true", help="Only display IDs"),
+            arg("--services", action="store_true", help="Display services"),
+            arg("--format", default="table", help="table or json"), SERVICES)
+def ps(ctx: Ctx, a: argparse.Namespace) -> int:
+    project = ctx.project
+    containers = ctx.cli.client.get("/containers/json", params={
+        "all": True, "filters": L.project_filter(project.name, oneoff=None)})
+    containers = [c for c in containers
+                  if (a.all or c.get("State") == "running" or
+                      (c.get("Labels") or {}).get(L.ONEOFF) != "True")
+                  and (not a.services or (c.get("Labels") or {}).get(L.SERVICE) in a.services)]
+    containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""),
+                                   L.number_of(c)))
+    if a.quiet:
+        for c in containers:
+            ctx.cli.print(c["Id"])
+        return 0
+    if a.services:
+        for svc in dict.fromkeys((c.get("Labels") or {}).get(L.SERVICE) for c in containers):
+            ctx.cli.print(svc)
+        return 0
+    rows = [{"ID": c["Id"], "Name": compose.container_name(c), "Image": c.get("Image", ""),
+             "Command": c.get("Command", ""),
+             "Service": (c.get("Labels") or {}).get(L.SERVICE, ""),
+             "State": c.get("State", ""), "Status": c.get("Status", ""),
+             "Ports": display_ports(c.get("Ports") or [])} for c in containers]
+    if a.format == "json":
+        ctx.cli.print(json.dumps(rows))
+        return 0
+    table = [["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"]]
+    table += [[r["Name"], r["Image"], json.dumps(r["Command"][:20]), r["Service"], r["Status"],
+               r["Ports"]] for r in rows]
+    sys.stdout.write(tabulate(table))
+    return 0
+
+
+@subcommand("logs", "View output from containers",
+            arg("-f", "--follow", action="store_true", help="Follow log output"),
+            arg("-n", "--tail", default="all", help="Lines from the end of the logs"),
+            arg("-t", "--timestamps", action="store_true"),
+            arg("--no-color", action="store_true"),
+            arg("--no-log-prefix", action="store_true"), SERVICES)
+def logs(ctx: Ctx, a: argparse.Namespace) -> int:
+    colour = ctx.colour and not a.no_color
+
+    async def run(s: compose.Session) -> None:
+        containers = [c for c in await s.containers()
+                      if not a.services or (c.get("Labels") or {}).get(L.SERVICE) in a.services]
+        containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""),
+                                       L.number_of(c)))
+        await compose.follow(s, containers, follow=a.follow, tail=a.tail,
+                             timestamps=a.timestamps, colour=colour)
+
+    try:
+        ctx.run(run, progress="quiet")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _find_container(ctx: Ctx, service: str, index: int) -> dict:
+    project = ctx.project
+    if service not in project.services:
+        raise CommandError(f"no such service: {service}")
+    containers = ctx.cli.client.get("/containers/json", params={
+        "filters": L.project_filter(project.name, service=service)})
+    for c in containers:
+        if L.number_of(c) == index:
+            return c
+    raise CommandError(f"service {service!r} is not running container #{index}")
+
+
+@subcommand("exec", "Execute a command in a running container",
+            arg("-d", "--detach", action="store_true"),
+            arg("-T", "--no-TTY", dest="no_tty", action="store_true",
+                help="Disable pseudo-TTY allocation"),
+            arg("-u", "--user", default=""), arg("-w", "--workdir", default=""),
+            arg("-e", "--env", action="append", default=[]),
+            arg("--privileged", action="store_true"),
+            arg("--index", type=int, default=1), arg("service"), stop_after=1)
+def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
+    if not a.cmd:
+        raise CommandError("exec: a command is required")
+    c = _find_container(ctx, a.service, a.index)
+    tty = not a.no_tty and sys.stdin.isatty()
+    ns = argparse.Namespace(detach=a.detach, interactive=not a.detach, tty=tty, user=a.user,
+                            workdir=a.workdir, env=a.env, privileged=a.privileged,
+                            container=c["Id"], cmd=a.cmd)
+    return exec_(ctx.cli, ns)
+
+
+@subcommand("run", "Run a one-off command on a service",
+            arg("-d", "--detach", action="store_true"),
+            arg("--rm", action="store_true", help="Remove the container when it exits"),
+            arg("-T", "--no-TTY", dest="no_tty", action="store_true"),
+            arg("-e", "--env", action="append", default=[]),
+            arg("--name", default=None), arg("--entrypoint", default=None),
+            arg("-u", "--user", default=None), arg("-w", "--workdir", default=None),
+            arg("--no-deps", action="store_true"),
+            arg("service"), stop_after=1)
+def run(ctx: Ctx, a: argparse.Namespace) -> int:
+    project = ctx.project
+    if a.service not in project.services:
+        raise CommandError(f"no such service: {a.service}")
+    svc = project.services[a.service]
+    tty = not a.no_tty and not a.detach and sys.stdin.isatty()
+    deps = [n for n in project.select([a.service]) if n != a.service]
+
+    async def prepare(s: compose.Session) -> dict:
+        if deps and not a.no_deps:
+            await compose.up(s, compose.UpOptions(services=deps))
+        await compose.ensure_resources(s, [a.service])
+        ids = await compose.ensure_images(s, [a.service])
+        body = compose.create_body(project, svc, 1, oneoff=True, command=a.cmd or None,
+                                   image_id=ids.get(a.service))
+        body.update(Tty=tty, OpenStdin=not a.detach, AttachStdin=not a.detach,
+                    StdinOnce=not a.detach)
+        body["Env"] = body.get("Env", []) + a.env
+        if a.entrypoint is not None:
+            body["Entrypoint"] = [a.entrypoint] if a.entrypoint else [""]
+        if a.user is not None:
+            body["User"] = a.user
+        if a.workdir is not None:
+            body["WorkingDir"] = a.workdir
+        body["HostConfig"]["AutoRemove"] = bool(a.rm)
+        body["HostConfig"]["PortBindings"] = {}  # like Compose: no published ports on run
+        name = a.name or f"{project.name}-{a.service}-run-{_secrets.token_hex(6)}"
+        res = await s.api.post("/containers/create", body, params={"name": name})
+        for key in list(svc.networks)[1:]:
+            from engine.compose.containerspec import endpoint_config
+
+            await s.api.post(f"/networks/{project.network_name(key)}/connect",
+                             {"Container": res["Id"],
+                              "EndpointConfig": endpoint_config(project, svc, key, 1)})
+        return res
+
+    res = ctx.run(prepare, progress="quiet" if not a.detach else None)
+    cid = res["Id"]
+    if a.detach:
+        ctx.cli.client.post(f"/containers/{cid}/start")
+        ctx.cli.print(cid)
+        return 0
+    return attached_start(ctx.cli, cid, tty=tty, interactive=True, auto_remove=a.rm, run=True)
+
+
+@subcommand("build", "Build or rebuild services",
+            arg("--no-cache", action="store_true"), arg("--pull", action="store_true"),
+            SERVICES)
+def build(ctx: Ctx, a: argparse.Namespace) -> int:
+    names = [n for n in ctx.project.select(a.services, with_deps=False)
+             if ctx.project.services[n].build]
+
+    async def run(s: compose.Session) -> None:
+        async with trio.open_nursery() as nursery:
+            for n in names:
+                nursery.start_soon(lambda n=n: compose.build(s, s.project.services[n],
+                                                             no_cache=a.no_cache, pull=a.pull))
+
+    ctx.run(run)
+    return 0
+
+
+@subcommand("pull", "Pull service images",
+            arg("--ignore-pull-failures", action="store_true"),
+            arg("-q", "--quiet", action="store_true"), SERVICES)
+def pull(ctx: Ctx, a: argparse.Namespace) -> int:
+    names = [n for n in ctx.project.select(a.services, with_deps=False)
+             if ctx.project.services[n].image]
+
+    async def run(s: compose.Session) -> None:
+        async with trio.open_nursery() as nursery:
+            for n in names:
+                nursery.start_soon(lambda n=n: compose.pull(
+                    s, s.project.services[n], ignore_failures=a.ignore_pull_failures))
+
+    ctx.run(run, progress="quiet" if a.quiet else None)
+    return 0
+
+
+@subcommand("push", "Push service images", arg("--ignore-push-failures", action="store_true"),
+            SERVICES)
+def push(ctx: Ctx, a: argparse.Namespace) -> int:
+    names = ctx.project.select(a.services, with_deps=False)
+
+    async def run(s: compose.Session) -> None:
+        for n in names:
+            try:
+                await compose.push(s, s.project.services[n])
+            except compose.ComposeError:
+                if not a.ignore_push_failures:
+                    raise
+
+    ctx.run(run)
+    return 0
+
+
+@subcommand("start", "Start services", SERVICES)
+def start(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.run(compose.start, a.services or None)
+    return 0
+
+
+@subcommand("stop", "Stop services", arg("-t", "--timeout", type=int, default=None), SERVICES)
+def stop(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.run(compose.stop, a.services or None, a.timeout)
+    return 0
+
+
+@subcommand("restart", "Restart service containers",
+            arg("-t", "--timeout", type=int, default=None), SERVICES)
+def restart(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.run(compose.restart, a.services or None, a.timeout)
+    return 0
+
+
+@subcommand("kill", "Force stop service containers",
+            arg("-s", "--signal", default="SIGKILL"), SERVICES)
+def kill(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.run(compose.kill, a.services or None, a.signal)
+    return 0
+
+
+@subcommand("rm", "Remove stopped service containers",
+            arg("-f", "--force", action="store_true", help="Don't ask to confirm removal"),
+            arg("-s", "--stop", action="store_true", help="Stop the containers first"),
+            arg("-v", "--volumes", action="store_true", help="Remove anonymous volumes"),
+            SERVICES)
+def rm(ctx: Ctx, a: argparse.Namespace) -> int:
+    async def run(s: compose.Session) -> None:
+        gone = await compose.rm(s, a.services or None, stop_first=a.stop, volumes=a.volumes)
+        if not gone:
+            s.warn("No stopped containers")
+
+    ctx.run(run)
+    return 0
+
+
+def project_document(project: compose.Project) -> dict:
+    """The resolved project as `config` prints it."""
+    doc: dict[str, Any] = {"name": project.name, "services": {}}
+    for name, svc in project.services.items():
+        doc["services"][name] = {k: v for k, v in svc.config.items() if v not in ([], {}, None)}
+    for key in ("networks", "volumes", "secrets", "configs"):
+        items = getattr(project, key)
+        if items:
+            doc[key] = {k: dict(v, name=getattr(project, f"{key[:-1]}_name")(k))
+                        if key in ("networks", "volumes") else v for k, v in items.items()}
+    return doc
+
+
+@subcommand("config", "Parse, resolve and render the compose file in canonical format",
+            arg("-q", "--quiet", action="store_true", help="Only validate"),
+            arg("--services", action="store_true"), arg("--volumes", action="store_true"),
+            arg("--profiles", action="store_true"),
+            arg("--format", default="yaml", choices=["yaml", "json"]))
+def config(ctx: Ctx, a: argparse.Namespace) -> int:
+    project = ctx.project
+    if a.quiet:
+        return 0
+    if a.services:
+        ctx.cli.print("\n".join(project.services))
+        return 0
+    if a.volumes:
+        ctx.cli.print("\n".join(project.volumes))
+        return 0
+    if a.profiles:
+        names = sorted({p for svc in list(project.services.values()) +
+                        list(project.disabled.values())
+                        for p in svc.config.get("profiles") or []})
+        ctx.cli.print("\n".join(names))
+        return 0
+    doc = project_document(project)
+    if a.format == "json":
+        ctx.cli.print(json.dumps(doc, indent=2))
+    else:
+        sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    return 0
+
+
+@subcommand("top", "Display the running processes", SERVICES)
+def top(ctx: Ctx, a: argparse.Namespace) -> int:
+    project = ctx.project
+    containers = ctx.cli.client.get("/containers/json", params={
+        "filters": L.project_filter(project.name)})
+    containers = [c for c in containers
+                  if not a.services or (c.get("Labels") or {}).get(L.SERVICE) in a.services]
+    for c in sorted(containers, key=compose.container_name):
+        res = ctx.cli.client.get(f"/containers/{c['Id']}/top")
+        ctx.cli.print(compose.container_name(c))
+        rows = [res.get("Titles") or []] + [list(p) for p in res.get("Processes") or []]
+        sys.stdout.write(tabulate(rows))
+        ctx.cli.print()
+    return 0
+
+
+@subcommand("events", "Receive real time events from containers",
+            arg("--json", action="store_true", help="Output events as a stream of json"),
+            SERVICES)
+def events(ctx: Ctx, a: argparse.Namespace) -> int:
+    project = ctx.project
+    filters = {"label": [f"{L.PROJECT}={project.name}"], "type": ["container"]}
+    try:
+        with ctx.cli.client.stream("GET", "/events",
+                                   params={"filters": json.dumps(filters)}) as resp:
+            for ev in iter_json_stream(resp.iter_raw()):
+                attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                service = attrs.get(L.SERVICE, "")
+                if a.services and service not in a.services:
+                    continue
+                record = {"time": ev.get("time"), "type": ev.get("Type", "container"),
+                          "action": ev.get("Action") or ev.get("status"),
+                          "id": (ev.get("Actor") or {}).get("ID") or ev.get("id"),
+                          "service": service,
+                          "attributes": {k: v for k, v in attrs.items()
+                                         if not k.startswith("com.docker.compose.")}}
+                if a.json:
+                    ctx.cli.print(json.dumps(record))
+                else:
+                    extra = ", ".join(f"{k}={v}" for k, v in sorted(record["attributes"].items()))
+                    ctx.cli.print(f"{record['time']} container {record['action']} "
+                                  f"{record['id']} ({extra})")
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+@subcommand("version", "Show the compose version")
+def version(ctx: Ctx, a: argparse.Namespace) -> int:
+    ctx.cli.print(f"pyengine compose version {L.COMPOSE_VERSION}")
+    return 0

@@ -1,0 +1,104 @@
+"""One container's lifecycle steps as `up`/`down`/`start`… run them, with progress rows."""
+
+from __future__ import annotations
+
+import trio
+
+from engine.cli import ClientError
+
+from . import containerspec
+from .errors import ComposeError
+from .model import Service
+from .session import Session, container_name
+
+
+def _stop_timeout(svc: Service | None, timeout: int | None) -> int | None:
+    if timeout is not None:
+        return timeout
+    if svc is not None and svc.config.get("stop_grace_period") is not None:
+        from .units import parse_duration_ns
+
+        return round(parse_duration_ns(svc.config["stop_grace_period"], "stop_grace_period")
+                     / 1e9)
+    return None
+
+
+async def create(s: Session, svc: Service, number: int, *, image_id: str | None = None,
+                 service_containers: dict[str, str] | None = None) -> str:
+    """Create replica `number` and connect it to the service's other networks."""
+    project, api = s.project, s.api
+    name = project.container_name(svc, number)
+    s.progress.update("Container", name, "Creating")
+    body = containerspec.create_body(project, svc, number, image_id=image_id)
+    mode = svc.config.get("network_mode") or ""
+    if mode.startswith("service:"):
+        target = mode.split(":", 1)[1]
+        cid = (service_containers or {}).get(target)
+        if not cid:
+            raise ComposeError(f"service {svc.name}: network_mode {mode}: no container")
+        body["HostConfig"]["NetworkMode"] = f"container:{cid}"
+    try:
+        res = await api.post("/containers/create", body, params={"name": name})
+        cid = res["Id"]
+        for key in list(svc.networks)[1:]:
+            await api.post(f"/networks/{project.network_name(key)}/connect",
+                           {"Container": cid,
+                            "EndpointConfig": containerspec.endpoint_config(project, svc, key,
+                                                                            number)})
+    except ClientError as exc:
+        s.progress.update("Container", name, "Error", error=True)
+        raise ComposeError(f"creating container {name}: {exc.message}") from None
+    s.progress.update("Container", name, "Created")
+    return cid
+
+
+async def start(s: Session, cid: str, name: str) -> None:
+    s.progress.update("Container", name, "Starting")
+    try:
+        await s.api.post(f"/containers/{cid}/start")
+    except ClientError as exc:
+        if exc.status != 304:
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"starting container {name}: {exc.message}") from None
+    s.progress.update("Container", name, "Started", done=True)
+
+
+async def stop(s: Session, summary: dict, svc: Service | None, timeout: int | None) -> None:
+    name = container_name(summary)
+    if summary.get("State") not in ("running", "paused", "restarting"):
+        return
+    s.progress.update("Container", name, "Stopping")
+    t = _stop_timeout(svc, timeout)
+    try:
+        await s.api.post(f"/containers/{summary['Id']}/stop",
+                         params={"t": t} if t is not None else None)
+    except ClientError as exc:
+        if exc.status not in (304, 404):
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"stopping container {name}: {exc.message}") from None
+    s.progress.update("Container", name, "Stopped", done=True)
+
+
+async def remove(s: Session, summary: dict, *, volumes: bool = False) -> None:
+    name = container_name(summary)
+    s.progress.update("Container", name, "Removing")
+    try:
+        await s.api.delete(f"/containers/{summary['Id']}", params={"v": volumes, "force": True})
+    except ClientError as exc:
+        if not exc.not_found:
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"removing container {name}: {exc.message}") from None
+    s.progress.update("Container", name, "Removed", done=True)
+
+
+async def stop_and_remove(s: Session, summary: dict, svc: Service | None,
+                          timeout: int | None = None, volumes: bool = False) -> None:
+    await stop(s, summary, svc, timeout)
+    await remove(s, summary, volumes=volumes)
+
+
+async def for_each(items, fn, *args) -> None:
+    """fn(item, *args) for every item, concurrently."""
+    async with trio.open_nursery() as nursery:
+        for item in items:
+            nursery.start_soon(fn, item, *args)

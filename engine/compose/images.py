@@ -1,0 +1,172 @@
+"""Images for services: inspect, pull (`image:`), build (`build:`, POST /build with the
+context as a tar) and push; `up` makes whatever is missing, concurrently."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tarfile
+import tempfile
+from typing import Iterator
+
+import trio
+
+from engine.cli import ClientError
+
+from .errors import ComposeError
+from .model import Service
+from .session import Session
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """"repo:tag" -> (repo, tag); a digest or no tag gives ("repo", "latest"/digest)."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    repo, sep, tag = ref.rpartition(":")
+    if sep and "/" not in tag:
+        return repo, tag
+    return ref, "latest"
+
+
+async def image_id(s: Session, ref: str) -> str | None:
+    info = await s.api.get_or_none(f"/images/{ref}/json")
+    return info["Id"] if info else None
+
+
+async def pull(s: Session, svc: Service, *, ignore_failures: bool = False) -> None:
+    ref = s.project.image_name(svc)
+    repo, tag = split_ref(ref)
+    s.progress.update("Image", ref, "Pulling")
+    try:
+        await s.api.json_stream("POST", "/images/create", params={"fromImage": repo, "tag": tag},
+                                headers=s.api.registry_auth(ref), on_message=lambda m: None)
+    except (ComposeError, ClientError) as exc:
+        s.progress.update("Image", ref, "Error", error=True)
+        if ignore_failures:
+            return
+        raise ComposeError(f"pulling {ref} for service {svc.name}: "
+                           f"{getattr(exc, 'message', exc)}") from None
+    s.progress.update("Image", ref, "Pulled", done=True)
+
+
+async def push(s: Session, svc: Service) -> None:
+    ref = s.project.image_name(svc)
+    repo, tag = split_ref(ref)
+    s.progress.update("Image", ref, "Pushing")
+    try:
+        await s.api.json_stream("POST", f"/images/{repo}/push", params={"tag": tag},
+                                headers=s.api.registry_auth(ref) or {"X-Registry-Auth": "e30="},
+                                on_message=lambda m: None)
+    except (ComposeError, ClientError) as exc:
+        s.progress.update("Image", ref, "Error", error=True)
+        raise ComposeError(f"pushing {ref}: {getattr(exc, 'message', exc)}") from None
+    s.progress.update("Image", ref, "Pushed", done=True)
+
+
+def _ignore_patterns(context: str) -> list[str]:
+    try:
+        with open(os.path.join(context, ".dockerignore"), encoding="utf-8") as f:
+            return [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return []
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    """.dockerignore: the last matching pattern wins, `!` re-includes."""
+    ignored = False
+    for pat in patterns:
+        neg = pat.startswith("!")
+        pat = pat[1:] if neg else pat
+        pat = os.path.normpath(pat.strip("/"))
+        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat.replace("**/", "")) or \
+                rel.startswith(pat + "/"):
+            ignored = not neg
+    return ignored
+
+
+def context_tar(context: str, dockerfile: str) -> tempfile.SpooledTemporaryFile:
+    """The build context as a tar (blocking: run in a thread)."""
+    if not os.path.isdir(context):
+        raise ComposeError(f"build context {context} is not a directory")
+    patterns = _ignore_patterns(context)
+    out = tempfile.SpooledTemporaryFile(max_size=16 << 20)
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for root, dirs, files in os.walk(context):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, context)
+                keep = rel in (dockerfile, ".dockerignore")
+                if not keep and _ignored(rel, patterns):
+                    if name in dirs:
+                        dirs.remove(name)
+                    continue
+                if name in files or os.path.islink(full):
+                    tar.add(full, arcname=rel, recursive=False)
+                else:
+                    tar.add(full, arcname=rel, recursive=False)
+    out.seek(0)
+    return out
+
+
+def _chunks(f) -> Iterator[bytes]:
+    while True:
+        data = f.read(1 << 16)
+        if not data:
+            return
+        yield data
+
+
+async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool = False) -> None:
+    spec = svc.build or {}
+    ref = s.project.image_name(svc)
+    context = spec.get("context") or s.project.working_dir
+    dockerfile = spec.get("dockerfile") or "Dockerfile"
+    s.progress.update("Service", svc.name, "Building")
+    tar = await trio.to_thread.run_sync(context_tar, context, dockerfile)
+    params = {"t": [ref] + list(spec.get("tags") or []), "dockerfile": dockerfile,
+              "buildargs": json.dumps({k: v for k, v in (spec.get("args") or {}).items()
+                                       if v is not None}),
+              "labels": json.dumps(spec.get("labels") or {}), "target": spec.get("target"),
+              "nocache": no_cache or None, "pull": pull or None, "rm": True, "forcerm": True,
+              "networkmode": spec.get("network"), "shmsize": spec.get("shm_size")}
+    try:
+        await s.api.json_stream("POST", "/build", params=params, content=_chunks(tar),
+                                headers={"Content-Type": "application/x-tar"},
+                                on_message=lambda m: None)
+    except (ComposeError, ClientError) as exc:
+        s.progress.update("Service", svc.name, "Error", error=True)
+        raise ComposeError(f"building service {svc.name}: "
+                           f"{getattr(exc, 'message', exc)}") from None
+    finally:
+        tar.close()
+    s.progress.update("Service", svc.name, "Built", done=True)
+
+
+async def ensure_images(s: Session, services: list[str], *, build_all: bool = False,
+                        pull_policy: str | None = None) -> dict[str, str]:
+    """Build/pull what is missing (or everything for --build / pull_policy always);
+    returns service -> image id."""
+    ids: dict[str, str] = {}
+
+    async def one(name: str) -> None:
+        svc = s.project.services[name]
+        ref = s.project.image_name(svc)
+        policy = pull_policy or svc.config.get("pull_policy") or "missing"
+        found = current = await image_id(s, ref)
+        if svc.build and (build_all or policy == "build" or current is None):
+            await build(s, svc)
+            found = await image_id(s, ref)
+        elif policy == "always" or (current is None and policy not in ("never", "build")):
+            await pull(s, svc)
+            found = await image_id(s, ref)
+        if found is None:
+            raise ComposeError(f"service {name}: image {ref} not found")
+        ids[name] = found
+
+    async with trio.open_nursery() as nursery:
+        for name in services:
+            nursery.start_soon(one, name)
+    return ids

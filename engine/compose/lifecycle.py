@@ -1,0 +1,152 @@
+"""`down`, `start`, `stop`, `restart`, `kill`, `rm`: over the project's containers, found by
+label, in dependency order (stopping dependents before what they depend on)."""
+
+from __future__ import annotations
+
+import trio
+
+from engine.cli import ClientError
+
+from . import containers as ctr
+from . import labels as L
+from . import planner
+from .errors import ComposeError
+from .resources import remove_networks, remove_volumes
+from .session import Session, container_name
+
+
+def _service_of(c: dict) -> str:
+    return (c.get("Labels") or {}).get(L.SERVICE, "")
+
+
+def _levels(s: Session, containers: list[dict]) -> list[list[dict]]:
+    """Containers grouped by start level (known services), unknown services last-started."""
+    project = s.project
+    levels = planner.start_order(project, list(project.services))
+    out: list[list[dict]] = [[c for c in containers if _service_of(c) in level]
+                             for level in levels]
+    out.append([c for c in containers if _service_of(c) not in project.services])
+    return [lvl for lvl in out if lvl]
+
+
+def _filter(containers: list[dict], services: list[str] | None) -> list[dict]:
+    if not services:
+        return containers
+    return [c for c in containers if _service_of(c) in services]
+
+
+async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
+               remove_orphans: bool = False, timeout: int | None = None) -> None:
+    project = s.project
+    everything = await s.containers(oneoff=None)
+    known = set(project.services) | set(project.disabled)
+    orphans = [c for c in everything if _service_of(c) not in known]
+    targets = [c for c in everything if c not in orphans or remove_orphans]
+    if orphans and not remove_orphans:
+        s.warn("Found orphan containers (" +
+               ", ".join(sorted(container_name(c) for c in orphans)) +
+               ") for this project; run with --remove-orphans to clean them up.")
+    # dependents first: reverse start order, each level concurrently
+    for level in reversed(_levels(s, targets)):
+        async with trio.open_nursery() as nursery:
+            for c in level:
+                nursery.start_soon(ctr.stop_and_remove, s, c,
+                                   project.services.get(_service_of(c)), timeout, volumes)
+    if orphans and not remove_orphans:
+        return  # networks are still in use
+    await remove_networks(s)
+    if volumes:
+        await remove_volumes(s)
+    if rmi:
+        await remove_images(s, rmi)
+
+
+async def remove_images(s: Session, mode: str) -> None:
+    if mode not in ("local", "all"):
+        raise ComposeError(f"--rmi: invalid value {mode!r} (local or all)")
+    refs = []
+    for svc in s.project.services.values():
+        if mode == "all" or not svc.image:
+            ref = s.project.image_name(svc)
+            if ref not in refs:
+                refs.append(ref)
+
+    async def remove(ref: str) -> None:
+        try:
+            await s.api.delete(f"/images/{ref}")
+        except ClientError as exc:
+            if not exc.not_found:
+                s.progress.update("Image", ref, exc.message, error=True)
+            return
+        s.progress.update("Image", ref, "Removed", done=True)
+
+    async with trio.open_nursery() as nursery:
+        for ref in refs:
+            nursery.start_soon(remove, ref)
+
+
+async def start(s: Session, services: list[str] | None) -> None:
+    containers = _filter(await s.containers(), services)
+    if not containers:
+        raise ComposeError("no containers to start")
+    for level in _levels(s, containers):
+        async with trio.open_nursery() as nursery:
+            for c in level:
+                if c.get("State") != "running":
+                    nursery.start_soon(ctr.start, s, c["Id"], container_name(c))
+
+
+async def stop(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
+    containers = _filter(await s.containers(), services)
+    for level in reversed(_levels(s, containers)):
+        async with trio.open_nursery() as nursery:
+            for c in level:
+                nursery.start_soon(ctr.stop, s, c, s.project.services.get(_service_of(c)),
+                                   timeout)
+
+
+async def restart(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
+    containers = _filter(await s.containers(), services)
+
+    async def one(c: dict) -> None:
+        name = container_name(c)
+        s.progress.update("Container", name, "Restarting")
+        params = {"t": timeout} if timeout is not None else None
+        try:
+            await s.api.post(f"/containers/{c['Id']}/restart", params=params)
+        except ClientError as exc:
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"restarting {name}: {exc.message}") from None
+        s.progress.update("Container", name, "Started", done=True)
+
+    for level in _levels(s, containers):
+        await ctr.for_each(level, one)
+
+
+async def kill(s: Session, services: list[str] | None, signal: str = "SIGKILL") -> None:
+    containers = [c for c in _filter(await s.containers(), services)
+                  if c.get("State") == "running"]
+
+    async def one(c: dict) -> None:
+        name = container_name(c)
+        s.progress.update("Container", name, "Killing")
+        try:
+            await s.api.post(f"/containers/{c['Id']}/kill", params={"signal": signal})
+        except ClientError as exc:
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"killing {name}: {exc.message}") from None
+        s.progress.update("Container", name, "Killed", done=True)
+
+    await ctr.for_each(containers, one)
+
+
+async def rm(s: Session, services: list[str] | None, *, stop_first: bool = False,
+             volumes: bool = False) -> list[dict]:
+    """Remove stopped containers (running ones too with stop_first); returns the removed."""
+    containers = _filter(await s.containers(oneoff=None), services)
+    if stop_first:
+        await stop(s, services)
+        containers = _filter(await s.containers(oneoff=None), services)
+    gone = [c for c in containers if c.get("State") != "running"]
+    await ctr.for_each(gone, lambda c: ctr.remove(s, c, volumes=volumes))
+    return gone

@@ -1,0 +1,143 @@
+"""The project's networks and volumes: created when missing (external ones must exist),
+labelled as Docker Compose labels them, removed by `down`."""
+
+from __future__ import annotations
+
+import trio
+
+from engine.cli import ClientError
+
+from . import labels as L
+from .errors import ComposeError
+from .session import Session
+
+
+def _ipam(spec: dict | None) -> dict | None:
+    if not spec:
+        return None
+    pools = []
+    for cfg in spec.get("config") or []:
+        pool = {"Subnet": cfg.get("subnet"), "IPRange": cfg.get("ip_range"),
+                "Gateway": cfg.get("gateway"), "AuxiliaryAddresses": cfg.get("aux_addresses")}
+        pools.append({k: v for k, v in pool.items() if v})
+    return {"Driver": spec.get("driver") or "default", "Config": pools,
+            "Options": spec.get("options") or {}}
+
+
+async def ensure_network(s: Session, key: str) -> None:
+    project, api = s.project, s.api
+    spec = project.networks.get(key) or {}
+    name = project.network_name(key)
+    existing = await api.get_or_none(f"/networks/{name}")
+    if spec.get("external"):
+        if existing is None:
+            raise ComposeError(f"network {name} declared as external, but could not be found")
+        return
+    if existing is not None:
+        return
+    s.progress.update("Network", name, "Creating")
+    body = {
+        "Name": name, "CheckDuplicate": True, "Driver": spec.get("driver") or "bridge",
+        "Options": spec.get("driver_opts") or {}, "Internal": bool(spec.get("internal")),
+        "Attachable": bool(spec.get("attachable")), "EnableIPv6": bool(spec.get("enable_ipv6")),
+        "Labels": {**(spec.get("labels") or {}), L.PROJECT: project.name, L.NETWORK: key,
+                   L.VERSION: L.COMPOSE_VERSION},
+    }
+    ipam = _ipam(spec.get("ipam"))
+    if ipam:
+        body["IPAM"] = ipam
+    try:
+        await api.post("/networks/create", body)
+    except ClientError as exc:
+        if exc.status != 409:  # created meanwhile by someone else: fine
+            s.progress.update("Network", name, "Error", error=True)
+            raise ComposeError(f"network {name}: {exc.message}") from None
+    s.progress.update("Network", name, "Created", done=True)
+
+
+async def ensure_volume(s: Session, key: str) -> None:
+    project, api = s.project, s.api
+    spec = project.volumes.get(key) or {}
+    name = project.volume_name(key)
+    existing = await api.get_or_none(f"/volumes/{name}")
+    if spec.get("external"):
+        if existing is None:
+            raise ComposeError(f"volume {name} declared as external, but could not be found")
+        return
+    if existing is not None:
+        return
+    s.progress.update("Volume", name, "Creating")
+    body = {"Name": name, "Driver": spec.get("driver") or "local",
+            "DriverOpts": spec.get("driver_opts") or {},
+            "Labels": {**(spec.get("labels") or {}), L.PROJECT: project.name, L.VOLUME: key,
+                       L.VERSION: L.COMPOSE_VERSION}}
+    try:
+        await api.post("/volumes/create", body)
+    except ClientError as exc:
+        s.progress.update("Volume", name, "Error", error=True)
+        raise ComposeError(f"volume {name}: {exc.message}") from None
+    s.progress.update("Volume", name, "Created", done=True)
+
+
+def used_by(s: Session, services: list[str]) -> tuple[list[str], list[str]]:
+    """(network keys, named volume keys) the given services use."""
+    nets: list[str] = []
+    vols: list[str] = []
+    for name in services:
+        svc = s.project.services[name]
+        for key in svc.networks:
+            if key not in nets:
+                nets.append(key)
+        for vol in svc.config["volumes"]:
+            if vol["type"] == "volume" and vol.get("source") and vol["source"] not in vols:
+                vols.append(vol["source"])
+    return nets, vols
+
+
+async def ensure_resources(s: Session, services: list[str]) -> None:
+    nets, vols = used_by(s, services)
+    async with trio.open_nursery() as nursery:
+        for key in nets:
+            nursery.start_soon(ensure_network, s, key)
+        for key in vols:
+            nursery.start_soon(ensure_volume, s, key)
+
+
+async def remove_networks(s: Session) -> None:
+    async def remove(key: str) -> None:
+        name = s.project.network_name(key)
+        if await s.api.get_or_none(f"/networks/{name}") is None:
+            return
+        s.progress.update("Network", name, "Removing")
+        try:
+            await s.api.delete(f"/networks/{name}")
+        except ClientError as exc:
+            if not exc.not_found:
+                s.progress.update("Network", name, exc.message, error=True)
+                return
+        s.progress.update("Network", name, "Removed", done=True)
+
+    async with trio.open_nursery() as nursery:
+        for key, spec in s.project.networks.items():
+            if not spec.get("external"):
+                nursery.start_soon(remove, key)
+
+
+async def remove_volumes(s: Session) -> None:
+    async def remove(key: str) -> None:
+        name = s.project.volume_name(key)
+        if await s.api.get_or_none(f"/volumes/{name}") is None:
+            return
+        s.progress.update("Volume", name, "Removing")
+        try:
+            await s.api.delete(f"/volumes/{name}")
+        except ClientError as exc:
+            if not exc.not_found:
+                s.progress.update("Volume", name, exc.message, error=True)
+                return
+        s.progress.update("Volume", name, "Removed", done=True)
+
+    async with trio.open_nursery() as nursery:
+        for key, spec in s.project.volumes.items():
+            if not spec.get("external"):
+                nursery.start_soon(remove, key)

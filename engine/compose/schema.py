@@ -1,0 +1,87 @@
+"""Validation against the Compose Specification's JSON schema, before anything is created.
+
+The schema is not copied into this repository: it is read from an installed, licensed copy —
+$PYENGINE_COMPOSE_SCHEMA, else Debian's docker-compose package (installed by
+scripts/setup.sh; Apache-2.0, /usr/share/doc/docker-compose/copyright), else a pip-installed
+`compose` package. Errors name the file and the key path (`services.web.ports[0]`)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+from typing import Any
+
+from .errors import ConfigError, key_path
+
+DEBIAN_SCHEMA = "/usr/lib/python3/dist-packages/compose/config/compose_spec.json"
+
+# Top-level keys of the current specification that the packaged schema predates.
+_NEWER_TOP_LEVEL = {"name": str}
+
+
+def schema_path() -> str:
+    candidates = [os.environ.get("PYENGINE_COMPOSE_SCHEMA"), DEBIAN_SCHEMA]
+    spec = importlib.util.find_spec("compose")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            candidates.append(os.path.join(loc, "config", "compose_spec.json"))
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return path
+    raise ConfigError("the Compose Specification schema (compose_spec.json) was not found: "
+                      "install Debian's docker-compose package or set PYENGINE_COMPOSE_SCHEMA")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    with open(schema_path(), encoding="utf-8") as f:
+        schema = json.load(f)
+    # The schema marks itself 2019-09 but only uses draft-07 keywords; draft-07 needs no
+    # remote metaschema lookups.
+    return jsonschema.Draft7Validator(schema)
+
+
+def _describe(error) -> tuple[tuple, str]:
+    """(key path, message) for the most specific cause of a jsonschema error."""
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # The alternative that got furthest explains best ("ports[0].target must be…").
+        deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(e.message)))
+        if len(deepest.absolute_path) > 0 or deepest.validator == "additionalProperties":
+            error = deepest
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = set((error.schema.get("properties") or {}))
+        extra = [k for k in error.instance if k not in allowed and not str(k).startswith("x-")]
+        if extra:
+            return path + (extra[0],), "additional property is not allowed"
+    if error.validator == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return path, f"must be of type {want}"
+    if error.validator in ("oneOf", "anyOf"):
+        return path, f"invalid value {error.instance!r}"
+    return path, error.message
+
+
+def validate(doc: Any, source: str) -> None:
+    """Raise ConfigError naming `source` and the key path of the first schema violation."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: top-level object must be a mapping")
+    doc = dict(doc)
+    for key, typ in _NEWER_TOP_LEVEL.items():
+        if key in doc:
+            if not isinstance(doc.pop(key), typ):
+                raise ConfigError(f"{source}: {key}: must be a {typ.__name__}")
+    import jsonschema
+
+    errors = list(_validator().iter_errors(doc))
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    path, message = _describe(best)
+    where = key_path(path) or "(root)"
+    raise ConfigError(f"validating {source}: {where}: {message}")

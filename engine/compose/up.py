@@ -1,0 +1,207 @@
+"""`up`: networks, volumes and images first (concurrently), then every service as soon as
+its dependencies' conditions hold — all services in one trio nursery, each waiting on the
+events of the services it depends on. A failure cancels the rest and is reported once."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from engine.cli import ClientError
+
+from . import containers as ctr
+from . import planner
+from .errors import ComposeError
+from .images import ensure_images
+from .model import Dependency
+from .resources import ensure_resources
+from .session import Session, container_name
+
+POLL = 0.1  # seconds between health checks of a dependency
+
+
+@attrs.define
+class UpOptions:
+    services: list[str] = attrs.Factory(list)
+    scale: dict[str, int] = attrs.Factory(dict)
+    build: bool = False
+    pull: str | None = None  # pull policy override
+    force_recreate: bool = False
+    no_recreate: bool = False
+    no_deps: bool = False
+    remove_orphans: bool = False
+    wait: bool = False
+    wait_timeout: float | None = None
+    no_start: bool = False
+
+
+async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
+    """Converge the project; returns service -> ids of its containers."""
+    project = s.project
+    for name, n in opts.scale.items():
+        if name not in project.services:
+            raise ComposeError(f"--scale: no such service: {name}")
+        if n > 1 and project.services[name].config.get("container_name"):
+            raise ComposeError(f"service {name} has a container_name and cannot be scaled")
+    selected = project.select(opts.services, with_deps=not opts.no_deps)
+    existing = await s.containers()
+    orphans = planner.orphans(project, existing)
+    image_ids: dict[str, str] = {}
+
+    async def images() -> None:
+        image_ids.update(await ensure_images(s, selected, build_all=opts.build,
+                                             pull_policy=opts.pull))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ensure_resources, s, selected)
+        nursery.start_soon(images)
+        if orphans and opts.remove_orphans:
+            nursery.start_soon(ctr.for_each, orphans, ctr.stop_and_remove, s, None)
+    if orphans and not opts.remove_orphans:
+        names = ", ".join(sorted(container_name(c) for c in orphans))
+        s.warn(f"Found orphan containers ({names}) for this project. If you removed or "
+               "renamed this service in your compose file, you can run this command with "
+               "the --remove-orphans flag to clean it up.")
+    groups = planner.by_service([c for c in existing if c not in orphans])
+    plans = {}
+    for name in selected:
+        svc = project.services[name]
+        plans[name] = planner.plan_service(
+            svc, groups.get(name, []), opts.scale.get(name, svc.scale),
+            force_recreate=opts.force_recreate, no_recreate=opts.no_recreate,
+            image_id=image_ids.get(name))
+    ids = await converge(s, selected, plans, image_ids, start=not opts.no_start)
+    if opts.wait:
+        with trio.move_on_after(opts.wait_timeout if opts.wait_timeout else float("inf")) \
+                as scope:
+            await wait_ready(s, selected, ids)
+        if scope.cancelled_caught:
+            raise ComposeError("timed out waiting for services to be running/healthy")
+    return ids
+
+
+async def converge(s: Session, selected: list[str], plans: dict[str, list[planner.Action]],
+                   image_ids: dict[str, str], *, start: bool = True) -> dict[str, list[str]]:
+    project = s.project
+    ready = {name: trio.Event() for name in selected}
+    ids: dict[str, list[str]] = {}
+
+    async def service_task(name: str) -> None:
+        svc = project.services[name]
+        for dep in svc.depends_on.values():
+            if dep.service not in ready:
+                continue  # not part of this run (--no-deps, or not required)
+            await ready[dep.service].wait()
+            if start:
+                await wait_condition(s, dep, ids.get(dep.service, []))
+        ids[name] = await apply(s, name, plans[name], image_ids.get(name), ids, start)
+        ready[name].set()
+
+    async with trio.open_nursery() as nursery:
+        for name in selected:
+            nursery.start_soon(service_task, name)
+    return ids
+
+
+async def apply(s: Session, name: str, actions: list[planner.Action], image_id: str | None,
+                ids: dict[str, list[str]], start: bool) -> list[str]:
+    """Carry out one service's actions (its replicas concurrently); returns its containers."""
+    svc = s.project.services[name]
+    result: dict[int, str] = {}
+    service_containers = {k: v[0] for k, v in ids.items() if v}
+
+    async def one(action: planner.Action) -> None:
+        kind = action.kind
+        if kind == planner.REMOVE:
+            await ctr.stop_and_remove(s, action.container, svc)
+            return
+        if kind == planner.RECREATE:
+            await ctr.stop_and_remove(s, action.container, svc)
+        if kind in (planner.CREATE, planner.RECREATE):
+            cid = await ctr.create(s, svc, action.number, image_id=image_id,
+                                   service_containers=service_containers)
+            if start:
+                await ctr.start(s, cid, s.project.container_name(svc, action.number))
+        else:
+            cid = action.container_id
+            cname = container_name(action.container)
+            if kind == planner.START and start:
+                await ctr.start(s, cid, cname)
+            elif kind == planner.KEEP:
+                s.progress.update("Container", cname, "Running", done=True)
+        result[action.number] = cid
+
+    async with trio.open_nursery() as nursery:
+        for action in actions:
+            nursery.start_soon(one, action)
+    return [result[n] for n in sorted(result)]
+
+
+async def wait_condition(s: Session, dep: Dependency, cids: list[str]) -> None:
+    if dep.condition == "service_started" or not cids:
+        return
+    async with trio.open_nursery() as nursery:
+        for cid in cids:
+            if dep.condition == "service_healthy":
+                nursery.start_soon(wait_healthy, s, dep.service, cid)
+            else:
+                nursery.start_soon(wait_completed, s, dep.service, cid)
+
+
+async def wait_healthy(s: Session, service: str, cid: str) -> None:
+    waiting = False
+    while True:
+        info = await s.api.get(f"/containers/{cid}/json")
+        name = info["Name"].lstrip("/")
+        state = info.get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        if health is None and not (info.get("Config") or {}).get("Healthcheck"):
+            raise ComposeError(f"dependency failed to start: container {name} has no "
+                               "healthcheck configured")
+        if health == "healthy":
+            if waiting:
+                s.progress.update("Container", name, "Healthy", done=True)
+            return
+        if health == "unhealthy":
+            s.progress.update("Container", name, "Error", error=True)
+            raise ComposeError(f"dependency failed to start: container {name} is unhealthy")
+        if state.get("Status") in ("exited", "dead"):
+            raise ComposeError(f"dependency failed to start: container {name} exited "
+                               f"({state.get('ExitCode')})")
+        if not waiting:
+            s.progress.update("Container", name, "Waiting")
+            waiting = True
+        await trio.sleep(POLL)
+
+
+async def wait_completed(s: Session, service: str, cid: str) -> None:
+    try:
+        code = await s.api.wait(cid)
+    except ClientError as exc:
+        raise ComposeError(f"waiting for {service}: {exc.message}") from None
+    if code != 0:
+        raise ComposeError(f"service {service!r} didn't complete successfully: exit {code}")
+
+
+async def wait_ready(s: Session, services: list[str], ids: dict[str, list[str]]) -> None:
+    """--wait: every container running, and healthy when it has a healthcheck."""
+    async def one(service: str, cid: str) -> None:
+        while True:
+            info = await s.api.get(f"/containers/{cid}/json")
+            state = info.get("State") or {}
+            health = (state.get("Health") or {}).get("Status")
+            if state.get("Status") in ("exited", "dead"):
+                if state.get("ExitCode") == 0 and not state.get("Restarting"):
+                    return
+                raise ComposeError(f"container {info['Name'].lstrip('/')} exited "
+                                   f"({state.get('ExitCode')})")
+            if health == "unhealthy":
+                raise ComposeError(f"container {info['Name'].lstrip('/')} is unhealthy")
+            if state.get("Running") and health in (None, "healthy"):
+                return
+            await trio.sleep(POLL)
+
+    async with trio.open_nursery() as nursery:
+        for service in services:
+            for cid in ids.get(service, []):
+                nursery.start_soon(one, service, cid)
