@@ -1,0 +1,204 @@
+"""`pyengine compose` against a private pyengined with busybox services: service-name DNS,
+depends_on conditions, reconciliation (up twice, a changed service alone, scale up/down),
+override files, a named volume surviving `down`, refusal of bad files before anything is
+created, and docker-compose 1.29 seeing the same project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.acceptance]
+
+# Exits at once on SIGTERM (a shell as PID 1 would otherwise ignore it until the timeout).
+IDLE = "trap 'exit 0' TERM; sleep 1000 & wait"
+
+STORY = f"""\
+services:
+  seed:
+    image: busybox
+    command: ["sh", "-c", "sleep 0.5; echo seeded > /www/index.html"]
+    volumes: [www:/www]
+  web:
+    image: busybox
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    volumes: [www:/www]
+  client:
+    image: busybox
+    environment: {{MODE: "${{MODE:-plain}}"}}
+    command: ["sh", "-c", "test -f /www/index.html || exit 3; until wget -qO- http://web/; do sleep 0.1; done; {IDLE}"]
+    volumes: ["www:/www:ro"]
+    depends_on:
+      seed: {{condition: service_completed_successfully}}
+      web: {{condition: service_started}}
+volumes:
+  www: {{}}
+"""
+
+
+class Compose:
+    def __init__(self, daemon, directory, project):
+        self.daemon = daemon
+        self.dir = directory
+        self.project = project
+
+    def __call__(self, *args, check=True, env=None, timeout=120):
+        cmd = [sys.executable, "-m", "engine.cli", "-H", self.daemon.host, "compose",
+               "-p", self.project, *args]
+        result = subprocess.run(cmd, cwd=self.dir, capture_output=True, timeout=timeout,
+                                env={**self.daemon.env(), **(env or {})})
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    def ids(self) -> dict[str, str]:
+        rows = json.loads(self("ps", "-a", "--format", "json").stdout)
+        return {r["Name"]: r["ID"] for r in rows}
+
+    def wait_log(self, service: str, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self("logs", "--no-color", service).stdout.decode()
+            if text in out or time.monotonic() > deadline:
+                return out
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def compose(daemon, tmp_path, request):
+    project = "pc" + request.node.name.replace("_", "")[4:16].lower()
+    c = Compose(daemon, tmp_path, project)
+    yield c
+    c("down", "-v", "-t", "1", "--remove-orphans", check=False)
+    leftovers = [n["Name"] for n in daemon.api("GET", "/networks").json()
+                 if n["Name"].startswith(project)]
+    assert not leftovers
+
+
+def test_project_story(compose, daemon, tmp_path):
+    (tmp_path / "compose.yaml").write_text(STORY)
+    compose("up", "-d")
+    # seed completed before client started (client exits 3 otherwise), web found by name
+    assert "seeded" in compose.wait_log("client", "seeded")
+    first = compose.ids()
+    assert set(first) == {f"{compose.project}-{s}-1" for s in ("seed", "web", "client")}
+
+    # up twice: nothing recreated
+    compose("up", "-d")
+    assert compose.ids() == first
+
+    # docker-compose 1.29 sees the same project
+    if shutil.which("docker-compose"):
+        ps = subprocess.run(["docker-compose", "-p", compose.project, "ps"], cwd=tmp_path,
+                            env=daemon.env(), capture_output=True, timeout=120)
+        assert ps.returncode == 0, ps.stderr
+        assert f"{compose.project}-web-1" in ps.stdout.decode()
+        assert f"{compose.project}-client-1" in ps.stdout.decode()
+
+    # an override file changing one service recreates that service alone
+    (tmp_path / "compose.override.yaml").write_text(
+        "services:\n  client:\n    environment: {EXTRA: '1'}\n")
+    compose("up", "-d")
+    after = compose.ids()
+    web, client = f"{compose.project}-web-1", f"{compose.project}-client-1"
+    assert after[web] == first[web] and after[client] != first[client]
+    exec_env = compose("exec", "-T", "client", "sh", "-c", "echo $MODE-$EXTRA").stdout
+    assert exec_env.strip() == b"plain-1"
+
+    # scale up then down: numbered replicas
+    compose("up", "-d", "--scale", "web=3")
+    assert {n for n in compose.ids() if "-web-" in n} == {
+        f"{compose.project}-web-{i}" for i in (1, 2, 3)}
+    compose("up", "-d", "--scale", "web=1")
+    assert {n for n in compose.ids() if "-web-" in n} == {web}
+
+    # down without -v keeps the named volume and its content
+    compose("down", "-t", "1")
+    assert compose.ids() == {}
+    out = compose("run", "--rm", "-T", "--no-deps", "web", "cat", "/www/index.html").stdout
+    assert out.strip() == b"seeded"
+    compose("down", "-v", "-t", "1")
+    volumes = daemon.api("GET", "/volumes").json()["Volumes"] or []
+    assert not [v for v in volumes if v["Name"].startswith(compose.project)]
+
+
+def test_bad_files_are_refused_before_anything_is_created(compose, daemon, tmp_path):
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            ports: [{target: eighty}]
+        networks:
+          extra: {}
+        """))
+    result = compose("up", "-d", check=False)
+    assert result.returncode != 0
+    assert b"services.web.ports[0].target" in result.stderr
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: busybox
+            environment: {TOKEN: "${TOKEN:?set TOKEN first}"}
+        """))
+    result = compose("up", "-d", check=False)
+    assert result.returncode != 0
+    assert b"services.web.environment.TOKEN" in result.stderr
+    assert b"set TOKEN first" in result.stderr
+    names = [n["Name"] for n in daemon.api("GET", "/networks").json()]
+    assert not [n for n in names if n.startswith(compose.project)]
+    containers = daemon.api("GET", "/containers/json", params={"all": 1}).json()
+    assert not [c for c in containers if c["Names"][0].startswith(f"/{compose.project}")]
+
+
+def _healthchecks_supported(daemon) -> bool:
+    spec = {"Image": "busybox", "Cmd": ["sleep", "30"],
+            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 100_000_000}}
+    cid = daemon.api("POST", "/containers/create", json=spec).json()["Id"]
+    try:
+        daemon.api("POST", f"/containers/{cid}/start")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            state = daemon.api("GET", f"/containers/{cid}/json").json()["State"]
+            if (state.get("Health") or {}).get("Status") == "healthy":
+                return True
+            time.sleep(0.1)
+        return False
+    finally:
+        daemon.api("DELETE", f"/containers/{cid}", params={"force": 1})
+
+
+def test_health_gated_start_order(compose, daemon, tmp_path):
+    if not _healthchecks_supported(daemon):
+        pytest.skip("the daemon does not run healthchecks yet")
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          db:
+            image: busybox
+            command: ["sh", "-c", "sleep 1; touch /tmp/ready; {IDLE}"]
+            healthcheck:
+              test: ["CMD", "test", "-f", "/tmp/ready"]
+              interval: 200ms
+              retries: 50
+          app:
+            image: busybox
+            command: ["sh", "-c", "{IDLE}"]
+            depends_on:
+              db: {{condition: service_healthy}}
+        """))
+    compose("up", "-d")
+    db = daemon.api("GET", f"/containers/{compose.project}-db-1/json").json()
+    app = daemon.api("GET", f"/containers/{compose.project}-app-1/json").json()
+    assert db["State"]["Health"]["Status"] == "healthy"
+    # app was started only once db was healthy (db needs ≥ 1 s to become so)
+    assert app["State"]["StartedAt"] > db["State"]["StartedAt"]
+    health_log = db["State"]["Health"]["Log"]
+    healthy_at = min(e["End"] for e in health_log if e["ExitCode"] == 0)
+    assert app["State"]["StartedAt"] >= healthy_at[:19]

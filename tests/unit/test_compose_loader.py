@@ -1,0 +1,185 @@
+"""engine.compose's loader: interpolation, .env, merge of -f files, extends, profiles, schema
+validation with key paths, and the planner's reconciliation decisions (no daemon)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from engine.compose import ConfigError, InterpolationError, LoadOptions, load_project
+from engine.compose import labels as L
+from engine.compose import planner
+from engine.compose.interpolation import interpolate_string
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def load(tmp_path, *files, env=None, **kw):
+    return load_project(LoadOptions(files=list(files), environ=env or {}, cwd=str(tmp_path),
+                                    **kw))
+
+
+def test_interpolation_forms():
+    env = {"A": "1", "EMPTY": ""}
+    assert interpolate_string("$A ${A} ${B:-x} ${EMPTY:-e} ${EMPTY-e} $$A", env) == "1 1 x e  $A"
+    assert interpolate_string("${B:-${A}0}", env) == "10"
+    assert interpolate_string("${A:+set}${B:+unset}", env) == "set"
+
+
+def test_required_variable_error_names_the_key_path(tmp_path):
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            environment:
+              TOKEN: ${TOKEN:?TOKEN must be set}
+        """)
+    with pytest.raises(InterpolationError) as info:
+        load(tmp_path, f)
+    msg = str(info.value)
+    assert "services.web.environment.TOKEN" in msg and "TOKEN must be set" in msg
+    project = load(tmp_path, f, env={"TOKEN": "abc"})
+    assert project.services["web"].config["environment"] == {"TOKEN": "abc"}
+
+
+def test_dotenv_and_project_name(tmp_path):
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: "busybox:${TAG}"
+            environment: [FROM_SHELL, FIXED=1]
+        """)
+    (tmp_path / ".env").write_text("TAG=fromdotenv\nCOMPOSE_PROJECT_NAME=DotEnvName\n")
+    p = load(tmp_path, f, env={"FROM_SHELL": "yes"})
+    assert p.services["web"].image == "busybox:fromdotenv"
+    assert p.services["web"].config["environment"] == {"FROM_SHELL": "yes", "FIXED": "1"}
+    assert p.name == "dotenvname"
+    assert load(tmp_path, f, env={"TAG": "shell"}, project_name="cli").name == "cli"
+    assert load(tmp_path, f, env={"TAG": "shell"}).services["web"].image == "busybox:shell"
+
+
+def test_override_files_merge_as_compose_does(tmp_path):
+    base = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            command: ["sleep", "1"]
+            ports: ["8080:80"]
+            environment: {A: "1", B: "1"}
+            volumes: ["data:/data", "./x:/x"]
+            labels: [one=1]
+        volumes:
+          data: {}
+        """)
+    over = write(tmp_path, "override.yaml", """\
+        services:
+          web:
+            command: sleep 2
+            ports: ["9090:90"]
+            environment: [B=2, C=3]
+            volumes: ["other:/data:ro"]
+            labels: {two: "2"}
+        volumes:
+          other: {}
+        """)
+    web = load(tmp_path, base, over).services["web"].config
+    assert web["command"] == "sleep 2"
+    assert [p["published"] for p in web["ports"]] == ["8080", "9090"]
+    assert web["environment"] == {"A": "1", "B": "2", "C": "3"}
+    assert {v["target"]: v["source"] for v in web["volumes"]} == {
+        "/data": "other", "/x": str(tmp_path / "x")}
+    assert web["labels"] == {"one": "1", "two": "2"}
+
+
+def test_default_override_file_is_picked_up(tmp_path):
+    write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox\n")
+    write(tmp_path, "compose.override.yaml", "services:\n  web:\n    image: other\n")
+    assert load(tmp_path).services["web"].image == "other"
+
+
+def test_schema_errors_name_the_key_path(tmp_path):
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            ports:
+              - target: eighty
+        """)
+    with pytest.raises(ConfigError, match=r"services\.web\.ports\[0\]\.target"):
+        load(tmp_path, f)
+    g = write(tmp_path, "typo.yaml", "services:\n  web:\n    imagee: busybox\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml.*services\.web\.imagee"):
+        load(tmp_path, g)
+
+
+def test_references_are_checked(tmp_path):
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web: {image: busybox, volumes: ["missing:/m"]}
+        """)
+    with pytest.raises(ConfigError, match=r"services\.web\.volumes.*missing"):
+        load(tmp_path, f)
+    g = write(tmp_path, "cycle.yaml", """\
+        services:
+          a: {image: busybox, depends_on: [b]}
+          b: {image: busybox, depends_on: [a]}
+        """)
+    with pytest.raises(ConfigError, match="cycle"):
+        load(tmp_path, g)
+
+
+def test_extends_and_profiles(tmp_path):
+    write(tmp_path, "base.yaml", """\
+        services:
+          common:
+            image: busybox
+            environment: {LEVEL: base}
+            env_file: base.env
+        """)
+    (tmp_path / "base.env").write_text("FROM_FILE=1\n")
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            extends: {file: base.yaml, service: common}
+            environment: {LEVEL: web}
+          debug:
+            image: busybox
+            profiles: [debug]
+        """)
+    p = load(tmp_path, f)
+    assert p.services["web"].config["environment"] == {"FROM_FILE": "1", "LEVEL": "web"}
+    assert "debug" not in p.services and "debug" in p.disabled
+    assert "debug" in load(tmp_path, f, profiles=["debug"]).services
+
+
+def _summary(service, number, hash_, state="running", image="sha256:i"):
+    return {"Id": f"{service}{number}", "State": state, "ImageID": image,
+            "Names": [f"/p-{service}-{number}"],
+            "Labels": {L.SERVICE: service, L.NUMBER: str(number), L.CONFIG_HASH: hash_}}
+
+
+def test_planner_reconciles(tmp_path):
+    f = write(tmp_path, "compose.yaml", "services:\n  web: {image: busybox}\n")
+    project = load(tmp_path, f)
+    web = project.services["web"]
+    h = web.config_hash
+    kinds = lambda actions: [(a.kind, a.number) for a in actions]  # noqa: E731
+    assert kinds(planner.plan_service(web, [_summary("web", 1, h)], 1, image_id="sha256:i")) \
+        == [("keep", 1)]
+    assert kinds(planner.plan_service(web, [_summary("web", 1, "old")], 1)) == [("recreate", 1)]
+    assert kinds(planner.plan_service(web, [_summary("web", 1, h, image="sha256:old")], 1,
+                                      image_id="sha256:i")) == [("recreate", 1)]
+    assert kinds(planner.plan_service(web, [_summary("web", 1, h, "exited")], 1)) == \
+        [("start", 1)]
+    assert kinds(planner.plan_service(web, [_summary("web", 1, h)], 3)) == \
+        [("keep", 1), ("create", 2), ("create", 3)]
+    three = [_summary("web", n, h) for n in (1, 2, 3)]
+    assert kinds(planner.plan_service(web, three, 1)) == [("remove", 2), ("remove", 3),
+                                                          ("keep", 1)]
+    orphan = _summary("gone", 1, h)
+    assert planner.orphans(project, three + [orphan]) == [orphan]
