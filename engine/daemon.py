@@ -35,6 +35,9 @@ class Daemon:
         self.containers = ContainerManager(config, self.images, self.events, self.volumes)
         self.containers.networks = self.networks
         self.execs = ExecManager(self.containers)
+        from engine.build import Builder
+
+        self.builder = Builder(config, self.images, self.containers)
 
     def info_counts(self) -> dict:
         return {**self.containers.counts(), "Images": len(self.images.list())}

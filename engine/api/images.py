@@ -90,7 +90,12 @@ async def list_images(req: Request):
     store = req.daemon.images
     filters = req.query.filters()
     out = []
-    for image in store.list():
+    images = store.list()
+    # As dockerd: an untagged image with children (a build's intermediate) shows only with all=1.
+    parents = set() if req.query.bool("all") else {i.parent for i in images if i.parent}
+    for image in images:
+        if not image.repo_tags and not image.repo_digests and image.id in parents:
+            continue
         if "dangling" in filters:
             dangling = not image.repo_tags
             if (filters["dangling"][0].lower() in ("true", "1")) != dangling:
@@ -297,9 +302,13 @@ async def prune(req: Request):
     dangling_only = (filters.get("dangling") or ["true"])[0].lower() in ("true", "1")
     deleted = []
     reclaimed = 0
-    for image in store.list():
+    images = store.list()
+    parents = {i.parent for i in images if i.parent}
+    for image in images:
         if containers.image_in_use(image.id):
             continue
+        if dangling_only and image.id in parents:
+            continue  # as dockerd: only images nothing is built on (keeps the build cache's chain)
         if dangling_only and image.repo_tags:
             continue
         if "label" in filters:

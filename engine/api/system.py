@@ -254,7 +254,12 @@ async def system_df(req: Request) -> Response:
     for shape, size in zip(volume_shapes, volume_sizes):
         shape["UsageData"] = {"Size": size, "RefCount": len(daemon.volumes.users(shape["Name"]))}
     return json_response({"LayersSize": layers_size, "Images": images, "Containers": container_shapes,
-                          "Volumes": volume_shapes, "BuildCache": []})
+                          "Volumes": volume_shapes, "BuildCache": await _build_cache(daemon)})
+
+
+async def _build_cache(daemon) -> list:
+    builder = getattr(daemon, "builder", None)
+    return await trio.to_thread.run_sync(builder.usage) if builder is not None else []
 
 
 def _tree_size(path: str) -> int:

@@ -511,6 +511,11 @@ class ImageStore:
             if tee_path and os.path.exists(tee_path):
                 os.unlink(tee_path)
 
+    def commit_layer(self, tar_path: str, parent_chain: str | None) -> tuple[str, str]:
+        """A layer tar (a diff with AUFS whiteouts, e.g. from tar_directory of an overlay
+        upper dir) on top of parent_chain. Returns (diff_id, chain_id); the tar is kept."""
+        return self._commit_layer(tar_path, parent_chain, True)
+
     # ---------- layer blobs (save, push) ----------
 
     def has_layer(self, chain_id: str) -> bool:

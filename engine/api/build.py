@@ -1,0 +1,120 @@
+"""POST /build (dockerd's classic builder protocol: a context tar in, a JSON-lines stream of
+{"stream"}, {"aux"} and {"errorDetail"} out) and POST /build/prune. Errors found before the
+build starts (bad options, an unreadable Dockerfile) are ordinary HTTP errors, as dockerd
+answers them before its first output."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from engine import errors
+from engine.api._request import Request
+from engine.api._responses import json_response
+from engine.api._router import Router
+from engine.api.images import ProgressResponse
+
+router = Router()
+
+
+def _json_param(req: Request, name: str, default):
+    raw = req.query.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid {name} parameter: {raw!r}") from None
+
+
+def _extra_hosts(req: Request) -> list[str]:
+    out: list[str] = []
+    for raw in req.query.getall("extrahosts"):
+        raw = raw.strip()
+        if raw.startswith("["):
+            try:
+                out += [str(h) for h in json.loads(raw)]
+                continue
+            except ValueError:
+                pass
+        out += [h for h in raw.split(",") if h]
+    return out
+
+
+def build_options(req: Request):
+    from engine.build import BuildOptions
+
+    q = req.query
+    if q.get("remote"):
+        raise errors.InvalidParameter("remote build contexts (remote=) are not supported: send the context as a tar")
+    buildargs = _json_param(req, "buildargs", {})
+    labels = _json_param(req, "labels", {})
+    cachefrom = _json_param(req, "cachefrom", [])
+    if not isinstance(buildargs, dict) or not isinstance(labels, dict) or not isinstance(cachefrom, list):
+        raise errors.InvalidParameter("buildargs and labels must be JSON objects, cachefrom a JSON array")
+    return BuildOptions(
+        dockerfile=q.get("dockerfile") or "Dockerfile",
+        tags=[t for t in q.getall("t") if t],
+        buildargs={str(k): (None if v is None else str(v)) for k, v in buildargs.items()},
+        target=q.get("target") or None,
+        labels={str(k): str(v) for k, v in labels.items()},
+        nocache=q.bool("nocache"),
+        pull=q.bool("pull"),
+        rm=q.bool("rm", True) if q.get("rm") not in (None, "") else True,
+        forcerm=q.bool("forcerm"),
+        cachefrom=[str(c) for c in cachefrom],
+        networkmode=q.get("networkmode") or "",
+        extrahosts=_extra_hosts(req),
+        shmsize=q.int("shmsize", 0) or 0,
+        quiet=q.bool("q"),
+        platform=q.get("platform") or "",
+    )
+
+
+@router.post("/build")
+async def build(req: Request):
+    from engine.build import Output, StepFailed
+
+    options = build_options(req)
+    builder = req.daemon.builder
+    prepared = await builder.prepare(options, req.stream())
+
+    async def produce(emit):
+        output = Output(emit, options.quiet)
+        try:
+            await builder.run(prepared, output)
+        except StepFailed as exc:
+            await emit({"errorDetail": {"code": exc.code, "message": exc.message}, "error": exc.message})
+
+    return ProgressResponse(produce)
+
+
+def _until(value: str) -> int:
+    """A filter's `until`: a unix time, an RFC 3339 time or a Go duration before now."""
+    from engine.build.executor import parse_duration
+
+    value = value.strip()
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    try:
+        import datetime
+
+        return int(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        pass
+    try:
+        return time.time_ns() - parse_duration(value, "until")
+    except errors.EngineError:
+        raise errors.InvalidParameter(f"invalid until filter: {value!r}") from None
+
+
+@router.post("/build/prune")
+async def prune(req: Request):
+    filters = req.query.filters()
+    until = filters.get("until")
+    keep = req.query.int("keep-storage", 0) or 0
+    result = await req.daemon.builder.prune(all_=req.query.bool("all"), keep_storage=keep,
+                                            until_ns=_until(until[0]) if until else None)
+    return json_response(result)

@@ -1,0 +1,445 @@
+"""Builder: the daemon's image builder (dockerd's classic builder protocol).
+
+    prepare(options, body)   context tar → <data_root>/tmp/build-<id>/context (safe extraction,
+                             .dockerignore applied), Dockerfile parsed and planned; errors here
+                             are the request's (400 with the Dockerfile's line)
+    run(prepared, output)    the needed stages in order, each step cached or executed; tags
+    prune / usage            the build cache for /build/prune and /system/df
+
+A build owns one scratch directory; it, every workspace mount and every intermediate
+container go away however the build ends (an AsyncExitStack closed under a shield)."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import re
+import shutil
+import tarfile
+
+import attrs
+import trio
+
+from engine.errors import EngineError, InvalidParameter, NotFound
+
+from . import context as ctx
+from .cache import BuildCache
+from .dockerignore import DockerIgnore
+from .executor import PREDEFINED_ARGS, StageRunner, StepFailed
+from .layers import Workspace, commit_upper, drop_runtime_artifacts
+from .parser import ParseError, parse, parse_line
+from .shell import ShellLex
+from .stages import Plan, plan as make_plan
+
+
+@attrs.define
+class BuildOptions:
+    dockerfile: str = "Dockerfile"
+    tags: list[str] = attrs.Factory(list)
+    buildargs: dict[str, str | None] = attrs.Factory(dict)
+    target: str | None = None
+    labels: dict[str, str] = attrs.Factory(dict)
+    nocache: bool = False
+    pull: bool = False
+    rm: bool = True
+    forcerm: bool = False
+    cachefrom: list[str] = attrs.Factory(list)
+    networkmode: str = ""
+    extrahosts: list[str] = attrs.Factory(list)
+    shmsize: int = 0
+    quiet: bool = False
+    platform: str = ""
+
+
+class Output:
+    """Docker's build stream: {"stream": text}, {"aux": …}; quiet keeps only the result."""
+
+    def __init__(self, emit, quiet: bool = False):
+        self.emit = emit
+        self.quiet = quiet
+
+    async def stream(self, text: str) -> None:
+        if text and not self.quiet:
+            await self.emit({"stream": text})
+
+    async def result(self, text: str) -> None:
+        await self.emit({"stream": text})
+
+    async def aux(self, value: dict) -> None:
+        await self.emit({"id": "moby.image.id", "aux": value})
+
+
+def _go_arch() -> str:
+    m = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
+
+
+class Build:
+    """One build: its scratch dir, plan, options and the results of finished stages."""
+
+    def __init__(self, builder: "Builder", options: BuildOptions, workdir: str):
+        self.builder = builder
+        self.options = options
+        self.images = builder.images
+        self.containers = builder.containers
+        self.cache = builder.cache
+        self.workdir = workdir
+        self.context_dir = os.path.join(workdir, "context")
+        self.tmp_dir = os.path.join(workdir, "tmp")
+        self.plan: Plan | None = None
+        self.output: Output | None = None
+        self.architecture = _go_arch()
+        self.meta_values: dict[str, str] = {}
+        self.used_args: set[str] = set()
+        self.results: dict[int, object] = {}
+        self.cache_sources: list = []
+
+    # -------------------------------------------------------------- for the stage runner
+
+    def expand_meta(self, text: str) -> str:
+        return ShellLex(self.plan.escape).word(text, self.meta_values)
+
+    def stage_result(self, ref: str, before: int):
+        earlier = Plan(self.plan.meta_args, self.plan.stages[:before], self.plan.escape)
+        stage = earlier.stage_by_ref(ref)
+        if stage is None:
+            return None
+        if stage.index not in self.results:
+            raise StepFailed(f"stage {ref} was not built")
+        return self.results[stage.index]
+
+    async def base_image(self, name: str):
+        store = self.images
+        if not self.options.pull:
+            try:
+                return store.resolve(name)
+            except NotFound:
+                pass
+        try:
+            dist = store.distribution
+            pull_plan = await dist.resolve_pull(name, None)
+
+            async def progress(msg: dict) -> None:
+                if msg.get("status") and not msg.get("progressDetail"):
+                    line = f"{msg['id']}: {msg['status']}" if msg.get("id") else msg["status"]
+                    await self.output.stream(line + "\n")
+
+            return await dist.pull(pull_plan, progress)
+        except EngineError as exc:
+            if self.options.pull:
+                try:
+                    return store.resolve(name)
+                except NotFound:
+                    pass
+            raise StepFailed(exc.message) from None
+
+    def workspace(self, image) -> "contextlib.AbstractAsyncContextManager[Workspace]":
+        return Workspace(self.images, image, os.path.join(self.tmp_dir, "ws-" + os.urandom(6).hex()))
+
+    async def download(self, url: str) -> tuple[str, str]:
+        """ADD <url>: fetch into the scratch dir. Returns (host path, file name)."""
+        import email.utils
+        import urllib.error
+        import urllib.request
+
+        name = os.path.basename(url.split("?", 1)[0].split("#", 1)[0].rstrip("/")) or "download"
+        directory = os.path.join(self.tmp_dir, "dl-" + os.urandom(6).hex())
+        path = os.path.join(directory, name)
+
+        def fetch() -> None:
+            os.makedirs(directory, exist_ok=True)
+            try:
+                with urllib.request.urlopen(url, timeout=20) as resp, open(path, "wb") as out:
+                    shutil.copyfileobj(resp, out, 1 << 20)
+                    modified = resp.headers.get("Last-Modified")
+            except urllib.error.HTTPError as exc:
+                raise StepFailed(f"failed to GET {url} with status {exc.code}: {exc.reason}") from None
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise StepFailed(f"ADD failed: failed to download {url}: {reason}") from None
+            os.chmod(path, 0o600)
+            if modified:
+                try:
+                    t = email.utils.parsedate_to_datetime(modified).timestamp()
+                    os.utime(path, (t, t))
+                except (TypeError, ValueError):
+                    pass
+
+        await trio.to_thread.run_sync(fetch)
+        return path, name
+
+    async def run_container(self, runner: StageRunner, cmd: list[str], args_env: list[str],
+                            config: dict, container_config: dict):
+        """RUN: a real container on the current image; its upper dir becomes the layer.
+        Returns (image, diff id or None). The container is removed unless --rm=false."""
+        options = self.options
+        state = runner.state
+        host = {"NetworkMode": options.networkmode or "default"}
+        if options.extrahosts:
+            host["ExtraHosts"] = list(options.extrahosts)
+        if options.shmsize:
+            host["ShmSize"] = options.shmsize
+        body = {
+            "Image": state.image.id, "Cmd": cmd, "Entrypoint": [""],
+            "Env": list(config.get("Env") or []) + args_env,
+            "WorkingDir": config.get("WorkingDir") or "", "User": config.get("User") or "",
+            "AttachStdout": True, "AttachStderr": True, "Healthcheck": {"Test": ["NONE"]},
+            "HostConfig": host,
+        }
+        try:
+            container, _ = await self.containers.create(body)
+        except EngineError as exc:
+            raise StepFailed(exc.message) from None
+        await self.output.stream(f" ---> Running in {container.short_id}\n")
+        keep = False
+        try:
+            channel = self.containers.subscribe_output(container)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            async with channel:
+                try:
+                    await self.containers.start(container.id)
+                except EngineError as exc:
+                    raise StepFailed(exc.message, 127 if "not found" in exc.message else 126) from None
+                async for _stream, data in channel:
+                    await self.output.stream(decoder.decode(data))
+            await self.output.stream(decoder.decode(b"", final=True))
+            result = await self.containers.wait(container.id)
+            code = result.get("StatusCode") or 0
+            if code != 0:
+                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
+
+            def commit():
+                drop_runtime_artifacts(self.images, state.image, container.upper_dir)
+                diff_id = commit_upper(self.images, state.image, container.upper_dir, self.tmp_dir)
+                return runner._make_image(config, container_config, diff_id, container.id), diff_id
+
+            image, diff_id = await trio.to_thread.run_sync(commit)
+            keep = not options.rm and not options.forcerm
+            return image, diff_id
+        finally:
+            if not keep:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self.containers.remove(container.id, force=True, volumes=True)
+                    except NotFound:
+                        pass
+                await self.output.stream(f"Removing intermediate container {container.short_id}\n")
+
+
+@attrs.define
+class Prepared:
+    build: Build
+    stack: contextlib.AsyncExitStack
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.stack.aclose()
+
+
+class Builder:
+    def __init__(self, config, images, containers):
+        self.config = config
+        self.images = images
+        self.containers = containers
+        self.root = os.path.join(config.data_root, "builder")
+        self.cache = BuildCache(os.path.join(self.root, "cache"), images)
+        self.scratch = os.path.join(config.data_root, "tmp")
+
+    # -------------------------------------------------------------- prepare
+
+    async def prepare(self, options: BuildOptions, body) -> Prepared:
+        """Receive the context and plan the build; raises the request's errors."""
+        _validate(options)
+        workdir = os.path.join(self.scratch, "build-" + os.urandom(8).hex())
+        os.makedirs(workdir, mode=0o700)
+        stack = contextlib.AsyncExitStack()
+        stack.callback(shutil.rmtree, workdir, True)
+        build = Build(self, options, workdir)
+        try:
+            tar_path = os.path.join(workdir, "context.tar")
+            async with await trio.open_file(tar_path, "wb") as f:
+                async for chunk in body:
+                    await f.write(chunk)
+            text = await trio.to_thread.run_sync(self._unpack, build, tar_path)
+            build.plan = make_plan(parse(text))
+            for name in options.tags:
+                from engine.images import parse_reference
+
+                parse_reference(name)
+            build.plan.target_stage(options.target)
+        except BaseException:
+            await Prepared(build, stack).aclose()
+            raise
+        return Prepared(build, stack)
+
+    def _unpack(self, build: Build, tar_path: str) -> str:
+        """Extract the context; returns the Dockerfile's text. A body that is not a tar is
+        the Dockerfile itself (`docker build - < Dockerfile`)."""
+        os.makedirs(build.context_dir)
+        os.makedirs(build.tmp_dir)
+        try:
+            ctx.extract_tar(tar_path, build.context_dir)
+        except tarfile.ReadError:
+            if os.path.getsize(tar_path) == 0:
+                raise InvalidParameter("the build context is empty") from None
+            with open(tar_path, "rb") as f:
+                return f.read().decode("utf-8", errors="replace")
+        finally:
+            os.unlink(tar_path)
+        name = build.options.dockerfile or "Dockerfile"
+        path = ctx.resolve_in_root(build.context_dir, name)
+        if not os.path.isfile(path) and name == "Dockerfile":
+            path = ctx.resolve_in_root(build.context_dir, "dockerfile")
+        if not os.path.isfile(path):
+            raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}")
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+        ignore_path = os.path.join(build.context_dir, ".dockerignore")
+        if os.path.isfile(ignore_path) and not os.path.islink(ignore_path):
+            with open(ignore_path, "rb") as f:
+                try:
+                    ignore = DockerIgnore.from_text(f.read())
+                except (ValueError, re.error) as exc:
+                    raise InvalidParameter(f"invalid .dockerignore: {exc}") from None
+            ignore.apply(build.context_dir)
+        return text
+
+    # -------------------------------------------------------------- run
+
+    async def run(self, prepared: Prepared, output: Output) -> str:
+        build = prepared.build
+        build.output = output
+        options = build.options
+        plan = build.plan
+        try:
+            for w in plan.warnings:
+                await output.stream(w + "\n")
+            self._meta_args(build)
+            for ref in options.cachefrom:
+                try:
+                    build.cache_sources.append(self.images.resolve(ref))
+                except NotFound:
+                    pass
+            target = plan.target_stage(options.target)
+            stages = plan.needed(target)
+            extra = []
+            if options.labels:
+                words = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(options.labels.items()))
+                extra.append(parse_line("LABEL " + words, target.line, plan.escape))
+            total = sum(1 + len(s.nodes) for s in stages) + len(extra)
+            step = 0
+            for stage in stages:
+                runner = StageRunner(build, stage, step)
+                step += 1
+                await output.stream(f"Step {step}/{total} : {stage.from_node.original}\n")
+                await runner.begin()
+                for node in stage.nodes + (extra if stage is target else []):
+                    step += 1
+                    await output.stream(f"Step {step}/{total} : {node.original}\n")
+                    try:
+                        await runner.dispatch(node)
+                    except ParseError as exc:
+                        raise StepFailed(exc.message) from None
+                if runner.state.image is None:
+                    raise StepFailed("No image was generated. Is your Dockerfile empty?")
+                build.results[stage.index] = runner.state.image
+            image = build.results[target.index]
+            unused = sorted(k for k in options.buildargs if k not in build.used_args and k not in PREDEFINED_ARGS)
+            if unused:
+                await output.stream(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+            await output.aux({"ID": image.id})
+            await output.stream(f"Successfully built {image.short_id}\n")
+            for tag in options.tags:
+                familiar = await trio.to_thread.run_sync(self.images.tag, image.id, tag)
+                self.containers.events.publish("image", "tag", image.id, {"name": familiar})
+                await output.stream(f"Successfully tagged {familiar}\n")
+            if options.quiet:
+                await output.result(image.id + "\n")
+            return image.id
+        finally:
+            await prepared.aclose()
+
+    def _meta_args(self, build: Build) -> None:
+        lex = ShellLex(build.plan.escape)
+        for node in build.plan.meta_args:
+            for item in node.args:
+                name, eq, default = item.partition("=")
+                value = build.options.buildargs.get(name)
+                if value is None:
+                    value = lex.word(default, build.meta_values) if eq else None
+                if value is not None:
+                    build.meta_values[name] = value
+                build.used_args.add(name)
+
+    # -------------------------------------------------------------- cache: df / prune
+
+    def _tagged_ancestry(self) -> set[str]:
+        images = self.images.list()
+        by_id = {i.id: i for i in images}
+        out: set[str] = set()
+        for image in images:
+            if not image.repo_tags:
+                continue
+            current = image
+            while current is not None and current.id not in out:
+                out.add(current.id)
+                current = by_id.get(current.parent)
+        return out
+
+    def usage(self) -> list[dict]:
+        return self.cache.usage(self._tagged_ancestry())
+
+    async def prune(self, *, all_: bool = False, keep_storage: int = 0, until_ns: int | None = None) -> dict:
+        """Forget cache entries, then delete the intermediate images only they held (untagged,
+        no children, no container). Returns /build/prune's body."""
+
+        def work() -> dict:
+            before = {r.key[:25]: r.image for r in self.cache.records()}
+            deleted, _ = self.cache.prune(all_=all_, keep_storage=keep_storage, until_ns=until_ns,
+                                          tagged_ancestry=self._tagged_ancestry())
+            still = {r.image for r in self.cache.records()}
+            candidates = {before[k] for k in deleted} - still
+            reclaimed = 0
+            changed = True
+            while changed:
+                changed = False
+                images = self.images.list()
+                parents = {i.parent for i in images if i.parent}
+                for image in images:
+                    if image.id not in candidates or image.repo_tags or image.id in parents:
+                        continue
+                    if self.containers.image_in_use(image.id):
+                        continue
+                    sizes = {c: int(self.images.layer_meta(c).get("size", 0)) for c in image.chain_ids}
+                    try:
+                        result = self.images.remove(image.id, force=False, in_use=self.containers.image_in_use)
+                    except EngineError:
+                        continue
+                    reclaimed += sum(sizes.get(r["Deleted"], 0) for r in result if "Deleted" in r)
+                    candidates.discard(image.id)
+                    if image.parent:
+                        candidates.add(image.parent) if image.parent not in still and \
+                            not self._is_tagged(image.parent) else None
+                    changed = True
+            return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+        return await trio.to_thread.run_sync(work)
+
+    def _is_tagged(self, image_id: str) -> bool:
+        try:
+            return bool(self.images.get(image_id).repo_tags)
+        except NotFound:
+            return True
+
+
+def _validate(options: BuildOptions) -> None:
+    if options.platform:
+        wanted = options.platform.split("/")
+        if wanted[0] != "linux" or (len(wanted) > 1 and wanted[1] not in (_go_arch(), "")):
+            raise InvalidParameter(f'"{options.platform}": platform not supported by this daemon '
+                                   f"(linux/{_go_arch()})")
+    if options.networkmode and options.networkmode not in ("default", "bridge", "host", "none") \
+            and not options.networkmode.startswith("container:"):
+        pass  # a user network: the container create validates it

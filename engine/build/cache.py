@@ -1,0 +1,173 @@
+"""The layer cache, keyed as the classic builder keys it: the parent image and the step's
+full run config (whose Cmd is the instruction, with COPY/ADD sources' content checksums
+and RUN's build args in it). One JSON record per entry under <data_root>/builder/cache/;
+the cached results are ordinary images (untagged intermediates), so layers stay shared.
+
+--cache-from images are matched by their history (created_by of each step) and layers, as
+dockerd does for images pulled without their intermediates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+import attrs
+
+from engine.errors import NotFound
+
+
+def cache_key(parent_id: str, run_config: dict) -> str:
+    data = json.dumps(run_config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{parent_id}\n{data}".encode()).hexdigest()
+
+
+@attrs.define
+class CacheRecord:
+    key: str
+    image: str
+    parent: str
+    description: str
+    created_ns: int
+    last_used_ns: int
+    usage_count: int = 1
+    size: int = 0
+
+
+class BuildCache:
+    def __init__(self, root: str, images):
+        self.root = root
+        self.images = images
+        self._lock = threading.Lock()
+        os.makedirs(root, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key + ".json")
+
+    def _read(self, key: str) -> CacheRecord | None:
+        try:
+            with open(self._path(key)) as f:
+                return CacheRecord(**json.load(f))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def _write(self, record: CacheRecord) -> None:
+        path = self._path(record.key)
+        tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+        with open(tmp, "w") as f:
+            json.dump(attrs.asdict(record), f)
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ lookup / record
+
+    def lookup(self, parent_id: str, run_config: dict):
+        """The image a previous identical step made, or None."""
+        key = cache_key(parent_id, run_config)
+        record = self._read(key)
+        if record is None:
+            return None
+        try:
+            image = self.images.get(record.image)
+        except NotFound:
+            self._forget(key)
+            return None
+        record.last_used_ns = time.time_ns()
+        record.usage_count += 1
+        self._write(record)
+        return image
+
+    def record(self, parent_id: str, run_config: dict, image, description: str, size: int) -> None:
+        now = time.time_ns()
+        self._write(CacheRecord(key=cache_key(parent_id, run_config), image=image.id, parent=parent_id,
+                                description=description, created_ns=now, last_used_ns=now, size=size))
+
+    def _forget(self, key: str) -> None:
+        try:
+            os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def records(self) -> list[CacheRecord]:
+        out = []
+        for name in sorted(os.listdir(self.root)):
+            if name.endswith(".json"):
+                record = self._read(name[:-5])
+                if record is not None:
+                    out.append(record)
+        return out
+
+    # ------------------------------------------------------------------ --cache-from
+
+    @staticmethod
+    def match_source(source, parent, created_by: str) -> tuple[list[dict], list[str]] | None:
+        """If `source` (an image named by --cache-from) continues `parent`'s history with a
+        step made by `created_by`, the history and diff ids up to that step."""
+        src_hist = list(source.config.get("history") or [])
+        par_hist = list(parent.config.get("history") or []) if parent is not None else []
+        par_diffs = list(parent.diff_ids) if parent is not None else []
+        n = len(par_hist)
+        if len(src_hist) <= n or list(source.diff_ids[:len(par_diffs)]) != par_diffs:
+            return None
+        for a, b in zip(src_hist[:n], par_hist):
+            if a.get("created_by") != b.get("created_by") or bool(a.get("empty_layer")) != bool(b.get("empty_layer")):
+                return None
+        step = src_hist[n]
+        if step.get("created_by") != created_by:
+            return None
+        diffs = list(par_diffs)
+        if not step.get("empty_layer"):
+            index = sum(1 for h in src_hist[:n + 1] if not h.get("empty_layer")) - 1
+            if index >= len(source.diff_ids):
+                return None
+            diffs.append(source.diff_ids[index])
+        return par_hist + [step], diffs
+
+    # ------------------------------------------------------------------ df / prune
+
+    def usage(self, tagged_ancestry: set[str]) -> list[dict]:
+        """/system/df's BuildCache entries."""
+        from engine.images import Image  # noqa: F401  (type only)
+
+        out = []
+        for r in self.records():
+            out.append({
+                "ID": r.key[:25],
+                "Parent": r.parent[7:19] if r.parent.startswith("sha256:") else r.parent,
+                "Type": "regular",
+                "Description": r.description,
+                "InUse": False,
+                "Shared": r.image in tagged_ancestry,
+                "Size": r.size,
+                "CreatedAt": _rfc3339(r.created_ns),
+                "LastUsedAt": _rfc3339(r.last_used_ns),
+                "UsageCount": r.usage_count,
+            })
+        return out
+
+    def prune(self, *, all_: bool, keep_storage: int, until_ns: int | None, tagged_ancestry: set[str]) -> tuple[list[str], int]:
+        """Forget cache records (oldest use first). Without `all`, entries whose image a
+        tagged image still builds on are kept. Returns (ids, bytes the records accounted)."""
+        records = sorted(self.records(), key=lambda r: r.last_used_ns)
+        total = sum(r.size for r in records)
+        deleted: list[str] = []
+        reclaimed = 0
+        for r in records:
+            if keep_storage and total - reclaimed <= keep_storage:
+                break
+            if until_ns is not None and r.last_used_ns > until_ns:
+                continue
+            if not all_ and r.image in tagged_ancestry:
+                continue
+            self._forget(r.key)
+            deleted.append(r.key[:25])
+            reclaimed += r.size
+        return deleted, reclaimed
+
+
+def _rfc3339(ns: int) -> str:
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"

@@ -1,0 +1,222 @@
+"""The build context on disk: safe extraction of the uploaded tar, paths resolved inside a
+root (a `..` or a symlink can never lead out of it), COPY/ADD sources with Go-style globs,
+and the content checksums the layer cache keys on."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import tarfile
+
+from engine.errors import InvalidParameter, NotFound
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+# ------------------------------------------------------------------------- scoped paths
+
+def resolve_in_root(root: str, path: str, *, follow_last: bool = True, _depth: int = 0) -> str:
+    """`path` (absolute or relative to root) as a host path under `root`, following symlinks
+    as if root were `/` (Docker's FollowSymlinkInScope)."""
+    root = os.path.abspath(root)
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    current = root
+    links = 0
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        i += 1
+        if part == "..":
+            current = os.path.dirname(current) if current != root else root
+            if not (current + "/").startswith(root + "/"):
+                current = root
+            continue
+        candidate = os.path.join(current, part)
+        last = i == len(parts)
+        if os.path.islink(candidate) and (follow_last or not last):
+            links += 1
+            if links > 255:
+                raise InvalidParameter(f"too many levels of symbolic links: {path}")
+            target = os.readlink(candidate)
+            rest = parts[i:]
+            if target.startswith("/"):
+                current = root
+            parts = [p for p in target.split("/") if p not in ("", ".")] + rest
+            i = 0
+            continue
+        current = candidate
+    return current
+
+
+def rel_inside(root: str, host_path: str) -> str:
+    rel = os.path.relpath(host_path, root)
+    return "" if rel == "." else rel
+
+
+# ------------------------------------------------------------------------- extraction
+
+def extract_tar(fileobj_or_path, dest: str) -> None:
+    """Unpack a context tar (plain, gzip, bzip2 or xz) into `dest`. Names are made relative;
+    an entry whose path would leave dest (`..`, or through a symlink extracted earlier) is an
+    error; device nodes are skipped; ownership is not applied (COPY sets it)."""
+    os.makedirs(dest, exist_ok=True)
+    dest = os.path.abspath(dest)
+    if isinstance(fileobj_or_path, str):
+        tf = tarfile.open(fileobj_or_path, mode="r:*")
+    else:
+        tf = tarfile.open(fileobj=fileobj_or_path, mode="r|*")
+    dir_modes: list[tuple[str, int, int]] = []
+    with tf:
+        for member in _members(tf):
+            name = posixpath.normpath("/" + member.name).lstrip("/")
+            if not name or name == ".":
+                continue
+            if name.split("/")[0] == "..":
+                raise InvalidParameter(f"context tar entry escapes the context: {member.name}")
+            parent = os.path.join(dest, os.path.dirname(name))
+            real_parent = resolve_in_root(dest, os.path.dirname(name))
+            if os.path.normpath(real_parent) != os.path.normpath(parent):
+                raise InvalidParameter(f"context tar entry goes through a symlink: {member.name}")
+            os.makedirs(parent, exist_ok=True)
+            target = os.path.join(dest, name)
+            if member.isdir():
+                if os.path.lexists(target) and not os.path.isdir(target):
+                    os.unlink(target)
+                os.makedirs(target, exist_ok=True)
+                dir_modes.append((target, member.mode & 0o7777, member.mtime))
+                continue
+            if os.path.lexists(target):
+                if os.path.isdir(target) and not os.path.islink(target):
+                    import shutil
+
+                    shutil.rmtree(target)
+                else:
+                    os.unlink(target)
+            if member.isreg():
+                src = tf.extractfile(member)
+                with open(target, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                os.chmod(target, member.mode & 0o7777)
+                os.utime(target, (member.mtime, member.mtime))
+            elif member.issym():
+                os.symlink(member.linkname, target)
+            elif member.islnk():
+                link = posixpath.normpath("/" + member.linkname).lstrip("/")
+                source = os.path.join(dest, link)
+                if link.split("/")[0] == ".." or resolve_in_root(dest, link, follow_last=False) != source \
+                        or not os.path.isfile(source) or os.path.islink(source):
+                    raise InvalidParameter(f"context tar hardlink escapes the context: {member.name}")
+                os.link(source, target)
+            # devices, fifos: not part of a build context
+    for path, mode, mtime in reversed(dir_modes):
+        os.chmod(path, mode | 0o700)
+        os.utime(path, (mtime, mtime))
+
+
+def _members(tf: tarfile.TarFile):
+    """The members; a stream cut short after its last member (the docker CLI's `-f -`
+    context has no end-of-archive blocks) ends the archive instead of failing it."""
+    count = 0
+    while True:
+        try:
+            member = tf.next()
+        except tarfile.ReadError:
+            if count:
+                return
+            raise
+        if member is None:
+            return
+        count += 1
+        yield member
+
+
+# ------------------------------------------------------------------------- sources
+
+def has_glob(path: str) -> bool:
+    return bool(_GLOB_CHARS.search(path))
+
+
+def go_match(pattern: str, name: str) -> bool:
+    """Go's filepath.Match: `*` and `?` never match '/'."""
+    if pattern.count("/") != name.count("/"):
+        return False
+    return all(fnmatch.fnmatchcase(n, p) for p, n in zip(pattern.split("/"), name.split("/")))
+
+
+def find_sources(root: str, source: str, what: str = "COPY") -> list[tuple[str, str]]:
+    """A COPY/ADD source (relative to the context root) → [(host path, name as written)].
+    Globs match paths in the root; a matched directory is taken whole."""
+    clean = posixpath.normpath("/" + source.replace("\\", "/")).lstrip("/")
+    if not has_glob(clean):
+        path = resolve_in_root(root, clean)
+        if not os.path.lexists(path):
+            raise NotFound(f"{what} failed: file not found in build context or excluded by "
+                           f".dockerignore: stat {clean or '.'}: file does not exist")
+        return [(path, clean)]
+    hits: list[tuple[str, str]] = []
+    depth = clean.count("/")
+
+    def walk(directory: str, rel: str, level: int) -> None:
+        try:
+            names = sorted(os.listdir(directory))
+        except (NotADirectoryError, FileNotFoundError):
+            return
+        for name in names:
+            r = f"{rel}/{name}" if rel else name
+            path = os.path.join(directory, name)
+            if level == depth:
+                if go_match(clean, r):
+                    hits.append((resolve_in_root(root, r), r))
+            elif os.path.isdir(path) and not os.path.islink(path):
+                walk(path, r, level + 1)
+
+    walk(root, "", 0)
+    if not hits:
+        raise NotFound(f"{what} failed: no source files were specified")
+    return hits
+
+
+# ------------------------------------------------------------------------- checksums
+
+def checksum(paths: list[str]) -> str:
+    """Docker-style source digest for the cache: "file:<hex>", "dir:<hex>" or "multi:<hex>"
+    over names, types, modes and contents (not owners or times)."""
+    digests = []
+    kinds = []
+    for path in paths:
+        sha = hashlib.sha256()
+        if os.path.isdir(path):
+            kinds.append("dir")
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames.sort()
+                rel_dir = os.path.relpath(dirpath, path)
+                sha.update(f"D {rel_dir} {stat.S_IMODE(os.lstat(dirpath).st_mode):o}\n".encode())
+                entries = sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))])
+                for name in entries:
+                    _hash_entry(sha, os.path.join(dirpath, name), os.path.normpath(os.path.join(rel_dir, name)))
+        else:
+            kinds.append("file")
+            _hash_entry(sha, path, "")
+        digests.append(sha.hexdigest())
+    if len(digests) == 1:
+        return f"{kinds[0]}:{digests[0]}"
+    return "multi:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _hash_entry(sha, path: str, rel: str) -> None:
+    st = os.lstat(path)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        sha.update(f"L {rel} {os.readlink(path)}\n".encode())
+    elif stat.S_ISREG(st.st_mode):
+        sha.update(f"F {rel} {mode:o} {st.st_size}\n".encode())
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+    else:
+        sha.update(f"O {rel} {stat.S_IFMT(st.st_mode)} {mode:o}\n".encode())

@@ -1,0 +1,234 @@
+"""Builds against a private pyengined with the real clients: `DOCKER_BUILDKIT=0 docker build`
+(the classic builder protocol), docker-py's images.build() and docker-compose 1.29's `build:`;
+multi-stage, --target, the layer cache, .dockerignore, ADD of a tar, every instruction's
+effect on the image config, /system/df and /build/prune, and that a failed build leaves
+nothing behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.conftest import _mounts_under, needs_root
+
+DOCKER = shutil.which("docker")
+COMPOSE = shutil.which("docker-compose")
+pytestmark = [needs_root, pytest.mark.acceptance,
+              pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")]
+
+MULTI_STAGE = """\
+# escape=\\
+ARG BASE=busybox
+FROM ${BASE} AS build
+ARG GREETING=hello
+ENV WHO=world \\
+    EXTRA="two words"
+WORKDIR /src
+COPY . .
+RUN echo "$GREETING $WHO" > /src/msg \\
+ && cat conf/*.conf >> /src/msg
+FROM busybox AS never-used
+RUN exit 7
+FROM busybox
+COPY --from=build /src/msg /app/
+COPY --from=build /src/conf/ /etc/app/
+CMD ["cat", "/app/msg"]
+"""
+
+
+def _write(root, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture
+def docker(daemon, tmp_path):
+    env = {**daemon.env(), "DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+
+    def run(*args, input=None, cwd=None, check=False, timeout=180):
+        result = subprocess.run([DOCKER, *args], env=env, input=input, capture_output=True,
+                                timeout=timeout, cwd=cwd)
+        if check:
+            assert result.returncode == 0, (args, result.stdout.decode(), result.stderr.decode())
+        return result
+
+    return run
+
+
+def test_multi_stage_cache_and_target(docker, tmp_path):
+    _write(tmp_path, {"Dockerfile": MULTI_STAGE, "conf/a.conf": "alpha\n", "conf/b.conf": "beta\n",
+                      "secret.key": "no\n", ".dockerignore": "*.key\n"})
+    first = docker("build", "-t", "pe-ms:1", "--build-arg", "GREETING=hi", str(tmp_path), check=True)
+    out = first.stdout.decode()
+    assert "Step 1/" in out and "Successfully built" in out and "Successfully tagged pe-ms:1" in out
+    assert "exit 7" not in out  # the unused stage is not built
+    assert "Using cache" not in out
+    run = docker("run", "--rm", "pe-ms:1", check=True).stdout.decode()
+    assert run == "hi world\nalpha\nbeta\n"
+    listing = docker("run", "--rm", "pe-ms:1", "ls", "/etc/app", check=True).stdout.decode().split()
+    assert listing == ["a.conf", "b.conf"]
+    # .dockerignore: the key never reached the first stage's COPY
+    docker("build", "-t", "pe-ms:build", "--target", "build", "--build-arg", "GREETING=hi", str(tmp_path), check=True)
+    assert docker("run", "--rm", "pe-ms:build", "ls", "/src").stdout.decode().split() == ["Dockerfile", "conf", "msg"]
+
+    second = docker("build", "-t", "pe-ms:1", "--build-arg", "GREETING=hi", str(tmp_path), check=True).stdout.decode()
+    steps = [line for line in second.splitlines() if line.startswith("Step ")]
+    non_from = [s for s in steps if " : FROM " not in s]
+    assert second.count("---> Using cache") == len(non_from)
+    image_id = docker("inspect", "-f", "{{.Id}}", "pe-ms:1", check=True).stdout.decode().strip()
+    assert f"Successfully built {image_id[7:19]}" in second and "Running in" not in second
+    # a changed source file misses the cache from its COPY on
+    (tmp_path / "conf" / "b.conf").write_text("gamma\n")
+    third = docker("build", "-t", "pe-ms:2", "--build-arg", "GREETING=hi", str(tmp_path), check=True).stdout.decode()
+    assert third.count("Using cache") == 3  # ARG, ENV, WORKDIR
+    assert docker("run", "--rm", "pe-ms:2").stdout.decode().endswith("gamma\n")
+    no_cache = docker("build", "--no-cache", "-q", "--build-arg", "GREETING=hi", str(tmp_path), check=True)
+    assert no_cache.stdout.decode().strip().startswith("sha256:")
+    # intermediate images are hidden from `docker images` but listed with -a
+    shown = docker("images", "-q").stdout.decode().split()
+    every = docker("images", "-aq").stdout.decode().split()
+    assert len(every) > len(shown)
+    for tag in ("pe-ms:1", "pe-ms:2", "pe-ms:build"):
+        docker("rmi", tag)
+
+
+def test_instructions_set_the_image_config(docker, tmp_path):
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tf:
+        data = b"from the archive\n"
+        info = tarfile.TarInfo("pkg/readme.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    (tmp_path / "pkg.tar.gz").write_bytes(inner.getvalue())
+    os.symlink("/etc/hostname", tmp_path / "leak")
+    _write(tmp_path, {"Dockerfile": """\
+FROM busybox
+MAINTAINER someone@example.com
+LABEL org.example.name="my app" version=1
+ENV APP_HOME=/opt/app PORT=8080
+EXPOSE ${PORT} 53/udp
+USER 1000:1000
+WORKDIR $APP_HOME
+ADD pkg.tar.gz /opt/
+COPY --chown=1000:1000 *.txt ./
+VOLUME ["/data"]
+STOPSIGNAL SIGINT
+SHELL ["/bin/sh", "-ec"]
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q localhost:${PORT} || exit 1
+ONBUILD RUN echo triggered > /tmp/triggered
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo ${UNSET:-dflt}"]
+""", "a.txt": "a\n", "b.txt": "b\n"})
+    docker("build", "-t", "pe-cfg", str(tmp_path), check=True)
+    cfg = json.loads(docker("inspect", "pe-cfg", check=True).stdout)[0]
+    c = cfg["Config"]
+    assert cfg["Author"] == "someone@example.com"
+    assert c["Labels"] == {"org.example.name": "my app", "version": "1"}
+    assert "APP_HOME=/opt/app" in c["Env"] and "PORT=8080" in c["Env"]
+    assert set(c["ExposedPorts"]) == {"8080/tcp", "53/udp"}
+    assert c["User"] == "1000:1000" and c["WorkingDir"] == "/opt/app"
+    assert c["Volumes"] == {"/data": {}} and c["StopSignal"] == "SIGINT"
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "wget -q localhost:${PORT} || exit 1"],
+                                "Interval": 5_000_000_000, "Timeout": 2_000_000_000, "Retries": 4}
+    assert c["OnBuild"] == ["RUN echo triggered > /tmp/triggered"]
+    assert c["Entrypoint"] == ["/bin/sh", "-c"] and c["Cmd"] == ["echo ${UNSET:-dflt}"]
+    out = docker("run", "--rm", "--user", "0", "pe-cfg", "cat /opt/pkg/readme.txt; stat -c '%u %n' a.txt b.txt",
+                 check=True).stdout.decode()
+    assert out == "from the archive\n1000 a.txt\n1000 b.txt\n"
+    # a symlink in the context never leads outside of it
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY leak /leak\n")
+    bad = docker("build", str(tmp_path))
+    assert bad.returncode != 0 and b"file not found in build context" in bad.stderr + bad.stdout
+    # ONBUILD triggers run in a child build
+    child = tmp_path / "child"
+    _write(child, {"Dockerfile": "FROM pe-cfg\n"})
+    built = docker("build", "-t", "pe-child", str(child), check=True).stdout.decode()
+    assert "Executing 1 build trigger" in built
+    assert docker("run", "--rm", "--entrypoint", "cat", "pe-child", "/tmp/triggered").stdout == b"triggered\n"
+    docker("rmi", "pe-child", "pe-cfg")
+
+
+def test_failed_build_leaves_nothing(daemon, docker, tmp_path):
+    tmp_root = os.path.join(daemon.data_root, "tmp")
+    before_images = set(docker("images", "-aq", "--no-trunc").stdout.decode().split())
+    _write(tmp_path, {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN echo step-output && exit 3\nRUN true\n", "f": "x"})
+    result = docker("build", "--no-cache", "-t", "pe-fail", str(tmp_path))
+    assert result.returncode == 3
+    assert "step-output" in result.stdout.decode()
+    assert "The command '/bin/sh -c echo step-output && exit 3' returned a non-zero code: 3" in result.stderr.decode()
+    assert docker("ps", "-aq").stdout.strip() == b""
+    assert docker("images", "-q", "pe-fail").stdout.strip() == b""
+    assert not [m for m in _mounts_under(daemon.root) if "/tmp/" in m]
+    assert not (os.path.isdir(tmp_root) and [e for e in os.listdir(tmp_root) if e.startswith("build-")])
+    # a bad Dockerfile is refused with its line, before anything runs
+    bad = docker("build", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN true\nFROBNICATE now\n")
+    assert bad.returncode == 1
+    assert "dockerfile parse error line 3: unknown instruction: FROBNICATE" in bad.stderr.decode()
+    after_images = set(docker("images", "-aq", "--no-trunc").stdout.decode().split())
+    # only the cached COPY step remains (as dockerd keeps it), no tagged or half image
+    assert len(after_images - before_images) <= 1
+
+
+def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
+    import docker as dockerpy
+
+    client = dockerpy.DockerClient(base_url=daemon.host, version="1.41", timeout=120)
+    try:
+        _write(tmp_path, {"Dockerfile": "FROM busybox AS base\nARG V\nRUN echo v=$V > /v\nLABEL stage=one\n"
+                                        "FROM base AS final\nRUN cat /v > /w\n"})
+        image, logs = client.images.build(path=str(tmp_path), tag="pe-py:1", buildargs={"V": "42", "UNUSED": "x"},
+                                          labels={"via": "docker-py"}, rm=True)
+        text = "".join(chunk.get("stream", "") for chunk in logs)
+        assert "[Warning] One or more build-args [UNUSED] were not consumed" in text
+        assert image.labels == {"stage": "one", "via": "docker-py"}
+        assert client.containers.run("pe-py:1", "cat /w", remove=True) == b"v=42\n"
+        target, _ = client.images.build(path=str(tmp_path), target="base", buildargs={"V": "42"}, rm=True)
+        assert "via" not in target.labels
+        df = client.df()
+        assert df["BuildCache"] and all(entry["Type"] == "regular" for entry in df["BuildCache"])
+        # /build/prune forgets the cache and frees the layers only it held
+        saved = b"".join(client.images.get("pe-py:1").save(named=True))
+        client.images.remove("pe-py:1")
+        pruned = client.api.prune_builds(all=True)
+        assert pruned["CachesDeleted"] and pruned["SpaceReclaimed"] > 0
+        assert not client.df()["BuildCache"]
+        # --cache-from: the image loaded back (no intermediates, no cache) still gives hits
+        loaded = client.images.load(saved)[0]
+        again, logs = client.images.build(path=str(tmp_path), tag="pe-py:2", buildargs={"V": "42"},
+                                          labels={"via": "docker-py"}, cache_from=["pe-py:1"], rm=True)
+        text = "".join(chunk.get("stream", "") for chunk in logs)
+        assert text.count("Using cache") == 5, text
+        assert again.id == loaded.id
+        with pytest.raises(dockerpy.errors.BuildError, match="returned a non-zero code: 5"):
+            _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 5\n"})
+            client.images.build(path=str(tmp_path), rm=True)
+        client.images.remove("pe-py:1")
+        client.images.remove("pe-py:2")
+        client.api.prune_builds(all=True)
+    finally:
+        for c in client.containers.list(all=True):
+            c.remove(force=True)
+        client.close()
+
+
+@pytest.mark.skipif(COMPOSE is None, reason="docker-compose not installed")
+def test_compose_build(daemon, tmp_path):
+    _write(tmp_path, {
+        "docker-compose.yml": 'version: "3.8"\nservices:\n  app:\n    build:\n      context: ./app\n'
+                              "      args:\n        MSG: from-compose\n    image: pe-compose-app\n",
+        "app/Dockerfile": "FROM busybox\nARG MSG\nRUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\"]\n",
+    })
+    env = daemon.env()
+    result = subprocess.run([COMPOSE, "-p", "pebuild", "build"], cwd=tmp_path, env=env, capture_output=True, timeout=180)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    out = subprocess.run([DOCKER, "run", "--rm", "pe-compose-app"], env=env, capture_output=True, timeout=60)
+    assert out.stdout == b"from-compose\n"
+    subprocess.run([DOCKER, "rmi", "pe-compose-app"], env=env, capture_output=True, timeout=60)
