@@ -303,6 +303,42 @@ async def prune(req: Request):
     return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
+_UPDATE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
+                ("nano_cpus", "NanoCpus"), ("cpu_shares", "CpuShares"), ("cpu_quota", "CpuQuota"),
+                ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"))
+
+
+@router.post("/containers/{id}/update")
+async def update(req: Request):
+    from engine.containers.model import RestartPolicy
+    from engine.runtime.cgroups import Resources
+
+    body = await req.json(default=None) or {}
+    if not isinstance(body, dict):
+        raise errors.InvalidParameter("the update body must be a JSON object")
+    fields = {}
+    for attr, key in _UPDATE_INTS:
+        value = body.get(key) or 0
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise errors.InvalidParameter(f"invalid {key}: {value!r}")
+        fields[attr] = value
+    for attr, key in (("cpuset_cpus", "CpusetCpus"), ("cpuset_mems", "CpusetMems")):
+        fields[attr] = str(body.get(key) or "")
+    pids = body.get("PidsLimit")
+    if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)):
+        raise errors.InvalidParameter(f"invalid PidsLimit: {pids!r}")
+    policy = RestartPolicy.from_docker(body["RestartPolicy"]) if body.get("RestartPolicy") else None
+    warnings = await req.daemon.containers.update(req.params["id"], Resources(pids_limit=pids, **fields), policy)
+    return json_response({"Warnings": warnings})
+
+
+@router.get("/containers/{id}/changes")
+async def changes(req: Request):
+    found = await req.daemon.containers.changes(req.params["id"])
+    # dockerd answers null, not [], when nothing changed
+    return json_response([{"Path": c.path, "Kind": int(c.kind)} for c in found] or None)
+
+
 # --- io --------------------------------------------------------------------------------------
 @router.get("/containers/{id}/logs")
 async def logs(req: Request):

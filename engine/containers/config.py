@@ -10,9 +10,10 @@ import shlex
 import signal
 
 from engine import errors
+from engine.containers.model import RestartPolicy
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-RESTART_POLICIES = ("", "no", "always", "on-failure", "unless-stopped")
+
 MIN_MEMORY = 6 * 1024 * 1024
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -216,6 +217,8 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
     if memory and memory < MIN_MEMORY:
         raise errors.InvalidParameter("Minimum memory limit allowed is 6MB")
     swap = _int_field(host, "MemorySwap")
+    if memory and not swap:
+        host["MemorySwap"] = swap = 2 * memory  # dockerd's default: swap as large as memory
     if swap > 0 and memory and swap < memory:
         raise errors.InvalidParameter(
             "Minimum memoryswap limit should be larger than memory limit, see usage"
@@ -237,21 +240,10 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
     if _int_field(host, "CpuShares") < 0:
         raise errors.InvalidParameter("invalid CPU shares")
 
-    policy = host.get("RestartPolicy") or {}
-    name = policy.get("Name") or ""
-    retries = policy.get("MaximumRetryCount") or 0
-    if name not in RESTART_POLICIES:
-        raise errors.InvalidParameter(
-            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
-            "'on-failure', or 'unless-stopped'"
-        )
-    if retries and name != "on-failure":
-        raise errors.InvalidParameter(
-            f"invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )
-    if retries < 0:
-        raise errors.InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-    host["RestartPolicy"] = {"Name": name or "no", "MaximumRetryCount": retries}
+    policy = RestartPolicy.from_docker(host.get("RestartPolicy"))
+    policy.validate()
+    host["RestartPolicy"] = policy.to_docker()
+    name = policy.name
     if host.get("AutoRemove") and name not in ("", "no"):
         raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
 

@@ -85,6 +85,7 @@ def resources_from(host: dict) -> cgroups.Resources:
         cpuset_cpus=host.get("CpusetCpus") or "",
         cpuset_mems=host.get("CpusetMems") or "",
         pids_limit=host.get("PidsLimit") or 0,
+        blkio_weight=host.get("BlkioWeight") or 0,
         allow_all_devices=bool(host.get("Privileged")),
     )
 
@@ -731,6 +732,20 @@ class ContainerManager:
         self.publish(container, "rename", oldName="/" + old)
 
     # --- io -----------------------------------------------------------------------------------
+    async def update(self, ref: str, resources: cgroups.Resources, restart_policy=None) -> list[str]:
+        """docker update (engine/containers/update.py). Returns warnings."""
+        from engine.containers.update import update_container
+
+        return await update_container(self, self.get(ref), resources, restart_policy)
+
+    async def changes(self, ref: str) -> list:
+        """docker diff (engine/containers/changes.py): [Change(path, kind)]."""
+        from engine.containers.changes import rootfs_changes
+
+        container = self.get(ref)
+        lowers = self.images.layer_dirs(self.images.resolve(container.image_id))
+        return await trio.to_thread.run_sync(rootfs_changes, container.upper_dir, lowers)
+
     def subscribe_output(self, container: Container) -> trio.MemoryReceiveChannel:
         return self._supervisors[container.id].hub.subscribe()
 

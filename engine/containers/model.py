@@ -66,6 +66,42 @@ class Status(str, enum.Enum):
         return self in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
 
+@attrs.frozen
+class RestartPolicy:
+    """HostConfig.RestartPolicy. An empty name is what clients before Docker 25 sent for "no"."""
+
+    name: str = "no"
+    maximum_retry_count: int = 0
+
+    @classmethod
+    def from_docker(cls, value: dict | None) -> "RestartPolicy":
+        value = value or {}
+        retries = value.get("MaximumRetryCount") or 0
+        if not isinstance(retries, int):
+            raise errors.InvalidParameter("invalid restart policy: MaximumRetryCount must be an integer")
+        return cls(value.get("Name") or "", retries)
+
+    def validate(self) -> None:
+        """dockerd's rules, with its messages."""
+        if self.name in ("no", "always", "unless-stopped"):
+            if self.maximum_retry_count:
+                message = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                if self.maximum_retry_count < 0:
+                    message += " and cannot be negative"
+                raise errors.InvalidParameter(message)
+        elif self.name == "on-failure":
+            if self.maximum_retry_count < 0:
+                raise errors.InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+        elif self.name:
+            raise errors.InvalidParameter(
+                f"invalid restart policy: unknown policy '{self.name}'; use one of 'no', 'always', "
+                "'on-failure', or 'unless-stopped'"
+            )
+
+    def to_docker(self) -> dict:
+        return {"Name": self.name or "no", "MaximumRetryCount": self.maximum_retry_count}
+
+
 @attrs.define
 class State:
     status: Status = Status.CREATED

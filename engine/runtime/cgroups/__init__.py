@@ -15,13 +15,13 @@ import os
 
 from ._detect import Hierarchy, Layout, build_layout, detect_mode, layout
 from ._manager import CgroupManager, check_name
-from ._resources import DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
+from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
 from ._v1 import V1Manager
 from ._v2 import V2Manager
 
 __all__ = [
     "CgroupManager", "Resources", "for_container", "detect_mode", "cleanup_stale", "remove_parent",
-    "Layout", "Hierarchy", "DEFAULT_DEVICE_RULES", "SWAP_UNSUPPORTED_WARNING",
+    "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager",
 ]
 

@@ -7,6 +7,9 @@ from engine.errors import InvalidParameter
 CFS_PERIOD_DEFAULT = 100_000  # µs, as Docker
 MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
 
+BLKIO_WEIGHT_UNSUPPORTED_WARNING = (
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+)
 SWAP_UNSUPPORTED_WARNING = (
     "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
     "Memory limited without swap."
@@ -30,6 +33,7 @@ class Resources:
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     pids_limit: int | None = None
+    blkio_weight: int = 0  # 10..1000; discarded with a warning where no weight file exists
     # --privileged: every device allowed (v1 devices cgroup "a *:* rwm"), not Docker's short list
     allow_all_devices: bool = False
 
@@ -62,6 +66,8 @@ class Resources:
             raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
         if self.cpu_shares < 0:
             raise InvalidParameter("invalid CPU shares")
+        if self.blkio_weight and not (10 <= self.blkio_weight <= 1000):
+            raise InvalidParameter("Range of blkio weight is from 10 to 1000")
 
     # ---- derived values (shared by v1 and v2) ----
 

@@ -7,7 +7,7 @@ from engine.errors import SystemError_
 from . import _fs
 from ._detect import Layout
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
-from ._resources import DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources
+from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources
 
 USER_HZ_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
@@ -68,6 +68,16 @@ def set_pids(path: str, res: Resources) -> list[str]:
     if limit is not None:
         _fs.write(os.path.join(path, "pids.max"), "max" if limit < 0 else limit)
     return []
+
+
+def set_blkio(path: str, res: Resources) -> list[str]:
+    if not res.blkio_weight:
+        return []
+    for name in ("blkio.weight", "blkio.bfq.weight"):  # CFQ's, then BFQ's on newer kernels
+        if os.path.exists(os.path.join(path, name)):
+            _fs.write(os.path.join(path, name), res.blkio_weight)
+            return []
+    return [BLKIO_WEIGHT_UNSUPPORTED_WARNING]
 
 
 def set_devices(path: str, rules=DEFAULT_DEVICE_RULES) -> list[str]:
@@ -170,10 +180,13 @@ class V1Manager(CgroupManager):
 
     def _apply(self, res: Resources, creating: bool) -> list[str]:
         warnings: list[str] = []
-        steps = [("memory", set_memory), ("cpu", set_cpu), ("cpuset", set_cpuset), ("pids", set_pids)]
+        steps = [("memory", set_memory), ("cpu", set_cpu), ("cpuset", set_cpuset), ("pids", set_pids),
+                 ("blkio", set_blkio)]
         for controller, fn in steps:
             p = self.path(controller)
             if p is None:
+                if controller == "blkio" and res.blkio_weight:
+                    warnings.append(BLKIO_WEIGHT_UNSUPPORTED_WARNING)
                 continue
             warnings += fn(p, res)
         if creating and (p := self.path("devices")) is not None:

@@ -6,7 +6,7 @@ import os
 from . import _fs
 from ._detect import Layout
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
-from ._resources import SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
+from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
 
 WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 
@@ -56,6 +56,20 @@ def set_pids(path: str, res: Resources) -> list[str]:
     if limit is not None:
         _fs.write(os.path.join(path, "pids.max"), _max(limit))
     return []
+
+
+def set_io(path: str, res: Resources) -> list[str]:
+    if not res.blkio_weight:
+        return []
+    bfq = os.path.join(path, "io.bfq.weight")
+    if os.path.exists(bfq):  # BFQ takes blkio's 10..1000 as is
+        _fs.write(bfq, res.blkio_weight)
+        return []
+    weight = os.path.join(path, "io.weight")
+    if os.path.exists(weight):  # [10, 1000] → [1, 10000], as runc converts it
+        _fs.write(weight, f"default {1 + (res.blkio_weight - 10) * 9999 // 990}")
+        return []
+    return [BLKIO_WEIGHT_UNSUPPORTED_WARNING]
 
 
 def enable_controllers(path: str) -> None:
@@ -115,7 +129,7 @@ class V2Manager(CgroupManager):
 
     def _apply(self, res: Resources) -> list[str]:
         warnings: list[str] = []
-        for fn in (set_memory, set_cpu, set_cpuset, set_pids):
+        for fn in (set_memory, set_cpu, set_cpuset, set_pids, set_io):
             warnings += fn(self._path, res)
         # Device rules on v2 need an eBPF program attached to the cgroup (not done yet).
         return warnings

@@ -1,0 +1,85 @@
+"""`docker update`: new resource limits and restart policy for a container. They are merged
+into its record as dockerd merges them (a zero/unset field keeps the old value), applied to
+the cgroups of a running container at once, and persisted; a failure changes nothing."""
+
+from __future__ import annotations
+
+import trio
+
+from engine import errors
+from engine.containers.config import MIN_MEMORY
+from engine.containers.model import Container, RestartPolicy, Status
+from engine.runtime import cgroups
+
+# Resources attribute ↔ HostConfig key, for the fields where zero means "keep".
+_FIELDS = (
+    ("blkio_weight", "BlkioWeight"), ("cpu_shares", "CpuShares"), ("nano_cpus", "NanoCpus"),
+    ("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota"), ("cpuset_cpus", "CpusetCpus"),
+    ("cpuset_mems", "CpusetMems"), ("memory", "Memory"), ("memory_swap", "MemorySwap"),
+    ("memory_reservation", "MemoryReservation"),
+)
+
+
+def merged_host_config(container: Container, resources: cgroups.Resources,
+                       restart_policy: RestartPolicy | None) -> dict:
+    """The container's HostConfig with the update applied; InvalidParameter (dockerd's
+    messages) when the update conflicts with what is set."""
+    host = dict(container.host_config)
+
+    def conflict(message: str) -> errors.InvalidParameter:
+        return errors.InvalidParameter(f"Cannot update container {container.id}: {message}")
+
+    for new, old, message in (
+        (resources.nano_cpus, host.get("CpuPeriod"), "Nano CPUs cannot be updated as CPU Period has already been set"),
+        (resources.nano_cpus, host.get("CpuQuota"), "Nano CPUs cannot be updated as CPU Quota has already been set"),
+        (resources.cpu_period, host.get("NanoCpus"), "CPU Period cannot be updated as NanoCPUs has already been set"),
+        (resources.cpu_quota, host.get("NanoCpus"), "CPU Quota cannot be updated as NanoCPUs has already been set"),
+    ):
+        if new and new > 0 and (old or 0) > 0:
+            raise conflict(f"Conflicting options: {message}")
+    if resources.memory and resources.memory > (host.get("MemorySwap") or 0) and not resources.memory_swap:
+        raise conflict("Memory limit should be smaller than already set memoryswap limit, "
+                       "update the memoryswap at the same time")
+    for attr, key in _FIELDS:
+        value = getattr(resources, attr)
+        if value:
+            host[key] = value
+    if resources.pids_limit is not None:
+        host["PidsLimit"] = resources.pids_limit if resources.pids_limit > 0 else 0
+    if restart_policy is not None and restart_policy.name:
+        if restart_policy.name != "no" and host.get("AutoRemove"):
+            raise conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        host["RestartPolicy"] = restart_policy.to_docker()
+    return host
+
+
+async def update_container(manager, container: Container, resources: cgroups.Resources,
+                           restart_policy: RestartPolicy | None) -> list[str]:
+    """Validate, apply to the live cgroups (running or paused), then persist. Returns warnings."""
+    from engine.containers.manager import resources_from
+
+    if container.state.status in (Status.REMOVING, Status.DEAD):
+        raise errors.Conflict('Container is marked for removal and cannot be "update"')
+    if resources.memory and resources.memory < MIN_MEMORY:
+        raise errors.InvalidParameter("Minimum memory limit allowed is 6MB")
+    if resources.blkio_weight and not (10 <= resources.blkio_weight <= 1000):
+        raise errors.InvalidParameter("Range of blkio weight is from 10 to 1000")
+    if restart_policy is not None:
+        restart_policy.validate()
+    host = merged_host_config(container, resources, restart_policy)
+    limits = resources_from(host)
+    try:
+        limits.validate()
+    except errors.InvalidParameter as exc:
+        raise errors.InvalidParameter(f"Cannot update container {container.id}: {exc.message}") from None
+    warnings: list[str] = []
+    run = manager.supervisor(container).run
+    if run is not None and container.state.status in (Status.RUNNING, Status.PAUSED):
+        try:
+            warnings = await trio.to_thread.run_sync(run.cgroup.update, limits)
+        except errors.EngineError as exc:
+            raise errors.SystemError_(f"Cannot update container {container.id}: {exc.message}") from None
+    container.host_config = host
+    await trio.to_thread.run_sync(container.save)
+    manager.publish(container, "update")
+    return warnings
