@@ -138,6 +138,14 @@ def _label_match(labels: dict, wanted: str) -> bool:
     return key in labels and (not eq or labels[key] == value)
 
 
+def _name_matches(pattern: str, name: str) -> bool:
+    """dockerd matches the regexp against the name with its leading slash ("^/web$")."""
+    try:
+        return re.search(pattern, "/" + name) is not None
+    except re.error:
+        return False
+
+
 def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
     for key, values in filters.items():
         if key not in _FILTERS:
@@ -146,7 +154,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
             continue
         if key == "id" and not any(c.id.startswith(v) for v in values):
             return False
-        if key == "name" and not any(re.search(v.lstrip("/"), c.name) for v in values):
+        if key == "name" and not any(_name_matches(v, c.name) for v in values):
             return False
         if key == "label" and not all(_label_match(c.config.get("Labels") or {}, v) for v in values):
             return False
@@ -289,18 +297,26 @@ async def resize(req: Request):
     return empty(200)
 
 
+_PRUNE_FILTERS = {"until", "label", "label!"}
+
+
 @router.post("/containers/prune")
 async def prune(req: Request):
+    from engine.containers.logs import parse_since
+    from engine.containers.prune import PruneFilters
+
     filters = req.query.filters()
-    deleted = []
-    for c in list(req.daemon.containers.all()):
-        if c.state.status not in (Status.EXITED, Status.CREATED, Status.DEAD):
-            continue
-        if "label" in filters and not all(_label_match(c.config.get("Labels") or {}, v) for v in filters["label"]):
-            continue
-        await req.daemon.containers.remove(c.id)
-        deleted.append(c.id)
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+    for key in filters:
+        if key not in _PRUNE_FILTERS:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    until = filters.get("until") or []
+    if len(until) > 1:
+        raise errors.InvalidParameter("more than one until filter specified")
+    report = await req.daemon.containers.prune(PruneFilters(
+        until_ns=parse_since(until[0]) if until else 0,
+        labels=tuple(filters.get("label") or ()), not_labels=tuple(filters.get("label!") or ()),
+    ))
+    return json_response({"ContainersDeleted": report.deleted or None, "SpaceReclaimed": report.space_reclaimed})
 
 
 _UPDATE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
@@ -435,16 +451,25 @@ async def top(req: Request):
     return json_response(await req.daemon.containers.top(req.params["id"], req.query.get("ps_args") or "-ef"))
 
 
+# dockerd's precpu_stats before a previous sample exists: zero values, the optional fields left out
+_NO_CPU_STATS = {
+    "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+}
+
+
 @router.get("/containers/{id}/stats")
 async def stats(req: Request):
     manager = req.daemon.containers
     c = manager.get(req.params["id"])
     stream = req.query.bool("stream", True)
     one_shot = req.query.bool("one-shot")
+    if stream and one_shot:
+        raise errors.InvalidParameter("cannot have stream=true and one-shot=true")
 
     def with_pre(sample: dict, previous: dict | None) -> dict:
         sample["preread"] = previous["read"] if previous else "0001-01-01T00:00:00Z"
-        sample["precpu_stats"] = previous["cpu_stats"] if previous else {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}
+        sample["precpu_stats"] = previous["cpu_stats"] if previous else _NO_CPU_STATS
         return sample
 
     if not stream:

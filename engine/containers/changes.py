@@ -89,7 +89,7 @@ def rootfs_changes(upper: str, lowers: list[str]) -> list[Change]:
     for path in INIT_PATHS:
         changes.pop(path, None)
     for parent in INIT_PARENTS:
-        # modified only because the engine made its mount targets there
-        if changes.get(parent) is ChangeKind.MODIFIED and not any(p.startswith(parent + "/") for p in changes):
+        # made or touched only because the engine made its mount targets there
+        if parent in changes and not any(p.startswith(parent + "/") for p in changes):
             del changes[parent]
     return [Change(path, kind) for path, kind in sorted(changes.items())]

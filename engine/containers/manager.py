@@ -674,6 +674,14 @@ class ContainerManager:
         if sup.removing:
             raise errors.Conflict(f"removal of container {container.id} is already in progress")
         if not status.is_live() and sup.done is not None and not sup.done.is_set():
+            if self._should_restart(container, container.state.exit_code):
+                # Between an exit and its restart: dockerd already calls this "restarting".
+                if not force:
+                    raise errors.Conflict(
+                        f"You cannot remove a restarting container {container.id}. Stop the container "
+                        "before attempting removal or force remove"
+                    )
+                container.manually_stopped = True  # the supervisor ends instead of restarting
             sup.removing = True  # the supervisor then leaves auto-removal to us
             try:
                 await self._wait_previous_run(container)
@@ -737,6 +745,12 @@ class ContainerManager:
         from engine.containers.update import update_container
 
         return await update_container(self, self.get(ref), resources, restart_policy)
+
+    async def prune(self, filters):
+        """docker container prune (engine/containers/prune.py) -> PruneReport."""
+        from engine.containers.prune import prune_containers
+
+        return await prune_containers(self, filters)
 
     async def changes(self, ref: str) -> list:
         """docker diff (engine/containers/changes.py): [Change(path, kind)]."""
@@ -812,7 +826,18 @@ class ContainerManager:
                 "memory_stats": {},
             })
             return sample
-        sample.update(await trio.to_thread.run_sync(run.cgroup.stats))
+        from engine.containers.stats import network_stats
+
+        own_netns = (container.host_config.get("NetworkMode") or "default") != "host"
+        pid = run.process.pid
+
+        def read() -> tuple[dict, dict]:
+            return run.cgroup.stats(), network_stats(pid) if own_netns else {}
+
+        cgroup_stats, networks = await trio.to_thread.run_sync(read)
+        sample.update(cgroup_stats)
+        if networks:  # dockerd leaves the block out when there is no interface but lo
+            sample["networks"] = networks
         sample.setdefault("num_procs", 0)
         sample.setdefault("storage_stats", {})
         return sample

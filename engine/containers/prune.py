@@ -1,0 +1,76 @@
+"""`docker container prune`: remove every stopped container that the filters select, as
+dockerd does (until = created before; label / label! = all given labels match / not)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import attrs
+import trio
+
+from engine import errors
+from engine.containers.model import Container
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class PruneFilters:
+    until_ns: int = 0  # 0: no bound
+    labels: tuple[str, ...] = ()  # "key" or "key=value", all must match
+    not_labels: tuple[str, ...] = ()  # skipped when all of these match
+
+    def selects(self, container: Container) -> bool:
+        labels = container.config.get("Labels") or {}
+        if self.until_ns and not container.created_ns < self.until_ns:
+            return False
+        if not all(label_matches(labels, v) for v in self.labels):
+            return False
+        return not (self.not_labels and all(label_matches(labels, v) for v in self.not_labels))
+
+
+@attrs.frozen
+class PruneReport:
+    deleted: list[str]
+    space_reclaimed: int
+
+
+def label_matches(labels: dict, wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def directory_size(path: str) -> int:
+    """Bytes used by the files under path (hard links once), as dockerd sizes the rw layer."""
+    total, seen = 0, set()
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+async def prune_containers(manager, filters: PruneFilters) -> PruneReport:
+    deleted, space = [], 0
+    for container in list(manager.all()):
+        if container.state.status.is_live() or not filters.selects(container):
+            continue
+        size = await trio.to_thread.run_sync(directory_size, container.upper_dir)
+        try:
+            await manager.remove(container.id)
+        except errors.NotFound:
+            continue  # removed meanwhile
+        except errors.EngineError as exc:  # dockerd logs and goes on with the others
+            log.warning("prune: could not remove %s: %s", container.id, exc.message)
+            continue
+        deleted.append(container.id)
+        space += size
+    manager.events.publish("container", "prune", "", {"reclaimed": str(space)})
+    return PruneReport(deleted, space)
+
