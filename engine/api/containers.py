@@ -10,6 +10,7 @@ from engine import errors
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
+from engine.api import networks as networks_api
 from engine.api._router import Router
 from engine.containers.model import Container, Status, rfc3339_ns
 
@@ -27,7 +28,7 @@ def _network_settings(c: Container, daemon=None) -> dict:
             "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
             "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "MacAddress": "", **live.container_settings(c),
+            "MacAddress": "", **networks_api.container_settings(live, c),
         }
     if mode in ("host", "none"):
         networks[mode] = {
@@ -118,7 +119,7 @@ def summary_shape(c: Container, daemon=None) -> dict:
         "ImageID": c.image_id,
         "Command": c.command_line,
         "Created": c.created_ns // 1_000_000_000,
-        "Ports": live.ports_summary(c) if live is not None else [],
+        "Ports": networks_api.ports_summary(live, c) if live is not None else [],
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status.value,
         "Status": c.status_text(),
@@ -218,7 +219,8 @@ async def create(req: Request):
     body = await req.json(default=None)
     if body is None:
         raise errors.InvalidParameter("Config cannot be empty in order to create a container")
-    container, warnings = await req.daemon.containers.create(body, req.query.get("name"))
+    endpoints = networks_api.endpoints_config(body) if isinstance(body, dict) else {}
+    container, warnings = await req.daemon.containers.create(body, req.query.get("name"), endpoints=endpoints)
     return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
 
@@ -272,7 +274,20 @@ async def rename(req: Request):
 
 @router.delete("/containers/{id}")
 async def remove(req: Request):
+    if req.query.bool("link"):
+        return await remove_link(req)
     await req.daemon.containers.remove(req.params["id"], force=req.query.bool("force"), volumes=req.query.bool("v"))
+    return empty(204)
+
+
+@router.delete("/containers/{name:path}")
+async def remove_link(req: Request):
+    """`docker rm --link /parent/alias`: the parent forgets the link (no container goes)."""
+    name = req.params.get("name") or req.params.get("id") or ""
+    parent, _, alias = name.strip("/").rpartition("/")
+    if not req.query.bool("link") or not parent:
+        raise errors.NotFound(f"No such container: {name}")
+    await req.daemon.networks.remove_link(req.daemon.containers.get(parent), alias)
     return empty(204)
 
 

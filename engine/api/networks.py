@@ -1,4 +1,7 @@
-"""Docker's /networks routes: list, inspect, create, connect, disconnect, remove, prune."""
+"""Docker's /networks routes (list, inspect, create, connect, disconnect, remove, prune), and
+the Docker JSON of networks and endpoints both ways: request bodies → NetworkSpec /
+EndpointSettings for the manager, manager state → inspect shapes (also the NetworkSettings
+part of container inspect)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,206 @@ from engine import errors
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
+from engine.networks import EndpointSettings, IpamPool, NetworkSpec
 
 router = Router()
 
 _FILTERS = {"name", "id", "driver", "label", "type", "scope", "dangling"}
+_SHARED_MODES = ("host", "none")
 
 
+# --- Docker JSON → typed -------------------------------------------------------------------
+def _expect(value, kind, field: str, default):
+    """dockerd decodes into Go types: a value of the wrong JSON type is a 400."""
+    if value is None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = {dict: "map", list: "array", str: "string", bool: "bool"}
+        raise errors.InvalidParameter(
+            f"json: cannot unmarshal {type(value).__name__} into Go struct field {field} of type {names.get(kind, kind)}")
+    return value
+
+
+def _str_map(value, field: str) -> dict:
+    value = _expect(value, dict, field, {})
+    if not all(isinstance(v, str) for v in value.values()):
+        raise errors.InvalidParameter(f"json: cannot unmarshal a non-string value into Go struct field {field} of type string")
+    return dict(value)
+
+
+def _str_list(value, field: str) -> list:
+    value = _expect(value, list, field, [])
+    if not all(isinstance(v, str) for v in value):
+        raise errors.InvalidParameter(f"json: cannot unmarshal a non-string value into Go struct field {field} of type string")
+    return list(value)
+
+
+def network_spec(body: dict) -> NetworkSpec:
+    ipam = _expect(body.get("IPAM"), dict, "NetworkCreateRequest.IPAM", {})
+    pools = []
+    for pool in _expect(ipam.get("Config"), list, "IPAM.Config", []):
+        pool = _expect(pool, dict, "IPAM.Config", {})
+        pools.append(IpamPool(subnet=_expect(pool.get("Subnet"), str, "IPAMConfig.Subnet", ""),
+                              ip_range=_expect(pool.get("IPRange"), str, "IPAMConfig.IPRange", ""),
+                              gateway=_expect(pool.get("Gateway"), str, "IPAMConfig.Gateway", ""),
+                              aux_addresses=_str_map(pool.get("AuxiliaryAddresses"), "IPAMConfig.AuxiliaryAddresses")))
+    return NetworkSpec(
+        name=_expect(body.get("Name"), str, "NetworkCreateRequest.Name", ""),
+        driver=_expect(body.get("Driver"), str, "NetworkCreateRequest.Driver", "") or "bridge",
+        internal=_expect(body.get("Internal"), bool, "NetworkCreateRequest.Internal", False),
+        attachable=_expect(body.get("Attachable"), bool, "NetworkCreateRequest.Attachable", False),
+        ingress=_expect(body.get("Ingress"), bool, "NetworkCreateRequest.Ingress", False),
+        enable_ipv6=_expect(body.get("EnableIPv6"), bool, "NetworkCreateRequest.EnableIPv6", False),
+        labels=_str_map(body.get("Labels"), "NetworkCreateRequest.Labels"),
+        options=_str_map(body.get("Options"), "NetworkCreateRequest.Options"),
+        ipam_driver=_expect(ipam.get("Driver"), str, "IPAM.Driver", "") or "default",
+        ipam_options=_str_map(ipam.get("Options"), "IPAM.Options"),
+        pools=pools,
+    )
+
+
+def endpoint_settings(conf) -> EndpointSettings:
+    """An EndpointSettings object (create's EndpointsConfig value, connect's EndpointConfig)."""
+    conf = _expect(conf, dict, "EndpointSettings", {})
+    ipam = _expect(conf.get("IPAMConfig"), dict, "EndpointSettings.IPAMConfig", {})
+    return EndpointSettings(
+        aliases=_str_list(conf.get("Aliases"), "EndpointSettings.Aliases"),
+        links=_str_list(conf.get("Links"), "EndpointSettings.Links"),
+        ipv4_address=_expect(ipam.get("IPv4Address"), str, "EndpointIPAMConfig.IPv4Address", ""),
+        ipv6_address=_expect(ipam.get("IPv6Address"), str, "EndpointIPAMConfig.IPv6Address", ""),
+        link_local_ips=_str_list(ipam.get("LinkLocalIPs"), "EndpointIPAMConfig.LinkLocalIPs"),
+        mac_address=_expect(conf.get("MacAddress"), str, "EndpointSettings.MacAddress", ""),
+        driver_opts=_str_map(conf.get("DriverOpts"), "EndpointSettings.DriverOpts"),
+    )
+
+
+def endpoints_config(body: dict) -> dict[str, EndpointSettings]:
+    """A container create body's NetworkingConfig.EndpointsConfig, typed; the container-wide
+    Config.MacAddress goes to the primary network's endpoint (as dockerd does for API < 1.44)."""
+    networking = _expect(body.get("NetworkingConfig"), dict, "NetworkingConfig", {})
+    raw = _expect(networking.get("EndpointsConfig"), dict, "NetworkingConfig.EndpointsConfig", {})
+    out = {ref: endpoint_settings(conf) for ref, conf in raw.items()}
+    mac = _expect(body.get("MacAddress"), str, "Config.MacAddress", "")
+    if mac:
+        mode = (body.get("HostConfig") or {}).get("NetworkMode") or "default"
+        primary = out.setdefault(mode, EndpointSettings())
+        primary.mac_address = primary.mac_address or mac
+    return out
+
+
+# --- typed → Docker JSON -------------------------------------------------------------------
+def _ipam_config(att: dict | None) -> dict | None:
+    return (att or {}).get("IPAMConfig") or None
+
+
+def endpoint_shape(network, container, ep, att: dict | None) -> dict:
+    att = att or {}
+    return {
+        "IPAMConfig": _ipam_config(att), "Links": list(att.get("Links") or []) or None,
+        "Aliases": (list(att.get("Aliases") or []) + [container.id[:12]]) if network.user_defined and att else None,
+        "NetworkID": network.id, "EndpointID": ep.id if ep else "",
+        "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
+        "IPPrefixLen": ep.prefixlen if ep else 0,
+        "IPv6Gateway": ep.gateway6 if ep else "", "GlobalIPv6Address": ep.ip6 if ep else "",
+        "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
+        "MacAddress": ep.mac if ep else att.get("MacAddress") or "",
+        "DriverOpts": dict(att.get("DriverOpts") or {}) or None,
+    }
+
+
+def container_settings(manager, container) -> dict:
+    """NetworkSettings pieces: Networks, Ports, and the default bridge's top-level fields."""
+    eps = manager.endpoints_of(container.id)
+    mode = container.host_config.get("NetworkMode") or "default"
+    networks = {}
+    if mode in _SHARED_MODES:
+        network = manager.get(mode)
+        networks[mode] = endpoint_shape(network, container, None, None)
+    for att in manager.attachments(container.id):
+        try:
+            network = manager.get(att["NetworkID"])
+        except errors.NotFound:
+            continue
+        networks[network.name] = endpoint_shape(network, container, eps.get(network.id), att)
+    port_map: dict = {}
+    for key in (container.config.get("ExposedPorts") or {}):
+        port_map[key if "/" in key else key + "/tcp"] = None
+    for ep in eps.values():
+        for b in ep.ports:
+            port_map.setdefault(b.binding.key, None)
+            port_map[b.binding.key] = (port_map[b.binding.key] or []) + [b.docker_shape()]
+    top = {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "EndpointID": "", "Bridge": "",
+           "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": ""}
+    for nid, ep in eps.items():
+        network = manager.get(nid)
+        if network.name == "bridge":
+            top = {"IPAddress": ep.ip, "Gateway": ep.gateway, "MacAddress": ep.mac,
+                   "IPPrefixLen": ep.prefixlen, "EndpointID": ep.id, "Bridge": network.bridge,
+                   "GlobalIPv6Address": ep.ip6, "GlobalIPv6PrefixLen": ep.prefixlen6, "IPv6Gateway": ep.gateway6}
+    return {"Networks": networks, "Ports": port_map if eps else {}, **top,
+            "SandboxKey": f"/proc/{container.state.pid}/ns/net" if eps and container.state.pid else ""}
+
+
+def ports_summary(manager, container) -> list[dict]:
+    out = []
+    published = set()
+    for ep in manager.endpoints_of(container.id).values():
+        for b in ep.ports:
+            out.append({"IP": b.binding.host_ip or "0.0.0.0", "PrivatePort": b.binding.container_port,
+                        "PublicPort": b.host_port, "Type": b.binding.proto})
+            published.add(b.binding.key)
+    for key in (container.config.get("ExposedPorts") or {}):
+        port, _, proto = key.partition("/")
+        if f"{port}/{proto or 'tcp'}" not in published and port.isdigit():
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+    return out
+
+
+def _pool_shape(pool) -> dict:
+    entry = {"Subnet": pool.subnet}
+    if pool.ip_range:
+        entry["IPRange"] = pool.ip_range
+    if pool.gateway:
+        entry["Gateway"] = pool.gateway
+    if pool.aux_addresses:
+        entry["AuxiliaryAddresses"] = dict(pool.aux_addresses)
+    return entry
+
+
+def _ipam_shape(network) -> list[dict]:
+    """Configured pools as given; a family the daemon picked shows its subnet and gateway."""
+    import ipaddress
+
+    given = {ipaddress.ip_network(p.subnet, strict=False).version: p for p in network.pools if p.subnet}
+    config = []
+    if 4 in given:
+        config.append(_pool_shape(given[4]))
+    elif network.subnet:
+        config.append({"Subnet": network.subnet, "Gateway": network.gateway})
+    if 6 in given:
+        config.append(_pool_shape(given[6]))
+    elif network.enable_ipv6 and network.subnet6:
+        config.append({"Subnet": network.subnet6, "Gateway": network.gateway6})
+    return config
+
+
+def network_shape(manager, network) -> dict:
+    members = {}
+    for cid, ep in manager.endpoints_on(network.id).items():
+        members[cid] = {"Name": ep.container.name.lstrip("/"), "EndpointID": ep.id, "MacAddress": ep.mac,
+                        "IPv4Address": f"{ep.ip}/{ep.prefixlen}" if ep.ip else "",
+                        "IPv6Address": f"{ep.ip6}/{ep.prefixlen6}" if ep.ip6 else ""}
+    return {
+        "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
+        "Driver": network.driver, "EnableIPv6": network.enable_ipv6,
+        "IPAM": {"Driver": "default", "Options": dict(network.ipam_options) or None, "Config": _ipam_shape(network)},
+        "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
+        "Options": dict(network.options), "Labels": dict(network.labels),
+    }
+
+
+# --- routes --------------------------------------------------------------------------------
 def _label_match(labels: dict, wanted: str) -> bool:
     key, eq, value = wanted.partition("=")
     return key in labels and (not eq or labels[key] == value)
@@ -50,7 +247,7 @@ def _matches(network, filters: dict, manager) -> bool:
 async def list_networks(req: Request):
     manager = req.daemon.networks
     filters = req.query.filters()
-    out = [manager.network_shape(n) for n in manager.all() if _matches(n, filters, manager)]
+    out = [network_shape(manager, n) for n in manager.all() if _matches(n, filters, manager)]
     out.sort(key=lambda n: n["Name"])
     return json_response(out)
 
@@ -58,7 +255,13 @@ async def list_networks(req: Request):
 @router.get("/networks/{id}")
 async def inspect_network(req: Request):
     manager = req.daemon.networks
-    return json_response(manager.network_shape(manager.get(req.params["id"])))
+    network = manager.get(req.params["id"])
+    scope = req.query.get("scope")
+    if scope and scope not in ("local", "swarm", "global"):
+        raise errors.InvalidParameter(f"invalid scope: {scope}")
+    if scope and scope != "local":
+        raise errors.NotFound(f"network {req.params['id']} not found")
+    return json_response(network_shape(manager, network))
 
 
 @router.post("/networks/create")
@@ -66,8 +269,11 @@ async def create_network(req: Request):
     body = await req.json(default=None)
     if not isinstance(body, dict):
         raise errors.InvalidParameter("network create needs a JSON object body")
-    network, warning = await req.daemon.networks.create(body)
-    return json_response({"Id": network.id, "Warning": warning}, status=201)
+    scope = body.get("Scope")
+    if scope not in (None, "", "local"):
+        raise errors.Forbidden(f"a network of scope {scope!r} needs a swarm: this node is not a swarm manager")
+    network = await req.daemon.networks.create(network_spec(body))
+    return json_response({"Id": network.id, "Warning": ""}, status=201)
 
 
 @router.delete("/networks/{id}")
@@ -91,9 +297,9 @@ async def connect(req: Request):
     if not ref:
         raise errors.InvalidParameter("no container specified")
     daemon = req.daemon
+    settings = endpoint_settings(body.get("EndpointConfig"))
     container = daemon.containers.get(ref)
-    await daemon.networks.connect(req.params["id"], container, _running_pid(daemon, container),
-                                  body.get("EndpointConfig"))
+    await daemon.networks.connect(req.params["id"], container, _running_pid(daemon, container), settings)
     return empty(200)
 
 
@@ -111,16 +317,24 @@ async def disconnect(req: Request):
 
 @router.post("/networks/prune")
 async def prune(req: Request):
+    from engine.containers.logs import parse_since
+
     manager = req.daemon.networks
     filters = req.query.filters()
+    for key in filters:
+        if key not in ("label", "label!", "until"):
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
     labels = filters.get("label") or []
     labels_not = filters.get("label!") or []
+    until = [parse_since(v) for v in filters.get("until") or []]
 
     def keep(network) -> bool:
         if labels and not all(_label_match(network.labels, v) for v in labels):
             return True
         if labels_not and any(_label_match(network.labels, v) for v in labels_not):
             return True
+        if until and parse_since(network.created) >= min(until):
+            return True  # created at or after the cut-off
         return False
 
     removed = await manager.prune(keep)

@@ -198,6 +198,8 @@ def normalize_create(body: dict, image_config: dict, image_ref: str) -> tuple[di
         "OnBuild": None,
         "Labels": labels,
     }
+    if body.get("MacAddress"):
+        config["MacAddress"] = body["MacAddress"]  # applied to the primary network's endpoint
     if stop_signal:
         config["StopSignal"] = stop_signal
     if stop_timeout is not None:

@@ -200,7 +200,9 @@ class ContainerManager:
         }
 
     # --- create -------------------------------------------------------------------------------
-    async def create(self, body: dict, name: str | None = None) -> tuple[Container, list[str]]:
+    async def create(self, body: dict, name: str | None = None, endpoints: dict | None = None) -> tuple[Container, list[str]]:
+        """`endpoints`: network ref → engine.networks.EndpointSettings (the API's typed
+        NetworkingConfig)."""
         image_ref = (body or {}).get("Image") if isinstance(body, dict) else None
         if not image_ref:
             raise errors.InvalidParameter("Config cannot be empty in order to create a container")
@@ -212,7 +214,7 @@ class ContainerManager:
             self._check_name_free(name)
         else:
             name = names.generate(lambda n: n in self._names)
-        attachments = (self.networks.validate_create(host_config, body.get("NetworkingConfig"))
+        attachments = (self.networks.validate_create(host_config, endpoints or {})
                        if self.networks is not None else [])
         container_id = secrets.token_hex(32)
         command = list(config["Entrypoint"] or []) + list(config["Cmd"] or [])
@@ -330,6 +332,7 @@ class ContainerManager:
         host = container.host_config
         cgroup = cgroups.for_container(self.config.cgroup_parent, container.id)
         namespaces = namespaces_for(container, self._running_pid)
+        link_env = self.networks.link_env(container) if self.networks is not None else []
 
         from engine.volumes import copy_up
 
@@ -342,7 +345,8 @@ class ContainerManager:
                 copy_up(container.rootfs, volume_points)
                 cgroup.create(resources_from(host))
                 try:
-                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points)
+                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
+                                              extra_env=link_env)
                 except BaseException:
                     cgroup.destroy()
                     raise

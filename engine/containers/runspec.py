@@ -110,9 +110,10 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
-                       volume_mounts=()) -> RuntimeSpec:
+                       volume_mounts=(), extra_env=()) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
-    (for -u name), so call it after the rootfs is mounted and from a worker thread."""
+    (for -u name), so call it after the rootfs is mounted and from a worker thread.
+    `extra_env` (legacy link variables) come before the container's own Env, which wins."""
     conf, host = container.config, container.host_config
     hostname = conf.get("Hostname") or container.short_id
     privileged = bool(host.get("Privileged"))
@@ -121,7 +122,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     capabilities = tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged))
     process = ProcessSpec(
         args=[container.path, *container.args],
-        env=cfg.process_env(conf, hostname),
+        env=cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)),
         cwd=conf.get("WorkingDir") or "/",
         uid=uid,
         gid=gid,

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
 LOOPBACK_IFINDEX = 1  # the kernel registers `lo` first in every network namespace
+RT_SCOPE_LINK = 253
+IFA_F_NODAD = 0x02  # IPv6: no duplicate address detection (usable at once, not "tentative")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
@@ -99,8 +101,36 @@ def _lookup(ipr, name: str) -> int | None:
     return found[0]["index"] if found else None
 
 
-def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500) -> None:
-    """Bridge `name` exists, is up and has `gateway_cidr` (e.g. "10.1.2.1/24")."""
+def _add_address(ipr, index: int, cidr: str) -> None:
+    """Add `cidr` to link `index` unless it is there (IPv6 without DAD)."""
+    address, prefix = cidr.split("/")
+    family = 10 if ":" in address else 2
+    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=family)}
+    if (str(ipaddress.ip_address(address)), int(prefix)) in have:
+        return
+    extra = {"flags": IFA_F_NODAD} if family == 10 else {}
+    if ipaddress.ip_address(address).is_link_local and family == 2:
+        extra["scope"] = RT_SCOPE_LINK  # --link-local-ip: like the kernel's own 169.254/16 use
+    try:
+        ipr.addr("add", index=index, address=address, prefixlen=int(prefix), **extra)
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+
+
+def _enable_ipv6(ifname: str) -> None:
+    """Clear disable_ipv6 for `ifname` in the calling thread's namespace (sysctls under
+    /proc/sys/net belong to the opener's network namespace)."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as f:
+            f.write("0")
+    except FileNotFoundError:
+        raise OSError(errno.EAFNOSUPPORT, "IPv6 is not available on this host") from None
+
+
+def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500, gateway6_cidr: str | None = None) -> None:
+    """Bridge `name` exists, is up and has `gateway_cidr` (e.g. "10.1.2.1/24") and, for an
+    IPv6 network, `gateway6_cidr`."""
     with IPRoute() as ipr:
         index = _lookup(ipr, name)
         if index is None:
@@ -111,10 +141,10 @@ def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500) -> None:
                     raise
             index = _lookup(ipr, name)
         if gateway_cidr:
-            address, prefix = gateway_cidr.split("/")
-            have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
-            if (address, int(prefix)) not in have:
-                ipr.addr("add", index=index, address=address, prefixlen=int(prefix))
+            _add_address(ipr, index, gateway_cidr)
+        if gateway6_cidr:
+            _enable_ipv6(name)
+            _add_address(ipr, index, gateway6_cidr)
         ipr.link("set", index=index, state="up")
 
 
@@ -184,12 +214,13 @@ def routed_networks() -> list[tuple[ipaddress.IPv4Network, str]]:
 
 
 def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
-               address_cidr: str, gateway: str | None, mac: str, mtu: int = 1500) -> tuple[int, int]:
+               address_cidr: str, gateway: str | None, mac: str, mtu: int = 1500,
+               extra_addresses=(), gateway6: str | None = None) -> tuple[int, int]:
     """veth pair: `host_name` on the host (enslaved to `master`, up), its peer created directly
     inside the network namespace of `pid` as `ifname` with `mac` and `mtu` (one RTM_NEWLINK,
-    no move), then given `address_cidr` and a default route via `gateway` from inside that
-    namespace. All or nothing. Returns the namespace's identity (st_dev, st_ino) for
-    `release_veth`."""
+    no move), then given `address_cidr` (+ `extra_addresses`: IPv6, link-local) and default
+    routes via `gateway`/`gateway6` from inside that namespace. All or nothing. Returns the
+    namespace's identity (st_dev, st_ino) for `release_veth`."""
     nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(nsfd)
@@ -206,7 +237,7 @@ def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
                     spec["master"] = master_index
                 ipr.link("add", **spec)
             with in_netns(nsfd):
-                _configure(ifname, ifname, address_cidr, gateway, None, None)
+                _configure(ifname, ifname, address_cidr, gateway, None, None, extra_addresses, gateway6)
         except BaseException:
             delete_link(host_name)  # the container's process is alive: delete explicitly
             raise
@@ -288,9 +319,9 @@ def move_into_netns(name: str, pid: int) -> None:
 
 
 def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str | None,
-               mac: str | None, mtu: int | None) -> None:
+               mac: str | None, mtu: int | None, extra_addresses=(), gateway6: str | None = None) -> None:
     """In the calling thread's (container's) namespace: rename `current` to `ifname`, set MAC
-    and MTU if given, add the address, bring it and lo up, add the default route."""
+    and MTU if given, add the addresses, bring it and lo up, add the default routes."""
     with IPRoute() as ns:
         index = _lookup(ns, current)
         if index is None:
@@ -305,14 +336,18 @@ def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str
         if changes:
             ns.link("set", index=index, state="down")
             ns.link("set", index=index, **changes)
-        if address_cidr:
-            address, prefix = address_cidr.split("/")
-            ns.addr("add", index=index, address=address, prefixlen=int(prefix))
+        addresses = [a for a in (address_cidr, *extra_addresses) if a]
+        if any(":" in a for a in addresses) or gateway6:
+            _enable_ipv6(ifname)
+        for cidr in addresses:
+            _add_address(ns, index, cidr)
         ns.link("set", index=index, state="up")
         ns.link("set", index=LOOPBACK_IFINDEX, state="up")
-        if gateway:
+        for dst, via in (("0.0.0.0/0", gateway), ("::/0", gateway6)):
+            if not via:
+                continue
             try:
-                ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
+                ns.route("add", dst=dst, gateway=via, oif=index)
             except NetlinkError as exc:
                 if exc.code != errno.EEXIST:
                     raise

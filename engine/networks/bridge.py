@@ -30,8 +30,9 @@ class BridgeDriver:
         await self.restore_network(network)
 
     async def restore_network(self, network) -> None:
+        gateway6 = f"{network.gateway6}/{network.prefixlen6}" if network.enable_ipv6 and network.subnet6 else None
         await trio.to_thread.run_sync(_netlink.ensure_bridge, network.bridge,
-                                      f"{network.gateway}/{network.prefixlen}", self._mtu(network))
+                                      f"{network.gateway}/{network.prefixlen}", self._mtu(network), gateway6)
 
     async def release_network(self, network) -> None:
         await trio.to_thread.run_sync(_netlink.delete_link, network.bridge)
@@ -42,10 +43,13 @@ class BridgeDriver:
     async def join(self, network, endpoint, pid: int) -> None:
         host_name, _ = self.context.veth_names()
         endpoint.host_veth = host_name
+        route = not network.internal and endpoint.driver_state.get("route", True)
+        addresses = endpoint.addresses()
         netns = await trio.to_thread.run_sync(lambda: _netlink.setup_veth(
             host_name=host_name, master=network.bridge, pid=pid,
-            ifname=endpoint.ifname, address_cidr=f"{endpoint.ip}/{endpoint.prefixlen}",
-            gateway=None if network.internal or not endpoint.driver_state.get("route", True) else endpoint.gateway or None,
+            ifname=endpoint.ifname, address_cidr=addresses[0], extra_addresses=addresses[1:],
+            gateway=endpoint.gateway or None if route else None,
+            gateway6=endpoint.gateway6 or None if route else None,
             mac=endpoint.mac,
             mtu=self._mtu(network)))
         endpoint.driver_state["netns"] = netns

@@ -1,10 +1,12 @@
 """Embedded DNS server for user-defined networks: trio UDP on the bridge's gateway address.
-A (and AAAA, answered empty) queries for container names, aliases and short ids on that
-network are answered from `lookup(name) -> [ipv4]`; anything else is forwarded to the
-host's resolvers."""
+A and AAAA queries for container names, aliases, short ids (and, for the asking container
+only, its links' aliases) on that network are answered from `lookup(name, client_ip) ->
+[address]` (IPv4 and IPv6 mixed; each query type gets its family); anything else is forwarded
+to the host's resolvers."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import struct
 
@@ -42,14 +44,16 @@ def parse_question(packet: bytes) -> tuple[int, int, str, int, int, int] | None:
 
 
 def build_response(query: bytes, end: int, rcode: int, addresses: list[str]) -> bytes:
+    """A reply to `query` with one A/AAAA record per address (the family decides the type)."""
     ident, flags = struct.unpack("!HH", query[:4])
     rd = flags & 0x0100
     out_flags = 0x8000 | 0x0400 | rd | 0x0080 | rcode  # QR, AA, RD copied, RA
     header = struct.pack("!HHHHHH", ident, out_flags, 1, len(addresses), 0, 0)
     answers = b""
     for address in addresses:
-        rdata = bytes(int(o) for o in address.split("."))
-        answers += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, 600, 4) + rdata
+        rdata = ipaddress.ip_address(address).packed
+        rtype = TYPE_A if len(rdata) == 4 else TYPE_AAAA
+        answers += struct.pack("!HHHIH", 0xC00C, rtype, CLASS_IN, 600, len(rdata)) + rdata
     return header + query[12:end] + answers
 
 
@@ -96,9 +100,11 @@ class DnsServer:
             return
         _, _, name, qtype, qclass, end = question
         key = name.rstrip(".").lower()
-        addresses = self.lookup(key) if qclass == CLASS_IN else []
+        addresses = self.lookup(key, peer[0]) if qclass == CLASS_IN else []
         if addresses:
-            reply = build_response(packet, end, 0, addresses if qtype == TYPE_A else [])
+            version = {TYPE_A: 4, TYPE_AAAA: 6}.get(qtype)
+            wanted = [a for a in addresses if ipaddress.ip_address(a).version == version]
+            reply = build_response(packet, end, 0, wanted)
         elif "." not in key and key:
             reply = build_response(packet, end, RCODE_NXDOMAIN, [])  # a bare name we do not know
         else:

@@ -11,11 +11,14 @@ from engine import errors
 
 
 class Ipam:
-    def __init__(self, directory: str, subnet: str, gateway: str, ip_range: str | None = None) -> None:
+    def __init__(self, directory: str, subnet: str, gateway: str, ip_range: str | None = None,
+                 reserved=()) -> None:
         self.directory = directory
         self.subnet = ipaddress.ip_network(subnet, strict=False)
         self.gateway = ipaddress.ip_address(gateway) if gateway else None
         self.range = ipaddress.ip_network(ip_range, strict=False) if ip_range else self.subnet
+        #: auxiliary addresses: never handed out, not even when asked for
+        self.reserved = {ipaddress.ip_address(a) for a in reserved}
         os.makedirs(directory, exist_ok=True)
 
     def _path(self, address) -> str:
@@ -38,17 +41,17 @@ class Ipam:
             address = ipaddress.ip_address(preferred)
             if address not in self.subnet:
                 raise errors.InvalidParameter(f"Address {preferred} does not belong to subnet {self.subnet}")
-            if address == self.gateway or not self._claim(address, owner):
+            if address == self.gateway or address in self.reserved or not self._claim(address, owner):
                 raise errors.Conflict(f"Address already in use: {preferred}")
             return str(address)
-        for address in self.range.hosts():
-            if address == self.gateway or address not in self.subnet:
+        for address in self.range:  # a range has no network/broadcast of its own: only the subnet's are skipped
+            if address == self.gateway or address in self.reserved or address not in self.subnet:
                 continue
             if address in (self.subnet.network_address, self.subnet.broadcast_address):
                 continue
             if self._claim(address, owner):
                 return str(address)
-        raise errors.Unavailable(f"no available IPv4 addresses on this network's address pools: {self.subnet}")
+        raise errors.Unavailable(f"no available IPv{self.subnet.version} addresses on this network's address pools: {self.subnet}")
 
     def release(self, address: str) -> None:
         try:

@@ -21,12 +21,11 @@ by `_reap_doomed`; `shutdown` waits for (or deletes) all of them."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
-import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
@@ -34,20 +33,20 @@ import time
 import trio
 
 from engine import errors
-from engine.networks import _netlink, ports
+from engine.networks import _netlink, addressing, attachments, links, ports
+from engine.networks.addressing import DEFAULT_DATA_ROOT
+from engine.networks.attachments import AttachmentStore
 from engine.networks.dns import DnsServer
 from engine.networks.driver import load_drivers
 from engine.networks.ipam import Ipam, mac_for
-from engine.networks.model import Endpoint, Network
+from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec
 from engine.networks.nftables import Dnat, NatNetwork, NftTable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA_ROOT = "/var/lib/pyengine"
 REAP_GRACE = 1.0  # seconds a stopped container's veth may outlive it before we delete it
 BUILTIN = ("bridge", "host", "none")
 SHARED_MODES = ("host", "none")
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def _rfc3339(t: float) -> str:
@@ -67,9 +66,10 @@ class NetworkManager:
         self.table = NftTable(f"pyengine_{self.tag}")
         self._networks: dict[str, Network] = {}
         self._ipam: dict[str, Ipam] = {}
+        self._ipam6: dict[str, Ipam] = {}
         self._drivers: dict[str, object] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # container id → network id → ep
-        self._attachments: dict[str, list[dict]] = {}  # container id → [{NetworkID, Aliases, …}]
+        self._attachments = AttachmentStore(os.path.join(self.directory, "containers"))
         self._dns: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
@@ -96,10 +96,6 @@ class NetworkManager:
     def _ipam_root(self) -> str:
         return os.path.join(self.directory, "ipam")
 
-    @property
-    def _attach_dir(self) -> str:
-        return os.path.join(self.directory, "containers")
-
     # --- service --------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._drivers = load_drivers(self)
@@ -125,7 +121,7 @@ class NetworkManager:
     def _recover(self) -> None:
         """Load records; everything runtime is stale (no container survives the daemon):
         this daemon's veths and every address allocation go."""
-        for d in (self.directory, self._ipam_root, self._attach_dir):
+        for d in (self.directory, self._ipam_root):
             os.makedirs(d, exist_ok=True)
         for entry in os.listdir(self.directory):
             if entry.endswith(".json"):
@@ -137,14 +133,9 @@ class NetworkManager:
                     continue
                 self._networks[network.id] = network
                 if network.subnet:
-                    ipam = self._make_ipam(network)
-                    ipam.release_all()
-        for entry in os.listdir(self._attach_dir):
-            try:
-                with open(os.path.join(self._attach_dir, entry)) as f:
-                    self._attachments[entry.removesuffix(".json")] = json.load(f)
-            except (OSError, ValueError):
-                pass
+                    for ipam in self._make_ipam(network):
+                        ipam.release_all()
+        self._attachments.load()
         for name in _netlink.links_with_prefix(f"pv{self.tag}") + _netlink.links_with_prefix(f"pc{self.tag}"):
             log.info("removing stale veth %s", name)
             _netlink.delete_link(name)
@@ -161,11 +152,17 @@ class NetworkManager:
         except OSError:
             pass
 
-    def _make_ipam(self, network: Network) -> Ipam:
-        ipam = Ipam(os.path.join(self._ipam_root, network.id), network.subnet, network.gateway,
-                    network.ip_range or None)
+    def _make_ipam(self, network: Network) -> list[Ipam]:
+        """The network's allocators: IPv4, and IPv6 when it is enabled."""
+        directory = os.path.join(self._ipam_root, network.id)
+        ipam = Ipam(directory, network.subnet, network.gateway, network.ip_range or None, network.reserved)
         self._ipam[network.id] = ipam
-        return ipam
+        if not (network.enable_ipv6 and network.subnet6):
+            return [ipam]
+        ipam6 = Ipam(directory + ".v6", network.subnet6, network.gateway6, network.ip_range6 or None,
+                     network.reserved)
+        self._ipam6[network.id] = ipam6
+        return [ipam, ipam6]
 
     async def _ensure_builtin(self) -> None:
         by_name = {n.name: n for n in self._networks.values()}
@@ -190,7 +187,8 @@ class NetworkManager:
                 iface = ipaddress.ip_interface(want_bip)
                 subnet, gateway = str(iface.network), str(iface.ip)
             else:
-                subnet = await self._pick_subnet(default=True)
+                subnet = await addressing.pick_subnet(self.all(), tag=self.tag, data_root=self.config.data_root,
+                                                      default_bridge=self.default_bridge_name, default=True)
                 gateway = str(next(ipaddress.ip_network(subnet).hosts()))
             bridge = Network(id=secrets.token_hex(32), name="bridge", driver="bridge",
                              created=_rfc3339(time.time()), subnet=subnet, gateway=gateway,
@@ -205,24 +203,6 @@ class NetworkManager:
         await trio.to_thread.run_sync(bridge.save, self.directory)
         if bridge.id not in self._ipam:
             await trio.to_thread.run_sync(self._make_ipam, bridge)
-
-    async def _pick_subnet(self, default: bool = False) -> str:
-        ours = {n.bridge for n in self._networks.values() if n.bridge}
-        ours.add(self.default_bridge_name)
-        routed = await trio.to_thread.run_sync(_routed_except, ours)
-        taken = routed + [ipaddress.ip_network(n.subnet) for n in self._networks.values() if n.subnet]
-        if default and os.path.abspath(self.config.data_root) == DEFAULT_DATA_ROOT:
-            docker0 = ipaddress.ip_network("172.17.0.0/16")
-            if not any(docker0.overlaps(t) for t in taken):
-                return str(docker0)
-        h = int(hashlib.sha256((self.tag + ("d" if default else "u")).encode()).hexdigest(), 16)
-        for i in range(100 * 256):
-            second = 100 + ((h >> 8) + i // 256) % 100
-            third = (h + i) % 256
-            candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
-            if not any(candidate.overlaps(t) for t in taken):
-                return str(candidate)
-        raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool")
 
     # --- veths of stopped containers ------------------------------------------------------
     def reap_later(self, host_veth: str) -> None:
@@ -321,32 +301,32 @@ class NetworkManager:
                 "dns_servers": len(self._dns)}
 
     # --- networks -------------------------------------------------------------------------
-    async def create(self, body: dict) -> tuple[Network, str]:
-        name = (body or {}).get("Name") or ""
-        if not name or not _NAME_RE.match(name):
+    async def create(self, spec: NetworkSpec) -> Network:
+        """A new network. Names are unique whatever CheckDuplicate says (dockerd ≥ 25)."""
+        name = spec.name
+        if not name or name.strip() != name or "/" in name:
             raise errors.InvalidParameter(f"invalid network name: {name!r}")
-        driver_name = body.get("Driver") or "bridge"
         async with self._lock:
             if any(n.name == name for n in self._networks.values()):
                 raise errors.Conflict(f"network with name {name} already exists")
             if name in BUILTIN:
                 raise errors.Forbidden(f"{name} is a pre-defined network and cannot be created")
-            driver = self.driver(driver_name)
-            ipam = body.get("IPAM") or {}
-            configs = ipam.get("Config") or []
-            if ipam.get("Driver") not in (None, "", "default"):
-                raise errors.InvalidParameter(f"IPAM driver {ipam.get('Driver')!r} is not supported")
-            if body.get("EnableIPv6"):
-                raise errors.InvalidParameter("IPv6 networks are not supported yet")
-            first = configs[0] if configs else {}
+            driver = self.driver(spec.driver)
+            if spec.ipam_driver not in ("", "default"):
+                raise errors.InvalidParameter(f"IPAM driver {spec.ipam_driver!r} is not supported")
+            if spec.ingress:
+                raise errors.Forbidden("ingress networks need a swarm: this node is not a swarm manager")
             network = Network(
-                id=secrets.token_hex(32), name=name, driver=driver_name, created=_rfc3339(time.time()),
-                internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
-                labels=dict(body.get("Labels") or {}), options=dict(body.get("Options") or {}),
-                ipam_options=dict(ipam.get("Options") or {}),
+                id=secrets.token_hex(32), name=name, driver=spec.driver, created=_rfc3339(time.time()),
+                internal=spec.internal, attachable=spec.attachable, labels=dict(spec.labels),
+                options=dict(spec.options), ipam_options=dict(spec.ipam_options),
+                enable_ipv6=spec.enable_ipv6, pools=list(spec.pools),
             )
             if getattr(driver, "attaches", False):
-                await self._assign_subnet(network, first)
+                await addressing.assign(network, self.all(), tag=self.tag, data_root=self.config.data_root,
+                                        default_bridge=self.default_bridge_name)
+            elif spec.enable_ipv6 or spec.pools:
+                addressing.split_pools(spec.pools)  # validated, recorded for the driver
             await driver.create_network(network)
             try:
                 await trio.to_thread.run_sync(network.save, self.directory)
@@ -362,37 +342,7 @@ class NetworkManager:
                     await trio.to_thread.run_sync(self._remove_files, network)
                 raise
         self._publish(network, "create")
-        return network, ""
-
-    async def _assign_subnet(self, network: Network, config: dict) -> None:
-        subnet = config.get("Subnet")
-        if subnet:
-            try:
-                net = ipaddress.ip_network(subnet, strict=False)
-            except ValueError:
-                raise errors.InvalidParameter(f"invalid subnet {subnet}") from None
-            if net.version != 4:
-                raise errors.InvalidParameter("IPv6 networks are not supported yet")
-            for other in self._networks.values():
-                if other.subnet and ipaddress.ip_network(other.subnet).overlaps(net):
-                    raise errors.Forbidden("Pool overlaps with other one on this address space")
-            ours = {n.bridge for n in self._networks.values() if n.bridge}
-            routed = await trio.to_thread.run_sync(_routed_except, ours)
-            if any(r.overlaps(net) for r in routed):
-                raise errors.Forbidden(f"Pool overlaps with other one on this address space ({net} is routed on the host)")
-            network.subnet = str(net)
-        else:
-            network.subnet = await self._pick_subnet()
-        net = ipaddress.ip_network(network.subnet)
-        gateway = config.get("Gateway")
-        if gateway:
-            if ipaddress.ip_address(gateway) not in net:
-                raise errors.InvalidParameter(f"gateway {gateway} is not in subnet {net}")
-            network.gateway = gateway
-        else:
-            network.gateway = str(next(net.hosts()))
-        if config.get("IPRange"):
-            network.ip_range = str(ipaddress.ip_network(config["IPRange"], strict=False))
+        return network
 
     async def remove(self, ref: str) -> None:
         network = self.get(ref)
@@ -408,11 +358,12 @@ class NetworkManager:
                 await driver.delete_network(network)
             self._networks.pop(network.id, None)
             self._ipam.pop(network.id, None)
+            self._ipam6.pop(network.id, None)
             await trio.to_thread.run_sync(self._remove_files, network)
-            for cid, atts in list(self._attachments.items()):
+            for cid, atts in self._attachments.items():
                 kept = [a for a in atts if a["NetworkID"] != network.id]
                 if kept != atts:
-                    await trio.to_thread.run_sync(self._save_attachments, cid, kept)
+                    await trio.to_thread.run_sync(self._attachments.save, cid, kept)
             await self._apply_nft()
         self._publish(network, "destroy")
 
@@ -422,10 +373,10 @@ class NetworkManager:
         except FileNotFoundError:
             pass
         shutil.rmtree(os.path.join(self._ipam_root, network.id), ignore_errors=True)
+        shutil.rmtree(os.path.join(self._ipam_root, network.id + ".v6"), ignore_errors=True)
 
     def in_use(self, network: Network) -> bool:
-        return any(network.id in eps for eps in self._endpoints.values()) or any(
-            a["NetworkID"] == network.id for atts in self._attachments.values() for a in atts)
+        return any(network.id in eps for eps in self._endpoints.values()) or self._attachments.uses(network.id)
 
     async def prune(self, keep=lambda n: False) -> list[str]:
         removed = []
@@ -447,7 +398,8 @@ class NetworkManager:
         if not self._wants_dns(network) or self._nursery is None or network.id in self._dns:
             return
         port = int(os.environ.get("PYENGINE_DNS_PORT", "53"))
-        server = DnsServer(network.gateway, lambda name, nid=network.id: self.resolve_name(nid, name), port=port)
+        server = DnsServer(network.gateway, lambda name, client, nid=network.id: self.resolve_name(nid, name, client),
+                           port=port)
 
         async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
             with trio.CancelScope() as scope:
@@ -467,16 +419,20 @@ class NetworkManager:
         if scope is not None:
             scope.cancel()
 
-    def resolve_name(self, network_id: str, name: str) -> list[str]:
+    def resolve_name(self, network_id: str, name: str, client: str | None = None) -> list[str]:
+        """Addresses (both families) of `name` on the network; a link alias of the asking
+        container (`client` is its address) stands for the linked container's name."""
+        on_network = [eps[network_id] for eps in self._endpoints.values() if network_id in eps]
+        if client:
+            asking = next((ep for ep in on_network if client in (ep.ip, ep.ip6)), None)
+            if asking is not None:
+                name = links.resolve_alias(asking.links, name)
         out = []
-        for eps in self._endpoints.values():
-            ep = eps.get(network_id)
-            if ep is None or not ep.ip:
-                continue
+        for ep in on_network:
             c = ep.container
-            names = {c.name.lower(), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
+            names = {c.name.lower().lstrip("/"), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
             if name in names:
-                out.append(ep.ip)
+                out.extend(a for a in (ep.ip, ep.ip6) if a)
         return out
 
     # --- nft ------------------------------------------------------------------------------
@@ -493,56 +449,62 @@ class NetworkManager:
         await self.table.apply(nat, dnats)
 
     # --- containers -----------------------------------------------------------------------
-    def validate_create(self, host_config: dict, networking_config: dict | None) -> list[dict]:
-        """Attachments for a new container (raises NotFound for an unknown network)."""
+    def validate_create(self, host_config: dict, endpoints: dict[str, EndpointSettings]) -> list[dict]:
+        """Attachment records for a new container (raises NotFound for an unknown network).
+        `endpoints`: network ref → settings (the primary network's may carry the container's
+        MacAddress); HostConfig.Links become the primary network's links on a user-defined
+        network, legacy links (hosts entries, env) on the default bridge."""
         mode = host_config.get("NetworkMode") or "default"
         ports.validate({}, host_config)
-        endpoints = dict((networking_config or {}).get("EndpointsConfig") or {})
         if mode in SHARED_MODES or mode.startswith("container:"):
             return []
         primary = self.get("bridge" if mode == "default" else mode)
         if primary.driver in ("host", "null"):
             host_config["NetworkMode"] = primary.name
             return []
+        legacy = links.parse_all(host_config.get("Links") or [])
         out = []
         for ref in [mode if mode != "default" else "bridge", *endpoints]:
             network = self.get("bridge" if ref == "default" else ref)
             if any(a["NetworkID"] == network.id for a in out):
                 continue
-            conf = endpoints.get(ref) or {}
-            aliases = list(conf.get("Aliases") or [])
-            if network.name == "bridge" and aliases:
-                raise errors.InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
-            ipam = conf.get("IPAMConfig") or {}
-            if ipam.get("IPv4Address") and not network.user_defined:
-                raise errors.InvalidParameter("user specified IP address is supported on user defined networks only")
-            out.append({"NetworkID": network.id, "Aliases": aliases, "IPAMConfig": ipam or None,
-                        "MacAddress": conf.get("MacAddress") or ""})
+            settings = endpoints.get(ref) or endpoints.get("default" if ref == "bridge" else ref) or EndpointSettings()
+            if network is primary and legacy and network.user_defined:
+                settings.links = list(dict.fromkeys([*settings.links, *(f"{n}:{a}" for n, a in legacy)]))
+            self._validate_endpoint(network, settings)
+            out.append(attachments.record(network.id, settings))
         return out
 
-    def record(self, container_id: str, attachments: list[dict]) -> None:
-        self._save_attachments(container_id, attachments)
+    def _validate_endpoint(self, network: Network, settings: EndpointSettings) -> None:
+        if not network.user_defined:
+            if settings.aliases:
+                raise errors.InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
+            if settings.links:
+                raise errors.InvalidParameter("links are supported only for containers in user defined networks")
+            if settings.ipv4_address or settings.ipv6_address:
+                raise errors.InvalidParameter("user specified IP address is supported on user defined networks only")
+        elif (settings.ipv4_address or settings.ipv6_address) and not network.pools:
+            raise errors.InvalidParameter("user specified IP address is supported only when connecting to networks with user configured subnets")
+        addressing.validate_endpoint(network, settings)
+        links.parse_all(settings.links)
 
-    def _save_attachments(self, container_id: str, attachments: list[dict]) -> None:
-        path = os.path.join(self._attach_dir, container_id + ".json")
-        if not attachments:
-            self._attachments.pop(container_id, None)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            return
-        self._attachments[container_id] = attachments
-        with open(path + ".tmp", "w") as f:
-            json.dump(attachments, f)
-        os.replace(path + ".tmp", path)
+    def record(self, container_id: str, records: list[dict]) -> None:
+        self._attachments.save(container_id, records)
 
     async def forget(self, container) -> None:
         await self.teardown(container)
-        await trio.to_thread.run_sync(self._save_attachments, container.id, [])
+        await trio.to_thread.run_sync(self._attachments.save, container.id, [])
 
     def attachments(self, container_id: str) -> list[dict]:
-        return list(self._attachments.get(container_id, []))
+        return self._attachments.get(container_id)
+
+    def endpoints_of(self, container_id: str) -> dict[str, Endpoint]:
+        """network id → endpoint of a running container."""
+        return dict(self._endpoints.get(container_id, {}))
+
+    def endpoints_on(self, network_id: str) -> dict[str, Endpoint]:
+        """container id → endpoint of the running containers on a network."""
+        return {cid: eps[network_id] for cid, eps in self._endpoints.items() if network_id in eps}
 
     async def setup(self, container, pid: int) -> None:
         """Network the new container (its netns is `pid`'s, before exec): ports bound first
@@ -553,6 +515,7 @@ class NetworkManager:
         bindings = ports.bindings_for(container.config, host) if atts else []
         bound: list[ports.BoundPort] = []
         try:
+            legacy = self._legacy_links(container) if atts else []
             for binding in bindings:
                 bound.append(ports.bind(binding))
             for index, att in enumerate(atts):
@@ -565,7 +528,7 @@ class NetworkManager:
                 for ep in self._endpoints.get(container.id, {}).values():
                     for b in ep.ports:
                         await self._nursery.start(ports.proxy, b, ep.ip)
-            await trio.to_thread.run_sync(self._write_files, container)
+            await trio.to_thread.run_sync(self._write_files, container, legacy)
         except BaseException:
             for b in bound:
                 b.sock.close()
@@ -575,26 +538,58 @@ class NetworkManager:
         for nid in self._endpoints.get(container.id, {}):
             self._publish(self._networks[nid], "connect", container.id)
 
+    def _legacy_links(self, container) -> list[links.LegacyLink]:
+        """HostConfig.Links of a container on the default bridge: each target must run there."""
+        bridge = next((n for n in self._networks.values() if n.name == "bridge"), None)
+        wanted = links.parse_all(container.host_config.get("Links") or [])
+        if bridge is None or not wanted or not any(a["NetworkID"] == bridge.id for a in self.attachments(container.id)):
+            return []
+        return links.resolve_legacy(container, wanted, self.endpoints_on(bridge.id).values())
+
+    async def remove_link(self, container, alias: str) -> None:
+        """Forget `container`'s link named `alias` (HostConfig.Links and its networks' Links);
+        running containers keep what they were started with, as in dockerd."""
+        host = container.host_config
+        kept = [v for v in host.get("Links") or [] if links.parse(v)[1] != alias]
+        atts = self.attachments(container.id)
+        new_atts = [{**a, "Links": [v for v in a.get("Links") or [] if links.parse(v)[1] != alias]} for a in atts]
+        if kept == list(host.get("Links") or []) and new_atts == atts:
+            raise errors.NotFound(f"Could not find link {alias!r} of container {container.name.lstrip('/')}")
+        host["Links"] = kept or None
+        await trio.to_thread.run_sync(container.save)
+        await trio.to_thread.run_sync(self._attachments.save, container.id, new_atts)
+
+    def link_env(self, container) -> list[str]:
+        """Docker's legacy link variables (ALIAS_PORT_80_TCP=…, ALIAS_NAME, ALIAS_ENV_…)."""
+        try:
+            return links.environment(container, self._legacy_links(container))
+        except errors.EngineError:
+            return []  # the start fails later, in setup, with the reason
+
     async def _join(self, container, network: Network, att: dict, pid: int, *, route: bool, publish: bool) -> Endpoint:
         driver = self.driver(network.driver)
         if not getattr(driver, "attaches", False):
             raise errors.Forbidden(f"network {network.name} does not take endpoints")
+        settings = attachments.settings(att)
         eps = self._endpoints.setdefault(container.id, {})
         used = {ep.ifname for ep in eps.values()}
         ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-        ipam = self._ipam[network.id]
-        wanted = (att.get("IPAMConfig") or {}).get("IPv4Address") or None
-        ip = await trio.to_thread.run_sync(ipam.allocate, container.id, wanted)
         ep = Endpoint(id=secrets.token_hex(32), network_id=network.id, container=container, ifname=ifname,
-                      ip=ip, prefixlen=network.prefixlen, gateway=network.gateway,
-                      mac=att.get("MacAddress") or mac_for(ip), aliases=list(att.get("Aliases") or []))
+                      prefixlen=network.prefixlen, gateway=network.gateway, aliases=list(settings.aliases),
+                      links={alias: name for name, alias in links.parse_all(settings.links)}, link_local=list(settings.link_local_ips))
         ep.driver_state["route"] = route
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            ipam = self._ipam[network.id]
+            ep.ip = await trio.to_thread.run_sync(ipam.allocate, container.id, settings.ipv4_address or None)
+            stack.push_async_callback(_release, ipam, ep.ip)
+            ipam6 = self._ipam6.get(network.id)
+            if ipam6 is not None:
+                ep.ip6 = await trio.to_thread.run_sync(ipam6.allocate, container.id, settings.ipv6_address or None)
+                ep.prefixlen6, ep.gateway6 = network.prefixlen6, network.gateway6
+                stack.push_async_callback(_release, ipam6, ep.ip6)
+            ep.mac = settings.mac_address or mac_for(ep.ip)
             await driver.join(network, ep, pid)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(ipam.release, ip)
-            raise
+            stack.pop_all()
         eps[network.id] = ep
         if publish:
             self._publish(network, "connect", container.id)
@@ -640,13 +635,14 @@ class NetworkManager:
                 await trio.to_thread.run_sync(_netlink.delete_link, ep.host_veth)
         except Exception as exc:
             log.warning("leaving network %s failed: %s", nid, exc)
-        ipam = self._ipam.get(nid)
-        if ipam is not None and ep.ip:
-            await trio.to_thread.run_sync(ipam.release, ep.ip)
+        for ipam, address in ((self._ipam.get(nid), ep.ip), (self._ipam6.get(nid), ep.ip6)):
+            if ipam is not None and address:
+                await trio.to_thread.run_sync(ipam.release, address)
 
-    def _write_files(self, container) -> None:
+    def _write_files(self, container, legacy=()) -> None:
         """resolv.conf → the embedded DNS of the first user-defined network (unless --dns);
-        /etc/hosts gets the container's own addresses. Written in place (bind-mounted)."""
+        /etc/hosts gets the container's own addresses and its legacy links. Written in place
+        (bind-mounted)."""
         eps = self._endpoints.get(container.id, {})
         host = container.host_config
         dns_net = next((self._networks[nid] for nid in eps if self._wants_dns(self._networks[nid])), None)
@@ -660,12 +656,16 @@ class NetworkManager:
             from engine.containers import config as cfg
 
             text = cfg.hosts_file(container.config["Hostname"], host)
+            text += links.hosts_entries(legacy)
             for ep in eps.values():
-                text += f"{ep.ip}\t{container.config['Hostname']}\n"
+                for address in (ep.ip, ep.ip6):
+                    if address:
+                        text += f"{address}\t{container.config['Hostname']}\n"
             with open(container.hosts_path, "w") as f:
                 f.write(text)
 
-    async def connect(self, ref: str, container, pid: int | None, config: dict | None) -> None:
+    async def connect(self, ref: str, container, pid: int | None, settings: EndpointSettings | None) -> None:
+        """Attach `container` (running: `pid`; stopped or created: at its next start)."""
         network = self.get(ref)
         mode = container.host_config.get("NetworkMode") or "default"
         if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
@@ -673,20 +673,20 @@ class NetworkManager:
         atts = self.attachments(container.id)
         if any(a["NetworkID"] == network.id for a in atts):
             raise errors.Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
-        config = config or {}
-        att = {"NetworkID": network.id, "Aliases": list(config.get("Aliases") or []),
-               "IPAMConfig": config.get("IPAMConfig") or None, "MacAddress": config.get("MacAddress") or ""}
+        settings = settings or EndpointSettings()
+        self._validate_endpoint(network, settings)
+        att = attachments.record(network.id, settings)
         if pid is not None:
             await self._join(container, network, att, pid, route=not self._endpoints.get(container.id), publish=True)
-            await trio.to_thread.run_sync(self._write_files, container)
-        await trio.to_thread.run_sync(self._save_attachments, container.id, atts + [att])
+            await trio.to_thread.run_sync(self._write_files, container, self._legacy_links(container))
+        await trio.to_thread.run_sync(self._attachments.save, container.id, atts + [att])
 
     async def disconnect(self, ref: str, container, force: bool = False) -> None:
+        """Detach `container`; `force` also when its network is on the way out (dockerd refuses
+        a container that is not connected either way)."""
         network = self.get(ref)
         atts = self.attachments(container.id)
         if not any(a["NetworkID"] == network.id for a in atts):
-            if force:
-                return
             raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
         ep = self._endpoints.get(container.id, {}).pop(network.id, None)
         if ep is not None:
@@ -694,87 +694,8 @@ class NetworkManager:
             if ep.ports:
                 await self._apply_nft()
             self._publish(network, "disconnect", container.id)
-        await trio.to_thread.run_sync(self._save_attachments, container.id,
+        await trio.to_thread.run_sync(self._attachments.save, container.id,
                                       [a for a in atts if a["NetworkID"] != network.id])
-
-    # --- shapes ---------------------------------------------------------------------------
-    def endpoint_shape(self, network: Network, container, ep: Endpoint | None, att: dict | None) -> dict:
-        att = att or {}
-        return {
-            "IPAMConfig": att.get("IPAMConfig"), "Links": None,
-            "Aliases": (list(att.get("Aliases") or []) + [container.id[:12]]) if network.user_defined and att else None,
-            "NetworkID": network.id, "EndpointID": ep.id if ep else "",
-            "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
-            "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": ep.mac if ep else "", "DriverOpts": None,
-        }
-
-    def container_settings(self, container) -> dict:
-        """NetworkSettings pieces: Networks, Ports, and the default bridge's top-level fields."""
-        eps = self._endpoints.get(container.id, {})
-        mode = container.host_config.get("NetworkMode") or "default"
-        networks = {}
-        if mode in SHARED_MODES:
-            network = self.get(mode)
-            networks[mode] = self.endpoint_shape(network, container, None, None)
-            networks[mode]["NetworkID"] = network.id
-        for att in self.attachments(container.id):
-            network = self._networks.get(att["NetworkID"])
-            if network is not None:
-                networks[network.name] = self.endpoint_shape(network, container, eps.get(network.id), att)
-        port_map: dict = {}
-        for key in (container.config.get("ExposedPorts") or {}):
-            port_map[key if "/" in key else key + "/tcp"] = None
-        for ep in eps.values():
-            for b in ep.ports:
-                port_map.setdefault(b.binding.key, None)
-                port_map[b.binding.key] = (port_map[b.binding.key] or []) + [b.docker_shape()]
-        top = {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "EndpointID": "", "Bridge": ""}
-        for nid, ep in eps.items():
-            network = self._networks.get(nid)
-            if network is not None and network.name == "bridge":
-                top = {"IPAddress": ep.ip, "Gateway": ep.gateway, "MacAddress": ep.mac,
-                       "IPPrefixLen": ep.prefixlen, "EndpointID": ep.id, "Bridge": network.bridge}
-        return {"Networks": networks, "Ports": port_map if eps else {}, **top,
-                "SandboxKey": f"/proc/{container.state.pid}/ns/net" if eps and container.state.pid else ""}
-
-    def ports_summary(self, container) -> list[dict]:
-        out = []
-        eps = self._endpoints.get(container.id, {})
-        published = set()
-        for ep in eps.values():
-            for b in ep.ports:
-                out.append({"IP": b.binding.host_ip or "0.0.0.0", "PrivatePort": b.binding.container_port,
-                            "PublicPort": b.host_port, "Type": b.binding.proto})
-                published.add(b.binding.key)
-        for key in (container.config.get("ExposedPorts") or {}):
-            port, _, proto = key.partition("/")
-            if f"{port}/{proto or 'tcp'}" not in published and port.isdigit():
-                out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
-        return out
-
-    def network_shape(self, network: Network, containers: bool = True) -> dict:
-        members = {}
-        if containers:
-            for cid, eps in self._endpoints.items():
-                ep = eps.get(network.id)
-                if ep is not None:
-                    members[cid] = {"Name": ep.container.name, "EndpointID": ep.id, "MacAddress": ep.mac,
-                                    "IPv4Address": f"{ep.ip}/{ep.prefixlen}", "IPv6Address": ""}
-        config = []
-        if network.subnet:
-            entry = {"Subnet": network.subnet, "Gateway": network.gateway}
-            if network.ip_range:
-                entry["IPRange"] = network.ip_range
-            config.append(entry)
-        return {
-            "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
-            "Driver": network.driver, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": network.ipam_options or None, "Config": config},
-            "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
-            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
-            "Options": dict(network.options), "Labels": dict(network.labels),
-        }
 
     # --- events ---------------------------------------------------------------------------
     def _publish(self, network: Network, action: str, container_id: str | None = None) -> None:
@@ -784,5 +705,6 @@ class NetworkManager:
         self.events.publish("network", action, network.id, attributes)
 
 
-def _routed_except(own_bridges: set[str]) -> list[ipaddress.IPv4Network]:
-    return [net for net, dev in _netlink.routed_networks() if dev not in own_bridges]
+async def _release(ipam: Ipam, address: str) -> None:
+    with trio.CancelScope(shield=True):
+        await trio.to_thread.run_sync(ipam.release, address)

@@ -1,5 +1,6 @@
 """Network and endpoint records (attrs). Networks persist as JSON under the data root;
-endpoints are runtime state of a running container."""
+endpoints are runtime state of a running container. NetworkSpec and EndpointSettings are what
+the API hands the manager (engine.api.networks turns Docker's JSON into them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,48 @@ import json
 import os
 
 import attrs
+
+
+@attrs.define
+class IpamPool:
+    """One IPAM pool as the user gave it (every field optional; Docker shows them as given)."""
+
+    subnet: str = ""
+    ip_range: str = ""
+    gateway: str = ""
+    aux_addresses: dict = attrs.Factory(dict)
+
+
+def _pools(value) -> list:
+    return [p if isinstance(p, IpamPool) else IpamPool(**p) for p in value or []]
+
+
+@attrs.define
+class NetworkSpec:
+    name: str
+    driver: str = "bridge"
+    internal: bool = False
+    attachable: bool = False
+    ingress: bool = False
+    enable_ipv6: bool = False
+    labels: dict = attrs.Factory(dict)
+    options: dict = attrs.Factory(dict)
+    ipam_driver: str = "default"
+    ipam_options: dict = attrs.Factory(dict)
+    pools: list = attrs.field(factory=list, converter=_pools)
+
+
+@attrs.define
+class EndpointSettings:
+    """A container's wishes for one network (create's EndpointsConfig, connect's body)."""
+
+    aliases: list = attrs.Factory(list)
+    links: list = attrs.Factory(list)  # "container:alias", container-local DNS names
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+    link_local_ips: list = attrs.Factory(list)
+    mac_address: str = ""
+    driver_opts: dict = attrs.Factory(dict)
 
 
 @attrs.define(eq=False)
@@ -25,10 +68,25 @@ class Network:
     labels: dict = attrs.Factory(dict)
     options: dict = attrs.Factory(dict)
     ipam_options: dict = attrs.Factory(dict)
+    enable_ipv6: bool = False
+    subnet6: str = ""
+    gateway6: str = ""
+    ip_range6: str = ""
+    #: the pools as configured (empty when the subnet was picked for the user)
+    pools: list = attrs.field(factory=list, converter=_pools)
 
     @property
     def prefixlen(self) -> int:
         return int(self.subnet.split("/")[1]) if self.subnet else 0
+
+    @property
+    def prefixlen6(self) -> int:
+        return int(self.subnet6.split("/")[1]) if self.subnet6 else 0
+
+    @property
+    def reserved(self) -> set[str]:
+        """Auxiliary addresses: IPAM never hands them out."""
+        return {a for p in self.pools for a in p.aux_addresses.values()}
 
     @property
     def user_defined(self) -> bool:
@@ -58,8 +116,22 @@ class Endpoint:
     ip: str = ""
     prefixlen: int = 0
     gateway: str = ""
+    ip6: str = ""
+    prefixlen6: int = 0
+    gateway6: str = ""
+    link_local: list = attrs.Factory(list)
     mac: str = ""
     host_veth: str = ""
     aliases: list = attrs.Factory(list)
+    links: dict = attrs.Factory(dict)  # alias → container name (resolvable from this one only)
     ports: list = attrs.Factory(list)  # ports.BoundPort
     driver_state: dict = attrs.Factory(dict)
+
+    def addresses(self) -> list[str]:
+        """Every address (CIDR) the container's interface gets."""
+        out = [f"{self.ip}/{self.prefixlen}"] if self.ip else []
+        if self.ip6:
+            out.append(f"{self.ip6}/{self.prefixlen6}")
+        for address in self.link_local:
+            out.append(address if "/" in address else address + ("/64" if ":" in address else "/16"))
+        return out

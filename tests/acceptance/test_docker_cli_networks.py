@@ -88,3 +88,45 @@ def test_docker_run_publish(docker, tmp_path):
             time.sleep(0.1)
     assert docker("port", "dk-httpd").stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
     assert f"127.0.0.1:{port}->80/tcp" in docker("ps", "--format", "{{.Ports}}").stdout
+
+
+def test_docker_network_flags_ipv6_ipam_links(docker):
+    """`docker network create/connect/disconnect/inspect/prune` with their addressing flags, and
+    `docker run --link` / `docker rm --link` (unique-local IPv6 subnet made here)."""
+    docker.networks.append("dk-v6")
+    docker("network", "create", "--ipv6", "--subnet", "fd5e:c0de:99::/64", "--subnet", "10.250.71.0/24",
+           "--ip-range", "10.250.71.64/26", "--gateway", "10.250.71.1", "--aux-address", "r=10.250.71.65",
+           "--ipam-opt", "x=1", "-o", "com.docker.network.driver.mtu=1400", "--label", "t=v6", "dk-v6")
+    info = json.loads(docker("network", "inspect", "dk-v6").stdout)[0]
+    assert info["EnableIPv6"] is True and info["IPAM"]["Options"] == {"x": "1"}
+    assert info["IPAM"]["Config"] == [
+        {"Subnet": "10.250.71.0/24", "IPRange": "10.250.71.64/26", "Gateway": "10.250.71.1",
+         "AuxiliaryAddresses": {"r": "10.250.71.65"}},
+        {"Subnet": "fd5e:c0de:99::/64"}]
+    docker.containers += ["dk-v6a", "dk-v6b"]
+    docker("run", "-d", "--network", "dk-v6", "--ip6", "fd5e:c0de:99::a", "--name", "dk-v6a", "busybox", "sleep", "60")
+    docker("run", "-d", "--name", "dk-v6b", "busybox", "sleep", "60")
+    docker("network", "connect", "--ip", "10.250.71.100", "--ip6", "fd5e:c0de:99::b", "--alias", "bee",
+           "--link", "dk-v6a:ay", "--link-local-ip", "169.254.9.9", "dk-v6", "dk-v6b")
+    addrs = docker("exec", "dk-v6b", "ip", "addr", "show", "eth1").stdout
+    assert "10.250.71.100/24" in addrs and "fd5e:c0de:99::b/64" in addrs and "169.254.9.9/16" in addrs
+    assert "mtu 1400" in addrs
+    assert "1 packets received" in docker("exec", "dk-v6b", "ping6", "-c1", "-W3", "ay").stdout
+    assert "fd5e:c0de:99::b" in docker("exec", "dk-v6a", "nslookup", "-type=AAAA", "bee").stdout
+    assert docker("exec", "dk-v6a", "nslookup", "ay", check=False).returncode != 0  # link: dk-v6b's only
+    ep = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", "dk-v6b").stdout)["dk-v6"]
+    assert ep["Links"] == ["dk-v6a:ay"] and ep["GlobalIPv6Address"] == "fd5e:c0de:99::b"
+    docker("network", "disconnect", "-f", "dk-v6", "dk-v6b")
+    assert docker("network", "disconnect", "-f", "dk-v6", "dk-v6b", check=False).returncode != 0
+    # legacy links on the default bridge
+    docker.containers += ["dk-lweb"]
+    out = docker("run", "--name", "dk-lweb", "--link", "dk-v6b:store", "busybox", "sh", "-c",
+                 "grep store /etc/hosts; echo $STORE_NAME").stdout
+    assert "store" in out.splitlines()[0] and "/dk-lweb/store" in out
+    docker("rm", "--link", "/dk-lweb/store")
+    assert json.loads(docker("inspect", "-f", "{{json .HostConfig.Links}}", "dk-lweb").stdout) is None
+    docker("rm", "-f", "dk-v6a")
+    docker("network", "create", "--label", "keep=1", "dk-keep")
+    docker.networks.append("dk-keep")
+    out = docker("network", "prune", "-f", "--filter", "label!=keep=1").stdout
+    assert "dk-v6" in out and "dk-keep" not in out

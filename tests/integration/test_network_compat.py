@@ -1,0 +1,283 @@
+"""What docker-py's network suite and the docker CLI expect of networks, end to end as root: IPv6
+(unique-local subnets this module creates), full IPAM config, driver and endpoint options,
+links, MAC and link-local addresses, connect/disconnect, prune filters, inspect fields. A
+private daemon per module; traffic only between the module's own containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import private_daemon
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, netlink, nftables)")
+
+ULA = "fd5e:c0de:77::/64"  # unique-local: never routed beyond this host
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+
+
+@pytest.fixture(scope="module")
+def compatd():
+    with private_daemon("pe-netcompat-") as handle:
+        links_before = _links()
+        yield handle
+        for c in handle.api("GET", "/containers/json", params={"all": "1"}).json():
+            handle.api("DELETE", f"/containers/{c['Id']}", params={"force": "1"})
+        handle.api("POST", "/networks/prune")
+        handle.stop()
+        from engine.networks import daemon_tag
+
+        ours = tuple(prefix + daemon_tag(handle.data_root) for prefix in ("pb", "pv", "pc")) + ("pncbr",)
+        leaked = {name for name in _links() - links_before if name.startswith(ours)}  # not other daemons
+        assert leaked == set(), handle.log()
+
+
+@pytest.fixture
+def api(compatd):
+    """docker-py's APIClient; what a test creates is removed after it, even on failure."""
+    import docker
+
+    client = docker.APIClient(base_url=compatd.host, version="1.41", timeout=60)
+    client.made_networks = []
+    yield client
+    for c in client.containers(all=True):
+        client.remove_container(c["Id"], force=True)
+    for net in client.made_networks:
+        try:
+            client.remove_network(net)
+        except docker.errors.NotFound:
+            pass
+    client.close()
+
+
+def _net(api, name, **kwargs) -> str:
+    net_id = api.create_network(name, **kwargs)["Id"]
+    api.made_networks.append(net_id)
+    return net_id
+
+
+def _run(api, name=None, command="sleep 300", **kwargs) -> str:
+    cid = api.create_container("busybox", command, name=name, **kwargs)["Id"]
+    api.start(cid)
+    return cid
+
+
+def _exec(api, cid, cmd) -> tuple[int, str]:
+    exe = api.exec_create(cid, cmd)
+    out = api.exec_start(exe).decode()
+    return api.exec_inspect(exe)["ExitCode"], out
+
+
+def test_ipv6_network_fixed_addresses_ping_and_aaaa(api):
+    from docker.types import IPAMConfig, IPAMPool
+
+    net_id = _net(api, "nc-v6", enable_ipv6=True, ipam=IPAMConfig(pool_configs=[
+        IPAMPool(subnet="10.250.61.0/24"), IPAMPool(subnet=ULA, gateway="fd5e:c0de:77::fffe")]))
+    net = api.inspect_network(net_id)
+    assert net["EnableIPv6"] is True
+    assert {"Subnet": ULA, "Gateway": "fd5e:c0de:77::fffe"} in net["IPAM"]["Config"]
+    server = _run(api, "nc-v6-server", host_config=api.create_host_config(network_mode="nc-v6"),
+                  networking_config=api.create_networking_config(
+                      {"nc-v6": api.create_endpoint_config(ipv6_address="fd5e:c0de:77::10")}))
+    settings = api.inspect_container(server)["NetworkSettings"]["Networks"]["nc-v6"]
+    assert settings["GlobalIPv6Address"] == "fd5e:c0de:77::10"
+    assert settings["GlobalIPv6PrefixLen"] == 64 and settings["IPv6Gateway"] == "fd5e:c0de:77::fffe"
+    assert settings["IPAMConfig"] == {"IPv6Address": "fd5e:c0de:77::10"}
+    member = api.inspect_network(net_id)["Containers"][server]
+    assert member["IPv6Address"] == "fd5e:c0de:77::10/64" and member["IPv4Address"].startswith("10.250.61.")
+    code, out = _exec(api, server, ["ip", "-6", "addr", "show", "eth0"])
+    assert "fd5e:c0de:77::10/64" in out and "tentative" not in out.split("scope global")[0]
+    client = _run(api, host_config=api.create_host_config(network_mode="nc-v6"))
+    code, out = _exec(api, client, ["ip", "-6", "route"])
+    assert "default via fd5e:c0de:77::fffe" in out, out
+    code, out = _exec(api, client, ["ping6", "-c1", "-W3", "fd5e:c0de:77::10"])
+    assert code == 0, out
+    code, out = _exec(api, client, ["nslookup", "-type=AAAA", "nc-v6-server"])
+    assert code == 0 and "fd5e:c0de:77::10" in out, out
+    code, out = _exec(api, client, ["nslookup", "-type=A", "nc-v6-server"])
+    assert "fd5e:c0de:77::10" not in out and settings["IPAddress"] in out, out
+
+
+def test_ipv6_without_subnet_gets_a_unique_local_pool(api):
+    net = api.inspect_network(_net(api, "nc-v6auto", enable_ipv6=True))
+    subnets = [c["Subnet"] for c in net["IPAM"]["Config"]]
+    assert len(subnets) == 2 and subnets[1].startswith("fd") and subnets[1].endswith("/64")
+
+
+def test_ipv6_pool_without_enable_ipv6_hands_out_no_ipv6(api):
+    """libnetwork: the pool is kept (inspect shows it) but addresses need EnableIPv6."""
+    from docker.types import IPAMConfig, IPAMPool
+
+    net_id = _net(api, "nc-v6off", ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="fd5e:c0de:78::/64")]))
+    assert api.inspect_network(net_id)["EnableIPv6"] is False
+    cid = _run(api, host_config=api.create_host_config(network_mode="nc-v6off"),
+               networking_config=api.create_networking_config(
+                   {"nc-v6off": api.create_endpoint_config(ipv6_address="fd5e:c0de:78::5")}))
+    settings = api.inspect_container(cid)["NetworkSettings"]["Networks"]["nc-v6off"]
+    assert settings["IPAMConfig"]["IPv6Address"] == "fd5e:c0de:78::5" and settings["GlobalIPv6Address"] == ""
+
+
+def test_ipam_config_shown_as_given_and_aux_addresses_never_handed_out(api):
+    from docker.types import IPAMConfig, IPAMPool
+
+    pool = IPAMPool(subnet="10.250.62.0/24", iprange="10.250.62.0/30", gateway="10.250.62.254",
+                    aux_addresses={"router": "10.250.62.1"})
+    net_id = _net(api, "nc-ipam", ipam=IPAMConfig(pool_configs=[pool], options={"opt": "1"}),
+                  options={"com.docker.network.bridge.name": "pncbr0"}, labels={"a": "b"})
+    net = api.inspect_network(net_id)
+    assert net["IPAM"] == {"Driver": "default", "Options": {"opt": "1"}, "Config": [{
+        "Subnet": "10.250.62.0/24", "IPRange": "10.250.62.0/30", "Gateway": "10.250.62.254",
+        "AuxiliaryAddresses": {"router": "10.250.62.1"}}]}
+    assert net["Options"] == {"com.docker.network.bridge.name": "pncbr0"} and net["Labels"] == {"a": "b"}
+    assert "pncbr0" in _links()
+    hc = api.create_host_config(network_mode="nc-ipam")
+    first = api.inspect_container(_run(api, host_config=hc))["NetworkSettings"]["Networks"]["nc-ipam"]
+    second = api.inspect_container(_run(api, host_config=hc))["NetworkSettings"]["Networks"]["nc-ipam"]
+    # .0 is the network, .1 auxiliary: the /30 range has .2 and .3 left
+    assert {first["IPAddress"], second["IPAddress"]} == {"10.250.62.2", "10.250.62.3"}
+    assert first["Gateway"] == "10.250.62.254"
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"Name": "nc-bad", "Labels": ["a=b"]}, "Labels"),
+    ({"Name": "nc-bad", "Options": {"x": 1}}, "Options"),
+    ({"Name": "nc-bad", "IPAM": {"Config": [{"Subnet": "10.250.63.0/24", "Gateway": "10.9.9.9"}]}}, "gateway"),
+    ({"Name": "nc-bad", "IPAM": {"Config": [{"Subnet": "10.250.63.0/24", "IPRange": "10.250.64.0/28"}]}}, "ip-range"),
+    ({"Name": "nc-bad", "IPAM": {"Config": [{"Subnet": "not-a-subnet"}]}}, "subnet"),
+])
+def test_create_refuses_wrong_types_and_inconsistent_pools_with_400(compatd, body, words):
+    response = compatd.api("POST", "/networks/create", json=body)
+    assert response.status_code == 400, response.text
+    assert words in response.json()["message"]
+    assert compatd.api("GET", "/networks/nc-bad").status_code == 404
+
+
+def test_names_with_spaces_and_duplicates(api):
+    import docker
+
+    _net(api, "nc 01")
+    assert api.inspect_network("nc 01")["Name"] == "nc 01"
+    with pytest.raises(docker.errors.APIError) as err:
+        api.create_network("nc 01", check_duplicate=True)
+    assert err.value.status_code == 409
+
+
+def test_links_on_a_user_network_are_aliases_for_the_linking_container_only(api):
+    _net(api, "nc-links")
+    hc = api.create_host_config(network_mode="nc-links")
+    linking = _run(api, host_config=hc, networking_config=api.create_networking_config(
+        {"nc-links": api.create_endpoint_config(links=[("nc-upstream", "bar")])}))
+    assert api.inspect_container(linking)["NetworkSettings"]["Networks"]["nc-links"]["Links"] == ["nc-upstream:bar"]
+    upstream = _run(api, "nc-upstream", host_config=hc)
+    upstream_ip = api.inspect_container(upstream)["NetworkSettings"]["Networks"]["nc-links"]["IPAddress"]
+    code, out = _exec(api, linking, ["nslookup", "bar"])
+    assert code == 0 and upstream_ip in out, out
+    other = _run(api, host_config=hc)
+    code, out = _exec(api, other, ["nslookup", "bar"])
+    assert code != 0, out
+
+
+def test_legacy_links_on_the_default_bridge_and_removing_one(api, compatd):
+    db = _run(api, "nc-db", environment=["SECRET=s3"], ports=[5432])
+    db_ip = api.inspect_container(db)["NetworkSettings"]["IPAddress"]
+    web = api.create_container("busybox", "sh -c 'cat /etc/hosts; env'", name="nc-web",
+                               host_config=api.create_host_config(links={"nc-db": "dbalias"}))["Id"]
+    api.start(web)
+    assert api.wait(web)["StatusCode"] == 0
+    out = api.logs(web).decode()
+    assert f"{db_ip}\tdbalias" in out, out
+    for line in (f"DBALIAS_PORT_5432_TCP_ADDR={db_ip}", "DBALIAS_PORT_5432_TCP_PORT=5432",
+                 f"DBALIAS_PORT=tcp://{db_ip}:5432", "DBALIAS_NAME=/nc-web/dbalias", "DBALIAS_ENV_SECRET=s3"):
+        assert line in out, out
+    # a link to a container that is not running fails the start with the reason
+    lonely = api.create_container("busybox", "true", host_config=api.create_host_config(links={"nc-nothere": "x"}))
+    with pytest.raises(Exception, match="non running container"):
+        api.start(lonely)
+    # DELETE /containers/{parent}/{alias}?link=1 forgets the link, keeps both containers
+    response = compatd.api("DELETE", "/containers//nc-web/dbalias", params={"link": "1"})
+    assert response.status_code == 204, response.text
+    assert not api.inspect_container(web)["HostConfig"]["Links"]
+    assert compatd.api("DELETE", "/containers//nc-web/dbalias", params={"link": "1"}).status_code == 404
+    api.start(web)
+    assert api.wait(web)["StatusCode"] == 0
+    assert api.logs(web).decode().count("DBALIAS_NAME=") == 1  # only the first run had the link
+
+
+def test_mac_addresses_container_wide_and_per_endpoint(api):
+    _net(api, "nc-mac")
+    cid = api.create_container("busybox", "sleep 300", mac_address="02:42:ac:11:00:42")["Id"]
+    api.connect_container_to_network(cid, "nc-mac", mac_address="02:42:ac:11:00:43")
+    before = api.inspect_container(cid)
+    assert before["Config"]["MacAddress"] == "02:42:ac:11:00:42"
+    assert before["NetworkSettings"]["Networks"]["nc-mac"]["MacAddress"] == "02:42:ac:11:00:43"
+    api.start(cid)
+    _, out = _exec(api, cid, ["ip", "link"])
+    assert "02:42:ac:11:00:42" in out and "02:42:ac:11:00:43" in out
+    assert api.inspect_container(cid)["NetworkSettings"]["MacAddress"] == "02:42:ac:11:00:42"
+
+
+def test_link_local_ips_and_driver_opts_on_the_default_bridge(api):
+    import docker
+
+    cid = _run(api, host_config=api.create_host_config(network_mode="bridge"),
+               networking_config=api.create_networking_config({"bridge": api.create_endpoint_config(
+                   link_local_ips=["169.254.8.8"], driver_opt={"com.docker-py.setting": "on"})}))
+    net = api.inspect_container(cid)["NetworkSettings"]["Networks"]["bridge"]
+    assert net["IPAMConfig"]["LinkLocalIPs"] == ["169.254.8.8"]
+    assert net["DriverOpts"] == {"com.docker-py.setting": "on"}
+    _, out = _exec(api, cid, ["ip", "-4", "addr", "show", "eth0"])
+    assert "169.254.8.8/16" in out
+    with pytest.raises(docker.errors.APIError) as err:
+        api.create_container("busybox", "true", networking_config=api.create_networking_config(
+            {"bridge": api.create_endpoint_config(link_local_ips=["10.1.1.1"])}))
+    assert err.value.status_code == 400
+
+
+def test_connect_stopped_container_then_start_and_force_disconnect(api):
+    import docker
+
+    net_id = _net(api, "nc-conn")
+    cid = api.create_container("busybox", "sleep 300")["Id"]
+    api.connect_container_to_network(cid, net_id, aliases=["svc"], ipv4_address=None)
+    assert api.inspect_network(net_id)["Containers"] == {}  # not running: no endpoint yet
+    api.start(cid)
+    assert list(api.inspect_network(net_id)["Containers"]) == [cid]
+    _, out = _exec(api, cid, ["ip", "-o", "link"])
+    assert "eth1" in out
+    api.disconnect_container_from_network(cid, net_id, force=True)
+    assert api.inspect_network(net_id)["Containers"] == {}
+    _, out = _exec(api, cid, ["ip", "-o", "link"])
+    assert "eth1" not in out
+    with pytest.raises(docker.errors.APIError):
+        api.disconnect_container_from_network(cid, net_id, force=True)
+
+
+def test_prune_filters(api, compatd):
+    _net(api, "nc-prune-keep", labels={"keep": "1"})
+    _net(api, "nc-prune-drop")
+    future = str(int(time.time()) + 3600)
+    past = str(int(time.time()) - 3600)
+    assert api.prune_networks(filters={"until": past})["NetworksDeleted"] is None
+    deleted = api.prune_networks(filters={"label!": "keep=1", "until": future})["NetworksDeleted"]
+    assert "nc-prune-drop" in deleted and "nc-prune-keep" not in deleted
+    response = compatd.api("POST", "/networks/prune", params={"filters": json.dumps({"bogus": ["x"]})})
+    assert response.status_code == 400
+    assert api.prune_networks(filters={"label": "keep=1"})["NetworksDeleted"] == ["nc-prune-keep"]
+
+
+def test_inspect_fields_and_scope(api, compatd):
+    net = api.inspect_network(_net(api, "nc-inspect", internal=True, attachable=True))
+    for key, value in (("Scope", "local"), ("Internal", True), ("Attachable", True), ("Ingress", False),
+                       ("ConfigOnly", False), ("ConfigFrom", {"Network": ""}), ("EnableIPv6", False)):
+        assert net[key] == value, key
+    assert net["Created"].endswith("Z") and net["IPAM"]["Driver"] == "default"
+    assert compatd.api("GET", "/networks/nc-inspect", params={"scope": "swarm"}).status_code == 404
+    assert compatd.api("GET", "/networks/nc-inspect", params={"scope": "local"}).status_code == 200
