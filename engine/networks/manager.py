@@ -6,7 +6,7 @@ Task tree:
     NetworkManager.run ── nursery
         ├── DnsServer.serve(network)       one per user-defined bridge network
         ├── ports.proxy(bound port)        one per published port of a running container
-        └── _reap_doomed()                 deletes veths a stopped container's netns left
+        └── VethReaper.run()               deletes veths a stopped container's netns left
 
 Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
 after every container has stopped; a daemon that was killed leaves it behind, and `run`
@@ -16,8 +16,8 @@ daemon's tag, so private daemons side by side never touch each other's).
 Stopping a container releases its addresses, DNS names, DNAT rules and port proxies before
 `teardown` returns, but does not wait for its veth pair to be deleted: the kernel destroys
 the pair with the container's network namespace (the bridge driver deletes it explicitly only
-while a process still lives there). A pair still present REAP_GRACE seconds later is deleted
-by `_reap_doomed`; `shutdown` waits for (or deletes) all of them."""
+while a process still lives there); one still present a moment later is deleted by the
+VethReaper (reaper.py); `shutdown` waits for (or deletes) all of them."""
 
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ from engine.networks.driver import load_drivers
 from engine.networks.ipam import Ipam, mac_for
 from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec
 from engine.networks.nftables import Dnat, NatNetwork, NftTable
+from engine.networks.reaper import VethReaper
 
 log = logging.getLogger(__name__)
 
-REAP_GRACE = 1.0  # seconds a stopped container's veth may outlive it before we delete it
 BUILTIN = ("bridge", "host", "none")
 SHARED_MODES = ("host", "none")
 
@@ -73,8 +73,7 @@ class NetworkManager:
         self._dns: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
-        self._doomed: dict[str, float] = {}  # host veth → trio deadline (see reap_later)
-        self._doomed_wakeup = trio.Event()
+        self._reaper = VethReaper()
 
     # --- naming ---------------------------------------------------------------------------
     @property
@@ -114,7 +113,7 @@ class NetworkManager:
             self._nursery = nursery
             for network in list(self._networks.values()):
                 await self._start_dns(network)
-            nursery.start_soon(self._reap_doomed)
+            nursery.start_soon(self._reaper.run)
             task_status.started()
             await trio.sleep_forever()
 
@@ -204,51 +203,16 @@ class NetworkManager:
         if bridge.id not in self._ipam:
             await trio.to_thread.run_sync(self._make_ipam, bridge)
 
-    # --- veths of stopped containers ------------------------------------------------------
     def reap_later(self, host_veth: str) -> None:
-        """`host_veth` belongs to a stopped container and should vanish with its namespace;
-        delete it if it is still there after REAP_GRACE."""
-        self._doomed[host_veth] = trio.current_time() + REAP_GRACE
-        self._doomed_wakeup.set()
-
-    async def _reap_doomed(self) -> None:
-        while True:
-            if not self._doomed:
-                self._doomed_wakeup = trio.Event()
-                await self._doomed_wakeup.wait()
-                continue
-            await trio.sleep_until(min(self._doomed.values()))
-            now = trio.current_time()
-            due = [name for name, deadline in self._doomed.items() if deadline <= now]
-            for name in due:
-                del self._doomed[name]
-            try:
-                deleted = await trio.to_thread.run_sync(_netlink.delete_links, due)
-            except Exception as exc:
-                log.warning("deleting veths of stopped containers failed: %s", exc)
-                continue
-            for name in deleted:
-                log.info("deleted veth %s: its stopped container's namespace outlived it", name)
-
-    async def _settle_doomed(self, timeout: float = 1.0) -> None:
-        """Wait until the doomed veths are gone (the kernel is usually done within
-        milliseconds), then delete whatever is left."""
-        names = set(self._doomed)
-        self._doomed.clear()
-        with trio.move_on_after(timeout):
-            while names:
-                names = await trio.to_thread.run_sync(_netlink.existing_links, names)
-                if names:
-                    await trio.sleep(0.01)
-        if names:
-            await trio.to_thread.run_sync(_netlink.delete_links, names)
+        """For drivers: `host_veth` belongs to a stopped container (see reaper.py)."""
+        self._reaper.reap_later(host_veth)
 
     async def shutdown(self) -> None:
         """Remove this daemon's host state: endpoints, bridges, the nft table."""
         for cid in list(self._endpoints):
             await self._teardown_endpoints(cid, publish=False, apply=False)
         try:
-            await self._settle_doomed()
+            await self._reaper.settle()
         except Exception as exc:
             log.warning("deleting veths of stopped containers failed: %s", exc)
         for network in self._networks.values():
