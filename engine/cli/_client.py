@@ -134,10 +134,10 @@ class Client:
         self.host = host
         self.scheme, self.address = parse_host(host)
         if self.scheme == "unix":
-            transport = httpx.HTTPTransport(uds=self.address)
+            transport = httpx.HTTPTransport(uds=self.address, verify=False)
             base = "http://docker"
         else:
-            transport = httpx.HTTPTransport()
+            transport = httpx.HTTPTransport(verify=False)
             base = f"http://{self.address}"
         self._http = httpx.Client(
             transport=transport,

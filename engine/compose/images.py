@@ -150,12 +150,24 @@ async def ensure_images(s: Session, services: list[str], *, build_all: bool = Fa
     """Build/pull what is missing (or everything for --build / pull_policy always);
     returns service -> image id."""
     ids: dict[str, str] = {}
+    inspected: dict[str, trio.Event] = {}
+    found_ids: dict[str, str | None] = {}
+
+    async def current_id(ref: str) -> str | None:
+        """One inspect per image however many services use it."""
+        if ref in inspected:
+            await inspected[ref].wait()
+        else:
+            inspected[ref] = trio.Event()
+            found_ids[ref] = await image_id(s, ref)
+            inspected[ref].set()
+        return found_ids[ref]
 
     async def one(name: str) -> None:
         svc = s.project.services[name]
         ref = s.project.image_name(svc)
         policy = pull_policy or svc.config.get("pull_policy") or "missing"
-        found = current = await image_id(s, ref)
+        found = current = await current_id(ref)
         if svc.build and (build_all or policy == "build" or current is None):
             await build(s, svc)
             found = await image_id(s, ref)

@@ -106,15 +106,12 @@ async def ensure_resources(s: Session, services: list[str]) -> None:
 async def remove_networks(s: Session) -> None:
     async def remove(key: str) -> None:
         name = s.project.network_name(key)
-        if await s.api.get_or_none(f"/networks/{name}") is None:
-            return
-        s.progress.update("Network", name, "Removing")
         try:
             await s.api.delete(f"/networks/{name}")
         except ClientError as exc:
             if not exc.not_found:
                 s.progress.update("Network", name, exc.message, error=True)
-                return
+            return
         s.progress.update("Network", name, "Removed", done=True)
 
     async with trio.open_nursery() as nursery:

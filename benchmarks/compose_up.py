@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Compose project start/stop: `pyengine compose` on pyengined vs docker-compose 1.29 on dockerd.
+
+One round = `up -d` then `down` of a 10-service project whose dependencies form a chain of 3
+levels (3 base services ← 4 middle ones ← 3 front ones), on one project network, each service
+a busybox idling in a shell that exits at once on SIGTERM (so `down` measures the tools, not
+a stop timeout). Both tools run as the user would run them (a fresh CLI process each time),
+timed with wall clock; the image is the same static busybox rootfs imported into each daemon
+(no registry). Each daemon is private (temp data root and socket; dockerd never touches the
+host firewall: start_latency.py's start_private_dockerd); everything is removed on exit.
+
+This is a measurement, not a test: it prints the medians and the ratio docker-compose /
+pyengine compose (goal ≥ 10×) and never fails on timings.
+
+Run as root:   python3 benchmarks/compose_up.py [--rounds 5] [--engines pyengine,dockerd]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import start_latency as sl  # noqa: E402  (daemons, cleanup, image import)
+
+log = sl.log
+PROJECT = "pebench"
+IDLE = "trap 'exit 0' TERM; sleep 1000 & wait"
+LEVELS = [["db", "cache", "queue"], ["api", "auth", "worker", "search"],
+          ["web", "admin", "cron"]]
+
+
+def compose_file() -> str:
+    lines = ["services:"]
+    for depth, level in enumerate(LEVELS):
+        for name in level:
+            lines += [f"  {name}:", f"    image: {sl.IMAGE}",
+                      f"    command: [\"sh\", \"-c\", \"{IDLE}\"]"]
+            if depth:
+                lines.append(f"    depends_on: [{', '.join(LEVELS[depth - 1])}]")
+    return "\n".join(lines) + "\n"
+
+
+def start_pyengined(args, stack: contextlib.ExitStack, tmp: Path) -> str:
+    data = tmp / "data"
+    data.mkdir()
+    host = f"unix://{tmp / 'pyengine.sock'}"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host]
+    logfile = tmp / "pyengined.log"
+    lf = stack.enter_context(open(logfile, "wb"))
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    stack.callback(sl.kill_pids_referencing, tmp)
+    stack.callback(sl.stop_process, proc, "pyengined")
+    sl.wait_for_daemon(host, proc, logfile, "pyengined", args.start_timeout)
+    return host
+
+
+def rounds(name: str, cmd: list[str], env: dict, workdir: Path, n: int) -> dict:
+    # Installed Python packages have bytecode (Debian compiles docker-compose's at install);
+    # let ours be cached too instead of recompiling every module on every command.
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def run(*extra: str) -> float:
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd + list(extra), cwd=workdir, env=env, capture_output=True,
+                             timeout=600)
+        if res.returncode != 0:
+            raise RuntimeError(f"{name} {' '.join(extra)} failed:\n{res.stderr.decode()[-2000:]}")
+        return time.perf_counter() - t0
+
+    ups, downs = [], []
+    run("down", "-t", "10")  # nothing left from a previous attempt
+    for i in range(n):
+        ups.append(run("up", "-d"))
+        downs.append(run("down"))
+        log(f"{name}: round {i + 1}/{n}: up {ups[-1]:.2f} s, down {downs[-1]:.2f} s")
+    totals = [u + d for u, d in zip(ups, downs)]
+    return {"up": statistics.median(ups), "down": statistics.median(downs),
+            "total": statistics.median(totals)}
+
+
+def bench_pyengine(args, stack, tmp: Path, rootfs: bytes, workdir: Path) -> dict:
+    host = start_pyengined(args, stack, tmp)
+    runner = sl.ApiRunner(host, sl.IMAGE)
+    stack.callback(runner.cleanup)
+    sl.import_image(runner, rootfs, "pyengine")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYENGINE_HOST": host,
+           "COMPOSE_PROJECT_NAME": PROJECT}
+    env.pop("DOCKER_HOST", None)
+    cmd = [sys.executable, "-m", "engine.cli", "compose", "--progress", "plain"]
+    stack.callback(lambda: subprocess.run(cmd + ["down", "-t", "1"], cwd=workdir, env=env,
+                                          capture_output=True))
+    return rounds("pyengine compose", cmd, env, workdir, args.rounds)
+
+
+def bench_dockerd(args, stack, tmp: Path, rootfs: bytes, workdir: Path) -> dict:
+    compose = shutil.which("docker-compose")
+    if not compose:
+        raise sl.Skip("docker-compose not installed")
+    host = sl.start_private_dockerd(args, stack, tmp, f"pyengine-bench-compose-{os.getpid()}")
+    runner = sl.ApiRunner(host, sl.IMAGE)
+    stack.callback(runner.cleanup)
+    sl.import_image(runner, rootfs, "dockerd")
+    env = {**os.environ, "DOCKER_HOST": host, "COMPOSE_PROJECT_NAME": PROJECT}
+    cmd = [compose]
+    stack.callback(lambda: subprocess.run(cmd + ["down", "-t", "1"], cwd=workdir, env=env,
+                                          capture_output=True))
+    return rounds("docker-compose 1.29", cmd, env, workdir, args.rounds)
+
+
+BENCHES = {"pyengine": bench_pyengine, "dockerd": bench_dockerd}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="up+down rounds per tool (default 5)")
+    ap.add_argument("--engines", default="pyengine,dockerd")
+    ap.add_argument("--busybox", default="/bin/busybox")
+    ap.add_argument("--start-timeout", type=float, default=60.0)
+    ap.add_argument("--docker-storage-driver", default="overlay2")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("run as root", file=sys.stderr)
+        return 2
+    rootfs = sl.busybox_rootfs_tar(args.busybox)
+    results: dict[str, dict] = {}
+    failed = False
+    for name in args.engines.split(","):
+        with contextlib.ExitStack() as stack:
+            tmp = Path(tempfile.mkdtemp(prefix=f"pe-compose-bench-{name}-"))
+            stack.callback(sl.rmtree, tmp)
+            workdir = tmp / "project"
+            workdir.mkdir()
+            (workdir / "compose.yaml").write_text(compose_file())
+            try:
+                results[name] = BENCHES[name](args, stack, tmp, rootfs, workdir)
+            except sl.Skip as exc:
+                log(f"{name}: skipped: {exc}")
+            except Exception:  # noqa: BLE001 - report and go on with the other engine
+                failed = True
+                traceback.print_exc()
+    print(f"\n10 services, 3 dependency levels; median of {args.rounds} rounds (wall clock, "
+          "fresh CLI process per command)")
+    print(f"{'tool':<34}{'up -d':>10}{'down':>10}{'total':>10}")
+    labels = {"pyengine": "pyengine compose / pyengined", "dockerd": "docker-compose 1.29 / dockerd"}
+    for name, r in results.items():
+        print(f"{labels[name]:<34}{r['up']:>9.2f}s{r['down']:>9.2f}s{r['total']:>9.2f}s")
+    if "pyengine" in results and "dockerd" in results:
+        p, d = results["pyengine"], results["dockerd"]
+        ratio = d["total"] / p["total"]
+        print(f"\nratio docker-compose / pyengine compose: up {d['up'] / p['up']:.1f}×, "
+              f"down {d['down'] / p['down']:.1f}×, total {ratio:.1f}× "
+              f"(goal ≥ 10×: {'met' if ratio >= 10 else 'NOT met'})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
