@@ -12,6 +12,8 @@ from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
 from engine.api import networks as networks_api
 from engine.api._router import Router
+from engine.containers import health
+from engine.containers.health import Health
 from engine.containers.model import Container, Status, rfc3339_ns
 
 router = Router()
@@ -74,6 +76,25 @@ def _mounts(c: Container, daemon=None) -> list[dict]:
     return out
 
 
+def health_shape(health: Health) -> dict:
+    """State.Health as dockerd shows it (Log oldest first, null before the first probe)."""
+    return {
+        "Status": health.status,
+        "FailingStreak": health.failing_streak,
+        "Log": [
+            {"Start": rfc3339_ns(r.start_ns), "End": rfc3339_ns(r.end_ns), "ExitCode": r.exit_code, "Output": r.output}
+            for r in health.log
+        ] or None,
+    }
+
+
+def state_shape(c: Container) -> dict:
+    state = c.state.to_docker()
+    if c.state.health is not None:
+        state["Health"] = health_shape(c.state.health)
+    return state
+
+
 def inspect_shape(c: Container, daemon) -> dict:
     try:
         image = daemon.images.resolve(c.image_id)
@@ -85,7 +106,7 @@ def inspect_shape(c: Container, daemon) -> dict:
         "Created": rfc3339_ns(c.created_ns),
         "Path": c.path,
         "Args": c.args,
-        "State": c.state.to_docker(),
+        "State": state_shape(c),
         "Image": c.image_id,
         "ResolvConfPath": c.resolv_conf_path,
         "HostnamePath": c.hostname_path,
@@ -184,6 +205,13 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
                     return False
                 if key == "since" and not c.created_ns > other.created_ns:
                     return False
+        if key == "health":
+            for v in values:
+                if v not in health.STATUSES:
+                    raise errors.InvalidParameter(f"Unrecognised filter value for health: {v}")
+            status = c.state.health.status if c.state.health is not None else health.NO_HEALTHCHECK
+            if status not in values:
+                return False
         if key == "network":
             if (c.host_config.get("NetworkMode") or "default") not in values:
                 return False

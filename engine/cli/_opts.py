@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from ._app import arg
-from ._format import ram_in_bytes
+from ._format import parse_duration, ram_in_bytes
 
 RUN_ARGS = [
     arg("-d", "--detach", action="store_true", help="Run in the background, print the id"),
@@ -56,6 +56,13 @@ RUN_ARGS = [
     arg("--security-opt", action="append", default=[], help="Security Options"),
     arg("--shm-size", default=None, help="Size of /dev/shm"),
     arg("--ulimit", action="append", default=[], help="Ulimit options"),
+    arg("--health-cmd", default="", help="Command to run to check health"),
+    arg("--health-interval", default="0", help="Time between running the check (ms|s|m|h) (default 0s)"),
+    arg("--health-timeout", default="0", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
+    arg("--health-start-period", default="0",
+        help="Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)"),
+    arg("--health-retries", type=int, default=0, help="Consecutive failures needed to report unhealthy"),
+    arg("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK"),
     arg("--init", action="store_true", help="Run an init inside the container (ignored)"),
     arg("--platform", default=None, help="Set platform if server is multi-platform capable"),
     arg("image", help="Image"),
@@ -63,6 +70,30 @@ RUN_ARGS = [
 
 class OptError(ValueError):
     """A bad flag value; the CLI reports it on one line and exits 125."""
+
+
+def parse_healthcheck(a: argparse.Namespace) -> dict[str, Any] | None:
+    """--health-* / --no-healthcheck -> Config.Healthcheck (durations in ns), as the docker CLI."""
+    durations = {}
+    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod")):
+        text = getattr(a, "health_" + flag)
+        try:
+            durations[key] = round(parse_duration(text) * 1_000_000_000)
+        except ValueError as exc:
+            raise _flag_err("--health-" + flag.replace("_", "-"), text, str(exc)) from None
+    have = bool(a.health_cmd or a.health_retries or any(durations.values()))
+    if a.no_healthcheck:
+        if have:
+            raise OptError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not have:
+        return None
+    for key, value in (*durations.items(), ("Retries", a.health_retries)):
+        if value < 0:
+            flag = {"Interval": "interval", "Timeout": "timeout", "StartPeriod": "start-period"}.get(key, "retries")
+            raise OptError(f"--health-{flag} cannot be negative")
+    return {"Test": ["CMD-SHELL", a.health_cmd] if a.health_cmd else None, **durations,
+            "Retries": a.health_retries}
 
 
 def _flag_err(flag: str, value: str, why: str) -> OptError:
@@ -297,6 +328,9 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         config["StopSignal"] = a.stop_signal
     if a.stop_timeout is not None:
         config["StopTimeout"] = a.stop_timeout
+    healthcheck = parse_healthcheck(a)
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
 
     host: dict[str, Any] = {
         "Binds": binds,

@@ -10,6 +10,7 @@ import shlex
 import signal
 
 from engine import errors
+from engine.containers.health import merge_healthcheck, validate_healthcheck
 from engine.containers.model import RestartPolicy
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -200,6 +201,13 @@ def normalize_create(body: dict, image_config: dict, image_ref: str) -> tuple[di
     }
     if body.get("MacAddress"):
         config["MacAddress"] = body["MacAddress"]  # applied to the primary network's endpoint
+    healthcheck = merge_healthcheck(body.get("Healthcheck"), image_config.get("Healthcheck"))
+    validate_healthcheck(healthcheck)
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
+    shell = body.get("Shell") or image_config.get("Shell")
+    if shell:
+        config["Shell"] = _as_list(shell, "Shell")
     if stop_signal:
         config["StopSignal"] = stop_signal
     if stop_timeout is not None:

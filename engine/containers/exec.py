@@ -70,6 +70,18 @@ class ExecManager:
         except KeyError:
             raise errors.no_such_exec(exec_id) from None
 
+    def forget(self, exec_id: str) -> None:
+        """Drop a finished exec (healthcheck probes: one per interval must not pile up)."""
+        instance = self._execs.pop(exec_id, None)
+        if instance is None:
+            return
+        try:
+            container = self.containers.get(instance.container_id)
+        except errors.NotFound:
+            return
+        if exec_id in container.exec_ids:
+            container.exec_ids.remove(exec_id)
+
     def forget_container(self, container_id: str) -> None:
         for exec_id in [e.id for e in self._execs.values() if e.container_id == container_id]:
             del self._execs[exec_id]

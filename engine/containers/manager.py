@@ -28,7 +28,7 @@ import trio
 
 from engine import errors
 from engine.containers import config as cfg
-from engine.containers import names
+from engine.containers import health, names
 from engine.containers.hub import STDERR, STDOUT, OutputHub
 from engine.containers.pumps import drive
 from engine.containers.model import Container, State, Status, now_ns, rfc3339_ns
@@ -507,6 +507,8 @@ class ContainerManager:
 
         def hook(nursery):
             sup.nursery = nursery
+            if nursery is not None:
+                health.watch_run(nursery, self, container, run.process)
 
         try:
             run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook)
@@ -633,6 +635,7 @@ class ContainerManager:
             raise errors.Conflict(f"Container {container.id} is not running")
         await trio.to_thread.run_sync(run.cgroup.freeze)
         container.state.status = Status.PAUSED
+        health.paused(container)
         container.save()
         self._supervisors[container.id].notify()
         self.publish(container, "pause")

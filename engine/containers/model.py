@@ -15,6 +15,7 @@ import time
 import attrs
 
 from engine import errors
+from engine.containers.health import Health, health_from
 from engine.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -111,6 +112,7 @@ class State:
     oom_killed: bool = False
     started_at_ns: int = 0
     finished_at_ns: int = 0
+    health: Health | None = attrs.field(default=None, converter=health_from)
 
     def to_docker(self) -> dict:
         return {
@@ -227,6 +229,10 @@ class Container:
         """`docker ps` STATUS column ("Up 3 seconds", "Exited (0) 2 minutes ago")."""
         now = now or now_ns()
         st = self.state
+        if st.status is Status.RUNNING and st.health is not None:
+            # dockerd: "(health: starting)", "(healthy)", "(unhealthy)"
+            health = "health: starting" if st.health.status == "starting" else st.health.status
+            return f"Up {human_duration((now - st.started_at_ns) / 1e9)} ({health})"
         if st.status is Status.RUNNING:
             return f"Up {human_duration((now - st.started_at_ns) / 1e9)}"
         if st.status is Status.PAUSED:
