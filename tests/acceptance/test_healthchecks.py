@@ -89,8 +89,8 @@ def test_docker_cli_health_flags_status_filter_and_events(docker):
     assert events.count("health_status: healthy") == 1
     assert "exec_create: /bin/sh -c echo ok" in events and "exec_start: /bin/sh -c echo ok" in events
     assert "exec_die" in events
-    # Probes do not pile up as exec ids on the container.
-    assert docker("inspect", "-f", "{{json .ExecIDs}}", "hc-ok").stdout.strip() == "null"
+    # Probes do not pile up as exec ids on the container (one may be running right now).
+    assert len(json.loads(docker("inspect", "-f", "{{json .ExecIDs}}", "hc-ok").stdout) or []) <= 1
 
     # Stopping ends the monitor (dockerd then reports unhealthy); a new start resets to starting.
     docker("stop", "-t", "0", "hc-ok")
