@@ -202,3 +202,22 @@ def test_health_gated_start_order(compose, daemon, tmp_path):
     health_log = db["State"]["Health"]["Log"]
     healthy_at = min(e["End"] for e in health_log if e["ExitCode"] == 0)
     assert app["State"]["StartedAt"] >= healthy_at[:19]
+
+
+def test_build_service_and_rmi_local(compose, daemon, tmp_path):
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nARG GREETING=none\nRUN echo built-$GREETING > /built\n")
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          app:
+            build:
+              context: .
+              args: {{GREETING: hello}}
+            command: ["sh", "-c", "{IDLE}"]
+        """))
+    compose("up", "-d", "--build")
+    assert compose("exec", "-T", "app", "cat", "/built").stdout == b"built-hello\n"
+    image = f"{compose.project}-app"
+    assert daemon.api("GET", f"/images/{image}/json").status_code == 200
+    compose("down", "--rmi", "local", "-t", "1")
+    assert daemon.api("GET", f"/images/{image}/json").status_code == 404

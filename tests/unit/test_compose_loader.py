@@ -183,3 +183,54 @@ def test_planner_reconciles(tmp_path):
                                                           ("keep", 1)]
     orphan = _summary("gone", 1, h)
     assert planner.orphans(project, three + [orphan]) == [orphan]
+
+
+def test_container_body(tmp_path):
+    from engine.compose import create_body
+
+    (tmp_path / "pw.txt").write_text("secret")
+    (tmp_path / "custom.env").write_text("PORT=8081\n")
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            command: echo "$$HOME and ${PORT}"
+            ports: ["127.0.0.1:${PORT}:80/udp", "9000-9001:90-91"]
+            volumes: [data:/data:ro, /tmp:/host-tmp, {type: tmpfs, target: /scratch}]
+            secrets: [pw]
+            networks:
+              front: {aliases: [www], ipv4_address: 10.9.0.5}
+              back: {}
+            deploy: {resources: {limits: {cpus: "0.5", memory: 64m}}}
+            pids_limit: 20
+            restart: on-failure:3
+            stop_grace_period: 1m30s
+            healthcheck: {test: "true", interval: 2s, retries: 3}
+        volumes: {data: {}}
+        networks: {front: {}, back: {external: true, name: shared}}
+        secrets: {pw: {file: ./pw.txt}}
+        """)
+    project = load(tmp_path, f, env_files=["custom.env"], project_name="demo")
+    body = create_body(project, project.services["web"], 2)
+    host = body["HostConfig"]
+    assert body["Cmd"] == ["echo", "$HOME and 8081"]
+    assert host["PortBindings"] == {
+        "80/udp": [{"HostIp": "127.0.0.1", "HostPort": "8081"}],
+        "90/tcp": [{"HostIp": "", "HostPort": "9000"}],
+        "91/tcp": [{"HostIp": "", "HostPort": "9001"}]}
+    assert host["Binds"] == ["demo_data:/data:ro", "/tmp:/host-tmp:rw",
+                             f"{tmp_path}/pw.txt:/run/secrets/pw:ro"]
+    assert set(host["Tmpfs"]) == {"/scratch", "/run/secrets"}
+    assert (host["NanoCpus"], host["Memory"], host["PidsLimit"]) == (500_000_000, 64 << 20, 20)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert host["NetworkMode"] == "demo_front"
+    assert body["NetworkingConfig"]["EndpointsConfig"]["demo_front"] == {
+        "Aliases": ["web", "www"], "IPAMConfig": {"IPv4Address": "10.9.0.5"}}
+    assert project.network_name("back") == "shared"
+    assert body["StopTimeout"] == 90
+    assert body["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000,
+                                   "Retries": 3}
+    labels = body["Labels"]
+    assert labels[L.PROJECT] == "demo" and labels[L.NUMBER] == "2"
+    assert labels[L.ONEOFF] == "False" and labels[L.CONFIG_HASH] == \
+        project.services["web"].config_hash
