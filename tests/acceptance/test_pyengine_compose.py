@@ -5,6 +5,7 @@ created, and docker-compose 1.29 seeing the same project."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -158,26 +159,13 @@ def test_bad_files_are_refused_before_anything_is_created(compose, daemon, tmp_p
     assert not [c for c in containers if c["Names"][0].startswith(f"/{compose.project}")]
 
 
-def _healthchecks_supported(daemon) -> bool:
-    spec = {"Image": "busybox", "Cmd": ["sleep", "30"],
-            "Healthcheck": {"Test": ["CMD", "true"], "Interval": 100_000_000}}
-    cid = daemon.api("POST", "/containers/create", json=spec).json()["Id"]
-    try:
-        daemon.api("POST", f"/containers/{cid}/start")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            state = daemon.api("GET", f"/containers/{cid}/json").json()["State"]
-            if (state.get("Health") or {}).get("Status") == "healthy":
-                return True
-            time.sleep(0.1)
-        return False
-    finally:
-        daemon.api("DELETE", f"/containers/{cid}", params={"force": 1})
+def _when(ts: str) -> datetime.datetime:
+    """An API timestamp (RFC 3339, nanoseconds) as a datetime (microseconds)."""
+    head, _, frac = ts.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}")
 
 
 def test_health_gated_start_order(compose, daemon, tmp_path):
-    if not _healthchecks_supported(daemon):
-        pytest.skip("the daemon does not run healthchecks yet")
     (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
         services:
           db:
@@ -198,10 +186,9 @@ def test_health_gated_start_order(compose, daemon, tmp_path):
     app = daemon.api("GET", f"/containers/{compose.project}-app-1/json").json()
     assert db["State"]["Health"]["Status"] == "healthy"
     # app was started only once db was healthy (db needs ≥ 1 s to become so)
-    assert app["State"]["StartedAt"] > db["State"]["StartedAt"]
-    health_log = db["State"]["Health"]["Log"]
-    healthy_at = min(e["End"] for e in health_log if e["ExitCode"] == 0)
-    assert app["State"]["StartedAt"] >= healthy_at[:19]
+    healthy_at = min(_when(e["End"]) for e in db["State"]["Health"]["Log"]
+                     if e["ExitCode"] == 0)
+    assert _when(db["State"]["StartedAt"]) < healthy_at <= _when(app["State"]["StartedAt"])
 
 
 def test_build_service_and_rmi_local(compose, daemon, tmp_path):
@@ -221,3 +208,22 @@ def test_build_service_and_rmi_local(compose, daemon, tmp_path):
     assert daemon.api("GET", f"/images/{image}/json").status_code == 200
     compose("down", "--rmi", "local", "-t", "1")
     assert daemon.api("GET", f"/images/{image}/json").status_code == 404
+
+
+def test_unhealthy_dependency_stops_up(compose, daemon, tmp_path):
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          db:
+            image: busybox
+            command: ["sh", "-c", "{IDLE}"]
+            healthcheck: {{test: ["CMD", "false"], interval: 100ms, retries: 2}}
+          app:
+            image: busybox
+            command: ["sh", "-c", "{IDLE}"]
+            depends_on:
+              db: {{condition: service_healthy}}
+        """))
+    result = compose("up", "-d", check=False)
+    assert result.returncode != 0
+    assert b"unhealthy" in result.stderr
+    assert set(compose.ids()) == {f"{compose.project}-db-1"}
