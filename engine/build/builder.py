@@ -18,11 +18,13 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 
 import attrs
 import trio
 
 from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.images import parse_reference
 
 from . import context as ctx
 from .cache import BuildCache
@@ -32,6 +34,10 @@ from .layers import Workspace, commit_upper, drop_runtime_artifacts
 from .parser import ParseError, parse, parse_line
 from .shell import ShellLex
 from .stages import Plan, plan as make_plan
+
+
+# A context up to this size stays in memory and is indexed/hashed without a thread hop.
+_INLINE_BYTES = 4 << 20
 
 
 @attrs.define
@@ -86,7 +92,8 @@ class Build:
         self.containers = builder.containers
         self.cache = builder.cache
         self.workdir = workdir
-        self.context_dir = os.path.join(workdir, "context")
+        self.context: ctx.Context | None = None
+        self.context_in_memory = False
         self.tmp_dir = os.path.join(workdir, "tmp")
         self.plan: Plan | None = None
         self.output: Output | None = None
@@ -134,6 +141,10 @@ class Build:
                 except NotFound:
                     pass
             raise StepFailed(exc.message) from None
+
+    async def context_on_disk(self) -> str:
+        """The context extracted (the first COPY/ADD that misses the cache does it)."""
+        return await trio.to_thread.run_sync(self.context.extract, os.path.join(self.workdir, "context"))
 
     def workspace(self, image) -> "contextlib.AbstractAsyncContextManager[Workspace]":
         return Workspace(self.images, image, os.path.join(self.tmp_dir, "ws-" + os.urandom(6).hex()))
@@ -252,21 +263,36 @@ class Builder:
     async def prepare(self, options: BuildOptions, body) -> Prepared:
         """Receive the context and plan the build; raises the request's errors."""
         _validate(options)
+        # The scratch dir is made only when something needs disk (an extracted context, a
+        # workspace, a layer tar): a fully cached build writes nothing.
         workdir = os.path.join(self.scratch, "build-" + os.urandom(8).hex())
-        os.makedirs(workdir, mode=0o700)
         stack = contextlib.AsyncExitStack()
-        stack.callback(shutil.rmtree, workdir, True)
+
+        async def remove_workdir() -> None:
+            if os.path.lexists(workdir):
+                await trio.to_thread.run_sync(shutil.rmtree, workdir, True)
+
+        stack.push_async_callback(remove_workdir)
         build = Build(self, options, workdir)
         try:
-            tar_path = os.path.join(workdir, "context.tar")
-            async with await trio.open_file(tar_path, "wb") as f:
-                async for chunk in body:
-                    await f.write(chunk)
-            text = await trio.to_thread.run_sync(self._unpack, build, tar_path)
+            # Small contexts stay in memory; a large one is spooled to the scratch dir.
+            os.makedirs(self.scratch, exist_ok=True)
+            spool = tempfile.SpooledTemporaryFile(max_size=32 << 20, dir=self.scratch)
+            stack.callback(spool.close)
+            received = 0
+            async for chunk in body:
+                received += len(chunk)
+                if received > (32 << 20):  # on disk by now: write from a thread
+                    await trio.to_thread.run_sync(spool.write, chunk)
+                else:
+                    spool.write(chunk)
+            if received <= _INLINE_BYTES:
+                text = self._unpack(build, spool)  # in memory: CPU work only
+            else:
+                text = await trio.to_thread.run_sync(self._unpack, build, spool)
+            build.context_in_memory = received <= _INLINE_BYTES
             build.plan = make_plan(parse(text))
             for name in options.tags:
-                from engine.images import parse_reference
-
                 parse_reference(name)
             build.plan.target_stage(options.target)
         except BaseException:
@@ -274,36 +300,33 @@ class Builder:
             raise
         return Prepared(build, stack)
 
-    def _unpack(self, build: Build, tar_path: str) -> str:
-        """Extract the context; returns the Dockerfile's text. A body that is not a tar is
+    def _unpack(self, build: Build, spool) -> str:
+        """Index the context; returns the Dockerfile's text. A body that is not a tar is
         the Dockerfile itself (`docker build - < Dockerfile`)."""
-        os.makedirs(build.context_dir)
-        os.makedirs(build.tmp_dir)
+        size = spool.tell()
         try:
-            ctx.extract_tar(tar_path, build.context_dir)
+            build.context = ctx.Context.load(spool)
         except tarfile.ReadError:
-            if os.path.getsize(tar_path) == 0:
+            if size == 0:
                 raise InvalidParameter("the build context is empty") from None
-            with open(tar_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        finally:
-            os.unlink(tar_path)
+            spool.seek(0)
+            build.context = ctx.Context(spool)
+            return spool.read().decode("utf-8", errors="replace")
+        context = build.context
         name = build.options.dockerfile or "Dockerfile"
-        path = ctx.resolve_in_root(build.context_dir, name)
-        if not os.path.isfile(path) and name == "Dockerfile":
-            path = ctx.resolve_in_root(build.context_dir, "dockerfile")
-        if not os.path.isfile(path):
+        path = context.resolve(name)
+        if not context.is_file(path) and name == "Dockerfile":
+            path = context.resolve("dockerfile")
+        if not context.is_file(path):
             raise InvalidParameter(f"Cannot locate specified Dockerfile: {name}")
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
-        ignore_path = os.path.join(build.context_dir, ".dockerignore")
-        if os.path.isfile(ignore_path) and not os.path.islink(ignore_path):
-            with open(ignore_path, "rb") as f:
-                try:
-                    ignore = DockerIgnore.from_text(f.read())
-                except (ValueError, re.error) as exc:
-                    raise InvalidParameter(f"invalid .dockerignore: {exc}") from None
-            ignore.apply(build.context_dir)
+        text = context.read(path).decode("utf-8", errors="replace")
+        ignore_path = context.resolve(".dockerignore")
+        if context.is_file(ignore_path):
+            try:
+                ignore = DockerIgnore.from_text(context.read(ignore_path))
+            except (ValueError, re.error) as exc:
+                raise InvalidParameter(f"invalid .dockerignore: {exc}") from None
+            context.apply_ignore(ignore)
         return text
 
     # -------------------------------------------------------------- run
@@ -352,13 +375,18 @@ class Builder:
             await output.aux({"ID": image.id})
             await output.stream(f"Successfully built {image.short_id}\n")
             for tag in options.tags:
-                familiar = await trio.to_thread.run_sync(self.images.tag, image.id, tag)
+                if _points_at(self.images, tag, image.id):
+                    familiar = parse_reference(tag).familiar()  # a rebuild: nothing to write
+                else:
+                    familiar = await trio.to_thread.run_sync(self.images.tag, image.id, tag)
                 self.containers.events.publish("image", "tag", image.id, {"name": familiar})
                 await output.stream(f"Successfully tagged {familiar}\n")
             if options.quiet:
                 await output.result(image.id + "\n")
             return image.id
         finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.cache.flush)
             await prepared.aclose()
 
     def _meta_args(self, build: Build) -> None:
@@ -432,6 +460,14 @@ class Builder:
             return bool(self.images.get(image_id).repo_tags)
         except NotFound:
             return True
+
+
+def _points_at(images, tag: str, image_id: str) -> bool:
+    try:
+        return images.resolve(parse_reference(tag).familiar()).id == image_id and \
+            parse_reference(tag).familiar() in images.get(image_id).repo_tags
+    except (NotFound, InvalidParameter):
+        return False
 
 
 def _validate(options: BuildOptions) -> None:

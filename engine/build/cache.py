@@ -37,21 +37,64 @@ class CacheRecord:
 
 
 class BuildCache:
+    """Records are read once into memory; a hit only touches memory (its use time and count
+    reach disk at the build's end, `flush`), so a fully cached build does no disk writes
+    per step."""
+
     def __init__(self, root: str, images):
         self.root = root
         self.images = images
         self._lock = threading.Lock()
+        self._records: dict[str, CacheRecord] | None = None
+        self._dirty: set[str] = set()
+        # (image id, sources as written) → checksum: an image's content never changes, so a
+        # COPY --from hit needs no mount of the source image.
+        self.source_sums: dict[tuple, str] = {}
         os.makedirs(root, exist_ok=True)
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key + ".json")
 
-    def _read(self, key: str) -> CacheRecord | None:
+    def _all(self) -> dict[str, CacheRecord]:
+        with self._lock:
+            if self._records is None:
+                records = {}
+                for name in os.listdir(self.root):
+                    if not name.endswith(".json"):
+                        if ".tmp-" in name:
+                            os.unlink(os.path.join(self.root, name))
+                        continue
+                    try:
+                        with open(os.path.join(self.root, name)) as f:
+                            record = CacheRecord(**json.load(f))
+                    except (OSError, ValueError, TypeError):
+                        continue
+                    records[record.key] = record
+                self._apply_journal(records)
+                self._records = records
+            return self._records
+
+    def _apply_journal(self, records: dict[str, CacheRecord]) -> None:
+        """usage.log: one line per hit (key, time, count), appended at each build's end; folded
+        into the records (and emptied) once it grows."""
+        journal = os.path.join(self.root, "usage.log")
         try:
-            with open(self._path(key)) as f:
-                return CacheRecord(**json.load(f))
-        except (FileNotFoundError, ValueError, TypeError):
-            return None
+            with open(journal) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                key, used, count = line.split()
+                record = records.get(key)
+                if record is not None:
+                    record.last_used_ns, record.usage_count = int(used), int(count)
+            except ValueError:
+                continue
+        if len(lines) > 10000:
+            for record in records.values():
+                self._write(record)
+            os.unlink(journal)
 
     def _write(self, record: CacheRecord) -> None:
         path = self._path(record.key)
@@ -65,7 +108,7 @@ class BuildCache:
     def lookup(self, parent_id: str, run_config: dict):
         """The image a previous identical step made, or None."""
         key = cache_key(parent_id, run_config)
-        record = self._read(key)
+        record = self._all().get(key)
         if record is None:
             return None
         try:
@@ -75,28 +118,36 @@ class BuildCache:
             return None
         record.last_used_ns = time.time_ns()
         record.usage_count += 1
-        self._write(record)
+        self._dirty.add(key)
         return image
 
     def record(self, parent_id: str, run_config: dict, image, description: str, size: int) -> None:
         now = time.time_ns()
-        self._write(CacheRecord(key=cache_key(parent_id, run_config), image=image.id, parent=parent_id,
-                                description=description, created_ns=now, last_used_ns=now, size=size))
+        record = CacheRecord(key=cache_key(parent_id, run_config), image=image.id, parent=parent_id,
+                             description=description, created_ns=now, last_used_ns=now, size=size)
+        self._all()[record.key] = record
+        self._write(record)
+
+    def flush(self) -> None:
+        """Append the use times and counts of the hits since the last flush to the journal:
+        one small write per build (sync)."""
+        records = self._all()
+        dirty, self._dirty = self._dirty, set()
+        lines = "".join(f"{k} {records[k].last_used_ns} {records[k].usage_count}\n" for k in dirty if k in records)
+        if lines:
+            with open(os.path.join(self.root, "usage.log"), "a") as f:
+                f.write(lines)
 
     def _forget(self, key: str) -> None:
+        self._all().pop(key, None)
+        self._dirty.discard(key)
         try:
             os.unlink(self._path(key))
         except FileNotFoundError:
             pass
 
     def records(self) -> list[CacheRecord]:
-        out = []
-        for name in sorted(os.listdir(self.root)):
-            if name.endswith(".json"):
-                record = self._read(name[:-5])
-                if record is not None:
-                    out.append(record)
-        return out
+        return sorted(self._all().values(), key=lambda r: r.key)
 
     # ------------------------------------------------------------------ --cache-from
 

@@ -472,24 +472,56 @@ class StageRunner:
                 raise StepFailed(f"invalid chmod parameter: {flags['chmod']}") from None
         source_ref = self.lex.word(flags["from"], env) if flags.get("from") else None
         async with contextlib.AsyncExitStack() as stack:
+            source_image = None
             if source_ref is not None:
                 source_image = self.b.stage_result(source_ref, before=self.stage.index)
                 if source_image is None:
                     source_image = await self.b.base_image(source_ref)
-                source_ws = await stack.enter_async_context(self.b.workspace(source_image))
-                root = source_ws.rootfs
+
+            async def gather() -> list[tuple[str, str]]:
+                """[(host path, name)]: the sources, from the mounted --from image or the
+                context on disk."""
+                if source_image is not None:
+                    root = (await stack.enter_async_context(self.b.workspace(source_image))).rootfs
+                else:
+                    root = await self.b.context_on_disk()
+                found: list[tuple[str, str]] = []
+                for src in srcs:
+                    if what == "ADD" and re.match(r"^https?://", src):
+                        found.append(await self.b.download(src))
+                        continue
+                    if source_image is None:
+                        found.extend((os.path.join(root, p) if p else root, n)
+                                     for p, n in self.b.context.find(src, what))
+                        continue
+                    try:
+                        found.extend(await trio.to_thread.run_sync(ctx.find_sources, root, src, what))
+                    except NotFound as exc:
+                        raise StepFailed(exc.message) from None
+                return found
+
+            sources = None
+            if source_image is not None:
+                memo = (source_image.id, tuple(srcs))
+                digest = self.b.cache.source_sums.get(memo)
+                if digest is None:
+                    sources = await gather()
+                    digest = await trio.to_thread.run_sync(ctx.checksum, [p for p, _ in sources])
+                    self.b.cache.source_sums[memo] = digest
+            elif what == "ADD" and any(re.match(r"^https?://", src) for src in srcs):
+                sources = await gather()
+                digest = await trio.to_thread.run_sync(ctx.checksum, [p for p, _ in sources])
             else:
-                root = self.b.context_dir
-            sources: list[tuple[str, str]] = []
-            for src in srcs:
-                if what == "ADD" and re.match(r"^https?://", src):
-                    sources.append(await self.b.download(src))
-                    continue
+                def context_sum() -> str:
+                    return self.b.context.checksum([p for src in srcs for p, _ in self.b.context.find(src, what)])
+
                 try:
-                    sources.extend(await trio.to_thread.run_sync(ctx.find_sources, root, src, what))
+                    if self.b.context_in_memory:
+                        digest = context_sum()  # hashing bytes already in memory
+                    else:
+                        digest = await trio.to_thread.run_sync(context_sum)
                 except NotFound as exc:
                     raise StepFailed(exc.message) from None
-            digest = await trio.to_thread.run_sync(ctx.checksum, [p for p, _ in sources])
             flags_text = "".join(f"--{k}={v} " for k, v in (("chown", chown), ("chmod", flags.get("chmod")))
                                  if v)
             if source_ref is not None:
@@ -504,6 +536,8 @@ class StageRunner:
                 self._adopt(hit, config)
                 await self.out(f" ---> {self.state.image.short_id}\n")
                 return
+            if sources is None:
+                sources = await gather()
             ws = await stack.enter_async_context(self.b.workspace(self.state.image))
             workdir = config.get("WorkingDir") or "/"
 

@@ -311,7 +311,7 @@ def _resolve(rest: list[str]) -> tuple[Command | None, list[str], str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script passes it to sys.exit)."""
     from . import _containers, _copy, _events, _images, _system  # noqa: F401  (registers)
-    from . import _compose, _networks  # noqa: F401  (registers)
+    from . import _build, _compose, _networks  # noqa: F401  (registers)
     from . import _volumes  # noqa: F401  (registers)
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -193,6 +193,7 @@ class ImageStore:
         self._configs: dict[str, dict] = {}  # hex → config
         self._meta: dict[str, dict] = {}  # hex → {"parent", "last_tag_time"}
         self._repos: dict[str, dict[str, str]] = {}
+        self._layer_sizes: dict[str, int] = {}
         self._load()
 
     # ---------- loading ----------
@@ -244,12 +245,23 @@ class ImageStore:
                 if iid == full:
                     (digests if "@" in ref else tags).append(ref)
         diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
-        size = sum(self._layer_meta(c).get("size", 0) for c in chain_ids(diff_ids))
+        size = sum(self._layer_size(c) for c in chain_ids(diff_ids))
         return Image(
             id=full, repo_tags=sorted(tags), repo_digests=sorted(digests), config=cfg,
             created=cfg.get("created", ""), size=size,
             parent=self._meta.get(h, {}).get("parent", ""), diff_ids=diff_ids,
         )
+
+    def _layer_size(self, chain_id: str) -> int:
+        """A layer's size, read once (a chain id names the same content forever)."""
+        sizes = self._layer_sizes
+        size = sizes.get(chain_id)
+        if size is None:
+            meta = self._layer_meta(chain_id)
+            size = meta.get("size", 0)
+            if meta:
+                sizes[chain_id] = size
+        return size
 
     def _layer_meta(self, chain_id: str) -> dict:
         try:

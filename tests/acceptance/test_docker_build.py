@@ -232,3 +232,25 @@ def test_compose_build(daemon, tmp_path):
     out = subprocess.run([DOCKER, "run", "--rm", "pe-compose-app"], env=env, capture_output=True, timeout=60)
     assert out.stdout == b"from-compose\n"
     subprocess.run([DOCKER, "rmi", "pe-compose-app"], env=env, capture_output=True, timeout=60)
+
+
+def test_pyengine_build_cli(daemon, tmp_path):
+    import sys
+
+    def pe(*args, input=None):
+        return subprocess.run([sys.executable, "-m", "engine.cli", "-H", daemon.host, *args], input=input,
+                              capture_output=True, timeout=180, env=daemon.env())
+
+    _write(tmp_path, {"Dockerfile": "FROM busybox\nARG A\nRUN echo built-$A > /out\nCMD [\"cat\", \"/out\"]\n",
+                      "junk.log": "x", ".dockerignore": "*.log\n"})
+    first = pe("build", "-t", "pe-cli:1", "--build-arg", "A=1", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    out = first.stdout.decode()
+    assert "Step 3/4 : RUN echo built-$A > /out" in out and "Successfully tagged pe-cli:1" in out
+    quiet = pe("build", "-q", "-t", "pe-cli:1", "--build-arg", "A=1", str(tmp_path))
+    assert quiet.stdout.decode().strip().startswith("sha256:")
+    assert pe("run", "--rm", "pe-cli:1").stdout == b"built-1\n"
+    failing = pe("build", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN exit 9\n")
+    assert failing.returncode == 9
+    assert "returned a non-zero code: 9" in failing.stderr.decode()
+    pe("rmi", "pe-cli:1")
