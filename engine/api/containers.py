@@ -120,7 +120,7 @@ def inspect_shape(c: Container, daemon) -> dict:
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": list(c.exec_ids) or None,
-        "HostConfig": c.host_config,
+        "HostConfig": {**c.host_config, "Links": networks_api.host_links(c)},
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {"LowerDir": lower, "MergedDir": c.rootfs, "UpperDir": c.upper_dir, "WorkDir": c.work_dir},

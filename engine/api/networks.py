@@ -9,7 +9,7 @@ from engine import errors
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
-from engine.networks import EndpointSettings, IpamPool, NetworkSpec
+from engine.networks import EndpointSettings, IpamPool, NetworkSpec, links
 
 router = Router()
 
@@ -101,11 +101,25 @@ def _ipam_config(att: dict | None) -> dict | None:
     return (att or {}).get("IPAMConfig") or None
 
 
+def host_links(container) -> list | None:
+    """HostConfig.Links as dockerd shows them: "/target:/container/alias"."""
+    values = container.host_config.get("Links") or []
+    return [f"/{name}:/{container.name.lstrip('/')}/{alias}" for name, alias in links.parse_all(values)] or None
+
+
+def _aliases(network, container, ep, att: dict) -> list | None:
+    aliases = list(att.get("Aliases") or [])
+    if ep is not None and network.user_defined:
+        aliases.append(container.id[:12])
+    return aliases or None
+
+
 def endpoint_shape(network, container, ep, att: dict | None) -> dict:
     att = att or {}
     return {
         "IPAMConfig": _ipam_config(att), "Links": list(att.get("Links") or []) or None,
-        "Aliases": (list(att.get("Aliases") or []) + [container.id[:12]]) if network.user_defined and att else None,
+        # a live endpoint also answers to the short id (dockerd for API < 1.45); as configured before
+        "Aliases": _aliases(network, container, ep, att),
         "NetworkID": network.id, "EndpointID": ep.id if ep else "",
         "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
         "IPPrefixLen": ep.prefixlen if ep else 0,

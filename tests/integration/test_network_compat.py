@@ -190,6 +190,7 @@ def test_legacy_links_on_the_default_bridge_and_removing_one(api, compatd):
     db_ip = api.inspect_container(db)["NetworkSettings"]["IPAddress"]
     web = api.create_container("busybox", "sh -c 'cat /etc/hosts; env'", name="nc-web",
                                host_config=api.create_host_config(links={"nc-db": "dbalias"}))["Id"]
+    assert api.inspect_container(web)["HostConfig"]["Links"] == ["/nc-db:/nc-web/dbalias"]  # dockerd's form
     api.start(web)
     assert api.wait(web)["StatusCode"] == 0
     out = api.logs(web).decode()
@@ -248,8 +249,11 @@ def test_connect_stopped_container_then_start_and_force_disconnect(api):
     cid = api.create_container("busybox", "sleep 300")["Id"]
     api.connect_container_to_network(cid, net_id, aliases=["svc"], ipv4_address=None)
     assert api.inspect_network(net_id)["Containers"] == {}  # not running: no endpoint yet
+    assert api.inspect_container(cid)["NetworkSettings"]["Networks"]["nc-conn"]["Aliases"] == ["svc"]
     api.start(cid)
     assert list(api.inspect_network(net_id)["Containers"]) == [cid]
+    # a live endpoint also answers to the short id, as dockerd shows for API < 1.45
+    assert api.inspect_container(cid)["NetworkSettings"]["Networks"]["nc-conn"]["Aliases"] == ["svc", cid[:12]]
     _, out = _exec(api, cid, ["ip", "-o", "link"])
     assert "eth1" in out
     api.disconnect_container_from_network(cid, net_id, force=True)
