@@ -64,6 +64,9 @@ def network_spec(body: dict) -> NetworkSpec:
         ipam_driver=_expect(ipam.get("Driver"), str, "IPAM.Driver", "") or "default",
         ipam_options=_str_map(ipam.get("Options"), "IPAM.Options"),
         pools=pools,
+        config_only=_expect(body.get("ConfigOnly"), bool, "NetworkCreateRequest.ConfigOnly", False),
+        config_from=_expect(_expect(body.get("ConfigFrom"), dict, "NetworkCreateRequest.ConfigFrom", {}).get("Network"),
+                            str, "ConfigReference.Network", ""),
     )
 
 
@@ -217,7 +220,7 @@ def network_shape(manager, network) -> dict:
         "Driver": network.driver, "EnableIPv6": network.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": dict(network.ipam_options) or None, "Config": _ipam_shape(network)},
         "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": members,
+        "ConfigFrom": {"Network": network.config_from}, "ConfigOnly": network.config_only, "Containers": members,
         "Options": dict(network.options), "Labels": dict(network.labels),
     }
 

@@ -30,6 +30,7 @@ import secrets
 import shutil
 import time
 
+import attrs
 import trio
 
 from engine import errors
@@ -275,16 +276,19 @@ class NetworkManager:
                 raise errors.Conflict(f"network with name {name} already exists")
             if name in BUILTIN:
                 raise errors.Forbidden(f"{name} is a pre-defined network and cannot be created")
-            driver = self.driver(spec.driver)
             if spec.ipam_driver not in ("", "default"):
                 raise errors.InvalidParameter(f"IPAM driver {spec.ipam_driver!r} is not supported")
             if spec.ingress:
                 raise errors.Forbidden("ingress networks need a swarm: this node is not a swarm manager")
+            spec = self._with_config_from(spec)
+            if spec.config_only:
+                return await self._create_config_only(spec)
+            driver = self.driver(spec.driver)
             network = Network(
                 id=secrets.token_hex(32), name=name, driver=spec.driver, created=_rfc3339(time.time()),
                 internal=spec.internal, attachable=spec.attachable, labels=dict(spec.labels),
                 options=dict(spec.options), ipam_options=dict(spec.ipam_options),
-                enable_ipv6=spec.enable_ipv6, pools=list(spec.pools),
+                enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_from=spec.config_from,
             )
             if getattr(driver, "attaches", False):
                 await addressing.assign(network, self.all(), tag=self.tag, data_root=self.config.data_root,
@@ -308,10 +312,40 @@ class NetworkManager:
         self._publish(network, "create")
         return network
 
+    def _with_config_from(self, spec: NetworkSpec) -> NetworkSpec:
+        """`config_from`: pools, options and IPv6 come from that config-only network."""
+        if not spec.config_from:
+            return spec
+        source = self.get(spec.config_from)
+        if not source.config_only:
+            raise errors.InvalidParameter(f"network {source.name} is not a config-only network")
+        if spec.config_only:
+            raise errors.InvalidParameter("a config-only network cannot be created from another config-only network")
+        if spec.pools or spec.options or spec.ipam_options or spec.enable_ipv6:
+            raise errors.InvalidParameter("user specified configurations are not supported if the network "
+                                          "depends on a configuration network")
+        return attrs.evolve(spec, pools=list(source.pools), options=dict(source.options),
+                            ipam_options=dict(source.ipam_options), enable_ipv6=source.enable_ipv6,
+                            config_from=source.name)
+
+    async def _create_config_only(self, spec: NetworkSpec) -> Network:
+        """A record only: no subnet picked, no driver state, nothing can attach."""
+        addressing.split_pools(spec.pools)
+        network = Network(id=secrets.token_hex(32), name=spec.name, driver="null", created=_rfc3339(time.time()),
+                          labels=dict(spec.labels), options=dict(spec.options), ipam_options=dict(spec.ipam_options),
+                          enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_only=True)
+        await trio.to_thread.run_sync(network.save, self.directory)
+        self._networks[network.id] = network
+        self._publish(network, "create")
+        return network
+
     async def remove(self, ref: str) -> None:
         network = self.get(ref)
         if network.builtin:
             raise errors.Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
+        users = [n.name for n in self._networks.values() if n.config_from == network.name]
+        if network.config_only and users:
+            raise errors.Forbidden(f"configuration network {network.name!r} is in use by {', '.join(users)}")
         async with self._lock:
             active = [cid for cid, eps in self._endpoints.items() if network.id in eps]
             if active:
@@ -423,6 +457,8 @@ class NetworkManager:
         if mode in SHARED_MODES or mode.startswith("container:"):
             return []
         primary = self.get("bridge" if mode == "default" else mode)
+        if primary.config_only:
+            self._validate_endpoint(primary, EndpointSettings())
         if primary.driver in ("host", "null"):
             host_config["NetworkMode"] = primary.name
             return []
@@ -440,6 +476,8 @@ class NetworkManager:
         return out
 
     def _validate_endpoint(self, network: Network, settings: EndpointSettings) -> None:
+        if network.config_only:
+            raise errors.Forbidden(f"network {network.name} is a config-only network: containers cannot attach to it")
         if not network.user_defined:
             if settings.aliases:
                 raise errors.InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
@@ -631,6 +669,8 @@ class NetworkManager:
     async def connect(self, ref: str, container, pid: int | None, settings: EndpointSettings | None) -> None:
         """Attach `container` (running: `pid`; stopped or created: at its next start)."""
         network = self.get(ref)
+        if network.config_only:
+            self._validate_endpoint(network, EndpointSettings())
         mode = container.host_config.get("NetworkMode") or "default"
         if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
             raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")

@@ -37,6 +37,9 @@ class NetworkSpec:
     ipam_driver: str = "default"
     ipam_options: dict = attrs.Factory(dict)
     pools: list = attrs.field(factory=list, converter=_pools)
+    #: only holds configuration for networks made with `config_from` (no bridge, no endpoints)
+    config_only: bool = False
+    config_from: str = ""
 
 
 @attrs.define
@@ -74,6 +77,8 @@ class Network:
     ip_range6: str = ""
     #: the pools as configured (empty when the subnet was picked for the user)
     pools: list = attrs.field(factory=list, converter=_pools)
+    config_only: bool = False
+    config_from: str = ""  # name of the config-only network this one took its configuration from
 
     @property
     def prefixlen(self) -> int:

@@ -285,3 +285,36 @@ def test_inspect_fields_and_scope(api, compatd):
     assert net["Created"].endswith("Z") and net["IPAM"]["Driver"] == "default"
     assert compatd.api("GET", "/networks/nc-inspect", params={"scope": "swarm"}).status_code == 404
     assert compatd.api("GET", "/networks/nc-inspect", params={"scope": "local"}).status_code == 200
+
+
+def test_config_only_network_and_config_from(api, compatd):
+    import docker
+
+    from docker.types import IPAMConfig, IPAMPool
+
+    cfg = api.inspect_network(_net(api, "nc-cfg", ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="10.250.64.0/24")]),
+                                   options={"com.docker.network.driver.mtu": "1400"}))
+    assert (cfg["ConfigOnly"], cfg["Driver"], cfg["IPAM"]["Config"]) == (False, "bridge", [{"Subnet": "10.250.64.0/24"}])
+    api.remove_network("nc-cfg")
+    response = compatd.api("POST", "/networks/create", json={
+        "Name": "nc-cfg", "ConfigOnly": True, "IPAM": {"Config": [{"Subnet": "10.250.64.0/24"}]},
+        "Options": {"com.docker.network.driver.mtu": "1400"}})
+    assert response.status_code == 201, response.text
+    api.made_networks.append("nc-cfg")
+    cfg = api.inspect_network("nc-cfg")
+    assert cfg["ConfigOnly"] is True and cfg["Driver"] == "null"
+    with pytest.raises(docker.errors.APIError):
+        api.create_container("busybox", "true", host_config=api.create_host_config(network_mode="nc-cfg"))
+    bad = compatd.api("POST", "/networks/create", json={"Name": "nc-from", "ConfigFrom": {"Network": "nc-cfg"},
+                                                        "IPAM": {"Config": [{"Subnet": "10.250.65.0/24"}]}})
+    assert bad.status_code == 400
+    response = compatd.api("POST", "/networks/create", json={"Name": "nc-from", "ConfigFrom": {"Network": "nc-cfg"}})
+    assert response.status_code == 201, response.text
+    api.made_networks.insert(0, "nc-from")
+    net = api.inspect_network("nc-from")
+    assert net["ConfigFrom"] == {"Network": "nc-cfg"} and net["IPAM"]["Config"] == [{"Subnet": "10.250.64.0/24"}]
+    cid = _run(api, host_config=api.create_host_config(network_mode="nc-from"))
+    _, out = _exec(api, cid, ["ip", "addr", "show", "eth0"])
+    assert "10.250.64.2/24" in out and "mtu 1400" in out
+    with pytest.raises(docker.errors.APIError):
+        api.remove_network("nc-cfg")  # nc-from depends on it
