@@ -215,12 +215,14 @@ def routed_networks() -> list[tuple[ipaddress.IPv4Network, str]]:
 
 def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
                address_cidr: str, gateway: str | None, mac: str, mtu: int = 1500,
-               extra_addresses=(), gateway6: str | None = None) -> tuple[int, int]:
+               extra_addresses=(), gateway6: str | None = None, isolated: bool = False) -> tuple[int, int]:
     """veth pair: `host_name` on the host (enslaved to `master`, up), its peer created directly
     inside the network namespace of `pid` as `ifname` with `mac` and `mtu` (one RTM_NEWLINK,
     no move), then given `address_cidr` (+ `extra_addresses`: IPv6, link-local) and default
-    routes via `gateway`/`gateway6` from inside that namespace. All or nothing. Returns the
-    namespace's identity (st_dev, st_ino) for `release_veth`."""
+    routes via `gateway`/`gateway6` from inside that namespace. `isolated`: the bridge port
+    forwards nothing to other isolated ports (enable_icc=false: containers reach the gateway,
+    not each other). All or nothing. Returns the namespace's identity (st_dev, st_ino) for
+    `release_veth`."""
     nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(nsfd)
@@ -236,6 +238,9 @@ def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
                         raise OSError(errno.ENODEV, f"bridge {master} does not exist")
                     spec["master"] = master_index
                 ipr.link("add", **spec)
+            if isolated:  # IFLA_BRPORT_ISOLATED; sysfs shows the daemon's (host) namespace
+                with open(f"/sys/class/net/{host_name}/brport/isolated", "w") as f:
+                    f.write("1")
             with in_netns(nsfd):
                 _configure(ifname, ifname, address_cidr, gateway, None, None, extra_addresses, gateway6)
         except BaseException:

@@ -10,7 +10,30 @@ from __future__ import annotations
 
 import trio
 
+from engine import errors
 from engine.networks import _netlink
+
+_TRUE, _FALSE = ("true", "1", "t", "yes"), ("false", "0", "f", "no")
+
+
+def _flag(options: dict, key: str, default: bool = True) -> bool:
+    value = str(options.get(key, "")).strip().lower()
+    return default if not value else value in _TRUE
+
+
+def validate_options(options: dict) -> None:
+    """Driver options (-o) as dockerd's bridge driver checks them."""
+    for key in ("com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade",
+                "com.docker.network.bridge.default_bridge"):
+        value = str(options.get(key, "")).strip().lower()
+        if value and value not in _TRUE + _FALSE:
+            raise errors.InvalidParameter(f"failed to parse {key} value: invalid syntax ({options[key]!r})")
+    mtu = options.get("com.docker.network.driver.mtu")
+    if mtu is not None and (not str(mtu).isdigit() or not 68 <= int(mtu) <= 65535):
+        raise errors.InvalidParameter(f"invalid MTU {mtu!r}: it must be a number from 68 to 65535")
+    name = options.get("com.docker.network.bridge.name")
+    if name is not None and (not name or len(name) > 15 or "/" in name or " " in name):
+        raise errors.InvalidParameter(f"invalid bridge name {name!r} (1 to 15 characters, no '/' or spaces)")
 
 
 class BridgeDriver:
@@ -24,6 +47,7 @@ class BridgeDriver:
         return int(network.options.get("com.docker.network.driver.mtu") or 1500)
 
     async def create_network(self, network) -> None:
+        validate_options(network.options)
         if not network.bridge:
             network.bridge = (network.options.get("com.docker.network.bridge.name")
                               or self.context.bridge_name_for(network))
@@ -51,7 +75,8 @@ class BridgeDriver:
             gateway=endpoint.gateway or None if route else None,
             gateway6=endpoint.gateway6 or None if route else None,
             mac=endpoint.mac,
-            mtu=self._mtu(network)))
+            mtu=self._mtu(network),
+            isolated=not _flag(network.options, "com.docker.network.bridge.enable_icc")))
         endpoint.driver_state["netns"] = netns
 
     async def leave(self, network, endpoint) -> None:

@@ -515,6 +515,10 @@ class NetworkManager:
         atts = [a for a in self.attachments(container.id) if a["NetworkID"] in self._networks]
         host = container.host_config
         bindings = ports.bindings_for(container.config, host) if atts else []
+        default_ip = self._networks[atts[0]["NetworkID"]].options.get(
+            "com.docker.network.bridge.host_binding_ipv4") if atts else None
+        if default_ip:  # the primary network's default address for -p without one
+            bindings = [b if b.host_ip else attrs.evolve(b, host_ip=default_ip) for b in bindings]
         bound: list[ports.BoundPort] = []
         try:
             legacy = self._legacy_links(container) if atts else []

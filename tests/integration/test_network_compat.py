@@ -318,3 +318,26 @@ def test_config_only_network_and_config_from(api, compatd):
     assert "10.250.64.2/24" in out and "mtu 1400" in out
     with pytest.raises(docker.errors.APIError):
         api.remove_network("nc-cfg")  # nc-from depends on it
+
+
+def test_bridge_driver_options_icc_host_binding_and_validation(api, compatd):
+    import socket
+
+    _net(api, "nc-noicc", options={"com.docker.network.bridge.enable_icc": "false",
+                                   "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"})
+    hc = api.create_host_config(network_mode="nc-noicc", port_bindings={80: None})
+    first = _run(api, host_config=hc, command="httpd -f -p 80 -h /", ports=[80])
+    second = _run(api, host_config=api.create_host_config(network_mode="nc-noicc"))
+    net = api.inspect_container(first)["NetworkSettings"]
+    code, out = _exec(api, second, ["ping", "-c1", "-W2", net["Networks"]["nc-noicc"]["IPAddress"]])
+    assert code != 0, out  # isolated bridge ports: containers cannot reach each other
+    code, out = _exec(api, second, ["ping", "-c1", "-W2", net["Networks"]["nc-noicc"]["Gateway"]])
+    assert code == 0, out  # but they reach the gateway
+    binding = net["Ports"]["80/tcp"][0]
+    assert binding["HostIp"] == "127.0.0.1"  # host_binding_ipv4 stands in for a missing -p address
+    with socket.create_connection(("127.0.0.1", int(binding["HostPort"])), timeout=10):
+        pass
+    for options in ({"com.docker.network.driver.mtu": "9x"}, {"com.docker.network.bridge.enable_icc": "maybe"},
+                    {"com.docker.network.bridge.name": "a-name-far-too-long"}):
+        response = compatd.api("POST", "/networks/create", json={"Name": "nc-badopt", "Options": options})
+        assert response.status_code == 400, (options, response.text)
