@@ -30,6 +30,8 @@ VERSION = "7.0.0"
 CACHE = Path(os.environ.get("PYENGINE_CACHE", Path.home() / ".cache" / "pyengine"))
 REPO = Path(__file__).resolve().parent.parent
 STAND_INS = ("alpine:3.10", "alpine:latest", "hello-world:latest")
+ALPINE_EXTRAS = ("mkdir -p /var/opt /var/lib/postgresql && echo postgres:x:70:70::/var/lib/postgresql:/bin/sh "
+                 ">> /etc/passwd && echo postgres:x:70: >> /etc/group")
 
 # Tests that need what this machine cannot give: Docker Hub (pull/push/search/login,
 # images only Hub has), a swarm, or managed plugins (installed from Hub).
@@ -108,6 +110,55 @@ def private_pyengined():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def private_dockerd():
+    """For comparison: Debian's dockerd on a temp root, with its own bridge and no firewall
+    changes (--iptables=false), so nothing of the host or other daemons is touched."""
+    dockerd = shutil.which("dockerd") or next((p for p in ("/usr/sbin/dockerd", "/usr/bin/dockerd")
+                                               if os.path.exists(p)), None)
+    if dockerd is None:
+        raise SystemExit("dockerd is not installed (Debian: apt-get install docker.io)")
+    root = tempfile.mkdtemp(prefix="pe-dockerpy-dockerd-")
+    bridge = f"pe-dpy{os.getpid() % 100000}"
+    host = f"unix://{root}/docker.sock"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    logf = open(os.path.join(root, "dockerd.log"), "ab")
+    proc = None
+    try:
+        subprocess.run(["ip", "addr", "add", "10.213.213.1/24", "dev", bridge], check=True)
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+        (Path(root) / "daemon.json").write_text("{}\n")
+        env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        env["PATH"] = env.get("PATH", "") + ":/usr/sbin:/sbin"
+        proc = subprocess.Popen(
+            [dockerd, "--data-root", f"{root}/data", "--exec-root", f"{root}/exec", "--pidfile",
+             f"{root}/docker.pid", "--config-file", f"{root}/daemon.json", "-H", host, "--bridge", bridge,
+             "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
+             "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "pe-dockerpy-dockerd"],
+            stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not api_ok(host):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dockerd did not come up; see {root}/dockerd.log")
+            time.sleep(0.2)
+        yield host, root
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        logf.close()
+        with open("/proc/self/mountinfo") as f:
+            leftovers = [line.split()[4] for line in f if line.split()[4].startswith(root)]
+        for mount in reversed(leftovers):
+            subprocess.run(["umount", "-l", mount], check=False)
+        subprocess.run(["ip", "link", "del", bridge], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def api_ok(host: str) -> bool:
     import docker
 
@@ -130,9 +181,18 @@ def stand_in_images(host: str) -> None:
         r = client._post(client._url("/images/bootstrap"), params={"name": "busybox", "tag": "latest"})
         if r.status_code != 201:
             import_busybox(client)
+    # alpine's stand-in also has what the suite counts on in alpine: a postgres user, /var/opt
+    made = client.create_container("busybox:latest", ["sh", "-c", ALPINE_EXTRAS], network_disabled=True)
+    try:
+        client.start(made)
+        if client.wait(made, timeout=120)["StatusCode"] != 0:
+            raise RuntimeError("making the alpine stand-in failed")
+        alpine = client.commit(made, conf={"Cmd": ["/bin/sh"]})["Id"]
+    finally:
+        client.remove_container(made, force=True)
     for ref in STAND_INS:
         repo, tag = ref.split(":")
-        client.tag("busybox:latest", repo, tag)
+        client.tag(alpine if repo == "alpine" else "busybox:latest", repo, tag)
     client.close()
 
 
@@ -164,7 +224,9 @@ def needs_elsewhere(nodeid: str) -> str | None:
 
 
 def run_suite(src: Path, host: str, args, junit: Path) -> int:
-    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_TEST_API_VERSION": "1.41"}
+    # A config dir of its own: context tests create contexts there, detach tests a config.json.
+    config = tempfile.mkdtemp(prefix="pe-dockerpy-config-")
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_TEST_API_VERSION": "1.41", "DOCKER_CONFIG": config}
     env.pop("PYTHONPATH", None)
     env.pop("DOCKER_TLS_VERIFY", None)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
@@ -181,14 +243,18 @@ def run_suite(src: Path, host: str, args, junit: Path) -> int:
         cmd.append("tests/integration")
     cmd += args.pytest_args
     log(f"running {' '.join(cmd[:3])} … against {host}")
-    return subprocess.run(cmd, cwd=src, env=env, stdout=None if args.verbose else subprocess.DEVNULL).returncode
+    try:
+        return subprocess.run(cmd, cwd=src, env=env, stdout=None if args.verbose else subprocess.DEVNULL).returncode
+    finally:
+        shutil.rmtree(config, ignore_errors=True)
 
 
 def results(junit: Path) -> dict[str, str]:
     out = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        nodeid = f"tests/integration/{case.get('classname', '').rsplit('.', 2)[-2]}.py::" \
-                 f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        parts = case.get("classname", "").split(".")
+        cls = parts.pop() if parts and parts[-1][:1].isupper() else None
+        nodeid = "/".join(parts) + ".py" + (f"::{cls}" if cls else "") + f"::{case.get('name')}"
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error"):
@@ -202,21 +268,25 @@ def results(junit: Path) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", help="run against this daemon instead of a private pyengined")
+    parser.add_argument("--dockerd", action="store_true", help="run against a private dockerd (comparison)")
     parser.add_argument("-k", help="pytest -k expression")
     parser.add_argument("--select", help="file of test node ids, one a line")
     parser.add_argument("--timeout", type=int, default=120, help="per-test timeout (s)")
     parser.add_argument("--junit", help="keep the junit xml here")
     parser.add_argument("--lists", help="write passed/failed/elsewhere lists to this directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    parser.add_argument("--fetch-only", action="store_true", help="only fetch the suite into the cache")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
     src = suite()
+    if args.fetch_only:
+        return 0
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pe-dockerpy-out-")))
         junit = Path(args.junit) if args.junit else tmp / "junit.xml"
         host = args.host
         if host is None:
-            host, _ = stack.enter_context(private_pyengined())
+            host, _ = stack.enter_context(private_dockerd() if args.dockerd else private_pyengined())
         stand_in_images(host)
         run_suite(src, host, args, junit)
         outcome = results(junit)
