@@ -152,3 +152,15 @@ def test_cli_ps_name_filter_update_and_diff(dclient, daemon):
         == ["50", "unless-stopped"]
     dclient.exec_start(dclient.exec_create("web", ["mkdir", "/made"]))
     assert docker_cli("diff", "web").stdout.splitlines() == ["A /made"]
+
+
+@pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")
+def test_cli_system_prune_exits_zero(dclient, daemon):
+    stopped = dclient.create_container("busybox", ["true"])
+    running = dclient.create_container("busybox", ["sleep", "1000"])
+    dclient.start(running)
+    result = subprocess.run([DOCKER, "system", "prune", "-f"], env=daemon.env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert stopped["Id"] in result.stdout
+    assert [c["Id"] for c in dclient.containers(all=True)] == [running["Id"]]
