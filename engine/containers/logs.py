@@ -22,8 +22,9 @@ containers write many tiny batches. Bigger batches and rotations (renames) run i
 Followers are woken by a trio.Event that every write replaces (no polling). Each rotation
 bumps a generation counter; a follower that reached EOF of the file it opened at generation g
 knows the next file is the one created at generation g+1, now named path.(G-g-1) — so it
-follows across rotations without missing records (unless it fell more than max-file files
-behind, when those records are gone, as with Docker).
+follows across rotations without missing records. A follower that fell more than max-file
+files behind (Docker loses those records) still gets them: a rotation that would delete a
+file a follower has not reached yet keeps it open ("pinned") until no follower needs it.
 """
 
 from __future__ import annotations
@@ -292,6 +293,10 @@ class JsonFileLogDriver:
         self._tails: dict[str, bytes] = {}
         self._tail_ns: dict[str, int] = {}
         self._closed = False
+        # Followers' current generations, and files rotated out of the kept set while a
+        # follower still needed them (generation → open fd), so following never loses records.
+        self._followers: dict[object, int] = {}
+        self._pinned: dict[int, int] = {}
 
     @classmethod
     def reader(cls, path: str, options: dict[str, str] | None = None) -> "JsonFileLogDriver":
@@ -310,6 +315,7 @@ class JsonFileLogDriver:
         return {
             "path": self.path, "size": self._size, "rotations": self._generation,
             "buffered": sum(len(t) for t in self._tails.values()), "closed": self._closed,
+            "followers": len(self._followers), "pinned": len(self._pinned),
         }
 
     # --- writing ---
@@ -369,6 +375,7 @@ class JsonFileLogDriver:
                     if self._fh is not None:
                         fh, self._fh = self._fh, None
                         await trio.to_thread.run_sync(fh.close)
+                    self._unpin_locked()  # (a pin a follower still needs stays till it leaves)
         finally:
             self._closed = True
             self._notify()
@@ -420,6 +427,8 @@ class JsonFileLogDriver:
         self._fh.flush()
         self._fh.close()
         self._fh = None
+        if self._followers and self.max_file > 1:  # (max-file=1 truncates: nothing to keep)
+            self._pin_dropped_sync()
         if self.max_file > 1:
             for index in range(self.max_file - 1, 0, -1):
                 try:
@@ -430,6 +439,24 @@ class JsonFileLogDriver:
         else:
             self._open_sync(truncate=True)
         self._generation += 1
+
+    def _pin_dropped_sync(self) -> None:
+        """Before a rotation deletes (or truncates) the oldest kept file, keep it open if a
+        follower has not read past it yet."""
+        dropped = self._generation - (self.max_file - 1)
+        # (runs in a worker thread while followers come and go: copy, never iterate, the dict)
+        if dropped in self._pinned or min(list(self._followers.values()), default=dropped + 1) > dropped:
+            return
+        try:
+            self._pinned[dropped] = os.open(self._name(self.max_file - 1), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+
+    def _unpin_locked(self) -> None:
+        """Close pinned files that every follower has read past."""
+        oldest_needed = min(list(self._followers.values()), default=None)
+        for gen in [g for g in list(self._pinned) if oldest_needed is None or g < oldest_needed]:
+            os.close(self._pinned.pop(gen))
 
     # --- reading ---
     def _existing_files_locked(self) -> list[tuple[int, int]]:
@@ -451,8 +478,10 @@ class JsonFileLogDriver:
         return files
 
     def _open_generation_locked(self, gen: int) -> tuple[int, int]:
-        """Open the file created at generation `gen` (or the oldest still kept, if the
-        reader fell behind) → (fd or -1, its generation)."""
+        """Open the file created at generation `gen` (pinned for a follower, or the oldest
+        still kept if the reader fell behind) → (fd or -1, its generation)."""
+        if gen in self._pinned:
+            return os.dup(self._pinned[gen]), gen
         index = self._generation - gen
         if index > self.max_file - 1:
             index = self.max_file - 1
@@ -478,8 +507,11 @@ class JsonFileLogDriver:
         the read. follow=True keeps yielding records as they are written, across rotations,
         until the driver is closed (or `until` passes)."""
         streams = {s for s, wanted in (("stdout", stdout), ("stderr", stderr)) if wanted}
+        follower = object()
         async with self._lock:
             files = self._existing_files_locked()
+            if follow and not self._closed:
+                self._followers[follower] = files[0][1] if files else self._generation
         fd = -1
         try:
             offset = 0
@@ -497,6 +529,8 @@ class JsonFileLogDriver:
                 fd, gen, _ = files.pop(0)
             else:
                 gen = self._generation  # nothing written yet: wait for the current file
+            if follower in self._followers:
+                self._followers[follower] = gen
             buffer = b""
             deadline = None
             if follow and until_ns:
@@ -536,6 +570,9 @@ class JsonFileLogDriver:
                 if fd < 0:
                     async with self._lock:
                         fd, gen = self._open_generation_locked(gen)
+                        if follower in self._followers:
+                            self._followers[follower] = gen
+                            self._unpin_locked()
                     if fd >= 0:
                         offset, buffer = 0, b""
                         continue
@@ -553,6 +590,8 @@ class JsonFileLogDriver:
                 os.close(fd)
             for f, _, _ in files:
                 os.close(f)
+            if self._followers.pop(follower, None) is not None:
+                self._unpin_locked()
 
 
 def _find_tail_start(files: list[tuple[int, int]], want: int) -> tuple[int, int]:

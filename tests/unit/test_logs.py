@@ -273,3 +273,20 @@ def test_frame_and_format_line():
     assert format_log_line(rec, False) == b"hello\n"
     assert format_log_line(rec, True) == b"2024-01-01T00:00:00.123456789Z hello\n"
     assert format_log_line(LogRecord("stdout", b"x\n", T0), True) == b"2024-01-01T00:00:00.000000000Z x\n"
+
+
+async def test_follower_far_behind_loses_nothing_and_pins_are_released(tmp_path):
+    """A follower that has not run while the writer rotated past max-file still reads every
+    record (Docker loses them); the files kept open for it are closed once it has read them."""
+    d = JsonFileLogDriver(str(tmp_path / "l.log"), {"max-size": "200", "max-file": "2"})
+    await d.write("stdout", b"first\n")
+    reader = d.read(follow=True)
+    assert (await reader.__anext__()).data == b"first\n"  # registered, now parked at EOF
+    for i in range(40):  # ~20 rotations while the follower does not run
+        await d.write("stdout", b"%02d\n" % i)
+    assert d.statistics()["pinned"] > 0
+    await d.aclose()
+    got = [record.data async for record in reader]
+    assert got == [b"%02d\n" % i for i in range(40)]
+    assert d.statistics()["pinned"] == 0 and d.statistics()["followers"] == 0
+    assert len(os.listdir(tmp_path)) == 2  # the kept files only: rotation still deletes
