@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import queue
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -227,3 +229,87 @@ def test_unhealthy_dependency_stops_up(compose, daemon, tmp_path):
     assert result.returncode != 0
     assert b"unhealthy" in result.stderr
     assert set(compose.ids()) == {f"{compose.project}-db-1"}
+
+
+def test_lifecycle_commands(compose, daemon, tmp_path):
+    """stop/start/restart/kill/rm, top, logs with prefixes, events, config, profiles, an
+    external network, push and pull through a loopback registry."""
+    from tests.registry_util import start_registry
+
+    net = f"{compose.project}-ext"
+    assert daemon.api("POST", "/networks/create", json={"Name": net}).status_code == 201
+    registry = start_registry()
+    try:
+        (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+            services:
+              one:
+                image: {registry.host}/pe/one:1
+                command: ["sh", "-c", "echo one-says-hi; {IDLE}"]
+                networks: [outside]
+              two:
+                image: busybox
+                command: ["sh", "-c", "echo two-says-hi; {IDLE}"]
+                depends_on: [one]
+              extra:
+                image: busybox
+                profiles: [extra]
+            networks:
+              outside: {{external: true, name: {net}}}
+            """))
+        tagged = daemon.api("POST", "/images/busybox/tag",
+                            params={"repo": f"{registry.host}/pe/one", "tag": "1"})
+        assert tagged.status_code == 201
+        compose("push", "one")
+        assert daemon.api("DELETE", f"/images/{registry.host}/pe/one:1").status_code == 200
+        compose("pull", "one")
+        assert daemon.api("GET", f"/images/{registry.host}/pe/one:1/json").status_code == 200
+
+        config = compose("config", "--format", "json").stdout
+        assert set(json.loads(config)["services"]) == {"one", "two"}
+        assert compose("--profile", "extra", "config", "--services").stdout.split() == \
+            [b"one", b"two", b"extra"]
+
+        compose("up", "-d")
+        one = daemon.api("GET", f"/containers/{compose.project}-one-1/json").json()
+        assert list(one["NetworkSettings"]["Networks"]) == [net]
+        logs = compose.wait_log("two", "two-says-hi")
+        logs = compose("logs", "--no-color").stdout.decode()
+        assert "one-1 | one-says-hi" in logs and "two-1 | two-says-hi" in logs
+        assert "sleep 1000" in compose("top", "two").stdout.decode()
+
+        events = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "-H", daemon.host, "compose", "-p",
+             compose.project, "events", "--json"], cwd=tmp_path, stdout=subprocess.PIPE)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in events.stdout], daemon=True).start()
+        try:
+            # the subscription starts at some point after the process does: act until seen
+            deadline = time.monotonic() + 60
+            seen = None
+            while seen is None and time.monotonic() < deadline:
+                compose("restart", "two")
+                try:
+                    seen = json.loads(lines.get(timeout=1))
+                except queue.Empty:
+                    pass
+            assert seen and seen["service"] == "two"
+            assert seen["action"] in ("kill", "stop", "die", "start", "restart")
+        finally:
+            events.kill()
+            events.wait()
+        compose("stop", "two")
+        states = {r["Service"]: r["State"]
+                  for r in json.loads(compose("ps", "-a", "--format", "json").stdout)}
+        assert states == {"one": "running", "two": "exited"}
+        compose("start")
+        compose("restart", "one")
+        compose("kill", "two")
+        compose("rm", "-f", "two")
+        assert set(compose.ids()) == {f"{compose.project}-one-1"}
+        compose("down", "-t", "1")
+        # an external network is not the project's to remove
+        assert daemon.api("GET", f"/networks/{net}").status_code == 200
+    finally:
+        registry.stop()
+        compose("down", "-t", "1", check=False)
+        daemon.api("DELETE", f"/networks/{net}")
