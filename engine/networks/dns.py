@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import struct
 
 import trio
+
+from engine.networks import links
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +128,60 @@ class DnsServer:
                 except OSError:
                     continue
         return None
+
+
+class EmbeddedDns:
+    """The DNS servers of a NetworkManager: one per user-defined bridge network, run in the
+    manager's nursery, answering from `endpoints_on(network id) -> {container id: Endpoint}`."""
+
+    def __init__(self, endpoints_on) -> None:
+        self._endpoints_on = endpoints_on
+        self._scopes: dict[str, trio.CancelScope] = {}
+
+    def __len__(self) -> int:
+        return len(self._scopes)
+
+    @staticmethod
+    def wants(network) -> bool:
+        return network.user_defined and network.driver == "bridge" and bool(network.gateway)
+
+    async def start(self, network, nursery: trio.Nursery | None) -> None:
+        if not self.wants(network) or nursery is None or network.id in self._scopes:
+            return
+        port = int(os.environ.get("PYENGINE_DNS_PORT", "53"))
+        server = DnsServer(network.gateway, lambda name, client, nid=network.id: self.resolve(nid, name, client),
+                           port=port)
+
+        async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
+            with trio.CancelScope() as scope:
+                self._scopes[network.id] = scope
+                try:
+                    await server.serve(task_status=task_status)
+                finally:
+                    self._scopes.pop(network.id, None)
+
+        try:
+            await nursery.start(serve)
+        except OSError as exc:
+            log.warning("embedded DNS for network %s not started: %s", network.name, exc)
+
+    def stop(self, network) -> None:
+        scope = self._scopes.pop(network.id, None)
+        if scope is not None:
+            scope.cancel()
+
+    def resolve(self, network_id: str, name: str, client: str | None = None) -> list[str]:
+        """Addresses (both families) of `name` on the network; a link alias of the asking
+        container (`client` is its address) stands for the linked container's name."""
+        on_network = list(self._endpoints_on(network_id).values())
+        if client:
+            asking = next((ep for ep in on_network if client in (ep.ip, ep.ip6)), None)
+            if asking is not None:
+                name = links.resolve_alias(asking.links, name)
+        out = []
+        for ep in on_network:
+            c = ep.container
+            names = {c.name.lower().lstrip("/"), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
+            if name in names:
+                out.extend(a for a in (ep.ip, ep.ip6) if a)
+        return out

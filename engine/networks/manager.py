@@ -4,7 +4,7 @@ daemon's nft table, embedded DNS servers and port proxies.
 Task tree:
 
     NetworkManager.run ── nursery
-        ├── DnsServer.serve(network)       one per user-defined bridge network
+        ├── DnsServer.serve(network)       one per user-defined bridge network (dns.EmbeddedDns)
         ├── ports.proxy(bound port)        one per published port of a running container
         └── VethReaper.run()               deletes veths a stopped container's netns left
 
@@ -37,7 +37,7 @@ from engine import errors
 from engine.networks import _netlink, addressing, attachments, links, ports
 from engine.networks.addressing import DEFAULT_DATA_ROOT
 from engine.networks.attachments import AttachmentStore
-from engine.networks.dns import DnsServer
+from engine.networks.dns import EmbeddedDns
 from engine.networks.driver import load_drivers
 from engine.networks.ipam import Ipam, mac_for
 from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec
@@ -71,7 +71,7 @@ class NetworkManager:
         self._drivers: dict[str, object] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # container id → network id → ep
         self._attachments = AttachmentStore(os.path.join(self.directory, "containers"))
-        self._dns: dict[str, trio.CancelScope] = {}
+        self._dns = EmbeddedDns(self.endpoints_on)
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
         self._reaper = VethReaper()
@@ -113,7 +113,7 @@ class NetworkManager:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for network in list(self._networks.values()):
-                await self._start_dns(network)
+                await self._dns.start(network, nursery)
             nursery.start_soon(self._reaper.run)
             task_status.started()
             await trio.sleep_forever()
@@ -302,7 +302,7 @@ class NetworkManager:
                     await trio.to_thread.run_sync(self._make_ipam, network)
                 self._networks[network.id] = network
                 await self._apply_nft()
-                await self._start_dns(network)
+                await self._dns.start(network, self._nursery)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     self._networks.pop(network.id, None)
@@ -350,7 +350,7 @@ class NetworkManager:
             active = [cid for cid, eps in self._endpoints.items() if network.id in eps]
             if active:
                 raise errors.Forbidden(f"error while removing network: network {network.name} id {network.id} has active endpoints")
-            await self._stop_dns(network)
+            self._dns.stop(network)
             driver = self._drivers.get(network.driver)
             if driver is not None:
                 await driver.delete_network(network)
@@ -387,51 +387,6 @@ class NetworkManager:
             except errors.EngineError:
                 pass
         return removed
-
-    # --- dns ------------------------------------------------------------------------------
-    def _wants_dns(self, network: Network) -> bool:
-        return network.user_defined and network.driver == "bridge" and bool(network.gateway)
-
-    async def _start_dns(self, network: Network) -> None:
-        if not self._wants_dns(network) or self._nursery is None or network.id in self._dns:
-            return
-        port = int(os.environ.get("PYENGINE_DNS_PORT", "53"))
-        server = DnsServer(network.gateway, lambda name, client, nid=network.id: self.resolve_name(nid, name, client),
-                           port=port)
-
-        async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
-            with trio.CancelScope() as scope:
-                self._dns[network.id] = scope
-                try:
-                    await server.serve(task_status=task_status)
-                finally:
-                    self._dns.pop(network.id, None)
-
-        try:
-            await self._nursery.start(serve)
-        except OSError as exc:
-            log.warning("embedded DNS for network %s not started: %s", network.name, exc)
-
-    async def _stop_dns(self, network: Network) -> None:
-        scope = self._dns.pop(network.id, None)
-        if scope is not None:
-            scope.cancel()
-
-    def resolve_name(self, network_id: str, name: str, client: str | None = None) -> list[str]:
-        """Addresses (both families) of `name` on the network; a link alias of the asking
-        container (`client` is its address) stands for the linked container's name."""
-        on_network = [eps[network_id] for eps in self._endpoints.values() if network_id in eps]
-        if client:
-            asking = next((ep for ep in on_network if client in (ep.ip, ep.ip6)), None)
-            if asking is not None:
-                name = links.resolve_alias(asking.links, name)
-        out = []
-        for ep in on_network:
-            c = ep.container
-            names = {c.name.lower().lstrip("/"), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
-            if name in names:
-                out.extend(a for a in (ep.ip, ep.ip6) if a)
-        return out
 
     # --- nft ------------------------------------------------------------------------------
     async def _apply_nft(self) -> None:
@@ -651,7 +606,7 @@ class NetworkManager:
         (bind-mounted)."""
         eps = self._endpoints.get(container.id, {})
         host = container.host_config
-        dns_net = next((self._networks[nid] for nid in eps if self._wants_dns(self._networks[nid])), None)
+        dns_net = next((self._networks[nid] for nid in eps if EmbeddedDns.wants(self._networks[nid])), None)
         if dns_net is not None and not host.get("Dns"):
             from engine.containers import config as cfg
 
