@@ -29,6 +29,7 @@ def test_docker_py_integration_suite_subset_passes(tmp_path):
     result = subprocess.run([sys.executable, str(script), "--select", str(REPO / "scripts" / "dockerpy_passing.txt"),
                              "--lists", str(tmp_path)], env=env, capture_output=True, text=True, timeout=850)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    passed = (tmp_path / "passed.txt").read_text().split()
-    wanted = [line for line in (REPO / "scripts" / "dockerpy_passing.txt").read_text().split() if not line.startswith("#")]
+    passed = (tmp_path / "passed.txt").read_text().splitlines()
+    wanted = [line.strip() for line in (REPO / "scripts" / "dockerpy_passing.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
     assert sorted(passed) == sorted(wanted)
