@@ -185,7 +185,10 @@ def up(ctx: Ctx, a: argparse.Namespace) -> int:
 
 async def _follow_ids(s: compose.Session, ids: list[str], colour: bool) -> None:
     containers = [c for c in await s.containers() if c["Id"] in ids]
-    await compose.follow(s, containers, follow=True, colour=colour)
+    containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""), L.number_of(c)))
+    print("Attaching to " + ", ".join(compose.logs.display_name(s, c) for c in containers),
+          flush=True)
+    await compose.follow(s, containers, follow=True, colour=colour, announce_exit=True)
 
 
 @subcommand("down", "Stop and remove containers, networks",

@@ -7,7 +7,7 @@
 It never imports daemon internals, so it works against dockerd as well as pyengined.
 """
 
-from . import labels
+from . import labels, logs
 from .api import Api
 from .containerspec import create_body
 from .errors import ComposeError, ConfigError, InterpolationError
@@ -22,7 +22,7 @@ from .session import Session, container_name
 from .up import UpOptions, up, wait_condition
 
 __all__ = [
-    "labels", "Api", "create_body", "ComposeError", "ConfigError", "InterpolationError",
+    "labels", "logs", "Api", "create_body", "ComposeError", "ConfigError", "InterpolationError",
     "build", "ensure_images", "pull", "push", "down", "kill", "restart", "rm", "start", "stop",
     "LoadOptions", "load_project", "follow", "Dependency", "Project", "Service",
     "make_progress", "ensure_resources", "Session", "container_name", "UpOptions", "up",

@@ -84,6 +84,52 @@ def _braced(expr: str, env: Mapping[str, str]) -> str:
     return value
 
 
+# Values that YAML would have typed had they been written literally: a substituted string
+# at one of these paths is cast back ("replicas: ${N}" is an integer), as Compose does.
+_INT, _FLOAT, _BOOL = int, float, bool
+_CASTS: list[tuple[tuple, type]] = [
+    (("services", "*", "deploy", "replicas"), _INT), (("services", "*", "scale"), _INT),
+    (("services", "*", "ports", "*", "target"), _INT),
+    (("services", "*", "ports", "*", "published"), _INT),
+    (("services", "*", "healthcheck", "retries"), _INT),
+    (("services", "*", "pids_limit"), _INT), (("services", "*", "cpus"), _FLOAT),
+    (("services", "*", "cpu_shares"), _INT), (("services", "*", "oom_score_adj"), _INT),
+    (("services", "*", "ulimits", "*"), _INT), (("services", "*", "ulimits", "*", "*"), _INT),
+    (("services", "*", "deploy", "resources", "limits", "pids"), _INT),
+    (("services", "*", "healthcheck", "disable"), _BOOL),
+    (("services", "*", "depends_on", "*", "required"), _BOOL),
+    (("services", "*", "depends_on", "*", "restart"), _BOOL),
+    (("services", "*", "volumes", "*", "read_only"), _BOOL),
+    (("services", "*", "init"), _BOOL), (("services", "*", "privileged"), _BOOL),
+    (("services", "*", "read_only"), _BOOL), (("services", "*", "tty"), _BOOL),
+    (("services", "*", "stdin_open"), _BOOL), (("networks", "*", "external"), _BOOL),
+    (("networks", "*", "internal"), _BOOL), (("networks", "*", "attachable"), _BOOL),
+    (("volumes", "*", "external"), _BOOL),
+]
+_TRUE = {"true", "yes", "y", "on", "1"}
+_FALSE = {"false", "no", "n", "off", "0"}
+
+
+def _matches(path: tuple, pattern: tuple) -> bool:
+    return len(path) == len(pattern) and all(p == "*" or p == k for k, p in zip(path, pattern))
+
+
+def _cast(value: str, path: tuple) -> Any:
+    for pattern, typ in _CASTS:
+        if not _matches(path, pattern):
+            continue
+        text = value.strip()
+        try:
+            if typ is bool:
+                if text.lower() in _TRUE | _FALSE:
+                    return text.lower() in _TRUE
+            else:
+                return typ(text)
+        except ValueError:
+            pass
+    return value  # the schema reports what still does not fit
+
+
 def interpolate(doc: Any, env: Mapping[str, str], source: str = "",
                 path: tuple = ()) -> Any:
     """A copy of a loaded YAML document with every string value interpolated; errors name
@@ -94,8 +140,9 @@ def interpolate(doc: Any, env: Mapping[str, str], source: str = "",
         return [interpolate(v, env, source, path + (i,)) for i, v in enumerate(doc)]
     if isinstance(doc, str):
         try:
-            return interpolate_string(doc, env)
+            value = interpolate_string(doc, env)
         except _Missing as exc:
             where = f"{source}: " if source else ""
             raise InterpolationError(f"{where}{key_path(path)}: {exc.message}") from None
+        return _cast(value, path) if "$" in doc else value
     return doc

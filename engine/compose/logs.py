@@ -42,7 +42,10 @@ def display_name(s: Session, c: dict) -> str:
 
 async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str = "all",
                  timestamps: bool = False, colour: bool | None = None,
-                 write: Callable[[str], None] | None = None) -> None:
+                 write: Callable[[str], None] | None = None,
+                 announce_exit: bool = False) -> None:
+    """Print the containers' logs until every stream ends (with follow: until each container
+    stops; announce_exit then adds Compose's "web-1 exited with code 0")."""
     if colour is None:
         colour = sys.stdout.isatty()
     write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
@@ -84,6 +87,11 @@ async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str 
             await trio.to_thread.run_sync(
                 functools.partial(read, c, prefix, token, send_clone, tty),
                 abandon_on_cancel=True)
+            if announce_exit:
+                state = (await s.api.get(f"/containers/{c['Id']}/json")).get("State") or {}
+                if not state.get("Running"):
+                    await send_clone.send(f"{names[c['Id']]} exited with code "
+                                          f"{state.get('ExitCode', 0)}\n")
 
     async with trio.open_nursery() as nursery:
         async with send:

@@ -313,3 +313,16 @@ def test_lifecycle_commands(compose, daemon, tmp_path):
         registry.stop()
         compose("down", "-t", "1", check=False)
         daemon.api("DELETE", f"/networks/{net}")
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_project_made_by_docker_compose(compose, daemon, tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        'services:\n  web:\n    image: busybox\n    command: ["httpd", "-f", "-p", "80"]\n')
+    made = subprocess.run(["docker-compose", "-p", compose.project, "up", "-d"], cwd=tmp_path,
+                          env=daemon.env(), capture_output=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert list(compose.ids()) == [f"{compose.project}_web_1"]
+    compose("down", "-t", "1")
+    assert compose.ids() == {}
+    assert daemon.api("GET", f"/networks/{compose.project}_default").status_code == 404

@@ -234,3 +234,19 @@ def test_container_body(tmp_path):
     assert labels[L.PROJECT] == "demo" and labels[L.NUMBER] == "2"
     assert labels[L.ONEOFF] == "False" and labels[L.CONFIG_HASH] == \
         project.services["web"].config_hash
+
+
+def test_interpolated_values_are_typed_like_literals(tmp_path):
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            init: ${INIT}
+            deploy: {replicas: "${N}"}
+            ports: [{target: "${PORT}", published: "${PORT}"}]
+        """)
+    web = load(tmp_path, f, env={"N": "3", "PORT": "80", "INIT": "true"}).services["web"]
+    assert web.scale == 3 and web.config["init"] is True
+    assert web.config["ports"][0]["target"] == 80
+    with pytest.raises(ConfigError, match=r"services\.web\.deploy\.replicas"):
+        load(tmp_path, f, env={"N": "three", "PORT": "80", "INIT": "true"})
