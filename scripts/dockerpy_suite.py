@@ -204,11 +204,17 @@ def import_busybox(client) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(shutil.which("busybox") or "/bin/busybox", arcname="bin/busybox")
+        info = tarfile.TarInfo("etc/passwd")
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
         for d in ("tmp", "etc", "root", "proc", "sys", "dev"):
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
-        for name in ("sh", "ls", "cat", "echo", "sleep", "true", "false", "top", "env", "id", "touch", "mkdir"):
+        busybox = shutil.which("busybox") or "/bin/busybox"
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+        for name in (a for a in applets if a != "busybox"):
             info = tarfile.TarInfo(f"bin/{name}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)

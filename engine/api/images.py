@@ -426,6 +426,10 @@ async def save_one(req: Request):
     return await _save(req, [req.params["name"]])
 
 
+async def _one(message: dict):
+    yield message
+
+
 @router.post("/images/load")
 async def load(req: Request):
     from engine.images import load_archive
@@ -434,6 +438,10 @@ async def load(req: Request):
     spool = await _spool(req, store)
     try:
         loaded = await trio.to_thread.run_sync(load_archive, store, spool)
+    except errors.EngineError as exc:
+        # dockerd answers 200 and reports a bad archive in the JSON stream (docker-py's
+        # images.load raises ImageLoadError from it; the CLI prints it and exits 1)
+        return json_stream(_one({"errorDetail": {"message": exc.message}, "error": exc.message}))
     finally:
         os.unlink(spool)
     messages = []

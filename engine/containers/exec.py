@@ -183,7 +183,7 @@ class ExecManager:
         except SpawnError as exc:
             for fd in parent_fds:
                 os.close(fd)
-            instance.exit_code = exc.exit_code
+            instance.exit_code = 126  # dockerd records 126 for any exec that failed to start
             instance.done.set()
             message = f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
             raise (errors.InvalidParameter if exc.exit_code in (126, 127) else errors.SystemError_)(message) from None

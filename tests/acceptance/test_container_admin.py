@@ -164,3 +164,16 @@ def test_cli_system_prune_exits_zero(dclient, daemon):
     assert result.returncode == 0, result.stderr
     assert stopped["Id"] in result.stdout
     assert [c["Id"] for c in dclient.containers(all=True)] == [running["Id"]]
+
+
+def test_an_exec_that_cannot_start_records_126(dclient):
+    c = dclient.create_container("busybox", ["sleep", "1000"])
+    dclient.start(c)
+    exec_id = dclient.exec_create(c, ["not-there"])["Id"]
+    try:
+        said = dclient.exec_start(exec_id).decode()
+    except docker.errors.APIError as exc:
+        said = str(exc)
+    assert "executable file not found" in said
+    assert dclient.exec_inspect(exec_id)["ExitCode"] == 126  # as dockerd (docker-py's exec_run checks it)
+
