@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets as _secrets
 import sys
 from typing import Any, Callable
 
@@ -309,43 +307,12 @@ def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
             arg("--no-deps", action="store_true"),
             arg("service"), stop_after=1)
 def run(ctx: Ctx, a: argparse.Namespace) -> int:
-    project = ctx.project
-    if a.service not in project.services:
-        raise CommandError(f"no such service: {a.service}")
-    svc = project.services[a.service]
     tty = not a.no_tty and not a.detach and sys.stdin.isatty()
-    deps = [n for n in project.select([a.service]) if n != a.service]
-
-    async def prepare(s: compose.Session) -> dict:
-        if deps and not a.no_deps:
-            await compose.up(s, compose.UpOptions(services=deps))
-        await compose.ensure_resources(s, [a.service])
-        ids = await compose.ensure_images(s, [a.service])
-        body = compose.create_body(project, svc, 1, oneoff=True, command=a.cmd or None,
-                                   image_id=ids.get(a.service))
-        body.update(Tty=tty, OpenStdin=not a.detach, AttachStdin=not a.detach,
-                    StdinOnce=not a.detach)
-        body["Env"] = body.get("Env", []) + a.env
-        if a.entrypoint is not None:
-            body["Entrypoint"] = [a.entrypoint] if a.entrypoint else [""]
-        if a.user is not None:
-            body["User"] = a.user
-        if a.workdir is not None:
-            body["WorkingDir"] = a.workdir
-        body["HostConfig"]["AutoRemove"] = bool(a.rm)
-        body["HostConfig"]["PortBindings"] = {}  # like Compose: no published ports on run
-        name = a.name or f"{project.name}-{a.service}-run-{_secrets.token_hex(6)}"
-        res = await s.api.post("/containers/create", body, params={"name": name})
-        for key in list(svc.networks)[1:]:
-            from engine.compose.containerspec import endpoint_config
-
-            await s.api.post(f"/networks/{project.network_name(key)}/connect",
-                             {"Container": res["Id"],
-                              "EndpointConfig": endpoint_config(project, svc, key, 1)})
-        return res
-
-    res = ctx.run(prepare, progress="quiet" if not a.detach else None)
-    cid = res["Id"]
+    opts = compose.RunOptions(service=a.service, command=a.cmd, name=a.name, tty=tty,
+                              interactive=not a.detach, env=a.env, entrypoint=a.entrypoint,
+                              user=a.user, workdir=a.workdir, auto_remove=a.rm,
+                              no_deps=a.no_deps)
+    cid = ctx.run(compose.create_oneoff, opts, progress="quiet" if not a.detach else None)
     if a.detach:
         ctx.cli.client.post(f"/containers/{cid}/start")
         ctx.cli.print(cid)

@@ -16,6 +16,7 @@ from .lifecycle import down, kill, restart, rm, start, stop
 from .loader import LoadOptions, load_project
 from .logs import follow
 from .model import Dependency, Project, Service
+from .oneoff import RunOptions, create_oneoff
 from .progress import make_progress
 from .resources import ensure_resources
 from .session import Session, container_name
@@ -26,5 +27,5 @@ __all__ = [
     "build", "ensure_images", "pull", "push", "down", "kill", "restart", "rm", "start", "stop",
     "LoadOptions", "load_project", "follow", "Dependency", "Project", "Service",
     "make_progress", "ensure_resources", "Session", "container_name", "UpOptions", "up",
-    "wait_condition",
+    "wait_condition", "RunOptions", "create_oneoff",
 ]

@@ -167,6 +167,12 @@ def _service(name: str, svc: dict, env: Mapping[str, str], project_dir: str) -> 
         if cond not in CONDITIONS:
             raise ConfigError(f"services.{name}.depends_on.{dep}.condition: invalid {cond!r}")
         deps[dep] = Dependency(dep, cond, bool(spec.get("required", True)))
+    # implicit dependencies, as Compose has them: links and network_mode: service:X
+    implied = [str(link).split(":")[0] for link in svc.get("links") or []]
+    if str(svc.get("network_mode", "")).startswith("service:"):
+        implied.append(svc["network_mode"].split(":", 1)[1])
+    for dep in implied:
+        deps.setdefault(dep, Dependency(dep))
     deploy = svc.get("deploy") or {}
     scale = deploy.get("replicas", svc.get("scale", 1))
     try:
