@@ -59,6 +59,7 @@ class Ctx:
         self.cli = cli
         self.g = g
         self._project: compose.Project | None = None
+        self.targets: list[str] = []
 
     @property
     def project(self) -> compose.Project:
@@ -66,7 +67,7 @@ class Ctx:
             self._project = compose.load_project(compose.LoadOptions(
                 files=self.g.file, project_name=self.g.project_name,
                 project_directory=self.g.project_directory, profiles=self.g.profile,
-                env_files=self.g.env_file))
+                env_files=self.g.env_file, targets=self.targets))
         return self._project
 
     def session(self, progress: str | None = None) -> compose.Session:
@@ -124,6 +125,8 @@ def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     ctx = Ctx(cli, g)
+    ctx.targets = list(getattr(sa, "services", None) or
+                       ([sa.service] if getattr(sa, "service", None) else []))
     try:
         return int(fn(ctx, sa) or 0)
     except compose.ComposeError as exc:

@@ -30,6 +30,8 @@ class LoadOptions:
     project_directory: str | None = None
     profiles: list[str] = attrs.Factory(list)
     env_files: list[str] = attrs.Factory(list)
+    # services named on the command line: enabled whatever their profiles (as Compose does)
+    targets: list[str] = attrs.Factory(list)
     environ: Mapping[str, str] = attrs.Factory(lambda: dict(os.environ))
     cwd: str = attrs.Factory(os.getcwd)
 
@@ -249,7 +251,8 @@ def load_project(opts: LoadOptions) -> Project:
     for n, svc in resolved.items():
         model = _service(n, svc, env, project_dir)
         wanted = svc.get("profiles")
-        if wanted and not (profiles & set(wanted)) and "*" not in profiles:
+        if wanted and not (profiles & set(wanted)) and "*" not in profiles and \
+                n not in opts.targets:
             disabled[n] = model
         else:
             enabled[n] = model

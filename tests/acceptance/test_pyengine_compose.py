@@ -80,10 +80,10 @@ def compose(daemon, tmp_path, request):
     project = "pc" + request.node.name.replace("_", "")[4:16].lower()
     c = Compose(daemon, tmp_path, project)
     yield c
-    c("down", "-v", "-t", "1", "--remove-orphans", check=False)
+    down = c("down", "-v", "-t", "1", "--remove-orphans", check=False)
     leftovers = [n["Name"] for n in daemon.api("GET", "/networks").json()
                  if n["Name"].startswith(project)]
-    assert not leftovers
+    assert not leftovers, down.stderr.decode()
 
 
 def test_project_story(compose, daemon, tmp_path):
@@ -183,7 +183,7 @@ def test_health_gated_start_order(compose, daemon, tmp_path):
             depends_on:
               db: {{condition: service_healthy}}
         """))
-    compose("up", "-d")
+    compose("up", "-d", "--wait")
     db = daemon.api("GET", f"/containers/{compose.project}-db-1/json").json()
     app = daemon.api("GET", f"/containers/{compose.project}-app-1/json").json()
     assert db["State"]["Health"]["Status"] == "healthy"

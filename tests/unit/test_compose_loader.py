@@ -155,6 +155,7 @@ def test_extends_and_profiles(tmp_path):
     assert p.services["web"].config["environment"] == {"FROM_FILE": "1", "LEVEL": "web"}
     assert "debug" not in p.services and "debug" in p.disabled
     assert "debug" in load(tmp_path, f, profiles=["debug"]).services
+    assert "debug" in load(tmp_path, f, targets=["debug"]).services  # named: enabled
 
 
 def _summary(service, number, hash_, state="running", image="sha256:i"):
