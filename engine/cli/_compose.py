@@ -125,8 +125,10 @@ def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     ctx = Ctx(cli, g)
-    ctx.targets = list(getattr(sa, "services", None) or
-                       ([sa.service] if getattr(sa, "service", None) else []))
+    named = getattr(sa, "services", None)
+    ctx.targets = list(named) if isinstance(named, list) else []
+    if getattr(sa, "service", None):
+        ctx.targets.append(sa.service)
     try:
         return int(fn(ctx, sa) or 0)
     except compose.ComposeError as exc:
