@@ -306,9 +306,12 @@ class Builder:
         size = spool.tell()
         try:
             build.context = ctx.Context.load(spool)
-        except tarfile.ReadError:
+        except tarfile.ReadError as exc:
             if size == 0:
                 raise InvalidParameter("the build context is empty") from None
+            spool.seek(0)
+            if ctx.is_compressed(spool.read(6)):
+                raise InvalidParameter(f"unable to read the build context: {exc}") from None
             spool.seek(0)
             build.context = ctx.Context(spool)
             return spool.read().decode("utf-8", errors="replace")

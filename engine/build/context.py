@@ -239,6 +239,10 @@ class Entry:
     link: str = ""        # symlink target
 
 
+def is_compressed(head: bytes) -> bool:
+    return any(head.startswith(m) for m in _COMPRESSED)
+
+
 class Context:
     """The uploaded context, indexed in place: entries point into the (uncompressed) tar, so
     a build whose steps all hit the cache never writes the context to disk. `extract` puts
@@ -265,9 +269,22 @@ class Context:
         head = fileobj.read(6)
         fileobj.seek(0)
         if any(head.startswith(m) for m in _COMPRESSED):
+            import bz2
+            import gzip
+            import lzma
+
+            if head.startswith(b"\x1f\x8b"):
+                source = gzip.GzipFile(fileobj=fileobj, mode="rb")
+            elif head.startswith(b"BZh"):
+                source = bz2.BZ2File(fileobj, mode="rb")
+            else:
+                source = lzma.LZMAFile(fileobj, mode="rb")
             plain = tempfile.SpooledTemporaryFile(max_size=64 << 20)
-            with tarfile.open(fileobj=fileobj, mode="r|*") as tf:
-                shutil.copyfileobj(tf.fileobj, plain, 1 << 20)
+            try:
+                with source:
+                    shutil.copyfileobj(source, plain, 1 << 20)
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise tarfile.ReadError(f"cannot decompress the context: {exc}") from None
             fileobj = plain
             fileobj.seek(0)
         context = cls(fileobj)

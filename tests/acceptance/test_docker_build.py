@@ -172,6 +172,17 @@ def test_failed_build_leaves_nothing(daemon, docker, tmp_path):
     bad = docker("build", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN true\nFROBNICATE now\n")
     assert bad.returncode == 1
     assert "dockerfile parse error line 3: unknown instruction: FROBNICATE" in bad.stderr.decode()
+    # ADD of an unreachable URL: a clear error naming it
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/file.tar"
+    unreachable = docker("build", "-f", "-", str(tmp_path), input=f"FROM busybox\nADD {url} /x\n".encode())
+    assert unreachable.returncode == 1
+    assert f"ADD failed: failed to download {url}" in unreachable.stderr.decode()
+    assert docker("ps", "-aq").stdout.strip() == b""
     after_images = set(docker("images", "-aq", "--no-trunc").stdout.decode().split())
     # only the cached COPY step remains (as dockerd keeps it), no tagged or half image
     assert len(after_images - before_images) <= 1
@@ -190,7 +201,8 @@ def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
         assert "[Warning] One or more build-args [UNUSED] were not consumed" in text
         assert image.labels == {"stage": "one", "via": "docker-py"}
         assert client.containers.run("pe-py:1", "cat /w", remove=True) == b"v=42\n"
-        target, _ = client.images.build(path=str(tmp_path), target="base", buildargs={"V": "42"}, rm=True)
+        target, _ = client.images.build(path=str(tmp_path), target="base", buildargs={"V": "42"}, rm=True,
+                                        gzip=True)
         assert "via" not in target.labels
         df = client.df()
         assert df["BuildCache"] and all(entry["Type"] == "regular" for entry in df["BuildCache"])

@@ -204,3 +204,59 @@ def test_cache_key_depends_on_parent_and_config():
     assert cache_key("sha256:a", config) == cache_key("sha256:a", dict(reversed(list(config.items()))))
     assert cache_key("sha256:a", config) != cache_key("sha256:b", config)
     assert cache_key("sha256:a", config) != cache_key("sha256:a", {**config, "Env": ["A=2"]})
+
+
+# ---------------------------------------------------------------------------- COPY rules
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="COPY sets owners (root)")
+def test_copy_destination_and_trailing_slash_rules(tmp_path):
+    from engine.build.copy import copy_sources
+
+    ctx_dir, rootfs = tmp_path / "ctx", tmp_path / "rootfs"
+    (ctx_dir / "dir" / "sub").mkdir(parents=True)
+    (ctx_dir / "a.txt").write_text("a")
+    (ctx_dir / "dir" / "sub" / "b.txt").write_text("b")
+    (rootfs / "existing").mkdir(parents=True)
+    os.symlink("/", rootfs / "escape")
+    src = lambda rel: [(str(ctx_dir / rel), rel)]  # noqa: E731
+    copy_sources(str(rootfs), src("a.txt"), "/file", "/")          # no slash: the file itself
+    copy_sources(str(rootfs), src("a.txt"), "/newdir/", "/")       # slash: into a directory
+    copy_sources(str(rootfs), src("a.txt"), "/existing", "/")      # an existing dir: into it
+    copy_sources(str(rootfs), src("a.txt"), "rel.txt", "/work")    # relative to WORKDIR
+    copy_sources(str(rootfs), src("dir"), "/d", "/")               # a dir: its contents
+    copy_sources(str(rootfs), src("a.txt"), "/escape/tmp/x", "/")  # a symlink stays inside
+    assert (rootfs / "file").read_text() == "a"
+    assert (rootfs / "newdir" / "a.txt").read_text() == "a"
+    assert (rootfs / "existing" / "a.txt").read_text() == "a"
+    assert (rootfs / "work" / "rel.txt").read_text() == "a"
+    assert (rootfs / "d" / "sub" / "b.txt").read_text() == "b" and not (rootfs / "d" / "dir").exists()
+    assert (rootfs / "tmp" / "x").read_text() == "a"
+    with pytest.raises(InvalidParameter, match="must be a directory and end with a /"):
+        copy_sources(str(rootfs), src("a.txt") + src("dir"), "/multi", "/")
+
+
+def test_context_index_matches_disk_rules(tmp_path):
+    import io
+    import tarfile
+
+    from engine.build.context import Context
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in (("Dockerfile", b"FROM x\n"), ("src/a.txt", b"a"), ("src/b.log", b"b")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("up")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../etc"
+        tf.addfile(link)
+    buf.seek(0)
+    context = Context.load(buf)
+    assert context.read("Dockerfile") == b"FROM x\n"
+    assert context.resolve("up/passwd") == "etc/passwd"  # never above the context
+    context.apply_ignore(DockerIgnore.from_text("*/*.log\n"))
+    assert [n for _, n in context.find("src/*")] == ["src/a.txt"]
+    before = context.checksum(["src"])
+    out = context.extract(str(tmp_path / "x"))
+    assert sorted(os.listdir(os.path.join(out, "src"))) == ["a.txt"]
+    assert before.startswith("dir:") and context.checksum(["src"]) == before
