@@ -61,6 +61,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.networks.run)
                 await nursery.start(self.containers.run)
+                await self.builder.recover()
                 tls = None
                 if self.config.tlscert:
                     tls = server_tls_context(self.config.tlscert, self.config.tlskey,

@@ -184,7 +184,8 @@ async def remove(req: Request):
     store = req.daemon.images
     containers = req.daemon.containers
     image = store.resolve(req.params["name"])
-    result = store.remove(req.params["name"], force=req.query.bool("force"), in_use=containers.image_in_use)
+    result = store.remove(req.params["name"], force=req.query.bool("force"), in_use=containers.image_in_use,
+                          prune_parents=not req.query.bool("noprune"))
     for entry in result:
         if "Untagged" in entry:
             req.daemon.events.publish("image", "untag", image.id, {"name": entry["Untagged"]})

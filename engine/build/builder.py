@@ -36,6 +36,9 @@ from .shell import ShellLex
 from .stages import Plan, plan as make_plan
 
 
+# Marks a RUN step's container: one left by a daemon that died mid-build is removed at start.
+BUILD_LABEL = "io.pyengine.build.intermediate"
+
 # A context up to this size stays in memory and is indexed/hashed without a thread hop.
 _INLINE_BYTES = 4 << 20
 
@@ -197,7 +200,7 @@ class Build:
             "Env": list(config.get("Env") or []) + args_env,
             "WorkingDir": config.get("WorkingDir") or "", "User": config.get("User") or "",
             "AttachStdout": True, "AttachStderr": True, "Healthcheck": {"Test": ["NONE"]},
-            "HostConfig": host,
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": host,
         }
         try:
             container, _ = await self.containers.create(body)
@@ -257,6 +260,15 @@ class Builder:
         self.root = os.path.join(config.data_root, "builder")
         self.cache = BuildCache(os.path.join(self.root, "cache"), images)
         self.scratch = os.path.join(config.data_root, "tmp")
+
+    async def recover(self) -> None:
+        """At daemon start: remove RUN containers of builds a dead daemon left behind."""
+        for container in self.containers.all():
+            if (container.config.get("Labels") or {}).get(BUILD_LABEL):
+                try:
+                    await self.containers.remove(container.id, force=True, volumes=True)
+                except EngineError:
+                    pass
 
     # -------------------------------------------------------------- prepare
 

@@ -372,7 +372,8 @@ class ImageStore:
 
     # ---------- remove ----------
 
-    def remove(self, ref: str, force: bool = False, in_use=lambda image_id: False) -> list[dict]:
+    def remove(self, ref: str, force: bool = False, in_use=lambda image_id: False,
+               prune_parents: bool = False) -> list[dict]:
         """docker rmi. `in_use(image_id)` returns a false value, True, a container id, or
         (container id, running). Returns Docker's [{"Untagged": …}, {"Deleted": …}].
 
@@ -431,8 +432,26 @@ class ImageStore:
                     records.append({"Untagged": self.untag(r)})
                 if cid:
                     return records
+            parent = self._meta.get(h, {}).get("parent", "")
             records += self._delete_image(h)
+            if prune_parents:
+                records += self._prune_parents(parent, in_use)
             return records
+
+    def _prune_parents(self, parent: str, in_use) -> list[dict]:
+        """docker rmi without --no-prune: untagged parents that nothing else builds on (a
+        build's intermediate images) go with their child."""
+        records: list[dict] = []
+        while parent and _hex(parent) in self._configs:
+            h = _hex(parent)
+            image = self._image(h)
+            if image.repo_tags or image.repo_digests or in_use(image.id):
+                break
+            if any(m.get("parent") == parent for m in self._meta.values()):
+                break
+            parent = self._meta.get(h, {}).get("parent", "")
+            records += self._delete_image(h)
+        return records
 
     def _is_id_ref(self, ref: str, image: Image) -> bool:
         r = ref[len("sha256:"):] if ref.startswith("sha256:") else ref

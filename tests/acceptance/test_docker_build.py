@@ -253,6 +253,7 @@ def test_pyengine_build_cli(daemon, tmp_path):
         return subprocess.run([sys.executable, "-m", "engine.cli", "-H", daemon.host, *args], input=input,
                               capture_output=True, timeout=180, env=daemon.env())
 
+    before = set(pe("images", "-aq", "--no-trunc").stdout.decode().split())
     _write(tmp_path, {"Dockerfile": "FROM busybox\nARG A\nRUN echo built-$A > /out\nCMD [\"cat\", \"/out\"]\n",
                       "junk.log": "x", ".dockerignore": "*.log\n"})
     first = pe("build", "-t", "pe-cli:1", "--build-arg", "A=1", str(tmp_path))
@@ -265,4 +266,6 @@ def test_pyengine_build_cli(daemon, tmp_path):
     failing = pe("build", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN exit 9\n")
     assert failing.returncode == 9
     assert "returned a non-zero code: 9" in failing.stderr.decode()
-    pe("rmi", "pe-cli:1")
+    removed = pe("rmi", "pe-cli:1").stdout.decode()
+    assert removed.count("Deleted: sha256:") >= 3  # the image and its intermediates
+    assert set(pe("images", "-aq", "--no-trunc").stdout.decode().split()) == before
