@@ -23,13 +23,28 @@ def _stop_timeout(svc: Service | None, timeout: int | None) -> int | None:
     return None
 
 
+def anonymous_volumes(svc: Service, summary: dict) -> dict[str, str]:
+    """target -> volume name of the anonymous volumes a container of svc has (what a
+    recreated container takes over, so their data survives the recreate)."""
+    wanted = {v["target"] for v in svc.config["volumes"]
+              if v["type"] == "volume" and not v.get("source")}
+    return {m["Destination"]: m["Name"] for m in summary.get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("Destination") in wanted and m.get("Name")}
+
+
 async def create(s: Session, svc: Service, number: int, *, image_id: str | None = None,
-                 service_containers: dict[str, str] | None = None) -> str:
-    """Create replica `number` and connect it to the service's other networks."""
+                 service_containers: dict[str, str] | None = None,
+                 inherit: dict[str, str] | None = None) -> str:
+    """Create replica `number` and connect it to the service's other networks; `inherit`
+    (target -> volume) reuses a previous container's anonymous volumes."""
     project, api = s.project, s.api
     name = project.container_name(svc, number)
     s.progress.update("Container", name, "Creating")
     body = containerspec.create_body(project, svc, number, image_id=image_id)
+    if inherit:
+        host = body["HostConfig"]
+        host["Mounts"] = [m for m in host.get("Mounts") or [] if m["Target"] not in inherit]
+        host["Binds"] = host["Binds"] + [f"{vol}:{target}:rw" for target, vol in inherit.items()]
     mode = svc.config.get("network_mode") or ""
     if mode.startswith("service:"):
         target = mode.split(":", 1)[1]

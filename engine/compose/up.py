@@ -115,11 +115,13 @@ async def apply(s: Session, name: str, actions: list[planner.Action], image_id: 
         if kind == planner.REMOVE:
             await ctr.stop_and_remove(s, action.container, svc)
             return
+        inherit = None
         if kind == planner.RECREATE:
+            inherit = ctr.anonymous_volumes(svc, action.container)
             await ctr.stop_and_remove(s, action.container, svc)
         if kind in (planner.CREATE, planner.RECREATE):
             cid = await ctr.create(s, svc, action.number, image_id=image_id,
-                                   service_containers=service_containers)
+                                   service_containers=service_containers, inherit=inherit)
             if start:
                 await ctr.start(s, cid, s.project.container_name(svc, action.number))
         else:

@@ -38,7 +38,7 @@ services:
     image: busybox
     environment: {{MODE: "${{MODE:-plain}}"}}
     command: ["sh", "-c", "test -f /www/index.html || exit 3; until wget -qO- http://web/; do sleep 0.1; done; {IDLE}"]
-    volumes: ["www:/www:ro"]
+    volumes: ["www:/www:ro", "/cache"]
     depends_on:
       seed: {{condition: service_completed_successfully}}
       web: {{condition: service_started}}
@@ -106,7 +106,9 @@ def test_project_story(compose, daemon, tmp_path):
         assert f"{compose.project}-web-1" in ps.stdout.decode()
         assert f"{compose.project}-client-1" in ps.stdout.decode()
 
-    # an override file changing one service recreates that service alone
+    compose("exec", "-T", "client", "touch", "/cache/kept")
+    # an override file changing one service recreates that service alone (keeping its
+    # anonymous volume)
     (tmp_path / "compose.override.yaml").write_text(
         "services:\n  client:\n    environment: {EXTRA: '1'}\n")
     compose("up", "-d")
@@ -115,6 +117,7 @@ def test_project_story(compose, daemon, tmp_path):
     assert after[web] == first[web] and after[client] != first[client]
     exec_env = compose("exec", "-T", "client", "sh", "-c", "echo $MODE-$EXTRA").stdout
     assert exec_env.strip() == b"plain-1"
+    compose("exec", "-T", "client", "test", "-f", "/cache/kept")
 
     # scale up then down: numbered replicas
     compose("up", "-d", "--scale", "web=3")
