@@ -29,6 +29,8 @@ from engine.images import parse_reference
 from . import context as ctx
 from .cache import BuildCache
 from .dockerignore import DockerIgnore
+from engine.containers.hub import STDERR, STDOUT
+
 from .executor import PREDEFINED_ARGS, StageRunner, StepFailed
 from .layers import Workspace, commit_upper, drop_runtime_artifacts
 from .parser import ParseError, parse, parse_line
@@ -105,6 +107,9 @@ class Build:
         self.used_args: set[str] = set()
         self.results: dict[int, object] = {}
         self.cache_sources: list = []
+        # With --cache-from, a local cache hit counts only if it is one of the sources or an
+        # ancestor of one (dockerd's rule); None = no --cache-from, every local hit counts.
+        self.cache_allowed: set[str] | None = None
 
     # -------------------------------------------------------------- for the stage runner
 
@@ -210,15 +215,19 @@ class Build:
         keep = False
         try:
             channel = self.containers.subscribe_output(container)
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            decoders = {STDERR: codecs.getincrementaldecoder("utf-8")(errors="replace"),
+                        STDOUT: codecs.getincrementaldecoder("utf-8")(errors="replace")}
             async with channel:
                 try:
                     await self.containers.start(container.id)
                 except EngineError as exc:
                     raise StepFailed(exc.message, 127 if "not found" in exc.message else 126) from None
-                async for _stream, data in channel:
-                    await self.output.stream(decoder.decode(data))
-            await self.output.stream(decoder.decode(b"", final=True))
+                async for stream_id, data in channel:
+                    text = decoders.get(stream_id, decoders[STDOUT]).decode(data)
+                    if stream_id == STDERR and text:
+                        text = f"\x1b[91m{text}\x1b[0m"  # dockerd shows RUN's stderr in red
+                    await self.output.stream(text)
+            await self.output.stream(decoders[STDOUT].decode(b"", final=True))
             result = await self.containers.wait(container.id)
             code = result.get("StatusCode") or 0
             if code != 0:
@@ -358,8 +367,10 @@ class Builder:
             for ref in options.cachefrom:
                 try:
                     build.cache_sources.append(self.images.resolve(ref))
-                except NotFound:
-                    pass
+                except (NotFound, InvalidParameter):
+                    pass  # as dockerd: an unknown cache source is skipped
+            if options.cachefrom:
+                build.cache_allowed = self._ancestry(build.cache_sources)
             target = plan.target_stage(options.target)
             stages = plan.needed(target)
             extra = []
@@ -418,18 +429,18 @@ class Builder:
 
     # -------------------------------------------------------------- cache: df / prune
 
-    def _tagged_ancestry(self) -> set[str]:
-        images = self.images.list()
-        by_id = {i.id: i for i in images}
+    def _ancestry(self, images) -> set[str]:
+        by_id = {i.id: i for i in self.images.list()}
         out: set[str] = set()
         for image in images:
-            if not image.repo_tags:
-                continue
             current = image
             while current is not None and current.id not in out:
                 out.add(current.id)
                 current = by_id.get(current.parent)
         return out
+
+    def _tagged_ancestry(self) -> set[str]:
+        return self._ancestry([i for i in self.images.list() if i.repo_tags])
 
     def usage(self) -> list[dict]:
         return self.cache.usage(self._tagged_ancestry())

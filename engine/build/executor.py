@@ -143,6 +143,8 @@ class StageRunner:
             return None
         parent = self.state.image
         hit = self.b.cache.lookup(self.state.image_id, container_config)
+        if hit is not None and self.b.cache_allowed is not None and hit.id not in self.b.cache_allowed:
+            hit = None
         if hit is None:
             created_by = " ".join(container_config.get("Cmd") or [])
             for source in self.b.cache_sources:
