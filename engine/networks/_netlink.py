@@ -359,9 +359,10 @@ def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str
 
 
 def configure_in_netns(pid: int, current: str, ifname: str, address_cidr: str | None,
-                       gateway: str | None, mac: str | None, mtu: int | None = None) -> None:
+                       gateway: str | None, mac: str | None, mtu: int | None = None,
+                       extra_addresses=(), gateway6: str | None = None) -> None:
     with in_netns(f"/proc/{pid}/ns/net"):
-        _configure(current, ifname, address_cidr, gateway, mac, mtu)
+        _configure(current, ifname, address_cidr, gateway, mac, mtu, extra_addresses, gateway6)
 
 
 def remove_in_netns(pid: int, ifname: str) -> None:

@@ -2,9 +2,9 @@
 /run/docker/plugins or /etc/docker/plugins) adapted to our driver interface.
 
     POST /Plugin.Activate                 → {"Implements": ["NetworkDriver"]}
-    POST /NetworkDriver.CreateNetwork     {NetworkID, Options, IPv4Data}
+    POST /NetworkDriver.CreateNetwork     {NetworkID, Options, IPv4Data, IPv6Data}
     POST /NetworkDriver.DeleteNetwork     {NetworkID}
-    POST /NetworkDriver.CreateEndpoint    {NetworkID, EndpointID, Interface{Address, MacAddress}}
+    POST /NetworkDriver.CreateEndpoint    {NetworkID, EndpointID, Interface{Address, AddressIPv6, MacAddress}}
     POST /NetworkDriver.Join              {NetworkID, EndpointID, SandboxKey} →
                                           {InterfaceName{SrcName, DstPrefix}, Gateway}
     POST /NetworkDriver.Leave / DeleteEndpoint
@@ -31,7 +31,9 @@ class RemoteDriver(PluginClient):
             "Options": {"com.docker.network.generic": dict(network.options)},
             "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": network.subnet,
                           "Gateway": f"{network.gateway}/{network.prefixlen}"}] if network.subnet else [],
-            "IPv6Data": [],
+            "IPv6Data": [{"AddressSpace": "LocalDefault", "Pool": network.subnet6,
+                          "Gateway": f"{network.gateway6}/{network.prefixlen6}"}]
+            if network.enable_ipv6 and network.subnet6 else [],
         })
 
     async def restore_network(self, network) -> None:
@@ -46,7 +48,8 @@ class RemoteDriver(PluginClient):
     async def join(self, network, endpoint, pid: int) -> None:
         reply = await self._call("NetworkDriver.CreateEndpoint", {
             "NetworkID": network.id, "EndpointID": endpoint.id, "Options": {},
-            "Interface": {"Address": f"{endpoint.ip}/{endpoint.prefixlen}", "AddressIPv6": "",
+            "Interface": {"Address": f"{endpoint.ip}/{endpoint.prefixlen}",
+                          "AddressIPv6": f"{endpoint.ip6}/{endpoint.prefixlen6}" if endpoint.ip6 else "",
                           "MacAddress": endpoint.mac},
         })
         mac = (reply.get("Interface") or {}).get("MacAddress")
@@ -60,11 +63,13 @@ class RemoteDriver(PluginClient):
             if not src:
                 raise errors.SystemError_(f"network plugin {self.name}: Join gave no interface")
             gateway = joined.get("Gateway") or endpoint.gateway
+            gateway6 = joined.get("GatewayIPv6") or endpoint.gateway6 or None
             route = endpoint.driver_state.get("route", True) and not network.internal
+            addresses = endpoint.addresses()
             await trio.to_thread.run_sync(_netlink.move_into_netns, src, pid)
             await trio.to_thread.run_sync(lambda: _netlink.configure_in_netns(
-                pid, src, endpoint.ifname, f"{endpoint.ip}/{endpoint.prefixlen}",
-                gateway if route else None, endpoint.mac))
+                pid, src, endpoint.ifname, addresses[0], gateway if route else None, endpoint.mac,
+                extra_addresses=addresses[1:], gateway6=gateway6 if route else None))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._quiet("NetworkDriver.DeleteEndpoint", {"NetworkID": network.id, "EndpointID": endpoint.id})

@@ -246,6 +246,12 @@ def test_remote_network_plugin_end_to_end(tmp_path, monkeypatch):
         assert "eth0" in out.stdout and "10.251.77.2/24" in out.stdout
         cli(handle, "rm", "-f", "p1")
         cli(handle, "network", "rm", "plugnet")
+        # IPv6 through the plugin: our IPAM's addresses (unique-local subnet), configured by us
+        cli(handle, "network", "create", "-d", "sample", "--ipv6", "--subnet", "10.251.78.0/24",
+            "--subnet", "fd5e:c0de:51::/64", "plugnet6")
+        out = cli(handle, "run", "--rm", "--network", "plugnet6", "busybox", "ip", "addr", "show", "eth0")
+        assert "10.251.78.2/24" in out.stdout and "fd5e:c0de:51::2/64" in out.stdout, out.stdout
+        cli(handle, "network", "rm", "plugnet6")
         assert not [l for l in _links() if l.startswith(("sn", "sv", "sc"))]
     finally:
         handle.stop()
