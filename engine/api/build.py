@@ -45,8 +45,6 @@ def build_options(req: Request):
     from engine.build import BuildOptions
 
     q = req.query
-    if q.get("remote"):
-        raise errors.InvalidParameter("remote build contexts (remote=) are not supported: send the context as a tar")
     buildargs = _json_param(req, "buildargs", {})
     labels = _json_param(req, "labels", {})
     cachefrom = _json_param(req, "cachefrom", [])
@@ -77,7 +75,9 @@ async def build(req: Request):
 
     options = build_options(req)
     builder = req.daemon.builder
-    prepared = await builder.prepare(options, req.stream())
+    remote = req.query.get("remote")
+    body = builder.remote_context(remote) if remote else req.stream()
+    prepared = await builder.prepare(options, body)
 
     async def produce(emit):
         output = Output(emit, options.quiet)

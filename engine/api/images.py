@@ -148,9 +148,17 @@ async def history(req: Request):
             "Comment": entry.get("comment", ""),
         })
     out.reverse()
-    if out:
-        out[0]["Id"] = image.id
-        out[0]["Tags"] = image.repo_tags or None
+    # As dockerd: walk the parent chain (a build's intermediate images) down the history.
+    current = image
+    for item in out:
+        item["Id"] = current.id
+        item["Tags"] = current.repo_tags or None
+        try:
+            current = store.get(current.parent) if current.parent else None
+        except errors.NotFound:
+            current = None
+        if current is None:
+            break
     return json_response(out)
 
 

@@ -279,6 +279,36 @@ class Builder:
                 except EngineError:
                     pass
 
+    async def remote_context(self, url: str):
+        """`remote=<url>`: the context (a tar, or a Dockerfile alone) downloaded by the
+        daemon, as chunks for prepare(). Git repositories are not fetched."""
+        import urllib.error
+        import urllib.request
+
+        if not re.match(r"^https?://", url) or re.search(r"\.git($|#)", url) or url.startswith("git@"):
+            raise InvalidParameter(f"unsupported remote context {url!r}: only an http(s) URL of a tar "
+                                   "archive or a Dockerfile is fetched (no git)")
+        os.makedirs(self.scratch, exist_ok=True)
+        spool = tempfile.SpooledTemporaryFile(max_size=32 << 20, dir=self.scratch)
+
+        def fetch() -> None:
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    shutil.copyfileobj(resp, spool, 1 << 20)
+            except urllib.error.HTTPError as exc:
+                raise InvalidParameter(f"error downloading remote context {url}: {exc.code} {exc.reason}") from None
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise InvalidParameter(f"error downloading remote context {url}: {reason}") from None
+            spool.seek(0)
+
+        try:
+            await trio.to_thread.run_sync(fetch)
+            while chunk := await trio.to_thread.run_sync(spool.read, 1 << 20):
+                yield chunk
+        finally:
+            spool.close()
+
     # -------------------------------------------------------------- prepare
 
     async def prepare(self, options: BuildOptions, body) -> Prepared:

@@ -219,6 +219,38 @@ def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
         text = "".join(chunk.get("stream", "") for chunk in logs)
         assert text.count("Using cache") == 5, text
         assert again.id == loaded.id
+        # remote=: the daemon fetches the context (here a tar served on 127.0.0.1)
+        import http.server
+        import threading
+
+        served = io.BytesIO()
+        with tarfile.open(fileobj=served, mode="w:gz") as tf:
+            data = b"FROM busybox\nCOPY hello /hello\n"
+            for name, content in (("Dockerfile", data), ("hello", b"remote\n")):
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tf.addfile(info, io.BytesIO(content))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = served.getvalue()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            remote, _ = client.images.build(path=f"http://127.0.0.1:{server.server_port}/ctx.tar.gz", tag="pe-remote")
+            assert client.containers.run("pe-remote", "cat /hello", remove=True) == b"remote\n"
+            client.images.remove("pe-remote")
+        finally:
+            server.shutdown()
+            server.server_close()
         with pytest.raises(dockerpy.errors.BuildError, match="returned a non-zero code: 5"):
             _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN exit 5\n"})
             client.images.build(path=str(tmp_path), rm=True)
