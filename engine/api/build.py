@@ -84,7 +84,7 @@ async def build(req: Request):
         try:
             await builder.run(prepared, output)
         except StepFailed as exc:
-            await emit({"errorDetail": {"code": exc.code, "message": exc.message}, "error": exc.message})
+            await output.failed(exc.message, exc.code)
 
     return ProgressResponse(produce)
 

@@ -70,10 +70,21 @@ class Output:
     def __init__(self, emit, quiet: bool = False):
         self.emit = emit
         self.quiet = quiet
+        self.suppressed: list[str] = []  # quiet: shown only if the build fails (as dockerd)
 
     async def stream(self, text: str) -> None:
-        if text and not self.quiet:
+        if not text:
+            return
+        if self.quiet:
+            self.suppressed.append(text)
+        else:
             await self.emit({"stream": text})
+
+    async def failed(self, message: str, code: int) -> None:
+        if self.suppressed:
+            await self.emit({"stream": "".join(self.suppressed)})
+            self.suppressed = []
+        await self.emit({"errorDetail": {"code": code, "message": message}, "error": message})
 
     async def result(self, text: str) -> None:
         await self.emit({"stream": text})

@@ -190,15 +190,13 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
                 cli.print(line)
         else:
             for msg in messages:
-                error, image_id = _handle(msg, view, None if a.quiet else cli, error, image_id)
+                error, image_id = _handle(msg, view, cli, error, image_id)
     if error is not None:
         message, code = error
         if live and view.steps and view.steps[-1]["output"]:
             sys.stderr.write("\n".join(view.steps[-1]["output"][-20:]) + "\n")
         raise CommandError(message, code or 1)
-    if a.quiet:
-        cli.print(image_id)
-    return 0
+    return 0  # with -q the daemon's only output was the image id (or a failed build's log)
 
 
 def _handle(msg, view: StepView, printer: Cli | None, error, image_id: str):

@@ -295,8 +295,9 @@ def test_pyengine_build_cli(daemon, tmp_path):
     quiet = pe("build", "-q", "-t", "pe-cli:1", "--build-arg", "A=1", str(tmp_path))
     assert quiet.stdout.decode().strip().startswith("sha256:")
     assert pe("run", "--rm", "pe-cli:1").stdout == b"built-1\n"
-    failing = pe("build", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN exit 9\n")
+    failing = pe("build", "-q", "-f", "-", str(tmp_path), input=b"FROM busybox\nRUN echo why-it-failed; exit 9\n")
     assert failing.returncode == 9
+    assert "why-it-failed" in failing.stdout.decode()  # -q still shows a failed build's output
     assert "returned a non-zero code: 9" in failing.stderr.decode()
     removed = pe("rmi", "pe-cli:1").stdout.decode()
     assert removed.count("Deleted: sha256:") >= 3  # the image and its intermediates
