@@ -329,3 +329,50 @@ def test_project_made_by_docker_compose(compose, daemon, tmp_path):
     compose("down", "-t", "1")
     assert compose.ids() == {}
     assert daemon.api("GET", f"/networks/{compose.project}_default").status_code == 404
+
+
+def test_service_keys_reach_the_container(compose, daemon, tmp_path):
+    (tmp_path / "token.txt").write_text("s3cret")
+    subnet = "10.213.137"
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          app:
+            image: busybox
+            command: ["sh", "-c", "{IDLE}"]
+            hostname: apphost
+            working_dir: /tmp
+            user: "1000:1000"
+            tmpfs: [/scratch]
+            secrets: [token]
+            stop_signal: SIGINT
+            labels: {{tier: back}}
+            networks:
+              front:
+                aliases: [api.local]
+                ipv4_address: {subnet}.10
+          probe:
+            image: busybox
+            command: ["ping", "-c", "1", "-W", "5", "api.local"]
+            networks: [front]
+            depends_on: [app]
+        networks:
+          front:
+            ipam:
+              config: [{{subnet: {subnet}.0/24}}]
+            labels: {{purpose: test}}
+        secrets:
+          token: {{file: ./token.txt}}
+        """))
+    compose("up", "-d")
+    info = daemon.api("GET", f"/containers/{compose.project}-app-1/json").json()
+    cfg = info["Config"]
+    assert (cfg["Hostname"], cfg["WorkingDir"], cfg["User"], cfg["StopSignal"]) == \
+        ("apphost", "/tmp", "1000:1000", "SIGINT")
+    assert cfg["Labels"]["tier"] == "back"
+    assert "/scratch" in info["HostConfig"]["Tmpfs"]
+    net = f"{compose.project}_front"
+    assert info["NetworkSettings"]["Networks"][net]["IPAddress"] == f"{subnet}.10"
+    assert daemon.api("GET", f"/networks/{net}").json()["Labels"]["purpose"] == "test"
+    assert compose("exec", "-T", "app", "cat", "/run/secrets/token").stdout == b"s3cret"
+    assert compose("exec", "-T", "app", "id", "-u").stdout.strip() == b"1000"
+    assert f"({subnet}.10)" in compose.wait_log("probe", f"({subnet}.10)")
