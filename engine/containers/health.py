@@ -296,6 +296,10 @@ def exec_probe(execs, container) -> Probe:
             return ProbeResult(start_ns, time.time_ns(), code, output.text())
         except errors.EngineError as exc:
             return ProbeResult(start_ns, time.time_ns(), -1, exc.message)
+        except OSError as exc:
+            # the container died while the probe was being spawned (stop/kill racing a
+            # probe): a failed probe, never an error that takes the supervisor down
+            return ProbeResult(start_ns, time.time_ns(), -1, str(exc))
         finally:
             execs.forget(instance.id)
 
