@@ -14,6 +14,7 @@ import yaml
 
 from engine import compose
 from engine.compose import labels as L
+from engine.compose.errors import first_error
 
 from ._app import Cli, CommandError, _Parser, arg, command, split_argv
 from ._client import ClientError
@@ -85,6 +86,12 @@ class Ctx:
 
         try:
             return trio.run(main)
+        except BaseExceptionGroup as group:
+            # concurrent services failed: report the first failure as one line
+            leaf = first_error(group, (compose.ComposeError, ClientError, KeyboardInterrupt))
+            if leaf is None:
+                raise
+            raise leaf from None
         finally:
             s.progress.close()
 

@@ -24,3 +24,17 @@ def key_path(parts: tuple | list) -> str:
         else:
             out += ("." if out else "") + str(p)
     return out
+
+
+def first_error(exc: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """The first error of the given kinds in a (nested) exception group from concurrent
+    tasks — what to report as one line — or None when the group holds anything else."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc if isinstance(exc, kinds) else None
+    found = None
+    for sub in exc.exceptions:
+        leaf = first_error(sub, kinds)
+        if leaf is None:
+            return None
+        found = found or leaf
+    return found
