@@ -63,9 +63,16 @@ class ProgressResponse(StreamingResponse):
                     await send_ch.send(_error_message(exc))
 
         async def lines():
+            # Whatever is queued goes out as one chunk (a build's cached steps come in bursts).
             async with recv_ch:
                 async for item in recv_ch:
-                    yield json.dumps(item).encode() + b"\r\n"
+                    batch = [json.dumps(item).encode() + b"\r\n"]
+                    while True:
+                        try:
+                            batch.append(json.dumps(recv_ch.receive_nowait()).encode() + b"\r\n")
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    yield b"".join(batch)
 
         self.content = lines()
         async with trio.open_nursery() as nursery:
