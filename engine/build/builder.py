@@ -247,7 +247,7 @@ class Build:
             def commit():
                 drop_runtime_artifacts(self.images, state.image, container.upper_dir)
                 diff_id = commit_upper(self.images, state.image, container.upper_dir, self.tmp_dir)
-                return runner._make_image(config, container_config, diff_id, container.id), diff_id
+                return runner.make_image(config, container_config, diff_id, container.id), diff_id
 
             image, diff_id = await trio.to_thread.run_sync(commit)
             keep = not options.rm and not options.forcerm
@@ -421,7 +421,7 @@ class Builder:
             total = sum(1 + len(s.nodes) for s in stages) + len(extra)
             step = 0
             for stage in stages:
-                runner = StageRunner(build, stage, step)
+                runner = StageRunner(build, stage)
                 step += 1
                 await output.stream(f"Step {step}/{total} : {stage.from_node.original}\n")
                 await runner.begin()

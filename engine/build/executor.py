@@ -74,11 +74,10 @@ class StageRunner:
     """Runs one stage's instructions. `build` is the Build it belongs to (options, output,
     images, containers, cache, context directory, finished stages)."""
 
-    def __init__(self, build, stage, index_base: int):
+    def __init__(self, build, stage):
         self.b = build
         self.stage = stage
         self.lex = ShellLex(build.plan.escape)
-        self.step = index_base
         self.state: StageState | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -105,7 +104,7 @@ class StageRunner:
 
     # ------------------------------------------------------------------ commit
 
-    def _make_image(self, config: dict, container_config: dict, diff_id: str | None,
+    def make_image(self, config: dict, container_config: dict, diff_id: str | None,
                     container_id: str = "") -> object:
         st = self.state
         created = _now()
@@ -190,7 +189,7 @@ class StageRunner:
             await self.out(" ---> Using cache\n")
             self._adopt(hit, config)
         else:
-            image = await trio.to_thread.run_sync(self._make_image, config, container_config, None)
+            image = await trio.to_thread.run_sync(self.make_image, config, container_config, None)
             self.b.cache.record(self.state.image_id, container_config, image, comment, 0)
             self._adopt(image, config)
         await self.out(f" ---> {self.state.image.short_id}\n")
@@ -418,7 +417,7 @@ class StageRunner:
                     return commit_upper(self.b.images, self.state.image, ws.upper, self.b.tmp_dir)
 
                 diff_id = await trio.to_thread.run_sync(work)
-            image = await trio.to_thread.run_sync(self._make_image, config, container_config, diff_id)
+            image = await trio.to_thread.run_sync(self.make_image, config, container_config, diff_id)
             self.b.cache.record(self.state.image_id, container_config, image, comment, self._layer_size(diff_id, image))
             self._adopt(image, config)
         await self.out(f" ---> {self.state.image.short_id}\n")
@@ -563,7 +562,7 @@ class StageRunner:
                 return commit_upper(self.b.images, self.state.image, ws.upper, self.b.tmp_dir)
 
             diff_id = await trio.to_thread.run_sync(work)
-            image = await trio.to_thread.run_sync(self._make_image, config, container_config, diff_id)
+            image = await trio.to_thread.run_sync(self.make_image, config, container_config, diff_id)
             self.b.cache.record(self.state.image_id, container_config, image, comment.strip(),
                                 self._layer_size(diff_id, image))
             self._adopt(image, config)
