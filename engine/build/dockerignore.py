@@ -4,7 +4,6 @@ matching everything below it — Docker's patternmatcher semantics."""
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 
@@ -119,32 +118,3 @@ class DockerIgnore:
             if hit:
                 matched = not p.exclusion
         return matched
-
-    def apply(self, root: str) -> None:
-        """Delete every excluded path under `root` (a directory that matches goes only if
-        nothing below it was re-included)."""
-
-        def walk(directory: str, rel: str) -> None:
-            for name in sorted(os.listdir(directory)):
-                path = os.path.join(directory, name)
-                r = f"{rel}/{name}" if rel else name
-                is_dir = os.path.isdir(path) and not os.path.islink(path)
-                excluded = self.matches(r)
-                if is_dir:
-                    if excluded and not self.has_exceptions:
-                        _rmtree(path)
-                        continue
-                    walk(path, r)
-                    if excluded and not os.listdir(path):
-                        os.rmdir(path)
-                elif excluded:
-                    os.unlink(path)
-
-        if self.patterns:
-            walk(root, "")
-
-
-def _rmtree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

@@ -129,13 +129,21 @@ def test_dockerignore_semantics():
     assert read_patterns("  ./a/../b  \n!/c\n") == ["b", "!c"]
 
 
-def test_dockerignore_apply(tmp_path):
-    for rel in ("a.txt", "dir/x.log", "dir/keep.log", "other/y.log", "Dockerfile"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(rel)
-    DockerIgnore.from_text("dir\n!dir/keep.log\nother\n").apply(str(tmp_path))
-    found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    assert found == ["Dockerfile", "a.txt", "dir", "dir/keep.log"]
+def test_dockerignore_applied_to_the_context():
+    import io
+    import tarfile
+
+    from engine.build.context import Context
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for rel in ("a.txt", "dir/x.log", "dir/keep.log", "other/y.log", "Dockerfile"):
+            info = tarfile.TarInfo(rel)
+            info.size = len(rel)
+            tf.addfile(info, io.BytesIO(rel.encode()))
+    context = Context.load(buf)
+    context.apply_ignore(DockerIgnore.from_text("dir\n!dir/keep.log\nother\n"))
+    assert sorted(context.entries) == ["Dockerfile", "a.txt", "dir", "dir/keep.log"]
 
 
 # ---------------------------------------------------------------------------- context safety
