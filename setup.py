@@ -1,4 +1,25 @@
-"""Only here because setuptools takes `cffi_modules` through setup()."""
-from setuptools import setup
+"""setuptools entry: the cffi extension (cffi_modules) and the spawner executable.
 
-setup(cffi_modules=["native/build_native.py:ffibuilder"])
+`build_ext` also compiles native/pe_spawner.c into engine/pe-spawner (next to the extension,
+in place for `pip install -e .` / `setup.py build_ext --inplace`), so a normal install has it."""
+import os
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class build_ext_with_spawner(build_ext):
+    def run(self):
+        super().run()
+        out_dir = os.path.join(HERE, "engine") if self.inplace else os.path.join(self.build_lib, "engine")
+        os.makedirs(out_dir, exist_ok=True)
+        objects = self.compiler.compile(
+            [os.path.join("native", "pe_spawner.c")], output_dir=self.build_temp,
+            include_dirs=[os.path.join(HERE, "native")],
+            extra_postargs=["-O2", "-Wall", "-Wno-unused-parameter", "-Wno-missing-field-initializers"])
+        self.compiler.link_executable(objects, "pe-spawner", output_dir=out_dir)
+
+
+setup(cffi_modules=["native/build_native.py:ffibuilder"], cmdclass={"build_ext": build_ext_with_spawner})

@@ -32,6 +32,10 @@ class Config:
     bip: str | None = None
     # Where Docker network/volume plugins' sockets are looked for (None = Docker's dirs).
     plugin_dirs: list[str] | None = None
+    # Live restore: containers outlive the daemon (kept by the spawner process). False: a
+    # graceful stop stops them. spawner=False: clone from the daemon (no live restore).
+    live_restore: bool = True
+    spawner: bool = True
 
     @property
     def containers_dir(self) -> str:

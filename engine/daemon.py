@@ -32,7 +32,8 @@ class Daemon:
         self.images = ImageStore(config.images_dir)
         self.networks = NetworkManager(config, self.events)
         self.volumes = VolumeManager(config, self.events)
-        self.containers = ContainerManager(config, self.images, self.events, self.volumes)
+        self.runtime = _make_runtime(config)
+        self.containers = ContainerManager(config, self.images, self.events, self.volumes, self.runtime)
         self.containers.networks = self.networks
         self.execs = ExecManager(self.containers)
         from engine.build import Builder
@@ -57,22 +58,73 @@ class Daemon:
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
         await trio.to_thread.run_sync(self._clear_scratch)
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.networks.run)
-                await nursery.start(self.containers.run)
-                await self.builder.recover()
-                tls = None
-                if self.config.tlscert:
-                    tls = server_tls_context(self.config.tlscert, self.config.tlskey,
-                                             self.config.tlscacert, verify=self.config.tlsverify)
-                await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
-                log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
-                task_status.started()
-        finally:
-            # After every container has stopped: bridges, veths and the nft table go.
-            with trio.CancelScope(shield=True):
-                await self.networks.shutdown()
+        # The runtime outlives the managers: supervisors wait for their processes through it
+        # until the very end of a shutdown.
+        async with trio.open_nursery() as outer:
+            if hasattr(self.runtime, "run"):
+                await outer.start(self.runtime.run)
+            try:
+                adopted = await self.runtime.adopt()
+                if not self.config.live_restore:
+                    adopted = await _stop_adopted(adopted)
+                self.networks.live = {cid for cid, entry in adopted.items() if entry.process is not None}
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.networks.run)
+                    await nursery.start(self.containers.run, adopted)
+                    await self.builder.recover()
+                    tls = None
+                    if self.config.tlscert:
+                        tls = server_tls_context(self.config.tlscert, self.config.tlskey,
+                                                 self.config.tlscacert, verify=self.config.tlsverify)
+                    await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
+                    log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
+                    task_status.started()
+            finally:
+                with trio.CancelScope(shield=True):
+                    leaving = self.containers.leaves_containers()
+                    if leaving:
+                        log.info("live restore: containers keep running without the daemon")
+                    else:
+                        # After every container has stopped: bridges, veths and the nft table go.
+                        await self.networks.shutdown()
+                    await self.runtime.aclose(stop=not leaving)
+
+    def detach(self) -> None:
+        """A stop that leaves running containers to the next daemon (live restore)."""
+        if self.runtime.live_restore:
+            self.containers.detach()
+
+
+async def _stop_adopted(adopted: dict) -> dict:
+    """Without live restore a restarted daemon does not take over what a crashed one left
+    running (as dockerd): those containers are killed and recorded as lost."""
+    from engine.runtime import Adopted
+
+    out = {}
+    for cid, entry in adopted.items():
+        if entry.process is None:
+            out[cid] = entry
+            continue
+        entry.process.kill()
+        with trio.move_on_after(10):
+            await entry.process.wait()
+        entry.process.close()
+        for fd in entry.fds:
+            os.close(fd)
+        out[cid] = Adopted(cid, entry.pid)
+    return out
+
+
+def _make_runtime(config: Config):
+    from engine.runtime import InProcessRuntime, SpawnerRuntime, spawner
+
+    if not config.spawner:
+        return InProcessRuntime()
+    if not spawner.available():
+        log.warning("%s is missing (rebuild with `pip install -e .`): containers are spawned "
+                    "by the daemon itself, without live restore", spawner.binary_path())
+        return InProcessRuntime()
+    return SpawnerRuntime(config.data_root, live_restore=config.live_restore)
 
 
 def _default_cgroup_parent(data_root: str) -> str:
@@ -93,6 +145,12 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("--bip", default=None, help="default bridge gateway address/prefix, e.g. 10.99.0.1/24")
     parser.add_argument("--plugin-dir", action="append", dest="plugin_dirs", default=None,
                         help="directory searched for Docker plugin sockets (repeatable)")
+    parser.add_argument("--live-restore", dest="live_restore", action="store_true", default=True,
+                        help="containers keep running when the daemon stops (default)")
+    parser.add_argument("--no-live-restore", dest="live_restore", action="store_false",
+                        help="stopping the daemon stops its containers")
+    parser.add_argument("--no-spawner", dest="spawner", action="store_false", default=True,
+                        help="clone containers from the daemon process (no live restore)")
     parser.add_argument("--tlsverify", action="store_true")
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -117,15 +175,19 @@ def parse_args(argv: list[str] | None) -> Config:
         bridge_name=args.bridge_name,
         bip=args.bip,
         plugin_dirs=args.plugin_dirs,
+        live_restore=args.live_restore,
+        spawner=args.spawner,
     )
 
 
 async def _serve(config: Config) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(Daemon(config).run)
+            daemon = Daemon(config)
+            await nursery.start(daemon.run)
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
+                daemon.detach()
                 nursery.cancel_scope.cancel()
                 break
 

@@ -33,7 +33,7 @@ ffibuilder.set_source(
     "engine._native",
     # One translation unit: the generated module includes the C source (no setuptools
     # `sources=` path games between pip builds and in-place builds).
-    '#include "pe_spawn.c"\n',
+    '#include "pe_spawn.c"\n#include "pe_wire.c"\n',
     include_dirs=[HERE],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
 )

@@ -123,7 +123,37 @@ struct pe_spawn_result {
     int sync_w, err_r, sock_r;
 };
 
+/* ─── the spawner (native/pe_spawner.c): messages on its SOCK_SEQPACKET unix socket ───
+ * Each message is one struct pe_msg, then a payload (PE_OP_SPAWN: a packed pe_spec, see
+ * pe_wire.c), with pe_msg.nfds descriptors attached (SCM_RIGHTS). Diagram in pe_spawner.c. */
+#define PE_OP_SPAWN 1      /* daemon → spawner: id, kind, packed spec; fds the spec refers to */
+#define PE_OP_HOLD 2       /* daemon → spawner: id; fds = daemon-side stdio ends to keep */
+#define PE_OP_LIST 3       /* daemon → spawner: answered by ENTRY…, END */
+#define PE_OP_RELEASE 4    /* daemon → spawner: id (and pid, or 0 = every entry of id) */
+#define PE_OP_SHUTDOWN 5   /* daemon → spawner: exit (nothing of ours runs any more) */
+#define PE_OP_SPAWNED 10   /* spawner → daemon: seq, pid or step/err/index; fds pidfd, sync_w, err_r[, sock_r] */
+#define PE_OP_EXIT 11      /* spawner → daemon: id, pid, status (exit code or 128+signal) */
+#define PE_OP_ENTRY 12     /* spawner → daemon: id, pid, kind, status (-1 running); fds [pidfd,] held… */
+#define PE_OP_END 13
+
+#define PE_KIND_INIT 0
+#define PE_KIND_EXEC 1
+#define PE_MAX_FDS 16
+
+struct pe_msg {
+    uint32_t op;
+    uint32_t seq;
+    int32_t pid;
+    int32_t kind;
+    int32_t status;
+    int32_t step, err, index;
+    uint32_t nfds;
+    char id[68];
+};
+
 int pe_spawn(const struct pe_spec *spec, struct pe_spawn_result *out);
+/* Flatten a spec into buf (returns the length it needs; writes only when it fits in cap). */
+long pe_spec_pack(const struct pe_spec *spec, unsigned char *buf, unsigned long cap);
 int pe_release(int sync_w);
 int pe_recv_fd(int sock);
 int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const char *work, const char *target);

@@ -65,10 +65,29 @@ class DaemonHandle:
                 self.process.kill()
                 self.process.wait()
 
+    def spawner_pid(self) -> int | None:
+        """The live-restore spawner of this data root, if it runs."""
+        try:
+            with open(os.path.join(self.data_root, "spawner.sock.pid")) as f:
+                pid = int(f.read())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
     def discard(self) -> list[str]:
         """Stop the daemon and remove its root; returns the mounts it had left behind (they
-        are unmounted first, so nothing stays on the host even when a test fails)."""
+        are unmounted first, so nothing stays on the host even when a test fails). Containers
+        left running (live restore) are stopped by one more daemon run without it."""
         self.stop()
+        if self.spawner_pid() is not None:
+            args = self.extra_args
+            self.extra_args = [*args, "--no-live-restore"]
+            try:
+                self.start()
+                self.stop()
+            finally:
+                self.extra_args = args
         leftovers = _mounts_under(self.root)
         for mount in reversed(leftovers):
             subprocess.run(["umount", "-l", mount], check=False)

@@ -32,7 +32,7 @@ from engine.containers import health, names
 from engine.containers.hub import STDERR, STDOUT, OutputHub
 from engine.containers.pumps import drive
 from engine.containers.model import Container, State, Status, now_ns, rfc3339_ns
-from engine.runtime import ContainerProcess, InProcessRuntime, SpawnError, Stdio, cgroups, mount_overlay, unmount
+from engine.runtime import ContainerProcess, InProcessRuntime, enlarge_pipe, SpawnError, Stdio, cgroups, mount_overlay, unmount
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Supervisor:
     mount_lock: threading.Lock = attrs.Factory(threading.Lock)
     removing: bool = False
     nursery: trio.Nursery | None = None
+    detached: bool = False  # the daemon stopped and left this container running (live restore)
 
     def notify(self) -> None:
         self.changed.set()
@@ -93,6 +94,7 @@ def resources_from(host: dict) -> cgroups.Resources:
 class ContainerManager:
     def __init__(self, config, images, events, volumes, runtime=None) -> None:
         self.config = config
+        self._detaching = False
         # engine.runtime.Runtime: creates, waits for and re-adopts container processes.
         self.runtime = runtime if runtime is not None else InProcessRuntime()
         self.images = images
@@ -108,16 +110,35 @@ class ContainerManager:
         self.volumes = volumes
 
     # --- service ------------------------------------------------------------------------------
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """The manager's service task: recovery, then host supervisors until cancelled."""
+    async def run(self, adopted: dict | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The manager's service task: recovery (re-adopting the containers the runtime kept
+        running, see engine.runtime.Runtime.adopt), then host supervisors until cancelled."""
+        adopted = adopted or {}
         os.makedirs(self.config.containers_dir, exist_ok=True)
-        await trio.to_thread.run_sync(self._recover)
+        resume = await trio.to_thread.run_sync(self._recover, adopted)
         await self.volumes.load(set(self._containers))
+        resumed = {container.id for container, _ in resume}
+        for cid, entry in adopted.items():
+            if cid not in resumed:
+                # Half-started when the last daemon died, or its record is gone: not ours to keep.
+                if entry.process is not None:
+                    entry.process.kill()
+                    entry.process.close()
+                for fd in entry.fds:
+                    os.close(fd)
+                await self.runtime.release(cid)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                for container, entry in resume:
+                    await self._resume(container, entry)
                 for container in list(self._containers.values()):
-                    if self._restarts_on_boot(container):
+                    if container.id in resumed:
+                        continue
+                    exited = adopted.get(container.id)
+                    if self._restarts_on_boot(container) or (
+                            exited is not None and exited.exit_code is not None
+                            and self._should_restart(container, exited.exit_code)):
                         try:
                             await self.start(container.id)
                         except errors.EngineError as exc:
@@ -125,14 +146,26 @@ class ContainerManager:
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            # Every supervisor has cleaned up by now (they live in the nursery above).
+            # Every supervisor has cleaned up (or, detaching, let go) by now.
             with trio.CancelScope(shield=True):
-                await self.volumes.shutdown()
-                await trio.to_thread.run_sync(cgroups.remove_parent, self.config.cgroup_parent)
+                if not self.leaves_containers():
+                    await self.volumes.shutdown()
+                    await trio.to_thread.run_sync(cgroups.remove_parent, self.config.cgroup_parent)
 
-    def _recover(self) -> None:
-        """Load records; anything left half-made or running by a dead daemon is cleaned up and
-        recorded as exited (live restore comes later)."""
+    def detach(self) -> None:
+        """Live restore: the daemon stops but running containers stay with the runtime."""
+        self._detaching = True
+
+    def leaves_containers(self) -> bool:
+        """Whether the stopping daemon leaves running containers behind (live restore)."""
+        return self._detaching and any(sup.run is not None or sup.detached for sup in self._supervisors.values())
+
+    def _recover(self, adopted: dict) -> list:
+        """Load records. A live record whose process the runtime still runs is resumed (its
+        rootfs, cgroup and the rest stay as they are); everything else a dead daemon left
+        (mounts, cgroups) goes, and a live record without a process is recorded as exited —
+        with the exit code the runtime saw, when it saw one. Returns [(container, Adopted)]."""
+        resume = []
         for entry in os.listdir(self.config.containers_dir):
             directory = os.path.join(self.config.containers_dir, entry)
             try:
@@ -142,21 +175,55 @@ class ContainerManager:
                 _unmount_quiet(os.path.join(directory, "merged"))
                 shutil.rmtree(directory, ignore_errors=True)
                 continue
+            status = container.state.status
+            kept = adopted.get(container.id)
+            self._containers[container.id] = container
+            self._names[container.name] = container.id
+            self._supervisors[container.id] = Supervisor()
+            if status.is_live() and kept is not None and kept.process is not None:
+                container.state.pid = kept.pid
+                resume.append((container, kept))
+                continue
             _unmount_quiet(container.rootfs)
-            if container.state.status.is_live() or container.state.status is Status.REMOVING:
-                cgroups.for_container(self.config.cgroup_parent, container.id).destroy()
+            if status.is_live() or status is Status.REMOVING:
+                code = kept.exit_code if kept is not None and kept.exit_code is not None else None
                 container.state = State(
                     status=Status.EXITED,
-                    exit_code=255 if container.state.status is not Status.REMOVING else container.state.exit_code,
-                    error="the daemon stopped while the container was running; its process was lost",
+                    exit_code=(code if code is not None else 255) if status is not Status.REMOVING
+                    else container.state.exit_code,
+                    error="" if code is not None
+                    else "the daemon stopped while the container was running; its process was lost",
                     started_at_ns=container.state.started_at_ns,
                     finished_at_ns=now_ns(),
                 )
                 container.save()
-            self._containers[container.id] = container
-            self._names[container.name] = container.id
-            self._supervisors[container.id] = Supervisor()
-        cgroups.cleanup_stale(self.config.cgroup_parent, set(self._containers))
+        cgroups.cleanup_stale(self.config.cgroup_parent, {c.id for c, _ in resume})
+        return resume
+
+    async def _resume(self, container: Container, entry) -> None:
+        """Supervise a container the runtime kept running while no daemon watched it."""
+        sup = self._supervisors[container.id]
+        sup.mount_refs = 1
+        tty = bool(container.config.get("Tty"))
+        fds = list(entry.fds)
+        stdin = None
+        if tty and fds:
+            entry.process.pty_master = fds[0]
+            output_fds = [(fds[0], STDOUT)]
+            if container.config.get("OpenStdin"):
+                stdin = trio.lowlevel.FdStream(os.dup(fds[0]))
+        else:
+            output_fds = list(zip(fds[:2], (STDOUT, STDERR)))
+            for fd in fds[2:]:
+                os.close(fd)
+        run = Run(process=entry.process, cgroup=cgroups.for_container(self.config.cgroup_parent, container.id),
+                  log=self._open_log(container), stdin=stdin,
+                  started_at_ns=container.state.started_at_ns or now_ns(), output_fds=output_fds)
+        await self.volumes.mount(container.id)
+        if self.networks is not None:
+            await self.networks.adopt(container, entry.pid)
+        sup.done = trio.Event()
+        await self._nursery.start(self._supervise, container, run)
 
     def _restarts_on_boot(self, container: Container) -> bool:
         policy = container.restart_policy["Name"]
@@ -371,6 +438,9 @@ class ContainerManager:
             else:
                 out_r, out_w = os.pipe2(os.O_CLOEXEC)
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                if self.runtime.live_restore:
+                    enlarge_pipe(out_r)
+                    enlarge_pipe(err_r)
                 parent_fds += [out_r, err_r]
                 child_fds += [out_w, err_w]
                 in_r = None
@@ -386,6 +456,18 @@ class ContainerManager:
                     await self.networks.setup(container, pid)
 
             process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
+            try:
+                # Output keeps waiting in these while no daemon reads it (live restore).
+                await self.runtime.hold(container.id, [process.pty_master] if process.pty_master is not None
+                                        else parent_fds[:2])
+            except BaseException:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+                process.close()
+                if process.pty_master is not None:
+                    os.close(process.pty_master)
+                raise
         except BaseException:
             for fd in parent_fds:
                 os.close(fd)
@@ -434,8 +516,10 @@ class ContainerManager:
             raise errors.Conflict(f"cannot join network of a non running container: {ref}")
         return run.process.pid
 
-    async def _supervise(self, container: Container, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """One container's supervisor: run, record the exit, apply the restart policy."""
+    async def _supervise(self, container: Container, resumed: Run | None = None, *,
+                         task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """One container's supervisor: run (or resume an adopted run), record the exit, apply
+        the restart policy."""
         sup = self._supervisors[container.id]
         first = True
         delay = 0.1
@@ -443,25 +527,34 @@ class ContainerManager:
             with trio.CancelScope() as scope:
                 sup.cancel_scope = scope
                 while True:
-                    try:
-                        run = await self._launch(container)
-                    except BaseException as exc:
-                        if first:
+                    if resumed is not None:
+                        run, resumed = resumed, None
+                        sup.run = run
+                        if container.state.status is not Status.PAUSED:
+                            container.state.status = Status.RUNNING
+                        container.save()
+                    else:
+                        try:
+                            run = await self._launch(container)
+                        except BaseException as exc:
+                            if first:
+                                self._record_start_failure(container, exc)
+                                raise
                             self._record_start_failure(container, exc)
-                            raise
-                        self._record_start_failure(container, exc)
-                        break
-                    sup.run = run
-                    st = container.state
-                    st.status, st.pid, st.started_at_ns = Status.RUNNING, run.process.pid, run.started_at_ns
-                    st.error, st.oom_killed, st.exit_code = "", False, 0
-                    container.save()
+                            break
+                        sup.run = run
+                        st = container.state
+                        st.status, st.pid, st.started_at_ns = Status.RUNNING, run.process.pid, run.started_at_ns
+                        st.error, st.oom_killed, st.exit_code = "", False, 0
+                        container.save()
+                        self.publish(container, "start")
                     sup.notify()
-                    self.publish(container, "start")
                     if first:
                         task_status.started()
                         first = False
                     await self._run_until_exit(container, sup, run)
+                    if run.exit_code is None:
+                        break  # detached: the container outlives this daemon
                     if not self._should_restart(container, run.exit_code):
                         break
                     ran_ns = container.state.finished_at_ns - run.started_at_ns
@@ -511,12 +604,27 @@ class ContainerManager:
                 health.watch_run(nursery, self, container, run.process)
 
         try:
-            run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook)
+            run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook,
+                                        detached=lambda: self._detaching and self.runtime.live_restore)
         finally:
             with trio.CancelScope(shield=True):
-                if run.exit_code is None:
-                    run.exit_code = await run.process.wait()
-                await self._finish_run(container, sup, run)
+                if run.exit_code is None and self._detaching and self.runtime.live_restore:
+                    await self._let_go(sup, run)
+                else:
+                    if run.exit_code is None:
+                        run.exit_code = await run.process.wait()
+                    await self._finish_run(container, sup, run)
+
+    async def _let_go(self, sup: Supervisor, run: Run) -> None:
+        """Live restore: the daemon stops, the process runs on. Close our ends only (the
+        runtime holds its own) and flush the log; nothing on the host is undone."""
+        if run.stdin is not None:
+            await run.stdin.aclose()
+        if run.log is not None:
+            await run.log.aclose()
+        run.process.close()  # the pumps closed our output ends (pipes or pty master)
+        sup.run = None
+        sup.detached = True
 
     async def _finish_run(self, container: Container, sup: Supervisor, run: Run) -> None:
         """Record the exit and wake waiters first, then undo the run's host state: `docker
@@ -536,6 +644,7 @@ class ContainerManager:
         sup.exits += 1
         run.exited.set()
         container.save()
+        await self.runtime.release(container.id, run.process.pid)
         sup.hub.end_run()
         if oom:
             self.publish(container, "oom")

@@ -11,6 +11,8 @@ import trio
 
 #: How long pumps may outlive their process (an escaped child can hold a pipe open).
 DRAIN_TIMEOUT = 2.0
+#: How long one chunk's sink may hold off cancellation.
+SINK_TIMEOUT = 5.0
 
 Sink = Callable[[int, bytes], Awaitable[None]]
 
@@ -30,7 +32,10 @@ async def pump(fd: int, stream_id: int, sink: Sink | None) -> None:
             if not data:
                 break
             if sink is not None:
-                await sink(stream_id, data)
+                # What was read reaches the sink (the log) even when we are being cancelled,
+                # e.g. a live-restore stop: the rest stays in the pipe for the next daemon.
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
+                    await sink(stream_id, data)
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
@@ -53,9 +58,11 @@ async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = N
 
 async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
                 stdin: tuple[int, AsyncIterator[bytes], bytes | None] | None = None,
-                nursery_hook: Callable[[trio.Nursery | None], None] | None = None) -> int:
+                nursery_hook: Callable[[trio.Nursery | None], None] | None = None,
+                detached: Callable[[], bool] | None = None) -> int | None:
     """Pump `outputs` [(fd, stream_id)] into `sink` while waiting for `process`; return its
-    exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first."""
+    exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first —
+    unless `detached()` says the process is to outlive us (live restore): then None."""
     code = None
     try:
         async with trio.open_nursery() as nursery:
@@ -80,7 +87,7 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
     finally:
         if nursery_hook:
             nursery_hook(None)
-        if code is None:
+        if code is None and not (detached is not None and detached()):
             with trio.CancelScope(shield=True):
                 process.send_signal(signal.SIGKILL)
                 await process.wait()

@@ -181,6 +181,8 @@ class EmbeddedDns:
         out = []
         for ep in on_network:
             c = ep.container
+            if c is None:  # kept from a previous daemon (live restore), not adopted yet
+                continue
             names = {c.name.lower().lstrip("/"), c.id[:12], c.id, *(a.lower() for a in ep.aliases)}
             if name in names:
                 out.extend(a for a in (ep.ip, ep.ip6) if a)

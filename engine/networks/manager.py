@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from engine import errors
+from engine.networks import endpoints as saved_endpoints
 from engine.networks import _netlink, addressing, attachments, links, ports
 from engine.networks.addressing import DEFAULT_DATA_ROOT
 from engine.networks.attachments import AttachmentStore
@@ -61,6 +62,9 @@ def daemon_tag(data_root: str) -> str:
 class NetworkManager:
     def __init__(self, config, events) -> None:
         self.config = config
+        # Live restore: ids of containers still running from a previous daemon (set by the
+        # daemon before run); their endpoints, addresses and veths are kept and adopted.
+        self.live: set[str] = set()
         self.events = events
         self.directory = os.path.join(config.data_root, "networks")
         self.tag = daemon_tag(config.data_root)
@@ -118,9 +122,13 @@ class NetworkManager:
             task_status.started()
             await trio.sleep_forever()
 
+    @property
+    def _endpoints_dir(self) -> str:
+        return os.path.join(self.directory, "endpoints")
+
     def _recover(self) -> None:
-        """Load records; everything runtime is stale (no container survives the daemon):
-        this daemon's veths and every address allocation go."""
+        """Load records; runtime state of containers that did not survive the daemon is
+        stale: this daemon's other veths and address allocations go."""
         for d in (self.directory, self._ipam_root):
             os.makedirs(d, exist_ok=True)
         for entry in os.listdir(self.directory):
@@ -134,9 +142,15 @@ class NetworkManager:
                 self._networks[network.id] = network
                 if network.subnet:
                     for ipam in self._make_ipam(network):
-                        ipam.release_all()
+                        for address, owner in ipam.allocations().items():
+                            if owner not in self.live:
+                                ipam.release(address)
         self._attachments.load()
+        self._endpoints.update(saved_endpoints.load_live(self._endpoints_dir, self.live, self._networks))
+        kept = {ep.host_veth for eps in self._endpoints.values() for ep in eps.values()}
         for name in _netlink.links_with_prefix(f"pv{self.tag}") + _netlink.links_with_prefix(f"pc{self.tag}"):
+            if name in kept:
+                continue
             log.info("removing stale veth %s", name)
             _netlink.delete_link(name)
         known = {n.bridge for n in self._networks.values()}
@@ -151,6 +165,18 @@ class NetworkManager:
                     f.write("1")
         except OSError:
             pass
+
+    async def adopt(self, container, pid: int) -> None:
+        """A container that kept running without a daemon (loaded by _recover) gets its
+        endpoints' container back and its published ports' proxies."""
+        for ep in self._endpoints.get(container.id, {}).values():
+            ep.container = container
+            for bound in ep.ports:
+                try:
+                    saved_endpoints.rebind(bound)
+                    await self._nursery.start(ports.proxy, bound, ep.ip)
+                except errors.EngineError as exc:
+                    log.warning("port %s of %s: %s", bound.host_port, container.name, exc)
 
     def _make_ipam(self, network: Network) -> list[Ipam]:
         """The network's allocators: IPv4, and IPv6 when it is enabled."""
@@ -567,6 +593,7 @@ class NetworkManager:
         eps = self._endpoints.pop(container_id, None)
         if not eps:
             return
+        await trio.to_thread.run_sync(saved_endpoints.save, self._endpoints_dir, container_id, None)
         had_ports = any(ep.ports for ep in eps.values())
         for nid, ep in eps.items():
             await self._leave(nid, ep, stopped=stopped)
@@ -585,7 +612,7 @@ class NetworkManager:
         for b in ep.ports:
             if b.scope is not None:
                 b.scope.cancel()
-            else:
+            elif b.sock is not None:
                 b.sock.close()
         network = self._networks.get(nid)
         driver = self._drivers.get(network.driver) if network else None
@@ -603,8 +630,9 @@ class NetworkManager:
     def _write_files(self, container, legacy=()) -> None:
         """resolv.conf → the embedded DNS of the first user-defined network (unless --dns);
         /etc/hosts gets the container's own addresses and its legacy links. Written in place
-        (bind-mounted)."""
+        (bind-mounted). The endpoints are recorded too, for a daemon that adopts the container."""
         eps = self._endpoints.get(container.id, {})
+        saved_endpoints.save(self._endpoints_dir, container.id, eps)
         host = container.host_config
         dns_net = next((self._networks[nid] for nid in eps if EmbeddedDns.wants(self._networks[nid])), None)
         if dns_net is not None and not host.get("Dns"):
@@ -653,6 +681,8 @@ class NetworkManager:
             raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
         ep = self._endpoints.get(container.id, {}).pop(network.id, None)
         if ep is not None:
+            await trio.to_thread.run_sync(saved_endpoints.save, self._endpoints_dir, container.id,
+                                          self._endpoints.get(container.id))
             await self._leave(network.id, ep, stopped=False)
             if ep.ports:
                 await self._apply_nft()

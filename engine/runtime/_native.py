@@ -178,3 +178,11 @@ def unmount(target: str) -> None:
 
 def resize(fd: int, rows: int, cols: int) -> None:
     _check(lib.pe_resize(fd, rows, cols), "resize tty")
+
+
+def pack_spec(cspec: CSpec) -> bytes:
+    """The spec as bytes for the spawner process (native/pe_wire.c)."""
+    size = lib.pe_spec_pack(cspec.ptr, ffi.NULL, 0)
+    buf = ffi.new("unsigned char[]", size)
+    lib.pe_spec_pack(cspec.ptr, buf, size)
+    return ffi.buffer(buf, size)[:]

@@ -195,66 +195,105 @@ def _read_err(err_r: int) -> tuple[int, int, int] | None:
     return struct.unpack("=iii", data)
 
 
-async def _drive(cspec: _native.CSpec, *, use_helper: bool, tty: bool, argv0: str,
-                 prepare: Prepare | None, describe: Callable[[str, int], str]) -> ContainerProcess:
-    res = _native.spawn(cspec)
-    fds = {"sync_w": res.sync_w, "err_r": res.err_r, "sock_r": res.sock_r, "pid_r": res.pid_r,
-           "helper_pidfd": res.helper_pidfd}
-    proc: ContainerProcess | None = None
-    helper_reaped = not use_helper
-    pid_read = not use_helper
-    pid: int | None = None
-    try:
-        if use_helper:
+class _ChildFailed(Exception):
+    """A launcher's report that the child failed before the sync protocol: (step, errno,
+    index) as read from the err pipe, or None when nothing was said."""
+
+    def __init__(self, report: tuple[int, int, int] | None):
+        super().__init__(report)
+        self.report = report
+
+
+@attrs.define
+class Launched:
+    """A cloned child waiting on its sync pipe, and the parent's protocol ends."""
+
+    process: ContainerProcess
+    sync_w: int
+    err_r: int
+    sock_r: int = -1
+
+
+class Launcher:
+    """Where the clone happens. This one: in the daemon (engine._native). Another (the
+    spawner, engine/runtime/spawner.py) refers to fds by index and clones elsewhere."""
+
+    def fd(self, fd: int) -> int:
+        """How the spec refers to one of our fds."""
+        return fd
+
+    async def launch(self, cspec: _native.CSpec, use_helper: bool) -> Launched:
+        res = _native.spawn(cspec)
+        if not use_helper:
+            return Launched(ContainerProcess(res.pid, res.pidfd), res.sync_w, res.err_r, res.sock_r)
+        ends = [res.sync_w, res.err_r, res.sock_r]
+        pid: int | None = None
+        pid_read = False
+        try:
             pid = await _read_pid(res.pid_r)
             pid_read = True
             await _reap_fd(res.helper_pidfd)
-            helper_reaped = True
             if pid is None:
                 await trio.lowlevel.wait_readable(res.err_r)
-                e = _read_err(res.err_r)
-                if e is None:
-                    raise SpawnError("clone", 0, "exec helper exited without a process", 128)
-                raise _spawn_error(*e, argv0, describe)
-            proc = ContainerProcess(pid, os.pidfd_open(pid))
-        else:
-            proc = ContainerProcess(res.pid, res.pidfd)
+                raise _ChildFailed(_read_err(res.err_r))
+            ends = []
+            return Launched(ContainerProcess(pid, os.pidfd_open(pid)), res.sync_w, res.err_r, res.sock_r)
+        except BaseException as exc:
+            if not isinstance(exc, _ChildFailed):
+                with trio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
+                    if not pid_read:
+                        # Cancelled before we learned the final pid: the helper still tells us.
+                        pid = await _read_pid(res.pid_r)
+                    await _reap_fd(res.helper_pidfd)
+                    if pid is not None:
+                        proc = ContainerProcess(pid, os.pidfd_open(pid))
+                        proc.kill()
+                        await proc.wait()
+                        proc.close()
+            raise
+        finally:
+            for fd in [res.pid_r, res.helper_pidfd] + ends:
+                _close(fd)
+
+
+async def _drive(cspec: _native.CSpec, launcher: Launcher, *, use_helper: bool, tty: bool, argv0: str,
+                 prepare: Prepare | None, describe: Callable[[str, int], str]) -> ContainerProcess:
+    try:
+        launched = await launcher.launch(cspec, use_helper)
+    except _ChildFailed as exc:
+        if exc.report is None:
+            raise SpawnError("clone", 0, "exec helper exited without a process", 128) from None
+        raise _spawn_error(*exc.report, argv0, describe) from None
+    proc = launched.process
+    fds = {"sync_w": launched.sync_w, "err_r": launched.err_r, "sock_r": launched.sock_r}
+    try:
         if prepare is not None:
             await prepare(proc.pid)
         fds["sync_w"] = -1
-        _native.release(res.sync_w)
-        await trio.lowlevel.wait_readable(res.err_r)
-        e = _read_err(res.err_r)
+        _native.release(launched.sync_w)
+        await trio.lowlevel.wait_readable(launched.err_r)
+        e = _read_err(launched.err_r)
         if e is not None:
             raise _spawn_error(*e, argv0, describe)
         if tty:
-            proc.pty_master = _native.recv_fd(res.sock_r)
+            proc.pty_master = _native.recv_fd(launched.sock_r)
         return proc
     except BaseException:
         with trio.move_on_after(_CLEANUP_TIMEOUT, shield=True):
-            if not pid_read:
-                # Cancelled before we learned the final pid: the helper still tells us.
-                pid = await _read_pid(res.pid_r)
-            if not helper_reaped:
-                await _reap_fd(res.helper_pidfd)
-            if proc is None and use_helper and pid is not None:
-                proc = ContainerProcess(pid, os.pidfd_open(pid))
-            if proc is not None:
-                proc.kill()
-                await proc.wait()
-        if proc is not None:
-            proc.close()
-            if proc.pty_master is not None:
-                os.close(proc.pty_master)
+            proc.kill()
+            await proc.wait()
+        proc.close()
+        if proc.pty_master is not None:
+            os.close(proc.pty_master)
         raise
     finally:
         for fd in fds.values():
             _close(fd)
 
 
-def _stdio_fds(stdio: Stdio) -> tuple[int, int, int]:
+def _stdio_fds(stdio: Stdio, launcher: Launcher) -> tuple[int, int, int]:
     def fd(v):
-        return -1 if v is None else int(v)
+        return -1 if v is None else launcher.fd(int(v))
 
     if stdio.tty:
         return (-1, -1, -1)
@@ -269,11 +308,14 @@ def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
     )
 
 
-async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | None = None) -> ContainerProcess:
+async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | None = None,
+                          launcher: Launcher | None = None) -> ContainerProcess:
     """Clone the container's init into new namespaces; it waits until `prepare(pid)` has
     returned (cgroup placement, network), then sets up its rootfs and execs. Returns once
     execve succeeded; raises SpawnError (with Docker's exit code and message) otherwise.
-    If prepare raises or is cancelled, the child is killed and reaped."""
+    If prepare raises or is cancelled, the child is killed and reaped. `launcher`: where the
+    clone happens (default: in this process)."""
+    launcher = launcher or Launcher()
     process = spec.process
     if not process.args:
         raise errors.InvalidParameter("no command specified")
@@ -310,7 +352,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             if path is not None:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 join_fds.append(fd)
-                joins.append((fd, NAMESPACE_FLAGS[name]))
+                joins.append((launcher.fd(fd), NAMESPACE_FLAGS[name]))
         return _native.build_spec(
             mode=_native.MODE_CONTAINER, use_helper=use_helper, clone_flags=clone_flags,
             unshare_cgroup=unshare_cgroup, joins=joins, rootfs=spec.rootfs,
@@ -318,7 +360,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             devices=spec.devices, symlinks=DEFAULT_SYMLINKS,
             masked=() if spec.privileged else spec.masked_paths,
             readonly=() if spec.privileged else spec.readonly_paths,
-            stdio=_stdio_fds(stdio), tty=tty, tty_size=process.terminal_size,
+            stdio=_stdio_fds(stdio, launcher), tty=tty, tty_size=process.terminal_size,
             **_process_fields(process, caps, None if spec.privileged else process.seccomp_bpf),
         )
 
@@ -341,7 +383,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
 
     try:
         cspec = build()
-        return await _drive(cspec, use_helper=use_helper, tty=tty, argv0=process.args[0],
+        return await _drive(cspec, launcher, use_helper=use_helper, tty=tty, argv0=process.args[0],
                             prepare=prepare, describe=describe)
     finally:
         for fd in join_fds:
@@ -349,10 +391,11 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
 
 
 async def spawn_exec(target_pid: int, process: ProcessSpec, stdio: Stdio, prepare: Prepare | None = None,
-                     namespaces=EXEC_NAMESPACES) -> ContainerProcess:
+                     namespaces=EXEC_NAMESPACES, launcher: Launcher | None = None) -> ContainerProcess:
     """Start `process` inside the running container whose init is `target_pid` (docker exec):
     a helper joins its namespaces (setns through a pidfd), then clones the final process as
     the daemon's child in the container's pid namespace; `prepare(pid)` runs before it execs."""
+    launcher = launcher or Launcher()
     if not process.args:
         raise errors.InvalidParameter("no command specified")
     flags = 0
@@ -365,8 +408,8 @@ async def spawn_exec(target_pid: int, process: ProcessSpec, stdio: Stdio, prepar
     try:
         cspec = _native.build_spec(
             mode=_native.MODE_EXEC, use_helper=True, clone_flags=0, unshare_cgroup=False,
-            joins=[(target, flags)], rootfs=None, readonly_rootfs=False, hostname=None, mounts=[],
-            devices=(), symlinks=(), masked=(), readonly=(), stdio=_stdio_fds(stdio), tty=stdio.tty,
+            joins=[(launcher.fd(target), flags)], rootfs=None, readonly_rootfs=False, hostname=None, mounts=[],
+            devices=(), symlinks=(), masked=(), readonly=(), stdio=_stdio_fds(stdio, launcher), tty=stdio.tty,
             tty_size=process.terminal_size,
             **_process_fields(process, process.capabilities, process.seccomp_bpf),
         )
@@ -378,7 +421,7 @@ async def spawn_exec(target_pid: int, process: ProcessSpec, stdio: Stdio, prepar
                 return f'"{process.cwd}"'
             return ""
 
-        return await _drive(cspec, use_helper=True, tty=stdio.tty, argv0=process.args[0],
+        return await _drive(cspec, launcher, use_helper=True, tty=stdio.tty, argv0=process.args[0],
                             prepare=prepare, describe=describe)
     finally:
         os.close(target)

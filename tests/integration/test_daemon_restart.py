@@ -1,5 +1,6 @@
-"""State survives a daemon restart; containers the dead daemon left running are found,
-cleaned up and recorded as exited; restart policies apply at daemon start."""
+"""State survives a daemon restart. With live restore (the default) running containers are
+re-adopted; with --no-live-restore those a dead daemon left running are stopped, cleaned up
+and recorded as exited; restart policies apply at daemon start."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = needs_root
 
 @pytest.fixture
 def own_daemon():
-    with private_daemon("pe-restart-") as handle:
+    with private_daemon("pe-restart-", prepare=lambda h: h.extra_args.append("--no-live-restore")) as handle:
         yield handle
 
 def client_for(handle):

@@ -19,8 +19,9 @@ from tests.conftest import DaemonHandle, _mounts_under
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)")
 
 
-def _new_daemon(root: str) -> DaemonHandle:
+def _new_daemon(root: str, *args: str) -> DaemonHandle:
     handle = DaemonHandle(root)
+    handle.extra_args = list(args)
     handle.start()
     r = handle.api("POST", "/images/bootstrap", params={"name": "busybox", "tag": "latest"})
     assert r.status_code == 201, r.text
@@ -253,7 +254,7 @@ def test_pyengine_cli_volume_commands(vold):
 def test_volume_data_survives_daemon_restart_and_no_mounts_left(tmp_path):
     root = str(tmp_path / "d")
     os.makedirs(root)
-    handle = _new_daemon(root)
+    handle = _new_daemon(root, "--no-live-restore")  # a graceful stop stops the container
     try:
         handle.api("POST", "/volumes/create", json={
             "Name": "tmpkeep", "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=4m"}})

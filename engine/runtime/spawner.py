@@ -1,0 +1,292 @@
+"""SpawnerRuntime: containers are cloned by pe-spawner (native/pe_spawner.c), a small
+long-lived process per data root, so they outlive the daemon (live restore) and a clone
+never copies the daemon's large address space.
+
+The daemon talks to it over <data_root>/spawner.sock (SOCK_SEQPACKET; protocol diagram at the
+top of pe_spawner.c). One reader task routes its messages: SPAWNED answers (by sequence
+number), EXIT reports (by pid) and the ENTRY list a new daemon asks for. The sync protocol
+with the child (prepare, release, err pipe, pty) is pe_spawn.c's, driven by spawn.py with
+the fds the spawner passes back.
+
+The reader runs in a shielded scope that only `aclose` cancels: container supervisors
+waiting for their processes' exit during daemon shutdown need it to the very end.
+"""
+from __future__ import annotations
+
+import array
+import fcntl
+import itertools
+import logging
+import os
+import socket
+import struct
+import subprocess
+
+import trio
+
+import engine
+from engine import errors
+from engine.runtime import _native
+from engine.runtime.runtime import Adopted
+from engine.runtime.spawn import (ContainerProcess, Launched, Launcher, _ChildFailed, spawn_container,
+                                  spawn_exec)
+
+log = logging.getLogger(__name__)
+
+MSG = struct.Struct("=IIiiiiiiI68s")  # struct pe_msg
+OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN = 1, 2, 3, 4, 5
+OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END = 10, 11, 12, 13
+KIND_INIT, KIND_EXEC = 0, 1
+MAX_FDS = 16
+#: Output a container may write while no daemon reads it before it blocks (per pipe).
+PIPE_SIZE = 1 << 20
+LOST = 255  # exit code reported when the spawner went away with the process
+
+
+def binary_path() -> str:
+    return os.path.join(os.path.dirname(engine.__file__), "pe-spawner")
+
+
+def available() -> bool:
+    return os.access(binary_path(), os.X_OK)
+
+
+def enlarge_pipe(fd: int) -> None:
+    """Room for output written while the daemon is away (no memory is used until it is)."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
+
+
+class SpawnedProcess(ContainerProcess):
+    """A child of the spawner: signalled through its pidfd, its exit reported by the spawner."""
+
+    def __init__(self, runtime: "SpawnerRuntime", pid: int, pidfd: int, pty_master: int | None = None):
+        super().__init__(pid, pidfd, pty_master)
+        self._runtime = runtime
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = await self._runtime.wait_exit(self.pid)
+        return self.returncode
+
+    def close(self) -> None:
+        super().close()
+        self._runtime.forget_exit(self.pid)
+
+
+class _SpawnerLauncher(Launcher):
+    def __init__(self, runtime: "SpawnerRuntime", container_id: str, kind: int) -> None:
+        self.runtime, self.container_id, self.kind = runtime, container_id, kind
+        self.fds: list[int] = []
+
+    def fd(self, fd: int) -> int:
+        self.fds.append(fd)
+        return len(self.fds) - 1
+
+    async def launch(self, cspec, use_helper: bool) -> Launched:
+        return await self.runtime._spawn(self.container_id, self.kind, _native.pack_spec(cspec), self.fds)
+
+
+def _fds_from(ancdata) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(data[: len(data) - len(data) % a.itemsize])
+            fds.extend(a)
+    return fds
+
+
+class SpawnerRuntime:
+    """engine.runtime.Runtime through pe-spawner. Build, then `await nursery.start(rt.run)`."""
+
+    def __init__(self, data_root: str, live_restore: bool = True) -> None:
+        self.live_restore = live_restore
+        self.socket_path = os.path.join(data_root, "spawner.sock")
+        self.log_path = os.path.join(data_root, "spawner.log")
+        self._sock: trio.socket.SocketType | None = None
+        self._send_lock = trio.Lock()
+        self._seq = itertools.count(1)
+        self._replies: dict[int, list] = {}  # seq → [Event, (msg, fds) | None]
+        self._exits: dict[int, int] = {}  # pid → exit code, once reported
+        self._exit_events: dict[int, trio.Event] = {}
+        self._listing: list | None = None
+        self._listed = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self._broken = False
+        self._closed = trio.Event()
+
+    # --- service ------------------------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._sock = await self._connect()
+        with trio.CancelScope(shield=True) as self._scope:
+            task_status.started()
+            try:
+                await self._read_loop()
+            finally:
+                self._broken = True
+                for pid, event in list(self._exit_events.items()):
+                    self._exits.setdefault(pid, LOST)
+                    event.set()
+                for slot in self._replies.values():
+                    slot[0].set()
+                self._listed.set()
+                self._sock.close()
+                self._closed.set()
+
+    async def _connect(self) -> trio.socket.SocketType:
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            await sock.connect(self.socket_path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
+        with open(self.log_path, "ab") as logf:
+            # It forks; the process we run exits once the spawner listens.
+            result = await trio.run_process([binary_path(), self.socket_path], stdin=subprocess.DEVNULL,
+                                            stdout=logf, stderr=logf, check=False)
+        if result.returncode != 0:
+            sock.close()
+            raise errors.SystemError_(f"pe-spawner did not start (see {self.log_path})")
+        await sock.connect(self.socket_path)
+        return sock
+
+    async def _read_loop(self) -> None:
+        anc = socket.CMSG_SPACE(4 * (MAX_FDS + 1))
+        while True:
+            data, ancdata, _flags, _addr = await self._sock.recvmsg(MSG.size, anc)
+            fds = _fds_from(ancdata)
+            if not data:
+                log.error("pe-spawner closed its connection")
+                for fd in fds:
+                    os.close(fd)
+                return
+            op, seq, pid, kind, status, step, err, index, _n, raw_id = MSG.unpack(data)
+            cid = raw_id.split(b"\0", 1)[0].decode()
+            if op == OP_SPAWNED:
+                slot = self._replies.pop(seq, None)
+                if slot is None:  # the spawn was cancelled: the child exits on sync EOF
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                slot[1] = ((pid, step, err, index), fds)
+                slot[0].set()
+            elif op == OP_EXIT:
+                self._exits[pid] = status
+                event = self._exit_events.pop(pid, None)
+                if event is not None:
+                    event.set()
+            elif op == OP_ENTRY:
+                if self._listing is not None:
+                    self._listing.append((cid, pid, kind, status, fds))
+                else:
+                    for fd in fds:
+                        os.close(fd)
+            elif op == OP_END:
+                self._listed.set()
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    async def _send(self, op: int, container_id: str = "", *, seq: int = 0, pid: int = 0, kind: int = 0,
+                    payload: bytes = b"", fds: list[int] = ()) -> None:
+        if self._broken or self._sock is None:
+            raise errors.SystemError_("the container spawner is not running")
+        header = MSG.pack(op, seq, pid, kind, 0, 0, 0, 0, len(fds), container_id.encode())
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        async with self._send_lock:
+            await self._sock.sendmsg([header, payload] if payload else [header], anc)
+
+    async def wait_exit(self, pid: int) -> int:
+        while pid not in self._exits:
+            if self._broken:
+                return LOST
+            event = self._exit_events.setdefault(pid, trio.Event())
+            await event.wait()
+        return self._exits[pid]
+
+    def forget_exit(self, pid: int) -> None:
+        self._exits.pop(pid, None)
+
+    # --- Runtime ------------------------------------------------------------------------------
+    async def _spawn(self, container_id: str, kind: int, payload: bytes, fds: list[int]) -> Launched:
+        seq = next(self._seq)
+        slot = [trio.Event(), None]
+        self._replies[seq] = slot
+        try:
+            await self._send(OP_SPAWN, container_id, seq=seq, kind=kind, payload=payload, fds=fds)
+            await slot[0].wait()
+        finally:
+            self._replies.pop(seq, None)
+        if slot[1] is None:
+            raise errors.SystemError_("the container spawner went away")
+        (pid, step, err, index), rfds = slot[1]
+        if pid < 0:
+            raise _ChildFailed((step, err, index) if step else None)
+        pidfd, sync_w, err_r = rfds[0], rfds[1], rfds[2]
+        sock_r = rfds[3] if len(rfds) > 3 else -1
+        return Launched(SpawnedProcess(self, pid, pidfd), sync_w, err_r, sock_r)
+
+    async def spawn_container(self, container_id, spec, stdio, prepare=None) -> ContainerProcess:
+        launcher = _SpawnerLauncher(self, container_id, KIND_INIT)
+        try:
+            return await spawn_container(spec, stdio, prepare=prepare, launcher=launcher)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.release(container_id)
+            raise
+
+    async def spawn_exec(self, container_id, target_pid, process, stdio, prepare=None) -> ContainerProcess:
+        return await spawn_exec(target_pid, process, stdio, prepare=prepare,
+                                launcher=_SpawnerLauncher(self, container_id, KIND_EXEC))
+
+    async def hold(self, container_id, fds) -> None:
+        await self._send(OP_HOLD, container_id, fds=list(fds))
+
+    async def release(self, container_id, pid: int = 0) -> None:
+        try:
+            await self._send(OP_RELEASE, container_id, pid=pid)
+        except (errors.EngineError, OSError):
+            pass
+
+    async def adopt(self) -> dict[str, Adopted]:
+        """Every init the spawner knows: running ones with a pidfd and their held fds, exited
+        ones with their status. Exec entries are let go (their clients are gone)."""
+        self._listing, self._listed = [], trio.Event()
+        await self._send(OP_LIST)
+        await self._listed.wait()
+        entries, self._listing = self._listing or [], None
+        out: dict[str, Adopted] = {}
+        for cid, pid, kind, status, fds in entries:
+            if kind != KIND_INIT:
+                for fd in fds:
+                    os.close(fd)
+                await self.release(cid, pid)
+                continue
+            if status < 0 and fds and fds[0] >= 0:
+                adopted = Adopted(cid, pid, process=SpawnedProcess(self, pid, fds[0]), fds=fds[1:])
+            else:
+                for fd in fds:
+                    os.close(fd)
+                adopted = Adopted(cid, pid, exit_code=status if status >= 0 else LOST)
+            previous = out.get(cid)
+            if previous is not None and previous.process is not None:
+                # an older run of the same container cannot still be running: keep the live one
+                adopted, previous = previous, adopted
+            if previous is not None:
+                await self.release(cid, previous.pid)
+            out[cid] = adopted
+        return out
+
+    async def aclose(self, stop: bool) -> None:
+        if stop and not self._broken:
+            try:
+                await self._send(OP_SHUTDOWN)
+                with trio.move_on_after(5):
+                    await self._closed.wait()
+            except (errors.EngineError, OSError):
+                pass
+        if self._scope is not None:
+            self._scope.cancel()
