@@ -28,11 +28,11 @@ import trio
 
 from engine import errors
 from engine.containers import config as cfg
-from engine.containers import health, names
+from engine.containers import health, names, restore
 from engine.containers.hub import STDERR, STDOUT, OutputHub
 from engine.containers.pumps import drive
-from engine.containers.model import Container, State, Status, now_ns, rfc3339_ns
-from engine.runtime import ContainerProcess, InProcessRuntime, enlarge_pipe, SpawnError, Stdio, cgroups, mount_overlay, unmount
+from engine.containers.model import Container, Status, now_ns, rfc3339_ns
+from engine.runtime import ContainerProcess, InProcessRuntime, SpawnError, Stdio, cgroups, enlarge_pipe, mount_overlay, unmount
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,15 @@ class ContainerManager:
         running, see engine.runtime.Runtime.adopt), then host supervisors until cancelled."""
         adopted = adopted or {}
         os.makedirs(self.config.containers_dir, exist_ok=True)
-        resume = await trio.to_thread.run_sync(self._recover, adopted)
+        containers, resume = await trio.to_thread.run_sync(
+            restore.recover, self.config.containers_dir, self.config.cgroup_parent, adopted)
+        for container in containers:
+            self._containers[container.id] = container
+            self._names[container.name] = container.id
+            self._supervisors[container.id] = Supervisor()
         await self.volumes.load(set(self._containers))
         resumed = {container.id for container, _ in resume}
-        for cid, entry in adopted.items():
-            if cid not in resumed:
-                # Half-started when the last daemon died, or its record is gone: not ours to keep.
-                if entry.process is not None:
-                    entry.process.kill()
-                    entry.process.close()
-                for fd in entry.fds:
-                    os.close(fd)
-                await self.runtime.release(cid)
+        await restore.let_go_unclaimed(self.runtime, adopted, resumed)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -160,62 +157,11 @@ class ContainerManager:
         """Whether the stopping daemon leaves running containers behind (live restore)."""
         return self._detaching and any(sup.run is not None or sup.detached for sup in self._supervisors.values())
 
-    def _recover(self, adopted: dict) -> list:
-        """Load records. A live record whose process the runtime still runs is resumed (its
-        rootfs, cgroup and the rest stay as they are); everything else a dead daemon left
-        (mounts, cgroups) goes, and a live record without a process is recorded as exited —
-        with the exit code the runtime saw, when it saw one. Returns [(container, Adopted)]."""
-        resume = []
-        for entry in os.listdir(self.config.containers_dir):
-            directory = os.path.join(self.config.containers_dir, entry)
-            try:
-                container = Container.load(directory)
-            except (OSError, ValueError, TypeError, KeyError):
-                log.warning("removing half-created container dir %s", directory)
-                _unmount_quiet(os.path.join(directory, "merged"))
-                shutil.rmtree(directory, ignore_errors=True)
-                continue
-            status = container.state.status
-            kept = adopted.get(container.id)
-            self._containers[container.id] = container
-            self._names[container.name] = container.id
-            self._supervisors[container.id] = Supervisor()
-            if status.is_live() and kept is not None and kept.process is not None:
-                container.state.pid = kept.pid
-                resume.append((container, kept))
-                continue
-            _unmount_quiet(container.rootfs)
-            if status.is_live() or status is Status.REMOVING:
-                code = kept.exit_code if kept is not None and kept.exit_code is not None else None
-                container.state = State(
-                    status=Status.EXITED,
-                    exit_code=(code if code is not None else 255) if status is not Status.REMOVING
-                    else container.state.exit_code,
-                    error="" if code is not None
-                    else "the daemon stopped while the container was running; its process was lost",
-                    started_at_ns=container.state.started_at_ns,
-                    finished_at_ns=now_ns(),
-                )
-                container.save()
-        cgroups.cleanup_stale(self.config.cgroup_parent, {c.id for c, _ in resume})
-        return resume
-
     async def _resume(self, container: Container, entry) -> None:
         """Supervise a container the runtime kept running while no daemon watched it."""
         sup = self._supervisors[container.id]
         sup.mount_refs = 1
-        tty = bool(container.config.get("Tty"))
-        fds = list(entry.fds)
-        stdin = None
-        if tty and fds:
-            entry.process.pty_master = fds[0]
-            output_fds = [(fds[0], STDOUT)]
-            if container.config.get("OpenStdin"):
-                stdin = trio.lowlevel.FdStream(os.dup(fds[0]))
-        else:
-            output_fds = list(zip(fds[:2], (STDOUT, STDERR)))
-            for fd in fds[2:]:
-                os.close(fd)
+        stdin, output_fds = restore.resumed_io(container, entry)
         run = Run(process=entry.process, cgroup=cgroups.for_container(self.config.cgroup_parent, container.id),
                   log=self._open_log(container), stdin=stdin,
                   started_at_ns=container.state.started_at_ns or now_ns(), output_fds=output_fds)
@@ -605,7 +551,8 @@ class ContainerManager:
 
         try:
             run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook,
-                                        detached=lambda: self._detaching and self.runtime.live_restore)
+                                        detached=lambda: self._detaching and self.runtime.live_restore,
+                                        teed=self.runtime.live_restore and not container.config.get("Tty"))
         finally:
             with trio.CancelScope(shield=True):
                 if run.exit_code is None and self._detaching and self.runtime.live_restore:

@@ -4,6 +4,7 @@ until EOF, hand each chunk to a sink, and wait for the process to exit."""
 from __future__ import annotations
 
 import errno
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -41,6 +42,38 @@ async def pump(fd: int, stream_id: int, sink: Sink | None) -> None:
             await stream.aclose()
 
 
+async def pump_teed(fd: int, stream_id: int, sink: Sink | None) -> None:
+    """`pump` for a container's output pipe under live restore: each chunk is copied out
+    (tee), handed to the sink (the log) and only then consumed, so a daemon killed in
+    between leaves it in the pipe for the next one (at least once, never lost)."""
+    from engine.runtime import pipe_tee
+
+    scratch_r, scratch_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            try:
+                n = pipe_tee(fd, scratch_w, 65536)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            if n == 0:
+                break
+            data = os.read(scratch_r, n)
+            if sink is not None:
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
+                    await sink(stream_id, data)
+            os.read(fd, n)
+            await trio.lowlevel.checkpoint()
+    finally:
+        for end in (fd, scratch_r, scratch_w):
+            try:
+                trio.lowlevel.notify_closing(end)
+            except RuntimeError:
+                pass
+            os.close(end)
+
+
 async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = None) -> None:
     """Client bytes → the process's stdin; on client EOF close it (or send ^D to a tty)."""
     stream = trio.lowlevel.FdStream(fd)
@@ -59,10 +92,11 @@ async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = N
 async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
                 stdin: tuple[int, AsyncIterator[bytes], bytes | None] | None = None,
                 nursery_hook: Callable[[trio.Nursery | None], None] | None = None,
-                detached: Callable[[], bool] | None = None) -> int | None:
+                detached: Callable[[], bool] | None = None, teed: bool = False) -> int | None:
     """Pump `outputs` [(fd, stream_id)] into `sink` while waiting for `process`; return its
     exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first —
-    unless `detached()` says the process is to outlive us (live restore): then None."""
+    unless `detached()` says the process is to outlive us (live restore): then None.
+    `teed`: the outputs are pipes read with pump_teed."""
     code = None
     try:
         async with trio.open_nursery() as nursery:
@@ -73,7 +107,7 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             async def pumps() -> None:
                 async with trio.open_nursery() as inner:
                     for fd, stream_id in outputs:
-                        inner.start_soon(pump, fd, stream_id, sink)
+                        inner.start_soon(pump_teed if teed else pump, fd, stream_id, sink)
                 pumps_done.set()
 
             nursery.start_soon(pumps)

@@ -62,11 +62,10 @@ def daemon_tag(data_root: str) -> str:
 class NetworkManager:
     def __init__(self, config, events) -> None:
         self.config = config
-        # Live restore: ids of containers still running from a previous daemon (set by the
-        # daemon before run); their endpoints, addresses and veths are kept and adopted.
-        self.live: set[str] = set()
+        self.live: set[str] = set()  # containers a previous daemon left running (kept, adopted)
         self.events = events
         self.directory = os.path.join(config.data_root, "networks")
+        self._endpoints_dir = os.path.join(self.directory, "endpoints")
         self.tag = daemon_tag(config.data_root)
         self.table = NftTable(f"pyengine_{self.tag}")
         self._networks: dict[str, Network] = {}
@@ -122,13 +121,8 @@ class NetworkManager:
             task_status.started()
             await trio.sleep_forever()
 
-    @property
-    def _endpoints_dir(self) -> str:
-        return os.path.join(self.directory, "endpoints")
-
     def _recover(self) -> None:
-        """Load records; runtime state of containers that did not survive the daemon is
-        stale: this daemon's other veths and address allocations go."""
+        """Load records; veths and addresses of containers not in `live` are stale."""
         for d in (self.directory, self._ipam_root):
             os.makedirs(d, exist_ok=True)
         for entry in os.listdir(self.directory):

@@ -69,9 +69,14 @@ def line_numbers(client, name) -> list[int]:
 
 
 def assert_no_gap(numbers: list[int]) -> None:
-    assert numbers, "no log lines"
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "log lines missing or repeated"
-    assert numbers[0] == 0
+    """Every line, in order. A daemon killed between writing a chunk to the log and taking
+    it from the pipe logs that chunk twice (at least once, never lost)."""
+    assert numbers and numbers[0] == 0, numbers[:5]
+    firsts = list(dict.fromkeys(numbers))
+    missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+    assert not missing, f"log lines missing: {missing}"
+    assert firsts == list(range(len(firsts))), "log lines out of order"
+    assert len(numbers) - len(firsts) <= 5, "more than one chunk repeated"
 
 
 def free_port() -> int:
@@ -143,9 +148,12 @@ def test_kill9_under_load_readopts_everything(lrd):
         assert state["Status"] == "running" and state["Pid"] == pids[name], (name, state)
     short_state = client.inspect_container("short")["State"]
     assert short_state["Status"] == "exited" and short_state["ExitCode"] == 7, short_state
-    # Host state right after recovery: exactly the running containers' cgroups and rootfs mounts.
+    # Host state right after recovery: exactly the running containers' cgroups and rootfs mounts
+    # (churn containers whose start had completed when the daemon died run on too).
     running = {c["Id"] for c in client.containers()}
-    assert running == {client.inspect_container(n)["Id"] for n in loggers + ["web"]}
+    assert running >= {client.inspect_container(n)["Id"] for n in loggers + ["web"]}
+    for cid in running:
+        assert client.inspect_container(cid)["State"]["Pid"] > 0
     now = host_state(lrd)
     assert now["cgroups"] == before["cgroups"] | running
     assert sorted(m for m in now["mounts"] if m.endswith("/merged")) == sorted(

@@ -1,0 +1,88 @@
+"""Daemon start: container records back into memory, and live restore. A live record whose
+process the runtime kept running (engine.runtime.Runtime.adopt) is resumed as it is — rootfs,
+cgroup, network and volumes stay; whatever a dead daemon left of the other containers
+(rootfs mounts, cgroups, runtime entries) goes, and a live record without a process is
+recorded as exited, with the exit code the runtime saw when it saw one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import trio
+
+from engine.containers.hub import STDERR, STDOUT
+from engine.containers.model import Container, State, Status, now_ns
+from engine.runtime import cgroups, unmount
+
+log = logging.getLogger(__name__)
+
+LOST = "the daemon stopped while the container was running; its process was lost"
+
+
+def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[list[Container], list]:
+    """Blocking (call in a thread). Returns (every container, [(container, Adopted) to resume])."""
+    containers, resume = [], []
+    for entry in os.listdir(containers_dir):
+        directory = os.path.join(containers_dir, entry)
+        try:
+            container = Container.load(directory)
+        except (OSError, ValueError, TypeError, KeyError):
+            log.warning("removing half-created container dir %s", directory)
+            unmount_quiet(os.path.join(directory, "merged"))
+            shutil.rmtree(directory, ignore_errors=True)
+            continue
+        containers.append(container)
+        status = container.state.status
+        kept = adopted.get(container.id)
+        if status.is_live() and kept is not None and kept.process is not None:
+            container.state.pid = kept.pid
+            resume.append((container, kept))
+            continue
+        unmount_quiet(container.rootfs)
+        if status.is_live() or status is Status.REMOVING:
+            code = kept.exit_code if kept is not None else None
+            container.state = State(
+                status=Status.EXITED,
+                exit_code=container.state.exit_code if status is Status.REMOVING else 255 if code is None else code,
+                error=LOST if code is None else "",
+                started_at_ns=container.state.started_at_ns,
+                finished_at_ns=now_ns(),
+            )
+            container.save()
+    cgroups.cleanup_stale(cgroup_parent, {c.id for c, _ in resume})
+    return containers, resume
+
+
+async def let_go_unclaimed(runtime, adopted: dict, resumed: set[str]) -> None:
+    """Runtime entries no record resumes (half-started when the last daemon died, or their
+    record is gone): killed and forgotten."""
+    for cid, entry in adopted.items():
+        if cid in resumed:
+            continue
+        if entry.process is not None:
+            entry.process.kill()
+            entry.process.close()
+        for fd in entry.fds:
+            os.close(fd)
+        await runtime.release(cid)
+
+
+def resumed_io(container: Container, entry) -> tuple[trio.lowlevel.FdStream | None, list[tuple[int, int]]]:
+    """(stdin stream, [(fd, stream id)] to pump) from the fds the runtime held for the run."""
+    fds = list(entry.fds)
+    if container.config.get("Tty") and fds:
+        entry.process.pty_master = fds[0]
+        stdin = trio.lowlevel.FdStream(os.dup(fds[0])) if container.config.get("OpenStdin") else None
+        return stdin, [(fds[0], STDOUT)]
+    for fd in fds[2:]:
+        os.close(fd)
+    return None, list(zip(fds[:2], (STDOUT, STDERR)))
+
+
+def unmount_quiet(path: str) -> None:
+    try:
+        unmount(path)
+    except OSError:
+        pass
