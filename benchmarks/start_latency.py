@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Container start latency: pyengined vs dockerd vs podman (Docker-compatible API) vs bare runc.
 
+Also, for the API engines: a burst (``--burst`` containers, each create->start->wait->remove,
+from ``--burst-threads`` client threads: containers/s) and memory: the PSS of the engine's own
+processes (pyengined + pe-spawner; dockerd + containerd + shims; podman service + conmons) idle
+and with ``--sleepers`` running ``sleep`` containers, and the system memory (MemTotal -
+MemAvailable) each extra running container costs. Printed with ratios against the goals
+(burst >= 20x dockerd's containers/s; <= 0.3 MiB system memory per extra running container).
+
 One timed run = create -> start -> wait -> remove of busybox `true` with `--network none`, done
 through the very same docker-py ``docker.APIClient`` code path for every API engine. For bare runc
 one run is ``runc run -b BUNDLE ID`` (create + start + wait + delete in one command).
@@ -49,6 +56,8 @@ TARGETS = {
     "podman/pyengine": ("podman", "pyengine", ">=", 10.0),
 }
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+BURST_TARGET = 20.0  # pyengine containers/s / dockerd containers/s
+MIB_PER_CONTAINER_TARGET = 0.3
 
 
 class Skip(Exception):
@@ -345,6 +354,96 @@ class ApiRunner:
                     log(f"could not remove container {cid[:12]}: {e}")
 
 
+def burst(host: str, image: str, count: int, threads: int) -> dict:
+    """`count` create->start->wait->remove from `threads` clients at once: containers/s."""
+    import concurrent.futures
+
+    runners = [ApiRunner(host, image) for _ in range(threads)]
+    todo = iter(range(count))
+    lock = __import__("threading").Lock()
+
+    def worker(runner: ApiRunner) -> int:
+        done = 0
+        while True:
+            with lock:
+                if next(todo, None) is None:
+                    return done
+            runner.one()
+            done += 1
+
+    try:
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            total = sum(pool.map(worker, runners))
+        elapsed = time.perf_counter() - t0
+    finally:
+        for r in runners:
+            r.cleanup()
+    return {"containers": total, "threads": threads, "seconds": round(elapsed, 3),
+            "per_second": round(total / elapsed, 2)}
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Proportional set size of these processes (shared pages split between users)."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total_kb / 1024.0
+
+
+def system_used_mib() -> float:
+    info = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, value = line.split(":", 1)
+        info[key] = int(value.split()[0])
+    return (info["MemTotal"] - info["MemAvailable"]) / 1024.0
+
+
+def memory(host: str, image: str, engine_pids, sleepers: int) -> dict:
+    """Engine PSS idle and with `sleepers` running `sleep` containers, and the system memory
+    per extra running container. `engine_pids()` lists the engine's own processes."""
+    runner = ApiRunner(host, image)
+    c = runner.client
+    try:
+        idle = pss_mib(engine_pids())
+        used_before = system_used_mib()
+        for _ in range(sleepers):
+            cid = c.create_container(image, command=["sleep", "3600"], host_config=runner.host_config)["Id"]
+            runner.live.add(cid)
+            c.start(cid)
+        time.sleep(2)  # let lazily allocated state settle before reading
+        busy = pss_mib(engine_pids())
+        used_after = system_used_mib()
+    finally:
+        for cid in list(runner.live):
+            with contextlib.suppress(Exception):
+                c.remove_container(cid, force=True)
+                runner.live.discard(cid)
+        runner.cleanup()
+    return {"engine_idle_mib": round(idle, 1), "engine_busy_mib": round(busy, 1), "sleepers": sleepers,
+            "engine_mib_per_container": round((busy - idle) / sleepers, 3),
+            "system_mib_per_container": round((used_after - used_before) / sleepers, 3)}
+
+
+def extras(args, name: str, host: str, tmp: Path, extra_pids=lambda: []) -> dict:
+    """Burst and memory numbers for an API engine (skipped with --burst 0 / --sleepers 0)."""
+    out = {}
+    if args.burst > 0:
+        out["burst"] = burst(host, IMAGE, args.burst, args.burst_threads)
+        log(f"{name}: burst {out['burst']['per_second']} containers/s")
+    if args.sleepers > 0:
+        out["memory"] = memory(host, IMAGE, lambda: sorted(set(pids_referencing(tmp)) | set(extra_pids())),
+                               args.sleepers)
+        log(f"{name}: memory {out['memory']}")
+    return out
+
+
 def measure(name: str, one, runs: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         one()
@@ -400,7 +499,9 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) 
     log(f"pyengine: bootstrapped {IMAGE}: {r.text.strip()[:120]}")
     version = server_version(c)
     samples = measure("pyengine", runner.one, args.runs, args.warmup)
-    return {"version": version, "host": host, **summarize(samples)}
+    daemon_pid = [proc.pid] if proc is not None else []
+    more = extras(args, "pyengine", host, tmp, lambda: daemon_pid) if not args.pyengine_host else {}
+    return {"version": version, "host": host, **summarize(samples), **more}
 
 
 def _quiet(fn, *a, **kw):
@@ -479,7 +580,7 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     import_image(runner, rootfs, "dockerd")
     version = server_version(runner.client)
     samples = measure("dockerd", runner.one, args.runs, args.warmup)
-    return {"version": version, **summarize(samples)}
+    return {"version": version, **summarize(samples), **extras(args, "dockerd", host, tmp)}
 
 
 def bench_podman(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
@@ -545,7 +646,8 @@ def bench_podman(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) ->
     import_image(runner, rootfs, "podman")
     version = server_version(runner.client)
     samples = measure("podman", runner.one, args.runs, args.warmup)
-    return {"version": f"{version}, runtime {runtime or 'default'}", **summarize(samples)}
+    return {"version": f"{version}, runtime {runtime or 'default'}", **summarize(samples),
+            **extras(args, "podman", host, tmp)}
 
 
 def bench_runc(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
@@ -611,6 +713,21 @@ def ratios(results: dict) -> dict:
         value = a["p50_ms"] / b["p50_ms"]
         met = value <= target if cmp == "<=" else value >= target
         out[name] = {"value": round(value, 3), "target": f"{cmp} {target:g}x", "met": met}
+    py, dk = results.get("pyengine", {}), results.get("dockerd", {})
+    if "burst" in py and "burst" in dk and dk["burst"]["per_second"] > 0:
+        value = py["burst"]["per_second"] / dk["burst"]["per_second"]
+        out["burst pyengine/dockerd"] = {"value": round(value, 3), "target": f">= {BURST_TARGET:g}x",
+                                         "met": value >= BURST_TARGET}
+    if "memory" in py:
+        value = py["memory"]["system_mib_per_container"]
+        out["pyengine MiB/container"] = {"value": value, "target": f"<= {MIB_PER_CONTAINER_TARGET:g}",
+                                         "met": value <= MIB_PER_CONTAINER_TARGET}
+    if "memory" in py and "memory" in dk and py["memory"]["engine_idle_mib"] > 0:
+        out["dockerd/pyengine engine PSS idle"] = {
+            "value": round(dk["memory"]["engine_idle_mib"] / py["memory"]["engine_idle_mib"], 3), "target": "-", "met": True}
+    if "memory" in py and "memory" in dk and py["memory"]["engine_busy_mib"] > 0:
+        out["dockerd/pyengine engine PSS with sleepers"] = {
+            "value": round(dk["memory"]["engine_busy_mib"] / py["memory"]["engine_busy_mib"], 3), "target": "-", "met": True}
     return out
 
 
@@ -633,6 +750,22 @@ def print_report(results: dict, skipped: dict, failed: dict, rat: dict) -> None:
             print(f"{num} p50 / {den} p50 = {r['value']:.2f}x   (target {r['target']}: {'met' if r['met'] else 'NOT met'})")
         else:
             print(f"{num} p50 / {den} p50 = n/a   (target {cmp} {target:g}x)")
+    print()
+    for name in ENGINES:
+        r = results.get(name, {})
+        if "burst" in r:
+            b = r["burst"]
+            print(f"{name:<10} burst: {b['containers']} containers, {b['threads']} threads, "
+                  f"{b['seconds']:.2f} s = {b['per_second']:.1f} containers/s")
+        if "memory" in r:
+            m = r["memory"]
+            print(f"{name:<10} memory: engine PSS {m['engine_idle_mib']:.1f} MiB idle, {m['engine_busy_mib']:.1f} MiB "
+                  f"with {m['sleepers']} sleepers ({m['engine_mib_per_container']:.3f} MiB each); "
+                  f"system {m['system_mib_per_container']:.3f} MiB per running container")
+    for name in [n for n in rat if n not in TARGETS]:
+        r = rat[name]
+        verdict = "" if r["target"] == "-" else f"   (target {r['target']}: {'met' if r['met'] else 'NOT met'})"
+        print(f"{name} = {r['value']:.2f}{'x' if 'MiB/' not in name else ' MiB'}{verdict}")
     print()
 
 
@@ -658,6 +791,9 @@ def main(argv=None) -> int:
     ap.add_argument("--busybox", default="/bin/busybox", help="static busybox for the rootfs")
     ap.add_argument("--tmp-dir", default=None, help="parent of the temp dirs (default: $TMPDIR or /tmp)")
     ap.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for a daemon")
+    ap.add_argument("--burst", type=int, default=50, help="containers in the burst (0: no burst)")
+    ap.add_argument("--burst-threads", type=int, default=8, help="client threads in the burst")
+    ap.add_argument("--sleepers", type=int, default=50, help="running containers for the memory numbers (0: none)")
     ap.add_argument("--docker-storage-driver", default="overlay2")
     ap.add_argument("--podman-storage-driver", default="overlay")
     ap.add_argument("--podman-runtime", default=None,

@@ -124,7 +124,12 @@ def _make_runtime(config: Config):
         log.warning("%s is missing (rebuild with `pip install -e .`): containers are spawned "
                     "by the daemon itself, without live restore", spawner.binary_path())
         return InProcessRuntime()
-    return SpawnerRuntime(config.data_root, live_restore=config.live_restore)
+    runtime = SpawnerRuntime(config.data_root, live_restore=config.live_restore)
+    if len(os.fsencode(runtime.socket_path)) >= 108:  # sockaddr_un's limit
+        log.warning("data root too long for the spawner's socket: containers are spawned by "
+                    "the daemon itself, without live restore")
+        return InProcessRuntime()
+    return runtime
 
 
 def _default_cgroup_parent(data_root: str) -> str:
