@@ -48,6 +48,17 @@
  *                                                                  rootfs steps)
  *   If the helper fails (setns, clone) it writes {step, errno} to err and exits: the pid pipe
  *   then reads EOF and the parent reads err.
+ *
+ * Through the spawner (live restore, native/pe_spawner.c): "parent" above is split in two.
+ * pe-spawner runs pe_spawn() (the spec arrives packed, pe_wire.c), resolves helper mode
+ * itself (reads pid, reaps the helper, pidfd_open), stays the container's parent and reaper,
+ * and passes pidfd, sync_w, err_r [, sock_r] to the daemon (SCM_RIGHTS); the daemon then runs
+ * the rest of this protocol (prepare, pe_release, err EOF, pty) exactly as in direct mode:
+ *
+ *   daemon ── SPAWN(spec, fds) ──▶ spawner: pe_spawn ──▶ child … read(sync) blocks
+ *   daemon ◀── SPAWNED(pid; pidfd, sync_w, err_r[, sock_r]) ── spawner
+ *   daemon: prepare(pid); pe_release(sync_w) ──────────────────▶ child runs on, execve
+ *   daemon: wait_readable(err_r) … EOF                            (exit: spawner reaps, EXIT)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
