@@ -7,6 +7,7 @@ import re
 import trio
 
 from engine import errors
+from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
@@ -451,6 +452,7 @@ async def attach(req: Request, stream: HijackedStream):
         raise errors.Conflict("You cannot attach to a paused container, unpause it first")
     want_stdin, want_stdout, want_stderr = q.bool("stdin"), q.bool("stdout"), q.bool("stderr")
     tty = bool(c.config.get("Tty"))
+    detacher = Detacher(parse_detach_keys(q.get("detachKeys")))
     subscription = manager.subscribe_output(c) if q.bool("stream") else None
     await stream.upgrade(RAW_STREAM if tty else MULTIPLEXED)
     manager.publish(c, "attach")
@@ -472,11 +474,19 @@ async def attach(req: Request, stream: HijackedStream):
             return
         async with trio.open_nursery() as nursery:
             if want_stdin and c.config.get("OpenStdin"):
+                # dockerd watches for the detach keys on a TTY's stdin only.
+                chunks = detacher.filter(stream.chunks()) if tty else stream.chunks()
 
                 async def stdin_task():
-                    await manager.write_stdin(c, stream.chunks(), bool(c.config.get("StdinOnce")))
+                    await manager.write_stdin(c, chunks, bool(c.config.get("StdinOnce")))
+
+                async def detach_task():
+                    await detacher.detached.wait()
+                    manager.publish(c, "detach")
+                    nursery.cancel_scope.cancel()
 
                 nursery.start_soon(stdin_task)
+                nursery.start_soon(detach_task)
             async for stream_id, data in subscription:
                 await send(stream_id, data)
             nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ import json
 import trio
 
 from engine import errors
+from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
@@ -20,6 +21,12 @@ async def create(req: Request):
     body = await req.json(default=None)
     if body is None:
         raise errors.InvalidParameter("exec config must not be empty")
+    keys = _detach_keys_spec(body) if isinstance(body, dict) else None
+    if keys:
+        try:
+            parse_detach_keys(keys)
+        except errors.InvalidParameter:
+            raise errors.InvalidParameter(f"Invalid escape keys ({keys}) provided") from None
     instance = req.daemon.execs.create(req.params["id"], body)
     return json_response({"Id": instance.id}, status=201)
 
@@ -33,14 +40,30 @@ async def start(req: Request, stream: HijackedStream):
         body = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:
         raise errors.InvalidParameter(f"invalid JSON: {exc}") from None
+    # The process gets a TTY if the exec was created with one; the start body's Tty only
+    # chooses the framing (raw, or multiplexed stdout/stderr frames), as in dockerd.
+    process_tty = bool(instance.config.get("Tty"))
     tty = body.get("Tty")
-    tty = bool(instance.config.get("Tty")) if tty is None else bool(tty)
+    tty = process_tty if tty is None else bool(tty)
     if body.get("Detach"):
-        await execs.start(instance.id, sink=None, tty=tty)
+        await execs.start(instance.id, sink=None)
         await stream.respond(empty(200))
         return
+    detached = False
+
+    async def on_detach() -> None:
+        nonlocal detached
+        detached = True
+        containers = req.daemon.containers
+        containers.publish(containers.get(instance.container_id), "exec_detach", execID=instance.id)
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+    detacher = Detacher(parse_detach_keys(_detach_keys_spec(instance.config)), on_detach)
 
     async def sink(stream_id: int, data: bytes) -> None:
+        if detached:
+            return  # the client detached: the process runs on, its output goes nowhere
         if stream_id == 1 and not instance.config.get("AttachStdout", True):
             return
         if stream_id == 2 and not instance.config.get("AttachStderr", True):
@@ -50,13 +73,17 @@ async def start(req: Request, stream: HijackedStream):
         else:
             await stream.send_frame(stream_id, data)
 
-    stdin = stream.chunks() if instance.config.get("AttachStdin") else None
+    stdin = None
+    if instance.config.get("AttachStdin"):
+        # dockerd watches for the detach keys on a TTY's stdin only.
+        stdin = detacher.filter(stream.chunks()) if process_tty else stream.chunks()
     execs.check_startable(instance.id)
     # Upgrade before spawning, as dockerd does: clients such as docker-py read the raw socket
     # right after the headers, so output must not race ahead of them.
     await stream.upgrade(RAW_STREAM if tty else MULTIPLEXED)
+
     try:
-        await execs.start(instance.id, sink=sink, stdin_chunks=stdin, tty=tty)
+        await execs.start(instance.id, sink=sink, stdin_chunks=stdin)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except errors.EngineError as exc:
@@ -68,6 +95,15 @@ async def start(req: Request, stream: HijackedStream):
         if stream.upgraded:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
+
+
+def _detach_keys_spec(config: dict) -> str | None:
+    """DetachKeys from an exec config (Go decodes JSON keys case-insensitively: docker-py
+    sends "detachKeys")."""
+    for key, value in config.items():
+        if key.lower() == "detachkeys" and value:
+            return str(value)
+    return None
 
 
 @router.get("/exec/{id}/json")

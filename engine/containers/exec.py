@@ -206,7 +206,8 @@ class ExecManager:
             outputs = [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
             stdin_fd = parent_fds[2] if len(parent_fds) > 2 else None
 
-        stdin = (stdin_fd, stdin_chunks, b"\x04" if process.pty_master is not None else None) if stdin_fd is not None else None
+        # A TTY's stdin stays open at the client's EOF (a detach), as in dockerd.
+        stdin = (stdin_fd, stdin_chunks, None) if stdin_fd is not None else None
 
         async def body() -> int:
             try:

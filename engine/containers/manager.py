@@ -843,12 +843,8 @@ class ContainerManager:
             return
         if close_on_eof and not container.config.get("Tty"):
             await run.stdin.aclose()
-        elif close_on_eof:
-            # With a TTY, EOF is ^D on the line discipline.
-            try:
-                await run.stdin.send_all(b"\x04")
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
+        # With a TTY, dockerd leaves the container's stdin open when the client's ends (a
+        # detach, a closed CLI): the process goes on.
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         from engine.runtime import resize
