@@ -24,6 +24,7 @@ is read from its `Healthcheck` dict; durations there are nanoseconds.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -45,6 +46,8 @@ MINIMUM_DURATION_NS = 1_000_000  # 1ms, dockerd's containertypes.MinimumDuration
 MAX_OUTPUT = 4096  # bytes of probe output kept per result
 MAX_LOG = 5  # results kept
 DEFAULT_SHELL = ("/bin/sh", "-c")
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -336,6 +339,12 @@ def watch_run(nursery: trio.Nursery, manager, container, process) -> None:
         await sup.changed.wait()
 
     async def run() -> None:
+        try:
+            await watch()
+        except Exception:  # a probe must never take the container's supervisor down
+            log.exception("health monitor of container %s failed", container.id)
+
+    async def watch() -> None:
         async with trio.open_nursery() as inner:
 
             async def until_exit() -> None:

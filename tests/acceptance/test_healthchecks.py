@@ -168,3 +168,17 @@ def test_pyengine_cli_health_flags(daemon):
         assert conflict.returncode == 125 and "--no-healthcheck conflicts with --health-* options" in conflict.stderr
     finally:
         pyengine("rm", "-f", "pe-hc")
+
+
+def test_probes_racing_container_death_leave_the_daemon_up(dclient, daemon):
+    """A probe spawned while its container is being killed fails as a probe result; it never
+    takes the supervisor (or the daemon) down."""
+    for _ in range(8):
+        container = dclient.create_container(
+            "busybox", ["sleep", "300"], healthcheck={"test": ["CMD", "true"], "interval": 2 * MS})
+        dclient.start(container)
+        wait_for(lambda: (dclient.inspect_container(container)["State"].get("Health") or {}).get("Log"),
+                 what="a first probe")
+        dclient.remove_container(container, force=True)
+    assert daemon.api("GET", "/_ping").status_code == 200
+    assert daemon.process.poll() is None
