@@ -302,3 +302,16 @@ def test_pyengine_build_cli(daemon, tmp_path):
     removed = pe("rmi", "pe-cli:1").stdout.decode()
     assert removed.count("Deleted: sha256:") >= 3  # the image and its intermediates
     assert set(pe("images", "-aq", "--no-trunc").stdout.decode().split()) == before
+
+
+def test_run_layers_carry_whiteouts(docker, tmp_path):
+    _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN mkdir -p /d/sub && touch /d/sub/a /d/b\n"
+                                    "RUN rm /bin/ls && rm -rf /d && mkdir /d && echo new > /d/only\n"})
+    docker("build", "-t", "pe-wh", str(tmp_path), check=True)
+    assert docker("run", "--rm", "pe-wh", "sh", "-c", "ls /bin/ls; ls /d").stdout == b"only\n"
+    archive = tarfile.open(fileobj=io.BytesIO(docker("save", "pe-wh", check=True).stdout))
+    manifest = json.load(archive.extractfile("manifest.json"))[0]
+    top = tarfile.open(fileobj=archive.extractfile(manifest["Layers"][-1])).getnames()
+    assert "bin/.wh.ls" in top and "d/.wh..wh..opq" in top and "d/only" in top
+    assert not [n for n in top if n.startswith("etc")]  # no runtime mount points in a layer
+    docker("rmi", "pe-wh")
