@@ -220,6 +220,7 @@ class NetworkManager:
                                       "com.docker.network.driver.mtu": "1500"})
             self._networks[bridge.id] = bridge
         bridge.options["com.docker.network.bridge.name"] = bridge.bridge
+        bridge.options.setdefault("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
         await trio.to_thread.run_sync(bridge.save, self.directory)
         if bridge.id not in self._ipam:
             await trio.to_thread.run_sync(self._make_ipam, bridge)

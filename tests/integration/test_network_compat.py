@@ -230,12 +230,12 @@ def test_link_local_ips_and_driver_opts_on_the_default_bridge(api):
 
     cid = _run(api, host_config=api.create_host_config(network_mode="bridge"),
                networking_config=api.create_networking_config({"bridge": api.create_endpoint_config(
-                   link_local_ips=["169.254.8.8"], driver_opt={"com.docker-py.setting": "on"})}))
+                   link_local_ips=["169.254.8.8", "fe80::8"], driver_opt={"com.docker-py.setting": "on"})}))
     net = api.inspect_container(cid)["NetworkSettings"]["Networks"]["bridge"]
-    assert net["IPAMConfig"]["LinkLocalIPs"] == ["169.254.8.8"]
+    assert net["IPAMConfig"]["LinkLocalIPs"] == ["169.254.8.8", "fe80::8"]
     assert net["DriverOpts"] == {"com.docker-py.setting": "on"}
-    _, out = _exec(api, cid, ["ip", "-4", "addr", "show", "eth0"])
-    assert "169.254.8.8/16" in out
+    _, out = _exec(api, cid, ["ip", "addr", "show", "eth0"])
+    assert "169.254.8.8/16" in out and "fe80::8/64" in out, out
     with pytest.raises(docker.errors.APIError) as err:
         api.create_container("busybox", "true", networking_config=api.create_networking_config(
             {"bridge": api.create_endpoint_config(link_local_ips=["10.1.1.1"])}))
