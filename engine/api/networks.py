@@ -93,7 +93,8 @@ def endpoints_config(body: dict) -> dict[str, EndpointSettings]:
     out = {ref: endpoint_settings(conf) for ref, conf in raw.items()}
     mac = _expect(body.get("MacAddress"), str, "Config.MacAddress", "")
     if mac:
-        mode = (body.get("HostConfig") or {}).get("NetworkMode") or "default"
+        host = body.get("HostConfig")
+        mode = (host.get("NetworkMode") if isinstance(host, dict) else None) or "default"
         primary = out.setdefault(mode, EndpointSettings())
         primary.mac_address = primary.mac_address or mac
     return out
