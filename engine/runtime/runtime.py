@@ -50,8 +50,9 @@ class Runtime(Protocol):
     async def adopt(self) -> dict[str, Adopted]:
         """Container inits still known to the runtime (running, or exited since the last daemon)."""
 
-    async def release(self, container_id: str) -> None:
-        """The daemon recorded the container's exit (or gave it up): forget it."""
+    async def release(self, container_id: str, pid: int = 0) -> None:
+        """The daemon recorded the exit of the container's init `pid` (0: every process of
+        the container it knows), or gave it up: forget it."""
 
     async def aclose(self, stop: bool) -> None:
         """The daemon stops. stop=True: nothing is left running, the runtime may go too."""
@@ -74,7 +75,7 @@ class InProcessRuntime:
     async def adopt(self) -> dict[str, Adopted]:
         return {}
 
-    async def release(self, container_id) -> None:
+    async def release(self, container_id, pid: int = 0) -> None:
         return None
 
     async def aclose(self, stop: bool) -> None:

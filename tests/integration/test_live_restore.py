@@ -220,3 +220,18 @@ def test_graceful_stop_keeps_containers_and_docker_cli_works(lrd):
     assert lrd.spawner_pid() is None
     assert not os.path.exists(f"/proc/{pid}")
     assert _mounts_under(lrd.root) == []
+
+
+def test_in_daemon_spawn_fallback():
+    """--no-spawner (or a missing pe-spawner binary): containers are cloned by the daemon."""
+    with private_daemon("pe-nospawn-", prepare=lambda h: h.extra_args.append("--no-spawner")) as handle:
+        client = client_for(handle)
+        c = client.create_container("busybox", ["sh", "-c", "echo out; echo err >&2; exit 5"])
+        client.start(c)
+        assert client.wait(c)["StatusCode"] == 5
+        assert client.logs(c) == b"out\nerr\n" or sorted(client.logs(c).split()) == [b"err", b"out"]
+        exe = client.create_container("busybox", ["sleep", "30"])
+        client.start(exe)
+        assert client.exec_start(client.exec_create(exe, ["echo", "hi"])) == b"hi\n"
+        client.remove_container(exe, force=True)
+        assert handle.spawner_pid() is None
