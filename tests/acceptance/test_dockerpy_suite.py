@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,23 @@ def test_docker_py_integration_suite_subset_passes(tmp_path):
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"docker-py's sdist could not be fetched from PyPI: {exc}")
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")}
-    result = subprocess.run([sys.executable, str(script), "--select", str(REPO / "scripts" / "dockerpy_passing.txt"),
-                             "--lists", str(tmp_path)], env=env, capture_output=True, text=True, timeout=850)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    passed = (tmp_path / "passed.txt").read_text().splitlines()
     wanted = [line.strip() for line in (REPO / "scripts" / "dockerpy_passing.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")]
+
+    def run(select: Path, lists: Path) -> tuple[subprocess.CompletedProcess, list[str], list[str]]:
+        result = subprocess.run([sys.executable, str(script), "--select", str(select), "--lists", str(lists)],
+                                env=env, capture_output=True, text=True, timeout=850)
+        read = lambda name: (lists / name).read_text().splitlines() if (lists / name).exists() else []
+        return result, read("passed.txt"), read("failed.txt")
+
+    result, passed, failed = run(REPO / "scripts" / "dockerpy_passing.txt", tmp_path / "first")
+    if failed:
+        # docker-py's suite has timing-sensitive tests that are not ours: a failure must repeat
+        # on a fresh daemon to count; one that passes the second time is reported, not fatal.
+        (tmp_path / "again.txt").write_text("".join(f"{t}\n" for t in failed))
+        result, passed_again, failed = run(tmp_path / "again.txt", tmp_path / "second")
+        if not failed:
+            warnings.warn(f"docker-py tests that failed once and then passed: {passed_again}")
+        passed += passed_again
+    assert not failed and result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert sorted(passed) == sorted(wanted)
