@@ -156,6 +156,11 @@ def private_dockerd():
         for mount in reversed(leftovers):
             subprocess.run(["umount", "-l", mount], check=False)
         subprocess.run(["ip", "link", "del", bridge], check=False)
+        cgroup_fs = Path("/sys/fs/cgroup")
+        for parent in [*cgroup_fs.glob("*/pe-dockerpy-dockerd"), *cgroup_fs.glob("pe-dockerpy-dockerd")]:  # v1, v2
+            for d in sorted((p for p in parent.glob("**/") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
         shutil.rmtree(root, ignore_errors=True)
 
 
