@@ -219,15 +219,15 @@ async def _down(s: compose.Session, a: argparse.Namespace) -> None:
 @subcommand("ps", "List containers",
             arg("-a", "--all", action="store_true", help="Show all stopped containers"),
             arg("-q", "--quiet", action="store_true", help="Only display IDs"),
-            arg("--services", action="store_true", help="Display services"),
+            arg("--services", dest="list_services", action="store_true",
+                help="Display services"),
             arg("--format", default="table", help="table or json"), SERVICES)
 def ps(ctx: Ctx, a: argparse.Namespace) -> int:
     project = ctx.project
     containers = ctx.cli.client.get("/containers/json", params={
         "all": True, "filters": L.project_filter(project.name, oneoff=None)})
-    containers = [c for c in containers
-                  if (a.all or c.get("State") == "running" or
-                      (c.get("Labels") or {}).get(L.ONEOFF) != "True")
+    containers = [c for c in containers  # running ones unless -a, as Docker Compose
+                  if (a.all or c.get("State") == "running")
                   and (not a.services or (c.get("Labels") or {}).get(L.SERVICE) in a.services)]
     containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""),
                                    L.number_of(c)))
@@ -235,7 +235,7 @@ def ps(ctx: Ctx, a: argparse.Namespace) -> int:
         for c in containers:
             ctx.cli.print(c["Id"])
         return 0
-    if a.services:
+    if a.list_services:
         for svc in dict.fromkeys((c.get("Labels") or {}).get(L.SERVICE) for c in containers):
             ctx.cli.print(svc)
         return 0

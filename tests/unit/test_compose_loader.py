@@ -251,3 +251,12 @@ def test_interpolated_values_are_typed_like_literals(tmp_path):
     assert web.config["ports"][0]["target"] == 80
     with pytest.raises(ConfigError, match=r"services\.web\.deploy\.replicas"):
         load(tmp_path, f, env={"N": "three", "PORT": "80", "INIT": "true"})
+
+
+def test_first_error_of_concurrent_failures():
+    from engine.compose.errors import ComposeError, first_error
+
+    a, b = ComposeError("a failed"), ComposeError("b failed")
+    group = BaseExceptionGroup("x", [BaseExceptionGroup("y", [a]), b])
+    assert first_error(group, (ComposeError,)) is a
+    assert first_error(BaseExceptionGroup("z", [a, KeyError("bug")]), (ComposeError,)) is None
