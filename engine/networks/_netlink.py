@@ -133,6 +133,8 @@ def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500, gateway6
     IPv6 network, `gateway6_cidr`."""
     with IPRoute() as ipr:
         index = _lookup(ipr, name)
+        if index is not None and _kind(ipr, index) != "bridge":
+            raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
         if index is None:
             try:
                 ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
@@ -146,6 +148,11 @@ def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500, gateway6
             _enable_ipv6(name)
             _add_address(ipr, index, gateway6_cidr)
         ipr.link("set", index=index, state="up")
+
+
+def _kind(ipr, index: int) -> str | None:
+    info = ipr.link("get", index=index)[0].get_attr("IFLA_LINKINFO")
+    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
 
 def _delete(ipr, name: str) -> bool:

@@ -8,6 +8,8 @@ still runs in that namespace."""
 
 from __future__ import annotations
 
+import errno
+
 import trio
 
 from engine import errors
@@ -48,10 +50,21 @@ class BridgeDriver:
 
     async def create_network(self, network) -> None:
         validate_options(network.options)
+        if network.enable_ipv6 and self._mtu(network) < 1280:
+            raise errors.InvalidParameter(f"IPv6 needs an MTU of at least 1280 (network {network.name} has {self._mtu(network)})")
         if not network.bridge:
             network.bridge = (network.options.get("com.docker.network.bridge.name")
                               or self.context.bridge_name_for(network))
-        await self.restore_network(network)
+        existed = await trio.to_thread.run_sync(_netlink.existing_links, {network.bridge})
+        try:
+            await self.restore_network(network)
+        except BaseException as exc:
+            if not existed:  # all or nothing: a half-configured bridge of ours goes again
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(_netlink.delete_link, network.bridge)
+            if isinstance(exc, OSError) and exc.errno in (errno.EAFNOSUPPORT, errno.EEXIST):
+                raise errors.InvalidParameter(f"cannot create network {network.name}: {exc.strerror}") from None
+            raise
 
     async def restore_network(self, network) -> None:
         gateway6 = f"{network.gateway6}/{network.prefixlen6}" if network.enable_ipv6 and network.subnet6 else None
