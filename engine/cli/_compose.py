@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, Callable
 
 import trio
@@ -16,7 +17,7 @@ from engine import compose
 from engine.compose import labels as L
 from engine.compose.errors import first_error
 
-from ._app import Cli, CommandError, _Parser, arg, command, split_argv
+from ._app import Cli, CommandError, UsageError, _Parser, arg, command, split_argv
 from ._client import ClientError
 from ._containers import attached_start, display_ports, exec_
 from ._format import iter_json_stream, tabulate
@@ -112,6 +113,8 @@ def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
         g = gparser.parse_args(head[:-1] if head and not head[-1].startswith("-") else head)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except UsageError as exc:
+        raise CommandError(f"pyengine compose: {exc}\nSee 'pyengine compose --help'.", 125)
     name = head[-1] if head and not head[-1].startswith("-") else None
     if name is None or name not in SUBCOMMANDS:
         lines = ["Usage:  pyengine compose [OPTIONS] COMMAND", "", "Commands:"]
@@ -131,6 +134,9 @@ def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
             sa = parser.parse_args(tail)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except UsageError as exc:
+        raise CommandError(f"pyengine compose {name}: {exc}\n"
+                           f"See 'pyengine compose {name} --help'.", 125) from None
     ctx = Ctx(cli, g)
     named = getattr(sa, "services", None)
     ctx.targets = list(named) if isinstance(named, list) else []
@@ -179,12 +185,13 @@ def up(ctx: Ctx, a: argparse.Namespace) -> int:
                              no_recreate=a.no_recreate, no_deps=a.no_deps,
                              remove_orphans=a.remove_orphans, wait=a.wait,
                              wait_timeout=a.wait_timeout, no_start=a.no_start)
+    since = time.time()  # attached: this run's output, not what earlier runs logged
     ids = ctx.run(compose.up, opts)
     if a.detach or a.wait or a.no_start:
         return 0
     # attached: follow every container's output until they have all stopped; ^C stops them
     try:
-        ctx.run(_follow_ids, [cid for v in ids.values() for cid in v], ctx.colour,
+        ctx.run(_follow_ids, [cid for v in ids.values() for cid in v], ctx.colour, since,
                 progress="quiet")
     except KeyboardInterrupt:
         ctx.cli.warn("Gracefully stopping... (press Ctrl+C again to force)")
@@ -193,12 +200,13 @@ def up(ctx: Ctx, a: argparse.Namespace) -> int:
     return 0
 
 
-async def _follow_ids(s: compose.Session, ids: list[str], colour: bool) -> None:
+async def _follow_ids(s: compose.Session, ids: list[str], colour: bool, since: float) -> None:
     containers = [c for c in await s.containers() if c["Id"] in ids]
     containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""), L.number_of(c)))
     print("Attaching to " + ", ".join(compose.logs.display_name(s, c) for c in containers),
           flush=True)
-    await compose.follow(s, containers, follow=True, colour=colour, announce_exit=True)
+    await compose.follow(s, containers, follow=True, colour=colour, announce_exit=True,
+                         since=since)
 
 
 @subcommand("down", "Stop and remove containers, networks",

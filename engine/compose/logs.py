@@ -43,7 +43,7 @@ def display_name(s: Session, c: dict) -> str:
 async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str = "all",
                  timestamps: bool = False, colour: bool | None = None,
                  write: Callable[[str], None] | None = None,
-                 announce_exit: bool = False) -> None:
+                 announce_exit: bool = False, since: float | None = None) -> None:
     """Print the containers' logs until every stream ends (with follow: until each container
     stops; announce_exit then adds Compose's "web-1 exited with code 0")."""
     if colour is None:
@@ -73,7 +73,8 @@ async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str 
                 emit(2 if stream == 2 else 1, payload)
 
         params = {"stdout": True, "stderr": True, "follow": follow, "tail": tail,
-                  "timestamps": timestamps or None}
+                  "timestamps": timestamps or None,
+                  "since": f"{since:.9f}" if since is not None else None}
         s.api.stream_lines(f"/containers/{c['Id']}/logs", params, sink)
         for stream in (1, 2):
             if pending[stream]:

@@ -378,3 +378,25 @@ def test_service_keys_reach_the_container(compose, daemon, tmp_path):
     assert compose("exec", "-T", "app", "cat", "/run/secrets/token").stdout == b"s3cret"
     assert compose("exec", "-T", "app", "id", "-u").stdout.strip() == b"1000"
     assert f"({subnet}.10)" in compose.wait_log("probe", f"({subnet}.10)")
+
+
+def test_attached_up_multiplexes_until_all_exit(compose, tmp_path):
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          first:
+            image: busybox
+            command: ["sh", "-c", "echo from-first; exit 3"]
+          second:
+            image: busybox
+            command: ["sh", "-c", "echo from-second"]
+            deploy: {replicas: 2}
+        """))
+    assert compose("up", "--bogus", check=False).returncode == 125
+    for _ in range(2):  # the second run shows only its own output
+        out = [" ".join(line.split())
+               for line in compose("--ansi", "never", "up").stdout.decode().splitlines()]
+        assert out[0] == "Attaching to first-1, second-1, second-2"
+        assert sorted(out[1:]) == [
+            "first-1 exited with code 3", "first-1 | from-first",
+            "second-1 exited with code 0", "second-1 | from-second",
+            "second-2 exited with code 0", "second-2 | from-second"]
