@@ -121,15 +121,18 @@ class HijackedStream:
             return
         await self.send_all(_FRAME.pack(stream_id, len(data)) + bytes(data))
 
-    async def send_eof(self) -> None:
-        """Half-close our side (if the transport can); the client sees the stream end."""
+    async def send_eof(self) -> bool:
+        """Half-close our side (if the transport can); the client sees the stream end.
+        False when it could not (TLS has no half-close, or the connection is gone)."""
         async with self._send_lock:
             send_eof = getattr(self._stream, "send_eof", None)
-            if send_eof is not None:
-                try:
-                    await send_eof()
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass
+            if send_eof is None:
+                return False
+            try:
+                await send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return False
+            return True
 
     async def aclose(self) -> None:
         if self.closed:

@@ -496,7 +496,20 @@ async def attach(req: Request, stream: HijackedStream):
         if subscription is not None:
             subscription.close()
         with trio.CancelScope(shield=True):
+            if not detacher.detached.is_set():
+                await _lingering_close(stream)
             await stream.aclose()
+
+
+async def _lingering_close(stream: HijackedStream, timeout: float = 2.0) -> None:
+    """End our side first and let the client finish: closing a socket that still holds unread
+    client bytes (stdin it kept sending) resets the connection, and over TCP a reset can
+    discard output the client has not read yet. The client closes once it has read our EOF."""
+    if not await stream.send_eof():
+        return
+    with trio.move_on_after(timeout):
+        while await stream.receive_some():
+            pass
 
 
 @router.get("/containers/{id}/top")

@@ -542,7 +542,7 @@ class ContainerManager:
         async def sink(stream_id: int, data: bytes) -> None:
             if run.log is not None:
                 await run.log.write("stdout" if stream_id == STDOUT else "stderr", data)
-            sup.hub.publish(stream_id, data)
+            await sup.hub.publish(stream_id, data)
 
         def hook(nursery):
             sup.nursery = nursery

@@ -14,22 +14,61 @@ import trio
 DRAIN_TIMEOUT = 2.0
 #: How long one chunk's sink may hold off cancellation.
 SINK_TIMEOUT = 5.0
+#: Reads (64 KiB each) of what is left in a pipe once pumps gave up waiting for EOF.
+DRAIN_READS = 16
 
 Sink = Callable[[int, bytes], Awaitable[None]]
 
 
-async def pump(fd: int, stream_id: int, sink: Sink | None) -> None:
+class GiveUp:
+    """Tells pumps to stop waiting for EOF (their process exited long ago, yet something still
+    holds the pipe open): each takes what is already in its pipe, without blocking, and ends.
+    Output the process wrote before it exited is never dropped this way."""
+
+    def __init__(self) -> None:
+        self.given_up = False
+        self._waits: set[trio.CancelScope] = set()
+
+    def __call__(self) -> None:
+        self.given_up = True
+        for scope in self._waits:
+            scope.cancel()
+
+
+async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | None = None) -> None:
     stream = trio.lowlevel.FdStream(fd)
     try:
         while True:
-            try:
-                data = await stream.receive_some(65536)
-            except (OSError, trio.BrokenResourceError) as exc:
-                # A pty master reads EIO once every slave fd is closed: that is its EOF.
-                cause = exc if isinstance(exc, OSError) else exc.__cause__
-                if isinstance(cause, OSError) and cause.errno == errno.EIO:
-                    break
-                raise
+            data = None
+            with trio.CancelScope() as wait:
+                if give_up is not None:
+                    give_up._waits.add(wait)
+                    if give_up.given_up:
+                        wait.cancel()
+                try:
+                    data = await stream.receive_some(65536)
+                except (OSError, trio.BrokenResourceError) as exc:
+                    # A pty master reads EIO once every slave fd is closed: that is its EOF.
+                    cause = exc if isinstance(exc, OSError) else exc.__cause__
+                    if isinstance(cause, OSError) and cause.errno == errno.EIO:
+                        data = b""
+                    else:
+                        raise
+                finally:
+                    if give_up is not None:
+                        give_up._waits.discard(wait)
+            if data is None:  # given up: what is in the pipe now, bounded (a child may go on)
+                for _ in range(DRAIN_READS):
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    if sink is not None:
+                        with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
+                            await sink(stream_id, data)
+                break
             if not data:
                 break
             if sink is not None:
@@ -103,11 +142,15 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             if nursery_hook:
                 nursery_hook(nursery)
             pumps_done = trio.Event()
+            give_up = GiveUp()
 
             async def pumps() -> None:
                 async with trio.open_nursery() as inner:
                     for fd, stream_id in outputs:
-                        inner.start_soon(pump_teed if teed else pump, fd, stream_id, sink)
+                        if teed:
+                            inner.start_soon(pump_teed, fd, stream_id, sink)
+                        else:
+                            inner.start_soon(pump, fd, stream_id, sink, give_up)
                 pumps_done.set()
 
             nursery.start_soon(pumps)
@@ -116,6 +159,10 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             code = await process.wait()
             with trio.move_on_after(DRAIN_TIMEOUT):
                 await pumps_done.wait()
+            if not pumps_done.is_set() and not teed:
+                give_up()  # take what is in the pipes, stop waiting for EOF
+                with trio.move_on_after(SINK_TIMEOUT):
+                    await pumps_done.wait()
             nursery.cancel_scope.cancel()
         return code
     finally:
