@@ -179,8 +179,6 @@ class BuildCache:
 
     def usage(self, tagged_ancestry: set[str]) -> list[dict]:
         """/system/df's BuildCache entries."""
-        from engine.images import Image  # noqa: F401  (type only)
-
         out = []
         for r in self.records():
             out.append({

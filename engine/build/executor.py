@@ -20,7 +20,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound
 
 from . import context as ctx
 from .copy import Owner, copy_sources
-from .layers import Workspace, commit_upper, drop_runtime_artifacts
+from .layers import commit_upper
 from .parser import Node, parse_line
 from .shell import ShellLex, env_dict
 
@@ -254,8 +254,9 @@ class StageRunner:
         config = dict(self.state.config)
         env = list(config.get("Env") or [])
         shown = []
+        before = self.env()  # every word sees the values from before this line (Docker's rule)
         for item in node.args:
-            expanded = self.word(item)
+            expanded = self.lex.word(item, before)
             key, _, value = expanded.partition("=")
             if not key:
                 raise StepFailed("ENV names can not be blank")
@@ -267,8 +268,6 @@ class StageRunner:
             else:
                 env.append(entry)
             shown.append(entry)
-            # later words of the same line see earlier ones
-            self.state.config = {**self.state.config, "Env": list(env)}
         config["Env"] = env
         await self.commit_config(config, "ENV " + " ".join(shown))
 

@@ -126,6 +126,8 @@ HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD wget -q localhost:${PORT}
 ONBUILD RUN echo triggered > /tmp/triggered
 ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["echo ${UNSET:-dflt}"]
+ENV abc=hello
+ENV abc=bye def=$abc
 """, "a.txt": "a\n", "b.txt": "b\n"})
     docker("build", "-t", "pe-cfg", str(tmp_path), check=True)
     cfg = json.loads(docker("inspect", "pe-cfg", check=True).stdout)[0]
@@ -133,6 +135,7 @@ CMD ["echo ${UNSET:-dflt}"]
     assert cfg["Author"] == "someone@example.com"
     assert c["Labels"] == {"org.example.name": "my app", "version": "1"}
     assert "APP_HOME=/opt/app" in c["Env"] and "PORT=8080" in c["Env"]
+    assert "abc=bye" in c["Env"] and "def=hello" in c["Env"]  # one ENV line sees the values before it
     assert set(c["ExposedPorts"]) == {"8080/tcp", "53/udp"}
     assert c["User"] == "1000:1000" and c["WorkingDir"] == "/opt/app"
     assert c["Volumes"] == {"/data": {}} and c["StopSignal"] == "SIGINT"
