@@ -112,8 +112,8 @@ async def stop_and_remove(s: Session, summary: dict, svc: Service | None,
     await remove(s, summary, volumes=volumes)
 
 
-async def for_each(items, fn, *args) -> None:
-    """fn(item, *args) for every item, concurrently."""
+async def for_each(items, fn) -> None:
+    """fn(item) for every item, concurrently."""
     async with trio.open_nursery() as nursery:
         for item in items:
-            nursery.start_soon(fn, item, *args)
+            nursery.start_soon(fn, item)

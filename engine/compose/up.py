@@ -56,7 +56,8 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
         nursery.start_soon(ensure_resources, s, selected)
         nursery.start_soon(images)
         if orphans and opts.remove_orphans:
-            nursery.start_soon(ctr.for_each, orphans, ctr.stop_and_remove, s, None)
+            nursery.start_soon(ctr.for_each, orphans,
+                               lambda c: ctr.stop_and_remove(s, c, None))
     if orphans and not opts.remove_orphans:
         names = ", ".join(sorted(container_name(c) for c in orphans))
         s.warn(f"Found orphan containers ({names}) for this project. If you removed or "

@@ -400,3 +400,18 @@ def test_attached_up_multiplexes_until_all_exit(compose, tmp_path):
             "first-1 exited with code 3", "first-1 | from-first",
             "second-1 exited with code 0", "second-1 | from-second",
             "second-2 exited with code 0", "second-2 | from-second"]
+
+
+def test_force_recreate_and_orphans(compose, tmp_path):
+    service = f'    image: busybox\n    command: ["sh", "-c", "{IDLE}"]\n'
+    (tmp_path / "compose.yaml").write_text(f"services:\n  old:\n{service}")
+    compose("up", "-d")
+    first = compose.ids()
+    compose("up", "-d", "--force-recreate")
+    assert compose.ids().keys() == first.keys() and compose.ids() != first
+    (tmp_path / "compose.yaml").write_text(f"services:\n  new:\n{service}")
+    result = compose("up", "-d")
+    assert b"orphan containers" in result.stderr
+    assert set(compose.ids()) == {f"{compose.project}-old-1", f"{compose.project}-new-1"}
+    compose("up", "-d", "--remove-orphans")
+    assert set(compose.ids()) == {f"{compose.project}-new-1"}
