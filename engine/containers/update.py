@@ -78,6 +78,11 @@ async def update_container(manager, container: Container, resources: cgroups.Res
         try:
             warnings = await trio.to_thread.run_sync(run.cgroup.update, limits)
         except errors.EngineError as exc:
+            # Some controllers may have taken the new values: put the recorded ones back.
+            try:
+                await trio.to_thread.run_sync(run.cgroup.update, resources_from(container.host_config))
+            except errors.EngineError:
+                pass
             raise errors.SystemError_(f"Cannot update container {container.id}: {exc.message}") from None
     container.host_config = host
     await trio.to_thread.run_sync(container.save)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import docker
 import pytest
@@ -19,27 +18,14 @@ pytestmark = [needs_root, pytest.mark.acceptance]
 
 
 def cgroup_file(pid: int, controller: str, name: str) -> str:
-    """Read a v1 controller file (or the v2 one) of the cgroup holding pid."""
+    """Read a cgroup v1 controller file of the cgroup holding pid."""
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             if controller in controllers.split(","):
-                base = f"/sys/fs/cgroup/{controllers}"
-                break
-            if controllers == "":
-                base = "/sys/fs/cgroup"
-        else:
-            pass
-    with open(os.path.join(base + path, name)) as f:
-        return f.read().strip()
-
-
-def until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-    return result
+                with open(os.path.join(f"/sys/fs/cgroup/{controllers}{path}", name)) as g:
+                    return g.read().strip()
+    raise AssertionError(f"{controller} is not a v1 controller here")
 
 
 def test_update_applies_to_the_running_cgroups_and_persists(dclient, daemon):
@@ -177,3 +163,17 @@ def test_an_exec_that_cannot_start_records_126(dclient):
     assert "executable file not found" in said
     assert dclient.exec_inspect(exec_id)["ExitCode"] == 126  # as dockerd (docker-py's exec_run checks it)
 
+
+
+def test_an_update_the_kernel_refuses_changes_nothing(dclient):
+    c = dclient.create_container("busybox", ["sleep", "1000"],
+                                 host_config=dclient.create_host_config(cpu_shares=256))
+    dclient.start(c)
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.update_container(c, cpu_shares=512, cpuset_cpus="999")  # no such CPU
+    assert info.value.status_code == 500 and f"Cannot update container {c['Id']}" in str(info.value)
+    host = dclient.inspect_container(c)["HostConfig"]
+    assert (host["CpuShares"], host["CpusetCpus"]) == (256, "")
+    pid = dclient.inspect_container(c)["State"]["Pid"]
+    if os.path.exists("/sys/fs/cgroup/cpu"):
+        assert cgroup_file(pid, "cpu", "cpu.shares") == "256"
