@@ -15,7 +15,10 @@ All writers share one send lock, so frames from stdout and stderr pumps never in
 
 from __future__ import annotations
 
+import fcntl
+import socket
 import struct
+import termios
 
 import trio
 
@@ -28,6 +31,13 @@ MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
 
 _FRAME = struct.Struct(">BxxxL")
+#: How long the first stream bytes wait for the client to have read the 101 head.
+HEAD_READ_WAIT = 1.0
+
+
+def _unread_by_peer(fd: int) -> int:
+    """Bytes we sent on a unix stream socket that the peer has not read yet (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
 
 
 class HijackedStream:
@@ -70,6 +80,22 @@ class HijackedStream:
         self.content_type = content_type
         async with self._send_lock:
             await self._stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            if self.upgrade_requested:
+                await self._wait_head_read()
+
+    async def _wait_head_read(self) -> None:
+        """docker-py reads the 101 head through http.client's buffered reader, then the stream
+        from the raw socket: stream bytes that arrive together with the head end up in that
+        buffer and are lost to it (`attach(stream=False, logs=True)` of a stopped container
+        came back empty). So the stream starts once the client has read the head — on a unix
+        socket the kernel tells how much of what we sent is unread; bounded, since a client
+        that never reads must still get its stream."""
+        sock = getattr(self._stream, "socket", None)
+        if sock is None or sock.family != socket.AF_UNIX:
+            return
+        with trio.move_on_after(HEAD_READ_WAIT):
+            while _unread_by_peer(sock.fileno()) > 0:
+                await trio.sleep(0.0005)
 
     async def respond(self, response: Response) -> None:
         """A normal (non-upgraded) response, then the connection ends (errors, detached exec)."""
