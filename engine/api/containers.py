@@ -15,6 +15,7 @@ from engine.api import networks as networks_api
 from engine.api._router import Router
 from engine.containers import health
 from engine.containers.health import Health
+from engine.containers import propagation as bind_propagation
 from engine.containers.model import Container, Status, rfc3339_ns
 
 router = Router()
@@ -63,7 +64,7 @@ def _mounts(c: Container, daemon=None) -> list[dict]:
             continue  # a named volume: below
         out.append({
             "Type": "bind", "Source": source, "Destination": destination, "Mode": "ro" if readonly else "",
-            "RW": not readonly, "Propagation": "rprivate",
+            "RW": not readonly, "Propagation": bind_propagation.of_bind(bind),
         })
     for mount in c.host_config.get("Mounts") or []:
         if mount.get("Type") == "volume":
@@ -71,7 +72,7 @@ def _mounts(c: Container, daemon=None) -> list[dict]:
         out.append({
             "Type": mount.get("Type", "bind"), "Source": mount.get("Source", ""),
             "Destination": mount.get("Target", ""), "Mode": "", "RW": not mount.get("ReadOnly"),
-            "Propagation": "rprivate",
+            "Propagation": (mount.get("BindOptions") or {}).get("Propagation") or bind_propagation.DEFAULT,
         })
     out.extend(point.shape() for point in _volume_points(c, daemon))
     return out

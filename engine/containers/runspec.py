@@ -8,6 +8,7 @@ import stat
 
 from engine import errors
 from engine.containers import config as cfg
+from engine.containers import propagation as bind_propagation
 from engine.containers.model import Container
 from engine.runtime import (
     DEFAULT_DEVICES,
@@ -87,12 +88,16 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
         if not os.path.exists(source):
             # Docker creates a missing bind source directory.
             os.makedirs(source, exist_ok=True)
-        options = ("rbind", "rprivate") + (("ro",) if readonly else ())
+        propagation = bind_propagation.of_bind(bind)
+        bind_propagation.check(source, propagation)
+        options = ("rbind", propagation) + (("ro",) if readonly else ())
         mounts.append(MountSpec(destination=destination, type="bind", source=source, options=options))
     for mount in container.host_config.get("Mounts") or []:
         kind = mount.get("Type", "bind")
         if kind == "bind":
-            options = ("rbind", "rprivate") + (("ro",) if mount.get("ReadOnly") else ())
+            propagation = (mount.get("BindOptions") or {}).get("Propagation") or bind_propagation.DEFAULT
+            bind_propagation.check(mount["Source"], propagation)
+            options = ("rbind", propagation) + (("ro",) if mount.get("ReadOnly") else ())
             mounts.append(MountSpec(destination=mount["Target"], type="bind", source=mount["Source"], options=options))
         elif kind == "tmpfs":
             size = (mount.get("TmpfsOptions") or {}).get("SizeBytes")

@@ -177,3 +177,20 @@ def test_an_update_the_kernel_refuses_changes_nothing(dclient):
     pid = dclient.inspect_container(c)["State"]["Pid"]
     if os.path.exists("/sys/fs/cgroup/cpu"):
         assert cgroup_file(pid, "cpu", "cpu.shares") == "256"
+
+
+def test_bind_propagation_is_shown_and_checked_as_dockerd(dclient, tmp_path):
+    c = dclient.create_container("busybox", ["true"], volumes=["/mnt"], host_config=dclient.create_host_config(
+        binds={str(tmp_path): {"bind": "/mnt", "mode": "rw,rslave"}}))
+    mount = [m for m in dclient.inspect_container(c)["Mounts"] if m["Destination"] == "/mnt"][0]
+    assert (mount["Source"], mount["RW"], mount["Propagation"]) == (str(tmp_path), True, "rslave")
+    from engine.containers.propagation import mount_of
+
+    with open("/proc/self/mountinfo") as f:
+        _, fields = mount_of(os.path.realpath(tmp_path), f.read())
+    if any(f.startswith(("shared:", "master:")) for f in fields):
+        pytest.skip(f"{tmp_path} propagates on this host: nothing to refuse")
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.start(c)
+    assert info.value.status_code == 500
+    assert f"path {tmp_path} is mounted on" in str(info.value) and "not a shared or slave mount" in str(info.value)
