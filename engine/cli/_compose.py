@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -35,6 +36,9 @@ GLOBAL_ARGS = [
         help="Control when to print ANSI control characters"),
 ]
 
+# commands that need only the project's name: everything else is found by label
+LABEL_ONLY = {"down", "ps", "logs", "stop", "start", "restart", "kill", "rm", "top", "events"}
+
 SUBCOMMANDS: dict[str, tuple[str, list, int | None, Callable]] = {}
 
 
@@ -46,8 +50,9 @@ def subcommand(name: str, help: str, *args: Any, stop_after: int | None = None):
     return deco
 
 
-def _parser(prog: str, help: str, args: list) -> _Parser:
-    p = _Parser(prog=prog, description=help, add_help=False)
+def _parser(prog: str, help: str, args: list, epilog: str | None = None) -> _Parser:
+    p = _Parser(prog=prog, description=help, add_help=False, epilog=epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--help", action="help", help="Print usage")
     for flags, kw in args:
         p.add_argument(*flags, **kw)
@@ -62,14 +67,21 @@ class Ctx:
         self.g = g
         self._project: compose.Project | None = None
         self.targets: list[str] = []
+        self.label_only = False  # the command works from labels alone (`-p NAME down`)
 
     @property
     def project(self) -> compose.Project:
         if self._project is None:
-            self._project = compose.load_project(compose.LoadOptions(
-                files=self.g.file, project_name=self.g.project_name,
-                project_directory=self.g.project_directory, profiles=self.g.profile,
-                env_files=self.g.env_file, targets=self.targets))
+            try:
+                self._project = compose.load_project(compose.LoadOptions(
+                    files=self.g.file, project_name=self.g.project_name,
+                    project_directory=self.g.project_directory, profiles=self.g.profile,
+                    env_files=self.g.env_file, targets=self.targets))
+            except compose.NoConfigFile:
+                name = self.g.project_name or os.environ.get("COMPOSE_PROJECT_NAME")
+                if not (self.label_only and name):
+                    raise
+                self._project = compose.empty_project(name, os.getcwd())
         return self._project
 
     def session(self, progress: str | None = None) -> compose.Session:
@@ -106,8 +118,9 @@ class Ctx:
 @command("compose", "Define and run multi-container applications (Compose Specification)",
          stop_after=0, rest="argv", usage="pyengine compose [OPTIONS] COMMAND")
 def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
+    commands = "\n".join(f"  {n:<10}{h}" for n, (h, *_r) in sorted(SUBCOMMANDS.items()))
     gparser = _parser("pyengine compose", "Define and run multi-container applications",
-                      GLOBAL_ARGS)
+                      GLOBAL_ARGS, epilog="commands:\n" + commands)
     head, tail = split_argv(gparser, a.argv, 1)
     try:
         g = gparser.parse_args(head[:-1] if head and not head[-1].startswith("-") else head)
@@ -138,6 +151,7 @@ def compose_cmd(cli: Cli, a: argparse.Namespace) -> int:
         raise CommandError(f"pyengine compose {name}: {exc}\n"
                            f"See 'pyengine compose {name} --help'.", 125) from None
     ctx = Ctx(cli, g)
+    ctx.label_only = name in LABEL_ONLY
     named = getattr(sa, "services", None)
     ctx.targets = list(named) if isinstance(named, list) else []
     if getattr(sa, "service", None):

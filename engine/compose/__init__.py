@@ -10,10 +10,10 @@ It never imports daemon internals, so it works against dockerd as well as pyengi
 from . import labels, logs
 from .api import Api
 from .containerspec import create_body
-from .errors import ComposeError, ConfigError, InterpolationError
+from .errors import ComposeError, ConfigError, InterpolationError, NoConfigFile
 from .images import build, ensure_images, pull, push
 from .lifecycle import down, kill, restart, rm, start, stop
-from .loader import LoadOptions, load_project
+from .loader import LoadOptions, empty_project, load_project
 from .logs import follow
 from .model import Dependency, Project, Service
 from .oneoff import RunOptions, create_oneoff
@@ -23,9 +23,9 @@ from .session import Session, container_name
 from .up import UpOptions, up, wait_condition
 
 __all__ = [
-    "labels", "logs", "Api", "create_body", "ComposeError", "ConfigError", "InterpolationError",
+    "labels", "logs", "Api", "create_body", "ComposeError", "ConfigError", "InterpolationError", "NoConfigFile",
     "build", "ensure_images", "pull", "push", "down", "kill", "restart", "rm", "start", "stop",
-    "LoadOptions", "load_project", "follow", "Dependency", "Project", "Service",
+    "LoadOptions", "load_project", "empty_project", "follow", "Dependency", "Project", "Service",
     "make_progress", "ensure_resources", "Session", "container_name", "UpOptions", "up",
     "wait_condition", "RunOptions", "create_oneoff",
 ]

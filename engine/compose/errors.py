@@ -11,6 +11,10 @@ class ConfigError(ComposeError):
     """The project's files are invalid; raised before anything is created."""
 
 
+class NoConfigFile(ConfigError):
+    """No -f given and no compose.yaml found (label-only commands can go on with -p)."""
+
+
 class InterpolationError(ConfigError):
     """`${VAR:?message}` with VAR unset, or a malformed `${…}`; names the key path."""
 

@@ -40,7 +40,8 @@ async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
     project = s.project
     everything = await s.containers(oneoff=None)
     known = set(project.services) | set(project.disabled)
-    orphans = [c for c in everything if _service_of(c) not in known]
+    file_less = not project.config_files  # `-p NAME down`: everything labelled is the project's
+    orphans = [] if file_less else [c for c in everything if _service_of(c) not in known]
     targets = [c for c in everything if c not in orphans or remove_orphans]
     if orphans and not remove_orphans:
         s.warn("Found orphan containers (" +

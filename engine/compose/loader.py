@@ -12,7 +12,7 @@ import yaml
 
 from . import schema
 from .envfile import read_env_file
-from .errors import ConfigError
+from .errors import ConfigError, NoConfigFile
 from .interpolation import interpolate
 from .merge import merge_documents, merge_service, normalize_service
 from .model import CONDITIONS, Dependency, Project, Service
@@ -58,7 +58,7 @@ def find_files(opts: LoadOptions) -> list[str]:
                 return found
         parent = os.path.dirname(directory)
         if parent == directory:
-            raise ConfigError("no configuration file provided: not found "
+            raise NoConfigFile("no configuration file provided: not found "
                               f"(looked for {', '.join(DEFAULT_FILES)})")
         directory = parent
 
@@ -224,6 +224,13 @@ def _check_cycles(project: Project) -> None:
 
     for name in project.services:
         visit(name, [])
+
+
+def empty_project(name: str, cwd: str) -> Project:
+    """A project known only by name (no file): enough for commands that find everything by
+    label (`-p NAME down`, ps, logs…), as Docker Compose allows."""
+    return Project(name=normalize_project_name(name), working_dir=cwd, config_files=[],
+                   services={})
 
 
 def load_project(opts: LoadOptions) -> Project:

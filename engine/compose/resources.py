@@ -3,6 +3,8 @@ labelled as Docker Compose labels them, removed by `down`."""
 
 from __future__ import annotations
 
+import json
+
 import trio
 
 from engine.cli import ClientError
@@ -103,9 +105,17 @@ async def ensure_resources(s: Session, services: list[str]) -> None:
             nursery.start_soon(ensure_volume, s, key)
 
 
+async def _labelled(s: Session, kind: str) -> list[str]:
+    """Names of the networks/volumes labelled with the project (for a file-less project)."""
+    found = await s.api.get(f"/{kind}", params={"filters": json.dumps(
+        {"label": [f"{L.PROJECT}={s.project.name}"]})})
+    items = found.get("Volumes") or [] if kind == "volumes" else found
+    return [item["Name"] for item in items or []]
+
+
 async def remove_networks(s: Session) -> None:
     async def remove(key: str) -> None:
-        name = s.project.network_name(key)
+        name = s.project.network_name(key) if key in s.project.networks else key
         try:
             await s.api.delete(f"/networks/{name}")
         except ClientError as exc:
@@ -114,27 +124,28 @@ async def remove_networks(s: Session) -> None:
             return
         s.progress.update("Network", name, "Removed", done=True)
 
+    keys = [k for k, spec in s.project.networks.items() if not spec.get("external")]
+    if not s.project.config_files:
+        keys = await _labelled(s, "networks")
     async with trio.open_nursery() as nursery:
-        for key, spec in s.project.networks.items():
-            if not spec.get("external"):
-                nursery.start_soon(remove, key)
+        for key in keys:
+            nursery.start_soon(remove, key)
 
 
 async def remove_volumes(s: Session) -> None:
     async def remove(key: str) -> None:
-        name = s.project.volume_name(key)
-        if await s.api.get_or_none(f"/volumes/{name}") is None:
-            return
-        s.progress.update("Volume", name, "Removing")
+        name = s.project.volume_name(key) if key in s.project.volumes else key
         try:
             await s.api.delete(f"/volumes/{name}")
         except ClientError as exc:
             if not exc.not_found:
                 s.progress.update("Volume", name, exc.message, error=True)
-                return
+            return
         s.progress.update("Volume", name, "Removed", done=True)
 
+    keys = [k for k, spec in s.project.volumes.items() if not spec.get("external")]
+    if not s.project.config_files:
+        keys = await _labelled(s, "volumes")
     async with trio.open_nursery() as nursery:
-        for key, spec in s.project.volumes.items():
-            if not spec.get("external"):
-                nursery.start_soon(remove, key)
+        for key in keys:
+            nursery.start_soon(remove, key)

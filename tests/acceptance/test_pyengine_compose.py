@@ -415,3 +415,8 @@ def test_force_recreate_and_orphans(compose, tmp_path):
     assert set(compose.ids()) == {f"{compose.project}-old-1", f"{compose.project}-new-1"}
     compose("up", "-d", "--remove-orphans")
     assert set(compose.ids()) == {f"{compose.project}-new-1"}
+    # without any file, -p NAME is enough to take the project down (found by label)
+    (tmp_path / "compose.yaml").unlink()
+    assert f"{compose.project}-new-1" in compose("ps").stdout.decode()
+    compose("down", "-t", "1")
+    assert compose("ps", "-a").stdout.decode().splitlines()[1:] == []
