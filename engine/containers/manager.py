@@ -123,7 +123,9 @@ class ContainerManager:
             self._supervisors[container.id] = Supervisor()
         await self.volumes.load(set(self._containers))
         resumed = {container.id for container, _ in resume}
-        await restore.let_go_unclaimed(self.runtime, adopted, resumed)
+        await restore.let_go_unclaimed(
+            self.runtime, adopted, resumed,
+            lambda cid: self._open_log(self._containers[cid]) if cid in self._containers else None)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery

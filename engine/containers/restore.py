@@ -55,18 +55,41 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[lis
     return containers, resume
 
 
-async def let_go_unclaimed(runtime, adopted: dict, resumed: set[str]) -> None:
-    """Runtime entries no record resumes (half-started when the last daemon died, or their
-    record is gone): killed and forgotten."""
+async def let_go_unclaimed(runtime, adopted: dict, resumed: set[str], open_log) -> None:
+    """Runtime entries not resumed: a container that exited while no daemon watched it gets
+    the output it wrote meanwhile into its log (`open_log(id)`: its log driver or None);
+    the others (half-started when the last daemon died, or their record is gone) are killed.
+    All are forgotten."""
     for cid, entry in adopted.items():
         if cid in resumed:
             continue
         if entry.process is not None:
             entry.process.kill()
             entry.process.close()
+        elif entry.exit_code is not None and entry.fds:
+            await _drain_into_log(entry.fds, open_log(cid))
         for fd in entry.fds:
             os.close(fd)
         await runtime.release(cid)
+
+
+async def _drain_into_log(fds: list[int], driver) -> None:
+    """What is left in an exited container's stdout/stderr pipes, to its log."""
+    if driver is None:
+        return
+    try:
+        for fd, stream in zip(fds[:2], ("stdout", "stderr")):
+            os.set_blocking(fd, False)
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except (BlockingIOError, OSError):
+                    break  # empty (a leftover process still holds the pipe), or a pty
+                if not data:
+                    break
+                await driver.write(stream, data)
+    finally:
+        await driver.aclose()
 
 
 def resumed_io(container: Container, entry) -> tuple[trio.lowlevel.FdStream | None, list[tuple[int, int]]]:

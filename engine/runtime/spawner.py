@@ -268,14 +268,15 @@ class SpawnerRuntime:
             if status < 0 and fds and fds[0] >= 0:
                 adopted = Adopted(cid, pid, process=SpawnedProcess(self, pid, fds[0]), fds=fds[1:])
             else:
-                for fd in fds:
-                    os.close(fd)
-                adopted = Adopted(cid, pid, exit_code=status if status >= 0 else LOST)
+                # exited meanwhile: the held fds still hold its last output
+                adopted = Adopted(cid, pid, exit_code=status if status >= 0 else LOST, fds=fds)
             previous = out.get(cid)
             if previous is not None and previous.process is not None:
                 # an older run of the same container cannot still be running: keep the live one
                 adopted, previous = previous, adopted
             if previous is not None:
+                for fd in previous.fds:
+                    os.close(fd)
                 await self.release(cid, previous.pid)
             out[cid] = adopted
         return out

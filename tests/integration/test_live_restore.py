@@ -112,7 +112,7 @@ def test_kill9_under_load_readopts_everything(lrd):
         host_config=client.create_host_config(port_bindings={80: ("127.0.0.1", port)}, network_mode="livenet"))
     client.start(web)
     assert http_get(port) == b"served\n"
-    short = client.create_container("busybox", ["sh", "-c", "sleep 3; exit 7"], name="short")
+    short = client.create_container("busybox", ["sh", "-c", "sleep 3; echo bye; exit 7"], name="short")
     client.start(short)
     pids = {name: client.inspect_container(name)["State"]["Pid"] for name in loggers + ["web", "short"]}
 
@@ -148,6 +148,7 @@ def test_kill9_under_load_readopts_everything(lrd):
         assert state["Status"] == "running" and state["Pid"] == pids[name], (name, state)
     short_state = client.inspect_container("short")["State"]
     assert short_state["Status"] == "exited" and short_state["ExitCode"] == 7, short_state
+    assert client.logs("short") == b"bye\n"  # written while no daemon read it
     # Host state right after recovery: exactly the running containers' cgroups and rootfs mounts
     # (churn containers whose start had completed when the daemon died run on too).
     running = {c["Id"] for c in client.containers()}
