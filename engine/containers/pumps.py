@@ -35,40 +35,46 @@ class GiveUp:
             scope.cancel()
 
 
-async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | None = None) -> None:
-    stream = trio.lowlevel.FdStream(fd)
+async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | None = None,
+               teed: bool = False) -> None:
+    """Read `fd` until EOF (a pty master: EIO), handing each chunk to `sink`; given up, take
+    what is in it without waiting and end. `teed` (a container's output pipe under live
+    restore): each chunk is copied out (tee), handed to the sink (the log) and only then
+    consumed, so a daemon killed in between leaves it in the pipe for the next one (at least
+    once, never lost). Closes `fd`."""
+    from engine.runtime import pipe_tee
+
+    scratch = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if teed else None
+    drained = 0
     try:
         while True:
-            data = None
-            with trio.CancelScope() as wait:
-                if give_up is not None:
-                    give_up._waits.add(wait)
-                    if give_up.given_up:
-                        wait.cancel()
-                try:
-                    data = await stream.receive_some(65536)
-                except (OSError, trio.BrokenResourceError) as exc:
-                    # A pty master reads EIO once every slave fd is closed: that is its EOF.
-                    cause = exc if isinstance(exc, OSError) else exc.__cause__
-                    if isinstance(cause, OSError) and cause.errno == errno.EIO:
-                        data = b""
-                    else:
-                        raise
-                finally:
+            # Non-blocking before every read: an FdStream on a dup of this fd (a tty's stdin)
+            # puts the shared file description back in blocking mode when it closes.
+            os.set_blocking(fd, False)
+            try:
+                if scratch is not None:
+                    n = pipe_tee(fd, scratch[1], 65536)
+                    data = os.read(scratch[0], n) if n else b""
+                else:
+                    data = os.read(fd, 65536)
+            except BlockingIOError:
+                if give_up is not None and give_up.given_up:
+                    break
+                with trio.CancelScope() as wait:
                     if give_up is not None:
-                        give_up._waits.discard(wait)
-            if data is None:  # given up: what is in the pipe now, bounded (a child may go on)
-                for _ in range(DRAIN_READS):
+                        give_up._waits.add(wait)
+                        if give_up.given_up:
+                            wait.cancel()
                     try:
-                        data = os.read(fd, 65536)
-                    except OSError:
-                        break
-                    if not data:
-                        break
-                    if sink is not None:
-                        with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
-                            await sink(stream_id, data)
-                break
+                        await trio.lowlevel.wait_readable(fd)
+                    finally:
+                        if give_up is not None:
+                            give_up._waits.discard(wait)
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # a pty master once every slave fd is closed: EOF
+                    break
+                raise
             if not data:
                 break
             if sink is not None:
@@ -76,36 +82,15 @@ async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | Non
                 # e.g. a live-restore stop: the rest stays in the pipe for the next daemon.
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
                     await sink(stream_id, data)
-    finally:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
-
-
-async def pump_teed(fd: int, stream_id: int, sink: Sink | None) -> None:
-    """`pump` for a container's output pipe under live restore: each chunk is copied out
-    (tee), handed to the sink (the log) and only then consumed, so a daemon killed in
-    between leaves it in the pipe for the next one (at least once, never lost)."""
-    from engine.runtime import pipe_tee
-
-    scratch_r, scratch_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            try:
-                n = pipe_tee(fd, scratch_w, 65536)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
-                continue
-            if n == 0:
-                break
-            data = os.read(scratch_r, n)
-            if sink is not None:
-                with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
-                    await sink(stream_id, data)
-            os.read(fd, n)
+            if scratch is not None:
+                os.read(fd, len(data))
+            if give_up is not None and give_up.given_up:
+                drained += 1
+                if drained >= DRAIN_READS:  # bounded: a child may go on writing
+                    break
             await trio.lowlevel.checkpoint()
     finally:
-        for end in (fd, scratch_r, scratch_w):
+        for end in (fd, *(scratch or ())):
             try:
                 trio.lowlevel.notify_closing(end)
             except RuntimeError:
@@ -135,7 +120,7 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
     """Pump `outputs` [(fd, stream_id)] into `sink` while waiting for `process`; return its
     exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first —
     unless `detached()` says the process is to outlive us (live restore): then None.
-    `teed`: the outputs are pipes read with pump_teed."""
+    `teed`: the outputs are pipes, read tee-then-consume (see pump)."""
     code = None
     try:
         async with trio.open_nursery() as nursery:
@@ -147,10 +132,7 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             async def pumps() -> None:
                 async with trio.open_nursery() as inner:
                     for fd, stream_id in outputs:
-                        if teed:
-                            inner.start_soon(pump_teed, fd, stream_id, sink)
-                        else:
-                            inner.start_soon(pump, fd, stream_id, sink, give_up)
+                        inner.start_soon(pump, fd, stream_id, sink, give_up, teed)
                 pumps_done.set()
 
             nursery.start_soon(pumps)
@@ -159,7 +141,7 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             code = await process.wait()
             with trio.move_on_after(DRAIN_TIMEOUT):
                 await pumps_done.wait()
-            if not pumps_done.is_set() and not teed:
+            if not pumps_done.is_set():
                 give_up()  # take what is in the pipes, stop waiting for EOF
                 with trio.move_on_after(SINK_TIMEOUT):
                     await pumps_done.wait()
