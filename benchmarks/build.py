@@ -96,7 +96,8 @@ def start_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> str:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sl.REPO_ROOT), env.get("PYTHONPATH")]))
     cgparent = f"pyengine-bench-build-{os.getpid()}"
     guard = sl.CgroupGuard([cgparent])
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--cgroup-parent", cgparent]
+    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--cgroup-parent", cgparent,
+           "--no-live-restore"]
     sl.log(f"pyengine: starting {' '.join(cmd)}")
     logfile = tmp / "pyengined.log"
     lf = stack.enter_context(open(logfile, "wb"))

@@ -57,7 +57,7 @@ def start_pyengined(args, stack: contextlib.ExitStack, tmp: Path) -> str:
     host = f"unix://{tmp / 'pyengine.sock'}"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host]
+    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--no-live-restore"]
     logfile = tmp / "pyengined.log"
     lf = stack.enter_context(open(logfile, "wb"))
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,

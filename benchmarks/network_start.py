@@ -231,7 +231,7 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host,
-           "--cgroup-parent", cgparent]
+           "--cgroup-parent", cgparent, "--no-live-restore"]
     start_daemon(stack, tmp, "pyengined", cmd, host, args.start_timeout, cgparent, env)
 
     runner = sl.ApiRunner(host, sl.IMAGE)

@@ -166,7 +166,7 @@ def start_pyengine(args, stack: contextlib.ExitStack, tmp: Path, registry: str) 
     cgparent = f"pyengine-bench-pull-{os.getpid()}"
     guard = sl.CgroupGuard([cgparent])
     cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host,
-           "--cgroup-parent", cgparent]
+           "--cgroup-parent", cgparent, "--no-live-restore"]
     log(f"pyengine: starting {' '.join(cmd)}")
     logfile = tmp / "pyengined.log"
     lf = stack.enter_context(open(logfile, "wb"))

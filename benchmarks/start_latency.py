@@ -493,7 +493,7 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) 
         host = f"unix://{tmp / 'pyengine.sock'}"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host]
+        cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--no-live-restore"]
         log(f"pyengine: starting {' '.join(cmd)}")
         lf = stack.enter_context(open(logfile, "wb"))
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,

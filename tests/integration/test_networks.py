@@ -233,6 +233,7 @@ def test_remote_network_plugin_end_to_end(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("PYENGINE_PLUGIN_DIRS", str(plugin_dir))
     handle = DaemonHandle(str(tmp_path / "d"))
+    handle.extra_args = ["--no-live-restore"]  # its stop below stops whatever a failure left running
     os.makedirs(handle.root, exist_ok=True)
     handle.start()
     try:
