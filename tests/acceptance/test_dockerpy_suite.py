@@ -46,4 +46,4 @@ def test_docker_py_integration_suite_subset_passes(tmp_path):
             warnings.warn(f"docker-py tests that failed once and then passed: {passed_again}")
         passed += passed_again
     assert not failed and result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert sorted(passed) == sorted(wanted)
+    assert set(passed) == set(wanted)  # the list may name a test twice after merges
