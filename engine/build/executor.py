@@ -490,12 +490,12 @@ class StageRunner:
                     if what == "ADD" and re.match(r"^https?://", src):
                         found.append(await self.b.download(src))
                         continue
-                    if source_image is None:
-                        found.extend((os.path.join(root, p) if p else root, n)
-                                     for p, n in self.b.context.find(src, what))
-                        continue
                     try:
-                        found.extend(await trio.to_thread.run_sync(ctx.find_sources, root, src, what))
+                        if source_image is None:
+                            found.extend((os.path.join(root, p) if p else root, n)
+                                         for p, n in self.b.context.find(src, what))
+                        else:
+                            found.extend(await trio.to_thread.run_sync(ctx.find_sources, root, src, what))
                     except NotFound as exc:
                         raise StepFailed(exc.message) from None
                 return found
