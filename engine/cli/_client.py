@@ -116,6 +116,13 @@ class Hijacked:
         except OSError:
             pass
 
+    def shutdown(self) -> None:
+        """Both directions: a recv blocked in another thread returns b""."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self.sock.close()

@@ -15,7 +15,8 @@ from ._format import (Demuxer, SYSTEMERR, bytes_size, ellipsis, familiar_ref, fi
                       go_quote, human_size, parse_api_time, parse_timestamp,
                       render_rows, short_id, tabulate, time_ago, TemplateError)
 from ._opts import RUN_ARGS, OptError, build_create_body
-from ._stream import StreamError, Waiter, session
+from ._images import _load_config
+from ._stream import StreamError, Waiter, detach_key_bytes, session
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -72,12 +73,25 @@ def create_container(cli: Cli, a: argparse.Namespace, cmd_name: str) -> str:
     return res["Id"]
 
 
+def detach_keys_option(cli: Cli, flag_value: str | None, cmd: str) -> tuple[str, bytes]:
+    """--detach-keys, else the config file's "detachKeys" (as the docker CLI), else the
+    default; (the spec sent to the daemon, its bytes for the local side)."""
+    spec = flag_value or _load_config().get("detachKeys") or ""
+    try:
+        return spec, detach_key_bytes(spec)
+    except ValueError as exc:
+        raise _run_error(f"Invalid detach keys ({spec}) provided: {exc}", cmd) from None
+
+
 def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_remove: bool,
-                   run: bool) -> int:
-    """Attach, wait (headers first), start, pump, return the container's exit status."""
+                   run: bool, detach_keys: tuple[str, bytes] = ("", b"")) -> int:
+    """Attach, wait (headers first), start, pump, return the container's exit status (0 when
+    the user detached: the container goes on)."""
     client = cli.client
-    conn = client.hijack(f"/containers/{cid}/attach",
-                         {"stream": True, "stdin": interactive, "stdout": True, "stderr": True})
+    params = {"stream": True, "stdin": interactive, "stdout": True, "stderr": True}
+    if detach_keys[0]:
+        params["detachKeys"] = detach_keys[0]
+    conn = client.hijack(f"/containers/{cid}/attach", params)
     with conn:
         waiter = Waiter(client, cid, "removed" if auto_remove else "next-exit")
         try:
@@ -92,7 +106,9 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
         resize = (lambda h, w: client.post(f"/containers/{cid}/resize",
                                            params={"h": h, "w": w})) if tty else None
         try:
-            session(cli, conn, tty=tty, interactive=interactive, resize=resize)
+            if session(cli, conn, tty=tty, interactive=interactive, resize=resize,
+                       detach_keys=detach_keys[1] or detach_key_bytes(None)):
+                return 0
         except StreamError as exc:
             raise CommandError(str(exc), 125 if run else 1) from None
     try:
@@ -105,9 +121,12 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
 # lifecycle
 
 
-@command("run", "Create and run a new container from an image", *RUN_ARGS, stop_after=1,
+@command("run", "Create and run a new container from an image", *RUN_ARGS,
+         arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
+         stop_after=1,
          usage="pyengine run [OPTIONS] IMAGE [COMMAND] [ARG...]")
 def run(cli: Cli, a: argparse.Namespace) -> int:
+    keys = detach_keys_option(cli, a.detach_keys, "run")  # refused before anything is made
     cid = create_container(cli, a, "run")
     if a.detach:
         try:
@@ -119,7 +138,7 @@ def run(cli: Cli, a: argparse.Namespace) -> int:
         cli.print(cid)
         return 0
     return attached_start(cli, cid, tty=a.tty, interactive=a.interactive, auto_remove=a.rm,
-                          run=True)
+                          run=True, detach_keys=keys)
 
 
 @command("create", "Create a new container", *RUN_ARGS, stop_after=1,
@@ -132,6 +151,7 @@ def create(cli: Cli, a: argparse.Namespace) -> int:
 @command("start", "Start one or more stopped containers",
          arg("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR"),
          arg("-i", "--interactive", action="store_true", help="Attach container's STDIN"),
+         arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
          arg("containers", nargs="+"))
 def start(cli: Cli, a: argparse.Namespace) -> int:
     if a.attach or a.interactive:
@@ -142,7 +162,8 @@ def start(cli: Cli, a: argparse.Namespace) -> int:
         auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
         return attached_start(cli, info["Id"], tty=bool(cfg.get("Tty")),
                               interactive=a.interactive and bool(cfg.get("OpenStdin")),
-                              auto_remove=auto_remove, run=False)
+                              auto_remove=auto_remove, run=False,
+                              detach_keys=detach_keys_option(cli, a.detach_keys, "start"))
     status = for_each(cli, a.containers, lambda n: cli.client.post(f"/containers/{n}/start"))
     if status:
         cli.warn("Error: failed to start containers: " + ", ".join(a.containers))
@@ -413,15 +434,17 @@ def logs(cli: Cli, a: argparse.Namespace) -> int:
          arg("-w", "--workdir", default="", help="Working directory inside the container"),
          arg("-e", "--env", action="append", default=[], help="Set environment variables"),
          arg("--privileged", action="store_true", help="Give extended privileges"),
+         arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
          arg("container"), stop_after=1,
          usage="pyengine exec [OPTIONS] CONTAINER COMMAND [ARG...]")
 def exec_(cli: Cli, a: argparse.Namespace) -> int:
     if not a.cmd:
         raise CommandError("pyengine exec: requires at least 2 arguments.\n"
                            "See 'pyengine exec --help'.", 125)
+    keys = detach_keys_option(cli, a.detach_keys, "exec")
     body = {"User": a.user, "Privileged": a.privileged, "Tty": a.tty,
             "AttachStdin": a.interactive and not a.detach, "AttachStdout": not a.detach,
-            "AttachStderr": not a.detach, "Detach": a.detach, "DetachKeys": "",
+            "AttachStderr": not a.detach, "Detach": a.detach, "DetachKeys": keys[0],
             "Env": a.env, "WorkingDir": a.workdir, "Cmd": a.cmd}
     client = cli.client
     eid = client.post(f"/containers/{a.container}/exec", body)["Id"]
@@ -433,7 +456,8 @@ def exec_(cli: Cli, a: argparse.Namespace) -> int:
               ) if a.tty else None
     with conn:
         try:
-            session(cli, conn, tty=a.tty, interactive=a.interactive, resize=resize)
+            if session(cli, conn, tty=a.tty, interactive=a.interactive, resize=resize, detach_keys=keys[1]):
+                return 0  # detached: the exec goes on
         except StreamError as exc:
             raise CommandError(str(exc), 126) from None
     for _ in range(50):

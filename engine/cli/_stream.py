@@ -103,10 +103,33 @@ def copy_output(conn: Hijacked, tty: bool, write: Callable[[bytes, int], None]) 
             write(payload, 2 if stream == 2 else 1)
 
 
-def pump_stdin(conn: Hijacked, fd: int = 0) -> threading.Thread:
-    """Copy local stdin to the connection in a daemon thread; half-close at EOF."""
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+_CTRL = {f"ctrl-{chr(c)}": c - 96 for c in range(ord("a"), ord("z") + 1)}
+_CTRL.update({"ctrl-@": 0, "ctrl-[": 27, "ctrl-\\": 28, "ctrl-]": 29, "ctrl-^": 30, "ctrl-_": 31})
+
+
+def detach_key_bytes(spec: str | None) -> bytes:
+    """--detach-keys ("ctrl-p,ctrl-q", "a,ctrl-x") → bytes; ValueError names a bad key."""
+    codes = bytearray()
+    for key in (spec or DEFAULT_DETACH_KEYS).split(","):
+        if len(key) == 1:
+            codes += key.encode("latin-1", "replace")[:1]
+        elif key in _CTRL:
+            codes.append(_CTRL[key])
+        else:
+            raise ValueError(f"Unknown character: '{key}'" if key.startswith("ctrl-") else f"Unknown key: {key}")
+    return bytes(codes)
+
+
+def pump_stdin(conn: Hijacked, fd: int = 0, detach_keys: bytes | None = None,
+               detached: threading.Event | None = None) -> threading.Thread:
+    """Copy local stdin to the connection in a daemon thread; half-close at EOF. With
+    `detach_keys` (a TTY session), typing them ends the session without sending them: the
+    connection is shut down and `detached` set (the container goes on)."""
+    matched = 0
 
     def run() -> None:
+        nonlocal matched
         try:
             while True:
                 try:
@@ -114,12 +137,37 @@ def pump_stdin(conn: Hijacked, fd: int = 0) -> threading.Thread:
                 except OSError:
                     data = b""
                 if not data:
+                    if matched:  # EOF inside a sequence: those bytes were input after all
+                        conn.send(detach_keys[:matched])
                     break
+                if detach_keys:
+                    out = bytearray()
+                    for byte in data:
+                        if byte == detach_keys[matched]:
+                            matched += 1
+                            if matched == len(detach_keys):
+                                if out:
+                                    conn.send(bytes(out))
+                                if detached is not None:
+                                    detached.set()
+                                conn.shutdown()
+                                return
+                            continue
+                        if matched:
+                            out += detach_keys[:matched]
+                            matched = 0 if byte != detach_keys[0] else 1
+                            if matched:
+                                continue
+                        out.append(byte)
+                    data = bytes(out)
+                    if not data:
+                        continue
                 conn.send(data)
         except OSError:
             pass
         finally:
-            conn.close_write()
+            if detached is None or not detached.is_set():
+                conn.close_write()
 
     t = threading.Thread(target=run, name="stdin-pump", daemon=True)
     t.start()
@@ -173,15 +221,18 @@ class Waiter:
 
 
 def session(cli, conn: Hijacked, *, tty: bool, interactive: bool,
-            resize: Callable[[int, int], None] | None) -> None:
-    """Run the local side of an attached session until the output stream ends."""
+            resize: Callable[[int, int], None] | None, detach_keys: bytes | None = None) -> bool:
+    """Run the local side of an attached session until the output stream ends; True when the
+    user detached (with the detach keys: TTY sessions only, as the docker CLI)."""
     fd = getattr(cli, "stdin_fd", 0)
     local_tty = tty and interactive and os.isatty(fd)
+    detached = threading.Event()
     with raw_terminal(local_tty, fd), monitor_resize(resize or (lambda h, w: None),
                                                  tty and resize is not None and
                                                  terminal_size() is not None):
         if interactive:
-            pump_stdin(conn, fd)
+            pump_stdin(conn, fd, detach_keys if tty else None, detached)
         else:
             conn.close_write()
         copy_output(conn, tty, cli.write_bytes)
+    return detached.is_set()

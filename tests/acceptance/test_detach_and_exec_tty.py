@@ -193,3 +193,32 @@ def test_docker_cli_detach_keys_on_run_exec_and_attach(daemon):
         assert bad.returncode != 0 and "received 400" in bad.stderr  # the CLI's words for a refused hijack
     finally:
         subprocess.run([DOCKER, "rm", "-f", name], env=env, capture_output=True, timeout=60)
+
+
+def test_pyengine_cli_detach_keys_flag_and_config_file(daemon, tmp_path):
+    import json as jsonlib
+    import sys
+
+    (tmp_path / "config.json").write_text(jsonlib.dumps({"detachKeys": "ctrl-x"}))
+    env = {**daemon.env(), "PYENGINE_CONFIG": str(tmp_path)}
+    pyengine = [sys.executable, "-m", "engine.cli"]
+    name = "pe-cli-detach"
+
+    def running() -> bool:
+        r = daemon.api("GET", f"/containers/{name}/json")
+        return r.status_code == 200 and r.json()["State"]["Running"]
+
+    try:
+        # The config file's detachKeys (ctrl-x) is the default...
+        output, code = run_in_pty([*pyengine, "run", "-it", "--name", name, "busybox", "sh", "-c",
+                                   "echo ready; cat"], env, typed=CTRL_X)
+        assert code == 0 and b"ready" in output and running()
+        # ...and --detach-keys overrides it (both keys typed at once are still seen).
+        output, code = run_in_pty([*pyengine, "exec", "-it", "--detach-keys", "ctrl-p,ctrl-q", name, "sh", "-c",
+                                   "echo in-exec; cat"], env, typed=CTRL_P + CTRL_Q)
+        assert code == 0 and b"in-exec" in output and running()
+        bad = subprocess.run([*pyengine, "run", "--rm", "--detach-keys", "ctrl-1", "busybox", "true"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 125 and "Invalid detach keys (ctrl-1) provided" in bad.stderr
+    finally:
+        subprocess.run([*pyengine, "rm", "-f", name], env=env, capture_output=True, timeout=60)
