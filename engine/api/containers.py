@@ -493,6 +493,10 @@ async def attach(req: Request, stream: HijackedStream):
             nursery.cancel_scope.cancel()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+    except BaseExceptionGroup as group:  # the client went away while the nursery ran
+        _, rest = group.split((trio.BrokenResourceError, trio.ClosedResourceError))
+        if rest is not None:
+            raise rest
     finally:
         if subscription is not None:
             subscription.close()
