@@ -20,78 +20,27 @@ import re
 import secrets
 import shutil
 import signal
-import threading
-from collections.abc import AsyncIterator
 
-import attrs
 import trio
 
 from engine import errors
 from engine.containers import config as cfg
 from engine.containers import health, names, restore
-from engine.containers.hub import STDERR, STDOUT, OutputHub
-from engine.containers.pumps import drive
-from engine.containers.model import Container, Status, now_ns, rfc3339_ns
-from engine.runtime import ContainerProcess, InProcessRuntime, SpawnError, Stdio, cgroups, enlarge_pipe, mount_overlay, unmount
+from engine.containers.model import Container, Status, now_ns
+from engine.containers.launch import Launching, start_error
+from engine.containers.streams import ContainerStreams
+from engine.containers.supervision import Run, Supervising, Supervisor
+from engine.runtime import InProcessRuntime, SpawnError, cgroups, mount_overlay, unmount
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_DEFAULT = 10
 
 
-@attrs.define(eq=False)
-class Run:
-    """One execution of a container's process, from spawn to reap."""
+class ContainerManager(Launching, Supervising, ContainerStreams):
+    """Owns every container record and its lifecycle verbs; launching, supervision and the
+    run's streams live in their own modules (launch.py, supervision.py, streams.py)."""
 
-    process: ContainerProcess
-    cgroup: cgroups.CgroupManager
-    log: object | None
-    stdin: trio.lowlevel.FdStream | None
-    started_at_ns: int
-    output_fds: list[tuple[int, int]] = attrs.Factory(list)  # (fd, stream id) pumped to log + hub
-    exited: trio.Event = attrs.Factory(trio.Event)
-    exit_code: int | None = None
-
-
-@attrs.define(eq=False)
-class Supervisor:
-    """Runtime companion of a container record: never persisted."""
-
-    hub: OutputHub = attrs.Factory(OutputHub)
-    run: Run | None = None
-    cancel_scope: trio.CancelScope | None = None
-    done: trio.Event | None = None
-    exits: int = 0  # exits seen, for wait?condition=next-exit
-    changed: trio.Event = attrs.Factory(trio.Event)
-    mount_refs: int = 0
-    mount_lock: threading.Lock = attrs.Factory(threading.Lock)
-    removing: bool = False
-    nursery: trio.Nursery | None = None
-    detached: bool = False  # the daemon stopped and left this container running (live restore)
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = trio.Event()
-
-
-def resources_from(host: dict) -> cgroups.Resources:
-    return cgroups.Resources(
-        memory=host.get("Memory") or 0,
-        memory_swap=host.get("MemorySwap") or 0,
-        memory_reservation=host.get("MemoryReservation") or 0,
-        nano_cpus=host.get("NanoCpus") or 0,
-        cpu_shares=host.get("CpuShares") or 0,
-        cpu_quota=host.get("CpuQuota") or 0,
-        cpu_period=host.get("CpuPeriod") or 0,
-        cpuset_cpus=host.get("CpusetCpus") or "",
-        cpuset_mems=host.get("CpusetMems") or "",
-        pids_limit=host.get("PidsLimit") or 0,
-        blkio_weight=host.get("BlkioWeight") or 0,
-        allow_all_devices=bool(host.get("Privileged")),
-    )
-
-
-class ContainerManager:
     def __init__(self, config, images, events, volumes, runtime=None) -> None:
         self.config = config
         self._detaching = False
@@ -340,122 +289,6 @@ class ContainerManager:
                 raise start_error(exc) from None
             raise
 
-    async def _launch(self, container: Container) -> Run:
-        """Mount, cgroup, spawn; every step undone if a later one fails."""
-        from engine.containers.runspec import build_runtime_spec, namespaces_for
-
-        host = container.host_config
-        cgroup = cgroups.for_container(self.config.cgroup_parent, container.id)
-        namespaces = namespaces_for(container, self._running_pid)
-        link_env = self.networks.link_env(container) if self.networks is not None else []
-
-        from engine.volumes import copy_up
-
-        def prepare_host():
-            self._mount_rootfs(container)
-            try:
-                workdir = container.config.get("WorkingDir")
-                if workdir:
-                    _mkdir_in_rootfs(container.rootfs, workdir)
-                copy_up(container.rootfs, volume_points)
-                cgroup.create(resources_from(host))
-                try:
-                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
-                                              extra_env=link_env)
-                except BaseException:
-                    cgroup.destroy()
-                    raise
-            except BaseException:
-                self._unmount_rootfs(container)
-                raise
-
-        volume_points = await self.volumes.mount(container.id)
-        try:
-            spec = await trio.to_thread.run_sync(prepare_host)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self.volumes.unmount(container.id)
-            raise
-        parent_fds: list[int] = []
-        child_fds: list[int] = []
-        log_driver = None
-        try:
-            log_driver = self._open_log(container)
-            if container.config.get("Tty"):
-                stdio = Stdio(tty=True)
-            else:
-                out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                if self.runtime.live_restore:
-                    enlarge_pipe(out_r)
-                    enlarge_pipe(err_r)
-                parent_fds += [out_r, err_r]
-                child_fds += [out_w, err_w]
-                in_r = None
-                if container.config.get("OpenStdin"):
-                    in_r, in_w = os.pipe2(os.O_CLOEXEC)
-                    parent_fds.append(in_w)
-                    child_fds.append(in_r)
-                stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
-
-            async def place(pid: int) -> None:
-                await trio.to_thread.run_sync(cgroup.add_process, pid)
-                if self.networks is not None:
-                    await self.networks.setup(container, pid)
-
-            process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
-            try:
-                # Output keeps waiting in these while no daemon reads it (live restore).
-                await self.runtime.hold(container.id, [process.pty_master] if process.pty_master is not None
-                                        else parent_fds[:2])
-            except BaseException:
-                process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
-                process.close()
-                if process.pty_master is not None:
-                    os.close(process.pty_master)
-                raise
-        except BaseException:
-            for fd in parent_fds:
-                os.close(fd)
-            with trio.CancelScope(shield=True):
-                if log_driver is not None:
-                    await log_driver.aclose()
-                if self.networks is not None:
-                    await self.networks.teardown(container)
-                await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
-                await self.volumes.unmount(container.id)
-            raise
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        stdin = None
-        if process.pty_master is not None:
-            if container.config.get("OpenStdin"):
-                stdin = trio.lowlevel.FdStream(os.dup(process.pty_master))
-        elif container.config.get("OpenStdin"):
-            stdin = trio.lowlevel.FdStream(parent_fds[2])
-        output_fds = (
-            [(process.pty_master, STDOUT)] if process.pty_master is not None
-            else [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
-        )
-        return Run(process=process, cgroup=cgroup, log=log_driver, stdin=stdin,
-                   started_at_ns=now_ns(), output_fds=output_fds)
-
-    def _open_log(self, container: Container):
-        log_config = container.host_config.get("LogConfig") or {}
-        if log_config.get("Type") == "none":
-            return None
-        from engine.containers.logs import JsonFileLogDriver
-
-        return JsonFileLogDriver(container.log_path, dict(log_config.get("Config") or {}))
-
-    def _teardown_host(self, container: Container, cgroup) -> None:
-        try:
-            cgroup.destroy()
-        finally:
-            self._unmount_rootfs(container)
 
     def _running_pid(self, ref: str) -> int:
         other = self.get(ref)
@@ -464,167 +297,7 @@ class ContainerManager:
             raise errors.Conflict(f"cannot join network of a non running container: {ref}")
         return run.process.pid
 
-    async def _supervise(self, container: Container, resumed: Run | None = None, *,
-                         task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """One container's supervisor: run (or resume an adopted run), record the exit, apply
-        the restart policy."""
-        sup = self._supervisors[container.id]
-        first = True
-        delay = 0.1
-        try:
-            with trio.CancelScope() as scope:
-                sup.cancel_scope = scope
-                while True:
-                    if resumed is not None:
-                        run, resumed = resumed, None
-                        sup.run = run
-                        if container.state.status is not Status.PAUSED:
-                            container.state.status = Status.RUNNING
-                        container.save()
-                    else:
-                        try:
-                            run = await self._launch(container)
-                        except BaseException as exc:
-                            if first:
-                                self._record_start_failure(container, exc)
-                                raise
-                            self._record_start_failure(container, exc)
-                            break
-                        sup.run = run
-                        st = container.state
-                        st.status, st.pid, st.started_at_ns = Status.RUNNING, run.process.pid, run.started_at_ns
-                        st.error, st.oom_killed, st.exit_code = "", False, 0
-                        container.save()
-                        self.publish(container, "start")
-                    sup.notify()
-                    if first:
-                        task_status.started()
-                        first = False
-                    await self._run_until_exit(container, sup, run)
-                    if run.exit_code is None:
-                        break  # detached: the container outlives this daemon
-                    if not self._should_restart(container, run.exit_code):
-                        break
-                    ran_ns = container.state.finished_at_ns - run.started_at_ns
-                    delay = 0.1 if ran_ns > 10_000_000_000 else min(delay * 2, 60)
-                    container.restart_count += 1
-                    container.state.status = Status.RESTARTING
-                    container.save()
-                    sup.notify()
-                    await trio.sleep(delay)
-        finally:
-            sup.cancel_scope = None
-            if container.state.status is Status.RESTARTING:
-                container.state.status = Status.EXITED
-                container.save()
-                sup.notify()
-            sup.done.set()
-        if container.host_config.get("AutoRemove") and not sup.removing and container.id in self._containers:
-            with trio.CancelScope(shield=True):
-                await self.remove(container.id, force=True)
 
-    def _record_start_failure(self, container: Container, exc: BaseException) -> None:
-        if isinstance(exc, SpawnError):
-            container.state.exit_code = exc.exit_code
-            container.state.error = exc.message
-        elif isinstance(exc, errors.EngineError):
-            container.state.exit_code = 128
-            container.state.error = exc.message
-        else:
-            return
-        self._supervisors[container.id].hub.end_run()
-        if container.state.status is Status.RESTARTING:
-            container.state.status = Status.EXITED
-        container.save()
-        self._supervisors[container.id].notify()
-
-    async def _run_until_exit(self, container: Container, sup: Supervisor, run: Run) -> None:
-        """Pump output to the log and attach subscribers while waiting for the process."""
-
-        async def sink(stream_id: int, data: bytes) -> None:
-            if run.log is not None:
-                await run.log.write("stdout" if stream_id == STDOUT else "stderr", data)
-            await sup.hub.publish(stream_id, data)
-
-        def hook(nursery):
-            sup.nursery = nursery
-            if nursery is not None:
-                health.watch_run(nursery, self, container, run.process)
-
-        try:
-            run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook,
-                                        detached=lambda: self._detaching and self.runtime.live_restore,
-                                        teed=self.runtime.live_restore and not container.config.get("Tty"))
-        finally:
-            with trio.CancelScope(shield=True):
-                if run.exit_code is None and self._detaching and self.runtime.live_restore:
-                    await self._let_go(sup, run)
-                else:
-                    if run.exit_code is None:
-                        run.exit_code = await run.process.wait()
-                    await self._finish_run(container, sup, run)
-
-    async def _let_go(self, sup: Supervisor, run: Run) -> None:
-        """Live restore: the daemon stops, the process runs on. Close our ends only (the
-        runtime holds its own) and flush the log; nothing on the host is undone."""
-        if run.stdin is not None:
-            await run.stdin.aclose()
-        if run.log is not None:
-            await run.log.aclose()
-        run.process.close()  # the pumps closed our output ends (pipes or pty master)
-        sup.run = None
-        sup.detached = True
-
-    async def _finish_run(self, container: Container, sup: Supervisor, run: Run) -> None:
-        """Record the exit and wake waiters first, then undo the run's host state: `docker
-        wait` answers without waiting for unmounts. Verbs that need the host state gone
-        (start, remove) wait for the supervisor's `done` instead."""
-        if run.stdin is not None:
-            await run.stdin.aclose()
-        if run.log is not None:
-            await run.log.aclose()
-        oom = _oom_killed(run.cgroup)  # a small cgroupfs read; must precede the cgroup's removal
-        run.process.close()
-        st = container.state
-        st.status, st.pid, st.exit_code = Status.EXITED, 0, run.exit_code
-        st.finished_at_ns = now_ns()
-        st.oom_killed = oom
-        sup.run = None
-        sup.exits += 1
-        run.exited.set()
-        container.save()
-        await self.runtime.release(container.id, run.process.pid)
-        sup.hub.end_run()
-        if oom:
-            self.publish(container, "oom")
-        self.publish(container, "die", exitCode=str(run.exit_code))
-        sup.notify()
-        await trio.to_thread.run_sync(self._teardown_host, container, run.cgroup)
-        if self.networks is not None:
-            await self.networks.teardown(container)
-        await self.volumes.unmount(container.id)
-
-    async def _wait_previous_run(self, container: Container) -> None:
-        """A supervisor still undoing its last run's host state (or auto-removing) holds the
-        container until it is done."""
-        sup = self._supervisors.get(container.id)
-        if sup is not None and sup.done is not None and not sup.done.is_set() and sup.run is None \
-                and not container.state.status.is_live():
-            await sup.done.wait()
-
-    def _should_restart(self, container: Container, exit_code: int) -> bool:
-        if container.manually_stopped:
-            return False
-        policy = container.restart_policy
-        name = policy["Name"]
-        if name in ("always", "unless-stopped"):
-            return True
-        if name == "on-failure" and exit_code != 0:
-            retries = policy.get("MaximumRetryCount") or 0
-            return retries == 0 or container.restart_count < retries
-        return False
-
-    # --- stop / kill / restart ---------------------------------------------------------------
     async def stop(self, ref: str, timeout: int | None = None) -> None:
         container = self.get(ref)
         if not container.state.status.can_stop():
@@ -825,102 +498,12 @@ class ContainerManager:
         lowers = self.images.layer_dirs(self.images.resolve(container.image_id))
         return await trio.to_thread.run_sync(rootfs_changes, container.upper_dir, lowers)
 
-    def subscribe_output(self, container: Container) -> trio.MemoryReceiveChannel:
-        return self._supervisors[container.id].hub.subscribe()
 
-    async def write_stdin(self, container: Container, chunks: AsyncIterator[bytes], close_on_eof: bool) -> None:
-        """Feed client bytes to the container's stdin (waiting for the run to start)."""
-        sup = self._supervisors.get(container.id)
-        while sup is not None and sup.run is None and container.state.status in (Status.CREATED, Status.RESTARTING):
-            await sup.changed.wait()
-        run = sup.run if sup else None
-        if run is None or run.stdin is None:
-            async for _ in chunks:
-                pass
-            return
-        try:
-            async for data in chunks:
-                await run.stdin.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
-        if close_on_eof and not container.config.get("Tty"):
-            await run.stdin.aclose()
-        # With a TTY, dockerd leaves the container's stdin open when the client's ends (a
-        # detach, a closed CLI): the process goes on.
-
-    async def resize(self, ref: str, height: int, width: int) -> None:
-        from engine.runtime import resize
-
-        container = self.get(ref)
-        run = self._supervisors[container.id].run
-        if run is None:
-            raise errors.Conflict(f"Container {container.id} is not running")
-        if run.process.pty_master is not None:
-            resize(run.process.pty_master, height, width)
-
-    def log_reader(self, container: Container):
-        """The live run's log driver (follow works), or a read-only one on the file."""
-        run = self._supervisors[container.id].run
-        if run is not None and run.log is not None:
-            return run.log, True
-        from engine.containers.logs import JsonFileLogDriver
-
-        return JsonFileLogDriver.reader(container.log_path), False
-
-    async def top(self, ref: str, ps_args: str = "-ef") -> dict:
-        from engine.containers.top import top
-
-        container = self.get(ref)
-        run = self._supervisors[container.id].run
-        if run is None or not container.state.status.is_live():
-            raise errors.Conflict(f"Container {container.id} is not running")
-        pids = await trio.to_thread.run_sync(run.cgroup.pids)
-        return await top(pids, ps_args or "-ef")
-
-    async def stats_sample(self, container: Container) -> dict:
-        run = self._supervisors[container.id].run
-        sample = {"read": rfc3339_ns(now_ns()), "name": "/" + container.name, "id": container.id}
-        if run is None:
-            sample.update({
-                "pids_stats": {}, "blkio_stats": {}, "num_procs": 0, "storage_stats": {},
-                "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                "memory_stats": {},
-            })
-            return sample
-        from engine.containers.stats import network_stats
-
-        own_netns = (container.host_config.get("NetworkMode") or "default") != "host"
-        pid = run.process.pid
-
-        def read() -> tuple[dict, dict]:
-            return run.cgroup.stats(), network_stats(pid) if own_netns else {}
-
-        cgroup_stats, networks = await trio.to_thread.run_sync(read)
-        sample.update(cgroup_stats)
-        if networks:  # dockerd leaves the block out when there is no interface but lo
-            sample["networks"] = networks
-        sample.setdefault("num_procs", 0)
-        sample.setdefault("storage_stats", {})
-        return sample
-
-    # --- events -------------------------------------------------------------------------------
     def publish(self, container: Container, action: str, **extra: str) -> None:
         attributes = dict(container.config.get("Labels") or {})
         attributes.update(image=container.config.get("Image", ""), name=container.name)
         attributes.update(extra)
         self.events.publish("container", action, container.id, attributes)
-
-
-def start_error(exc: SpawnError) -> errors.EngineError:
-    """Docker's wording, which the docker CLI parses: "executable file not found" and
-    "no such file or directory" become its exit 127, "permission denied" 126."""
-    message = (
-        "failed to create task for container: OCI runtime create failed: "
-        f"unable to start container process: {exc.message}: unknown"
-    )
-    if exc.exit_code in (126, 127):
-        return errors.InvalidParameter(message)
-    return errors.SystemError_(message)
 
 
 class _RootfsRef:
@@ -936,13 +519,6 @@ class _RootfsRef:
             await trio.to_thread.run_sync(self.manager._unmount_rootfs, self.container)
 
 
-def _oom_killed(cgroup) -> bool:
-    try:
-        return cgroup.oom_kill_count() > 0
-    except (OSError, errors.EngineError):
-        return False
-
-
 def _unmount_quiet(path: str) -> None:
     try:
         unmount(path)
@@ -950,21 +526,3 @@ def _unmount_quiet(path: str) -> None:
         pass
 
 
-def _mkdir_in_rootfs(rootfs: str, path: str) -> None:
-    """Docker creates a missing WorkingDir. Resolve inside the rootfs so a symlink in the image
-    cannot make us create directories on the host."""
-    current = rootfs
-    for part in [p for p in path.split("/") if p and p != "."]:
-        if part == "..":
-            current = os.path.dirname(current) if current != rootfs else rootfs
-            continue
-        candidate = os.path.join(current, part)
-        if os.path.islink(candidate):
-            target = os.readlink(candidate)
-            base = rootfs if target.startswith("/") else current
-            candidate = os.path.normpath(os.path.join(base, target.lstrip("/")))
-            if not (candidate + "/").startswith(rootfs.rstrip("/") + "/"):
-                candidate = rootfs
-        if not os.path.exists(candidate):
-            os.mkdir(candidate, 0o755)
-        current = candidate

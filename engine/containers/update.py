@@ -56,7 +56,7 @@ def merged_host_config(container: Container, resources: cgroups.Resources,
 async def update_container(manager, container: Container, resources: cgroups.Resources,
                            restart_policy: RestartPolicy | None) -> list[str]:
     """Validate, apply to the live cgroups (running or paused), then persist. Returns warnings."""
-    from engine.containers.manager import resources_from
+    from engine.containers.launch import resources_from
 
     if container.state.status in (Status.REMOVING, Status.DEAD):
         raise errors.Conflict('Container is marked for removal and cannot be "update"')

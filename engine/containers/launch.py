@@ -1,0 +1,185 @@
+"""Launching a container's process: host state (rootfs, cgroup, volumes, network, log) and
+the runtime's spawn, all undone on failure."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+from engine import errors
+from engine.containers.hub import STDERR, STDOUT
+from engine.containers.model import Container, now_ns
+from engine.containers.supervision import Run
+from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
+
+
+def resources_from(host: dict) -> cgroups.Resources:
+    return cgroups.Resources(
+        memory=host.get("Memory") or 0,
+        memory_swap=host.get("MemorySwap") or 0,
+        memory_reservation=host.get("MemoryReservation") or 0,
+        nano_cpus=host.get("NanoCpus") or 0,
+        cpu_shares=host.get("CpuShares") or 0,
+        cpu_quota=host.get("CpuQuota") or 0,
+        cpu_period=host.get("CpuPeriod") or 0,
+        cpuset_cpus=host.get("CpusetCpus") or "",
+        cpuset_mems=host.get("CpusetMems") or "",
+        pids_limit=host.get("PidsLimit") or 0,
+        blkio_weight=host.get("BlkioWeight") or 0,
+        allow_all_devices=bool(host.get("Privileged")),
+    )
+
+
+class Launching:
+    """ContainerManager's launch of one run (mixed into it): rootfs, volumes, cgroup, log,
+    stdio, network and spawn, every step undone if a later one fails."""
+
+    async def _launch(self, container: Container) -> Run:
+        """Mount, cgroup, spawn; every step undone if a later one fails."""
+        from engine.containers.runspec import build_runtime_spec, namespaces_for
+
+        host = container.host_config
+        cgroup = cgroups.for_container(self.config.cgroup_parent, container.id)
+        namespaces = namespaces_for(container, self._running_pid)
+        link_env = self.networks.link_env(container) if self.networks is not None else []
+
+        from engine.volumes import copy_up
+
+        def prepare_host():
+            self._mount_rootfs(container)
+            try:
+                workdir = container.config.get("WorkingDir")
+                if workdir:
+                    _mkdir_in_rootfs(container.rootfs, workdir)
+                copy_up(container.rootfs, volume_points)
+                cgroup.create(resources_from(host))
+                try:
+                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
+                                              extra_env=link_env)
+                except BaseException:
+                    cgroup.destroy()
+                    raise
+            except BaseException:
+                self._unmount_rootfs(container)
+                raise
+
+        volume_points = await self.volumes.mount(container.id)
+        try:
+            spec = await trio.to_thread.run_sync(prepare_host)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.volumes.unmount(container.id)
+            raise
+        parent_fds: list[int] = []
+        child_fds: list[int] = []
+        log_driver = None
+        try:
+            log_driver = self._open_log(container)
+            if container.config.get("Tty"):
+                stdio = Stdio(tty=True)
+            else:
+                out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                if self.runtime.live_restore:
+                    enlarge_pipe(out_r)
+                    enlarge_pipe(err_r)
+                parent_fds += [out_r, err_r]
+                child_fds += [out_w, err_w]
+                in_r = None
+                if container.config.get("OpenStdin"):
+                    in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                    parent_fds.append(in_w)
+                    child_fds.append(in_r)
+                stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
+
+            async def place(pid: int) -> None:
+                await trio.to_thread.run_sync(cgroup.add_process, pid)
+                if self.networks is not None:
+                    await self.networks.setup(container, pid)
+
+            process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
+            try:
+                # Output keeps waiting in these while no daemon reads it (live restore).
+                await self.runtime.hold(container.id, [process.pty_master] if process.pty_master is not None
+                                        else parent_fds[:2])
+            except BaseException:
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+                process.close()
+                if process.pty_master is not None:
+                    os.close(process.pty_master)
+                raise
+        except BaseException:
+            for fd in parent_fds:
+                os.close(fd)
+            with trio.CancelScope(shield=True):
+                if log_driver is not None:
+                    await log_driver.aclose()
+                if self.networks is not None:
+                    await self.networks.teardown(container)
+                await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
+                await self.volumes.unmount(container.id)
+            raise
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        stdin = None
+        if process.pty_master is not None:
+            if container.config.get("OpenStdin"):
+                stdin = trio.lowlevel.FdStream(os.dup(process.pty_master))
+        elif container.config.get("OpenStdin"):
+            stdin = trio.lowlevel.FdStream(parent_fds[2])
+        output_fds = (
+            [(process.pty_master, STDOUT)] if process.pty_master is not None
+            else [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
+        )
+        return Run(process=process, cgroup=cgroup, log=log_driver, stdin=stdin,
+                   started_at_ns=now_ns(), output_fds=output_fds)
+
+    def _open_log(self, container: Container):
+        log_config = container.host_config.get("LogConfig") or {}
+        if log_config.get("Type") == "none":
+            return None
+        from engine.containers.logs import JsonFileLogDriver
+
+        return JsonFileLogDriver(container.log_path, dict(log_config.get("Config") or {}))
+
+    def _teardown_host(self, container: Container, cgroup) -> None:
+        try:
+            cgroup.destroy()
+        finally:
+            self._unmount_rootfs(container)
+
+
+def start_error(exc: SpawnError) -> errors.EngineError:
+    """Docker's wording, which the docker CLI parses: "executable file not found" and
+    "no such file or directory" become its exit 127, "permission denied" 126."""
+    message = (
+        "failed to create task for container: OCI runtime create failed: "
+        f"unable to start container process: {exc.message}: unknown"
+    )
+    if exc.exit_code in (126, 127):
+        return errors.InvalidParameter(message)
+    return errors.SystemError_(message)
+
+
+def _mkdir_in_rootfs(rootfs: str, path: str) -> None:
+    """Docker creates a missing WorkingDir. Resolve inside the rootfs so a symlink in the image
+    cannot make us create directories on the host."""
+    current = rootfs
+    for part in [p for p in path.split("/") if p and p != "."]:
+        if part == "..":
+            current = os.path.dirname(current) if current != rootfs else rootfs
+            continue
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
+            target = os.readlink(candidate)
+            base = rootfs if target.startswith("/") else current
+            candidate = os.path.normpath(os.path.join(base, target.lstrip("/")))
+            if not (candidate + "/").startswith(rootfs.rstrip("/") + "/"):
+                candidate = rootfs
+        if not os.path.exists(candidate):
+            os.mkdir(candidate, 0o755)
+        current = candidate

@@ -1,0 +1,96 @@
+"""What clients read from and write to a container's run: output, stdin, tty, logs, top,
+stats."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from engine import errors
+from engine.containers.model import Container, Status, now_ns, rfc3339_ns
+
+
+class ContainerStreams:
+    """ContainerManager's views of a live run (mixed into it): output subscriptions, stdin,
+    tty size, logs, processes and stats."""
+
+    def subscribe_output(self, container: Container) -> trio.MemoryReceiveChannel:
+        return self._supervisors[container.id].hub.subscribe()
+
+    async def write_stdin(self, container: Container, chunks: AsyncIterator[bytes], close_on_eof: bool) -> None:
+        """Feed client bytes to the container's stdin (waiting for the run to start)."""
+        sup = self._supervisors.get(container.id)
+        while sup is not None and sup.run is None and container.state.status in (Status.CREATED, Status.RESTARTING):
+            await sup.changed.wait()
+        run = sup.run if sup else None
+        if run is None or run.stdin is None:
+            async for _ in chunks:
+                pass
+            return
+        try:
+            async for data in chunks:
+                await run.stdin.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        if close_on_eof and not container.config.get("Tty"):
+            await run.stdin.aclose()
+        # With a TTY, dockerd leaves the container's stdin open when the client's ends (a
+        # detach, a closed CLI): the process goes on.
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        from engine.runtime import resize
+
+        container = self.get(ref)
+        run = self._supervisors[container.id].run
+        if run is None:
+            raise errors.Conflict(f"Container {container.id} is not running")
+        if run.process.pty_master is not None:
+            resize(run.process.pty_master, height, width)
+
+    def log_reader(self, container: Container):
+        """The live run's log driver (follow works), or a read-only one on the file."""
+        run = self._supervisors[container.id].run
+        if run is not None and run.log is not None:
+            return run.log, True
+        from engine.containers.logs import JsonFileLogDriver
+
+        return JsonFileLogDriver.reader(container.log_path), False
+
+    async def top(self, ref: str, ps_args: str = "-ef") -> dict:
+        from engine.containers.top import top
+
+        container = self.get(ref)
+        run = self._supervisors[container.id].run
+        if run is None or not container.state.status.is_live():
+            raise errors.Conflict(f"Container {container.id} is not running")
+        pids = await trio.to_thread.run_sync(run.cgroup.pids)
+        return await top(pids, ps_args or "-ef")
+
+    async def stats_sample(self, container: Container) -> dict:
+        run = self._supervisors[container.id].run
+        sample = {"read": rfc3339_ns(now_ns()), "name": "/" + container.name, "id": container.id}
+        if run is None:
+            sample.update({
+                "pids_stats": {}, "blkio_stats": {}, "num_procs": 0, "storage_stats": {},
+                "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                "memory_stats": {},
+            })
+            return sample
+        from engine.containers.stats import network_stats
+
+        own_netns = (container.host_config.get("NetworkMode") or "default") != "host"
+        pid = run.process.pid
+
+        def read() -> tuple[dict, dict]:
+            return run.cgroup.stats(), network_stats(pid) if own_netns else {}
+
+        cgroup_stats, networks = await trio.to_thread.run_sync(read)
+        sample.update(cgroup_stats)
+        if networks:  # dockerd leaves the block out when there is no interface but lo
+            sample["networks"] = networks
+        sample.setdefault("num_procs", 0)
+        sample.setdefault("storage_stats", {})
+        return sample
+
+    # --- events -------------------------------------------------------------------------------
