@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pty
 import select
 import shutil
 import subprocess
-import tarfile
 import time
 
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance,
@@ -112,8 +110,8 @@ def test_detached_lifecycle(docker, daemon):
     assert docker("ps", "-q", "--filter", "name=pe-cli-web", "--filter", "label=tier=front", check=True).stdout.decode().strip() == cid[:12]
     assert docker("ps", "-q", "--filter", "status=exited", "--filter", "name=pe-cli-web").stdout.strip() == b""
     assert docker("inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Config.Image}}", "pe-cli-web", check=True).stdout.strip() == b"running true busybox"
-    time.sleep(0.5)
-    assert docker("logs", "--tail", "1", "pe-cli-web", check=True).stdout == b"tick\n"
+    wait_for(lambda: docker("logs", "--tail", "1", "pe-cli-web", check=True).stdout == b"tick\n",
+             what="the first tick in the log")
     assert docker("exec", "pe-cli-web", "cat", "/etc/hostname", check=True).stdout.strip() == cid[:12].encode()
     output, code = run_in_pty([DOCKER, "exec", "-it", "pe-cli-web", "sh", "-c", "tty"], daemon.env())
     assert b"/dev/pts/" in output and code == 0

@@ -11,7 +11,7 @@ import time
 import docker
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 pytestmark = needs_root
 
@@ -26,16 +26,6 @@ def run(client, cmd, wait=True, **kwargs):
         return cid, None, None
     code = client.wait(cid, timeout=60)["StatusCode"]
     return cid, code, client.logs(cid)
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def cgroup_dirs_for(cid: str) -> list[str]:

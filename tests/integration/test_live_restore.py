@@ -20,7 +20,7 @@ import pytest
 from engine.daemon import parse_args
 from engine.networks.manager import daemon_tag
 from engine.runtime import cgroups
-from tests.conftest import _mounts_under, needs_root, private_daemon
+from tests.conftest import _mounts_under, needs_root, private_daemon, wait_for
 
 pytestmark = needs_root
 
@@ -35,17 +35,6 @@ def lrd():
 
 def client_for(handle):
     return docker.APIClient(base_url=handle.host, version="1.41", timeout=60)
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def host_state(handle) -> dict:
