@@ -14,6 +14,7 @@ import tempfile
 import trio
 
 from engine import errors
+from engine.api._image_json import image_inspect, image_summary
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
@@ -117,7 +118,7 @@ async def list_images(req: Request):
             labels = (image.config.get("config") or {}).get("Labels") or {}
             if not all(_label(labels, v) for v in filters["label"]):
                 continue
-        out.append(store.summary(image))
+        out.append(image_summary(image))
     return json_response(out)
 
 
@@ -129,7 +130,7 @@ def _label(labels: dict, wanted: str) -> bool:
 @router.get("/images/{name:path}/json")
 async def inspect(req: Request):
     store = req.daemon.images
-    return json_response(store.inspect(store.resolve(req.params["name"])))
+    return json_response(image_inspect(store, store.resolve(req.params["name"])))
 
 
 @router.get("/images/{name:path}/history")

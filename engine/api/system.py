@@ -13,6 +13,7 @@ import trio
 import engine
 from engine import API_VERSION, MIN_API_VERSION
 
+from ._image_json import image_summary
 from ._request import Request
 from ._responses import DOCKER_COMPAT_VERSION, Response, json_response
 from ._router import Router
@@ -242,7 +243,7 @@ async def system_df(req: Request) -> Response:
     images = []
     layers_size = 0
     for image in daemon.images.list():
-        shape = daemon.images.summary(image)
+        shape = image_summary(image)
         shape["Containers"] = sum(1 for c in containers if c.image_id == image.id)
         layers_size += shape.get("Size", 0)
         images.append(shape)

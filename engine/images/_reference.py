@@ -81,7 +81,7 @@ def parse_reference(ref: str, default_tag: bool = True) -> Reference:
     if domain == "index.docker.io":
         domain = DEFAULT_DOMAIN
     if path != path.lower():
-        raise InvalidParameter(f"invalid reference format: repository name must be lowercase")
+        raise InvalidParameter("invalid reference format: repository name must be lowercase")
     if not _PATH_RE.match(path) or len(domain) + len(path) > 255:
         raise _bad(ref)
     if domain == DEFAULT_DOMAIN and "/" not in path:

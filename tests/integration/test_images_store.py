@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.images import ImageStore
+from engine.api._image_json import image_inspect, image_summary
 
 
 def make_tar(entries, gz=False) -> bytes:
@@ -100,12 +101,12 @@ async def test_import_gzip_with_changes_and_resolve(store):
         store.resolve("example/app")
     with pytest.raises(NotFound, match="No such image: busybox:latest"):
         store.resolve("busybox")
-    insp = store.inspect(img)
+    insp = image_inspect(store, img)
     assert insp["Id"] == img.id and insp["Comment"] == "imported"
     assert insp["RootFS"] == {"Type": "layers", "Layers": img.diff_ids}
     assert insp["GraphDriver"]["Name"] == "overlay2" and insp["Config"]["Cmd"] == ["/bin/hello"]
     assert insp["Config"]["Entrypoint"] is None and insp["Os"] == "linux"
-    summ = store.summary(img)
+    summ = image_summary(img)
     assert summ["RepoTags"] == ["example/app:v1"] and summ["Created"] > 1_600_000_000
 
 
@@ -152,7 +153,7 @@ async def test_force_remove_with_stopped_container_keeps_layers(store):
     assert recs == [{"Untagged": "keep:me"}]
     dangling = store.resolve(img.id)
     assert dangling.repo_tags == [] and os.path.isdir(store.layer_dirs(dangling)[0])
-    assert store.summary(dangling)["RepoTags"] == ["<none>:<none>"]
+    assert image_summary(dangling)["RepoTags"] == ["<none>:<none>"]
 
 
 @pytest.mark.parametrize(
@@ -189,7 +190,7 @@ async def test_absolute_symlink_and_devices(store):
     assert os.stat(os.path.join(top, "bin/ash")).st_ino == os.stat(os.path.join(top, "bin/busybox")).st_ino
     assert not os.path.exists(os.path.join(top, "dev/null"))  # devices skipped
     assert stat.S_ISFIFO(os.stat(os.path.join(top, "run/fifo")).st_mode)
-    assert img.repo_tags == [] and store.summary(img)["RepoTags"] == ["<none>:<none>"]
+    assert img.repo_tags == [] and image_summary(img)["RepoTags"] == ["<none>:<none>"]
 
 
 async def test_whiteouts_become_overlay_whiteouts(store):
