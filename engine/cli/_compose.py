@@ -327,7 +327,7 @@ def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
     tty = not a.no_tty and sys.stdin.isatty()
     ns = argparse.Namespace(detach=a.detach, interactive=not a.detach, tty=tty, user=a.user,
                             workdir=a.workdir, env=a.env, privileged=a.privileged,
-                            container=c["Id"], cmd=a.cmd)
+                            container=c["Id"], cmd=a.cmd, detach_keys=None)
     return exec_(ctx.cli, ns)
 
 
