@@ -113,39 +113,31 @@ async def _labelled(s: Session, kind: str) -> list[str]:
     return [item["Name"] for item in items or []]
 
 
-async def remove_networks(s: Session) -> None:
+async def _remove_project_objects(s: Session, kind: str, label: str, declared: dict, name_of) -> None:
+    """Remove the project's networks or volumes concurrently: those the files declare (not
+    external), or — with no file — those carrying the project's label."""
+
     async def remove(key: str) -> None:
-        name = s.project.network_name(key) if key in s.project.networks else key
+        name = name_of(key) if key in declared else key
         try:
-            await s.api.delete(f"/networks/{name}")
+            await s.api.delete(f"/{kind}/{name}")
         except ClientError as exc:
             if not exc.not_found:
-                s.progress.update("Network", name, exc.message, error=True)
+                s.progress.update(label, name, exc.message, error=True)
             return
-        s.progress.update("Network", name, "Removed", done=True)
+        s.progress.update(label, name, "Removed", done=True)
 
-    keys = [k for k, spec in s.project.networks.items() if not spec.get("external")]
+    keys = [k for k, spec in declared.items() if not spec.get("external")]
     if not s.project.config_files:
-        keys = await _labelled(s, "networks")
+        keys = await _labelled(s, kind)
     async with trio.open_nursery() as nursery:
         for key in keys:
             nursery.start_soon(remove, key)
+
+
+async def remove_networks(s: Session) -> None:
+    await _remove_project_objects(s, "networks", "Network", s.project.networks, s.project.network_name)
 
 
 async def remove_volumes(s: Session) -> None:
-    async def remove(key: str) -> None:
-        name = s.project.volume_name(key) if key in s.project.volumes else key
-        try:
-            await s.api.delete(f"/volumes/{name}")
-        except ClientError as exc:
-            if not exc.not_found:
-                s.progress.update("Volume", name, exc.message, error=True)
-            return
-        s.progress.update("Volume", name, "Removed", done=True)
-
-    keys = [k for k, spec in s.project.volumes.items() if not spec.get("external")]
-    if not s.project.config_files:
-        keys = await _labelled(s, "volumes")
-    async with trio.open_nursery() as nursery:
-        for key in keys:
-            nursery.start_soon(remove, key)
+    await _remove_project_objects(s, "volumes", "Volume", s.project.volumes, s.project.volume_name)
