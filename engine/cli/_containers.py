@@ -126,7 +126,7 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
          stop_after=1,
          usage="pyengine run [OPTIONS] IMAGE [COMMAND] [ARG...]")
 def run(cli: Cli, a: argparse.Namespace) -> int:
-    keys = detach_keys_option(cli, a.detach_keys, "run")  # refused before anything is made
+    keys = detach_keys_option(cli, getattr(a, "detach_keys", None), "run")  # refused before anything is made
     cid = create_container(cli, a, "run")
     if a.detach:
         try:
@@ -163,7 +163,7 @@ def start(cli: Cli, a: argparse.Namespace) -> int:
         return attached_start(cli, info["Id"], tty=bool(cfg.get("Tty")),
                               interactive=a.interactive and bool(cfg.get("OpenStdin")),
                               auto_remove=auto_remove, run=False,
-                              detach_keys=detach_keys_option(cli, a.detach_keys, "start"))
+                              detach_keys=detach_keys_option(cli, getattr(a, "detach_keys", None), "start"))
     status = for_each(cli, a.containers, lambda n: cli.client.post(f"/containers/{n}/start"))
     if status:
         cli.warn("Error: failed to start containers: " + ", ".join(a.containers))
@@ -441,7 +441,7 @@ def exec_(cli: Cli, a: argparse.Namespace) -> int:
     if not a.cmd:
         raise CommandError("pyengine exec: requires at least 2 arguments.\n"
                            "See 'pyengine exec --help'.", 125)
-    keys = detach_keys_option(cli, a.detach_keys, "exec")
+    keys = detach_keys_option(cli, getattr(a, "detach_keys", None), "exec")
     body = {"User": a.user, "Privileged": a.privileged, "Tty": a.tty,
             "AttachStdin": a.interactive and not a.detach, "AttachStdout": not a.detach,
             "AttachStderr": not a.detach, "Detach": a.detach, "DetachKeys": keys[0],
