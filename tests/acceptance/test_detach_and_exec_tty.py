@@ -12,20 +12,11 @@ import time
 import pytest
 
 from tests.acceptance.test_docker_cli import run_in_pty
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance]
 CTRL_P, CTRL_Q, CTRL_X = b"\x10", b"\x11", b"\x18"
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def closed_by_daemon(sock) -> bool:

@@ -11,22 +11,11 @@ import time
 
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance]
 MS = 1_000_000
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    """Poll a condition (no fixed sleeps as synchronisation); generous for a loaded machine."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
