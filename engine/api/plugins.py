@@ -34,6 +34,10 @@ async def list_plugins(req: Request):
 
 
 async def unsupported(req: Request):
+    # `docker plugin create` uploads the plugin's rootfs as the body: take it all (discarded)
+    # before answering, or the CLI reports a broken pipe next to our error.
+    async for _ in req.stream():
+        pass
     raise errors.NotSupported(NOT_SUPPORTED)
 
 

@@ -4,6 +4,7 @@ plugin lists are empty, lookups 404, installs are refused with 501 and a clear m
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -61,6 +62,7 @@ def test_docker_cli_plugin_and_swarm_commands(daemon, tmp_path):
     listed = docker("plugin", "ls")
     assert listed.returncode == 0 and listed.stdout.split() == ["ID", "NAME", "DESCRIPTION", "ENABLED"]
     (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "payload").write_bytes(os.urandom(1 << 20))  # an upload that outlasts a quick refusal
     (tmp_path / "config.json").write_text("{}")
     for args in (("plugin", "install", "--grant-all-permissions", "vieux/sshfs"),
                  ("plugin", "create", "foo", str(tmp_path))):
