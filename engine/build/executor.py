@@ -180,8 +180,9 @@ class StageRunner:
         meta = self.b.images.layer_meta(image.chain_ids[-1])
         return int(meta.get("size", 0))
 
-    async def commit_config(self, config: dict, comment: str) -> None:
-        """A config-only step: probe the cache, else make an image with an empty layer."""
+    async def commit_config(self, config: dict, comment: str, make_layer=None) -> None:
+        """A step recorded as a no-op command: probe the cache, else make an image — with an
+        empty layer, or with the layer `make_layer()` (async → diff id) commits (WORKDIR)."""
         container_config = dict(config)
         container_config["Cmd"] = _nop_cmd(self.shell(), comment)
         hit = self._probe(container_config, config)
@@ -189,8 +190,10 @@ class StageRunner:
             await self.out(" ---> Using cache\n")
             self._adopt(hit, config)
         else:
-            image = await trio.to_thread.run_sync(self.make_image, config, container_config, None)
-            self.b.cache.record(self.state.image_id, container_config, image, comment, 0)
+            diff_id = await make_layer() if make_layer is not None else None
+            image = await trio.to_thread.run_sync(self.make_image, config, container_config, diff_id)
+            self.b.cache.record(self.state.image_id, container_config, image, comment,
+                                self._layer_size(diff_id, image))
             self._adopt(image, config)
         await self.out(f" ---> {self.state.image.short_id}\n")
 
@@ -402,24 +405,16 @@ class StageRunner:
             path = posixpath.join(config.get("WorkingDir") or "/", path)
         path = posixpath.normpath(path)
         config["WorkingDir"] = path
-        comment = "WORKDIR " + path
-        container_config = dict(config)
-        container_config["Cmd"] = _nop_cmd(self.shell(), comment)
-        hit = self._probe(container_config, config)
-        if hit is not None:
-            await self.out(" ---> Using cache\n")
-            self._adopt(hit, config)
-        else:
+
+        async def make_workdir() -> str:
             async with self.b.workspace(self.state.image) as ws:
                 def work():
                     copy_sources_mkdir(ws.rootfs, path)
                     return commit_upper(self.b.images, self.state.image, ws.upper, self.b.tmp_dir)
 
-                diff_id = await trio.to_thread.run_sync(work)
-            image = await trio.to_thread.run_sync(self.make_image, config, container_config, diff_id)
-            self.b.cache.record(self.state.image_id, container_config, image, comment, self._layer_size(diff_id, image))
-            self._adopt(image, config)
-        await self.out(f" ---> {self.state.image.short_id}\n")
+                return await trio.to_thread.run_sync(work)
+
+        await self.commit_config(config, "WORKDIR " + path, make_workdir)
 
     # ------------------------------------------------------------------ RUN
 
