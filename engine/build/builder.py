@@ -23,13 +23,13 @@ import tempfile
 import attrs
 import trio
 
+from engine.buildcontext import DockerIgnore
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import parse_reference
 
 from . import context as ctx
 from .cache import BuildCache
-from .dockerignore import DockerIgnore
 from .executor import PREDEFINED_ARGS, StageRunner, StepFailed
 from .layers import Workspace, commit_upper, drop_runtime_artifacts
 from .parser import ParseError, parse, parse_line

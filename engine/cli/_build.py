@@ -99,24 +99,14 @@ class StepView:
 
 
 def _dockerfile_args(a: argparse.Namespace) -> tuple[str, str, bytes | None]:
-    """(context dir, Dockerfile name in the context, Dockerfile text to add or None)."""
+    """(context dir, Dockerfile path (absolute for -f: pack_context sends one from outside the
+    context as the CLI does), Dockerfile text from stdin or None)."""
     context = a.path
     if context == "-":
         raise CommandError("pyengine build: a context from stdin is not supported; use -f - with a directory")
-    name = a.file or "Dockerfile"
     if a.file == "-":
         return context, "", sys.stdin.buffer.read()
-    if a.file:
-        full = os.path.abspath(a.file)
-        ctx_abs = os.path.abspath(context)
-        if os.path.commonpath([full, ctx_abs]) == ctx_abs:
-            return context, os.path.relpath(full, ctx_abs), None
-        try:
-            with open(full, "rb") as f:
-                return context, "", f.read()
-        except OSError as exc:
-            raise CommandError(f"unable to prepare context: {exc.strerror or exc}") from None
-    return context, name, None
+    return context, os.path.abspath(a.file) if a.file else "Dockerfile", None
 
 
 @command("build", "Build an image from a Dockerfile",
@@ -139,7 +129,7 @@ def _dockerfile_args(a: argparse.Namespace) -> tuple[str, str, bytes | None]:
          arg("--progress", default="auto", choices=["auto", "plain", "tty"], help="Progress output"),
          aliases=("image build", "builder build"))
 def build(cli: Cli, a: argparse.Namespace) -> int:
-    from engine.build.pack import pack_context
+    from engine.buildcontext import pack_context
     from ._format import ram_in_bytes
 
     context, dockerfile, text = _dockerfile_args(a)
@@ -148,7 +138,7 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
         key, eq, value = item.partition("=")
         buildargs[key] = value if eq else os.environ.get(key)
     params = {
-        "t": a.tag or None, "dockerfile": dockerfile or None,
+        "t": a.tag or None,
         "buildargs": json.dumps(buildargs) if buildargs else None,
         "labels": json.dumps(key_values(a.label, "--label")) if a.label else None,
         "target": a.target, "nocache": "1" if a.no_cache else None, "pull": "1" if a.pull else None,
@@ -162,8 +152,7 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
         tar, dockerfile = pack_context(context, dockerfile or "Dockerfile", text)
     except (OSError, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    if dockerfile.startswith(".dockerfile."):
-        params["dockerfile"] = dockerfile
+    params["dockerfile"] = None if dockerfile == "Dockerfile" else dockerfile
 
     def chunks():
         while data := tar.read(1 << 16):

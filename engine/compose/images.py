@@ -3,15 +3,12 @@ context as a tar) and push; `up` makes whatever is missing, concurrently."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import os
-import tarfile
-import tempfile
 from typing import Iterator
 
 import trio
 
+from engine.buildcontext import pack_context
 from engine.cli import ClientError
 
 from .errors import ComposeError
@@ -65,52 +62,6 @@ async def push(s: Session, svc: Service) -> None:
     s.progress.update("Image", ref, "Pushed", done=True)
 
 
-def _ignore_patterns(context: str) -> list[str]:
-    try:
-        with open(os.path.join(context, ".dockerignore"), encoding="utf-8") as f:
-            return [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
-    except OSError:
-        return []
-
-
-def _ignored(rel: str, patterns: list[str]) -> bool:
-    """.dockerignore: the last matching pattern wins, `!` re-includes."""
-    ignored = False
-    for pat in patterns:
-        neg = pat.startswith("!")
-        pat = pat[1:] if neg else pat
-        pat = os.path.normpath(pat.strip("/"))
-        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat.replace("**/", "")) or \
-                rel.startswith(pat + "/"):
-            ignored = not neg
-    return ignored
-
-
-def context_tar(context: str, dockerfile: str) -> tempfile.SpooledTemporaryFile:
-    """The build context as a tar (blocking: run in a thread)."""
-    if not os.path.isdir(context):
-        raise ComposeError(f"build context {context} is not a directory")
-    patterns = _ignore_patterns(context)
-    out = tempfile.SpooledTemporaryFile(max_size=16 << 20)
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for root, dirs, files in os.walk(context):
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                full = os.path.join(root, name)
-                rel = os.path.relpath(full, context)
-                keep = rel in (dockerfile, ".dockerignore")
-                if not keep and _ignored(rel, patterns):
-                    if name in dirs:
-                        dirs.remove(name)
-                    continue
-                if name in files or os.path.islink(full):
-                    tar.add(full, arcname=rel, recursive=False)
-                else:
-                    tar.add(full, arcname=rel, recursive=False)
-    out.seek(0)
-    return out
-
-
 def _chunks(f) -> Iterator[bytes]:
     while True:
         data = f.read(1 << 16)
@@ -123,9 +74,13 @@ async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool 
     spec = svc.build or {}
     ref = s.project.image_name(svc)
     context = spec.get("context") or s.project.working_dir
-    dockerfile = spec.get("dockerfile") or "Dockerfile"
     s.progress.update("Service", svc.name, "Building")
-    tar = await trio.to_thread.run_sync(context_tar, context, dockerfile)
+    try:
+        tar, dockerfile = await trio.to_thread.run_sync(
+            pack_context, context, spec.get("dockerfile") or "Dockerfile")
+    except (OSError, ValueError) as exc:  # no context, a bad .dockerignore pattern
+        s.progress.update("Service", svc.name, "Error", error=True)
+        raise ComposeError(f"building service {svc.name}: {exc}") from None
     params = {"t": [ref] + list(spec.get("tags") or []), "dockerfile": dockerfile,
               "buildargs": json.dumps({k: v for k, v in (spec.get("args") or {}).items()
                                        if v is not None}),

@@ -302,6 +302,11 @@ def test_pyengine_build_cli(daemon, tmp_path):
     assert failing.returncode == 9
     assert "why-it-failed" in failing.stdout.decode()  # -q still shows a failed build's output
     assert "returned a non-zero code: 9" in failing.stderr.decode()
+    _write(tmp_path, {"alt/Dockerfile.alt": "FROM busybox\nCMD [\"echo\", \"alt\"]\n"})
+    alt = pe("build", "-q", "-t", "pe-cli:alt", "-f", str(tmp_path / "alt" / "Dockerfile.alt"), str(tmp_path))
+    assert alt.returncode == 0, alt.stderr
+    assert pe("run", "--rm", "pe-cli:alt").stdout == b"alt\n"
+    assert pe("rmi", "pe-cli:alt").returncode == 0
     removed = pe("rmi", "pe-cli:1").stdout.decode()
     assert removed.count("Deleted: sha256:") >= 3  # the image and its intermediates
     assert set(pe("images", "-aq", "--no-trunc").stdout.decode().split()) == before

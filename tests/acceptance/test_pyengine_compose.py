@@ -198,7 +198,12 @@ def test_health_gated_start_order(compose, daemon, tmp_path):
 
 def test_build_service_and_rmi_local(compose, daemon, tmp_path):
     (tmp_path / "Dockerfile").write_text(
-        "FROM busybox\nARG GREETING=none\nRUN echo built-$GREETING > /built\n")
+        "FROM busybox\nARG GREETING=none\nCOPY . /ctx/\nRUN echo built-$GREETING > /built\n")
+    # the context is packed with Docker's .dockerignore rules: `*` stays within one directory
+    (tmp_path / "sub").mkdir()
+    for name in ("top.log", "sub/kept.log"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / ".dockerignore").write_text("*.log\ncompose.yaml\n")
     (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
         services:
           app:
@@ -209,6 +214,8 @@ def test_build_service_and_rmi_local(compose, daemon, tmp_path):
         """))
     compose("up", "-d", "--build")
     assert compose("exec", "-T", "app", "cat", "/built").stdout == b"built-hello\n"
+    listed = compose("exec", "-T", "app", "find", "/ctx", "-type", "f").stdout.decode().split()
+    assert sorted(listed) == ["/ctx/.dockerignore", "/ctx/Dockerfile", "/ctx/sub/kept.log"]
     image = f"{compose.project}-app"
     assert daemon.api("GET", f"/images/{image}/json").status_code == 200
     compose("down", "--rmi", "local", "-t", "1")

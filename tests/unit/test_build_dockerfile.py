@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from engine.build import DockerIgnore, ParseError, ShellLex, cache_key, parse, plan, read_patterns
+from engine.build import ParseError, ShellLex, cache_key, parse, plan
 from engine.build.context import checksum, extract_tar, find_sources, go_match, resolve_in_root
 from engine.build.copy import destination
+from engine.buildcontext import DockerIgnore, read_patterns
 from engine.errors import InvalidParameter
 
 
