@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Any, Callable
 
 import trio
@@ -90,12 +89,12 @@ class Ctx:
                                compose.make_progress(progress or self.g.progress),
                                self.cli.warn)
 
-    def run(self, fn: Callable, *args: Any, progress: str | None = None) -> Any:
-        """trio.run(fn(session, *args)) with the progress view closed afterwards."""
+    def run(self, fn: Callable, *args: Any, progress: str | None = None, **kw: Any) -> Any:
+        """trio.run(fn(session, *args, **kw)) with the progress view closed afterwards."""
         s = self.session(progress)
 
         async def main() -> Any:
-            return await fn(s, *args)
+            return await fn(s, *args, **kw)
 
         try:
             return trio.run(main)
@@ -192,35 +191,67 @@ SERVICES = arg("services", nargs="*", help="Services")
             arg("--no-deps", action="store_true", help="Don't start linked services"),
             arg("--no-start", action="store_true"),
             arg("--quiet-pull", action="store_true"),
+            arg("--abort-on-container-exit", action="store_true",
+                help="Stop all containers if any container was stopped"),
+            arg("--abort-on-container-failure", action="store_true",
+                help="Stop all containers if any container exited with failure"),
+            arg("--exit-code-from", default=None, metavar="SERVICE",
+                help="Return the exit code of the selected service container"),
+            arg("--attach", action="append", default=[], help="Only attach to these services"),
+            arg("--no-attach", action="append", default=[],
+                help="Don't attach (stream logs) to these services"),
+            arg("--attach-dependencies", action="store_true",
+                help="Attach to the log output of dependent services too"),
+            arg("--no-color", action="store_true"), arg("--no-log-prefix", action="store_true"),
+            arg("--timestamps", action="store_true"),
             arg("-t", "--timeout", type=int, default=None), SERVICES)
 def up(ctx: Ctx, a: argparse.Namespace) -> int:
+    cascade = _check_up_flags(a)
     opts = compose.UpOptions(services=a.services, scale=_scale(a.scale), build=a.build,
                              pull=a.pull, force_recreate=a.force_recreate,
                              no_recreate=a.no_recreate, no_deps=a.no_deps,
                              remove_orphans=a.remove_orphans, wait=a.wait,
                              wait_timeout=a.wait_timeout, no_start=a.no_start)
-    since = time.time()  # attached: this run's output, not what earlier runs logged
-    ids = ctx.run(compose.up, opts)
     if a.detach or a.wait or a.no_start:
+        ctx.run(compose.up, opts)
         return 0
-    # attached: follow every container's output until they have all stopped; ^C stops them
+    fg = compose.ForegroundOptions(
+        attach=a.attach or None, no_attach=a.no_attach,
+        attach_dependencies=a.attach_dependencies, cascade=cascade,
+        exit_code_from=a.exit_code_from, timeout=a.timeout,
+        colour=ctx.colour and not a.no_color, prefix=not a.no_log_prefix,
+        timestamps=a.timestamps)
     try:
-        ctx.run(_follow_ids, [cid for v in ids.values() for cid in v], ctx.colour, since,
-                progress="quiet")
-    except KeyboardInterrupt:
+        return ctx.run(compose.run_foreground, opts, fg, ctx.g.progress)
+    except KeyboardInterrupt:  # while converging; once attached, signals stop the project
         ctx.cli.warn("Gracefully stopping... (press Ctrl+C again to force)")
         ctx.run(compose.stop, a.services or None, a.timeout)
         return 130
-    return 0
 
 
-async def _follow_ids(s: compose.Session, ids: list[str], colour: bool, since: float) -> None:
-    containers = [c for c in await s.containers() if c["Id"] in ids]
-    containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""), L.number_of(c)))
-    print("Attaching to " + ", ".join(compose.logs.display_name(s, c) for c in containers),
-          flush=True)
-    await compose.follow(s, containers, follow=True, colour=colour, announce_exit=True,
-                         since=since)
+def _check_up_flags(a: argparse.Namespace) -> str:
+    """Docker Compose's rules between up's flags; returns the first-exit policy."""
+    if a.exit_code_from and not a.abort_on_container_failure:
+        a.abort_on_container_exit = True
+    if a.abort_on_container_exit and a.abort_on_container_failure:
+        raise CommandError("--abort-on-container-failure cannot be combined with "
+                           "--abort-on-container-exit")
+    if a.wait and (a.attach_dependencies or a.abort_on_container_exit or a.attach):
+        raise CommandError("--wait cannot be combined with --abort-on-container-exit, "
+                           "--attach or --attach-dependencies")
+    if a.build and a.no_build:
+        raise CommandError("--build and --no-build are incompatible")
+    if a.detach and (a.attach_dependencies or a.abort_on_container_exit or
+                     a.abort_on_container_failure or a.attach):
+        raise CommandError("--detach cannot be combined with --abort-on-container-exit, "
+                           "--abort-on-container-failure, --attach or --attach-dependencies")
+    if a.force_recreate and a.no_recreate:
+        raise CommandError("--force-recreate and --no-recreate are incompatible")
+    if a.attach and a.attach_dependencies:
+        raise CommandError("cannot combine --attach and --attach-dependencies")
+    if a.abort_on_container_exit:
+        return "stop"
+    return "fail" if a.abort_on_container_failure else "ignore"
 
 
 @subcommand("down", "Stop and remove containers, networks",
@@ -276,6 +307,29 @@ def ps(ctx: Ctx, a: argparse.Namespace) -> int:
     return 0
 
 
+@subcommand("ls", "List running compose projects",
+            arg("-a", "--all", action="store_true", help="Show all stopped Compose projects"),
+            arg("-q", "--quiet", action="store_true", help="Only display project names"),
+            arg("--filter", action="append", default=[], help="name=REGEX"),
+            arg("--format", default="table", choices=["table", "json"]))
+def ls(ctx: Ctx, a: argparse.Namespace) -> int:
+    """Projects from their containers' labels: no file is read."""
+    projects = compose.projects
+    patterns = projects.name_filter(a.filter)
+    containers = ctx.cli.client.get("/containers/json", params={
+        "all": a.all, "filters": projects.containers_filter()})
+    found = projects.matching(projects.summarize(containers), patterns)
+    if a.quiet:
+        for p in found:
+            ctx.cli.print(p.name)
+    elif a.format == "json":
+        ctx.cli.print(json.dumps([p.as_json() for p in found]))
+    else:
+        sys.stdout.write(tabulate([["NAME", "STATUS", "CONFIG FILES"]] +
+                                  [[p.name, p.status, p.config_files] for p in found]))
+    return 0
+
+
 @subcommand("logs", "View output from containers",
             arg("-f", "--follow", action="store_true", help="Follow log output"),
             arg("-n", "--tail", default="all", help="Lines from the end of the logs"),
@@ -284,17 +338,10 @@ def ps(ctx: Ctx, a: argparse.Namespace) -> int:
             arg("--no-log-prefix", action="store_true"), SERVICES)
 def logs(ctx: Ctx, a: argparse.Namespace) -> int:
     colour = ctx.colour and not a.no_color
-
-    async def run(s: compose.Session) -> None:
-        containers = [c for c in await s.containers()
-                      if not a.services or (c.get("Labels") or {}).get(L.SERVICE) in a.services]
-        containers.sort(key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""),
-                                       L.number_of(c)))
-        await compose.follow(s, containers, follow=a.follow, tail=a.tail,
-                             timestamps=a.timestamps, colour=colour)
-
     try:
-        ctx.run(run, progress="quiet")
+        ctx.run(compose.follow, a.services or None, follow=a.follow, tail=a.tail,
+                timestamps=a.timestamps, colour=colour, prefix=not a.no_log_prefix,
+                progress="quiet")
     except KeyboardInterrupt:
         return 130
     return 0

@@ -33,6 +33,9 @@ class Api:
     async def post(self, path: str, body: Any = None, **kw: Any) -> Any:
         return await self._run(self.client.post, path, body, **kw)
 
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self._run(self.client.put, path, **kw)
+
     async def delete(self, path: str, **kw: Any) -> Any:
         return await self._run(self.client.delete, path, **kw)
 
@@ -75,6 +78,27 @@ class Api:
                               params={"condition": condition}),
             abandon_on_cancel=True)
         return int((res or {}).get("StatusCode", 0))
+
+    async def watch_events(self, filters: str, send: trio.MemorySendChannel, *,
+                           task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Send every event of GET /events?filters=… to `send` until cancelled; started once
+        the daemon has answered (it subscribes before answering: nothing after is missed)."""
+        token = trio.lowlevel.current_trio_token()
+        opened = trio.Event()
+
+        def run() -> None:
+            with self.client.stream("GET", "/events", params={"filters": filters}) as resp:
+                trio.from_thread.run_sync(opened.set, trio_token=token)
+                for ev in iter_json_stream(resp.iter_raw()):
+                    if isinstance(ev, dict):
+                        trio.from_thread.run(send.send, ev, trio_token=token)
+
+        async with trio.open_nursery() as nursery:
+            # a blocked read cannot be interrupted: on cancellation the thread is abandoned
+            nursery.start_soon(functools.partial(trio.to_thread.run_sync, run,
+                                                 abandon_on_cancel=True))
+            await opened.wait()
+            task_status.started()
 
     def stream_lines(self, path: str, params: dict, sink: Callable[[bytes], None]) -> None:
         """Blocking: copy a streamed response's raw chunks to sink (run in a thread)."""

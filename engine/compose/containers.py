@@ -6,7 +6,7 @@ import trio
 
 from engine.cli import ClientError
 
-from . import containerspec
+from . import containerspec, injection
 from .errors import ComposeError
 from .model import Service
 from .session import Session, container_name
@@ -34,9 +34,10 @@ def anonymous_volumes(svc: Service, summary: dict) -> dict[str, str]:
 
 async def create(s: Session, svc: Service, number: int, *, image_id: str | None = None,
                  service_containers: dict[str, str] | None = None,
-                 inherit: dict[str, str] | None = None) -> str:
+                 inherit: dict[str, str] | None = None, temporary_name: str | None = None) -> str:
     """Create replica `number` and connect it to the service's other networks; `inherit`
-    (target -> volume) reuses a previous container's anonymous volumes."""
+    (target -> volume) reuses a previous container's anonymous volumes; `temporary_name`
+    for a replacement made while the container it replaces still holds the name."""
     project, api = s.project, s.api
     name = project.container_name(svc, number)
     s.progress.update("Container", name, "Creating")
@@ -53,7 +54,8 @@ async def create(s: Session, svc: Service, number: int, *, image_id: str | None 
             raise ComposeError(f"service {svc.name}: network_mode {mode}: no container")
         body["HostConfig"]["NetworkMode"] = f"container:{cid}"
     try:
-        res = await api.post("/containers/create", body, params={"name": name})
+        res = await api.post("/containers/create", body,
+                             params={"name": temporary_name or name})
         cid = res["Id"]
         for key in list(svc.networks)[1:]:
             await api.post(f"/networks/{project.network_name(key)}/connect",
@@ -63,7 +65,33 @@ async def create(s: Session, svc: Service, number: int, *, image_id: str | None 
     except ClientError as exc:
         s.progress.update("Container", name, "Error", error=True)
         raise ComposeError(f"creating container {name}: {exc.message}") from None
+    await injection.inject(s, svc, cid)
     s.progress.update("Container", name, "Created")
+    return cid
+
+
+async def replace(s: Session, svc: Service, old: dict, number: int, *,
+                  image_id: str | None, service_containers: dict[str, str]) -> str:
+    """Recreate as Docker Compose does: the replacement is created first (under a temporary
+    name, taking over the old one's anonymous volumes), then the old container is stopped and
+    removed and the replacement renamed; so the project never lacks that container (what
+    `logs -f` and a foreground `up` follow)."""
+    name = s.project.container_name(svc, number)
+    cid = await create(s, svc, number, image_id=image_id, service_containers=service_containers,
+                       inherit=anonymous_volumes(svc, old),
+                       temporary_name=f"{old['Id'][:12]}_{name}")
+    try:
+        await stop_and_remove(s, old, svc)
+        await s.api.post(f"/containers/{cid}/rename", params={"name": name})
+    except BaseException as exc:
+        with trio.CancelScope(shield=True):  # no half-done replacement is left behind
+            try:
+                await s.api.delete(f"/containers/{cid}", params={"force": True})
+            except ClientError:
+                pass
+        if isinstance(exc, ClientError):
+            raise ComposeError(f"renaming container {name}: {exc.message}") from None
+        raise
     return cid
 
 

@@ -79,8 +79,9 @@ def _mounts(project: Project, svc: Service) -> tuple[list[str], dict[str, str], 
         path, _, opts = str(item).partition(":")
         tmpfs[path] = opts
     secrets = svc.config.get("secrets") or []
-    if secrets:
-        # /run/secrets is a tmpfs: secret files never land in the container's layer.
+    if secrets and all("file" in project.secrets[_source(i)] for i in secrets):
+        # /run/secrets is a tmpfs: secret files never land in the container's layer (those
+        # from `environment:` are copied in before start, as Compose does: no tmpfs then).
         tmpfs.setdefault("/run/secrets", "mode=755")
     for kind, items, base in (("secrets", secrets, "/run/secrets"),
                               ("configs", svc.config.get("configs") or [], "")):
@@ -90,11 +91,16 @@ def _mounts(project: Project, svc: Service) -> tuple[list[str], dict[str, str], 
             target = item.get("target") or item["source"]
             if not target.startswith("/"):
                 target = f"{base}/{target}"
-            if "file" not in spec:
+            if "file" in spec:
+                binds.append(f"{spec['file']}:{target}:ro")
+            elif "content" not in spec:
                 raise ConfigError(f"services.{svc.name}.{kind}: {item['source']} has no file "
-                                  "(only file-based ones are supported without a swarm)")
-            binds.append(f"{spec['file']}:{target}:ro")
+                                  "or environment (external ones need a swarm)")
     return binds, tmpfs, mounts
+
+
+def _source(item: Any) -> str:
+    return item["source"] if isinstance(item, dict) else item
 
 
 def _ports(svc: Service) -> tuple[dict, dict]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+import sys
+from typing import Any, Callable, Mapping
 
 import attrs
 import yaml
@@ -18,6 +19,7 @@ from .merge import merge_documents, merge_service, normalize_service
 from .model import CONDITIONS, Dependency, Project, Service
 from .normalize import normalize_ports, normalize_volumes, resolve_paths
 
+STDIN = "-"  # `-f -`: the file is read from standard input
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
                   "docker-compose.override.yml", "docker-compose.override.yaml")
@@ -34,6 +36,7 @@ class LoadOptions:
     targets: list[str] = attrs.Factory(list)
     environ: Mapping[str, str] = attrs.Factory(lambda: dict(os.environ))
     cwd: str = attrs.Factory(os.getcwd)
+    stdin: Callable[[], str] = lambda: sys.stdin.read()  # what `-f -` reads
 
 
 def find_files(opts: LoadOptions) -> list[str]:
@@ -44,7 +47,9 @@ def find_files(opts: LoadOptions) -> list[str]:
         sep = opts.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
         files = [f for f in opts.environ["COMPOSE_FILE"].split(sep) if f]
     if files:
-        return [os.path.abspath(os.path.join(opts.cwd, f)) for f in files]
+        if files.count(STDIN) > 1:
+            raise ConfigError("-f -: standard input can be read only once")
+        return [f if f == STDIN else os.path.abspath(os.path.join(opts.cwd, f)) for f in files]
     directory = os.path.abspath(opts.cwd)
     while True:
         for name in DEFAULT_FILES:
@@ -63,8 +68,10 @@ def find_files(opts: LoadOptions) -> list[str]:
         directory = parent
 
 
-def _read_yaml(path: str) -> Any:
+def _read_yaml(path: str, stdin: Callable[[], str] | None = None) -> Any:
     try:
+        if path == STDIN and stdin is not None:
+            return yaml.safe_load(stdin())
         with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f)
     except FileNotFoundError:
@@ -92,8 +99,9 @@ def normalize_project_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
 
 
-def _load_file(path: str, env: Mapping[str, str]) -> dict:
-    raw = _read_yaml(path)
+def _load_file(path: str, env: Mapping[str, str],
+               stdin: Callable[[], str] | None = None) -> dict:
+    raw = _read_yaml(path, stdin)
     if raw is None:
         raw = {}
     doc = interpolate(raw, env, path)
@@ -235,11 +243,13 @@ def empty_project(name: str, cwd: str) -> Project:
 
 def load_project(opts: LoadOptions) -> Project:
     files = find_files(opts)
-    project_dir = os.path.abspath(opts.project_directory or os.path.dirname(files[0]))
+    # from standard input, paths in the file are relative to the current directory
+    first_dir = opts.cwd if files[0] == STDIN else os.path.dirname(files[0])
+    project_dir = os.path.abspath(opts.project_directory or first_dir)
     env = project_environment(opts, project_dir)
     merged: dict = {}
     for path in files:
-        merged = merge_documents(merged, _load_file(path, env))
+        merged = merge_documents(merged, _load_file(path, env, opts.stdin))
     services = merged.get("services") or {}
     if not services:
         raise ConfigError("no service defined in " + ", ".join(files))
@@ -289,12 +299,13 @@ def _file_objects(items: dict | None, project_dir: str, kind: str,
             spec["file"] = os.path.normpath(os.path.join(project_dir,
                                                          os.path.expanduser(spec["file"])))
         elif spec.get("environment"):
-            if spec["environment"] not in env:
-                raise ConfigError(f"{kind}.{key}.environment: variable "
-                                  f"{spec['environment']} is not set")
-            spec["content"] = env[spec["environment"]]
+            # unset: an error only for a service that uses it, when it is created
+            spec["content"] = env.get(spec["environment"])
+        elif kind == "configs" and "content" in spec:
+            pass
         elif not spec.get("external"):
-            raise ConfigError(f"{kind}.{key}: needs `file` or `environment` (external "
-                              f"{kind} need a swarm)")
+            extra = ", `environment` or `content`" if kind == "configs" else " or `environment`"
+            raise ConfigError(f"{kind}.{key}: needs `file`{extra} (external {kind} need a "
+                              "swarm)")
         out[key] = spec
     return out

@@ -1,31 +1,42 @@
 """`logs [-f]`: every container's log stream read concurrently, printed line by line with a
-coloured `service-N  | ` prefix (no colour when not on a terminal or with --no-color)."""
+coloured `service-N  | ` prefix (no colour when not on a terminal or with --no-color). With
+-f the project's events are followed too: containers started later (scale up, recreate,
+restart) are picked up, as Docker Compose does."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import sys
 from typing import Callable
 
+import attrs
 import trio
 
 from engine.cli import Demuxer
 
 from . import labels as L
+from .monitor import EXITED, STARTED, Monitor
 from .session import Session, container_name
 
 COLOURS = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"]
+EXIT_LINE_WAIT = 5.0  # seconds an exit notice waits for the container's last lines
 
 
 class Prefixer:
-    """Colours services in first-seen order and aligns the prefixes."""
+    """Colours services in first-seen order and aligns the prefixes (the width grows with
+    the longest name seen)."""
 
-    def __init__(self, width: int, colour: bool):
+    def __init__(self, width: int, colour: bool, enabled: bool = True):
         self.width = width
         self.colour = colour
+        self.enabled = enabled
         self._colours: dict[str, str] = {}
 
     def __call__(self, service: str, name: str) -> str:
+        if not self.enabled:
+            return ""
+        self.width = max(self.width, len(name))
         text = f"{name:<{self.width}} | "
         if not self.colour:
             return text
@@ -40,20 +51,52 @@ def display_name(s: Session, c: dict) -> str:
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str = "all",
-                 timestamps: bool = False, colour: bool | None = None,
-                 write: Callable[[str], None] | None = None,
-                 announce_exit: bool = False, since: float | None = None) -> None:
-    """Print the containers' logs until every stream ends (with follow: until each container
-    stops; announce_exit then adds Compose's "web-1 exited with code 0")."""
-    if colour is None:
-        colour = sys.stdout.isatty()
-    write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
-    names = {c["Id"]: display_name(s, c) for c in containers}
-    prefixer = Prefixer(max([len(n) for n in names.values()] + [1]), colour)
-    send, receive = trio.open_memory_channel(256)
+def _stdout_write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
-    def read(c: dict, prefix: str, token: trio.lowlevel.TrioToken, chan, tty: bool) -> None:
+
+@attrs.define
+class LogPrinter:
+    """Log streams of containers, each pumped by a worker thread into `write` (called in
+    the trio thread, one whole line at a time); the pumps live in `nursery`."""
+
+    s: Session
+    nursery: trio.Nursery
+    prefixer: Prefixer
+    write: Callable[[str], None] = _stdout_write
+    timestamps: bool = False
+    streams: dict[str, trio.Event] = attrs.Factory(dict)  # container id -> its stream ended
+
+    def line(self, text: str) -> None:
+        self.write(text + "\n")
+
+    def attach(self, cid: str, name: str, service: str, *, follow: bool, tail: str = "all",
+               since: float | None = None) -> trio.Event:
+        """Start streaming one container's logs; returns an event set when its stream ends."""
+        ended = self.streams[cid] = trio.Event()
+        prefix = self.prefixer(service, name)
+        self.nursery.start_soon(self._pump, cid, prefix, ended,
+                                {"stdout": True, "stderr": True, "follow": follow,
+                                 "tail": tail, "timestamps": self.timestamps or None,
+                                 "since": f"{since:.9f}" if since is not None else None})
+        return ended
+
+    async def _pump(self, cid: str, prefix: str, ended: trio.Event, params: dict) -> None:
+        try:
+            info = await self.s.api.get_or_none(f"/containers/{cid}/json")
+            if info is None:
+                return
+            tty = bool((info.get("Config") or {}).get("Tty"))
+            token = trio.lowlevel.current_trio_token()
+            await trio.to_thread.run_sync(
+                functools.partial(self._read, cid, prefix, params, tty, token),
+                abandon_on_cancel=True)
+        finally:
+            ended.set()
+
+    def _read(self, cid: str, prefix: str, params: dict, tty: bool,
+              token: trio.lowlevel.TrioToken) -> None:
         """In a worker thread: demultiplex, split into lines, hand lines to trio."""
         demux = Demuxer()
         pending = {1: b"", 2: b""}
@@ -62,8 +105,9 @@ async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str 
             pending[stream] += data
             *lines, pending[stream] = pending[stream].split(b"\n")
             for line in lines:
-                trio.from_thread.run(chan.send, prefix + line.decode("utf-8", "replace") + "\n",
-                                     trio_token=token)
+                trio.from_thread.run_sync(
+                    self.write, prefix + line.decode("utf-8", "replace") + "\n",
+                    trio_token=token)
 
         def sink(chunk: bytes) -> None:
             if tty:
@@ -72,32 +116,69 @@ async def follow(s: Session, containers: list[dict], *, follow: bool, tail: str 
             for stream, payload in demux.feed(chunk):
                 emit(2 if stream == 2 else 1, payload)
 
-        params = {"stdout": True, "stderr": True, "follow": follow, "tail": tail,
-                  "timestamps": timestamps or None,
-                  "since": f"{since:.9f}" if since is not None else None}
-        s.api.stream_lines(f"/containers/{c['Id']}/logs", params, sink)
+        self.s.api.stream_lines(f"/containers/{cid}/logs", params, sink)
         for stream in (1, 2):
             if pending[stream]:
                 emit(stream, b"\n")
 
-    async def pump(c: dict, prefix: str, send_clone) -> None:
-        async with send_clone:
-            info = await s.api.get(f"/containers/{c['Id']}/json")
-            tty = bool((info.get("Config") or {}).get("Tty"))
-            token = trio.lowlevel.current_trio_token()
-            await trio.to_thread.run_sync(
-                functools.partial(read, c, prefix, token, send_clone, tty),
-                abandon_on_cancel=True)
-            if announce_exit:
-                state = (await s.api.get(f"/containers/{c['Id']}/json")).get("State") or {}
-                if not state.get("Running"):
-                    await send_clone.send(f"{names[c['Id']]} exited with code "
-                                          f"{state.get('ExitCode', 0)}\n")
+    async def announce_exit(self, cid: str, name: str, code: int) -> None:
+        """Compose's "web-1 exited with code 0", after the container's last lines."""
+        ended = self.streams.get(cid)
+        if ended is not None:
+            with trio.move_on_after(EXIT_LINE_WAIT):
+                await ended.wait()
+        self.line(f"{name} exited with code {code}")
+
+
+def _sorted(containers: list[dict]) -> list[dict]:
+    return sorted(containers, key=lambda c: ((c.get("Labels") or {}).get(L.SERVICE, ""),
+                                             L.number_of(c)))
+
+
+async def follow(s: Session, services: list[str] | None = None, *, follow: bool,
+                 tail: str = "all", timestamps: bool = False, colour: bool | None = None,
+                 prefix: bool = True, write: Callable[[str], None] | None = None) -> None:
+    """Print the project's containers' logs (those of `services`, all when empty). Without
+    follow: what they have logged. With follow: until no container is left to follow,
+    taking in the containers that start meanwhile."""
+    if colour is None:
+        colour = sys.stdout.isatty()
+
+    def selected(containers: list[dict]) -> list[dict]:
+        return _sorted([c for c in containers if not services or
+                        (c.get("Labels") or {}).get(L.SERVICE) in services])
 
     async with trio.open_nursery() as nursery:
-        async with send:
-            for c in containers:
-                service = (c.get("Labels") or {}).get(L.SERVICE, "")
-                nursery.start_soon(pump, c, prefixer(service, names[c["Id"]]), send.clone())
-        async for line in receive:
-            write(line)
+        monitor = Monitor(s, services)
+        async with trio.open_nursery() as watching:
+            if follow:
+                await monitor.open(watching)  # subscribed first: no start is missed
+            containers = selected(await s.containers())
+            names = [display_name(s, c) for c in containers]
+            printer = LogPrinter(s, nursery, Prefixer(max([len(n) for n in names] + [1]),
+                                                      colour, prefix),
+                                 write or _stdout_write, timestamps)
+            for c, name in zip(containers, names):
+                printer.attach(c["Id"], name, (c.get("Labels") or {}).get(L.SERVICE, ""),
+                               follow=follow, tail=tail)
+            if follow:
+                monitor.watch(containers)
+                async for ev in monitor.events():
+                    if ev.kind == STARTED and (ev.id not in printer.streams or ev.restarting):
+                        since = await started_at(s, ev.id) if ev.restarting else None
+                        printer.attach(ev.id, ev.name, ev.service, follow=True, since=since)
+                    elif ev.kind == EXITED and not ev.restarting:
+                        nursery.start_soon(printer.announce_exit, ev.id, ev.name, ev.exit_code)
+            watching.cancel_scope.cancel()
+
+
+async def started_at(s: Session, cid: str) -> float | None:
+    """When the container's current run started (epoch seconds): a restarted container's
+    logs are followed from there, not from its first run."""
+    info = await s.api.get_or_none(f"/containers/{cid}/json")
+    stamp = ((info or {}).get("State") or {}).get("StartedAt") or ""
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    head, _, frac = stamp.rstrip("Z").partition(".")
+    when = datetime.datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}")
+    return when.replace(tzinfo=datetime.timezone.utc).timestamp()

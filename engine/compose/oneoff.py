@@ -9,6 +9,7 @@ import attrs
 
 from engine.cli import ClientError
 
+from . import injection
 from .containerspec import create_body, endpoint_config
 from .errors import ComposeError
 from .images import ensure_images
@@ -39,6 +40,7 @@ async def create_oneoff(s: Session, opts: RunOptions) -> str:
     if opts.service not in project.services:
         raise ComposeError(f"no such service: {opts.service}")
     svc = project.services[opts.service]
+    injection.check(project, [opts.service])
     deps = [n for n in project.select([opts.service]) if n != opts.service]
     if deps and not opts.no_deps:
         await up(s, UpOptions(services=deps))
@@ -66,4 +68,5 @@ async def create_oneoff(s: Session, opts: RunOptions) -> str:
                               "EndpointConfig": endpoint_config(project, svc, key, 1)})
     except ClientError as exc:
         raise ComposeError(f"creating container {name}: {exc.message}") from None
+    await injection.inject(s, svc, cid)
     return cid

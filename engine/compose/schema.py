@@ -19,6 +19,8 @@ DEBIAN_SCHEMA = "/usr/lib/python3/dist-packages/compose/config/compose_spec.json
 
 # Top-level keys of the current specification that the packaged schema predates.
 _NEWER_TOP_LEVEL = {"name": str}
+# Keys of top-level secrets/configs it predates (checked here, then left out of validation).
+_NEWER_ITEM_KEYS = {"secrets": ("environment",), "configs": ("environment", "content")}
 
 
 def schema_path() -> str:
@@ -76,6 +78,20 @@ def validate(doc: Any, source: str) -> None:
         if key in doc:
             if not isinstance(doc.pop(key), typ):
                 raise ConfigError(f"{source}: {key}: must be a {typ.__name__}")
+    for kind, keys in _NEWER_ITEM_KEYS.items():
+        items = doc.get(kind)
+        if not isinstance(items, dict):
+            continue
+        doc[kind] = dict(items)
+        for name, spec in items.items():
+            if not isinstance(spec, dict) or not any(k in spec for k in keys):
+                continue
+            spec = dict(spec)
+            for k in keys:
+                if k in spec and not isinstance(spec.pop(k), str):
+                    raise ConfigError(f"validating {source}: {kind}.{name}.{k}: must be a "
+                                      "string")
+            doc[kind][name] = spec
     import jsonschema
 
     errors = list(_validator().iter_errors(doc))

@@ -10,6 +10,7 @@ import trio
 from engine.cli import ClientError
 
 from . import containers as ctr
+from . import injection
 from . import planner
 from .errors import ComposeError
 from .images import ensure_images
@@ -44,6 +45,7 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
         if n > 1 and project.services[name].config.get("container_name"):
             raise ComposeError(f"service {name} has a container_name and cannot be scaled")
     selected = project.select(opts.services, with_deps=not opts.no_deps)
+    injection.check(project, selected)
     existing = await s.containers()
     orphans = planner.orphans(project, existing)
     image_ids: dict[str, str] = {}
@@ -116,13 +118,14 @@ async def apply(s: Session, name: str, actions: list[planner.Action], image_id: 
         if kind == planner.REMOVE:
             await ctr.stop_and_remove(s, action.container, svc)
             return
-        inherit = None
-        if kind == planner.RECREATE:
-            inherit = ctr.anonymous_volumes(svc, action.container)
-            await ctr.stop_and_remove(s, action.container, svc)
         if kind in (planner.CREATE, planner.RECREATE):
-            cid = await ctr.create(s, svc, action.number, image_id=image_id,
-                                   service_containers=service_containers, inherit=inherit)
+            if kind == planner.RECREATE:
+                cid = await ctr.replace(s, svc, action.container, action.number,
+                                        image_id=image_id,
+                                        service_containers=service_containers)
+            else:
+                cid = await ctr.create(s, svc, action.number, image_id=image_id,
+                                       service_containers=service_containers)
             if start:
                 await ctr.start(s, cid, s.project.container_name(svc, action.number))
         else:
