@@ -3,7 +3,7 @@
 Dockerfile, pyengine vs dockerd's classic builder, printed as ratios.
 
 Both daemons are private (temp roots and sockets; dockerd with --bridge=none and no host
-firewall changes, as start_latency.py starts it); the base image is made locally (pyengine:
+firewall changes: common.py); the base image is made locally (pyengine:
 POST /images/bootstrap; dockerd: `docker import` of a tar of /bin/busybox — no registry).
 Every build goes through the same docker-py `APIClient.build` call with the same context;
 RUN steps use `--network none` on both engines (dockerd runs without a bridge here).
@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
+import shutil
 import statistics
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import start_latency as sl  # noqa: E402  (daemon start/cleanup helpers)
+import common as cm  # noqa: E402  (daemons, cleanup, the report loop)
 
 DOCKERFILE = """\
 FROM busybox AS build
@@ -81,67 +79,33 @@ def bench(name: str, client, context: Path, runs: int) -> dict:
     cached = [one_build(client, context, nocache=False) for _ in range(runs)]
     result = {"cold_s": statistics.median(cold), "cached_s": statistics.median(cached),
               "cold_all": cold, "cached_all": cached}
-    sl.log(f"{name}: cold median {result['cold_s'] * 1000:.0f} ms, cached median {result['cached_s'] * 1000:.0f} ms")
+    cm.log(f"{name}: cold median {result['cold_s'] * 1000:.0f} ms, cached median {result['cached_s'] * 1000:.0f} ms")
     return result
 
 
-def start_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> str:
-    import subprocess
-
-    data = tmp / "data"
-    data.mkdir()
-    host = f"unix://{tmp / 'pe.sock'}"
-    env = dict(os.environ)
-    env.pop("DOCKER_HOST", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sl.REPO_ROOT), env.get("PYTHONPATH")]))
-    cgparent = f"pyengine-bench-build-{os.getpid()}"
-    guard = sl.CgroupGuard([cgparent])
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--cgroup-parent", cgparent,
-           "--no-live-restore"]
-    sl.log(f"pyengine: starting {' '.join(cmd)}")
-    logfile = tmp / "pyengined.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    proc = subprocess.Popen(cmd, cwd=sl.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def after_stop():
-        sl.kill_pids_referencing(tmp)
-        sl.unmount_all_under(tmp)
-        guard.cleanup()
-
-    stack.callback(after_stop)
-    stack.callback(sl.stop_process, proc, "pyengined")
-    sl.wait_for_daemon(host, proc, logfile, "pyengined", args.start_timeout)
-    return host
-
-
-def run_engine(name: str, args, context: Path, rootfs: bytes) -> dict:
+def run_engine(name: str, args, stack: contextlib.ExitStack, tmp: Path, context: Path, rootfs: bytes) -> dict:
     import docker
 
-    with contextlib.ExitStack() as stack:
-        tmp = Path(tempfile.mkdtemp(prefix=f"pe-bench-build-{name}-", dir=args.tmp_dir))
-        stack.callback(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
-        if name == "pyengine":
-            host = start_pyengine(args, stack, tmp)
-        else:
-            host = sl.start_private_dockerd(args, stack, tmp, f"pyengine-bench-build-dockerd-{os.getpid()}")
-        client = docker.APIClient(base_url=host, version=sl.API_VERSION, timeout=600)
-        stack.callback(client.close)
-        if name == "pyengine":
-            r = client.post(client._url("/images/bootstrap"), params={"name": "busybox", "tag": "latest"})
-            client._raise_for_status(r)
-        else:
-            client.import_image_from_data(rootfs, repository="busybox", tag="latest")
+    if name == "pyengine":
+        host, _ = cm.start_pyengined(args, stack, tmp, f"pyengine-bench-build-{os.getpid()}")
+    else:
+        host = cm.start_private_dockerd(args, stack, tmp, f"pyengine-bench-build-dockerd-{os.getpid()}")
+    client = docker.APIClient(base_url=host, version=cm.API_VERSION, timeout=600)
+    stack.callback(client.close)
+    if name == "pyengine":
+        cm.bootstrap_image(client)
+    else:
+        client.import_image_from_data(rootfs, repository="busybox", tag="latest")
 
-        def cleanup():
-            for c in client.containers(all=True):
-                with contextlib.suppress(Exception):
-                    client.remove_container(c["Id"], force=True)
+    def cleanup():
+        for c in client.containers(all=True):
+            with contextlib.suppress(Exception):
+                client.remove_container(c["Id"], force=True)
 
-        stack.callback(cleanup)
-        result = bench(name, client, context, args.runs)
-        result["version"] = sl.server_version(client)
-        return result
+    stack.callback(cleanup)
+    result = bench(name, client, context, args.runs)
+    result["version"] = cm.server_version(client)
+    return result
 
 
 def main(argv=None) -> int:
@@ -155,36 +119,31 @@ def main(argv=None) -> int:
     ap.add_argument("--start-timeout", type=float, default=60.0)
     ap.add_argument("--docker-storage-driver", default="overlay2")
     args = ap.parse_args(argv)
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
-        return 1
-    results: dict[str, dict] = {}
-    failed = False
-    with tempfile.TemporaryDirectory(prefix="pe-bench-build-ctx-", dir=args.tmp_dir) as ctx_dir:
-        context = Path(ctx_dir) / "ctx"
+    if (status := cm.preflight()) is not None:
+        return status
+    rootfs = cm.busybox_rootfs_tar(shutil.which("busybox") or "/bin/busybox")
+    with cm.temp_root("pe-bench-build-", args.tmp_dir) as top:
+        context = top / "ctx"
         make_context(context, args.files, args.size)
-        rootfs = sl.busybox_rootfs_tar(sl.shutil.which("busybox") or "/bin/busybox")
-        for name in args.engines.split(","):
-            try:
-                results[name] = run_engine(name, args, context, rootfs)
-            except sl.Skip as exc:
-                sl.log(f"{name}: skipped ({exc})")
-            except Exception:  # noqa: BLE001 - reported, the others still run
-                failed = True
-                sl.log(f"{name}: failed\n{traceback.format_exc()}")
+        outcome = cm.run_engines(args.engines.split(","), lambda name, stack, tmp: run_engine(
+            name, args, stack, tmp, context, rootfs), top)
+    results, ratios = outcome.results, {}
     print(f"\nbuild of a {DOCKERFILE.count(chr(10))}-line 2-stage Dockerfile, {args.files} files x {args.size} B, "
           f"median of {args.runs}")
-    for name, r in results.items():
-        print(f"  {name:9s} {r['version']:14s} cold {r['cold_s'] * 1000:8.0f} ms   cached {r['cached_s'] * 1000:8.0f} ms")
+    outcome.print_rows(args.engines.split(","),
+                       lambda name, r: f"  {name:9s} {r['version']:14s} cold {r['cold_s'] * 1000:8.0f} ms   "
+                                       f"cached {r['cached_s'] * 1000:8.0f} ms",
+                       lambda name, why: f"  {name:9s} {why}")
     if "pyengine" in results and "dockerd" in results:
         pe, dk = results["pyengine"], results["dockerd"]
         cold, cached = dk["cold_s"] / pe["cold_s"], dk["cached_s"] / pe["cached_s"]
         print(f"  dockerd/pyengine cold   {cold:6.2f}x  (goal >= 1: {'met' if cold >= 1 else 'NOT met'})")
         print(f"  dockerd/pyengine cached {cached:6.2f}x  (goal >= 5: {'met' if cached >= 5 else 'NOT met'})")
-        results["ratios"] = {"cold": cold, "cached": cached}
+        ratios = {"cold": cold, "cached": cached}
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    return 1 if failed else 0
+        cm.write_json(args.json, {"benchmark": "cold and cached docker-py build", "runs": args.runs,
+                                  "ratios": ratios}, outcome)
+    return outcome.exit_status
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ a busybox idling in a shell that exits at once on SIGTERM (so `down` measures th
 a stop timeout). Both tools run as the user would run them (a fresh CLI process each time),
 timed with wall clock; the image is the same static busybox rootfs imported into each daemon
 (no registry). Each daemon is private (temp data root and socket; dockerd never touches the
-host firewall: start_latency.py's start_private_dockerd); everything is removed on exit.
+host firewall: common.py's start_private_dockerd); everything is removed on exit.
 
 This is a measurement, not a test: it prints the medians and the ratio docker-compose /
 pyengine compose (goal ≥ 10×) and never fails on timings.
@@ -24,16 +24,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import start_latency as sl  # noqa: E402  (daemons, cleanup, image import)
+import common as cm  # noqa: E402  (daemons, cleanup, image import, the report loop)
 
-log = sl.log
+log = cm.log
 PROJECT = "pebench"
 IDLE = "trap 'exit 0' TERM; sleep 1000 & wait"
 LEVELS = [["db", "cache", "queue"], ["api", "auth", "worker", "search"],
@@ -44,28 +41,11 @@ def compose_file() -> str:
     lines = ["services:"]
     for depth, level in enumerate(LEVELS):
         for name in level:
-            lines += [f"  {name}:", f"    image: {sl.IMAGE}",
+            lines += [f"  {name}:", f"    image: {cm.IMAGE}",
                       f"    command: [\"sh\", \"-c\", \"{IDLE}\"]"]
             if depth:
                 lines.append(f"    depends_on: [{', '.join(LEVELS[depth - 1])}]")
     return "\n".join(lines) + "\n"
-
-
-def start_pyengined(args, stack: contextlib.ExitStack, tmp: Path) -> str:
-    data = tmp / "data"
-    data.mkdir()
-    host = f"unix://{tmp / 'pyengine.sock'}"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--no-live-restore"]
-    logfile = tmp / "pyengined.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(sl.kill_pids_referencing, tmp)
-    stack.callback(sl.stop_process, proc, "pyengined")
-    sl.wait_for_daemon(host, proc, logfile, "pyengined", args.start_timeout)
-    return host
 
 
 def rounds(name: str, cmd: list[str], env: dict, workdir: Path, n: int) -> dict:
@@ -93,11 +73,11 @@ def rounds(name: str, cmd: list[str], env: dict, workdir: Path, n: int) -> dict:
 
 
 def bench_pyengine(args, stack, tmp: Path, rootfs: bytes, workdir: Path) -> dict:
-    host = start_pyengined(args, stack, tmp)
-    runner = sl.ApiRunner(host, sl.IMAGE)
+    host, _ = cm.start_pyengined(args, stack, tmp)
+    runner = cm.ApiRunner(host, cm.IMAGE)
     stack.callback(runner.cleanup)
-    sl.import_image(runner, rootfs, "pyengine")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYENGINE_HOST": host,
+    cm.import_image(runner, rootfs, "pyengine")
+    env = {**os.environ, "PYTHONPATH": str(cm.REPO_ROOT), "PYENGINE_HOST": host,
            "COMPOSE_PROJECT_NAME": PROJECT}
     env.pop("DOCKER_HOST", None)
     cmd = [sys.executable, "-m", "engine.cli", "compose", "--progress", "plain"]
@@ -109,11 +89,11 @@ def bench_pyengine(args, stack, tmp: Path, rootfs: bytes, workdir: Path) -> dict
 def bench_dockerd(args, stack, tmp: Path, rootfs: bytes, workdir: Path) -> dict:
     compose = shutil.which("docker-compose")
     if not compose:
-        raise sl.Skip("docker-compose not installed")
-    host = sl.start_private_dockerd(args, stack, tmp, f"pyengine-bench-compose-{os.getpid()}")
-    runner = sl.ApiRunner(host, sl.IMAGE)
+        raise cm.Skip("docker-compose not installed")
+    host = cm.start_private_dockerd(args, stack, tmp, f"pyengine-bench-compose-{os.getpid()}")
+    runner = cm.ApiRunner(host, cm.IMAGE)
     stack.callback(runner.cleanup)
-    sl.import_image(runner, rootfs, "dockerd")
+    cm.import_image(runner, rootfs, "dockerd")
     env = {**os.environ, "DOCKER_HOST": host, "COMPOSE_PROJECT_NAME": PROJECT}
     cmd = [compose]
     stack.callback(lambda: subprocess.run(cmd + ["down", "-t", "1"], cwd=workdir, env=env,
@@ -132,39 +112,33 @@ def main() -> int:
     ap.add_argument("--start-timeout", type=float, default=60.0)
     ap.add_argument("--docker-storage-driver", default="overlay2")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("run as root", file=sys.stderr)
-        return 2
-    rootfs = sl.busybox_rootfs_tar(args.busybox)
-    results: dict[str, dict] = {}
-    failed = False
-    for name in args.engines.split(","):
-        with contextlib.ExitStack() as stack:
-            tmp = Path(tempfile.mkdtemp(prefix=f"pe-compose-bench-{name}-"))
-            stack.callback(sl.rmtree, tmp)
-            workdir = tmp / "project"
-            workdir.mkdir()
-            (workdir / "compose.yaml").write_text(compose_file())
-            try:
-                results[name] = BENCHES[name](args, stack, tmp, rootfs, workdir)
-            except sl.Skip as exc:
-                log(f"{name}: skipped: {exc}")
-            except Exception:  # noqa: BLE001 - report and go on with the other engine
-                failed = True
-                traceback.print_exc()
+    if (status := cm.preflight()) is not None:
+        return status
+    rootfs = cm.busybox_rootfs_tar(args.busybox)
+
+    def bench(name: str, stack: contextlib.ExitStack, tmp: Path) -> dict:
+        workdir = tmp / "project"
+        workdir.mkdir()
+        (workdir / "compose.yaml").write_text(compose_file())
+        return BENCHES[name](args, stack, tmp, rootfs, workdir)
+
+    with cm.temp_root("pe-compose-bench-") as top:
+        outcome = cm.run_engines(args.engines.split(","), bench, top)
+    results = outcome.results
     print(f"\n10 services, 3 dependency levels; median of {args.rounds} rounds (wall clock, "
           "fresh CLI process per command)")
     print(f"{'tool':<34}{'up -d':>10}{'down':>10}{'total':>10}")
     labels = {"pyengine": "pyengine compose / pyengined", "dockerd": "docker-compose 1.29 / dockerd"}
-    for name, r in results.items():
-        print(f"{labels[name]:<34}{r['up']:>9.2f}s{r['down']:>9.2f}s{r['total']:>9.2f}s")
+    outcome.print_rows(args.engines.split(","),
+                       lambda name, r: f"{labels[name]:<34}{r['up']:>9.2f}s{r['down']:>9.2f}s{r['total']:>9.2f}s",
+                       lambda name, why: f"{labels[name]:<34}{why}")
     if "pyengine" in results and "dockerd" in results:
         p, d = results["pyengine"], results["dockerd"]
         ratio = d["total"] / p["total"]
         print(f"\nratio docker-compose / pyengine compose: up {d['up'] / p['up']:.1f}×, "
               f"down {d['down'] / p['down']:.1f}×, total {ratio:.1f}× "
               f"(goal ≥ 10×: {'met' if ratio >= 10 else 'NOT met'})")
-    return 1 if failed else 0
+    return outcome.exit_status
 
 
 if __name__ == "__main__":

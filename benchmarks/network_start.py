@@ -3,7 +3,7 @@
 bridge against dockerd as a ratio), and HTTP throughput through a published port.
 
 1. Start latency. One timed run = create -> start -> wait -> remove of busybox `true` through
-   the same docker-py ``APIClient`` code (start_latency.py's ``ApiRunner``) for both engines;
+   the same docker-py ``APIClient`` code (common.py's ``ApiRunner``) for both engines;
    p50/p95 over ``--runs`` runs after ``--warmup`` untimed ones.
      pyengine: none, default bridge, user-defined bridge (+ embedded DNS), bridge + one port
                published on 127.0.0.1; afterwards checks that no veth of the daemon is left.
@@ -26,7 +26,7 @@ bridge against dockerd as a ratio), and HTTP throughput through a published port
 
 Everything the script creates -- daemons and their children, containers, networks, bridges,
 veths, nft tables, mounts, cgroups, temp dirs -- is removed on exit, also on Ctrl-C / SIGTERM /
-failure (daemon, cleanup and image helpers come from start_latency.py). Network traffic goes
+failure (daemon, cleanup and image helpers come from common.py). Network traffic goes
 only to 127.0.0.1 and to the script's own containers. A measurement script: never asserts on
 numbers (exit 1 only if an engine errored).
 
@@ -41,28 +41,24 @@ import http.client
 import ipaddress
 import json
 import os
-import platform
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import start_latency as sl  # noqa: E402  (helpers: daemons, cleanup, statistics, image import)
+import common as cm  # noqa: E402  (daemons, cleanup, the timed loop, statistics, the report loop)
 
 from engine.networks.manager import daemon_tag  # noqa: E402
 
 ENGINES = ("pyengine", "dockerd")
 PYENGINE_MODES = ("none", "bridge", "user+dns", "bridge+publish")
 DOCKERD_MODES = ("none", "bridge")
-log = sl.log
+log = cm.log
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -98,33 +94,10 @@ def free_subnet() -> ipaddress.IPv4Network:
     raise RuntimeError("no unrouted /24 left in 10.240.0.0/12")
 
 
-def start_daemon(stack: contextlib.ExitStack, tmp: Path, name: str, cmd: list[str], host: str,
-                 timeout: float, cgroup_parent: str, env: dict | None = None) -> None:
-    """Popen a private daemon whose paths are all under tmp; its stop, the kill of leftover
-    children (anything naming tmp), unmounts and removal of its new cgroups go on the stack."""
-    guard = sl.CgroupGuard([cgroup_parent])
-    logfile = tmp / f"{name}.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    env = dict(env or os.environ)
-    env.pop("DOCKER_HOST", None)
-    log(f"{name}: starting {' '.join(cmd)}")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def after_stop():
-        sl.kill_pids_referencing(tmp)
-        sl.unmount_all_under(tmp)
-        guard.cleanup()
-
-    stack.callback(after_stop)
-    stack.callback(sl.stop_process, proc, name)
-    sl.wait_for_daemon(host, proc, logfile, name, timeout)
-
-
-def latency(args, runner: sl.ApiRunner, name: str, mode: str, host_config: dict) -> dict:
+def latency(args, runner: cm.ApiRunner, name: str, mode: str, host_config: dict) -> dict:
     runner.host_config = host_config
-    samples = sl.measure(f"{name} {mode}", runner.one, args.runs, args.warmup)
-    s = sl.summarize(samples)
+    samples = cm.measure(f"{name} {mode}", runner.one, args.runs, args.warmup)
+    s = cm.summarize(samples)
     log(f"{name} {mode}: p50 {s['p50_ms']:.2f} ms, p95 {s['p95_ms']:.2f} ms")
     return s
 
@@ -155,13 +128,13 @@ def wait_http(host: str, port: int, size: int, timeout: float = 15.0) -> None:
             time.sleep(0.05)
 
 
-def http_bench(args, stack: contextlib.ExitStack, runner: sl.ApiRunner) -> dict:
+def http_bench(args, stack: contextlib.ExitStack, runner: cm.ApiRunner) -> dict:
     c = runner.client
     size = args.size
     script = (f"mkdir -p /www && head -c {size} /dev/urandom > /www/blob && "
               "exec httpd -f -p 80 -h /www")
     hc = c.create_host_config(network_mode="bridge", port_bindings={80: ("127.0.0.1",)})
-    cid = c.create_container(sl.IMAGE, command=["sh", "-c", script], ports=[80], host_config=hc)["Id"]
+    cid = c.create_container(cm.IMAGE, command=["sh", "-c", script], ports=[80], host_config=hc)["Id"]
     runner.live.add(cid)  # removed (force) by runner.cleanup on any exit
     c.start(cid)
     info = c.inspect_container(cid)
@@ -208,10 +181,7 @@ def leftover_links(prefixes: tuple[str, ...], timeout: float) -> list[str]:
 
 
 def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
-    data = tmp / "data"
-    data.mkdir()
-    host = f"unix://{tmp / 'pyengine.sock'}"
-    tag = daemon_tag(str(data))
+    tag = daemon_tag(str(tmp / "data"))  # the data root start_pyengined gives it
     cgparent = f"pyengine-bench-net-{os.getpid()}"
 
     def host_state_cleanup():
@@ -228,19 +198,13 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
             log(f"WARNING: pyengined left host state behind (removed now): {left}")
 
     stack.callback(host_state_cleanup)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host,
-           "--cgroup-parent", cgparent, "--no-live-restore"]
-    start_daemon(stack, tmp, "pyengined", cmd, host, args.start_timeout, cgparent, env)
-
-    runner = sl.ApiRunner(host, sl.IMAGE)
+    host, _ = cm.start_pyengined(args, stack, tmp, cgparent)
+    runner = cm.ApiRunner(host, cm.IMAGE)
     c = runner.client
     stack.callback(runner.cleanup)
-    r = c.post(c._url("/images/bootstrap"), params={"name": sl.IMAGE_REPO, "tag": sl.IMAGE_TAG})
-    c._raise_for_status(r)
+    cm.bootstrap_image(c)
     net = c.create_network("peb-netbench")["Id"]
-    stack.callback(sl._quiet, c.remove_network, net)  # runs after runner.cleanup (LIFO)
+    stack.callback(cm.quiet, c.remove_network, net)  # runs after runner.cleanup (LIFO)
     modes = {
         "none": c.create_host_config(network_mode="none"),
         "bridge": c.create_host_config(network_mode="bridge"),
@@ -248,7 +212,7 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path) -> dict:
         "bridge+publish": c.create_host_config(network_mode="bridge",
                                                port_bindings={80: ("127.0.0.1",)}),
     }
-    out = {"version": sl.server_version(c), "modes": {}}
+    out = {"version": cm.server_version(c), "modes": {}}
     for mode in PYENGINE_MODES:
         out["modes"][mode] = latency(args, runner, "pyengine", mode, modes[mode])
     # veths go with their container's netns (asynchronously, in the kernel): none may stay
@@ -274,13 +238,13 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
     run(["ip", "addr", "add", gateway, "dev", bridge])
     run(["ip", "link", "set", bridge, "up"])
     log(f"dockerd: private bridge {bridge} {gateway}")
-    host = sl.start_private_dockerd(args, stack, tmp, cgparent,
+    host = cm.start_private_dockerd(args, stack, tmp, cgparent,
                                     network_flags=(f"--bridge={bridge}", "--ip-forward=false"))
-    runner = sl.ApiRunner(host, sl.IMAGE)
+    runner = cm.ApiRunner(host, cm.IMAGE)
     stack.callback(runner.cleanup)
-    sl.import_image(runner, rootfs, "dockerd")
+    cm.import_image(runner, rootfs, "dockerd")
     c = runner.client
-    out = {"version": sl.server_version(c), "bridge": f"{bridge} {gateway}", "modes": {}}
+    out = {"version": cm.server_version(c), "bridge": f"{bridge} {gateway}", "modes": {}}
     for mode in DOCKERD_MODES:
         out["modes"][mode] = latency(args, runner, "dockerd", mode, c.create_host_config(network_mode=mode))
     return out
@@ -299,18 +263,14 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def print_report(results: dict, skipped: dict, failed: dict, rat: dict) -> None:
+def print_report(outcome: cm.Outcome, rat: dict) -> None:
+    results = outcome.results
     print()
     print(f"{'engine':<10} {'network':<15} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}")
     print("-" * 62)
-    for name in ENGINES:
-        if name in results:
-            for mode, r in results[name]["modes"].items():
-                print(f"{name:<10} {mode:<15} {r['runs']:>5} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['mean_ms']:>9.2f}")
-        elif name in skipped:
-            print(f"{name:<10} skipped: {skipped[name]}")
-        elif name in failed:
-            print(f"{name:<10} FAILED: {failed[name].splitlines()[0][:100]}")
+    outcome.print_rows(ENGINES, lambda name, res: "\n".join(
+        f"{name:<10} {mode:<15} {r['runs']:>5} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['mean_ms']:>9.2f}"
+        for mode, r in res["modes"].items()), lambda name, why: f"{name:<10} {why}")
     for name in ENGINES:
         if name in results:
             print(f"{name}: {results[name]['version']}")
@@ -355,65 +315,19 @@ def main(argv=None) -> int:
     wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
     if any(e not in ENGINES for e in wanted):
         ap.error(f"--engines: choose from {','.join(ENGINES)}")
-    if os.geteuid() != 0:
-        log("run as root")
-        return 2
-    try:
-        import docker  # noqa: F401
-    except ImportError:
-        log("docker-py is required: pip install docker")
-        return 2
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, sl._raise_interrupt)
-
-    results: dict = {}
-    skipped: dict = {}
-    failed: dict = {}
-    interrupted = False
-    top = Path(tempfile.mkdtemp(prefix="pebn-", dir=args.tmp_dir))
-    try:
-        for name in wanted:
-            tmp = top / name[:2]  # short paths: unix socket paths are limited to 108 bytes
-            tmp.mkdir()
-            log(f"=== {name} ===")
-            try:
-                with contextlib.ExitStack() as stack:
-                    stack.callback(sl.rmtree, tmp)
-                    if name == "pyengine":
-                        results[name] = bench_pyengine(args, stack, tmp)
-                    else:
-                        results[name] = bench_dockerd(args, stack, tmp, sl.busybox_rootfs_tar(args.busybox))
-                    log(f"{name}: done; cleaning up")
-            except sl.Skip as e:
-                skipped[name] = str(e)
-                log(f"{name}: skipped ({e})")
-            except KeyboardInterrupt:
-                interrupted = True
-                log("interrupted; cleaned up")
-                break
-            except Exception as e:  # noqa: BLE001 - one engine failing must not stop the other
-                failed[name] = f"{type(e).__name__}: {getattr(e, 'explanation', None) or e}"
-                log(f"{name}: FAILED\n{traceback.format_exc()}")
-    finally:
-        sl.rmtree(top)
-
-    rat = ratios(results)
-    print_report(results, skipped, failed, rat)
+    if (status := cm.preflight()) is not None:
+        return status
+    with cm.temp_root("pebn-", args.tmp_dir) as top:
+        outcome = cm.run_engines(wanted, lambda name, stack, tmp: (
+            bench_pyengine(args, stack, tmp) if name == "pyengine"
+            else bench_dockerd(args, stack, tmp, cm.busybox_rootfs_tar(args.busybox))), top)
+    rat = ratios(outcome.results)
+    print_report(outcome, rat)
     if args.json:
-        doc = {
+        cm.write_json(args.json, {
             "benchmark": "create+start+wait+remove busybox `true` per network mode; HTTP via published port",
-            "runs": args.runs, "warmup": args.warmup,
-            "host": {"kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "python": platform.python_version()},
-            "engines": results, "ratios": rat, "skipped": skipped, "failed": failed,
-            "interrupted": interrupted,
-        }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    if interrupted:
-        return 130
-    return 1 if failed else 0
+            "runs": args.runs, "warmup": args.warmup, "ratios": rat}, outcome)
+    return outcome.exit_status
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ pyengine/dockerd and pyengine/podman (> 1: pyengine is faster). With --concurren
 times K concurrent in-process pulls with pyengine's distribution code into one store (each blob
 is downloaded once). A measurement script: it never asserts on timings. Everything it creates --
 registry, daemons and their children, mounts, cgroups, temp dirs -- is removed on exit, also on
-Ctrl-C / SIGTERM / failure. The daemon helpers come from start_latency.py.
+Ctrl-C / SIGTERM / failure. The daemon helpers come from common.py.
 
 Run as root:   python3 benchmarks/pull_throughput.py [--runs 3] [--layers 4] [--size 50] [--json out.json]
 """
@@ -28,14 +28,9 @@ import contextlib
 import io
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -44,7 +39,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import start_latency as sl  # noqa: E402  (daemon start/cleanup helpers)
+import common as cm  # noqa: E402  (daemons, cleanup, statistics, the report loop)
 
 ENGINES = ("pyengine", "dockerd", "podman")
 REPO, TAG = "bench/pull", "1"
@@ -52,7 +47,7 @@ MANIFEST_TYPES = ("application/vnd.docker.distribution.manifest.v2+json,"
                   "application/vnd.oci.image.manifest.v1+json")
 RATIOS = {"pyengine/dockerd": ("pyengine", "dockerd"), "pyengine/podman": ("pyengine", "podman")}
 MIB = 1 << 20
-log = sl.log
+log = cm.log
 
 
 # --------------------------------------------------------------------------- the image
@@ -158,75 +153,23 @@ def _env() -> dict:
 
 
 def start_pyengine(args, stack: contextlib.ExitStack, tmp: Path, registry: str) -> tuple[str, str]:
-    data = tmp / "data"
-    data.mkdir()
-    host = f"unix://{tmp / 'pe.sock'}"
-    env = _env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(sl.REPO_ROOT), env.get("PYTHONPATH")]))
-    cgparent = f"pyengine-bench-pull-{os.getpid()}"
-    guard = sl.CgroupGuard([cgparent])
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host,
-           "--cgroup-parent", cgparent, "--no-live-restore"]
-    log(f"pyengine: starting {' '.join(cmd)}")
-    logfile = tmp / "pyengined.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    proc = subprocess.Popen(cmd, cwd=sl.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-    def after_stop():
-        sl.kill_pids_referencing(tmp)
-        sl.unmount_all_under(tmp)
-        guard.cleanup()
-
-    stack.callback(after_stop)
-    stack.callback(sl.stop_process, proc, "pyengined")
-    sl.wait_for_daemon(host, proc, logfile, "pyengined", args.start_timeout)
+    host, _ = cm.start_pyengined(args, stack, tmp, f"pyengine-bench-pull-{os.getpid()}", env=_env())
     return host, ""
 
 
 def start_dockerd(args, stack: contextlib.ExitStack, tmp: Path, registry: str) -> tuple[str, str]:
     # No --insecure-registry: dockerd always counts 127.0.0.0/8 as insecure (plain http).
-    host = sl.start_private_dockerd(args, stack, tmp, f"pyengine-bench-pull-dockerd-{os.getpid()}",
+    host = cm.start_private_dockerd(args, stack, tmp, f"pyengine-bench-pull-dockerd-{os.getpid()}",
                                     env=_env())
     return host, f"storage {args.docker_storage_driver}"
 
 
 def start_podman(args, stack: contextlib.ExitStack, tmp: Path, registry: str) -> tuple[str, str]:
-    podman = shutil.which("podman")
-    if not podman:
-        raise sl.Skip("podman not installed")
-    dirs = {k: tmp / k for k in ("root", "runroot", "tmpdir", "volumes", "netconf")}
-    for d in dirs.values():
-        d.mkdir()
-    host = f"unix://{tmp / 'podman.sock'}"
-    guard = sl.CgroupGuard(["libpod_parent", "machine.slice"])
     # Plain http to the loopback registry: containers/image wants it listed as insecure.
     regconf = tmp / "registries.conf"
     regconf.write_text(f'unqualified-search-registries = []\n\n[[registry]]\nlocation = "{registry}"\n'
                        "insecure = true\n")
-    runtime = "runc" if shutil.which("runc") else None  # as start_latency.py (crun: hybrid cgroups)
-    cmd = [
-        podman, "--root", str(dirs["root"]), "--runroot", str(dirs["runroot"]),
-        "--tmpdir", str(dirs["tmpdir"]), "--volumepath", str(dirs["volumes"]),
-        "--network-config-dir", str(dirs["netconf"]), "--cgroup-manager", "cgroupfs",
-        "--events-backend", "file", "--storage-driver", args.podman_storage_driver,
-    ] + (["--runtime", runtime] if runtime else []) + ["system", "service", "--time=0", host]
-    log(f"podman: starting {' '.join(cmd)}")
-    logfile = tmp / "podman.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    env = _env()
-    env["CONTAINERS_REGISTRIES_CONF"] = str(regconf)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
-
-    def after_stop():
-        sl.kill_pids_referencing(tmp)
-        sl.unmount_all_under(tmp)
-        guard.cleanup()
-
-    stack.callback(after_stop)
-    stack.callback(sl.stop_process, proc, "podman system service")
-    sl.wait_for_daemon(host, proc, logfile, "podman", args.start_timeout)
+    host, _ = cm.start_podman_service(args, stack, tmp, env={**_env(), "CONTAINERS_REGISTRIES_CONF": str(regconf)})
     return host, f"storage {args.podman_storage_driver}"
 
 
@@ -288,12 +231,12 @@ def bench_engine(name: str, args, tmp: Path, reg, registry: str, blob_bytes: int
         if not fresh:
             d = tmp / "d"
             d.mkdir()
-            outer.callback(sl.rmtree, d)
+            outer.callback(cm.rmtree, d)
             host, note = starter(args, outer, d, registry)
-            client = sl.api_client(host)
+            client = cm.api_client(host)
             client.timeout = args.pull_timeout
             outer.callback(client.close)
-            version = sl.server_version(client)
+            version = cm.server_version(client)
             for i in range(args.runs):
                 s = one_pull(client, reg, registry, blob_bytes)
                 if not s["cold"]:
@@ -312,12 +255,12 @@ def bench_engine(name: str, args, tmp: Path, reg, registry: str, blob_bytes: int
             d = tmp / f"r{i}"
             d.mkdir()
             with contextlib.ExitStack() as stack:
-                stack.callback(sl.rmtree, d)
+                stack.callback(cm.rmtree, d)
                 host, note = starter(args, stack, d, registry)
-                client = sl.api_client(host)
+                client = cm.api_client(host)
                 client.timeout = args.pull_timeout
                 stack.callback(client.close)
-                version = sl.server_version(client)
+                version = cm.server_version(client)
                 s = one_pull(client, reg, registry, blob_bytes)
                 if not s["cold"]:
                     raise WarmCache(f"fresh data root, yet the registry sent only {s['registry_bytes']} "
@@ -326,7 +269,7 @@ def bench_engine(name: str, args, tmp: Path, reg, registry: str, blob_bytes: int
                 log(f"{name}: run {i + 1}/{args.runs} (fresh root): {s['seconds']:.2f}s "
                     f"{blob_bytes / MIB / s['seconds']:.1f} MiB/s")
     secs = [s["seconds"] for s in samples]
-    p50 = sl.percentile(secs, 50)
+    p50 = cm.percentile(secs, 50)
     return {
         "version": version,
         "note": note,
@@ -351,7 +294,7 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def print_report(image: dict, results: dict, skipped: dict, failed: dict, rat: dict, lib: dict | None) -> None:
+def print_report(image: dict, outcome: cm.Outcome, rat: dict, lib: dict | None) -> None:
     print()
     print(f"image: {image['layers']} layers x {image['layer_mib']} MiB random data; "
           f"{image['blob_mib']:.1f} MiB of compressed layers in the registry; "
@@ -359,15 +302,11 @@ def print_report(image: dict, results: dict, skipped: dict, failed: dict, rat: d
     print()
     print(f"{'engine':<10} {'runs':>4} {'p50 s':>8} {'MiB/s':>8} {'min s':>8} {'max s':>8}  mode; version")
     print("-" * 96)
-    for name in ENGINES:
-        if name in results:
-            r = results[name]
-            print(f"{name:<10} {r['runs']:>4} {r['p50_s']:>8.2f} {r['mib_per_s_p50']:>8.1f} {r['min_s']:>8.2f} "
-                  f"{r['max_s']:>8.2f}  {r['mode']}; {r['version']}{', ' + r['note'] if r['note'] else ''}")
-        elif name in skipped:
-            print(f"{name:<10} {'-':>4} {'-':>8} {'-':>8} {'-':>8} {'-':>8}  skipped: {skipped[name]}")
-        elif name in failed:
-            print(f"{name:<10} {'-':>4} {'-':>8} {'-':>8} {'-':>8} {'-':>8}  FAILED: {failed[name].splitlines()[0][:100]}")
+    outcome.print_rows(
+        ENGINES, lambda name, r: f"{name:<10} {r['runs']:>4} {r['p50_s']:>8.2f} {r['mib_per_s_p50']:>8.1f} "
+                                 f"{r['min_s']:>8.2f} {r['max_s']:>8.2f}  {r['mode']}; {r['version']}"
+                                 f"{', ' + r['note'] if r['note'] else ''}",
+        lambda name, why: f"{name:<10} {'-':>4} {'-':>8} {'-':>8} {'-':>8} {'-':>8}  {why}")
     print()
     for name in RATIOS:
         if name in rat:
@@ -407,36 +346,20 @@ def main(argv=None) -> int:
     bad = [e for e in wanted if e not in ENGINES]
     if bad:
         ap.error(f"unknown engine(s): {', '.join(bad)}")
-    if os.geteuid() != 0:
-        log("WARNING: not root; the engines will most likely fail")
-    try:
-        import docker  # noqa: F401
-    except ImportError:
-        log("docker-py is required: pip install docker")
-        return 2
-
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, sl._raise_interrupt)
-
-    results: dict = {}
-    skipped: dict = {}
-    failed: dict = {}
+    if (status := cm.preflight()) is not None:
+        return status
+    outcome = cm.Outcome()
     image: dict = {}
     lib = None
-    interrupted = False
-    top = Path(tempfile.mkdtemp(prefix="pept-", dir=args.tmp_dir))
     try:
-        with contextlib.ExitStack() as top_stack:
-            top_stack.callback(sl.rmtree, top)
+        with cm.temp_root("pept-", args.tmp_dir) as top, contextlib.ExitStack() as top_stack:
             reg = start_registry()
             top_stack.callback(reg.stop)
             registry = reg.host
             log(f"registry: docker-registry on {registry} (storage {reg.root})")
             build = top / "build"
             push = build_and_push(args, build, registry)
-            sl.rmtree(build)
+            cm.rmtree(build)
             manifest = registry_manifest(registry)
             blob_bytes = sum(int(layer["size"]) for layer in manifest["layers"])
             image = {"layers": len(manifest["layers"]), "layer_mib": args.size,
@@ -444,62 +367,29 @@ def main(argv=None) -> int:
                      "manifest_media_type": manifest.get("mediaType")}
             log(f"pushed {registry}/{REPO}:{TAG}: {image['layers']} layers, {image['blob_mib']:.1f} MiB "
                 f"compressed, push {push['push_s']:.2f}s")
-            for name in wanted:
-                tmp = top / name[:2]  # short paths: unix socket paths are limited to 108 bytes
-                tmp.mkdir()
-                log(f"=== {name} ===")
-                try:
-                    results[name] = bench_engine(name, args, tmp, reg, registry, blob_bytes)
-                    log(f"{name}: p50 {results[name]['p50_s']:.2f}s, {results[name]['mib_per_s_p50']:.1f} MiB/s")
-                except sl.Skip as e:
-                    skipped[name] = str(e)
-                    log(f"{name}: skipped ({e})")
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # noqa: BLE001 - one engine failing must not stop the others
-                    msg = f"{type(e).__name__}: {getattr(e, 'explanation', None) or e}"
-                    if name == "podman":  # optional comparison: report clearly, go on
-                        skipped[name] = f"podman failed, skipped ({msg.splitlines()[0][:200]})"
-                        log(f"podman: FAILED, skipping it\n{traceback.format_exc()}")
-                    else:
-                        failed[name] = msg
-                        log(f"{name}: FAILED\n{traceback.format_exc()}")
-                finally:
-                    sl.rmtree(tmp)
-            if args.concurrent:
+            # podman is only compared with: its failure is reported as skipped
+            cm.run_engines(wanted, lambda name, stack, tmp: bench_engine(name, args, tmp, reg, registry, blob_bytes),
+                           top, outcome, optional=("podman",))
+            if args.concurrent and not outcome.interrupted:
                 d = top / "lib"
                 try:
                     lib = {"concurrent": args.concurrent,
                            **library_pull(args, d, f"{registry}/{REPO}:{TAG}")}
                 finally:
-                    sl.rmtree(d)
+                    cm.rmtree(d)
     except KeyboardInterrupt:
-        interrupted = True
+        outcome.interrupted = True
         log("interrupted; cleaned up")
     if not image:
-        return 130 if interrupted else 1
+        return outcome.exit_status or 1
 
-    rat = ratios(results)
-    print_report(image, results, skipped, failed, rat, lib)
+    rat = ratios(outcome.results)
+    print_report(image, outcome, rat, lib)
     if args.json:
-        doc = {
-            "benchmark": "cold docker-py APIClient.pull from a loopback docker-registry",
-            "image": image,
-            "runs": args.runs,
-            "host": {"kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "python": platform.python_version()},
-            "engines": results,
-            "ratios_throughput": rat,
-            "in_process": lib,
-            "skipped": skipped,
-            "failed": failed,
-            "interrupted": interrupted,
-        }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    if interrupted:
-        return 130
-    return 1 if failed else 0
+        cm.write_json(args.json, {"benchmark": "cold docker-py APIClient.pull from a loopback docker-registry",
+                                  "image": image, "runs": args.runs, "ratios_throughput": rat,
+                                  "in_process": lib}, outcome)
+    return outcome.exit_status
 
 
 if __name__ == "__main__":

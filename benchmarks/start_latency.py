@@ -15,7 +15,7 @@ one run is ``runc run -b BUNDLE ID`` (create + start + wait + delete in one comm
 Each engine gets a private instance on temporary directories (pyengined may instead be a running
 one, ``--pyengine-host unix:///...``); engines that are not installed are skipped. Everything the
 script creates -- containers, daemons and their child processes, mounts, cgroups, temp dirs -- is
-removed on exit, also on Ctrl-C / SIGTERM / failure.
+removed on exit, also on Ctrl-C / SIGTERM / failure (the daemons and their cleanup: common.py).
 
 This is a measurement script, not a test: it never asserts on timings. It prints a table and the
 ratios against the targets (pyengine p50 / runc p50 <= 1.5x, dockerd p50 / pyengine p50 >= 10x,
@@ -28,26 +28,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import io
 import json
 import os
-import platform
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-import traceback
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-IMAGE_REPO, IMAGE_TAG = "busybox", "latest"
-IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"
-API_VERSION = "1.41"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    IMAGE, PODMAN_CGROUPS, REPO_ROOT, ApiRunner, Outcome, Skip, bootstrap_image, busybox_rootfs_tar,
+    cgroup_dirs, import_image, kill_pids_referencing, log, measure, pids_referencing, preflight, quiet,
+    rmdir_cgroup_tree, run_engines, server_version, start_podman_service, start_private_dockerd,
+    start_pyengined, summarize, temp_root, unmount_all_under, write_json,
+)
+
 ENGINES = ("pyengine", "dockerd", "podman", "runc")
 TARGETS = {
     # ratio name: (numerator engine, denominator engine, comparison, target)
@@ -55,304 +54,11 @@ TARGETS = {
     "dockerd/pyengine": ("dockerd", "pyengine", ">=", 10.0),
     "podman/pyengine": ("podman", "pyengine", ">=", 10.0),
 }
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 BURST_TARGET = 20.0  # pyengine containers/s / dockerd containers/s
 MIB_PER_CONTAINER_TARGET = 0.3
 
 
-class Skip(Exception):
-    """The engine is not installed / not usable here: reported as skipped, not as a failure."""
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- statistics
-
-def percentile(samples: list[float], p: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default 'linear' method)."""
-    xs = sorted(samples)
-    if not xs:
-        raise ValueError("no samples")
-    k = (len(xs) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-
-
-def summarize(samples_s: list[float]) -> dict:
-    ms = [s * 1000.0 for s in samples_s]
-    return {
-        "runs": len(ms),
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p95_ms": round(percentile(ms, 95), 3),
-        "mean_ms": round(sum(ms) / len(ms), 3),
-        "min_ms": round(min(ms), 3),
-        "max_ms": round(max(ms), 3),
-        "samples_ms": [round(x, 3) for x in ms],
-    }
-
-
-# --------------------------------------------------------------------------- rootfs tar
-
-PASSWD = (
-    "root:x:0:0:root:/root:/bin/sh\n"
-    "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
-    "nobody:x:65534:65534:nobody:/home:/bin/false\n"
-)
-GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nwheel:x:10:root\nusers:x:100:\nnogroup:x:65534:\n"
-DIRS = [("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("home", 0o755), ("proc", 0o755),
-        ("root", 0o700), ("sys", 0o755), ("tmp", 0o1777), ("usr", 0o755), ("usr/bin", 0o755),
-        ("usr/sbin", 0o755), ("var", 0o755)]
-
-
-def busybox_rootfs_tar(busybox: str) -> bytes:
-    """busybox + one symlink per applet (``busybox --list``) in /bin, /etc/passwd, /etc/group."""
-    out = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout
-    applets = sorted({a for a in out.split() if a and "/" not in a and a not in ("busybox", ".", "..")})
-    binary = Path(busybox).read_bytes()
-
-    def info(name: str, kind: bytes, mode: int, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(name)
-        ti.type, ti.mode, ti.size, ti.linkname = kind, mode, size, linkname
-        ti.mtime = 1704067200
-        ti.uid = ti.gid = 0
-        ti.uname = ti.gname = "root"
-        return ti
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for name, mode in DIRS:
-            tf.addfile(info(name + "/", tarfile.DIRTYPE, mode))
-        tf.addfile(info("bin/busybox", tarfile.REGTYPE, 0o755, len(binary)), io.BytesIO(binary))
-        for a in applets:
-            tf.addfile(info(f"bin/{a}", tarfile.SYMTYPE, 0o777, linkname="busybox"))
-        for name, text in (("etc/passwd", PASSWD), ("etc/group", GROUP)):
-            data = text.encode()
-            tf.addfile(info(name, tarfile.REGTYPE, 0o644, len(data)), io.BytesIO(data))
-    return buf.getvalue()
-
-
-# --------------------------------------------------------------------------- cleanup helpers
-
-_libc = ctypes.CDLL(None, use_errno=True)
-MNT_DETACH = 2
-
-
-def _unescape_mountinfo(s: str) -> str:
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts_under(root: Path) -> list[str]:
-    prefix = str(root).rstrip("/")
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = _unescape_mountinfo(line.split()[4])
-                if mp == prefix or mp.startswith(prefix + "/"):
-                    found.append(mp)
-    except OSError:
-        pass
-    return found
-
-
-def unmount_all_under(root: Path) -> None:
-    """Lazily unmount every mount at or below root, deepest first (stacked mounts: several passes)."""
-    for _ in range(10):
-        mps = mounts_under(root)
-        if not mps:
-            return
-        for mp in sorted(set(mps), key=lambda p: p.count("/"), reverse=True):
-            if _libc.umount2(mp.encode(), MNT_DETACH) != 0:
-                err = ctypes.get_errno()
-                if err not in (22, 2):  # EINVAL (not a mount any more), ENOENT
-                    log(f"umount {mp}: {os.strerror(err)}")
-    left = mounts_under(root)
-    if left:
-        log(f"WARNING: mounts left under {root}: {left}")
-
-
-def pids_referencing(root: Path) -> list[int]:
-    """Processes whose command line names a path under root (our daemons' children: containerd,
-    shims, conmon...). root is a fresh mkdtemp() directory, so only our own processes match."""
-    needle = str(root).encode()
-    me = os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if needle in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
-
-
-def kill_pids_referencing(root: Path, grace: float = 5.0) -> None:
-    pids = pids_referencing(root)
-    if not pids:
-        return
-    log(f"terminating leftover processes under {root}: {pids}")
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and pids_referencing(root):
-        time.sleep(0.1)
-    for pid in pids_referencing(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)
-
-
-def stop_process(proc: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} did not exit within {timeout:.0f}s of SIGTERM; SIGKILL")
-        proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-
-
-def cgroup_dirs(name: str) -> list[Path]:
-    """Where a top-level cgroup called `name` lives: cgroup v2 root, or each v1 hierarchy."""
-    if (CGROUP_ROOT / "cgroup.controllers").exists():
-        return [CGROUP_ROOT / name]
-    # A relative cgroup parent lands under our own cgroup in a hierarchy (on this kind of host
-    # the memory hierarchy puts us in a sub-cgroup), so look there as well as at the root.
-    own: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(","):
-                own[controller.removeprefix("name=")] = path
-    out = []
-    with contextlib.suppress(OSError):
-        for h in CGROUP_ROOT.iterdir():
-            if h.is_dir() and not h.is_symlink():
-                out.append(h / name)
-                nested = own.get(h.name, "/").strip("/")
-                if nested:
-                    out.append(h / nested / name)
-    return out
-
-
-def rmdir_cgroup_tree(path: Path) -> None:
-    """rmdir a cgroup and its (empty) children bottom-up; rmdir refuses populated cgroups."""
-    if not path.is_dir():
-        return
-    for dirpath, _dirnames, _files in sorted(os.walk(path), key=lambda t: t[0].count("/"), reverse=True):
-        with contextlib.suppress(OSError):
-            os.rmdir(dirpath)
-
-
-class CgroupGuard:
-    """Remember which top-level cgroups named `names` exist now; remove the new ones later."""
-
-    def __init__(self, names: list[str]):
-        self.new_candidates = [p for n in names for p in cgroup_dirs(n) if not p.exists()]
-
-    def cleanup(self) -> None:
-        for p in self.new_candidates:
-            rmdir_cgroup_tree(p)
-            if p.exists():
-                log(f"WARNING: cgroup left behind: {p}")
-
-
-def rmtree(path: Path) -> None:
-    unmount_all_under(path)
-    shutil.rmtree(path, ignore_errors=True)
-    if path.exists():
-        log(f"WARNING: could not fully remove {path}")
-
-
-def tail(path: Path, n: int = 25) -> str:
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-n:])
-
-
-# --------------------------------------------------------------------------- the timed loop
-
-def api_client(host: str):
-    import docker  # docker-py
-    return docker.APIClient(base_url=host, version=API_VERSION, timeout=120)
-
-
-def wait_for_daemon(host: str, proc: subprocess.Popen | None, logfile: Path, name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    sock = host[len("unix://"):] if host.startswith("unix://") else None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode} during startup:\n{tail(logfile)}")
-        if sock is None or os.path.exists(sock):
-            try:
-                c = api_client(host)
-                try:
-                    if c.ping():
-                        return
-                finally:
-                    c.close()
-            except Exception as e:  # noqa: BLE001 - anything means "not ready yet"
-                last = e
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} not answering on {host} after {timeout:.0f}s ({last!r}):\n{tail(logfile)}")
-
-
-class ApiRunner:
-    """create -> start -> wait -> remove through docker.APIClient; tracks containers for cleanup."""
-
-    def __init__(self, host: str, image: str):
-        self.client = api_client(host)
-        self.image = image
-        self.host_config = self.client.create_host_config(network_mode="none")
-        self.live: set[str] = set()
-
-    def one(self) -> float:
-        c = self.client
-        t0 = time.perf_counter()
-        cid = c.create_container(self.image, command=["true"], host_config=self.host_config)["Id"]
-        self.live.add(cid)
-        c.start(cid)
-        status = c.wait(cid)
-        c.remove_container(cid)
-        t1 = time.perf_counter()
-        self.live.discard(cid)
-        code = status.get("StatusCode") if isinstance(status, dict) else status
-        if code != 0:
-            raise RuntimeError(f"container exited with {status!r}")
-        return t1 - t0
-
-    def cleanup(self) -> None:
-        for cid in list(self.live):
-            try:
-                self.client.remove_container(cid, force=True)
-                self.live.discard(cid)
-            except Exception as e:  # noqa: BLE001
-                if getattr(getattr(e, "response", None), "status_code", None) == 404:
-                    self.live.discard(cid)
-                else:
-                    log(f"could not remove container {cid[:12]}: {e}")
-
+# --------------------------------------------------------------------------- burst and memory
 
 def burst(host: str, image: str, count: int, threads: int) -> dict:
     """`count` create->start->wait->remove from `threads` clients at once: containers/s."""
@@ -461,47 +167,15 @@ def extras(args, name: str, host: str, tmp: Path, extra_pids=lambda: [], cgroup_
     return out
 
 
-def measure(name: str, one, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        one()
-    samples = []
-    for i in range(runs):
-        samples.append(one())
-        if (i + 1) % 10 == 0 or i + 1 == runs:
-            log(f"{name}: {i + 1}/{runs} (last {samples[-1] * 1000:.1f} ms)")
-    return samples
-
-
-def server_version(client) -> str:
-    try:
-        v = client.version()
-        return f"{v.get('Version', '?')} (API {v.get('ApiVersion', '?')})"
-    except Exception:  # noqa: BLE001
-        return "?"
 
 
 # --------------------------------------------------------------------------- engines
 
 def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
-    proc = None
-    logfile = tmp / "pyengined.log"
     if args.pyengine_host:
-        host = args.pyengine_host
+        host, proc = args.pyengine_host, None
     else:
-        data = tmp / "data"
-        data.mkdir()
-        host = f"unix://{tmp / 'pyengine.sock'}"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--no-live-restore"]
-        log(f"pyengine: starting {' '.join(cmd)}")
-        lf = stack.enter_context(open(logfile, "wb"))
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=lf,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        stack.callback(kill_pids_referencing, tmp)
-        stack.callback(stop_process, proc, "pyengined")
-    wait_for_daemon(host, proc, logfile, "pyengined", args.start_timeout)
-
+        host, proc = start_pyengined(args, stack, tmp)
     runner = ApiRunner(host, IMAGE)
     c = runner.client
     if args.pyengine_host:
@@ -509,89 +183,19 @@ def bench_pyengine(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) 
             c.inspect_image(IMAGE)
         except Exception:  # noqa: BLE001 - not there: a daemon we do not own keeps no image of ours
             # registered before runner.cleanup, so it runs after our containers are gone
-            stack.callback(_quiet, c.remove_image, IMAGE)
+            stack.callback(quiet, c.remove_image, IMAGE)
     stack.callback(runner.cleanup)
-    r = c.post(c._url("/images/bootstrap"), params={"name": IMAGE_REPO, "tag": IMAGE_TAG})
-    c._raise_for_status(r)
-    log(f"pyengine: bootstrapped {IMAGE}: {r.text.strip()[:120]}")
+    bootstrap_image(c)
     version = server_version(c)
     samples = measure("pyengine", runner.one, args.runs, args.warmup)
-    daemon_pid = [proc.pid] if proc is not None else []
+    if args.pyengine_host:
+        return {"version": version, "host": host, **summarize(samples)}
     sys.path.insert(0, str(REPO_ROOT))
     from engine.daemon import parse_args as pyengined_args
 
     parent = pyengined_args(["--data-root", str(tmp / "data")]).cgroup_parent
-    more = extras(args, "pyengine", host, tmp, lambda: daemon_pid, [parent]) if not args.pyengine_host else {}
+    more = extras(args, "pyengine", host, tmp, lambda: [proc.pid], [parent])
     return {"version": version, "host": host, **summarize(samples), **more}
-
-
-def _quiet(fn, *a, **kw):
-    try:
-        return fn(*a, **kw)
-    except Exception as e:  # noqa: BLE001
-        log(f"cleanup: {fn.__name__}: {e}")
-
-
-def import_image(runner: ApiRunner, rootfs: bytes, name: str) -> None:
-    out = runner.client.import_image_from_data(rootfs, repository=IMAGE_REPO, tag=IMAGE_TAG)
-    text = out if isinstance(out, str) else json.dumps(out)
-    if "error" in text.lower():
-        raise RuntimeError(f"{name}: import failed: {text[:500]}")
-    log(f"{name}: imported {IMAGE}: {text.strip()[:120]}")
-
-
-def start_private_dockerd(args, stack: contextlib.ExitStack, tmp: Path, cgroup_parent: str,
-                          network_flags=("--bridge=none",), env: dict | None = None) -> str:
-    """A dockerd whose every path is under tmp and which never touches the host's firewall;
-    its stop and cleanup (leftover children, mounts, cgroups, /etc/docker/key.json) go on the
-    stack. `network_flags` picks its default bridge. Returns its host address."""
-    dockerd = shutil.which("dockerd")
-    if not dockerd:
-        raise Skip("dockerd not installed")
-    if not (shutil.which("containerd") or shutil.which("docker-containerd")):
-        raise Skip("containerd (needed by dockerd) not installed")
-    data, execroot = tmp / "data", tmp / "exec"
-    data.mkdir()
-    execroot.mkdir()
-    conf = tmp / "daemon.json"
-    conf.write_text("{}\n")
-    sock = tmp / "docker.sock"
-    host = f"unix://{sock}"
-    guard = CgroupGuard([cgroup_parent])
-    # /etc/docker/key.json (libtrust identity) is written by dockerd 20.10 if missing: take it
-    # away again if we caused it.
-    keyjson = Path("/etc/docker/key.json")
-    had_key, had_etc_docker = keyjson.exists(), keyjson.parent.exists()
-    cmd = [
-        dockerd, "--data-root", str(data), "--exec-root", str(execroot),
-        "--pidfile", str(tmp / "docker.pid"), "--config-file", str(conf), "-H", host,
-        *network_flags, "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-        "--userland-proxy=false", "--storage-driver", args.docker_storage_driver,
-        "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", cgroup_parent,
-    ]
-    log(f"dockerd: starting {' '.join(cmd)}")
-    logfile = tmp / "dockerd.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    env = dict(env or os.environ)
-    env.pop("DOCKER_HOST", None)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
-
-    def after_stop():
-        kill_pids_referencing(tmp)
-        unmount_all_under(tmp)
-        guard.cleanup()
-        if not had_key:
-            with contextlib.suppress(OSError):
-                keyjson.unlink()
-        if not had_etc_docker:
-            with contextlib.suppress(OSError):
-                keyjson.parent.rmdir()
-
-    stack.callback(after_stop)
-    stack.callback(stop_process, proc, "dockerd")
-    wait_for_daemon(host, proc, logfile, "dockerd", args.start_timeout)
-    return host
 
 
 def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
@@ -606,15 +210,6 @@ def bench_dockerd(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -
 
 
 def bench_podman(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
-    podman = shutil.which("podman")
-    if not podman:
-        raise Skip("podman not installed")
-    dirs = {k: tmp / k for k in ("root", "runroot", "tmpdir", "volumes", "netconf")}
-    for d in dirs.values():
-        d.mkdir()
-    sock = tmp / "podman.sock"
-    host = f"unix://{sock}"
-    guard = CgroupGuard(["libpod_parent", "machine.slice"])
     # Rootful podman raises RLIMIT_NOFILE (to 1048576) and RLIMIT_NPROC in containers, which fails
     # with EPERM where we lack CAP_SYS_RESOURCE and the hard limits are lower (sandboxes, CI). So
     # keep our own limits, as dockerd and pyengined do. The service itself ends up with NPROC
@@ -633,43 +228,16 @@ def bench_podman(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) ->
     conf = tmp / "containers.conf"
     conf.write_text("[containers]\ndefault_ulimits = [%s, %s]\n" % (
         lim("nofile", resource.RLIMIT_NOFILE), lim("nproc", resource.RLIMIT_NPROC, pid_max)))
-    # crun (Debian's default for podman) refuses hybrid cgroup v1/v2 hosts; runc is also what
-    # dockerd uses and what the bare baseline measures, so prefer it unless told otherwise.
-    runtime = args.podman_runtime or ("runc" if shutil.which("runc") else None)
-    base = [
-        podman, "--root", str(dirs["root"]), "--runroot", str(dirs["runroot"]),
-        "--tmpdir", str(dirs["tmpdir"]), "--volumepath", str(dirs["volumes"]),
-        "--network-config-dir", str(dirs["netconf"]), "--cgroup-manager", "cgroupfs",
-        "--events-backend", "file", "--storage-driver", args.podman_storage_driver,
-    ]
-    if runtime:
-        base += ["--runtime", runtime]
-    cmd = base + ["system", "service", "--time=0", host]
-    log(f"podman: starting {' '.join(cmd)}")
-    logfile = tmp / "podman.log"
-    lf = stack.enter_context(open(logfile, "wb"))
-    env = dict(os.environ)
-    env.pop("DOCKER_HOST", None)
-    env.pop("CONTAINER_HOST", None)
-    env["CONTAINERS_CONF"] = str(conf)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
-
-    def after_stop():
-        kill_pids_referencing(tmp)
-        unmount_all_under(tmp)
-        guard.cleanup()
-
-    stack.callback(after_stop)
-    stack.callback(stop_process, proc, "podman system service")
-    wait_for_daemon(host, proc, logfile, "podman", args.start_timeout)
+    host, runtime = start_podman_service(args, stack, tmp, env={**os.environ, "CONTAINERS_CONF": str(conf)},
+                                         runtime=args.podman_runtime)
     runner = ApiRunner(host, IMAGE)
     stack.callback(runner.cleanup)
     import_image(runner, rootfs, "podman")
     version = server_version(runner.client)
     samples = measure("podman", runner.one, args.runs, args.warmup)
     return {"version": f"{version}, runtime {runtime or 'default'}", **summarize(samples),
-            **extras(args, "podman", host, tmp, cgroup_parents=["libpod_parent", "machine.slice"])}
+            **extras(args, "podman", host, tmp, cgroup_parents=PODMAN_CGROUPS)}
+
 
 
 def bench_runc(args, stack: contextlib.ExitStack, tmp: Path, rootfs: bytes) -> dict:
@@ -753,18 +321,15 @@ def ratios(results: dict) -> dict:
     return out
 
 
-def print_report(results: dict, skipped: dict, failed: dict, rat: dict) -> None:
+def print_report(outcome: Outcome, rat: dict) -> None:
+    results = outcome.results
     print()
     print(f"{'engine':<10} {'runs':>5} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9}  version")
     print("-" * 72)
-    for name in ENGINES:
-        if name in results:
-            r = results[name]
-            print(f"{name:<10} {r['runs']:>5} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['mean_ms']:>9.2f}  {r['version']}")
-        elif name in skipped:
-            print(f"{name:<10} {'-':>5} {'-':>9} {'-':>9} {'-':>9}  skipped: {skipped[name]}")
-        elif name in failed:
-            print(f"{name:<10} {'-':>5} {'-':>9} {'-':>9} {'-':>9}  FAILED: {failed[name].splitlines()[0][:100]}")
+    outcome.print_rows(
+        ENGINES, lambda name, r: f"{name:<10} {r['runs']:>5} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} "
+                                 f"{r['mean_ms']:>9.2f}  {r['version']}",
+        lambda name, why: f"{name:<10} {'-':>5} {'-':>9} {'-':>9} {'-':>9}  {why}")
     print()
     for name, (num, den, cmp, target) in TARGETS.items():
         if name in rat:
@@ -794,14 +359,6 @@ def print_report(results: dict, skipped: dict, failed: dict, rat: dict) -> None:
 
 # --------------------------------------------------------------------------- main
 
-def _raise_interrupt(signum, frame):
-    # first signal only: a second Ctrl-C must not cut the cleanup short
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    log("interrupted: cleaning up (further signals are ignored)")
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=50, help="timed runs per engine (default 50)")
@@ -828,67 +385,17 @@ def main(argv=None) -> int:
     bad = [e for e in wanted if e not in ENGINES]
     if bad:
         ap.error(f"unknown engine(s): {', '.join(bad)}")
-    if os.geteuid() != 0:
-        log("WARNING: not root; the engines will most likely fail")
-    try:
-        import docker  # noqa: F401
-    except ImportError:
-        log("docker-py is required: pip install docker")
-        return 2
-
-    # also installed when started with SIGINT ignored (`cmd &` in a script)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-
+    if (status := preflight()) is not None:
+        return status
     rootfs = busybox_rootfs_tar(args.busybox)
-    results: dict = {}
-    skipped: dict = {}
-    failed: dict = {}
-    interrupted = False
-    top = Path(tempfile.mkdtemp(prefix="peb-", dir=args.tmp_dir))
-    try:
-        for name in wanted:
-            tmp = top / name[:2]  # short paths: unix socket paths are limited to 108 bytes
-            tmp.mkdir()
-            log(f"=== {name} ===")
-            try:
-                with contextlib.ExitStack() as stack:
-                    stack.callback(rmtree, tmp)
-                    results[name] = BENCHES[name](args, stack, tmp, rootfs)
-                    log(f"{name}: p50 {results[name]['p50_ms']:.2f} ms, p95 {results[name]['p95_ms']:.2f} ms; cleaning up")
-            except Skip as e:
-                skipped[name] = str(e)
-                log(f"{name}: skipped ({e})")
-            except KeyboardInterrupt:
-                interrupted = True
-                log("interrupted; cleaned up")  # the ExitStack has run by now
-                break
-            except Exception as e:  # noqa: BLE001 - one engine failing must not stop the others
-                failed[name] = f"{type(e).__name__}: {getattr(e, 'explanation', None) or e}"
-                log(f"{name}: FAILED\n{traceback.format_exc()}")
-    finally:
-        rmtree(top)
-
-    rat = ratios(results)
-    print_report(results, skipped, failed, rat)
+    with temp_root("peb-", args.tmp_dir) as top:
+        outcome = run_engines(wanted, lambda name, stack, tmp: BENCHES[name](args, stack, tmp, rootfs), top)
+    rat = ratios(outcome.results)
+    print_report(outcome, rat)
     if args.json:
-        doc = {
-            "benchmark": "create+start+wait+remove busybox `true`, --network none",
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "host": {"kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                     "python": platform.python_version()},
-            "engines": results,
-            "ratios": rat,
-            "skipped": skipped,
-            "failed": failed,
-            "interrupted": interrupted,
-        }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    if interrupted:
-        return 130
-    return 1 if failed else 0
+        write_json(args.json, {"benchmark": "create+start+wait+remove busybox `true`, --network none",
+                               "runs": args.runs, "warmup": args.warmup, "ratios": rat}, outcome)
+    return outcome.exit_status
 
 
 if __name__ == "__main__":
