@@ -1,9 +1,9 @@
 """Every hypercorn import lives here (hypercorn is pinned to 0.18.0; TCPServer is internal).
 
-We serve ONE connection with hypercorn's trio TCPServer over a stream that first replays the
-bytes our peek already read. `keep_alive_max_requests = 1`: hypercorn answers one request
-with `Connection: close`, so every request on the socket passes through our peek (pooled
-clients such as docker-py simply reconnect)."""
+Hypercorn serves websocket upgrades only (plain requests: engine/api/_http1.py): ONE
+connection with hypercorn's trio TCPServer over a stream that first replays the bytes our peek
+already read. `keep_alive_max_requests = 1`: should a client send a plain request on it, hypercorn
+answers with `Connection: close`, so every request on a socket passes through our peek."""
 
 from __future__ import annotations
 

@@ -91,16 +91,45 @@ def _compile(template: str) -> re.Pattern | None:
     return re.compile("".join(out))
 
 
+def _first_segment(template: str) -> str | None:
+    """The literal first path segment of a template ("/containers/{id}/json" → "containers"),
+    None when it holds a parameter."""
+    first = template[1:].split("/", 1)[0]
+    return None if "{" in first else first
+
+
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self._index: dict | None = None  # built on first resolve: every request resolves
 
     def add(self, method: str, path: str, handler: Callable[..., Any], kind: str = HTTP) -> Route:
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
         route = Route(method.upper(), path, handler, kind, _compile(path))
         self.routes.append(route)
+        self._index = None
         return route
+
+    def _candidates(self, path: str, websocket: bool) -> list[Route]:
+        """The routes that may match `path`, literal templates first, each group in
+        registration order (what a scan of every route would find, without the scan)."""
+        if self._index is None:
+            literal: dict = {}
+            by_segment: dict = {}
+            for r in self.routes:
+                ws = r.kind == WEBSOCKET
+                if r.regex is None:
+                    literal.setdefault((ws, r.template), []).append(r)
+                else:
+                    by_segment.setdefault((ws, _first_segment(r.template)), []).append(r)
+            self._index = {"literal": literal, "segment": by_segment, "order": {id(r): i for i, r in enumerate(self.routes)}}
+        index = self._index
+        first = path[1:].split("/", 1)[0]
+        patterns = index["segment"].get((websocket, first), []) + index["segment"].get((websocket, None), [])
+        if len(patterns) > 1 and (websocket, None) in index["segment"]:
+            patterns.sort(key=lambda r: index["order"][id(r)])
+        return index["literal"].get((websocket, path), []) + patterns
 
     def route(self, method: str, path: str, kind: str = HTTP):
         def deco(fn):
@@ -134,21 +163,17 @@ class Router:
 
     def include(self, other: Router) -> None:
         self.routes.extend(other.routes)
+        self._index = None
 
     def resolve(self, method: str, path: str, *, websocket: bool = False) -> tuple[Route, dict[str, str]]:
         """The route for (method, path without version prefix). Literal templates win over
         templates with params; HEAD falls back to GET. 404 / 405 as EngineErrors."""
         method = method.upper()
         matched: list[tuple[Route, dict[str, str]]] = []
-        for literal_pass in (True, False):
-            for r in self.routes:
-                if (r.regex is None) != literal_pass:
-                    continue
-                if (r.kind == WEBSOCKET) != websocket:
-                    continue
-                params = r.match(path)
-                if params is not None:
-                    matched.append((r, params))
+        for r in self._candidates(path, websocket):
+            params = r.match(path)
+            if params is not None:
+                matched.append((r, params))
         if not matched:
             raise page_not_found()
         for r, params in matched:

@@ -3,12 +3,15 @@
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(serve_api, app, ["unix:///run/pyengine.sock"])
 
-Per connection we read the first request head ourselves (h11, size and time limits), then:
+Per connection we read each request head ourselves (h11, size and time limits), then:
 
     hijack route (attach, exec start) ──► read the body, keep any extra bytes the client sent,
-                                           app.serve_hijack(…, HijackedStream)
-    anything else                      ──► hypercorn serves the connection (one request; it
-                                           replays the bytes we peeked) — ASGI, websockets
+                                           app.serve_hijack(…, HijackedStream); the connection
+                                           is the handler's from then on
+    websocket upgrade                  ──► hypercorn serves the connection (it replays the bytes
+                                           we peeked)
+    anything else                      ──► _http1.serve_request drives the ASGI app over the
+                                           same h11 connection; then the next request (keep-alive)
 
 Why not hypercorn alone: a 101 sent through ASGI switches hypercorn's h11 state and the
 client's bytes never reach the app; the docker CLI refuses a 200 for attach.
@@ -29,6 +32,7 @@ import h11
 import trio
 
 from ._hijack import HijackedStream
+from ._http1 import serve_request
 from ._hypercorn_bridge import HypercornBridge
 from ._responses import json_response
 
@@ -37,7 +41,7 @@ __all__ = ["serve_api", "server_tls_context"]
 log = logging.getLogger("engine.api")
 
 MAX_HEAD = 64 * 1024
-HEAD_TIMEOUT = 60.0        # seconds for the complete first request head
+HEAD_TIMEOUT = 60.0        # seconds for a complete request head (also: idle keep-alive)
 TLS_HANDSHAKE_TIMEOUT = 30.0
 MAX_HIJACK_BODY = 1024 * 1024
 UNIX_SOCKET_MODE = 0o660
@@ -136,9 +140,12 @@ class _Head:
         self.raw = raw
 
 
-async def _read_head(stream) -> _Head | None:
+async def _read_head(stream, initial: bytes = b"") -> _Head | None:
+    """The next request head; `initial`: bytes of it already read with the previous request."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-    raw = bytearray()
+    raw = bytearray(initial)
+    if initial:
+        conn.receive_data(initial)
     with trio.fail_after(HEAD_TIMEOUT):
         while True:
             event = conn.next_event()
@@ -203,20 +210,28 @@ class ConnectionHandler:
                     await stream.do_handshake()
                 except trio.BrokenResourceError:
                     return
-        head = await _read_head(stream)
-        if head is None:
-            return
-        req = head.request
-        method = req.method.decode("ascii", "replace").upper()
-        target = req.target.decode("latin-1")
-        upgrade = _header(req, b"upgrade").lower()
-        connection_tokens = {t.strip().lower() for t in _header(req, b"connection").split(",")}
-        wants_tcp_upgrade = "upgrade" in connection_tokens and upgrade == "tcp"
-        if self.app.is_hijack(method, target) or wants_tcp_upgrade and not self._has_http_route(method, target):
-            await self._serve_hijack(stream, head, method, target, upgrade or "tcp",
-                                     "upgrade" in connection_tokens and bool(upgrade))
-        else:
-            await self.bridge.serve_connection(stream, head.raw)
+        tls = isinstance(stream, trio.SSLStream)
+        pending = b""
+        while True:
+            head = await _read_head(stream, pending)
+            if head is None:
+                return
+            req = head.request
+            method = req.method.decode("ascii", "replace").upper()
+            target = req.target.decode("latin-1")
+            upgrade = _header(req, b"upgrade").lower()
+            connection_tokens = {t.strip().lower() for t in _header(req, b"connection").split(",")}
+            wants_tcp_upgrade = "upgrade" in connection_tokens and upgrade == "tcp"
+            if self.app.is_hijack(method, target) or wants_tcp_upgrade and not self._has_http_route(method, target):
+                await self._serve_hijack(stream, head, method, target, upgrade or "tcp",
+                                         "upgrade" in connection_tokens and bool(upgrade))
+                return
+            if "upgrade" in connection_tokens and upgrade == "websocket":
+                await self.bridge.serve_connection(stream, head.raw)
+                return
+            pending = await serve_request(self.app, stream, head.conn, req, tls=tls)
+            if pending is None:
+                return
 
     def _has_http_route(self, method: str, target: str) -> bool:
         try:
