@@ -21,7 +21,8 @@
  *   pe_spawn: clone3(CLONE_PIDFD|NEW*) ───────▶ reset signals, setns(joined ns fds)
  *   ◀─ returns pid, pidfd                       read(sync) … blocks
  *   await prepare(pid)  (cgroups, network)
- *   pe_release: write(sync,'G'), close ───────▶ unshare(CLONE_NEWCGROUP), stdio dup2,
+ *   pe_release: write(sync,'G'), close ───────▶ join v1 cgroups (write "0" to `tasks`),
+ *                                               unshare(CLONE_NEWCGROUP), stdio dup2,
  *                                               rootfs: rslave /, bind rootfs, mounts,
  *                                               devices, mkdir cwd, pivot_root, mask,
  *                                               readonly paths, ro rootfs, hostname,
@@ -790,6 +791,20 @@ static void loopback_up(const struct pe_ctx *c)
     close(fd);
 }
 
+/* cgroup v1: move this (single-threaded) process into each hierarchy's cgroup itself. */
+static void join_cgroups(const struct pe_ctx *c)
+{
+    const struct pe_spec *s = c->spec;
+    for (int i = 0; i < s->ncgroup_tasks; i++) {
+        int fd = open(s->cgroup_tasks[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            child_fail(c, PE_STEP_CGROUP, errno, i);
+        if (write(fd, "0", 1) != 1)
+            child_fail(c, PE_STEP_CGROUP, errno, i);
+        close(fd);
+    }
+}
+
 /* Runs in the process that will exec; never returns. */
 static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
 {
@@ -804,6 +819,7 @@ static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
         _exit(0); /* parent aborted (prepare failed / cancelled) */
     close(c->sync_r);
 
+    join_cgroups(c);
     if (s->unshare_cgroup)
         TRY(c, unshare(CLONE_NEWCGROUP), PE_STEP_UNSHARE_CGROUP, -1);
     setup_stdio(c);

@@ -43,6 +43,7 @@
 #define PE_STEP_EXEC 31
 #define PE_STEP_LOOPBACK 32
 #define PE_STEP_SECCOMP 33
+#define PE_STEP_CGROUP 34
 
 struct pe_err {
     int32_t step;
@@ -114,6 +115,12 @@ struct pe_spec {
     int stdin_fd, stdout_fd, stderr_fd; /* -1 = /dev/null */
     int tty;
     unsigned short tty_rows, tty_cols;
+
+    /* cgroup v1: `tasks` files the child writes "0" to, first thing after the go byte. A
+     * thread that moves itself skips the kernel's global threadgroup lock, whose RCU grace
+     * period made each placement written by the parent (cgroup.procs) cost milliseconds. */
+    const char *const *cgroup_tasks;
+    int ncgroup_tasks;
 };
 
 struct pe_spawn_result {

@@ -5,7 +5,8 @@
  * the spec (stdio, namespace joins) travel as indexes into the message's SCM_RIGHTS array.
  *
  * Format: native-endian; integers as u64; strings as u32 length + bytes (0xffffffff = NULL);
- * every array preceded by its count.  Field order is exactly the code below.
+ * every array preceded by its count.  Field order is exactly the code below; fields added
+ * later go at the end and are optional when unpacking (a spec from an older daemon).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ long pe_spec_pack(const struct pe_spec *s, unsigned char *buf, unsigned long cap
     w_u64(&w, (uint64_t)s->tty);
     w_u64(&w, s->tty_rows);
     w_u64(&w, s->tty_cols);
+    w_strv(&w, s->cgroup_tasks, s->ncgroup_tasks);
     return (long)w.len;
 }
 
@@ -273,6 +275,8 @@ static int pe_spec_unpack(unsigned char *buf, unsigned long len, struct pe_spec 
     s->tty = (int)r_u64(&r);
     s->tty_rows = (unsigned short)r_u64(&r);
     s->tty_cols = (unsigned short)r_u64(&r);
+    if (!r.bad && r.pos < r.len)
+        s->cgroup_tasks = (const char *const *)r_strv(&r, &s->ncgroup_tasks);
     return r.bad || !s->argv ? -1 : 0;
 }
 
@@ -303,6 +307,7 @@ static void pe_spec_free(struct pe_spec *s)
     free_strv((char **)s->symlink_targets, s->nsymlinks);
     free_strv((char **)s->masked_paths, s->nmasked);
     free_strv((char **)s->readonly_paths, s->nreadonly);
+    free_strv((char **)s->cgroup_tasks, s->ncgroup_tasks);
     free_strv((char **)s->argv, -1);
     free_strv((char **)s->envp, -1);
     free((void *)s->cwd);

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import attrs
 import trio
 
 from engine import errors
@@ -55,8 +56,9 @@ class Launching:
                 copy_up(container.rootfs, volume_points)
                 cgroup.create(resources_from(host))
                 try:
-                    return build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
+                    spec = build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
                                               extra_env=link_env)
+                    return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
                 except BaseException:
                     cgroup.destroy()
                     raise
@@ -94,7 +96,8 @@ class Launching:
                 stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
 
             async def place(pid: int) -> None:
-                await trio.to_thread.run_sync(cgroup.add_process, pid)
+                if not spec.cgroup_tasks:  # else the child joins them itself
+                    await trio.to_thread.run_sync(cgroup.add_process, pid)
                 if self.networks is not None:
                     await self.networks.setup(container, pid)
 

@@ -64,7 +64,8 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
                hostname: str | None, mounts: list[tuple[str, str, str | None, int, int, str]],
                devices, symlinks, masked, readonly, argv, envp, cwd: str, uid: int, gid: int,
                groups, caps: int, no_new_privileges: bool, rlimits, stdio: tuple[int, int, int],
-               tty: bool, tty_size: tuple[int, int] | None, seccomp: bytes | None = None) -> CSpec:
+               tty: bool, tty_size: tuple[int, int] | None, seccomp: bytes | None = None,
+               cgroup_tasks=()) -> CSpec:
     b = _Builder()
     s = ffi.new("struct pe_spec *")
     b.keep.append(s)
@@ -133,6 +134,8 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
     s.nrlimits = len(rlimits)
     s.stdin_fd, s.stdout_fd, s.stderr_fd = stdio
     s.tty = int(tty)
+    s.cgroup_tasks = b.strv(list(cgroup_tasks), False)
+    s.ncgroup_tasks = len(cgroup_tasks)
     if tty_size:
         s.tty_rows, s.tty_cols = tty_size
     return CSpec(s, b.keep)

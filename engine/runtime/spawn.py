@@ -311,7 +311,8 @@ def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
 async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | None = None,
                           launcher: Launcher | None = None) -> ContainerProcess:
     """Clone the container's init into new namespaces; it waits until `prepare(pid)` has
-    returned (cgroup placement, network), then sets up its rootfs and execs. Returns once
+    returned (cgroup placement unless `spec.cgroup_tasks` has the child join itself, network),
+    then sets up its rootfs and execs. Returns once
     execve succeeded; raises SpawnError (with Docker's exit code and message) otherwise.
     If prepare raises or is cancelled, the child is killed and reaped. `launcher`: where the
     clone happens (default: in this process)."""
@@ -361,6 +362,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             masked=() if spec.privileged else spec.masked_paths,
             readonly=() if spec.privileged else spec.readonly_paths,
             stdio=_stdio_fds(stdio, launcher), tty=tty, tty_size=process.terminal_size,
+            cgroup_tasks=spec.cgroup_tasks,
             **_process_fields(process, caps, None if spec.privileged else process.seccomp_bpf),
         )
 
@@ -379,6 +381,8 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             return f'"{process.cwd}"'
         if step == "bind_rootfs":
             return f'"{spec.rootfs}"'
+        if step == "cgroup" and 0 <= index < len(spec.cgroup_tasks):
+            return f'"{os.path.dirname(spec.cgroup_tasks[index])}"'
         return ""
 
     try:

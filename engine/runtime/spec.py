@@ -112,3 +112,6 @@ class RuntimeSpec:
     namespaces: dict = attrs.field(factory=_default_namespaces, converter=dict)
     privileged: bool = False
     devices: tuple[DeviceSpec, ...] = attrs.field(factory=_default_devices, converter=_tuple)
+    # cgroup v1: the `tasks` files the child writes itself into before anything else
+    # (CgroupManager.self_join_files); empty: the caller places it (prepare).
+    cgroup_tasks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)

@@ -274,6 +274,37 @@ async def test_prepare_cancelled_kills_child(rootfs):
         os.kill(seen[0], 0)
 
 
+async def test_child_joins_its_v1_cgroups_itself(rootfs):
+    """cgroup v1: the child writes itself into each hierarchy's `tasks` before anything else,
+    so no prepare step places it; a cgroup it cannot join fails the start with step "cgroup"."""
+    from engine.runtime import cgroups
+
+    if cgroups.detect_mode() != "v1":
+        pytest.skip("cgroup v1 only (v2 is placed through cgroup.procs)")
+    parent = f"pe-test-join-{os.getpid()}"
+    m = cgroups.for_container(parent, "c1")
+    m.create(cgroups.Resources())
+    try:
+        spec = make_spec(rootfs, ["sleep", "1000"], cgroup_tasks=m.self_join_files())
+        proc = await spawn_container(spec, Stdio())
+        try:
+            assert m.pids() == [proc.pid]
+            with open(f"/proc/{proc.pid}/cgroup") as f:
+                paths = {line.split(":", 2)[2].strip() for line in f if line.split(":", 2)[1]}
+            assert paths == {f"/{parent}/c1"} or all(p.endswith(f"/{parent}/c1") for p in paths)
+        finally:
+            proc.kill()
+            await proc.wait()
+            proc.close()
+        missing = m.self_join_files()[:1] + [os.path.join(os.path.dirname(m.dirs()[0]), "gone", "tasks")]
+        with pytest.raises(SpawnError) as info:
+            await run_spec(make_spec(rootfs, ["true"], cgroup_tasks=missing))
+        assert info.value.step == "cgroup" and "gone" in info.value.message
+    finally:
+        m.destroy()
+        cgroups.remove_parent(parent)
+
+
 async def test_signals(rootfs):
     proc = await spawn_container(make_spec(rootfs, ["sleep", "1000"]), Stdio())
     proc.send_signal(signal.SIGKILL)

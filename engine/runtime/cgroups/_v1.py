@@ -197,6 +197,9 @@ class V1Manager(CgroupManager):
         for d in self.dirs():
             _fs.write(os.path.join(d, "cgroup.procs"), pid)
 
+    def self_join_files(self) -> list[str]:
+        return [os.path.join(d, "tasks") for d in self.dirs()]
+
     def pids(self) -> list[int]:
         for controller in ("pids", "freezer", "memory", "devices"):
             p = self.path(controller)
