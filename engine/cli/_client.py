@@ -1,6 +1,7 @@
 """A small synchronous client for the Docker Engine API, as the pyengine CLI needs it.
 
-Plain requests go through httpx (unix socket or TCP); attach and exec-start hijack the
+Plain requests go through a small HTTP/1.1 client (_http: unix socket or TCP, pooled
+keep-alive connections, safe to share between threads); attach and exec-start hijack the
 connection on a raw socket: we send the request with `Connection: Upgrade` / `Upgrade: tcp`,
 read the `HTTP/1.1 101 UPGRADED` head and then own the byte stream in both directions.
 """
@@ -13,9 +14,9 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import httpx
-
 from engine import API_VERSION
+
+from . import _http
 
 PREFIX = f"/v{API_VERSION}"
 
@@ -140,40 +141,47 @@ class Client:
     def __init__(self, host: str, timeout: float | None = None):
         self.host = host
         self.scheme, self.address = parse_host(host)
-        if self.scheme == "unix":
-            transport = httpx.HTTPTransport(uds=self.address, verify=False)
-            base = "http://docker"
-        else:
-            transport = httpx.HTTPTransport(verify=False)
-            base = f"http://{self.address}"
-        self._http = httpx.Client(
-            transport=transport,
-            base_url=base,
-            timeout=httpx.Timeout(timeout, connect=30.0),
-            headers={"User-Agent": "pyengine-cli"},
-        )
+        self._pool = _http.Pool(self.scheme, self.address, connect_timeout=30.0)
 
     def close(self) -> None:
-        self._http.close()
+        self._pool.close()
 
     # -- plain requests -------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
-                content: Any = None, headers: dict | None = None) -> httpx.Response:
+    def _send(self, method: str, path: str, params: dict | None, json_body: Any,
+              content: Any, headers: dict | None) -> _http.Response:
+        hdrs = {"User-Agent": "pyengine-cli"}
+        body = content
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            hdrs["Content-Type"] = "application/json"
+        elif isinstance(body, str):
+            body = body.encode()
+        hdrs.update(headers or {})
         try:
-            resp = self._http.request(
-                method, PREFIX + path, params=_params(params), json=json_body, content=content,
-                headers=headers,
-            )
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError,
-                ConnectionRefusedError) as exc:
-            if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" not in str(exc):
-                raise ClientError(f"error during connect: {exc}", from_daemon=False) from None
+            return _http.request(self._pool, method, _http.target(PREFIX, path, _params(params)),
+                                 headers=hdrs, body=body)
+        except (FileNotFoundError, ConnectionRefusedError, socket.gaierror, TimeoutError):
             raise ConnectError(self.host) from None
+        except _http.ProtocolError as exc:
+            if exc.disconnected:
+                raise ConnectError(self.host) from None
+            raise ClientError(f"error during connect: {exc}", from_daemon=False) from None
+        except OSError as exc:
+            raise ClientError(f"error during connect: {exc}", from_daemon=False) from None
+
+    def request(self, method: str, path: str, *, params: dict | None = None, json_body: Any = None,
+                content: Any = None, headers: dict | None = None) -> _http.Response:
+        resp = self._send(method, path, params, json_body, content, headers)
+        try:
+            resp.read()
+        except (_http.ProtocolError, OSError) as exc:
+            resp.close()
+            raise ClientError(f"error reading the response: {exc}", from_daemon=False) from None
         self._check(resp)
         return resp
 
-    def _check(self, resp: httpx.Response) -> None:
+    def _check(self, resp: _http.Response) -> None:
         if resp.status_code >= 400:
             resp.read()
             raise ClientError(error_message(resp.content, resp.status_code), resp.status_code)
@@ -190,25 +198,20 @@ class Client:
     def delete(self, path: str, **kw: Any) -> Any:
         return _json(self.request("DELETE", path, **kw))
 
-    def head(self, path: str, **kw: Any) -> httpx.Response:
+    def head(self, path: str, **kw: Any) -> _http.Response:
         return self.request("HEAD", path, **kw)
 
     @contextmanager
     def stream(self, method: str, path: str, *, params: dict | None = None,
                json_body: Any = None, content: Any = None,
-               headers: dict | None = None) -> Iterator[httpx.Response]:
+               headers: dict | None = None) -> Iterator[_http.Response]:
         """A streaming response; entering returns once the response headers have arrived."""
-        try:
-            cm = self._http.stream(method, PREFIX + path, params=_params(params), json=json_body,
-                                   content=content, headers=headers)
-            resp = cm.__enter__()
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError):
-            raise ConnectError(self.host) from None
+        resp = self._send(method, path, params, json_body, content, headers)
         try:
             self._check(resp)
             yield resp
         finally:
-            cm.__exit__(None, None, None)
+            resp.close()
 
     # -- hijacking ---------------------------------------------------------------------------
 
@@ -295,7 +298,7 @@ def _dechunk(data: bytes) -> bytes:
     return out
 
 
-def _json(resp: httpx.Response) -> Any:
+def _json(resp: _http.Response) -> Any:
     if resp.status_code in (204, 304) or not resp.content:
         return None
     try:

@@ -83,7 +83,7 @@ def extract_archive(fileobj, src_name: str, dest_dir: str, new_name: str,
 
 
 class _Reader:
-    """File-like over an iterator of bytes (the httpx response body)."""
+    """File-like over an iterator of bytes (a streamed response body)."""
 
     def __init__(self, chunks: Iterator[bytes]):
         self._it = chunks

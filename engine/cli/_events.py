@@ -12,9 +12,6 @@ import sys
 import urllib.parse
 from typing import Any, Callable
 
-import trio
-import trio_websocket
-
 from ._app import Cli, CommandError, arg, command
 from ._client import PREFIX, ConnectError, parse_host
 from ._format import (TemplateError, filters_param, iter_json_stream, parse_timestamp, render,
@@ -48,6 +45,8 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 async def follow_ws(host: str, query: str, on_event: Callable[[dict], None]) -> None:
     """Print events from the websocket endpoint until the daemon closes it."""
+    import trio_websocket  # here, not at the top: every CLI command imports this module
+
     try:
         await _follow_ws(host, query, on_event)
     except BaseExceptionGroup as group:
@@ -60,6 +59,9 @@ async def follow_ws(host: str, query: str, on_event: Callable[[dict], None]) -> 
 
 
 async def _follow_ws(host: str, query: str, on_event: Callable[[dict], None]) -> None:
+    import trio
+    import trio_websocket
+
     scheme, address = parse_host(host)
     resource = f"{PREFIX}/events/ws" + (f"?{query}" if query else "")
     try:
@@ -121,6 +123,8 @@ def events(cli: Cli, a: argparse.Namespace) -> int:
 
     params = {k: v for k, v in (("since", since), ("until", until), ("filters", filters)) if v}
     if a.follow or until is None:
+        import trio
+
         try:
             trio.run(follow_ws, cli.host, urllib.parse.urlencode(params), emit)
             return 0
