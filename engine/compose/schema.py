@@ -3,12 +3,18 @@
 The schema is not copied into this repository: it is read from an installed, licensed copy —
 $PYENGINE_COMPOSE_SCHEMA, else Debian's docker-compose package (installed by
 scripts/setup.sh; Apache-2.0, /usr/share/doc/docker-compose/copyright), else a pip-installed
-`compose` package. Errors name the file and the key path (`services.web.ports[0]`)."""
+`compose` package. Errors name the file and the key path (`services.web.ports[0]`).
+
+jsonschema costs more to import than `up -d` takes to run, and people run commands against
+an unchanged file: a digest of each document found valid (with the schema file's identity)
+is kept under $XDG_CACHE_HOME/pyengine/compose-valid, and a document with a known digest is
+not validated again. Only valid documents are recorded, so an invalid one is always refused
+with its key path."""
 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import hashlib
 import json
 import os
 from typing import Any
@@ -23,14 +29,22 @@ _NEWER_TOP_LEVEL = {"name": str}
 _NEWER_ITEM_KEYS = {"secrets": ("environment",), "configs": ("environment", "content")}
 
 
+# Bump when validate() changes what it accepts: digests recorded before no longer match.
+CACHE_FORMAT = "1"
+CACHE_ENTRIES = 512  # recorded digests kept (the oldest half goes when there are more)
+
+
+@functools.lru_cache(maxsize=1)
 def schema_path() -> str:
-    candidates = [os.environ.get("PYENGINE_COMPOSE_SCHEMA"), DEBIAN_SCHEMA]
-    spec = importlib.util.find_spec("compose")
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            candidates.append(os.path.join(loc, "config", "compose_spec.json"))
-    for path in candidates:
+    for path in (os.environ.get("PYENGINE_COMPOSE_SCHEMA"), DEBIAN_SCHEMA):
         if path and os.path.isfile(path):
+            return path
+    import importlib.util
+
+    spec = importlib.util.find_spec("compose")
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = os.path.join(loc, "config", "compose_spec.json")
+        if os.path.isfile(path):
             return path
     raise ConfigError("the Compose Specification schema (compose_spec.json) was not found: "
                       "install Debian's docker-compose package or set PYENGINE_COMPOSE_SCHEMA")
@@ -69,6 +83,54 @@ def _describe(error) -> tuple[tuple, str]:
     return path, error.message
 
 
+def _plain(value: Any) -> bool:
+    """JSON data whose canonical dump identifies it (string keys only: {1: x} and {"1": x}
+    dump alike but do not validate alike)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pyengine", "compose-valid")
+
+
+def _digest(doc: dict) -> str | None:
+    """The document's identity with the schema's, or None when it cannot be cached."""
+    if not _plain(doc):
+        return None
+    try:
+        st = os.stat(schema_path())
+    except (OSError, ConfigError):
+        return None
+    h = hashlib.sha256(f"{CACHE_FORMAT}\0{schema_path()}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                       .encode())
+    h.update(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def _known_valid(digest: str) -> bool:
+    return os.path.exists(os.path.join(_cache_dir(), digest))
+
+
+def _record_valid(digest: str) -> None:
+    """Best effort: an unwritable cache only means validating again next time."""
+    d = _cache_dir()
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.close(os.open(os.path.join(d, digest), os.O_CREAT | os.O_WRONLY, 0o600))
+        names = os.listdir(d)
+        if len(names) > CACHE_ENTRIES:
+            paths = sorted((os.path.join(d, n) for n in names), key=os.path.getmtime)
+            for path in paths[:len(paths) // 2]:
+                os.unlink(path)
+    except OSError:
+        pass
+
+
 def validate(doc: Any, source: str) -> None:
     """Raise ConfigError naming `source` and the key path of the first schema violation."""
     if not isinstance(doc, dict):
@@ -92,10 +154,15 @@ def validate(doc: Any, source: str) -> None:
                     raise ConfigError(f"validating {source}: {kind}.{name}.{k}: must be a "
                                       "string")
             doc[kind][name] = spec
+    digest = _digest(doc)
+    if digest is not None and _known_valid(digest):
+        return
     import jsonschema
 
     errors = list(_validator().iter_errors(doc))
     if not errors:
+        if digest is not None:
+            _record_valid(digest)
         return
     best = jsonschema.exceptions.best_match(errors)
     path, message = _describe(best)

@@ -117,6 +117,28 @@ def test_schema_errors_name_the_key_path(tmp_path):
         load(tmp_path, g)
 
 
+def test_known_valid_documents_skip_validation_invalid_ones_never_do(tmp_path, monkeypatch):
+    from engine.compose import schema
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    f = write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox\n")
+    load(tmp_path, f)  # validated, then its digest recorded
+    assert len(list((tmp_path / "cache" / "pyengine" / "compose-valid").iterdir())) == 1
+
+    def no_validator():
+        raise AssertionError("validated again")
+
+    monkeypatch.setattr(schema, "_validator", no_validator)
+    assert load(tmp_path, f).services["web"].image == "busybox"  # from the cache
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox\n    imagee: x\n")
+    for _ in range(2):  # an invalid file is refused every time, with its key path
+        with pytest.raises(ConfigError, match=r"services\.web\.imagee"):
+            load(tmp_path, f)
+    assert len(list((tmp_path / "cache" / "pyengine" / "compose-valid").iterdir())) == 1
+
+
 def test_references_are_checked(tmp_path):
     f = write(tmp_path, "compose.yaml", """\
         services:
