@@ -3,6 +3,8 @@ label, in dependency order (stopping dependents before what they depend on)."""
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 import trio
 
 from engine.cli import ClientError
@@ -47,12 +49,8 @@ async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
         s.warn("Found orphan containers (" +
                ", ".join(sorted(container_name(c) for c in orphans)) +
                ") for this project; run with --remove-orphans to clean them up.")
-    # dependents first: reverse start order, each level concurrently
-    for level in reversed(_levels(s, targets)):
-        async with trio.open_nursery() as nursery:
-            for c in level:
-                nursery.start_soon(ctr.stop_and_remove, s, c,
-                                   project.services.get(_service_of(c)), timeout, volumes)
+    await stop_in_reverse_order(
+        s, targets, timeout, then=lambda c: ctr.remove(s, c, volumes=volumes))
     if orphans and not remove_orphans:
         return  # networks are still in use
     await remove_networks(s)
@@ -98,12 +96,41 @@ async def start(s: Session, services: list[str] | None) -> None:
 
 
 async def stop(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
-    containers = _filter(await s.containers(), services)
-    for level in reversed(_levels(s, containers)):
-        async with trio.open_nursery() as nursery:
-            for c in level:
-                nursery.start_soon(ctr.stop, s, c, s.project.services.get(_service_of(c)),
-                                   timeout)
+    await stop_in_reverse_order(s, _filter(await s.containers(), services), timeout)
+
+
+async def stop_in_reverse_order(s: Session, containers: list[dict], timeout: int | None,
+                                then: Callable[[dict], Awaitable[None]] | None = None) -> None:
+    """Stop dependents before what they depend on: each service's containers concurrently,
+    as soon as every service depending on it has stopped (containers of services the files
+    do not know, first); `then(c)` (down's remove) follows each service's stop without
+    holding up the next ones."""
+    project = s.project
+    groups: dict[str, list[dict]] = {}
+    for c in containers:
+        groups.setdefault(_service_of(c), []).append(c)
+    stopped = {name: trio.Event() for name in groups}
+    unknown = [n for n in groups if n not in project.services]
+
+    def dependents(name: str) -> list[str]:
+        if name not in project.services:
+            return []
+        return unknown + [n for n in groups if n in project.services
+                          and name in project.services[n].depends_on]
+
+    async def one(name: str, nursery: trio.Nursery) -> None:
+        for other in dependents(name):
+            await stopped[other].wait()
+        svc = project.services.get(name)
+        await ctr.for_each(groups[name], lambda c: ctr.stop(s, c, svc, timeout))
+        stopped[name].set()
+        if then is not None:
+            for c in groups[name]:
+                nursery.start_soon(then, c)
+
+    async with trio.open_nursery() as nursery:
+        for name in groups:
+            nursery.start_soon(one, name, nursery)
 
 
 async def restart(s: Session, services: list[str] | None, timeout: int | None = None) -> None:

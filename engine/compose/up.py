@@ -46,20 +46,23 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
             raise ComposeError(f"service {name} has a container_name and cannot be scaled")
     selected = project.select(opts.services, with_deps=not opts.no_deps)
     injection.check(project, selected)
-    existing = await s.containers()
-    orphans = planner.orphans(project, existing)
+    existing: list[dict] = []
     image_ids: dict[str, str] = {}
+
+    async def containers() -> None:
+        existing.extend(await s.containers())
 
     async def images() -> None:
         image_ids.update(await ensure_images(s, selected, build_all=opts.build,
                                              pull_policy=opts.pull))
 
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(containers)
         nursery.start_soon(ensure_resources, s, selected)
         nursery.start_soon(images)
-        if orphans and opts.remove_orphans:
-            nursery.start_soon(ctr.for_each, orphans,
-                               lambda c: ctr.stop_and_remove(s, c, None))
+    orphans = planner.orphans(project, existing)
+    if orphans and opts.remove_orphans:
+        await ctr.for_each(orphans, lambda c: ctr.stop_and_remove(s, c, None))
     if orphans and not opts.remove_orphans:
         names = ", ".join(sorted(container_name(c) for c in orphans))
         s.warn(f"Found orphan containers ({names}) for this project. If you removed or "
@@ -85,19 +88,27 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
 
 async def converge(s: Session, selected: list[str], plans: dict[str, list[planner.Action]],
                    image_ids: dict[str, str], *, start: bool = True) -> dict[str, list[str]]:
+    """As Docker Compose: every service's containers are created (recreated, scaled) in
+    dependency order, then started once the conditions on its dependencies hold. Creating
+    waits only for the dependencies' creation, so creates overlap the starts before them."""
     project = s.project
+    created = {name: trio.Event() for name in selected}
     ready = {name: trio.Event() for name in selected}
     ids: dict[str, list[str]] = {}
 
     async def service_task(name: str) -> None:
-        svc = project.services[name]
-        for dep in svc.depends_on.values():
-            if dep.service not in ready:
-                continue  # not part of this run (--no-deps, or not required)
-            await ready[dep.service].wait()
-            if start:
+        # dependencies not part of this run (--no-deps, or not required) are not waited for
+        deps = [d for d in project.services[name].depends_on.values() if d.service in ready]
+        for dep in deps:
+            await created[dep.service].wait()
+        ids[name], pending = await create_service(s, name, plans[name], image_ids.get(name),
+                                                  ids)
+        created[name].set()
+        if start:
+            for dep in deps:
+                await ready[dep.service].wait()
                 await wait_condition(s, dep, ids.get(dep.service, []))
-        ids[name] = await apply(s, name, plans[name], image_ids.get(name), ids, start)
+            await ctr.for_each(pending, lambda p: ctr.start(s, *p))
         ready[name].set()
 
     async with trio.open_nursery() as nursery:
@@ -106,11 +117,14 @@ async def converge(s: Session, selected: list[str], plans: dict[str, list[planne
     return ids
 
 
-async def apply(s: Session, name: str, actions: list[planner.Action], image_id: str | None,
-                ids: dict[str, list[str]], start: bool) -> list[str]:
-    """Carry out one service's actions (its replicas concurrently); returns its containers."""
+async def create_service(s: Session, name: str, actions: list[planner.Action],
+                         image_id: str | None, ids: dict[str, list[str]]
+                         ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Carry out one service's actions but the starts (its replicas concurrently); returns
+    its containers and the (id, name) of those to start."""
     svc = s.project.services[name]
     result: dict[int, str] = {}
+    pending: dict[int, tuple[str, str]] = {}
     service_containers = {k: v[0] for k, v in ids.items() if v}
 
     async def one(action: planner.Action) -> None:
@@ -126,21 +140,20 @@ async def apply(s: Session, name: str, actions: list[planner.Action], image_id: 
             else:
                 cid = await ctr.create(s, svc, action.number, image_id=image_id,
                                        service_containers=service_containers)
-            if start:
-                await ctr.start(s, cid, s.project.container_name(svc, action.number))
+            pending[action.number] = (cid, s.project.container_name(svc, action.number))
         else:
             cid = action.container_id
-            cname = container_name(action.container)
-            if kind == planner.START and start:
-                await ctr.start(s, cid, cname)
+            if kind == planner.START:
+                pending[action.number] = (cid, container_name(action.container))
             elif kind == planner.KEEP:
-                s.progress.update("Container", cname, "Running", done=True)
+                s.progress.update("Container", container_name(action.container), "Running",
+                                  done=True)
         result[action.number] = cid
 
     async with trio.open_nursery() as nursery:
         for action in actions:
             nursery.start_soon(one, action)
-    return [result[n] for n in sorted(result)]
+    return [result[n] for n in sorted(result)], [pending[n] for n in sorted(pending)]
 
 
 async def wait_condition(s: Session, dep: Dependency, cids: list[str]) -> None:

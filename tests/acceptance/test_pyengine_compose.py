@@ -240,7 +240,10 @@ def test_unhealthy_dependency_stops_up(compose, daemon, tmp_path):
     assert "Traceback" not in result.stderr.decode()
     assert result.stderr.decode().splitlines()[-1] == \
         f"dependency failed to start: container {compose.project}-db-1 is unhealthy"
-    assert set(compose.ids()) == {f"{compose.project}-db-1"}
+    # as Docker Compose: created first, then started once its dependency is healthy: never
+    rows = json.loads(compose("ps", "-a", "--format", "json").stdout)
+    assert {r["Name"]: r["State"] for r in rows if r["Service"] == "app"} == \
+        {f"{compose.project}-app-1": "created"}
 
 
 def test_lifecycle_commands(compose, daemon, tmp_path):

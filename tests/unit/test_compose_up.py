@@ -1,6 +1,7 @@
-"""`up` scheduling over a fake Engine API (trio's autojump clock, no daemon): services whose
-dependencies are met start concurrently, dependents start only after them, health-gated and
-completion-gated dependencies are waited for, and `down` stops dependents first."""
+"""`up` scheduling over a fake Engine API (trio's autojump clock, no daemon): every container
+is created first (as Docker Compose does); services whose dependencies are met start
+concurrently, dependents start only after them, health-gated and completion-gated
+dependencies are waited for, and `down` stops dependents first."""
 
 from __future__ import annotations
 
@@ -138,4 +139,6 @@ async def test_health_and_completion_gates(tmp_path, autojump_clock):
         await up(s, UpOptions())
     error = first_error(info.value, (ComposeError,))
     assert error is not None and "didn't complete successfully: exit 2" in str(error)
-    assert "p-app-1" not in failing.made
+    # as Docker Compose: every container is created first, a gated one is never started
+    assert failing.made["p-app-1"]["State"] == "created"
+    assert not [name for _, what, name in failing.log if what == "start" and name == "p-app-1"]
