@@ -21,6 +21,7 @@ import errno
 import ipaddress
 import logging
 import os
+import socket
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -188,22 +189,25 @@ def existing_links(names) -> set[str]:
     names = set(names)
     if not names:
         return set()
-    with IPRoute() as ipr:
-        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()} & names
+    return set(_link_names().values()) & names
 
 
 def links_with_prefix(prefix: str) -> list[str]:
-    with IPRoute() as ipr:
-        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
-    return [n for n in names if n and n.startswith(prefix)]
+    return [n for n in _link_names().values() if n.startswith(prefix)]
+
+
+def _link_names() -> dict[int, str]:
+    """index -> name of the calling thread's namespace's links: libc's if_nameindex, many
+    times cheaper than decoding a full RTM_GETLINK dump with pyroute2."""
+    return dict(socket.if_nameindex())
 
 
 def routed_networks() -> list[tuple[ipaddress.IPv4Network, str]]:
     """(destination, device) the host routes in the main table, default routes excepted,
     plus the networks of the host's addresses."""
     out = []
+    names = _link_names()
     with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for route in ipr.get_routes(family=2):
             dst, length = route.get_attr("RTA_DST"), route["dst_len"]
             if dst and length:
