@@ -28,6 +28,8 @@ RUN_ARGS = [
     arg("--cap-add", action="append", default=[], help="Add Linux capabilities"),
     arg("--cap-drop", action="append", default=[], help="Drop Linux capabilities"),
     arg("--privileged", action="store_true", help="Give extended privileges"),
+    arg("--device", action="append", default=[], help="Add a host device to the container"),
+    arg("--device-cgroup-rule", action="append", default=[], help="Add a rule to the cgroup allowed devices list"),
     arg("--read-only", action="store_true", help="Mount the root filesystem read-only"),
     arg("-m", "--memory", default=None, help="Memory limit"),
     arg("--memory-swap", default=None, help="Swap limit equal to memory plus swap: -1 unlimited"),
@@ -279,6 +281,25 @@ def parse_ulimits(items: list[str]) -> list[dict]:
     return out
 
 
+def parse_device(spec: str) -> dict[str, str]:
+    """--device HOST[:CONTAINER][:PERMS] as the docker CLI reads it (a second field made only of
+    r/w/m is the permissions)."""
+    parts = spec.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise OptError(f"invalid device specification: {spec}")
+    inside, perms = "", "rwm"
+    if len(parts) == 3:
+        perms = parts[2]
+    if len(parts) >= 2:
+        if parts[1] and not set(parts[1]) - set("rwm") and len(parts[1]) <= 3:
+            perms = parts[1]
+        else:
+            inside = parts[1]
+    if not perms or set(perms) - set("rwm"):
+        raise OptError(f"invalid device specification: {spec}")
+    return {"PathOnHost": parts[0], "PathInContainer": inside or parts[0], "CgroupPermissions": perms}
+
+
 def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
     """Namespace from RUN_ARGS (+ the trailing command line) -> POST /containers/create body."""
     attached = not a.detach
@@ -373,4 +394,8 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["ShmSize"] = _size("--shm-size", a.shm_size)
     if a.ulimit:
         host["Ulimits"] = parse_ulimits(a.ulimit)
+    if a.device:
+        host["Devices"] = [parse_device(d) for d in a.device]
+    if a.device_cgroup_rule:
+        host["DeviceCgroupRules"] = a.device_cgroup_rule
     return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": {}}}

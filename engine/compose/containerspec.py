@@ -168,6 +168,8 @@ def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = F
         host["Ulimits"] = [_ulimit(k, v) for k, v in c["ulimits"].items()]
     if c.get("devices"):
         host["Devices"] = [_device(d) for d in c["devices"]]
+    if c.get("device_cgroup_rules"):
+        host["DeviceCgroupRules"] = list(c["device_cgroup_rules"])
 
     networking = None
     if c.get("network_mode"):

@@ -272,8 +272,10 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
             _as_list(host[field], field)
     for bind in host.get("Binds") or []:
         parse_bind(bind)
+    from engine.containers import devices
     from engine.runtime import resolve_capabilities
 
+    devices.validate(host)
     resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
     for ulimit in host.get("Ulimits") or []:
         _rlimit(ulimit)

@@ -9,13 +9,16 @@ import attrs
 import trio
 
 from engine import errors
+from engine.containers import devices
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, now_ns
 from engine.containers.supervision import Run
 from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
 
 
-def resources_from(host: dict) -> cgroups.Resources:
+def resources_from(host: dict, device_rules=()) -> cgroups.Resources:
+    """The cgroup limits of a HostConfig; `device_rules` allow the --device nodes (resolved at
+    start by engine.containers.devices) and the --device-cgroup-rule ones."""
     return cgroups.Resources(
         memory=host.get("Memory") or 0,
         memory_swap=host.get("MemorySwap") or 0,
@@ -29,6 +32,7 @@ def resources_from(host: dict) -> cgroups.Resources:
         pids_limit=host.get("PidsLimit") or 0,
         blkio_weight=host.get("BlkioWeight") or 0,
         allow_all_devices=bool(host.get("Privileged")),
+        device_rules=device_rules,
     )
 
 
@@ -54,10 +58,11 @@ class Launching:
                 if workdir:
                     _mkdir_in_rootfs(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
-                cgroup.create(resources_from(host))
+                device_nodes, device_rules = devices.resolve(host)
+                cgroup.create(resources_from(host, device_rules))
                 try:
                     spec = build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
-                                              extra_env=link_env)
+                                              extra_env=link_env, devices=device_nodes)
                     return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
                 except BaseException:
                     cgroup.destroy()

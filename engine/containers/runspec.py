@@ -115,10 +115,11 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
-                       volume_mounts=(), extra_env=()) -> RuntimeSpec:
+                       volume_mounts=(), extra_env=(), devices=()) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
     (for -u name), so call it after the rootfs is mounted and from a worker thread.
-    `extra_env` (legacy link variables) come before the container's own Env, which wins."""
+    `extra_env` (legacy link variables) come before the container's own Env, which wins;
+    `devices` (--device nodes) come after the default ones and, privileged, the host's."""
     conf, host = container.config, container.host_config
     hostname = conf.get("Hostname") or container.short_id
     privileged = bool(host.get("Privileged"))
@@ -164,9 +165,8 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
             user.insert(0, MountSpec(destination=destination, type="bind", source=source, options=("rbind", "rprivate")))
     user.sort(key=lambda m: len([p for p in m.destination.split("/") if p]))
     mounts.extend(user)
-    extra = {"devices": DEFAULT_DEVICES + host_devices()} if privileged else {}
     return RuntimeSpec(
-        **extra,
+        devices=DEFAULT_DEVICES + (host_devices() if privileged else ()) + tuple(devices),
         rootfs=container.rootfs,
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),
         hostname=hostname,

@@ -85,6 +85,18 @@ def test_full_flags():
     assert hc["Binds"] == ["/src:/dst:ro"] and hc["Tmpfs"] == {"/run": "size=1m"}
 
 
+@pytest.mark.parametrize("spec, mapping", [
+    ("/dev/fuse", ("/dev/fuse", "/dev/fuse", "rwm")),
+    ("/dev/sda:/dev/xvda", ("/dev/sda", "/dev/xvda", "rwm")),
+    ("/dev/sda:r", ("/dev/sda", "/dev/sda", "r")),
+    ("/dev/sda:/dev/xvda:rw", ("/dev/sda", "/dev/xvda", "rw")),
+])
+def test_device_forms(spec, mapping):
+    hc = body_for(["--device", spec, "--device-cgroup-rule", "c 42:* rmw", "img"])["HostConfig"]
+    assert hc["Devices"] == [dict(zip(("PathOnHost", "PathInContainer", "CgroupPermissions"), mapping))]
+    assert hc["DeviceCgroupRules"] == ["c 42:* rmw"]
+
+
 def test_env_file_and_passthrough(tmp_path, monkeypatch):
     f = tmp_path / "env"
     f.write_text("# comment\n\nB=2\nFROM_HOST\nUNSET_ONE\n")
@@ -138,6 +150,7 @@ def test_volumes_relative_paths_are_absolute(tmp_path, monkeypatch):
      'rational number.'),
     (["--rm", "--restart", "always", "busybox"],
      "pyengine: Conflicting options: --restart and --rm."),
+    (["--device", "/dev/a:/dev/b:rwx", "busybox"], "pyengine: invalid device specification: /dev/a:/dev/b:rwx."),
 ])
 def test_bad_values_exit_125(argv, message, capsys, tmp_path):
     # parsing fails before any connection is attempted

@@ -15,13 +15,14 @@ import os
 
 from ._detect import Hierarchy, Layout, build_layout, detect_mode, layout
 from ._manager import CgroupManager, check_name
-from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
+from ._devices import DEFAULT_DEVICE_RULES, DeviceRule
+from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
 from ._v1 import V1Manager
 from ._v2 import V2Manager
 
 __all__ = [
     "CgroupManager", "Resources", "for_container", "detect_mode", "cleanup_stale", "remove_parent",
-    "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "SWAP_UNSUPPORTED_WARNING",
+    "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "DeviceRule", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager",
 ]
 

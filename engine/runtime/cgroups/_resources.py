@@ -36,6 +36,8 @@ class Resources:
     blkio_weight: int = 0  # 10..1000; discarded with a warning where no weight file exists
     # --privileged: every device allowed (v1 devices cgroup "a *:* rwm"), not Docker's short list
     allow_all_devices: bool = False
+    # Allowed on top of Docker's defaults: --device nodes and --device-cgroup-rule (DeviceRule).
+    device_rules: tuple = attrs.field(default=(), converter=tuple)
 
     def validate(self) -> None:
         if self.memory < 0 or (0 < self.memory < MIN_MEMORY):
@@ -103,20 +105,3 @@ def shares_to_weight(shares: int) -> int:
         return 0
     shares = min(max(shares, 2), 262144)
     return 1 + ((shares - 2) * 9999) // 262142
-
-
-# Docker's default device cgroup rules for an unprivileged container.
-DEFAULT_DEVICE_RULES = (
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",    # /dev/null
-    "c 1:5 rwm",    # /dev/zero
-    "c 1:7 rwm",    # /dev/full
-    "c 1:8 rwm",    # /dev/random
-    "c 1:9 rwm",    # /dev/urandom
-    "c 5:0 rwm",    # /dev/tty
-    "c 5:1 rwm",    # /dev/console
-    "c 5:2 rwm",    # /dev/ptmx
-    "c 136:* rwm",  # /dev/pts/*
-    "c 10:200 rwm", # /dev/net/tun
-)

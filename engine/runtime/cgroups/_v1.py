@@ -7,7 +7,8 @@ from engine.errors import SystemError_
 from . import _fs
 from ._detect import Layout
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
-from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, DEFAULT_DEVICE_RULES, SWAP_UNSUPPORTED_WARNING, Resources
+from ._devices import ALLOW_ALL, DEFAULT_DEVICE_RULES
+from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources
 
 USER_HZ_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
@@ -80,10 +81,10 @@ def set_blkio(path: str, res: Resources) -> list[str]:
     return [BLKIO_WEIGHT_UNSUPPORTED_WARNING]
 
 
-def set_devices(path: str, rules=DEFAULT_DEVICE_RULES) -> list[str]:
+def set_devices(path: str, res: Resources) -> list[str]:
     _fs.write(os.path.join(path, "devices.deny"), "a")
-    for rule in rules:
-        _fs.write(os.path.join(path, "devices.allow"), rule)
+    for rule in ALLOW_ALL if res.allow_all_devices else DEFAULT_DEVICE_RULES + res.device_rules:
+        _fs.write(os.path.join(path, "devices.allow"), rule.v1_line())
     return []
 
 
@@ -190,7 +191,7 @@ class V1Manager(CgroupManager):
                 continue
             warnings += fn(p, res)
         if creating and (p := self.path("devices")) is not None:
-            warnings += set_devices(p, ("a *:* rwm",) if res.allow_all_devices else DEFAULT_DEVICE_RULES)
+            warnings += set_devices(p, res)
         return warnings
 
     def add_process(self, pid: int) -> None:

@@ -5,6 +5,7 @@ import os
 
 from . import _fs
 from ._detect import Layout
+from ._devices import DEFAULT_DEVICE_RULES, attach_device_filter
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
 from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
 
@@ -114,6 +115,8 @@ class V2Manager(CgroupManager):
                 cur = os.path.join(cur, part)
                 enable_controllers(cur)
             warnings = self._apply(resources)
+            if not resources.allow_all_devices:
+                attach_device_filter(self._path, DEFAULT_DEVICE_RULES + resources.device_rules)
         except BaseException:
             if self._path in made:
                 try:
@@ -131,7 +134,6 @@ class V2Manager(CgroupManager):
         warnings: list[str] = []
         for fn in (set_memory, set_cpu, set_cpuset, set_pids, set_io):
             warnings += fn(self._path, res)
-        # Device rules on v2 need an eBPF program attached to the cgroup (not done yet).
         return warnings
 
     def add_process(self, pid: int) -> None:
