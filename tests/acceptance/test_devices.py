@@ -4,7 +4,9 @@ CLI and docker-py, against a private pyengined."""
 from __future__ import annotations
 
 import glob
+import os
 import shutil
+import stat
 import subprocess
 
 import docker
@@ -65,3 +67,12 @@ def test_bad_device_options_are_refused_at_create(dclient, host_config, message)
     with pytest.raises(docker.errors.APIError) as info:
         dclient.create_container("busybox", ["true"], host_config=host_config)
     assert info.value.status_code == 400 and message in info.value.explanation
+
+
+def test_a_directory_of_devices_is_mapped_node_by_node(daemon, tmp_path):
+    (tmp_path / "sub").mkdir()
+    os.mknod(tmp_path / "sub" / "full", 0o640 | stat.S_IFCHR, os.makedev(1, 7))
+    (tmp_path / "not-a-device").write_text("x")
+    result = docker_cli(daemon, "run", "--rm", "--device", f"{tmp_path}:/dev/mine", "busybox", "sh", "-c",
+                        "stat -c '%n %t:%T %a' $(find /dev/mine ! -type d)")
+    assert result.stdout == "/dev/mine/sub/full 1:7 640\n", result.stderr
