@@ -435,6 +435,9 @@ class Builder:
                     raise StepFailed("No image was generated. Is your Dockerfile empty?")
                 build.results[stage.index] = runner.state.image
             image = build.results[target.index]
+            others = [r.id for i, r in build.results.items() if i != target.index]
+            if others:
+                await trio.to_thread.run_sync(self.images.record_build_stages, image.id, others)
             unused = sorted(k for k in options.buildargs if k not in build.used_args and k not in PREDEFINED_ARGS)
             if unused:
                 await output.stream(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")

@@ -11,6 +11,7 @@ import trio
 from engine.buildcontext import pack_context
 from engine.cli import ClientError
 
+from . import labels as L
 from .errors import ComposeError
 from .model import Service
 from .session import Session
@@ -70,6 +71,15 @@ def _chunks(f) -> Iterator[bytes]:
         yield data
 
 
+def build_labels(s: Session, svc: Service) -> dict[str, str]:
+    """The built image's labels: the file's, and the project's and service's (as Docker
+    Compose labels them: how `down --rmi local` finds what the project built)."""
+    labels = dict((svc.build or {}).get("labels") or {})
+    labels.update({L.VERSION: L.COMPOSE_VERSION, L.PROJECT: s.project.name,
+                   L.SERVICE: svc.name})
+    return labels
+
+
 async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool = False) -> None:
     spec = svc.build or {}
     ref = s.project.image_name(svc)
@@ -84,7 +94,7 @@ async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool 
     params = {"t": [ref] + list(spec.get("tags") or []), "dockerfile": dockerfile,
               "buildargs": json.dumps({k: v for k, v in (spec.get("args") or {}).items()
                                        if v is not None}),
-              "labels": json.dumps(spec.get("labels") or {}), "target": spec.get("target"),
+              "labels": json.dumps(build_labels(s, svc)), "target": spec.get("target"),
               "nocache": no_cache or None, "pull": pull or None, "rm": True, "forcerm": True,
               "networkmode": spec.get("network"), "shmsize": spec.get("shm_size")}
     try:

@@ -13,6 +13,7 @@ from . import containers as ctr
 from . import labels as L
 from . import planner
 from .errors import ComposeError
+from .image_removal import MODES, remove_images
 from .resources import remove_networks, remove_volumes
 from .session import Session, container_name
 
@@ -39,6 +40,8 @@ def _filter(containers: list[dict], services: list[str] | None) -> list[dict]:
 
 async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
                remove_orphans: bool = False, timeout: int | None = None) -> None:
+    if rmi and rmi not in MODES:  # before anything is touched
+        raise ComposeError(f"invalid value for --rmi: {rmi!r}")
     project = s.project
     everything = await s.containers(oneoff=None)
     known = set(project.services) | set(project.disabled)
@@ -57,31 +60,7 @@ async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
     if volumes:
         await remove_volumes(s)
     if rmi:
-        await remove_images(s, rmi)
-
-
-async def remove_images(s: Session, mode: str) -> None:
-    if mode not in ("local", "all"):
-        raise ComposeError(f"--rmi: invalid value {mode!r} (local or all)")
-    refs = []
-    for svc in s.project.services.values():
-        if mode == "all" or not svc.image:
-            ref = s.project.image_name(svc)
-            if ref not in refs:
-                refs.append(ref)
-
-    async def remove(ref: str) -> None:
-        try:
-            await s.api.delete(f"/images/{ref}")
-        except ClientError as exc:
-            if not exc.not_found:
-                s.progress.update("Image", ref, exc.message, error=True)
-            return
-        s.progress.update("Image", ref, "Removed", done=True)
-
-    async with trio.open_nursery() as nursery:
-        for ref in refs:
-            nursery.start_soon(remove, ref)
+        await remove_images(s, rmi, remove_orphans)
 
 
 async def start(s: Session, services: list[str] | None) -> None:

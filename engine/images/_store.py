@@ -320,6 +320,17 @@ class ImageStore(LayerStore):
             self._save_repos()
         return familiar
 
+    def record_build_stages(self, image_id: str, stage_ids: list[str]) -> None:
+        """The images of a multi-stage build's other stages that `image_id` was made from
+        (FROM/COPY --from): they are its build ancestry as much as its parents are, and
+        go with it when it is removed (unless tagged or used by something else)."""
+        with self._lock:
+            h = _hex(image_id)
+            stages = sorted({s for s in stage_ids if s != image_id} |
+                            set(self._meta.get(h, {}).get("stages", [])))
+            if stages and h in self._configs:
+                self._set_meta(h, stages=stages)
+
     def _set_meta(self, h: str, **kw) -> None:
         meta = dict(self._meta.get(h, {}))
         meta.update(kw)
@@ -388,24 +399,32 @@ class ImageStore(LayerStore):
                     records.append({"Untagged": self.untag(r)})
                 if cid:
                     return records
-            parent = self._meta.get(h, {}).get("parent", "")
+            meta = self._meta.get(h, {})
+            ancestry = [meta.get("parent", "")] + list(meta.get("stages", []))
             records += self._delete_image(h)
             if prune_parents:
-                records += self._prune_parents(parent, in_use)
+                records += self._prune_ancestry(ancestry, in_use)
             return records
 
-    def _prune_parents(self, parent: str, in_use) -> list[dict]:
+    def _prune_ancestry(self, ancestry: list[str], in_use) -> list[dict]:
         """docker rmi without --no-prune: untagged parents that nothing else builds on (a
-        build's intermediate images) go with their child."""
+        build's intermediate images) go with their child, and so do the other stages of a
+        multi-stage build that made it."""
         records: list[dict] = []
-        while parent and _hex(parent) in self._configs:
-            h = _hex(parent)
+        pending = [i for i in ancestry if i]
+        while pending:
+            iid = pending.pop()
+            h = _hex(iid)
+            if h not in self._configs:
+                continue
             image = self._image(h)
             if image.repo_tags or image.repo_digests or in_use(image.id):
-                break
-            if any(m.get("parent") == parent for m in self._meta.values()):
-                break
-            parent = self._meta.get(h, {}).get("parent", "")
+                continue
+            if any(m.get("parent") == iid or iid in m.get("stages", ())
+                   for m in self._meta.values()):
+                continue
+            meta = self._meta.get(h, {})
+            pending += [i for i in [meta.get("parent", "")] + list(meta.get("stages", [])) if i]
             records += self._delete_image(h)
         return records
 

@@ -100,3 +100,42 @@ def test_secrets_from_the_environment(compose, daemon, tmp_path):
     out = compose("run", "--rm", "-T", "app", "cat", "/run/secrets/api_key",
                   env={"API_KEY": "other"}).stdout
     assert out == b"other"
+
+
+def test_rmi_local_leaves_nothing_the_builds_made(compose, daemon, tmp_path):
+    def all_images() -> set[str]:
+        return {i["Id"] for i in daemon.api("GET", "/images/json", params={"all": 1}).json()}
+
+    before = all_images()
+    dockerfile = textwrap.dedent(f"""\
+        FROM busybox AS base
+        RUN echo {compose.project}-%s > /stage
+        FROM busybox
+        COPY --from=base /stage /stage
+        RUN cat /stage > /final
+        """)
+    (tmp_path / "Dockerfile").write_text(dockerfile % "one")
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          implicit:
+            build: .
+            command: ["sh", "-c", "{IDLE}"]
+          named:
+            build: .
+            image: {compose.project}-custom:1
+            command: ["sh", "-c", "{IDLE}"]
+        """))
+    compose("up", "-d", "--build")
+    (tmp_path / "Dockerfile").write_text(dockerfile % "two")  # the first builds now dangle
+    compose("up", "-d", "--build")
+    assert compose("exec", "-T", "named", "cat", "/final").stdout.strip() == \
+        f"{compose.project}-two".encode()
+    labels = daemon.api("GET", f"/images/{compose.project}-custom:1/json").json()
+    assert labels["Config"]["Labels"]["com.docker.compose.service"] == "named"
+
+    result = compose("down", "--rmi", "bogus", check=False)
+    assert (result.returncode, result.stderr.decode().strip()) == \
+        (1, "invalid value for --rmi: 'bogus'")
+    assert len(compose.ids()) == 2  # refused before anything was touched
+    compose("down", "--rmi", "local", "-t", "1")
+    assert all_images() == before  # no tag, no dangling build, no parent, no build stage
