@@ -22,9 +22,10 @@
  *   ◀─ returns pid, pidfd                       read(sync) … blocks
  *   await prepare(pid)  (cgroups, network)
  *   pe_release: write(sync,'G'), close ───────▶ join v1 cgroups (write "0" to `tasks`),
- *                                               unshare(CLONE_NEWCGROUP), stdio dup2,
- *                                               rootfs: rslave /, bind rootfs, mounts,
- *                                               devices, mkdir cwd, pivot_root, mask,
+ *                                               oom_score_adj, unshare(CLONE_NEWCGROUP),
+ *                                               stdio dup2, rootfs: rslave /, bind rootfs,
+ *                                               mounts, devices, mkdir cwd, pivot_root,
+ *                                               sysctls (/proc/sys still writable), mask,
  *                                               readonly paths, ro rootfs, hostname,
  *                                               [tty: open ptmx, setsid, TIOCSCTTY,
  *                                                sendmsg(sock, master) ──────────┐]
@@ -498,6 +499,53 @@ static void create_devices(const struct pe_ctx *c, int rootfd)
     }
 }
 
+/* Write `value` to the file at `path` (a /proc file): open, one write, close. */
+static int write_proc_file(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(value);
+    ssize_t n;
+    do {
+        n = write(fd, value, len);
+    } while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(fd);
+    if (n < 0 || (size_t)n != len) {
+        errno = n < 0 ? e : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* --sysctl: in the container's own namespaces, after its /proc is mounted and before
+ * /proc/sys is made read-only (a readonly path). */
+static void write_sysctls(const struct pe_ctx *c)
+{
+    const struct pe_spec *s = c->spec;
+    for (int i = 0; i < s->nsysctl; i++)
+        TRY(c, write_proc_file(s->sysctl_paths[i], s->sysctl_values[i]), PE_STEP_SYSCTL, i);
+}
+
+/* Always set: 0 unless asked, so the daemon's (or spawner's) score never leaks in. */
+static void set_oom_score_adj(const struct pe_ctx *c)
+{
+    char buf[16], digits[12];
+    int v = c->spec->oom_score_adj, n = 0, len = 0;
+    unsigned int u = v < 0 ? (unsigned int)(-(long)v) : (unsigned int)v;
+    if (v < 0)
+        buf[len++] = '-';
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u && n < 11);
+    while (n)
+        buf[len++] = digits[--n];
+    buf[len] = '\0';
+    TRY(c, write_proc_file("/proc/self/oom_score_adj", buf), PE_STEP_OOM_SCORE_ADJ, -1);
+}
+
 static void setup_rootfs(const struct pe_ctx *c)
 {
     const struct pe_spec *s = c->spec;
@@ -528,6 +576,7 @@ static void setup_rootfs(const struct pe_ctx *c)
     TRY(c, umount2(".", MNT_DETACH), PE_STEP_PIVOT_ROOT, -1);
     TRY(c, chdir("/"), PE_STEP_PIVOT_ROOT, -1);
 
+    write_sysctls(c);
     for (int i = 0; i < s->nmasked; i++) {
         const char *p = s->masked_paths[i];
         struct stat st;
@@ -820,6 +869,7 @@ static __attribute__((noreturn)) void child_main(const struct pe_ctx *c)
     close(c->sync_r);
 
     join_cgroups(c);
+    set_oom_score_adj(c);
     if (s->unshare_cgroup)
         TRY(c, unshare(CLONE_NEWCGROUP), PE_STEP_UNSHARE_CGROUP, -1);
     setup_stdio(c);

@@ -44,6 +44,8 @@
 #define PE_STEP_LOOPBACK 32
 #define PE_STEP_SECCOMP 33
 #define PE_STEP_CGROUP 34
+#define PE_STEP_OOM_SCORE_ADJ 35
+#define PE_STEP_SYSCTL 36
 
 struct pe_err {
     int32_t step;
@@ -121,6 +123,15 @@ struct pe_spec {
      * period made each placement written by the parent (cgroup.procs) cost milliseconds. */
     const char *const *cgroup_tasks;
     int ncgroup_tasks;
+
+    /* Written to /proc/self/oom_score_adj right after the cgroups are joined (always: the
+     * daemon's own score must not leak into containers). */
+    int oom_score_adj;
+    /* --sysctl: /proc/sys/<file> paths and values, written after the container's /proc is
+     * mounted and before /proc/sys becomes read-only (container mode only). */
+    const char *const *sysctl_paths;
+    const char *const *sysctl_values;
+    int nsysctl;
 };
 
 struct pe_spawn_result {

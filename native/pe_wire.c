@@ -118,6 +118,9 @@ long pe_spec_pack(const struct pe_spec *s, unsigned char *buf, unsigned long cap
     w_u64(&w, s->tty_rows);
     w_u64(&w, s->tty_cols);
     w_strv(&w, s->cgroup_tasks, s->ncgroup_tasks);
+    w_u64(&w, (uint64_t)(int64_t)s->oom_score_adj);
+    w_strv(&w, s->sysctl_paths, s->nsysctl);
+    w_strv(&w, s->sysctl_values, s->nsysctl);
     return (long)w.len;
 }
 
@@ -277,6 +280,14 @@ static int pe_spec_unpack(unsigned char *buf, unsigned long len, struct pe_spec 
     s->tty_cols = (unsigned short)r_u64(&r);
     if (!r.bad && r.pos < r.len)
         s->cgroup_tasks = (const char *const *)r_strv(&r, &s->ncgroup_tasks);
+    if (!r.bad && r.pos < r.len) {
+        s->oom_score_adj = (int)(int64_t)r_u64(&r);
+        s->sysctl_paths = (const char *const *)r_strv(&r, &s->nsysctl);
+        int nvalues = 0;
+        s->sysctl_values = (const char *const *)r_strv(&r, &nvalues);
+        if (nvalues != s->nsysctl)
+            r.bad = 1;
+    }
     return r.bad || !s->argv ? -1 : 0;
 }
 
@@ -308,6 +319,8 @@ static void pe_spec_free(struct pe_spec *s)
     free_strv((char **)s->masked_paths, s->nmasked);
     free_strv((char **)s->readonly_paths, s->nreadonly);
     free_strv((char **)s->cgroup_tasks, s->ncgroup_tasks);
+    free_strv((char **)s->sysctl_paths, s->nsysctl);
+    free_strv((char **)s->sysctl_values, s->nsysctl);
     free_strv((char **)s->argv, -1);
     free_strv((char **)s->envp, -1);
     free((void *)s->cwd);

@@ -58,6 +58,10 @@ _HOST_CONFIG_DEFAULTS = {
     "CgroupParent": "",
     "BlkioWeight": 0,
     "BlkioWeightDevice": [],
+    "BlkioDeviceReadBps": None,
+    "BlkioDeviceWriteBps": None,
+    "BlkioDeviceReadIOps": None,
+    "BlkioDeviceWriteIOps": None,
     "CpuPeriod": 0,
     "CpuQuota": 0,
     "CpuRealtimePeriod": 0,
@@ -292,6 +296,44 @@ def _validate_host_config(host: dict, warnings: list[str]) -> None:
             raise errors.InvalidParameter(f"invalid {field}: {host.get(field)}")
     if host.get("PidsLimit") is not None and not isinstance(host["PidsLimit"], int):
         raise errors.InvalidParameter("invalid PidsLimit")
+    _validate_kernel_knobs(host, warnings)
+
+
+def _validate_kernel_knobs(host: dict, warnings: list[str]) -> None:
+    """OomScoreAdj, CgroupnsMode, CgroupParent, Sysctls, MemorySwappiness, OomKillDisable and
+    the per-device block I/O limits, with dockerd 20.10's messages and warnings; what this
+    host's cgroups cannot apply is discarded, as dockerd does."""
+    from engine.containers import blkio, cgroupparent, sysctls
+    from engine.runtime import cgroups
+
+    score = _int_field(host, "OomScoreAdj")
+    if not -1000 <= score <= 1000:
+        raise errors.InvalidParameter(f"Invalid value {score}, range for oom score adj is [-1000, 1000]")
+    mode = host.get("CgroupnsMode")
+    if mode in (None, ""):
+        host["CgroupnsMode"] = "private"  # this daemon's default on v1 and v2
+    elif mode not in ("host", "private"):
+        raise errors.InvalidParameter(f"invalid cgroup namespace mode: {mode}")
+    cgroupparent.validate(host)
+    sysctls.validate(host)
+    support = cgroups.support()
+    swappiness = host.get("MemorySwappiness")
+    if swappiness is not None:
+        if not isinstance(swappiness, int) or isinstance(swappiness, bool):
+            raise errors.InvalidParameter(f"invalid value for MemorySwappiness: {swappiness!r}")
+        if not support.memory_swappiness and swappiness != -1:
+            warnings.append(cgroups.SWAPPINESS_UNSUPPORTED_WARNING)
+            host["MemorySwappiness"] = None
+        elif not -1 <= swappiness <= 100:
+            raise errors.InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+    if host.get("OomKillDisable") is not None and not isinstance(host["OomKillDisable"], bool):
+        raise errors.InvalidParameter("invalid value for OomKillDisable: a boolean is expected")
+    if host.get("OomKillDisable") and not support.oom_kill_disable:
+        warnings.append(cgroups.OOM_KILL_DISABLE_UNSUPPORTED_WARNING)
+        host["OomKillDisable"] = False
+    if host.get("OomKillDisable") and not host.get("Memory"):
+        warnings.append(cgroups.OOM_KILL_DISABLE_NO_LIMIT_WARNING)
+    blkio.validate(host, warnings, support)
 
 
 def parse_bind(bind: str) -> tuple[str, str, bool]:

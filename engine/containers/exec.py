@@ -129,6 +129,8 @@ class ExecManager:
             # docker exec runs under the container's profile (compiled for the container's caps).
             seccomp_bpf=seccomp_program(host.get("SecurityOpt"), bool(host.get("Privileged")), resolve_capabilities(
                 host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))),
+            # runc gives an exec the container's OomScoreAdj (not the daemon's score).
+            oom_score_adj=host.get("OomScoreAdj") or 0,
         )
 
     def check_startable(self, exec_id: str):

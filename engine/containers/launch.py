@@ -9,17 +9,23 @@ import attrs
 import trio
 
 from engine import errors
-from engine.containers import devices
+from engine.containers import blkio, devices
+from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, now_ns
 from engine.containers.supervision import Run
 from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
 
 
-def resources_from(host: dict, device_rules=()) -> cgroups.Resources:
+def resources_from(host: dict, device_rules=(), blkio_devices=None) -> cgroups.Resources:
     """The cgroup limits of a HostConfig; `device_rules` allow the --device nodes (resolved at
-    start by engine.containers.devices) and the --device-cgroup-rule ones."""
+    start by engine.containers.devices) and the --device-cgroup-rule ones; `blkio_devices`
+    the per-device I/O limits (engine.containers.blkio.resolve, at start)."""
+    swappiness = host.get("MemorySwappiness")
     return cgroups.Resources(
+        memory_swappiness=swappiness if isinstance(swappiness, int) else None,
+        oom_kill_disable=bool(host.get("OomKillDisable")),
+        **(blkio_devices or {}),
         memory=host.get("Memory") or 0,
         memory_swap=host.get("MemorySwap") or 0,
         memory_reservation=host.get("MemoryReservation") or 0,
@@ -45,7 +51,7 @@ class Launching:
         from engine.containers.runspec import build_runtime_spec, namespaces_for
 
         host = container.host_config
-        cgroup = cgroups.for_container(self.config.cgroup_parent, container.id)
+        cgroup = cgroup_of(container, self.config.cgroup_parent)
         namespaces = namespaces_for(container, self._running_pid)
         link_env = self.networks.link_env(container) if self.networks is not None else []
 
@@ -59,7 +65,7 @@ class Launching:
                     _mkdir_in_rootfs(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
                 device_nodes, device_rules = devices.resolve(host)
-                cgroup.create(resources_from(host, device_rules))
+                cgroup.create(resources_from(host, device_rules, blkio.resolve(host)))
                 try:
                     spec = build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
                                               extra_env=link_env, devices=device_nodes)

@@ -26,6 +26,7 @@ import trio
 from engine import errors
 from engine.containers import config as cfg
 from engine.containers import health, names, restore
+from engine.containers.cgroupparent import cgroup_of
 from engine.containers.model import Container, Status, now_ns
 from engine.containers.launch import Launching, start_error
 from engine.containers.streams import ContainerStreams
@@ -113,7 +114,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         sup = self._supervisors[container.id]
         sup.mount_refs = 1
         stdin, output_fds = restore.resumed_io(container, entry)
-        run = Run(process=entry.process, cgroup=cgroups.for_container(self.config.cgroup_parent, container.id),
+        run = Run(process=entry.process, cgroup=cgroup_of(container, self.config.cgroup_parent),
                   log=self._open_log(container), stdin=stdin,
                   started_at_ns=container.state.started_at_ns or now_ns(), output_fds=output_fds)
         await self.volumes.mount(container.id)
@@ -459,7 +460,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
     def _remove_files(self, container: Container) -> None:
         _unmount_quiet(container.rootfs)
-        cgroups.for_container(self.config.cgroup_parent, container.id).destroy()
+        cgroup_of(container, self.config.cgroup_parent).destroy()
         shutil.rmtree(container.directory, ignore_errors=True)
 
     async def rename(self, ref: str, new_name: str) -> None:

@@ -12,6 +12,8 @@ import shutil
 
 import trio
 
+from engine import errors
+from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, State, Status, now_ns
 from engine.runtime import cgroups, unmount
@@ -51,7 +53,15 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[lis
                 finished_at_ns=now_ns(),
             )
             container.save()
-    cgroups.cleanup_stale(cgroup_parent, {c.id for c, _ in resume})
+    resumed = {c.id for c, _ in resume}
+    cgroups.cleanup_stale(cgroup_parent, resumed)
+    # A crash may have left a cgroup under a container's own --cgroup-parent too.
+    for container in containers:
+        if container.id not in resumed and container.host_config.get("CgroupParent"):
+            try:
+                cgroup_of(container, cgroup_parent).destroy()
+            except errors.EngineError as exc:
+                log.warning("container %s: stale cgroup left: %s", container.id, exc.message)
     return containers, resume
 
 

@@ -26,9 +26,11 @@ from engine.runtime import (
 
 def namespaces_for(container: Container, lookup_pid) -> dict[str, str | None]:
     """New pid/mnt/uts/ipc/cgroup/net namespaces unless a mode shares the host's or another
-    container's. `lookup_pid(ref)` gives a running container's pid for `container:<ref>`."""
+    container's (CgroupnsMode "host": the host's cgroup namespace). `lookup_pid(ref)` gives a running container's pid for `container:<ref>`."""
     host = container.host_config
-    namespaces: dict[str, str | None] = {"mnt": None, "cgroup": None}
+    namespaces: dict[str, str | None] = {"mnt": None}
+    if (host.get("CgroupnsMode") or "private") != "host":
+        namespaces["cgroup"] = None
     if (host.get("PidMode") or "") != "host":
         namespaces["pid"] = None
     if (host.get("UTSMode") or "") != "host":
@@ -138,6 +140,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         rlimits=cfg.rlimits(host),
         tty=bool(conf.get("Tty")),
         seccomp_bpf=seccomp_program(security, privileged, capabilities),
+        oom_score_adj=host.get("OomScoreAdj") or 0,
     )
     shm_size = host.get("ShmSize") or 67108864
     mounts: list[MountSpec] = []
@@ -176,4 +179,5 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         readonly_paths=() if privileged else tuple(host.get("ReadonlyPaths") or READONLY_PATHS),
         namespaces=namespaces,
         privileged=privileged,
+        sysctls=tuple(sorted((host.get("Sysctls") or {}).items())),
     )

@@ -65,7 +65,7 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
                devices, symlinks, masked, readonly, argv, envp, cwd: str, uid: int, gid: int,
                groups, caps: int, no_new_privileges: bool, rlimits, stdio: tuple[int, int, int],
                tty: bool, tty_size: tuple[int, int] | None, seccomp: bytes | None = None,
-               cgroup_tasks=()) -> CSpec:
+               cgroup_tasks=(), oom_score_adj: int = 0, sysctls=()) -> CSpec:
     b = _Builder()
     s = ffi.new("struct pe_spec *")
     b.keep.append(s)
@@ -136,9 +136,19 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
     s.tty = int(tty)
     s.cgroup_tasks = b.strv(list(cgroup_tasks), False)
     s.ncgroup_tasks = len(cgroup_tasks)
+    s.oom_score_adj = oom_score_adj
+    s.sysctl_paths = b.strv([sysctl_path(k) for k, _ in sysctls], False)
+    s.sysctl_values = b.strv([v for _, v in sysctls], False)
+    s.nsysctl = len(sysctls)
     if tty_size:
         s.tty_rows, s.tty_cols = tty_size
     return CSpec(s, b.keep)
+
+
+def sysctl_path(key: str) -> str:
+    """net.ipv4.ip_forward → /proc/sys/net/ipv4/ip_forward (runc's rule: dots are separators,
+    slashes already are)."""
+    return "/proc/sys/" + key.replace(".", "/")
 
 
 @attrs.frozen

@@ -305,6 +305,7 @@ def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
         argv=process.args, envp=process.env, cwd=process.cwd or "/", uid=process.uid,
         gid=process.gid, groups=process.additional_gids, caps=capability_mask(caps),
         no_new_privileges=process.no_new_privileges, rlimits=process.rlimits, seccomp=seccomp,
+        oom_score_adj=process.oom_score_adj,
     )
 
 
@@ -362,7 +363,7 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             masked=() if spec.privileged else spec.masked_paths,
             readonly=() if spec.privileged else spec.readonly_paths,
             stdio=_stdio_fds(stdio, launcher), tty=tty, tty_size=process.terminal_size,
-            cgroup_tasks=spec.cgroup_tasks,
+            cgroup_tasks=spec.cgroup_tasks, sysctls=spec.sysctls,
             **_process_fields(process, caps, None if spec.privileged else process.seccomp_bpf),
         )
 
@@ -381,6 +382,9 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             return f'"{process.cwd}"'
         if step == "bind_rootfs":
             return f'"{spec.rootfs}"'
+        if step == "sysctl" and 0 <= index < len(spec.sysctls):
+            key = spec.sysctls[index][0]
+            return f'"{key}" (open {_native.sysctl_path(key)})'
         if step == "cgroup" and 0 <= index < len(spec.cgroup_tasks):
             return f'"{os.path.dirname(spec.cgroup_tasks[index])}"'
         return ""

@@ -40,6 +40,9 @@ class ProcessSpec:
     # Compiled seccomp filter (engine.runtime.seccomp.program_for), installed right before
     # execve; None = unconfined.
     seccomp_bpf: bytes | None = None
+    # /proc/self/oom_score_adj of the process (-1000..1000), written before anything else runs
+    # in it; 0 by default so the daemon's own score never leaks into containers.
+    oom_score_adj: int = 0
 
 
 @attrs.frozen
@@ -115,3 +118,6 @@ class RuntimeSpec:
     # cgroup v1: the `tasks` files the child writes itself into before anything else
     # (CgroupManager.self_join_files); empty: the caller places it (prepare).
     cgroup_tasks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    # --sysctl: ("net.ipv4.ip_forward", "1") pairs written in the container's namespaces
+    # (already checked to be namespaced ones: engine.containers.sysctls).
+    sysctls: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_tuple)

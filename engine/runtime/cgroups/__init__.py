@@ -16,14 +16,21 @@ import os
 from ._detect import Hierarchy, Layout, build_layout, detect_mode, layout
 from ._manager import CgroupManager, check_name
 from ._devices import DEFAULT_DEVICE_RULES, DeviceRule
-from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
+from ._resources import (
+    BLKIO_DEVICE_UNSUPPORTED_WARNINGS, BLKIO_WEIGHT_UNSUPPORTED_WARNING, OOM_KILL_DISABLE_NO_LIMIT_WARNING,
+    OOM_KILL_DISABLE_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, SWAPPINESS_UNSUPPORTED_WARNING, Resources,
+    shares_to_weight,
+)
+from ._support import Support, detect_support, support
 from ._v1 import V1Manager
 from ._v2 import V2Manager
 
 __all__ = [
     "CgroupManager", "Resources", "for_container", "detect_mode", "cleanup_stale", "remove_parent",
     "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "DeviceRule", "SWAP_UNSUPPORTED_WARNING",
-    "shares_to_weight", "V1Manager", "V2Manager",
+    "shares_to_weight", "V1Manager", "V2Manager", "Support", "detect_support", "support",
+    "BLKIO_DEVICE_UNSUPPORTED_WARNINGS", "OOM_KILL_DISABLE_NO_LIMIT_WARNING", "OOM_KILL_DISABLE_UNSUPPORTED_WARNING",
+    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name",
 ]
 
 

@@ -10,6 +10,28 @@ MIN_MEMORY = 6 * 1024 * 1024  # Docker: "Minimum memory limit allowed is 6MB"
 BLKIO_WEIGHT_UNSUPPORTED_WARNING = (
     "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
 )
+SWAPPINESS_UNSUPPORTED_WARNING = (
+    "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+    "Memory swappiness discarded."
+)
+OOM_KILL_DISABLE_UNSUPPORTED_WARNING = "Your kernel does not support OomKillDisable. OomKillDisable discarded."
+OOM_KILL_DISABLE_NO_LIMIT_WARNING = (
+    "OOM killer is disabled for the container, but no memory limit is set, this can result in "
+    "the system running out of resources."
+)
+#: Support/Resources field → dockerd's warning when the kernel/cgroup lacks it (value discarded).
+BLKIO_DEVICE_UNSUPPORTED_WARNINGS = {
+    "blkio_weight_device": "Your kernel does not support Block I/O weight_device or the cgroup is not "
+                         "mounted. Weight-device discarded.",
+    "blkio_read_bps": "Your kernel does not support BPS Block I/O read limit or the cgroup is not "
+                          "mounted. Block I/O BPS read limit discarded.",
+    "blkio_write_bps": "Your kernel does not support BPS Block I/O write limit or the cgroup is not "
+                           "mounted. Block I/O BPS write limit discarded.",
+    "blkio_read_iops": "Your kernel does not support IOPS Block read limit or the cgroup is not "
+                           "mounted. Block I/O IOPS read limit discarded.",
+    "blkio_write_iops": "Your kernel does not support IOPS Block write limit or the cgroup is not "
+                            "mounted. Block I/O IOPS write limit discarded.",
+}
 SWAP_UNSUPPORTED_WARNING = (
     "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
     "Memory limited without swap."
@@ -38,6 +60,14 @@ class Resources:
     allow_all_devices: bool = False
     # Allowed on top of Docker's defaults: --device nodes and --device-cgroup-rule (DeviceRule).
     device_rules: tuple = attrs.field(default=(), converter=tuple)
+    memory_swappiness: int | None = None  # 0..100 (v1 memory.swappiness); None/-1 = unset
+    oom_kill_disable: bool = False  # v1 memory.oom_control
+    # Per-device (major, minor, value) throttles/weights, device paths resolved at start.
+    blkio_weight_device: tuple = attrs.field(default=(), converter=tuple)
+    blkio_read_bps: tuple = attrs.field(default=(), converter=tuple)
+    blkio_write_bps: tuple = attrs.field(default=(), converter=tuple)
+    blkio_read_iops: tuple = attrs.field(default=(), converter=tuple)
+    blkio_write_iops: tuple = attrs.field(default=(), converter=tuple)
 
     def validate(self) -> None:
         if self.memory < 0 or (0 < self.memory < MIN_MEMORY):
@@ -70,6 +100,18 @@ class Resources:
             raise InvalidParameter("invalid CPU shares")
         if self.blkio_weight and not (10 <= self.blkio_weight <= 1000):
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
+        if self.memory_swappiness is not None and not (-1 <= self.memory_swappiness <= 100):
+            raise InvalidParameter(
+                f"Invalid value: {self.memory_swappiness}, valid memory swappiness range is 0-100")
+
+    def swappiness(self) -> int | None:
+        """The value to write, None when unset (-1 is the API's "unset")."""
+        return None if self.memory_swappiness in (None, -1) else self.memory_swappiness
+
+    def throttles(self) -> tuple[tuple[str, tuple], ...]:
+        """(v1 file suffix / v2 io.max key, entries) for each throttle kind."""
+        return (("read_bps", self.blkio_read_bps), ("write_bps", self.blkio_write_bps),
+                ("read_iops", self.blkio_read_iops), ("write_iops", self.blkio_write_iops))
 
     # ---- derived values (shared by v1 and v2) ----
 

@@ -20,6 +20,10 @@ def set_memory(path: str, res: Resources) -> list[str]:
     warnings: list[str] = []
     if res.memory_reservation:
         _fs.write(os.path.join(path, "memory.soft_limit_in_bytes"), res.memory_reservation)
+    if res.swappiness() is not None:
+        _fs.write(os.path.join(path, "memory.swappiness"), res.swappiness())
+    if res.oom_kill_disable:
+        _fs.write(os.path.join(path, "memory.oom_control"), 1)
     memsw = res.memsw_limit()
     if not res.memory and memsw is None:
         return warnings
@@ -72,6 +76,14 @@ def set_pids(path: str, res: Resources) -> list[str]:
 
 
 def set_blkio(path: str, res: Resources) -> list[str]:
+    for kind, entries in res.throttles():
+        for major, minor, rate in entries:
+            _fs.write(os.path.join(path, f"blkio.throttle.{kind}_device"), f"{major}:{minor} {rate}")
+    for major, minor, weight in res.blkio_weight_device:  # discarded at create where missing
+        for name in ("blkio.weight_device", "blkio.bfq.weight_device"):
+            if os.path.exists(os.path.join(path, name)):
+                _fs.write(os.path.join(path, name), f"{major}:{minor} {weight}")
+                break
     if not res.blkio_weight:
         return []
     for name in ("blkio.weight", "blkio.bfq.weight"):  # CFQ's, then BFQ's on newer kernels

@@ -60,6 +60,15 @@ def set_pids(path: str, res: Resources) -> list[str]:
 
 
 def set_io(path: str, res: Resources) -> list[str]:
+    keys = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops", "write_iops": "wiops"}
+    for kind, entries in res.throttles():
+        for major, minor, rate in entries:
+            _fs.write(os.path.join(path, "io.max"), f"{major}:{minor} {keys[kind]}={rate}")
+    for major, minor, weight in res.blkio_weight_device:
+        if os.path.exists(os.path.join(path, "io.bfq.weight")):
+            _fs.write(os.path.join(path, "io.bfq.weight"), f"{major}:{minor} {weight}")
+        elif os.path.exists(os.path.join(path, "io.weight")):
+            _fs.write(os.path.join(path, "io.weight"), f"{major}:{minor} {1 + (weight - 10) * 9999 // 990}")
     if not res.blkio_weight:
         return []
     bfq = os.path.join(path, "io.bfq.weight")
