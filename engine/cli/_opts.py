@@ -30,6 +30,18 @@ RUN_ARGS = [
     arg("--privileged", action="store_true", help="Give extended privileges"),
     arg("--device", action="append", default=[], help="Add a host device to the container"),
     arg("--device-cgroup-rule", action="append", default=[], help="Add a rule to the cgroup allowed devices list"),
+    arg("--sysctl", action="append", default=[], help="Sysctl options"),
+    arg("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences (-1000 to 1000)"),
+    arg("--oom-kill-disable", action="store_true", help="Disable OOM Killer"),
+    arg("--memory-swappiness", type=int, default=-1, help="Tune container memory swappiness (0 to 100)"),
+    arg("--cgroup-parent", default="", help="Optional parent cgroup for the container"),
+    arg("--cgroupns", default="", help="Cgroup namespace to use (host|private)"),
+    arg("--blkio-weight", type=int, default=0, help="Block IO (relative weight), between 10 and 1000, or 0 to disable"),
+    arg("--blkio-weight-device", action="append", default=[], help="Block IO weight (relative device weight)"),
+    arg("--device-read-bps", action="append", default=[], help="Limit read rate (bytes per second) from a device"),
+    arg("--device-write-bps", action="append", default=[], help="Limit write rate (bytes per second) to a device"),
+    arg("--device-read-iops", action="append", default=[], help="Limit read rate (IO per second) from a device"),
+    arg("--device-write-iops", action="append", default=[], help="Limit write rate (IO per second) to a device"),
     arg("--read-only", action="store_true", help="Mount the root filesystem read-only"),
     arg("-m", "--memory", default=None, help="Memory limit"),
     arg("--memory-swap", default=None, help="Swap limit equal to memory plus swap: -1 unlimited"),
@@ -300,6 +312,82 @@ def parse_device(spec: str) -> dict[str, str]:
     return {"PathOnHost": parts[0], "PathInContainer": inside or parts[0], "CgroupPermissions": perms}
 
 
+#: The docker CLI's client-side sysctl check (opts.ValidateSysctl): namespaced keys only.
+_SYSCTL_KEYS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def parse_sysctls(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not (key in _SYSCTL_KEYS or key.startswith(("net.", "fs.mqueue."))):
+            raise OptError(f"invalid argument \"{value}\" for \"--sysctl\" flag: sysctl '{value}' is not whitelisted")
+        out[key] = val
+    return out
+
+
+def _device_value(flag: str, value: str) -> tuple[str, str]:
+    path, sep, rest = value.partition(":")
+    if not sep or not path:
+        raise _flag_err(flag, value, f"bad format: {value}")
+    if not path.startswith("/dev/"):
+        raise _flag_err(flag, value, f"bad format for device path: {value}")
+    return path, rest
+
+
+def parse_weight_devices(values: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for value in values:
+        path, weight = _device_value("--blkio-weight-device", value)
+        if not weight.isdigit() or (int(weight) and not 10 <= int(weight) <= 1000):
+            raise _flag_err("--blkio-weight-device", value, f"invalid weight for device: {value}")
+        out.append({"Path": path, "Weight": int(weight)})
+    return out
+
+
+def parse_throttle_devices(flag: str, values: list[str], bps: bool) -> list[dict[str, Any]]:
+    out = []
+    for value in values:
+        path, rate = _device_value(flag, value)
+        try:
+            number = ram_in_bytes(rate) if bps else int(rate)
+            if number < 0:
+                raise ValueError
+        except ValueError:
+            unit = "[<unit>]" if bps else ""
+            extra = " Unit is optional and can be kb, mb, or gb" if bps else ""
+            raise _flag_err(flag, value, f"invalid rate for device: {value}. The correct format is "
+                                         f"<device-path>:<number>{unit}. Number must be a positive integer.{extra}") from None
+        out.append({"Path": path, "Rate": number})
+    return out
+
+
+def kernel_knobs(a: argparse.Namespace) -> dict[str, Any]:
+    """--sysctl, --oom-*, --memory-swappiness, --cgroup-parent, --cgroupns, --blkio-*, --device-*-bps/iops."""
+    if a.cgroupns not in ("", "host", "private"):
+        raise OptError(f"--cgroupns: invalid CGROUP mode: {a.cgroupns}")
+    host: dict[str, Any] = {
+        "OomScoreAdj": a.oom_score_adj,
+        "OomKillDisable": a.oom_kill_disable,
+        "MemorySwappiness": a.memory_swappiness,
+        "CgroupParent": a.cgroup_parent,
+        "BlkioWeight": a.blkio_weight,
+        "BlkioWeightDevice": parse_weight_devices(a.blkio_weight_device),
+        "BlkioDeviceReadBps": parse_throttle_devices("--device-read-bps", a.device_read_bps, True),
+        "BlkioDeviceWriteBps": parse_throttle_devices("--device-write-bps", a.device_write_bps, True),
+        "BlkioDeviceReadIOps": parse_throttle_devices("--device-read-iops", a.device_read_iops, False),
+        "BlkioDeviceWriteIOps": parse_throttle_devices("--device-write-iops", a.device_write_iops, False),
+    }
+    if a.cgroupns:
+        host["CgroupnsMode"] = a.cgroupns
+    if a.sysctl:
+        host["Sysctls"] = parse_sysctls(a.sysctl)
+    # Only what was asked for (the defaults are the daemon's): the body stays small.
+    defaults = {"OomScoreAdj": 0, "OomKillDisable": False, "MemorySwappiness": -1, "CgroupParent": "", "BlkioWeight": 0}
+    return {k: v for k, v in host.items() if v != defaults.get(k, [])}
+
+
 def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
     """Namespace from RUN_ARGS (+ the trailing command line) -> POST /containers/create body."""
     attached = not a.detach
@@ -398,4 +486,5 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["Devices"] = [parse_device(d) for d in a.device]
     if a.device_cgroup_rule:
         host["DeviceCgroupRules"] = a.device_cgroup_rule
+    host.update(kernel_knobs(a))
     return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": {}}}

@@ -132,6 +132,51 @@ def endpoint_config(project: Project, svc: Service, key: str, number: int | None
     return cfg
 
 
+def _sysctls(value) -> dict | None:
+    """sysctls (normalized to a mapping): values as the API's strings ("1024", not 1024)."""
+    if not value:
+        return None
+    return {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
+#: blkio_config list key → (HostConfig field, entry key, value key in the API)
+_BLKIO_DEVICES = {
+    "weight_device": ("BlkioWeightDevice", "weight", "Weight"),
+    "device_read_bps": ("BlkioDeviceReadBps", "rate", "Rate"),
+    "device_write_bps": ("BlkioDeviceWriteBps", "rate", "Rate"),
+    "device_read_iops": ("BlkioDeviceReadIOps", "rate", "Rate"),
+    "device_write_iops": ("BlkioDeviceWriteIOps", "rate", "Rate"),
+}
+
+
+def _kernel_knobs(c: dict, where: str) -> dict:
+    """oom_score_adj, cgroup_parent, cgroup, mem_swappiness, oom_kill_disable, blkio_config."""
+    host: dict[str, Any] = {}
+    if c.get("oom_score_adj") is not None:
+        host["OomScoreAdj"] = int(c["oom_score_adj"])
+    if c.get("cgroup_parent"):
+        host["CgroupParent"] = c["cgroup_parent"]
+    if c.get("cgroup"):
+        host["CgroupnsMode"] = c["cgroup"]
+    if c.get("mem_swappiness") is not None:
+        host["MemorySwappiness"] = int(c["mem_swappiness"])
+    if c.get("oom_kill_disable") is not None:
+        host["OomKillDisable"] = bool(c["oom_kill_disable"])
+    blkio = c.get("blkio_config") or {}
+    if blkio.get("weight"):
+        host["BlkioWeight"] = int(blkio["weight"])
+    for key, (field, entry_key, api_key) in _BLKIO_DEVICES.items():
+        entries = []
+        for i, entry in enumerate(blkio.get(key) or []):
+            value = entry.get(entry_key)
+            if key.endswith("_bps"):  # "12mb" or bytes
+                value = parse_bytes(value, f"{where}.blkio_config.{key}[{i}].rate")
+            entries.append({"Path": entry.get("path"), api_key: int(value)})
+        if entries:
+            host[field] = entries
+    return host
+
+
 def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = False,
                 command: list[str] | None = None, image_id: str | None = None) -> dict:
     """The POST /containers/create body for replica `number` (or a one-off container)."""
@@ -150,7 +195,7 @@ def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = F
         "DnsOptions": c.get("dns_opt") or [],
         "ExtraHosts": _extra_hosts(c.get("extra_hosts")),
         "SecurityOpt": c.get("security_opt"), "GroupAdd": c.get("group_add"),
-        "Sysctls": c.get("sysctls"), "PidMode": c.get("pid") or "", "IpcMode": c.get("ipc"),
+        "Sysctls": _sysctls(c.get("sysctls")), "PidMode": c.get("pid") or "", "IpcMode": c.get("ipc"),
         "LogConfig": _logging(c.get("logging")),
     }
     memory = resources.get("memory") or c.get("mem_limit")
@@ -170,6 +215,7 @@ def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = F
         host["Devices"] = [_device(d) for d in c["devices"]]
     if c.get("device_cgroup_rules"):
         host["DeviceCgroupRules"] = list(c["device_cgroup_rules"])
+    host.update(_kernel_knobs(c, where))
 
     networking = None
     if c.get("network_mode"):

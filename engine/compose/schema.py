@@ -27,6 +27,8 @@ DEBIAN_SCHEMA = "/usr/lib/python3/dist-packages/compose/config/compose_spec.json
 _NEWER_TOP_LEVEL = {"name": str}
 # Keys of top-level secrets/configs it predates (checked here, then left out of validation).
 _NEWER_ITEM_KEYS = {"secrets": ("environment",), "configs": ("environment", "content")}
+# Service keys it predates: key → allowed values (checked here, then left out of validation).
+_NEWER_SERVICE_KEYS = {"cgroup": ("host", "private")}
 
 
 # Bump when validate() changes what it accepts: digests recorded before no longer match.
@@ -154,6 +156,19 @@ def validate(doc: Any, source: str) -> None:
                     raise ConfigError(f"validating {source}: {kind}.{name}.{k}: must be a "
                                       "string")
             doc[kind][name] = spec
+    services = doc.get("services")
+    if isinstance(services, dict) and any(isinstance(v, dict) and k in v for v in services.values()
+                                          for k in _NEWER_SERVICE_KEYS):
+        doc["services"] = dict(services)
+        for name, spec in services.items():
+            if not isinstance(spec, dict):
+                continue
+            spec = dict(spec)
+            for key, allowed in _NEWER_SERVICE_KEYS.items():
+                if key in spec and spec.pop(key) not in allowed:
+                    raise ConfigError(f"validating {source}: services.{name}.{key}: must be one of "
+                                      + ", ".join(allowed))
+            doc["services"][name] = spec
     digest = _digest(doc)
     if digest is not None and _known_valid(digest):
         return

@@ -141,6 +141,36 @@ def test_volumes_relative_paths_are_absolute(tmp_path, monkeypatch):
     assert binds == [f"{tmp_path}/data:/data", "named:/x:ro"] and vols == {}
 
 
+def test_kernel_knob_flags():
+    host = body_for(["--sysctl", "net.ipv4.ip_forward=1", "--oom-score-adj", "-1", "--oom-kill-disable",
+                     "--memory-swappiness", "0", "--cgroup-parent", "/mine", "--cgroupns", "host",
+                     "--blkio-weight-device", "/dev/vda:300", "--device-read-bps", "/dev/vda:1mb",
+                     "--device-write-iops", "/dev/vda:50", "busybox"])["HostConfig"]
+    assert {k: host[k] for k in ("Sysctls", "OomScoreAdj", "OomKillDisable", "MemorySwappiness", "CgroupParent",
+                                 "CgroupnsMode", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteIOps")} == {
+        "Sysctls": {"net.ipv4.ip_forward": "1"}, "OomScoreAdj": -1, "OomKillDisable": True,
+        "MemorySwappiness": 0, "CgroupParent": "/mine", "CgroupnsMode": "host",
+        "BlkioWeightDevice": [{"Path": "/dev/vda", "Weight": 300}],
+        "BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": 1 << 20}],
+        "BlkioDeviceWriteIOps": [{"Path": "/dev/vda", "Rate": 50}],
+    }
+    assert "MemorySwappiness" not in body_for(["busybox"])["HostConfig"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sysctl", "kernel.panic=1", "busybox"],
+     'pyengine: invalid argument "kernel.panic=1" for "--sysctl" flag: sysctl \'kernel.panic=1\' is not whitelisted.'),
+    (["--cgroupns", "shared", "busybox"], "pyengine: --cgroupns: invalid CGROUP mode: shared."),
+    (["--device-read-bps", "vda:1mb", "busybox"],
+     'pyengine: invalid argument "vda:1mb" for "--device-read-bps" flag: bad format for device path: vda:1mb.'),
+    (["--blkio-weight-device", "/dev/vda:5", "busybox"],
+     'pyengine: invalid argument "/dev/vda:5" for "--blkio-weight-device" flag: invalid weight for device: /dev/vda:5.'),
+])
+def test_bad_kernel_knob_flags_exit_125(argv, message, capsys, tmp_path):
+    assert main(["-H", f"unix://{tmp_path}/none.sock", "run", *argv]) == 125
+    assert capsys.readouterr().err.splitlines()[0] == message
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--memory", "64x", "busybox"],
      'pyengine: invalid argument "64x" for "-m, --memory" flag: invalid size: \'64x\'.'),

@@ -259,6 +259,36 @@ def test_container_body(tmp_path):
         project.services["web"].config_hash
 
 
+def test_kernel_knobs_in_the_container_body(tmp_path):
+    from engine.compose import create_body
+
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: busybox
+            sysctls: [net.core.somaxconn=1024]
+            oom_score_adj: 200
+            oom_kill_disable: true
+            mem_swappiness: ${SWAP}
+            cgroup_parent: /mine
+            cgroup: host
+            blkio_config:
+              weight: 300
+              weight_device: [{path: /dev/vda, weight: 400}]
+              device_read_bps: [{path: /dev/vda, rate: 12mb}]
+              device_write_iops: [{path: /dev/vda, rate: 30}]
+        """)
+    (tmp_path / ".env").write_text("SWAP=10\n")
+    project = load(tmp_path, f, project_name="demo")
+    host = create_body(project, project.services["web"], 1)["HostConfig"]
+    assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert (host["OomScoreAdj"], host["OomKillDisable"], host["MemorySwappiness"]) == (200, True, 10)
+    assert (host["CgroupParent"], host["CgroupnsMode"], host["BlkioWeight"]) == ("/mine", "host", 300)
+    assert host["BlkioWeightDevice"] == [{"Path": "/dev/vda", "Weight": 400}]
+    assert host["BlkioDeviceReadBps"] == [{"Path": "/dev/vda", "Rate": 12 << 20}]
+    assert host["BlkioDeviceWriteIOps"] == [{"Path": "/dev/vda", "Rate": 30}]
+
+
 def test_interpolated_values_are_typed_like_literals(tmp_path):
     f = write(tmp_path, "compose.yaml", """\
         services:
