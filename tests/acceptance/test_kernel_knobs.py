@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 
@@ -15,7 +16,7 @@ import docker
 import pytest
 
 from engine.runtime import cgroups
-from tests.conftest import _mounts_under, needs_root
+from tests.conftest import _mounts_under, needs_root, private_daemon
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance,
@@ -158,3 +159,25 @@ def test_oom_kill_disable_without_a_memory_limit_warns(dclient):
             assert cgroups.OOM_KILL_DISABLE_UNSUPPORTED_WARNING in response["Warnings"]
     finally:
         dclient.remove_container(response["Id"], force=True)
+
+
+def test_a_crash_leaves_no_cgroup_under_a_custom_parent():
+    """The daemon dies, the container exits meanwhile: the next daemon removes its cgroup
+    under its own --cgroup-parent too (not only under the daemon's)."""
+    parent = f"/pe-test-{uuid.uuid4().hex[:8]}"
+    with private_daemon() as handle:
+        client = docker.APIClient(base_url=handle.host, version="1.41", timeout=60)
+        cid = client.create_container("busybox", ["sleep", "600"], host_config={"CgroupParent": parent})["Id"]
+        try:
+            client.start(cid)
+            pid = client.inspect_container(cid)["State"]["Pid"]
+            handle.stop(signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            assert cgroup_dirs(cid)  # left behind by the crash
+            handle.start()
+            assert cgroup_dirs(cid) == []
+            assert client.inspect_container(cid)["State"]["Status"] == "exited"
+        finally:
+            client.remove_container(cid, force=True)
+            for d in glob.glob(f"/sys/fs/cgroup/*{parent}"):
+                os.rmdir(d)
