@@ -67,7 +67,7 @@ class Launching:
                 device_nodes, device_rules = devices.resolve(host)
                 cgroup.create(resources_from(host, device_rules, blkio.resolve(host)))
                 try:
-                    spec = build_runtime_spec(container, cgroup.container_mounts(), namespaces, volume_points,
+                    spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces, volume_points,
                                               extra_env=link_env, devices=device_nodes)
                     return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
                 except BaseException:

@@ -22,6 +22,7 @@ DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance,
               pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")]
 V1 = cgroups.detect_mode() == "v1"
+PIDS_MAX = "/sys/fs/cgroup/pids/pids.max" if V1 else "/sys/fs/cgroup/pids.max"
 
 
 def docker_cli(daemon, *args):
@@ -34,13 +35,15 @@ def cgroup_dirs(cid: str) -> list[str]:
 
 def test_sysctls_oom_score_and_cgroupns_are_seen_in_the_container(daemon, dclient):
     result = docker_cli(daemon, "run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.msgmax=12345",
-                        "--oom-score-adj", "300", "--cgroupns", "host", "busybox", "sh", "-c",
+                        "--oom-score-adj", "300", "--cgroupns", "host", "--pids-limit", "33", "busybox", "sh", "-c",
                         "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /proc/self/oom_score_adj;"
-                        " grep -c \"$HOSTNAME\" /proc/self/cgroup; echo 1 > /proc/sys/kernel/msgmax || echo ro")
+                        " grep -c \"$HOSTNAME\" /proc/self/cgroup; echo 1 > /proc/sys/kernel/msgmax || echo ro;"
+                        f" cat {PIDS_MAX}")
     lines = result.stdout.splitlines()
     assert lines[:3] == ["1", "12345", "300"], result.stderr
     assert int(lines[3]) > 0  # the host's cgroup namespace: full paths, with the container's id
     assert lines[4] == "ro"  # /proc/sys made read-only after the writes
+    assert lines[5] == "33"  # its own cgroup at /sys/fs/cgroup, not the host's tree
     # A private cgroup namespace (the default) shows the container's cgroup as its root; the
     # daemon's own score never leaks in (0 unless asked).
     result = docker_cli(daemon, "run", "--rm", "busybox", "sh", "-c",

@@ -115,3 +115,12 @@ def test_v1_writes_swappiness_oom_control_and_throttle_files(tmp_path, writes):
 def test_swappiness_range():
     with pytest.raises(errors.InvalidParameter, match="valid memory swappiness range is 0-100"):
         Resources(memory_swappiness=101).validate()
+
+
+def test_host_cgroupns_binds_the_containers_own_cgroup():
+    v2 = cgroups.for_container("pyengine", "c" * 64, _layout=Layout("v2", (Hierarchy("", (), "/sys/fs/cgroup", "/", "/"),)))
+    (mount,) = v2.container_mounts(own_namespace=False)
+    assert (mount.destination, mount.type, mount.source) == ("/sys/fs/cgroup", "bind", "/sys/fs/cgroup/pyengine/" + "c" * 64)
+    assert "ro" in mount.options
+    (mount,) = v2.container_mounts()
+    assert mount.type == "cgroup2"

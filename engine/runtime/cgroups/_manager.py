@@ -95,7 +95,11 @@ class CgroupManager(abc.ABC):
     def stats(self) -> dict: ...
 
     @abc.abstractmethod
-    def container_mounts(self) -> list: ...
+    def container_mounts(self, own_namespace: bool = True) -> list:
+        """/sys/fs/cgroup in the container (read-only). In its own cgroup namespace a cgroup
+        mount shows the container's cgroup as the root; in the host's (CgroupnsMode "host")
+        that would be the whole host tree, so the container's directories are bind-mounted
+        instead, as runc does."""
 
     # ---- shared ----
 

@@ -333,7 +333,7 @@ class V1Manager(CgroupManager):
 
     # what the container sees
 
-    def container_mounts(self) -> list:
+    def container_mounts(self, own_namespace: bool = True) -> list:
         from engine.runtime.spec import MountSpec
 
         mounts = [
@@ -344,6 +344,12 @@ class V1Manager(CgroupManager):
         ]
         for h in self.layout.hierarchies:
             name = os.path.basename(h.mountpoint.rstrip("/")) or h.name
+            if not own_namespace:
+                mounts.append(MountSpec(
+                    destination=f"/sys/fs/cgroup/{name}", type="bind", source=self._paths[h.name],
+                    options=("rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"),
+                ))
+                continue
             mounts.append(
                 MountSpec(
                     destination=f"/sys/fs/cgroup/{name}", type="cgroup", source="cgroup",

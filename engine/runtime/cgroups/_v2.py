@@ -223,9 +223,12 @@ class V2Manager(CgroupManager):
         }
         return {"memory_stats": memory, "cpu_stats": cpu_stats, "pids_stats": pids, "blkio_stats": blkio}
 
-    def container_mounts(self) -> list:
+    def container_mounts(self, own_namespace: bool = True) -> list:
         from engine.runtime.spec import MountSpec
 
+        if not own_namespace:
+            return [MountSpec(destination="/sys/fs/cgroup", type="bind", source=self._path,
+                              options=("rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"))]
         return [
             MountSpec(
                 destination="/sys/fs/cgroup", type="cgroup2", source="cgroup",
