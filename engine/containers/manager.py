@@ -445,7 +445,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         sup = self._supervisors[container.id]
         container.state.status = Status.REMOVING
         sup.notify()
-        await trio.to_thread.run_sync(self._remove_files, container)
+        trash = await trio.to_thread.run_sync(self._detach_files, container)
         if self.networks is not None:
             await self.networks.forget(container)
         await self.volumes.forget(container.id, remove_anonymous=volumes or bool(container.host_config.get("AutoRemove")))
@@ -457,11 +457,38 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self.publish(container, "destroy")
         sup.notify()
         self._supervisors.pop(container.id, None)
+        if trash is not None:
+            if self._nursery is not None:
+                self._nursery.start_soon(self._reclaim, container.id, trash)
+            else:
+                await self._reclaim(container.id, trash)
 
-    def _remove_files(self, container: Container) -> None:
+    def _detach_files(self, container: Container) -> str | None:
+        """What `rm` does before it answers: unmount the rootfs (a `docker cp` may hold it),
+        remove the (already empty) cgroups, move the directory into <data_root>/tmp, which every
+        daemon start empties (with what is mounted there). Deleting the files, a third of
+        create→start→wait→rm, follows in the background (_reclaim). Returns the moved
+        directory, or None when it could not move and was removed in place."""
         _unmount_quiet(container.rootfs)
-        cgroup_of(container, self.config.cgroup_parent).destroy()
-        shutil.rmtree(container.directory, ignore_errors=True)
+        cgroup_of(container, self.config.cgroup_parent).destroy()  # empty once the run ended: cheap
+        trash = os.path.join(self.config.data_root, "tmp", f"removed-{container.id}")
+        try:
+            os.makedirs(os.path.dirname(trash), exist_ok=True)
+            os.rename(container.directory, trash)
+            return trash
+        except FileNotFoundError:
+            return None
+        except OSError:  # another file system (or a leftover of the same name): in place
+            shutil.rmtree(container.directory, ignore_errors=True)
+            return None
+
+    async def _reclaim(self, container_id: str, path: str) -> None:
+        """Background part of `rm` (the manager's nursery): the files. A daemon killed
+        meanwhile leaves them to the next start, which empties the scratch dir."""
+        try:
+            await trio.to_thread.run_sync(shutil.rmtree, path, True)
+        except OSError as exc:
+            log.warning("cleaning up removed container %s: %s", container_id[:12], exc)
 
     async def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

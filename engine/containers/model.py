@@ -188,8 +188,12 @@ class Container:
 
     # --- persistence ------------------------------------------------------------------------
     def to_record(self) -> dict:
-        record = attrs.asdict(self, recurse=True)
-        record["state"]["status"] = self.state.status.value
+        # Shallow: json serialises config/host_config as they are; only State is attrs
+        # (a deep attrs.asdict copy of every dict was most of a save's cost).
+        record = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        state = attrs.asdict(self.state, recurse=True)
+        state["status"] = self.state.status.value
+        record["state"] = state
         return record
 
     @classmethod
@@ -202,8 +206,14 @@ class Container:
         """Write the record atomically (temp name, fsync-free rename: metadata is rebuilt
         from the kernel's view at recovery if it lags)."""
         tmp = self.record_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_record(), f)
+        data = json.dumps(self.to_record()).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, self.record_path)
 
     @classmethod
@@ -246,3 +256,6 @@ class Container:
         if st.status is Status.DEAD:
             return "Dead"
         return "Created"
+
+
+_RECORD_FIELDS = tuple(f.name for f in attrs.fields(Container) if f.name != "state")

@@ -258,6 +258,31 @@ def test_tty_and_resize(dclient):
     assert out[1] == "33 111"
 
 
+def test_rm_answers_before_its_background_cleanup_and_that_leaves_nothing(dclient, daemon):
+    """rm frees the id and the name at once; the directory (moved into the scratch dir) goes
+    in the background, and nothing of the container is left once it has."""
+    from tests.conftest import _mounts_under
+
+    cid, code, _ = run(dclient, ["true"], name="pe-rm-bg")
+    assert code == 0
+    running = dclient.create_container("busybox", ["sleep", "1000"], name="pe-rm-bg-running")
+    dclient.start(running)
+    for container in (cid, running["Id"]):
+        dclient.remove_container(container, force=True)
+        with pytest.raises(docker.errors.NotFound):
+            dclient.inspect_container(container)
+        assert not os.path.exists(os.path.join(daemon.data_root, "containers", container))
+    again = dclient.create_container("busybox", ["true"], name="pe-rm-bg")  # the name is free
+    dclient.remove_container(again)
+
+    def gone():
+        scratch = os.path.join(daemon.data_root, "tmp")
+        left = [e for e in (os.listdir(scratch) if os.path.isdir(scratch) else []) if e.startswith("removed-")]
+        return not left and not [m for m in _mounts_under(daemon.root) if cid in m or running["Id"] in m] \
+            and cgroup_dirs_for(cid) == [] and cgroup_dirs_for(running["Id"]) == []
+    wait_for(gone, what="the removed containers' files and cgroups to go")
+
+
 def test_failed_create_leaves_nothing(dclient, daemon):
     containers_dir = os.path.join(daemon.data_root, "containers")
     before = set(os.listdir(containers_dir))

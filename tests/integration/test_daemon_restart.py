@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import docker
 import pytest
@@ -54,3 +55,31 @@ def test_state_survives_restart_and_sigkill(own_daemon):
     assert client.inspect_container("pe-always")["State"]["Status"] == "running"
     for name in ("pe-done", "pe-running", "pe-always"):
         client.remove_container(name, force=True)
+
+
+def test_a_removal_cut_short_is_finished_at_start(own_daemon):
+    """rm answers once the record is gone and moved into <data_root>/tmp; a daemon killed
+    before its background cleanup ran leaves that directory (possibly with a mount) and the
+    cgroups: the next start removes them, and nothing else."""
+    from engine.daemon import parse_args
+    from engine.runtime import cgroups
+
+    client = client_for(own_daemon)
+    kept = client.create_container("busybox", ["true"], name="pe-kept")
+    gone_id = "f" * 64
+    trash = os.path.join(own_daemon.data_root, "tmp", f"removed-{gone_id}")
+    os.makedirs(os.path.join(trash, "merged"))
+    subprocess.run(["mount", "-t", "tmpfs", "none", os.path.join(trash, "merged")], check=True)
+    parent = parse_args(["--data-root", own_daemon.data_root]).cgroup_parent
+    leftover = cgroups.for_container(parent, gone_id)
+    leftover.create(cgroups.Resources())
+    try:
+        own_daemon.stop(signal.SIGKILL)
+        own_daemon.start()
+        assert not os.path.exists(trash)
+        assert not [m for m in _mounts_under(own_daemon.root) if gone_id in m]
+        assert not leftover.exists()
+        assert client_for(own_daemon).inspect_container("pe-kept")["Id"] == kept["Id"]
+    finally:
+        subprocess.run(["umount", "-l", os.path.join(trash, "merged")], capture_output=True)
+        leftover.destroy()

@@ -171,7 +171,18 @@ class CgroupManager(abc.ABC):
     def destroy(self) -> None:
         """Kill what is left and remove the directories. Idempotent; waits at most ~1 s
         for dying tasks to leave, then reports the directory that stayed busy."""
-        if not self.exists():
+        # An exited container's cgroups are empty: one rmdir each, nothing to scan.
+        busy_first = False
+        for d in self.dirs():
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise _fs.cgroup_error(SystemError_, d, f"rmdir: {e.strerror}") from e
+                busy_first = True
+        if not busy_first:
             return
         try:
             if self.is_frozen():
@@ -204,7 +215,21 @@ class CgroupManager(abc.ABC):
 
 def mkdir_chain(base: str, rel: str, made: list[str], on_level=None) -> str:
     """mkdir base/rel one component at a time, recording what was created; on_level(path)
-    runs for every level (cpuset needs its parent's cpus/mems copied)."""
+    runs for every level (cpuset needs its parent's cpus/mems copied). When the parent
+    exists already (every container but a daemon's first), one mkdir of the leaf."""
+    leaf = os.path.join(base, rel.strip("/"))
+    if "/" in rel.strip("/"):
+        try:
+            os.mkdir(leaf, 0o755)
+        except (FileNotFoundError, FileExistsError):
+            pass  # no parent yet (or the leaf is there): walk the chain
+        except OSError as e:
+            raise _fs.cgroup_error(SystemError_, leaf, f"mkdir: {e.strerror}") from e
+        else:
+            made.append(leaf)
+            if on_level is not None:
+                on_level(leaf)
+            return leaf
     cur = base
     for part in rel.strip("/").split("/"):
         cur = os.path.join(cur, part)

@@ -107,7 +107,11 @@ def inherit_cpuset(path: str) -> None:
     for name in ("cpuset.cpus", "cpuset.mems"):
         mine = os.path.join(path, name)
         if not _fs.read(mine).strip():
-            _fs.write(mine, _fs.read(os.path.join(parent, name)).strip())
+            value = _fs.read(os.path.join(parent, name)).strip()
+            if not value and os.path.exists(os.path.join(os.path.dirname(parent), name)):
+                inherit_cpuset(parent)  # a parent someone else made and left empty
+                value = _fs.read(os.path.join(parent, name)).strip()
+            _fs.write(mine, value)
 
 
 # ---- stats readers ----
