@@ -309,6 +309,10 @@ def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
     )
 
 
+def _oom_what(process: ProcessSpec) -> str:
+    return f"{process.oom_score_adj} (write /proc/self/oom_score_adj)"
+
+
 async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | None = None,
                           launcher: Launcher | None = None) -> ContainerProcess:
     """Clone the container's init into new namespaces; it waits until `prepare(pid)` has
@@ -382,6 +386,8 @@ async def spawn_container(spec: RuntimeSpec, stdio: Stdio, prepare: Prepare | No
             return f'"{process.cwd}"'
         if step == "bind_rootfs":
             return f'"{spec.rootfs}"'
+        if step == "oom_score_adj":
+            return _oom_what(process)
         if step == "sysctl" and 0 <= index < len(spec.sysctls):
             key = spec.sysctls[index][0]
             return f'"{key}" (open {_native.sysctl_path(key)})'
@@ -425,6 +431,8 @@ async def spawn_exec(target_pid: int, process: ProcessSpec, stdio: Stdio, prepar
         def describe(step: str, index: int) -> str:
             if step == "setns":
                 return f"(pid {target_pid})"
+            if step == "oom_score_adj":
+                return _oom_what(process)
             if step == "chdir":
                 return f'"{process.cwd}"'
             return ""

@@ -51,6 +51,21 @@ def test_sysctls_oom_score_and_cgroupns_are_seen_in_the_container(daemon, dclien
     assert result.stdout.split() == ["0", "0"], result.stderr
 
 
+def test_an_oom_score_adj_the_kernel_refuses_fails_the_start_with_the_reason(daemon, dclient):
+    with open("/proc/self/status") as f:
+        effective = int(next(line for line in f if line.startswith("CapEff:")).split()[1], 16)
+    if effective & (1 << 24):  # CAP_SYS_RESOURCE: lowering the score is allowed here
+        pytest.skip("this host may lower oom_score_adj")
+    cid = dclient.create_container("busybox", ["true"], host_config={"OomScoreAdj": -500})["Id"]
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            dclient.start(cid)
+        assert "oom score adj -500 (write /proc/self/oom_score_adj): permission denied" in info.value.explanation
+        assert cgroup_dirs(cid) == [] and not [m for m in _mounts_under(daemon.root) if cid in m]
+    finally:
+        dclient.remove_container(cid, force=True)
+
+
 def test_exec_gets_the_containers_oom_score_adj(daemon, dclient):
     cid = dclient.create_container("busybox", ["sleep", "60"], host_config={"OomScoreAdj": 200})["Id"]
     try:
