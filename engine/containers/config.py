@@ -316,6 +316,9 @@ def _validate_kernel_knobs(host: dict, warnings: list[str]) -> None:
         raise errors.InvalidParameter(f"invalid cgroup namespace mode: {mode}")
     cgroupparent.validate(host)
     sysctls.validate(host)
+    if (host.get("MemorySwappiness") in (None, -1) and host.get("OomKillDisable") is not True
+            and not any(host.get(k) for k in blkio.FIELDS)):
+        return  # nothing that needs the host's cgroups looked at
     support = cgroups.support()
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None:

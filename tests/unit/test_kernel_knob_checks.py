@@ -29,8 +29,10 @@ def test_v2_discards_swappiness_and_oom_kill_disable_with_dockerds_warnings(tmp_
                                        monkeypatch, support)
     assert warnings == [cgroups.SWAPPINESS_UNSUPPORTED_WARNING, cgroups.OOM_KILL_DISABLE_UNSUPPORTED_WARNING]
     assert (host["MemorySwappiness"], host["OomKillDisable"]) == (None, False)
-    # -1 is the API's "unset": no warning
+    # -1 is the API's "unset": no warning; 0 is a value
     assert host_after_create({"MemorySwappiness": -1}, monkeypatch, support)[1] == []
+    assert host_after_create({"MemorySwappiness": 0}, monkeypatch, support)[1] == [
+        cgroups.SWAPPINESS_UNSUPPORTED_WARNING]
 
 
 def test_v2_without_the_io_controller_discards_device_limits(tmp_path, monkeypatch):
