@@ -180,8 +180,9 @@ def test_oom_kill_disable_without_a_memory_limit_warns(dclient):
 
 
 def test_a_crash_leaves_no_cgroup_under_a_custom_parent():
-    """The daemon dies, the container exits meanwhile: the next daemon removes its cgroup
-    under its own --cgroup-parent too (not only under the daemon's)."""
+    """A restarted daemon re-adopts a running container with its cgroup under its own
+    --cgroup-parent (pause works); when the container exited while no daemon ran, the next
+    daemon removes that cgroup too (not only the ones under the daemon's parent)."""
     parent = f"/pe-test-{uuid.uuid4().hex[:8]}"
     with private_daemon() as handle:
         client = docker.APIClient(base_url=handle.host, version="1.41", timeout=60)
@@ -189,6 +190,13 @@ def test_a_crash_leaves_no_cgroup_under_a_custom_parent():
         try:
             client.start(cid)
             pid = client.inspect_container(cid)["State"]["Pid"]
+            handle.stop(signal.SIGKILL)
+            handle.start()
+            client.pause(cid)
+            frozen = f"/sys/fs/cgroup/freezer{parent}/{cid}/freezer.state" if V1 else f"/sys/fs/cgroup{parent}/{cid}/cgroup.freeze"
+            with open(frozen) as f:
+                assert f.read().strip() in ("FROZEN", "1")
+            client.unpause(cid)
             handle.stop(signal.SIGKILL)
             os.kill(pid, signal.SIGKILL)
             assert cgroup_dirs(cid)  # left behind by the crash
