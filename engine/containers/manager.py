@@ -199,7 +199,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self._names[name] = container_id  # reserve before the first await
         try:
             await trio.to_thread.run_sync(self._create_files, container)
-            if self.networks is not None:
+            if self.networks is not None and attachments:  # a new id has nothing to forget
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
             await self.volumes.prepare(container_id, config, host_config)
         except BaseException:

@@ -471,7 +471,8 @@ class NetworkManager:
 
     async def forget(self, container) -> None:
         await self.teardown(container)
-        await trio.to_thread.run_sync(self._attachments.save, container.id, [])
+        if self._attachments.get(container.id):  # --network none/host record nothing
+            await trio.to_thread.run_sync(self._attachments.save, container.id, [])
 
     def attachments(self, container_id: str) -> list[dict]:
         return self._attachments.get(container_id)
@@ -510,7 +511,8 @@ class NetworkManager:
                 for ep in self._endpoints.get(container.id, {}).values():
                     for b in ep.ports:
                         await self._nursery.start(ports.proxy, b, ep.ip)
-            await trio.to_thread.run_sync(self._write_files, container, legacy)
+            if atts:  # --network none/host: no endpoint, no file of ours to write
+                await trio.to_thread.run_sync(self._write_files, container, legacy)
         except BaseException:
             for b in bound:
                 b.sock.close()
