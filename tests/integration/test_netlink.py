@@ -77,6 +77,17 @@ def _veth_name() -> str:
     return "pvt" + secrets.token_hex(4)
 
 
+def _open_fds() -> dict[str, str]:
+    """fd -> what it refers to (socket:[inode], nsfs:[…], a path) of this process."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (or the listing's own fd)
+            pass
+    return out
+
+
 def _run_in_workers(*fns):
     """Run each fn in a trio worker thread, in order (trio reuses the idle thread); returns
     [(thread ident, thread netns before, result or exception, thread netns after)]."""
@@ -161,7 +172,7 @@ def test_peer_is_created_inside_the_namespace_and_configured(netns_proc, bridge)
     br, prefix = bridge
     host = _veth_name()
     home = _netlink.thread_netns()
-    fds = len(os.listdir("/proc/self/fd"))
+    fds = _open_fds()
     [(_, before, ident, after)] = _run_in_workers(lambda: _netlink.setup_veth(
         host_name=host, master=br, pid=p.pid, ifname="eth0", address_cidr=f"{prefix}.2/24",
         gateway=f"{prefix}.1", mac="02:42:0a:fd:00:02"))
@@ -169,7 +180,8 @@ def test_peer_is_created_inside_the_namespace_and_configured(netns_proc, bridge)
         assert not isinstance(ident, Exception), ident
         assert before == home and after == home
         assert ident == _netlink.netns_of(p.pid)
-        assert len(os.listdir("/proc/self/fd")) == fds  # nothing (nsfs fd, sockets) leaked
+        # nothing (nsfs fd, sockets) leaked; fds of earlier tests may close meanwhile
+        assert {fd: t for fd, t in _open_fds().items() if fds.get(fd) != t} == {}
         shown = subprocess.run(["ip", "-o", "link", "show", host], capture_output=True, text=True).stdout
         assert f"master {br}" in shown and "link-netnsid" in shown and ",UP" in shown
         links = _in_ns(p.pid, "ip", "-o", "link")
