@@ -36,6 +36,9 @@ class Config:
     # graceful stop stops them. spawner=False: clone from the daemon (no live restore).
     live_restore: bool = True
     spawner: bool = True
+    # Per run, the most container output the spawner keeps in its spill file while no daemon
+    # has logged it; beyond it the container blocks on its full pipe until a daemon reads.
+    spill_max: int = 64 << 20
 
     @property
     def containers_dir(self) -> str:

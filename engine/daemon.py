@@ -124,7 +124,7 @@ def _make_runtime(config: Config):
         log.warning("%s is missing (rebuild with `pip install -e .`): containers are spawned "
                     "by the daemon itself, without live restore", spawner.binary_path())
         return InProcessRuntime()
-    runtime = SpawnerRuntime(config.data_root, live_restore=config.live_restore)
+    runtime = SpawnerRuntime(config.data_root, live_restore=config.live_restore, spill_max=config.spill_max)
     if len(os.fsencode(runtime.socket_path)) >= 108:  # sockaddr_un's limit
         log.warning("data root too long for the spawner's socket: containers are spawned by "
                     "the daemon itself, without live restore")
@@ -156,6 +156,8 @@ def parse_args(argv: list[str] | None) -> Config:
                         help="stopping the daemon stops its containers")
     parser.add_argument("--no-spawner", dest="spawner", action="store_false", default=True,
                         help="clone containers from the daemon process (no live restore)")
+    parser.add_argument("--spill-max-size", dest="spill_max", type=_size, default=64 << 20, metavar="SIZE",
+                        help="output kept per container while no daemon logs it, e.g. 64m (default)")
     parser.add_argument("--tlsverify", action="store_true")
     parser.add_argument("--tlscacert")
     parser.add_argument("--tlscert")
@@ -182,7 +184,21 @@ def parse_args(argv: list[str] | None) -> Config:
         plugin_dirs=args.plugin_dirs,
         live_restore=args.live_restore,
         spawner=args.spawner,
+        spill_max=args.spill_max,
     )
+
+
+def _size(text: str) -> int:
+    """Bytes, or a number with k/m/g (binary units)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    try:
+        value = text.strip().lower().rstrip("b")
+        size = int(float(value[:-1]) * units[value[-1]]) if value[-1:] in units else int(value)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"invalid size: {text!r}") from None
+    if size < 1 << 16:
+        raise argparse.ArgumentTypeError("the spill size must be at least 64k")
+    return size
 
 
 async def _serve(config: Config) -> None:

@@ -145,14 +145,27 @@ struct pe_spawn_result {
  * Each message is one struct pe_msg, then a payload (PE_OP_SPAWN: a packed pe_spec, see
  * pe_wire.c), with pe_msg.nfds descriptors attached (SCM_RIGHTS). Diagram in pe_spawner.c. */
 #define PE_OP_SPAWN 1      /* daemon → spawner: id, kind, packed spec; fds the spec refers to */
-#define PE_OP_HOLD 2       /* daemon → spawner: id; fds = daemon-side stdio ends to keep */
+#define PE_OP_HOLD 2       /* daemon → spawner: id, pid; fds = output ends (stdout, stderr | pty master);
+                              payload u64 spill cap + spill file path: the spawner drains them into it */
 #define PE_OP_LIST 3       /* daemon → spawner: answered by ENTRY…, END */
 #define PE_OP_RELEASE 4    /* daemon → spawner: id (and pid, or 0 = every entry of id) */
 #define PE_OP_SHUTDOWN 5   /* daemon → spawner: exit (nothing of ours runs any more) */
+#define PE_OP_ARM 6        /* daemon → spawner: id, pid; payload u64 read_to, u64 keep_from (spill offsets) */
 #define PE_OP_SPAWNED 10   /* spawner → daemon: seq, pid or step/err/index; fds pidfd, sync_w, err_r[, sock_r] */
 #define PE_OP_EXIT 11      /* spawner → daemon: id, pid, status (exit code or 128+signal) */
 #define PE_OP_ENTRY 12     /* spawner → daemon: id, pid, kind, status (-1 running); fds [pidfd,] held… */
 #define PE_OP_END 13
+#define PE_OP_DATA 14      /* spawner → daemon: id, pid, seq = spill generation; status -1: no such entry */
+
+/* The spill file (pe_spawner.c): a header, then records, each a pe_spill_rec and `len` bytes.
+ * len 0 = end of that stream. `offset` counts the stream's bytes from the start of the run. */
+#define PE_SPILL_HDR 16 /* "PESPILL1", then 8 zero bytes */
+struct pe_spill_rec {
+    uint32_t stream; /* 1 stdout (or the pty), 2 stderr */
+    uint32_t len;
+    uint64_t offset;
+    uint64_t ts_ns; /* CLOCK_REALTIME when the spawner read it */
+};
 
 #define PE_KIND_INIT 0
 #define PE_KIND_EXEC 1

@@ -1,17 +1,29 @@
 /*
  * pe_spawner.c — pyengine's spawner: one small long-lived process per daemon that clones
  * the containers (with pe_spawn.c, the same child-side C the daemon uses in-process), is
- * their parent and subreaper, reaps them and records exit statuses, and keeps the daemon-side
- * ends of their output pipes / pty masters.  It is not in the daemon's session or process
- * group, so it and the containers outlive a daemon crash or a live-restore stop; output
- * written meanwhile waits in the pipes (enlarged by the daemon) and the next daemon takes the
- * ends back (LIST) and reads on: no line is lost.
+ * their parent and subreaper, reaps them and records exit statuses, and reads their output.
+ * It is not in the daemon's session or process group, so it and the containers outlive a
+ * daemon crash or a live-restore stop.
+ *
+ * Output: the spawner is the only reader of every container's stdout/stderr pipes (or pty
+ * master), always — with a daemon or without one.  It appends what it reads to the run's
+ * spill file (<container dir>/output.<pid>.spill: records of stream, length, stream offset,
+ * capture time; struct pe_spill_rec) and the daemon reads the file, not the pipes.  So
+ * nothing is ever read by two processes, a container never waits for a daemon (up to the
+ * spill cap, then it blocks on its full pipe as with no spawner), and a daemon killed at any
+ * instant finds every byte in the file again: it logs from the stream offset its json-file
+ * log recorded (engine/containers/journal.py), so no line is lost or logged twice.  While a
+ * daemon reads along, it asks (ARM) for the part it has logged to be dropped: the part still
+ * needed is copied to a new file renamed over the old one (generation + 1), so the file stays
+ * small.  Without a daemon the file grows to the cap.
  *
  * Started by the daemon as `pe-spawner SOCKET`: the first process forks, the child (the
  * spawner) makes its own session, binds SOCKET (SOCK_SEQPACKET, 0600), writes SOCKET.pid and
  * tells its parent it is ready; the parent exits 0, so the daemon never has it as a child.
  * One daemon connection at a time (a new one replaces the old).  Single-threaded: epoll on the
- * listening socket, the connection and a signalfd for SIGCHLD.
+ * listening socket, the connection, a signalfd for SIGCHLD and the output fds; every fd is
+ * non-blocking, a spill write that fails (ENOSPC…) is kept and retried every second while
+ * that container's output is not read.
  *
  * ───────────────────────── daemon/spawner protocol (pe_msg + payload + fds) ─────────────────
  *
@@ -23,15 +35,24 @@
  *   the daemon then drives pe_spawn.c's sync protocol itself with those fds:    diagram in
  *   prepare(pid) (cgroups, network), release(sync_w), read err_r, [pty]        pe_spawn.c)
  *   ◀──────── SPAWNED {seq,pid=-1,step,err,index}   the spawn failed
- *   HOLD {id} fds: stdout_r, stderr_r | pty master ▶ kept (dups) until RELEASE
+ *   HOLD {id,pid} cap, path; fds: stdout_r, stderr_r | pty master
+ *                                     ─────────▶ kept; read (epoll) ◀──────────── output
+ *                                                → records appended to the spill file
+ *   ◀──────── DATA {id,pid,seq=generation}       sent once after an ARM when the file grew
+ *   the daemon reads records up to read_to,      (or at once if it already has); a new
+ *   logs them, then                              generation: the daemon rereads from the
+ *   ARM {id,pid} read_to, keep_from ───────────▶ start (records before keep_from dropped)
  *                                                waitpid (SIGCHLD) ◀────────── exit
  *   ◀──────── EXIT {id,pid,status}               (status kept; exec entries are
  *                                                dropped once sent)
- *   RELEASE {id[,pid]} ─────────────────────────▶ forget the entry, close held fds
+ *   RELEASE {id[,pid]} ─────────────────────────▶ forget the entry, close held fds and spill
  *   LIST (a new daemon) ────────────────────────▶
  *   ◀──────── ENTRY {id,pid,kind,status(-1 = running)} fds: [pidfd,] held…   (per entry)
  *   ◀──────── END
  *   SHUTDOWN (nothing runs any more) ───────────▶ unlink SOCKET, exit
+ *
+ * A dead daemon's ARM dies with it: a new connection disarms every entry, and the new daemon
+ * reads each spill from its start before it arms.  A stream's end is a record of length 0.
  */
 #define PE_WIRE_UNPACK
 #include "pe_spawn.c"
@@ -41,8 +62,16 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/un.h>
+#include <time.h>
 
 #define PE_PAYLOAD_MAX (4u << 20)
+#define CHUNK 65536
+#define REC ((uint64_t)sizeof(struct pe_spill_rec))
+/* ARM: compact once this much at the head of the file is no longer needed, copying at most
+ * COMPACT_COPY bytes (the daemon is nearly caught up). */
+#define COMPACT_MIN (64u << 10)
+#define COMPACT_COPY (1u << 20)
+#define TAG_OUTPUT (1ull << 32)
 
 struct entry {
     char id[68];
@@ -51,12 +80,24 @@ struct entry {
     int status; /* -1 running */
     int held[PE_MAX_FDS];
     int nheld;
+    /* output (after HOLD): held[k] is stream k+1 */
+    char *spill;            /* path; NULL: not read */
+    int spill_fd;           /* -1 until the first record */
+    uint64_t end, cap;      /* bytes in the file (incl. a partly written record); cap */
+    uint64_t soff[2];       /* stream offsets read so far */
+    unsigned char eof[2], polled[2];
+    unsigned char *pend;    /* the unwritten rest of a record (a write failed) */
+    size_t npend;
+    int armed;
+    uint32_t gen;
 };
 
 static struct entry *entries;
 static int nentries, capentries;
 static int client = -1;
+static int epfd = -1;
 static unsigned char *payload;
+static unsigned char iobuf[sizeof(struct pe_spill_rec) + CHUNK];
 
 static void log_msg(const char *what, int err)
 {
@@ -151,13 +192,243 @@ static struct entry *add_entry(const char *id, int pid, int kind)
     e->pid = pid;
     e->kind = kind;
     e->status = -1;
+    e->spill_fd = -1;
     return e;
+}
+
+/* ─── output: held fds → spill file ─────────────────────────────────────────────────────── */
+
+static int nouts(const struct entry *e)
+{
+    return e->spill ? (e->nheld < 2 ? e->nheld : 2) : 0;
+}
+
+/* Read fd k while it has not ended, nothing waits to be written and the file is under cap. */
+static void sync_poll(struct entry *e)
+{
+    for (int k = 0; k < nouts(e); k++) {
+        int want = !e->eof[k] && !e->npend && e->end < e->cap;
+        if (want == e->polled[k])
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_OUTPUT | (uint32_t)e->held[k]};
+        if (epoll_ctl(epfd, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, e->held[k], &ev) == 0 || !want)
+            e->polled[k] = (unsigned char)want;
+        else
+            log_msg("epoll_ctl", errno);
+    }
+}
+
+static void unpoll(struct entry *e)
+{
+    for (int k = 0; k < nouts(e); k++)
+        if (e->polled[k]) {
+            epoll_ctl(epfd, EPOLL_CTL_DEL, e->held[k], NULL);
+            e->polled[k] = 0;
+        }
+}
+
+static void notify(struct entry *e, int status)
+{
+    if (!e->armed || client < 0)
+        return;
+    struct pe_msg r = {.op = PE_OP_DATA, .seq = e->gen, .pid = e->pid, .status = status};
+    snprintf(r.id, sizeof r.id, "%s", e->id);
+    e->armed = 0;
+    send_msg(client, &r, NULL, 0);
+}
+
+static int pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t at, size_t *done)
+{
+    *done = 0;
+    while (*done < n) {
+        ssize_t w = pwrite(fd, p + *done, n - *done, (off_t)(at + *done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        *done += (size_t)w;
+    }
+    return 0;
+}
+
+static int open_spill(struct entry *e)
+{
+    if (e->spill_fd >= 0)
+        return 0;
+    int fd = open(e->spill, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    unsigned char hdr[PE_SPILL_HDR] = "PESPILL1";
+    size_t done;
+    if (pwrite_all(fd, hdr, sizeof hdr, 0, &done) < 0) {
+        close(fd);
+        return -1;
+    }
+    e->spill_fd = fd;
+    e->end = PE_SPILL_HDR;
+    return 0;
+}
+
+/* Write what is pending (a record, or the rest of one). On failure the rest stays pending:
+ * nothing read is ever dropped, and nothing more is read until it is written. */
+static void flush_pending(struct entry *e)
+{
+    if (!e->npend)
+        return;
+    size_t done = 0;
+    int rc = open_spill(e);
+    if (rc == 0)
+        rc = pwrite_all(e->spill_fd, e->pend, e->npend, e->end, &done);
+    e->end += done;
+    if (rc < 0) {
+        memmove(e->pend, e->pend + done, e->npend - done);
+        e->npend -= done;
+        log_msg(e->spill, errno);
+    } else {
+        e->npend = 0;
+        notify(e, 0);
+    }
+    sync_poll(e);
+}
+
+static void append(struct entry *e, const unsigned char *rec, size_t n)
+{
+    unsigned char *p = realloc(e->pend, n);
+    if (!p) { /* cannot keep it: leave it unread (a real read already happened: keep going) */
+        log_msg("spill buffer", ENOMEM);
+        return;
+    }
+    memcpy(p, rec, n);
+    e->pend = p;
+    e->npend = n;
+    flush_pending(e);
+}
+
+static void read_output(struct entry *e, int k)
+{
+    if (e->npend || e->eof[k])
+        return;
+    ssize_t n;
+    if (e->nheld == 1) /* a pty master: the daemon's dup for stdin may have made it blocking */
+        fcntl(e->held[k], F_SETFL, fcntl(e->held[k], F_GETFL) | O_NONBLOCK);
+    do {
+        n = read(e->held[k], iobuf + REC, CHUNK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n < 0) /* EIO: a pty master once no slave is open (the end), or a real error */
+        n = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct pe_spill_rec h = {.stream = (uint32_t)k + 1, .len = (uint32_t)n, .offset = e->soff[k],
+                             .ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec};
+    memcpy(iobuf, &h, sizeof h);
+    e->soff[k] += (uint64_t)n;
+    if (n == 0)
+        e->eof[k] = 1;
+    append(e, iobuf, REC + (size_t)n);
+}
+
+/* ARM: the daemon read up to read_to and still needs what starts at keep_from. Drop the head
+ * when worth it — copy the rest to a new file and rename it over the old one, so a failure
+ * anywhere leaves the old file whole — then answer now if there is more, or on the next write. */
+static void handle_arm(const struct pe_msg *req, size_t plen)
+{
+    struct entry *e = NULL;
+    for (int i = 0; i < nentries && !e; i++)
+        if (entries[i].spill && entries[i].pid == req->pid && strcmp(entries[i].id, req->id) == 0)
+            e = &entries[i];
+    if (!e) {
+        struct pe_msg r = {.op = PE_OP_DATA, .pid = req->pid, .status = -1};
+        snprintf(r.id, sizeof r.id, "%s", req->id);
+        send_msg(client, &r, NULL, 0);
+        return;
+    }
+    uint64_t read_to = 0, keep = 0;
+    if (plen >= 16) {
+        memcpy(&read_to, payload, 8);
+        memcpy(&keep, payload + 8, 8);
+    }
+    int moved = 0;
+    if (e->spill_fd >= 0 && !e->npend && keep >= PE_SPILL_HDR + COMPACT_MIN && keep <= read_to &&
+        read_to <= e->end && e->end - keep <= COMPACT_COPY) {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s.new", e->spill);
+        int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        unsigned char hdr[PE_SPILL_HDR] = "PESPILL1";
+        size_t done;
+        int ok = fd >= 0 && pwrite_all(fd, hdr, sizeof hdr, 0, &done) == 0;
+        uint64_t at = keep, to = PE_SPILL_HDR;
+        while (ok && at < e->end) {
+            size_t want = e->end - at < sizeof iobuf ? (size_t)(e->end - at) : sizeof iobuf;
+            ssize_t r = pread(e->spill_fd, iobuf, want, (off_t)at);
+            if (r < 0 && errno == EINTR)
+                continue;
+            ok = r > 0 && pwrite_all(fd, iobuf, (size_t)r, to, &done) == 0;
+            at += r > 0 ? (uint64_t)r : 0;
+            to += r > 0 ? (uint64_t)r : 0;
+        }
+        if (ok && rename(tmp, e->spill) == 0) {
+            close(e->spill_fd);
+            e->spill_fd = fd;
+            e->end = to;
+            e->gen++;
+            moved = 1;
+            sync_poll(e); /* back under the cap */
+        } else {
+            log_msg("compacting a spill file", errno);
+            close_if(fd);
+            unlink(tmp);
+        }
+    }
+    e->armed = 1;
+    if (!e->npend && (moved || e->end > read_to)) /* pending: DATA comes once it is written */
+        notify(e, 0);
+}
+
+static void handle_hold(const struct pe_msg *req, size_t plen, int *fds, int nfds)
+{
+    for (int i = 0; i < nentries; i++) {
+        struct entry *e = &entries[i];
+        /* (it may have exited already: its output is still to be read) */
+        if (e->kind == PE_KIND_INIT && strcmp(e->id, req->id) == 0 && !e->nheld &&
+            (req->pid > 0 ? e->pid == req->pid : e->status < 0)) {
+            memcpy(e->held, fds, sizeof(int) * (size_t)nfds);
+            e->nheld = nfds;
+            if (plen > 8 && plen < PATH_MAX + 8 && payload[plen - 1] == 0) {
+                memcpy(&e->cap, payload, 8);
+                e->spill = strdup((const char *)payload + 8);
+                for (int k = 0; k < nouts(e); k++) {
+                    int fl = fcntl(e->held[k], F_GETFL);
+                    fcntl(e->held[k], F_SETFL, fl | O_NONBLOCK);
+                }
+                sync_poll(e);
+            }
+            return;
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+}
+
+static struct entry *entry_of_fd(int fd, int *k)
+{
+    for (int i = 0; i < nentries; i++)
+        for (*k = 0; *k < nouts(&entries[i]); (*k)++)
+            if (entries[i].held[*k] == fd)
+                return &entries[i];
+    return NULL;
 }
 
 static void drop_entry(int i)
 {
-    for (int k = 0; k < entries[i].nheld; k++)
-        close(entries[i].held[k]);
+    struct entry *e = &entries[i];
+    unpoll(e);
+    for (int k = 0; k < e->nheld; k++)
+        close(e->held[k]);
+    close_if(e->spill_fd);
+    free(e->spill);
+    free(e->pend);
     entries[i] = entries[--nentries];
 }
 
@@ -238,22 +509,6 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
         close_if(out[i]);
 }
 
-static void handle_hold(const struct pe_msg *req, int *fds, int nfds)
-{
-    for (int i = 0; i < nentries; i++) {
-        struct entry *e = &entries[i];
-        if (e->kind == PE_KIND_INIT && e->status < 0 && strcmp(e->id, req->id) == 0) {
-            for (int k = 0; k < e->nheld; k++)
-                close(e->held[k]);
-            memcpy(e->held, fds, sizeof(int) * (size_t)nfds);
-            e->nheld = nfds;
-            return;
-        }
-    }
-    for (int i = 0; i < nfds; i++)
-        close(fds[i]);
-}
-
 static void handle_list(void)
 {
     for (int i = 0; i < nentries; i++) {
@@ -302,45 +557,64 @@ static void reap(void)
     }
 }
 
+static void set_client(int c)
+{
+    if (client >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, client, NULL);
+        close(client);
+    }
+    client = c;
+    for (int i = 0; i < nentries; i++)
+        entries[i].armed = 0; /* a new daemon rereads every spill before it arms */
+    if (c >= 0) {
+        struct epoll_event cev = {.events = EPOLLIN, .data.u64 = (uint32_t)c};
+        epoll_ctl(epfd, EPOLL_CTL_ADD, c, &cev);
+    }
+}
+
 static void serve(int lsock, const char *path)
 {
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (sfd < 0 || ep < 0) {
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (sfd < 0 || epfd < 0) {
         log_msg("signalfd/epoll", errno);
         exit(1);
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lsock};
-    epoll_ctl(ep, EPOLL_CTL_ADD, lsock, &ev);
-    ev.data.fd = sfd;
-    epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint32_t)lsock};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, lsock, &ev);
+    ev.data.u64 = (uint32_t)sfd;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
     reap(); /* children that exited before the signalfd existed */
     for (;;) {
-        struct epoll_event evs[8];
-        int n = epoll_wait(ep, evs, 8, -1);
+        int pending = 0;
+        for (int i = 0; i < nentries; i++)
+            pending |= entries[i].npend != 0;
+        struct epoll_event evs[16];
+        int n = epoll_wait(epfd, evs, 16, pending ? 1000 : -1);
         if (n < 0 && errno == EINTR)
             continue;
+        if (pending) /* spill writes that failed (ENOSPC…): retry */
+            for (int i = 0; i < nentries; i++)
+                flush_pending(&entries[i]);
         for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd;
-            if (fd == sfd) {
+            int fd = (int)(uint32_t)evs[i].data.u64;
+            if (evs[i].data.u64 & TAG_OUTPUT) {
+                int k;
+                struct entry *e = entry_of_fd(fd, &k);
+                if (e)
+                    read_output(e, k);
+            } else if (fd == sfd) {
                 struct signalfd_siginfo si;
                 while (read(sfd, &si, sizeof si) > 0)
                     ;
                 reap();
             } else if (fd == lsock) {
                 int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
-                if (c < 0)
-                    continue;
-                if (client >= 0) {
-                    epoll_ctl(ep, EPOLL_CTL_DEL, client, NULL);
-                    close(client);
-                }
-                client = c;
-                struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
-                epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+                if (c >= 0)
+                    set_client(c);
             } else if (fd == client) {
                 struct pe_msg m;
                 int fds[PE_MAX_FDS], nfds = 0;
@@ -349,9 +623,7 @@ static void serve(int lsock, const char *path)
                 if (rc == -2)
                     continue;
                 if (rc <= 0) {
-                    epoll_ctl(ep, EPOLL_CTL_DEL, client, NULL);
-                    close(client);
-                    client = -1;
+                    set_client(-1);
                     continue;
                 }
                 switch (m.op) {
@@ -361,7 +633,10 @@ static void serve(int lsock, const char *path)
                         close(fds[k]);
                     break;
                 case PE_OP_HOLD:
-                    handle_hold(&m, fds, nfds);
+                    handle_hold(&m, plen, fds, nfds);
+                    break;
+                case PE_OP_ARM:
+                    handle_arm(&m, plen);
                     break;
                 case PE_OP_LIST:
                     handle_list();

@@ -13,7 +13,8 @@ from engine.containers import blkio, devices
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, now_ns
-from engine.containers.supervision import Run
+from engine.containers.pumps import SpillSource
+from engine.containers.supervision import Run, remove_output_files
 from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
 
 
@@ -40,6 +41,24 @@ def resources_from(host: dict, device_rules=(), blkio_devices=None) -> cgroups.R
         allow_all_devices=bool(host.get("Privileged")),
         device_rules=device_rules,
     )
+
+
+def open_spill(runtime, container: Container, pid: int, log_driver,
+               logged: dict[str, int] | None = None) -> SpillSource:
+    """The run's spilled output, and its log journaled against it (engine/containers/journal.py)."""
+    from engine.containers.journal import Positions, positions_path
+    from engine.runtime.spill import spill_path
+
+    tty = bool(container.config.get("Tty"))
+    resumed = logged is not None
+    logged = logged or {"stdout": 0, "stderr": 0}
+    source = SpillSource(runtime, container.id, pid, spill_path(container.directory, pid),
+                         (STDOUT,) if tty else (STDOUT, STDERR),
+                         fed={STDOUT: logged["stdout"], STDERR: logged["stderr"]})
+    if log_driver is not None:
+        log_driver.journal(Positions(positions_path(container.directory, pid), fresh=not resumed), logged)
+        source.durable = lambda stream_id: log_driver.logged("stdout" if stream_id == STDOUT else "stderr")
+    return source
 
 
 class Launching:
@@ -114,14 +133,21 @@ class Launching:
 
             process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
             try:
-                # Output keeps waiting in these while no daemon reads it (live restore).
-                await self.runtime.hold(container.id, [process.pty_master] if process.pty_master is not None
-                                        else parent_fds[:2])
+                outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
+                if self.runtime.spills:
+                    # The spawner reads the output from now on, into the run's spill file
+                    # (engine/runtime/spill.py); the log records what it holds of it.
+                    spill = open_spill(self.runtime, container, process.pid, log_driver)
+                    await self.runtime.hold(container.id, outputs, pid=process.pid, spill=spill.path)
+                else:
+                    spill = None
+                    await self.runtime.hold(container.id, outputs)
             except BaseException:
                 process.kill()
                 with trio.CancelScope(shield=True):
                     await process.wait()
                 process.close()
+                remove_output_files(container.directory, process.pid)
                 if process.pty_master is not None:
                     os.close(process.pty_master)
                 raise
@@ -145,12 +171,18 @@ class Launching:
                 stdin = trio.lowlevel.FdStream(os.dup(process.pty_master))
         elif container.config.get("OpenStdin"):
             stdin = trio.lowlevel.FdStream(parent_fds[2])
-        output_fds = (
-            [(process.pty_master, STDOUT)] if process.pty_master is not None
-            else [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
-        )
+        if spill is not None:
+            output_fds = []
+            if process.pty_master is None:
+                os.close(parent_fds[0])
+                os.close(parent_fds[1])
+        else:
+            output_fds = (
+                [(process.pty_master, STDOUT)] if process.pty_master is not None
+                else [(parent_fds[0], STDOUT), (parent_fds[1], STDERR)]
+            )
         return Run(process=process, cgroup=cgroup, log=log_driver, stdin=stdin,
-                   started_at_ns=now_ns(), output_fds=output_fds)
+                   started_at_ns=now_ns(), output_fds=output_fds, spill=spill)
 
     def _open_log(self, container: Container):
         log_config = container.host_config.get("LogConfig") or {}

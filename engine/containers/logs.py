@@ -297,6 +297,10 @@ class JsonFileLogDriver:
         # follower still needed them (generation → open fd), so following never loses records.
         self._followers: dict[object, int] = {}
         self._pinned: dict[int, int] = {}
+        # Journaled (a spilled run, engine/containers/journal.py): stream counts in the file.
+        self._journal = None
+        self._logged: dict[str, int] = {}
+        self._tail_off: dict[str, int] = {}
 
     @classmethod
     def reader(cls, path: str, options: dict[str, str] | None = None) -> "JsonFileLogDriver":
@@ -319,7 +323,18 @@ class JsonFileLogDriver:
         }
 
     # --- writing ---
-    async def write(self, stream: str, data: bytes, when_ns: int | None = None) -> None:
+    def journal(self, positions, logged: dict[str, int]) -> None:
+        """Record before each write which part of the run's streams the file holds
+        (`positions`: engine.containers.journal.Positions; `logged`: what it holds now).
+        Writes then pass `offset`, the stream offset of their first byte."""
+        self._journal = positions
+        self._logged = dict(logged)
+
+    def logged(self, stream: str) -> int:
+        """Journaled: the stream offset up to which the file holds the stream."""
+        return self._logged.get(stream, 0)
+
+    async def write(self, stream: str, data: bytes, when_ns: int | None = None, offset: int | None = None) -> None:
         """Append output of `stream`. Each complete line is one record; an unterminated tail
         waits (per stream) for its newline, or is written as 16 KiB partial records once it
         grows that long."""
@@ -328,9 +343,10 @@ class JsonFileLogDriver:
         when = time.time_ns() if when_ns is None else when_ns
         data = bytes(data)
         pending = self._tails.pop(stream, b"")
+        base = self._tail_off.pop(stream, offset) if pending else offset
         if pending:
             data = pending + data
-        records: list[bytes] = []
+        cuts: list[tuple[int, int]] = []  # (start, end) in data of each record
         start = 0
         while True:
             nl = data.find(b"\n", start)
@@ -338,31 +354,36 @@ class JsonFileLogDriver:
                 break
             line_end = nl + 1
             while line_end - start > MAX_LINE:
-                records.append(_encode_record(stream, data[start:start + MAX_LINE], when))
+                cuts.append((start, start + MAX_LINE))
                 start += MAX_LINE
-            records.append(_encode_record(stream, data[start:line_end], when))
+            cuts.append((start, line_end))
             start = line_end
         while len(data) - start >= MAX_LINE:
-            records.append(_encode_record(stream, data[start:start + MAX_LINE], when))
+            cuts.append((start, start + MAX_LINE))
             start += MAX_LINE
         if start < len(data):
             self._tails[stream] = data[start:]
             self._tail_ns.setdefault(stream, when)
+            if base is not None:
+                self._tail_off[stream] = base + start
         else:
             self._tail_ns.pop(stream, None)
-        if records:
-            await self._append(records)
+        if cuts:
+            records = [_encode_record(stream, data[a:b], when) for a, b in cuts]
+            ends = [(stream, base + b) for _, b in cuts] if base is not None and self._journal else None
+            await self._append(records, ends)
 
     async def flush(self) -> None:
         """Write every buffered partial line as it is (a record without a newline)."""
-        records = [
-            _encode_record(stream, tail, self._tail_ns.pop(stream, time.time_ns()))
-            for stream, tail in self._tails.items()
-            if tail
-        ]
+        records, ends = [], []
+        for stream, tail in self._tails.items():
+            if tail:
+                records.append(_encode_record(stream, tail, self._tail_ns.pop(stream, time.time_ns())))
+                off = self._tail_off.pop(stream, None)
+                ends.append((stream, off + len(tail)) if off is not None else None)
         self._tails.clear()
         if records:
-            await self._append(records)
+            await self._append(records, ends if self._journal and None not in ends else None)
 
     async def aclose(self) -> None:
         """Flush partial lines, close the file, end every follower once it has read all."""
@@ -378,13 +399,15 @@ class JsonFileLogDriver:
                     self._unpin_locked()  # (a pin a follower still needs stays till it leaves)
         finally:
             self._closed = True
+            if self._journal is not None:
+                self._journal.close()
             self._notify()
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _append(self, records: list[bytes]) -> None:
+    async def _append(self, records: list[bytes], ends: list[tuple[str, int]] | None = None) -> None:
         total = sum(len(r) for r in records)
         async with self._lock:
             direct = (
@@ -393,9 +416,9 @@ class JsonFileLogDriver:
                 and (self.max_size < 0 or self._size < self.max_size)
             )
             if direct:
-                self._write_sync(records)
+                self._write_sync(records, ends)
             else:
-                await trio.to_thread.run_sync(self._write_sync, records)
+                await trio.to_thread.run_sync(self._write_sync, records, ends)
         self._notify()
 
     def _name(self, index: int) -> str:
@@ -407,21 +430,37 @@ class JsonFileLogDriver:
         self._fh = os.fdopen(fd, "ab")
         self._size = os.fstat(fd).st_size
 
-    def _write_sync(self, records: list[bytes]) -> None:
+    def _write_sync(self, records: list[bytes], ends: list[tuple[str, int]] | None = None) -> None:
         if self._fh is None:
             self._open_sync()
         batch: list[bytes] = []
-        for rec in records:
-            if self.max_size > 0 and self._size >= self.max_size:
+        size = self._size
+        after = dict(self._logged) if ends is not None else None
+        for i, rec in enumerate(records):
+            if self.max_size > 0 and size >= self.max_size:
                 if batch:
-                    self._fh.write(b"".join(batch))
+                    self._write_batch(batch, after)
                     batch = []
                 self._rotate_sync()
+                size = self._size
             batch.append(rec)
-            self._size += len(rec)
+            size += len(rec)
+            if after is not None:
+                stream, end = ends[i]
+                after[stream] = max(after.get(stream, 0), end)
         if batch:
-            self._fh.write(b"".join(batch))
+            self._write_batch(batch, after)
         self._fh.flush()
+
+    def _write_batch(self, batch: list[bytes], after: dict[str, int] | None) -> None:
+        """One write to the current file; journaled, recorded first (see journal.py)."""
+        data = b"".join(batch)
+        if after is not None and self._journal is not None:
+            ino = os.fstat(self._fh.fileno()).st_ino
+            self._journal.record(self._logged, after, ino, self._size, self._size + len(data))
+            self._logged = dict(after)
+        self._fh.write(data)
+        self._size += len(data)
 
     def _rotate_sync(self) -> None:
         self._fh.flush()

@@ -28,7 +28,7 @@ from engine.containers import config as cfg
 from engine.containers import health, names, restore
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.model import Container, Status, now_ns
-from engine.containers.launch import Launching, start_error
+from engine.containers.launch import Launching, open_spill, start_error
 from engine.containers.streams import ContainerStreams
 from engine.containers.supervision import Run, Supervising, Supervisor
 from engine.runtime import InProcessRuntime, SpawnError, cgroups, mount_overlay, unmount
@@ -73,9 +73,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             self._supervisors[container.id] = Supervisor()
         await self.volumes.load(set(self._containers))
         resumed = {container.id for container, _ in resume}
-        await restore.let_go_unclaimed(
-            self.runtime, adopted, resumed,
-            lambda cid: self._open_log(self._containers[cid]) if cid in self._containers else None)
+        await restore.let_go_unclaimed(self.runtime, adopted, resumed, self._containers, self._open_log)
+        if self.runtime.spills:
+            await trio.to_thread.run_sync(restore.remove_stale_output, self.all(), {
+                cid: entry.pid for cid, entry in adopted.items() if cid in resumed})
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -113,10 +114,17 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         """Supervise a container the runtime kept running while no daemon watched it."""
         sup = self._supervisors[container.id]
         sup.mount_refs = 1
-        stdin, output_fds = restore.resumed_io(container, entry)
+        stdin, output_fds = restore.resumed_io(container, entry, self.runtime.spills)
+        log_driver = self._open_log(container)
+        spill = None
+        if self.runtime.spills:
+            # Log the spill from where the log stops: written while no daemon read, or read
+            # by the last daemon but not logged when it died.
+            logged = await restore.logged_so_far(container, entry.pid, log_driver)
+            spill = open_spill(self.runtime, container, entry.pid, log_driver, logged)
         run = Run(process=entry.process, cgroup=cgroup_of(container, self.config.cgroup_parent),
-                  log=self._open_log(container), stdin=stdin,
-                  started_at_ns=container.state.started_at_ns or now_ns(), output_fds=output_fds)
+                  log=log_driver, stdin=stdin, started_at_ns=container.state.started_at_ns or now_ns(),
+                  output_fds=output_fds, spill=spill)
         await self.volumes.mount(container.id)
         if self.networks is not None:
             await self.networks.adopt(container, entry.pid)

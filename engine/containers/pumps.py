@@ -3,9 +3,11 @@ until EOF, hand each chunk to a sink, and wait for the process to exit."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
@@ -34,17 +36,22 @@ class GiveUp:
         for scope in self._waits:
             scope.cancel()
 
+    @contextlib.contextmanager
+    def waiting(self):
+        """A wait for more output, cut short when pumps are given up."""
+        with trio.CancelScope() as scope:
+            self._waits.add(scope)
+            if self.given_up:
+                scope.cancel()
+            try:
+                yield
+            finally:
+                self._waits.discard(scope)
 
-async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | None = None,
-               teed: bool = False) -> None:
+
+async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | None = None) -> None:
     """Read `fd` until EOF (a pty master: EIO), handing each chunk to `sink`; given up, take
-    what is in it without waiting and end. `teed` (a container's output pipe under live
-    restore): each chunk is copied out (tee), handed to the sink (the log) and only then
-    consumed, so a daemon killed in between leaves it in the pipe for the next one (at least
-    once, never lost). Closes `fd`."""
-    from engine.runtime import pipe_tee
-
-    scratch = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if teed else None
+    what is in it without waiting and end. Closes `fd`."""
     drained = 0
     try:
         while True:
@@ -52,24 +59,12 @@ async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | Non
             # puts the shared file description back in blocking mode when it closes.
             os.set_blocking(fd, False)
             try:
-                if scratch is not None:
-                    n = pipe_tee(fd, scratch[1], 65536)
-                    data = os.read(scratch[0], n) if n else b""
-                else:
-                    data = os.read(fd, 65536)
+                data = os.read(fd, 65536)
             except BlockingIOError:
                 if give_up is not None and give_up.given_up:
                     break
-                with trio.CancelScope() as wait:
-                    if give_up is not None:
-                        give_up._waits.add(wait)
-                        if give_up.given_up:
-                            wait.cancel()
-                    try:
-                        await trio.lowlevel.wait_readable(fd)
-                    finally:
-                        if give_up is not None:
-                            give_up._waits.discard(wait)
+                with give_up.waiting() if give_up is not None else contextlib.nullcontext():
+                    await trio.lowlevel.wait_readable(fd)
                 continue
             except OSError as exc:
                 if exc.errno == errno.EIO:  # a pty master once every slave fd is closed: EOF
@@ -78,24 +73,106 @@ async def pump(fd: int, stream_id: int, sink: Sink | None, give_up: GiveUp | Non
             if not data:
                 break
             if sink is not None:
-                # What was read reaches the sink (the log) even when we are being cancelled,
-                # e.g. a live-restore stop: the rest stays in the pipe for the next daemon.
+                # What was read reaches the sink (the log) even when we are being cancelled.
                 with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
                     await sink(stream_id, data)
-            if scratch is not None:
-                os.read(fd, len(data))
             if give_up is not None and give_up.given_up:
                 drained += 1
                 if drained >= DRAIN_READS:  # bounded: a child may go on writing
                     break
             await trio.lowlevel.checkpoint()
     finally:
-        for end in (fd, *(scratch or ())):
-            try:
-                trio.lowlevel.notify_closing(end)
-            except RuntimeError:
-                pass
-            os.close(end)
+        try:
+            trio.lowlevel.notify_closing(fd)
+        except RuntimeError:
+            pass
+        os.close(fd)
+
+
+def _replaced(fd: int, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+class SpillSource:
+    """A run's output as the spawner spills it (engine/runtime/spill.py): `fed` says, per
+    stream id, the stream offset up to which it was handed to a sink already (a resumed run:
+    what its log holds), `durable(stream_id)` up to where the sink keeps it for sure (the
+    journaled log), so that the spawner may drop the rest of the file's head."""
+
+    def __init__(self, runtime, container_id: str, pid: int, path: str, streams: tuple[int, ...],
+                 fed: dict[int, int] | None = None) -> None:
+        self.runtime, self.container_id, self.pid, self.path = runtime, container_id, pid, path
+        self.streams = streams
+        self.fed = {s: 0 for s in streams} | dict(fed or {})
+        self.durable: Callable[[int], int] = lambda stream_id: self.fed[stream_id]
+
+
+async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | None = None) -> None:
+    """Hand the run's spilled output to `sink` (data, capture time, stream offset) until every
+    stream ended; given up, take what the file holds now and end."""
+    from engine.runtime.spill import read_records
+
+    fd = -1
+    pos, drained = 0, 0
+    ended: set[int] = set()
+    kept: dict[int, deque] = {s: deque() for s in source.streams}  # (file offset, stream end) not yet durable
+    try:
+        while True:
+            if fd < 0:
+                try:
+                    fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    pass
+            records, pos = read_records(fd, pos) if fd >= 0 else ([], pos)
+            for rec in records:
+                if rec.stream not in kept:
+                    continue
+                if not rec.data:
+                    ended.add(rec.stream)
+                    continue
+                end = rec.offset + len(rec.data)
+                kept[rec.stream].append((rec.file_offset, end))
+                fed = source.fed[rec.stream]
+                if end <= fed:
+                    continue
+                if sink is not None:
+                    with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
+                        await sink(rec.stream, rec.data[max(0, fed - rec.offset):], rec.ts_ns, max(fed, rec.offset))
+                source.fed[rec.stream] = end
+            if ended >= set(source.streams):
+                return
+            if give_up is not None and give_up.given_up:
+                drained += 1
+                if not records or drained >= DRAIN_READS:  # bounded: a child may go on writing
+                    return
+            if records:
+                await trio.lowlevel.checkpoint()
+                continue
+            keep_from = pos
+            for stream_id, queue in kept.items():
+                durable = source.durable(stream_id)
+                while queue and queue[0][1] <= durable:
+                    queue.popleft()
+                if queue:
+                    keep_from = min(keep_from, queue[0][0])
+            new = None
+            with give_up.waiting() if give_up is not None else contextlib.nullcontext():
+                new = await source.runtime.wait_output(source.container_id, source.pid, pos, keep_from)
+            if new is None:
+                if give_up is None or not give_up.given_up:
+                    return  # the run (or the spawner) is gone
+                continue
+            if fd >= 0 and _replaced(fd, source.path):
+                os.close(fd)  # the head was dropped (a new file): read it from its start
+                fd, pos = -1, 0
+                for queue in kept.values():
+                    queue.clear()
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = None) -> None:
@@ -116,11 +193,11 @@ async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = N
 async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
                 stdin: tuple[int, AsyncIterator[bytes], bytes | None] | None = None,
                 nursery_hook: Callable[[trio.Nursery | None], None] | None = None,
-                detached: Callable[[], bool] | None = None, teed: bool = False) -> int | None:
-    """Pump `outputs` [(fd, stream_id)] into `sink` while waiting for `process`; return its
-    exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps the process first —
-    unless `detached()` says the process is to outlive us (live restore): then None.
-    `teed`: the outputs are pipes, read tee-then-consume (see pump)."""
+                detached: Callable[[], bool] | None = None, spill: SpillSource | None = None) -> int | None:
+    """Pump `outputs` [(fd, stream_id)] (or the run's `spill`) into `sink` while waiting for
+    `process`; return its exit code. Cancelled (daemon shutdown, rm -f), it kills and reaps
+    the process first — unless `detached()` says the process is to outlive us (live
+    restore): then None."""
     code = None
     try:
         async with trio.open_nursery() as nursery:
@@ -132,7 +209,9 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             async def pumps() -> None:
                 async with trio.open_nursery() as inner:
                     for fd, stream_id in outputs:
-                        inner.start_soon(pump, fd, stream_id, sink, give_up, teed)
+                        inner.start_soon(pump, fd, stream_id, sink, give_up)
+                    if spill is not None:
+                        inner.start_soon(pump_spill, spill, sink, give_up)
                 pumps_done.set()
 
             nursery.start_soon(pumps)

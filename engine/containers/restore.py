@@ -15,6 +15,8 @@ import trio
 from engine import errors
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
+from engine.containers.pumps import DRAIN_TIMEOUT, GiveUp, pump_spill
+from engine.containers.supervision import remove_output_files
 from engine.containers.model import Container, State, Status, now_ns
 from engine.runtime import cgroups, unmount
 
@@ -65,22 +67,67 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[lis
     return containers, resume
 
 
-async def let_go_unclaimed(runtime, adopted: dict, resumed: set[str], open_log) -> None:
+async def let_go_unclaimed(runtime, adopted: dict, resumed: set[str], containers: dict, open_log) -> None:
     """Runtime entries not resumed: a container that exited while no daemon watched it gets
-    the output it wrote meanwhile into its log (`open_log(id)`: its log driver or None);
-    the others (half-started when the last daemon died, or their record is gone) are killed.
-    All are forgotten."""
+    the output it wrote meanwhile into its log (`open_log(container)`: its log driver or
+    None); the others (half-started when the last daemon died, or their record is gone) are
+    killed. All are forgotten."""
     for cid, entry in adopted.items():
         if cid in resumed:
             continue
+        container = containers.get(cid)
         if entry.process is not None:
             entry.process.kill()
             entry.process.close()
-        elif entry.exit_code is not None and entry.fds:
-            await _drain_into_log(entry.fds, open_log(cid))
+        elif entry.exit_code is not None and container is not None:
+            if runtime.spills:
+                await _ingest_spill(runtime, container, entry.pid, open_log(container))
+            elif entry.fds:
+                await _drain_into_log(entry.fds, open_log(container))
         for fd in entry.fds:
             os.close(fd)
         await runtime.release(cid)
+        if container is not None and runtime.spills:
+            remove_output_files(container.directory, entry.pid)
+
+
+async def logged_so_far(container: Container, pid: int, driver) -> dict[str, int]:
+    """What the log holds of the run `pid` (a torn last write is cut off)."""
+    from engine.containers.journal import positions_path, recover
+
+    if driver is None:
+        return {"stdout": 0, "stderr": 0}
+    return await trio.to_thread.run_sync(recover, positions_path(container.directory, pid),
+                                         container.log_path, driver.max_file)
+
+
+async def _ingest_spill(runtime, container: Container, pid: int, driver) -> None:
+    """An exited run's spilled output into its log, from where the log stops."""
+    from engine.containers.launch import open_spill
+
+    source = open_spill(runtime, container, pid, driver, await logged_so_far(container, pid, driver))
+
+    async def sink(stream_id: int, data: bytes, when_ns=None, offset=None) -> None:
+        await driver.write("stdout" if stream_id == STDOUT else "stderr", data, when_ns, offset)
+
+    give_up = GiveUp()
+    done = trio.Event()
+
+    async def ingest() -> None:
+        try:
+            await pump_spill(source, sink if driver is not None else None, give_up)
+        finally:
+            done.set()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ingest)
+            with trio.move_on_after(DRAIN_TIMEOUT):  # (something it started may hold its pipes)
+                await done.wait()
+            give_up()
+    finally:
+        if driver is not None:
+            await driver.aclose()
 
 
 async def _drain_into_log(fds: list[int], driver) -> None:
@@ -102,16 +149,17 @@ async def _drain_into_log(fds: list[int], driver) -> None:
         await driver.aclose()
 
 
-def resumed_io(container: Container, entry) -> tuple[trio.lowlevel.FdStream | None, list[tuple[int, int]]]:
-    """(stdin stream, [(fd, stream id)] to pump) from the fds the runtime held for the run."""
+def resumed_io(container: Container, entry, spills: bool) -> tuple[trio.lowlevel.FdStream | None, list[tuple[int, int]]]:
+    """(stdin stream, [(fd, stream id)] to pump) from the fds the runtime held for the run.
+    `spills`: the runtime reads the output itself (the daemon reads its spill file)."""
     fds = list(entry.fds)
     if container.config.get("Tty") and fds:
         entry.process.pty_master = fds[0]
         stdin = trio.lowlevel.FdStream(os.dup(fds[0])) if container.config.get("OpenStdin") else None
-        return stdin, [(fds[0], STDOUT)]
-    for fd in fds[2:]:
+        return stdin, [] if spills else [(fds[0], STDOUT)]
+    for fd in fds[2:] if not spills else fds:
         os.close(fd)
-    return None, list(zip(fds[:2], (STDOUT, STDERR)))
+    return None, [] if spills else list(zip(fds[:2], (STDOUT, STDERR)))
 
 
 def unmount_quiet(path: str) -> None:
@@ -119,3 +167,19 @@ def unmount_quiet(path: str) -> None:
         unmount(path)
     except OSError:
         pass
+
+
+def remove_stale_output(containers: list[Container], live: dict[str, int]) -> None:
+    """Blocking. Spill and positions files of runs that are over (`live`: container id → the
+    pid of its resumed run, whose files stay)."""
+    import glob
+
+    for container in containers:
+        keep = live.get(container.id)
+        for path in glob.glob(os.path.join(container.directory, "output.*.*")):
+            pid = os.path.basename(path).split(".")[1]
+            if path.endswith((".spill", ".pos", ".spill.new")) and pid != str(keep):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass

@@ -4,6 +4,7 @@ Supervisor beside each record, and the supervising loop of ContainerManager."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import attrs
@@ -12,7 +13,7 @@ import trio
 from engine import errors
 from engine.containers import health
 from engine.containers.hub import STDOUT, OutputHub
-from engine.containers.pumps import drive
+from engine.containers.pumps import SpillSource, drive
 from engine.containers.model import Container, Status, now_ns
 from engine.runtime import ContainerProcess, SpawnError, cgroups
 
@@ -29,6 +30,7 @@ class Run:
     stdin: trio.lowlevel.FdStream | None
     started_at_ns: int
     output_fds: list[tuple[int, int]] = attrs.Factory(list)  # (fd, stream id) pumped to log + hub
+    spill: SpillSource | None = None  # or the output the spawner spills (engine/runtime/spill.py)
     exited: trio.Event = attrs.Factory(trio.Event)
     exit_code: int | None = None
 
@@ -52,6 +54,25 @@ class Supervisor:
     def notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+
+def _close_pty(run: Run) -> None:
+    """A spilled run's pty master is ours for stdin and resizes only (no pump closes it)."""
+    if run.spill is not None and run.process.pty_master is not None:
+        os.close(run.process.pty_master)
+        run.process.pty_master = None
+
+
+def remove_output_files(directory: str, pid: int) -> None:
+    """A finished run's spill and log positions (its output is in the log)."""
+    from engine.containers.journal import positions_path
+    from engine.runtime.spill import spill_path
+
+    for path in (spill_path(directory, pid), positions_path(directory, pid)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 class Supervising:
@@ -135,9 +156,9 @@ class Supervising:
     async def _run_until_exit(self, container: Container, sup: Supervisor, run: Run) -> None:
         """Pump output to the log and attach subscribers while waiting for the process."""
 
-        async def sink(stream_id: int, data: bytes) -> None:
+        async def sink(stream_id: int, data: bytes, when_ns: int | None = None, offset: int | None = None) -> None:
             if run.log is not None:
-                await run.log.write("stdout" if stream_id == STDOUT else "stderr", data)
+                await run.log.write("stdout" if stream_id == STDOUT else "stderr", data, when_ns, offset)
             await sup.hub.publish(stream_id, data)
 
         def hook(nursery):
@@ -148,7 +169,7 @@ class Supervising:
         try:
             run.exit_code = await drive(run.process, run.output_fds, sink, nursery_hook=hook,
                                         detached=lambda: self._detaching and self.runtime.live_restore,
-                                        teed=self.runtime.live_restore and not container.config.get("Tty"))
+                                        spill=run.spill)
         finally:
             with trio.CancelScope(shield=True):
                 if run.exit_code is None and self._detaching and self.runtime.live_restore:
@@ -166,6 +187,7 @@ class Supervising:
         if run.log is not None:
             await run.log.aclose()
         run.process.close()  # the pumps closed our output ends (pipes or pty master)
+        _close_pty(run)
         sup.run = None
         sup.detached = True
 
@@ -179,6 +201,7 @@ class Supervising:
             await run.log.aclose()
         oom = _oom_killed(run.cgroup)  # a small cgroupfs read; must precede the cgroup's removal
         run.process.close()
+        _close_pty(run)
         st = container.state
         st.status, st.pid, st.exit_code = Status.EXITED, 0, run.exit_code
         st.finished_at_ns = now_ns()
@@ -188,6 +211,8 @@ class Supervising:
         run.exited.set()
         container.save()
         await self.runtime.release(container.id, run.process.pid)
+        if run.spill is not None:
+            remove_output_files(container.directory, run.process.pid)
         sup.hub.end_run()
         if oom:
             self.publish(container, "oom")

@@ -5,8 +5,9 @@ spawn protocol directly.
 Two implementations:
     InProcessRuntime   clones from the daemon itself (engine/runtime/spawn.py); containers are
                        the daemon's children and die with its supervision (no live restore).
-    SpawnerRuntime     engine/runtime/spawner.py: a small long-lived native process clones them,
-                       keeps their output pipes while the daemon is away, and hands them back.
+    SpawnerRuntime     engine/runtime/spawner.py: a small long-lived native process clones them
+                       and reads their output into a spill file per run (engine/runtime/spill.py),
+                       with a daemon or without one.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class Adopted:
 
 class Runtime(Protocol):
     live_restore: bool
+    spills: bool  # output is read by the runtime into spill files (hold(spill=…), wait_output)
 
     async def spawn_container(self, container_id: str, spec: RuntimeSpec, stdio: Stdio,
                               prepare: Prepare | None = None) -> ContainerProcess:
@@ -43,9 +45,13 @@ class Runtime(Protocol):
                          prepare: Prepare | None = None) -> ContainerProcess:
         """Start `process` inside the running container whose init is `target_pid`."""
 
-    async def hold(self, container_id: str, fds: Sequence[int]) -> None:
-        """Keep (duplicates of) the daemon-side stdio ends of the container's init, so its
-        output waits in the pipes while no daemon reads them."""
+    async def hold(self, container_id: str, fds: Sequence[int], pid: int = 0, spill: str | None = None) -> None:
+        """Keep (duplicates of) the daemon-side output ends of the container's init `pid`;
+        with `spill`, read them into that file from now on (the daemon reads the file)."""
+
+    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int) -> int | None:
+        """The spill was read up to `read_to` and is needed from `keep_from`: wait until it
+        has more. Returns its generation (changed: read it again from the start), or None."""
 
     async def adopt(self) -> dict[str, Adopted]:
         """Container inits still known to the runtime (running, or exited since the last daemon)."""
@@ -62,6 +68,7 @@ class InProcessRuntime:
     """Spawn from the daemon process itself: the fallback when the spawner is unavailable."""
 
     live_restore = False
+    spills = False
 
     async def spawn_container(self, container_id, spec, stdio, prepare=None) -> ContainerProcess:
         return await spawn_container(spec, stdio, prepare=prepare)
@@ -69,7 +76,10 @@ class InProcessRuntime:
     async def spawn_exec(self, container_id, target_pid, process, stdio, prepare=None) -> ContainerProcess:
         return await spawn_exec(target_pid, process, stdio, prepare=prepare)
 
-    async def hold(self, container_id, fds) -> None:
+    async def hold(self, container_id, fds, pid: int = 0, spill: str | None = None) -> None:
+        return None
+
+    async def wait_output(self, container_id, pid, read_to, keep_from) -> int | None:
         return None
 
     async def adopt(self) -> dict[str, Adopted]:

@@ -34,12 +34,15 @@ from engine.runtime.spawn import (ContainerProcess, Launched, Launcher, _ChildFa
 log = logging.getLogger(__name__)
 
 MSG = struct.Struct("=IIiiiiiiI68s")  # struct pe_msg
-OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN = 1, 2, 3, 4, 5
-OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END = 10, 11, 12, 13
+OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM = 1, 2, 3, 4, 5, 6
+OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA = 10, 11, 12, 13, 14
 KIND_INIT, KIND_EXEC = 0, 1
 MAX_FDS = 16
-#: Output a container may write while no daemon reads it before it blocks (per pipe).
+#: Output a container may write while the spawner is busy before it blocks (per pipe).
 PIPE_SIZE = 1 << 20
+#: Default cap of a run's spill file: beyond it the spawner stops reading (the container
+#: blocks on its full pipe, as with no spawner) until a daemon has logged some of it.
+SPILL_MAX = 64 << 20
 LOST = 255  # exit code reported when the spawner went away with the process
 
 
@@ -102,8 +105,12 @@ def _fds_from(ancdata) -> list[int]:
 class SpawnerRuntime:
     """engine.runtime.Runtime through pe-spawner. Build, then `await nursery.start(rt.run)`."""
 
-    def __init__(self, data_root: str, live_restore: bool = True) -> None:
+    spills = True
+
+    def __init__(self, data_root: str, live_restore: bool = True, spill_max: int = SPILL_MAX) -> None:
         self.live_restore = live_restore
+        self.spill_max = spill_max
+        self._data: dict[tuple[str, int], list] = {}  # (id, pid) → [Event, generation | None]
         self.socket_path = os.path.join(data_root, "spawner.sock")
         self.log_path = os.path.join(data_root, "spawner.log")
         self._sock: trio.socket.SocketType | None = None
@@ -131,6 +138,8 @@ class SpawnerRuntime:
                     self._exits.setdefault(pid, LOST)
                     event.set()
                 for slot in self._replies.values():
+                    slot[0].set()
+                for slot in self._data.values():
                     slot[0].set()
                 self._listed.set()
                 self._sock.close()
@@ -184,6 +193,11 @@ class SpawnerRuntime:
                 else:
                     for fd in fds:
                         os.close(fd)
+            elif op == OP_DATA:
+                slot = self._data.pop((cid, pid), None)
+                if slot is not None:
+                    slot[1] = seq if status >= 0 else None
+                    slot[0].set()
             elif op == OP_END:
                 self._listed.set()
             else:
@@ -242,8 +256,25 @@ class SpawnerRuntime:
         return await spawn_exec(target_pid, process, stdio, prepare=prepare,
                                 launcher=_SpawnerLauncher(self, container_id, KIND_EXEC))
 
-    async def hold(self, container_id, fds) -> None:
-        await self._send(OP_HOLD, container_id, fds=list(fds))
+    async def hold(self, container_id, fds, pid: int = 0, spill: str | None = None) -> None:
+        payload = struct.pack("=Q", self.spill_max) + os.fsencode(spill) + b"\0" if spill else b""
+        await self._send(OP_HOLD, container_id, pid=pid, payload=payload, fds=list(fds))
+
+    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int) -> int | None:
+        """Tell the spawner how far the run's spill was read (and which head it may drop),
+        and wait until there is more: returns the file's generation (a new one: read it
+        again from the start), None when the run is gone (or the spawner)."""
+        slot = [trio.Event(), None]
+        self._data[(container_id, pid)] = slot
+        try:
+            await self._send(OP_ARM, container_id, pid=pid, payload=struct.pack("=QQ", read_to, keep_from))
+            await slot[0].wait()
+        except (errors.EngineError, OSError):
+            return None
+        finally:
+            if self._data.get((container_id, pid)) is slot:
+                del self._data[(container_id, pid)]
+        return slot[1]
 
     async def release(self, container_id, pid: int = 0) -> None:
         try:

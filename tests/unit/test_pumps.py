@@ -34,16 +34,3 @@ async def test_pump_is_not_blocked_by_a_dup_that_restores_blocking_mode():
             await arrived.wait()
         os.close(slave)  # EIO on the master: the pump ends
     assert b"".join(got).startswith(b"hi")
-
-
-async def test_teed_pump_consumes_only_what_the_sink_took():
-    r, w = os.pipe2(os.O_CLOEXEC)
-    os.write(w, b"one\ntwo\n")
-    os.close(w)
-    chunks: list[bytes] = []
-
-    async def sink(stream_id: int, data: bytes) -> None:
-        chunks.append(data)
-
-    await pump(r, 1, sink, teed=True)
-    assert b"".join(chunks) == b"one\ntwo\n"

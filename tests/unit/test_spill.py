@@ -1,0 +1,120 @@
+"""The spill path of container output: the json-file log journaled against stream offsets
+(engine/containers/journal.py) and the pump reading a spill file (engine/runtime/spill.py)
+— every byte logged once, whatever a crash left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import trio
+
+from engine.containers.journal import Positions, recover
+from engine.containers.logs import JsonFileLogDriver
+from engine.containers.pumps import GiveUp, SpillSource, pump_spill
+from engine.runtime.spill import HEADER, MAGIC, REC, read_records
+
+
+def spill_bytes(records) -> bytes:
+    out = [MAGIC + bytes(8)]
+    for stream, offset, ts, data in records:
+        out.append(REC.pack(stream, len(data), offset, ts) + data)
+    return b"".join(out)
+
+
+def log_lines(path) -> list[dict]:
+    with open(path, "rb") as f:
+        return [json.loads(line) for line in f]
+
+
+async def test_journaled_writes_record_positions_and_a_torn_write_is_cut(tmp_path):
+    log, pos = str(tmp_path / "c-json.log"), str(tmp_path / "output.1.pos")
+    d = JsonFileLogDriver(log)
+    d.journal(Positions(pos), {"stdout": 0, "stderr": 0})
+    await d.write("stdout", b"one\ntw", 10, 0)
+    await d.write("stderr", b"err\n", 11, 0)
+    assert (d.logged("stdout"), d.logged("stderr")) == (4, 4)  # "tw" waits for its newline
+    await d.write("stdout", b"o\n", 12, 6)
+    assert d.logged("stdout") == 8
+    assert recover(pos, log) == {"stdout": 8, "stderr": 4}
+    size = os.path.getsize(log)
+    ino = os.stat(log).st_ino
+    # The daemon recorded a 40-byte write and died before it (or in the middle of it).
+    Positions(pos, fresh=False).record({"stdout": 8, "stderr": 4}, {"stdout": 20, "stderr": 4}, ino, size, size + 40)
+    assert recover(pos, log) == {"stdout": 8, "stderr": 4}
+    with open(log, "ab") as f:
+        f.write(b'{"log":"thr')
+    assert recover(pos, log) == {"stdout": 8, "stderr": 4}
+    assert os.path.getsize(log) == size  # the torn record is cut off
+    with open(log, "ab") as f:  # ...or after it
+        f.write(b"x" * 40)
+    assert recover(pos, log) == {"stdout": 20, "stderr": 4}
+    os.truncate(log, size)
+    await d.aclose()
+    assert [r["log"] for r in log_lines(log)] == ["one\n", "err\n", "two\n"]
+    assert log_lines(log)[2]["time"].startswith("1970-01-01T00:00:00.00000001")  # the first part's capture time
+
+
+def test_read_records_leaves_a_record_being_written(tmp_path):
+    path = tmp_path / "s"
+    full = spill_bytes([(1, 0, 1, b"abc"), (2, 0, 2, b"xy")])
+    path.write_bytes(full[:-1])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        records, pos = read_records(fd, 0)
+        assert [(r.stream, r.data) for r in records] == [(1, b"abc")]
+        assert pos == HEADER + REC.size + 3
+    finally:
+        os.close(fd)
+
+
+class FakeRuntime:
+    """wait_output as the spawner answers it: more data, or a new generation."""
+
+    def __init__(self, path, later: list[bytes]):
+        self.path, self.later, self.arms = path, later, []
+
+    async def wait_output(self, cid, pid, read_to, keep_from):
+        self.arms.append((read_to, keep_from))
+        if not self.later:
+            await trio.sleep_forever()
+        tmp = self.path.with_suffix(".new")  # as the spawner: a new file renamed over
+        tmp.write_bytes(self.later.pop(0))
+        os.replace(tmp, self.path)
+        return len(self.arms)
+
+
+async def test_pump_spill_skips_what_was_logged_and_rereads_new_generations(tmp_path):
+    path = tmp_path / "output.7.spill"
+    first = [(1, 0, 100, b"a1\na2\n"), (2, 0, 101, b"e1\n"), (1, 6, 102, b"a3\n")]
+    # the spawner dropped the head: the new file starts at a3 and goes on
+    second = [(1, 6, 102, b"a3\n"), (1, 9, 103, b"a4\n"), (1, 12, 104, b""), (2, 3, 105, b"")]
+    path.write_bytes(spill_bytes(first))
+    runtime = FakeRuntime(path, [spill_bytes(second)])
+    source = SpillSource(runtime, "c", 7, str(path), (1, 2), fed={1: 3, 2: 0})  # a1 was logged already
+    got = []
+
+    async def sink(stream_id, data, when_ns=None, offset=None):
+        got.append((stream_id, data, when_ns, offset))
+
+    with trio.fail_after(10):
+        await pump_spill(source, sink, GiveUp())
+    assert got == [(1, b"a2\n", 100, 3), (2, b"e1\n", 101, 0), (1, b"a3\n", 102, 6), (1, b"a4\n", 103, 9)]
+    assert runtime.arms == [(HEADER + 3 * REC.size + 12, HEADER + 3 * REC.size + 12)]
+
+
+async def test_pump_spill_given_up_takes_what_is_there(tmp_path):
+    path = tmp_path / "output.8.spill"
+    path.write_bytes(spill_bytes([(1, 0, 1, b"x\n")]))
+    source = SpillSource(FakeRuntime(path, []), "c", 8, str(path), (1, 2))
+    got = []
+
+    async def sink(stream_id, data, when_ns=None, offset=None):
+        got.append(data)
+
+    give_up = GiveUp()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump_spill, source, sink, give_up)
+        await trio.testing.wait_all_tasks_blocked()
+        give_up()
+    assert got == [b"x\n"]
