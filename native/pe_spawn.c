@@ -1147,12 +1147,3 @@ int pe_resize(int fd, unsigned short rows, unsigned short cols)
     struct winsize ws = {.ws_row = rows, .ws_col = cols};
     return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }
-
-long pe_tee(int in, int out, unsigned long len)
-{
-    ssize_t n;
-    do {
-        n = tee(in, out, len, SPLICE_F_NONBLOCK);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : (long)n;
-}

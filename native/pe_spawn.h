@@ -190,8 +190,5 @@ int pe_recv_fd(int sock);
 int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const char *work, const char *target);
 int pe_unmount(const char *target);
 int pe_resize(int fd, unsigned short rows, unsigned short cols);
-/* tee(2), non-blocking: copy up to len bytes of pipe `in` into pipe `out` without consuming
- * them. Returns the count, 0 at EOF (empty, no writer) or -errno (-EAGAIN: empty). */
-long pe_tee(int in, int out, unsigned long len);
 
 #endif

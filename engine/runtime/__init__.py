@@ -18,10 +18,9 @@ from engine.runtime.spawn import ContainerProcess, SpawnError, Stdio, resize, sp
 from engine.runtime.spec import DeviceSpec, MountSpec, ProcessSpec, RuntimeSpec
 from engine.runtime.runtime import Adopted, InProcessRuntime, Runtime
 from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
-from engine.runtime._native import tee as pipe_tee
 
 __all__ = [
-    "ALL_CAPABILITIES", "Adopted", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "pipe_tee", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "MASKED_PATHS",
+    "ALL_CAPABILITIES", "Adopted", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
     "SpawnError", "Stdio", "capability_mask", "default_mounts", "mount_overlay", "parse_mount_options",
     "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",

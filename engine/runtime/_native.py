@@ -2,7 +2,6 @@
 negative errno returns into OSError. No protocol logic here (that is spawn.py)."""
 from __future__ import annotations
 
-import errno
 import os
 
 import attrs
@@ -192,15 +191,6 @@ def unmount(target: str) -> None:
 
 def resize(fd: int, rows: int, cols: int) -> None:
     _check(lib.pe_resize(fd, rows, cols), "resize tty")
-
-
-def tee(src: int, dst: int, length: int) -> int:
-    """Copy up to `length` bytes of pipe `src` into pipe `dst` without consuming them:
-    the count, 0 at EOF; BlockingIOError when `src` is empty."""
-    n = lib.pe_tee(src, dst, length)
-    if n < 0:
-        raise (BlockingIOError if -n == errno.EAGAIN else OSError)(-n, os.strerror(-n))
-    return n
 
 
 def pack_spec(cspec: CSpec) -> bytes:

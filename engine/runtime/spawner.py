@@ -4,7 +4,9 @@ never copies the daemon's large address space.
 
 The daemon talks to it over <data_root>/spawner.sock (SOCK_SEQPACKET; protocol diagram at the
 top of pe_spawner.c). One reader task routes its messages: SPAWNED answers (by sequence
-number), EXIT reports (by pid) and the ENTRY list a new daemon asks for. The sync protocol
+number), EXIT reports (by pid), DATA (a run's spill file grew, by container and pid) and the
+ENTRY list a new daemon asks for. The spawner reads every container's output into its spill
+file (engine/runtime/spill.py); the daemon reads the file. The sync protocol
 with the child (prepare, release, err pipe, pty) is pe_spawn.c's, driven by spawn.py with
 the fds the spawner passes back.
 
