@@ -89,6 +89,18 @@ def burst(host: str, image: str, count: int, threads: int) -> dict:
             "per_second": round(total / elapsed, 2)}
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each live process (its exited children not included)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def pss_mib(pids: list[int]) -> float:
     """Proportional set size of these processes (shared pages split between users)."""
     total_kb = 0
@@ -158,7 +170,14 @@ def extras(args, name: str, host: str, tmp: Path, extra_pids=lambda: [], cgroup_
     """Burst and memory numbers for an API engine (skipped with --burst 0 / --sleepers 0)."""
     out = {}
     if args.burst > 0:
+        engine_pids = sorted(set(pids_referencing(tmp)) | set(extra_pids()))
+        before = cpu_seconds(engine_pids)
         out["burst"] = burst(host, IMAGE, args.burst, args.burst_threads)
+        after = cpu_seconds(engine_pids)
+        # CPU of the engine's long-lived processes per container: robust on a loaded machine,
+        # unlike containers/s (short-lived helpers such as dockerd's shims are not counted).
+        used = sum(after[pid] - before[pid] for pid in after if pid in before)
+        out["burst"]["engine_cpu_ms_per_container"] = round(used * 1000 / max(out["burst"]["containers"], 1), 2)
         log(f"{name}: burst {out['burst']['per_second']} containers/s")
     if args.sleepers > 0:
         out["memory"] = memory(host, IMAGE, lambda: sorted(set(pids_referencing(tmp)) | set(extra_pids())),
@@ -343,7 +362,9 @@ def print_report(outcome: Outcome, rat: dict) -> None:
         if "burst" in r:
             b = r["burst"]
             print(f"{name:<10} burst: {b['containers']} containers, {b['threads']} threads, "
-                  f"{b['seconds']:.2f} s = {b['per_second']:.1f} containers/s")
+                  f"{b['seconds']:.2f} s = {b['per_second']:.1f} containers/s"
+                  + (f"; engine CPU {b['engine_cpu_ms_per_container']:.1f} ms/container"
+                     if "engine_cpu_ms_per_container" in b else ""))
         if "memory" in r:
             m = r["memory"]
             print(f"{name:<10} memory: engine PSS {m['engine_idle_mib']:.1f} MiB idle, {m['engine_busy_mib']:.1f} MiB "
