@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in busybox-static procps iproute2 nftables gcc python3-dev debootstrap docker-compose docker-registry skopeo apache2-utils; do
+for pkg in busybox-static procps iproute2 nftables gcc libc6-dev python3-dev debootstrap docker-compose docker-registry skopeo apache2-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -55,8 +55,6 @@ def _start_error_status(message: str) -> int:
 
 
 def create_container(cli: Cli, a: argparse.Namespace, cmd_name: str) -> str:
-    if a.init:
-        cli.warn("WARNING: --init is not supported yet and was ignored")
     try:
         body = build_create_body(a, a.cmd)
     except OptError as exc:

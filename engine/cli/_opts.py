@@ -77,7 +77,7 @@ RUN_ARGS = [
         help="Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)"),
     arg("--health-retries", type=int, default=0, help="Consecutive failures needed to report unhealthy"),
     arg("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK"),
-    arg("--init", action="store_true", help="Run an init inside the container (ignored)"),
+    arg("--init", action="store_true", help="Run an init inside the container that forwards signals and reaps processes"),
     arg("--platform", default=None, help="Set platform if server is multi-platform capable"),
     arg("image", help="Image"),
 ]
@@ -482,6 +482,8 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["ShmSize"] = _size("--shm-size", a.shm_size)
     if a.ulimit:
         host["Ulimits"] = parse_ulimits(a.ulimit)
+    if a.init:
+        host["Init"] = True
     if a.device:
         host["Devices"] = [parse_device(d) for d in a.device]
     if a.device_cgroup_rule:

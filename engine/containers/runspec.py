@@ -12,6 +12,7 @@ from engine.containers import propagation as bind_propagation
 from engine.containers.model import Container
 from engine.runtime import (
     DEFAULT_DEVICES,
+    INIT_PATH,
     DeviceSpec,
     MASKED_PATHS,
     READONLY_PATHS,
@@ -19,6 +20,7 @@ from engine.runtime import (
     ProcessSpec,
     RuntimeSpec,
     default_mounts,
+    init_mount,
     resolve_capabilities,
     seccomp_program,
 )
@@ -128,8 +130,10 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     uid, gid, groups = cfg.resolve_user(container.rootfs, conf.get("User") or "", host.get("GroupAdd"))
     security = host.get("SecurityOpt") or []
     capabilities = tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged))
+    init = bool(host.get("Init"))
     process = ProcessSpec(
-        args=[container.path, *container.args],
+        # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
+        args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
         env=cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)),
         cwd=conf.get("WorkingDir") or "/",
         uid=uid,
@@ -158,6 +162,8 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     # dir), parents before children: Docker sorts them together by path depth, so a volume on
     # /etc does not hide them; a user mount on one of those paths replaces ours.
     user = _tmpfs_mounts(host) + _bind_mounts(container) + _volume_mounts(volume_mounts)
+    if init:
+        user.append(init_mount())
     targets = {os.path.normpath(m.destination) for m in user}
     for source, destination in (
         (container.resolv_conf_path, "/etc/resolv.conf"),

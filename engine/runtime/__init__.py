@@ -6,9 +6,11 @@ from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capabili
 from engine.runtime.rootfs import (
     DEFAULT_DEVICES,
     DEFAULT_SYMLINKS,
+    INIT_PATH,
     MASKED_PATHS,
     READONLY_PATHS,
     default_mounts,
+    init_mount,
     mount_overlay,
     parse_mount_options,
     unmount,
@@ -20,8 +22,8 @@ from engine.runtime.runtime import Adopted, InProcessRuntime, Runtime
 from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 
 __all__ = [
-    "ALL_CAPABILITIES", "Adopted", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "MASKED_PATHS",
+    "ALL_CAPABILITIES", "Adopted", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
-    "SpawnError", "Stdio", "capability_mask", "default_mounts", "mount_overlay", "parse_mount_options",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "init_mount", "mount_overlay", "parse_mount_options",
     "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

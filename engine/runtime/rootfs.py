@@ -2,6 +2,9 @@
 option parsing, and the overlay mount helpers (native, synchronous: call them in a thread)."""
 from __future__ import annotations
 
+import os
+
+from engine.errors import SystemError_
 from engine.runtime.spec import DeviceSpec, MountSpec
 
 # Docker 20.10 (moby oci/defaults.go).
@@ -31,6 +34,21 @@ DEFAULT_SYMLINKS: tuple[tuple[str, str], ...] = (
     ("/dev/ptmx", "pts/ptmx"),
     ("/dev/core", "/proc/kcore"),
 )
+
+
+#: Where `--init` finds its PID 1 in the container (Docker's path for docker-init).
+INIT_PATH = "/sbin/docker-init"
+
+
+def init_mount() -> MountSpec:
+    """The read-only bind of pe-init (native/pe_init.c, built next to the engine package) at
+    INIT_PATH, for a container started with `--init`."""
+    import engine
+
+    binary = os.path.join(os.path.dirname(engine.__file__), "pe-init")
+    if not os.access(binary, os.X_OK):
+        raise SystemError_(f"--init: {binary} is missing (build it with `pip install -e .`)")
+    return MountSpec(INIT_PATH, "bind", binary, ("rbind", "rprivate", "ro"))
 
 
 def default_mounts(privileged: bool = False) -> list[MountSpec]:

@@ -199,3 +199,8 @@ def test_unknown_flag_exit_125(capsys):
 def test_version_flag(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("pyengine version ")
+
+
+def test_init_flag_is_sent_only_when_given():
+    assert body_for(["--init", "img"])["HostConfig"]["Init"] is True
+    assert "Init" not in body_for(["img"])["HostConfig"]
