@@ -6,7 +6,6 @@ native/pe_spawn.c) from trio without ever blocking the event loop.
 """
 from __future__ import annotations
 
-import math
 import os
 import signal
 import struct
