@@ -52,6 +52,51 @@ def binary_path() -> str:
     return os.path.join(os.path.dirname(engine.__file__), "pe-spawner")
 
 
+def same_build(pid: int) -> bool:
+    """Whether the spawner running as `pid` is this installation's binary. An upgrade installs
+    a new file (a running executable cannot be written in place), so another inode means
+    another build, which may speak another protocol."""
+    try:
+        running, ours = os.stat(f"/proc/{pid}/exe"), os.stat(binary_path())
+    except OSError:
+        return False
+    return (running.st_dev, running.st_ino) == (ours.st_dev, ours.st_ino)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
+async def retire_other_build(pid: int) -> None:
+    """A spawner from another pyengine build holds this data root. With no container left it
+    is stopped so that ours can start; with running containers it is left alone and the
+    daemon refuses to start, rather than drive it with a protocol it may not speak."""
+    running = _children(pid)
+    if running:
+        raise errors.SystemError_(
+            f"a pe-spawner from another pyengine build (pid {pid}) still runs {len(running)} "
+            "container process(es) of this data root: stop them with the pyengine that started "
+            f"them, or kill {pid} (which ends them), then start this daemon again")
+    log.warning("stopping pe-spawner %d: it is from another pyengine build and runs no container", pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, 9)
+        with trio.move_on_after(10):
+            await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
 def available() -> bool:
     return os.access(binary_path(), os.X_OK)
 
@@ -151,9 +196,15 @@ class SpawnerRuntime:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         try:
             await sock.connect(self.socket_path)
-            return sock
         except (FileNotFoundError, ConnectionRefusedError):
             pass
+        else:
+            peer = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+            if same_build(peer):
+                return sock
+            sock.close()
+            await retire_other_build(peer)
+            sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         with open(self.log_path, "ab") as logf:
             # It forks; the process we run exits once the spawner listens.
             result = await trio.run_process([binary_path(), self.socket_path], stdin=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ half-made is left on the host."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -222,3 +223,47 @@ def test_in_daemon_spawn_fallback():
         assert client.exec_start(client.exec_create(exe, ["echo", "hi"])) == b"hi\n"
         client.remove_container(exe, force=True)
         assert handle.spawner_pid() is None
+
+
+def _start_other_build_spawner(handle, tmp_path) -> int:
+    """A copy of pe-spawner (another inode: what an upgrade leaves running) on the data root."""
+    from engine.runtime.spawner import binary_path
+
+    other = tmp_path / "pe-spawner-other-build"
+    shutil.copy2(binary_path(), other)
+    os.makedirs(handle.data_root, exist_ok=True)
+    subprocess.run([str(other), os.path.join(handle.data_root, "spawner.sock")], check=True, timeout=30)
+    pid = handle.spawner_pid()
+    assert pid is not None and os.readlink(f"/proc/{pid}/exe") == str(other)
+    return pid
+
+
+def test_a_spawner_of_another_build_without_containers_is_replaced(tmp_path):
+    started = {}
+    with private_daemon("pe-oldspawn-", prepare=lambda h: started.setdefault("pid", _start_other_build_spawner(h, tmp_path))) as handle:
+        status = open(f"/proc/{started['pid']}/status").read() if os.path.exists(f"/proc/{started['pid']}") else ""
+        assert "State:\tZ" in status or not status, (status, handle.log())
+        client = client_for(handle)
+        c = client.create_container("busybox", ["echo", "new"])
+        client.start(c)
+        assert client.wait(c)["StatusCode"] == 0 and client.logs(c) == b"new\n"
+        assert os.readlink(f"/proc/{handle.spawner_pid()}/exe").endswith("/engine/pe-spawner")
+
+
+async def test_a_spawner_of_another_build_with_processes_is_left_alone():
+    """It refuses (the daemon does not start) rather than kill containers or drive a spawner
+    that may speak another protocol. A shell with a child stands in for such a spawner."""
+    from engine.errors import SystemError_
+    from engine.runtime.spawner import retire_other_build, same_build
+
+    holder = subprocess.Popen(["sh", "-c", "sleep 1000 & wait"])
+    try:
+        wait_for(lambda: open(f"/proc/{holder.pid}/task/{holder.pid}/children").read().strip(), 30, "a child")
+        assert not same_build(holder.pid)
+        with pytest.raises(SystemError_, match="another pyengine build .* still runs 1 container process"):
+            await retire_other_build(holder.pid)
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["pkill", "-f", "^sleep 1000$"], check=False)
