@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from engine.runtime import mountinfo  # noqa: E402  (the engine's one mountinfo reader)
+
 IMAGE_REPO, IMAGE_TAG = "busybox", "latest"
 IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"
 API_VERSION = "1.41"
@@ -111,30 +114,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
 
 
-def _unescape_mountinfo(s: str) -> str:
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def mounts_under(root: Path) -> list[str]:
     prefix = str(root).rstrip("/")
-    found = []
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = _unescape_mountinfo(line.split()[4])
-                if mp == prefix or mp.startswith(prefix + "/"):
-                    found.append(mp)
+        return [p for p in mountinfo.mount_points() if p == prefix or p.startswith(prefix + "/")]
     except OSError:
-        pass
-    return found
+        return []
 
 
 def unmount_all_under(root: Path) -> None:

@@ -622,11 +622,9 @@ class ImageStore(LayerStore):
 def remove_tree_with_mounts(path: str) -> None:
     """rm -rf that first detaches anything mounted below `path` (a failed debootstrap can
     leave /proc or /sys mounted in its target)."""
-    from engine.runtime import unmount
+    from engine.runtime import mountinfo, unmount
 
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f]
-    for mount in sorted((m for m in mounts if m.startswith(path.rstrip("/") + "/")), reverse=True):
+    for mount in sorted(mountinfo.mount_points(below=path), reverse=True):
         try:
             unmount(mount)
         except OSError:

@@ -12,16 +12,9 @@ import subprocess
 import trio
 
 from engine import errors
+from engine.runtime import mountinfo
 
 VALID_OPTS = ("type", "device", "o")
-
-
-def _is_mountpoint(path: str) -> bool:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == path for line in f)
-    except OSError:
-        return False
 
 
 class LocalDriver:
@@ -77,7 +70,7 @@ class LocalDriver:
             raise errors.Conflict(f"remove {name}: volume is in use")
 
         def rm():
-            if _is_mountpoint(self._data(name)):
+            if mountinfo.is_mount_point(self._data(name)):
                 subprocess.run(["umount", "-l", self._data(name)], check=False, capture_output=True)
             shutil.rmtree(self._dir(name), ignore_errors=True)
 
@@ -97,7 +90,7 @@ class LocalDriver:
 
     def _mount_device(self, name: str, opts: dict) -> None:
         target = self._data(name)
-        if _is_mountpoint(target):  # left by a daemon that was killed
+        if mountinfo.is_mount_point(target):  # left by a daemon that was killed
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         argv = ["mount", "-t", opts["type"]]
         if opts.get("o"):
@@ -157,10 +150,8 @@ class LocalDriver:
         """A killed daemon left its device mounts on _data: nothing uses them now."""
 
         def sweep():
-            prefix = self.root.rstrip("/") + "/"
             try:
-                with open("/proc/self/mountinfo") as f:
-                    stale = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
+                stale = mountinfo.mount_points(below=self.root)
             except OSError:
                 return
             for target in reversed(stale):

@@ -10,6 +10,7 @@ import os
 import attrs
 
 from engine.errors import SystemError_
+from engine.runtime.mountinfo import unescape
 
 MOUNTINFO = "/proc/self/mountinfo"
 PROC_CGROUP = "/proc/self/cgroup"
@@ -46,19 +47,6 @@ _V1_CONTROLLERS = {
 }
 
 
-def _unescape(path: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    out, i = [], 0
-    while i < len(path):
-        if path[i] == "\\" and i + 4 <= len(path) and path[i + 1 : i + 4].isdigit():
-            out.append(chr(int(path[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(path[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[tuple[str, str, str, list[str]]]:
     """(fstype, mount root, mount point, super options) for every cgroup/cgroup2 mount."""
     out = []
@@ -73,7 +61,7 @@ def parse_mountinfo(text: str) -> list[tuple[str, str, str, list[str]]]:
         fstype = rfields[0]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        out.append((fstype, _unescape(fields[3]), _unescape(fields[4]), rfields[2].split(",")))
+        out.append((fstype, unescape(fields[3]), unescape(fields[4]), rfields[2].split(",")))
     return out
 
 
