@@ -3,6 +3,9 @@ the runtime's spawn, all undone on failure."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import logging
 import os
 
 import attrs
@@ -16,6 +19,8 @@ from engine.containers.model import Container, now_ns
 from engine.containers.pumps import SpillSource
 from engine.containers.supervision import Run, remove_output_files
 from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
+
+log = logging.getLogger(__name__)
 
 
 def resources_from(host: dict, device_rules=(), blkio_devices=None) -> cgroups.Resources:
@@ -66,110 +71,91 @@ class Launching:
     stdio, network and spawn, every step undone if a later one fails."""
 
     async def _launch(self, container: Container) -> Run:
-        """Mount, cgroup, spawn; every step undone if a later one fails."""
+        """Mount, cgroup, spawn: one exit stack undoes every step done if a later one fails."""
         from engine.containers.runspec import build_runtime_spec, namespaces_for
+        from engine.volumes import copy_up
 
         host = container.host_config
         cgroup = cgroup_of(container, self.config.cgroup_parent)
         namespaces = namespaces_for(container, self._running_pid)
         link_env = self.networks.link_env(container) if self.networks is not None else []
 
-        from engine.volumes import copy_up
-
-        def prepare_host():
-            self._mount_rootfs(container)
-            try:
+        def prepare_host(volume_points):
+            # One thread hop for the whole host side (start is the hot path); its own undo.
+            with contextlib.ExitStack() as undo_host:
+                self._mount_rootfs(container)
+                undo_host.callback(self._unmount_rootfs, container)
                 workdir = container.config.get("WorkingDir")
                 if workdir:
                     _mkdir_in_rootfs(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
                 device_nodes, device_rules = devices.resolve(host)
                 cgroup.create(resources_from(host, device_rules, blkio.resolve(host)))
-                try:
-                    spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces, volume_points,
-                                              extra_env=link_env, devices=device_nodes)
-                    return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
-                except BaseException:
-                    cgroup.destroy()
-                    raise
-            except BaseException:
-                self._unmount_rootfs(container)
-                raise
+                undo_host.callback(cgroup.destroy)
+                spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
+                                          volume_points, extra_env=link_env, devices=device_nodes)
+                spec = attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
+                undo_host.pop_all()
+                return spec
 
-        volume_points = await self.volumes.mount(container.id)
-        try:
-            spec = await trio.to_thread.run_sync(prepare_host)
-        except BaseException:
-            with trio.CancelScope(shield=True):
-                await self.volumes.unmount(container.id)
-            raise
-        parent_fds: list[int] = []
-        child_fds: list[int] = []
-        log_driver = None
-        try:
+        tty = bool(container.config.get("Tty"))
+        open_stdin = bool(container.config.get("OpenStdin"))
+        async with contextlib.AsyncExitStack() as undo:
+            volume_points = await self.volumes.mount(container.id)
+            _undo(undo, "unmounting volumes", self.volumes.unmount, container.id)
+            spec = await trio.to_thread.run_sync(prepare_host, volume_points)
+            _undo(undo, "removing the rootfs mount and cgroup", trio.to_thread.run_sync,
+                  self._teardown_host, container, cgroup)
             log_driver = self._open_log(container)
-            if container.config.get("Tty"):
-                stdio = Stdio(tty=True)
-            else:
-                out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                if self.runtime.live_restore:
-                    enlarge_pipe(out_r)
-                    enlarge_pipe(err_r)
-                parent_fds += [out_r, err_r]
-                child_fds += [out_w, err_w]
-                in_r = None
-                if container.config.get("OpenStdin"):
-                    in_r, in_w = os.pipe2(os.O_CLOEXEC)
-                    parent_fds.append(in_w)
-                    child_fds.append(in_r)
-                stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
-
-            async def place(pid: int) -> None:
-                if not spec.cgroup_tasks:  # else the child joins them itself
-                    await trio.to_thread.run_sync(cgroup.add_process, pid)
-                if self.networks is not None:
-                    await self.networks.setup(container, pid)
-
-            process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
-            try:
-                outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
-                if self.runtime.spills:
-                    # The spawner reads the output from now on, into the run's spill file
-                    # (engine/runtime/spill.py); the log records what it holds of it.
-                    spill = open_spill(self.runtime, container, process.pid, log_driver)
-                    await self.runtime.hold(container.id, outputs, pid=process.pid, spill=spill.path)
+            if log_driver is not None:
+                _undo(undo, "closing the log", log_driver.aclose)
+            parent_fds: list[int] = []
+            _undo(undo, "closing output pipes", lambda: [os.close(fd) for fd in parent_fds])
+            with contextlib.ExitStack() as child_ends:  # the child's ends: ours to close either way
+                if tty:
+                    stdio = Stdio(tty=True)
                 else:
-                    spill = None
-                    await self.runtime.hold(container.id, outputs)
-            except BaseException:
-                process.kill()
-                with trio.CancelScope(shield=True):
-                    await process.wait()
-                process.close()
-                remove_output_files(container.directory, process.pid)
-                if process.pty_master is not None:
-                    os.close(process.pty_master)
-                raise
-        except BaseException:
-            for fd in parent_fds:
-                os.close(fd)
-            with trio.CancelScope(shield=True):
-                if log_driver is not None:
-                    await log_driver.aclose()
-                if self.networks is not None:
-                    await self.networks.teardown(container)
-                await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
-                await self.volumes.unmount(container.id)
-            raise
-        finally:
-            for fd in child_fds:
-                os.close(fd)
+                    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                    parent_fds.append(out_r)
+                    child_ends.callback(os.close, out_w)
+                    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                    parent_fds.append(err_r)
+                    child_ends.callback(os.close, err_w)
+                    if self.runtime.live_restore:
+                        enlarge_pipe(out_r)
+                        enlarge_pipe(err_r)
+                    in_r = None
+                    if open_stdin:
+                        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                        parent_fds.append(in_w)
+                        child_ends.callback(os.close, in_r)
+                    stdio = Stdio(tty=False, stdin=in_r, stdout=out_w, stderr=err_w)
+
+                async def place(pid: int) -> None:
+                    if not spec.cgroup_tasks:  # else the child joins them itself
+                        await trio.to_thread.run_sync(cgroup.add_process, pid)
+                    if self.networks is not None:
+                        await self.networks.setup(container, pid)
+
+                if self.networks is not None:  # setup happens inside the spawn; teardown is idempotent
+                    _undo(undo, "releasing the network", self.networks.teardown, container)
+                process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
+            _undo(undo, "ending the process", _end_process, process, container)
+            outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
+            if self.runtime.spills:
+                # The spawner reads the output from now on, into the run's spill file
+                # (engine/runtime/spill.py); the log records what it holds of it.
+                spill = open_spill(self.runtime, container, process.pid, log_driver)
+                await self.runtime.hold(container.id, outputs, pid=process.pid, spill=spill.path)
+            else:
+                spill = None
+                await self.runtime.hold(container.id, outputs)
+            undo.pop_all()
         stdin = None
         if process.pty_master is not None:
-            if container.config.get("OpenStdin"):
+            if open_stdin:
                 stdin = trio.lowlevel.FdStream(os.dup(process.pty_master))
-        elif container.config.get("OpenStdin"):
+        elif open_stdin:
             stdin = trio.lowlevel.FdStream(parent_fds[2])
         if spill is not None:
             output_fds = []
@@ -197,6 +183,31 @@ class Launching:
             cgroup.destroy()
         finally:
             self._unmount_rootfs(container)
+
+
+def _undo(stack: contextlib.AsyncExitStack, what: str, fn, *args) -> None:
+    """Push one undo step of a launch: shielded (the launch may be cancelled) and logged, not
+    raised, so that a failing undo never hides why the start failed nor skips the others."""
+    async def step() -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # noqa: BLE001 - reported; the start's own error goes on
+                log.exception("after a failed start of a container: %s failed", what)
+
+    stack.push_async_callback(step)
+
+
+async def _end_process(process, container: Container) -> None:
+    """A spawned process whose start could not be completed: killed, reaped, its files gone."""
+    process.kill()
+    await process.wait()
+    process.close()
+    remove_output_files(container.directory, process.pid)
+    if process.pty_master is not None:
+        os.close(process.pty_master)
 
 
 def start_error(exc: SpawnError) -> errors.EngineError:
