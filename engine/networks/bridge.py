@@ -55,6 +55,7 @@ class BridgeDriver:
         if not network.bridge:
             network.bridge = (network.options.get("com.docker.network.bridge.name")
                               or self.context.bridge_name_for(network))
+        await self.context.links_deleted()  # a removed network's bridge may hold the subnet
         existed = await trio.to_thread.run_sync(_netlink.existing_links, {network.bridge})
         try:
             await self.restore_network(network)
@@ -75,7 +76,10 @@ class BridgeDriver:
         await trio.to_thread.run_sync(_netlink.delete_link, network.bridge)
 
     async def delete_network(self, network) -> None:
-        await self.release_network(network)
+        if network.bridge == self.context.bridge_name_for(network):
+            self.context.delete_link_soon(network.bridge)  # ours by name: see delete_link_soon
+        else:
+            await self.release_network(network)
 
     async def join(self, network, endpoint, pid: int) -> None:
         host_name, _ = self.context.veth_names()

@@ -3,7 +3,8 @@
 adapted to the same interface (engine.networks.remote).
 
 A driver class is built as `cls(context)`; `context` is the NetworkManager (it gives
-`context.tag`, `context.veth_names()`, `context.config`)."""
+`context.tag`, `context.veth_names()`, `context.config`, `context.reap_later(veth)`,
+`context.delete_link_soon(name)` and `await context.links_deleted()`)."""
 
 from __future__ import annotations
 

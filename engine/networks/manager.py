@@ -6,6 +6,7 @@ Task tree:
     NetworkManager.run ── nursery
         ├── DnsServer.serve(network)       one per user-defined bridge network (dns.EmbeddedDns)
         ├── ports.proxy(bound port)        one per published port of a running container
+        ├── _delete_link(bridge)           a removed network's bridge (delete_link_soon)
         └── VethReaper.run()               deletes veths a stopped container's netns left
 
 Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
@@ -78,6 +79,7 @@ class NetworkManager:
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
         self._reaper = VethReaper()
+        self._deleting: dict[str, trio.Event] = {}  # links deleted in the background → done
 
     # --- naming ---------------------------------------------------------------------------
     @property
@@ -229,8 +231,35 @@ class NetworkManager:
         """For drivers: `host_veth` belongs to a stopped container (see reaper.py)."""
         self._reaper.reap_later(host_veth)
 
+    def delete_link_soon(self, name: str) -> None:
+        """For drivers: delete the host link `name` (a removed network's bridge) in a task of
+        the manager's nursery rather than in the request: the kernel takes ~40 ms to delete a
+        bridge (RCU grace periods), which `network rm` and `compose down` need not wait for.
+        Creates wait for it (links_deleted). Only for names carrying this daemon's tag: a
+        daemon killed meanwhile deletes such a link at its next start (_recover)."""
+        done = self._deleting[name] = trio.Event()
+        self._nursery.start_soon(self._delete_link, name, done)
+
+    async def _delete_link(self, name: str, done: trio.Event) -> None:
+        try:
+            with trio.CancelScope(shield=True):  # a daemon stopping meanwhile still deletes it
+                await trio.to_thread.run_sync(_netlink.delete_link, name)
+        except Exception as exc:
+            log.warning("deleting link %s failed: %s", name, exc)
+        finally:
+            if self._deleting.get(name) is done:
+                del self._deleting[name]
+            done.set()
+
+    async def links_deleted(self) -> None:
+        """Wait until the links handed to delete_link_soon are gone (a new bridge may take
+        the subnet, or the name, of one being deleted)."""
+        while self._deleting:
+            await next(iter(self._deleting.values())).wait()
+
     async def shutdown(self) -> None:
         """Remove this daemon's host state: endpoints, bridges, the nft table."""
+        await self.links_deleted()
         for cid in list(self._endpoints):
             await self._teardown_endpoints(cid, publish=False, apply=False)
         try:
