@@ -9,9 +9,8 @@ import sys
 from typing import Any, Callable, Mapping
 
 import attrs
-import yaml
 
-from . import schema
+from . import cache, schema
 from .envfile import read_env_file
 from .errors import ConfigError, NoConfigFile
 from .interpolation import interpolate
@@ -23,8 +22,6 @@ STDIN = "-"  # `-f -`: the file is read from standard input
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
                   "docker-compose.override.yml", "docker-compose.override.yaml")
-# libyaml's loader when PyYAML has it (the same documents, parsed several times faster)
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @attrs.define
@@ -73,13 +70,13 @@ def find_files(opts: LoadOptions) -> list[str]:
 def _read_yaml(path: str, stdin: Callable[[], str] | None = None) -> Any:
     try:
         if path == STDIN and stdin is not None:
-            return yaml.safe_load(stdin())
-        with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_YamlLoader)
+            text = stdin()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
     except FileNotFoundError:
         raise ConfigError(f"open {path}: no such file or directory") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return cache.parse_yaml(text, path)
 
 
 def project_environment(opts: LoadOptions, project_dir: str) -> dict[str, str]:

@@ -7,8 +7,8 @@ scripts/setup.sh; Apache-2.0, /usr/share/doc/docker-compose/copyright), else a p
 
 jsonschema costs more to import than `up -d` takes to run, and people run commands against
 an unchanged file: a digest of each document found valid (with the schema file's identity)
-is kept under $XDG_CACHE_HOME/pyengine/compose-valid, and a document with a known digest is
-not validated again. Only valid documents are recorded, so an invalid one is always refused
+is kept (engine.compose.cache: compose-valid), and a document with a known digest is not
+validated again. Only valid documents are recorded, so an invalid one is always refused
 with its key path."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import os
 from typing import Any
 
+from . import cache
 from .errors import ConfigError, key_path
 
 DEBIAN_SCHEMA = "/usr/lib/python3/dist-packages/compose/config/compose_spec.json"
@@ -33,7 +34,6 @@ _NEWER_SERVICE_KEYS = {"cgroup": ("host", "private")}
 
 # Bump when validate() changes what it accepts: digests recorded before no longer match.
 CACHE_FORMAT = "1"
-CACHE_ENTRIES = 512  # recorded digests kept (the oldest half goes when there are more)
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,24 +85,9 @@ def _describe(error) -> tuple[tuple, str]:
     return path, error.message
 
 
-def _plain(value: Any) -> bool:
-    """JSON data whose canonical dump identifies it (string keys only: {1: x} and {"1": x}
-    dump alike but do not validate alike)."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pyengine", "compose-valid")
-
-
 def _digest(doc: dict) -> str | None:
     """The document's identity with the schema's, or None when it cannot be cached."""
-    if not _plain(doc):
+    if not cache.plain(doc):
         return None
     try:
         st = os.stat(schema_path())
@@ -112,25 +97,6 @@ def _digest(doc: dict) -> str | None:
                        .encode())
     h.update(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
     return h.hexdigest()
-
-
-def _known_valid(digest: str) -> bool:
-    return os.path.exists(os.path.join(_cache_dir(), digest))
-
-
-def _record_valid(digest: str) -> None:
-    """Best effort: an unwritable cache only means validating again next time."""
-    d = _cache_dir()
-    try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        os.close(os.open(os.path.join(d, digest), os.O_CREAT | os.O_WRONLY, 0o600))
-        names = os.listdir(d)
-        if len(names) > CACHE_ENTRIES:
-            paths = sorted((os.path.join(d, n) for n in names), key=os.path.getmtime)
-            for path in paths[:len(paths) // 2]:
-                os.unlink(path)
-    except OSError:
-        pass
 
 
 def validate(doc: Any, source: str) -> None:
@@ -170,14 +136,14 @@ def validate(doc: Any, source: str) -> None:
                                       + ", ".join(allowed))
             doc["services"][name] = spec
     digest = _digest(doc)
-    if digest is not None and _known_valid(digest):
+    if digest is not None and cache.exists("compose-valid", digest):
         return
     import jsonschema
 
     errors = list(_validator().iter_errors(doc))
     if not errors:
         if digest is not None:
-            _record_valid(digest)
+            cache.record("compose-valid", digest)
         return
     best = jsonschema.exceptions.best_match(errors)
     path, message = _describe(best)

@@ -139,6 +139,28 @@ def test_known_valid_documents_skip_validation_invalid_ones_never_do(tmp_path, m
     assert len(list((tmp_path / "cache" / "pyengine" / "compose-valid").iterdir())) == 1
 
 
+def test_an_unchanged_file_is_not_parsed_again(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    f = write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox\n"
+                                        "    environment: {N: 1, F: 1.5, E: null}\n"
+                                        "    tty: true\n"
+                                        "    labels: [a=b]\n")
+    first = load(tmp_path, f).services["web"].config
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` fails from here on
+    assert load(tmp_path, f).services["web"].config == first  # read back exactly
+    write(tmp_path, "compose.yaml", "services:\n  web:\n    image: busybox:1\n")
+    with pytest.raises(ImportError):  # changed text: parsed again
+        load(tmp_path, f)
+    monkeypatch.delitem(sys.modules, "yaml")
+    write(tmp_path, "compose.yaml", "services:\n  web: [\n")
+    for _ in range(2):  # broken YAML is never cached, and named with its file
+        with pytest.raises(ConfigError,
+                           match=r"(?s)compose\.yaml: invalid YAML.*in \"/.*compose\.yaml\", line"):
+            load(tmp_path, f)
+
+
 def test_references_are_checked(tmp_path):
     f = write(tmp_path, "compose.yaml", """\
         services:
