@@ -1,6 +1,6 @@
 """`pyengine compose [-f FILE…] [-p NAME] [--profile P] [--env-file F] COMMAND`: the CLI side
 of engine.compose (argument parsing, tables, attached sessions); the operations themselves
-run on trio in engine.compose over this CLI's API client."""
+run as engine.compose's tasks (threads, structured as trio's) over this CLI's API client."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import os
 import sys
 from typing import Any, Callable
 
-import trio
-import yaml
-
 from engine import compose
 from engine.compose import labels as L
+from engine.compose import tasks
 from engine.compose.errors import first_error
 
 from ._app import Cli, CommandError, UsageError, _Parser, arg, command, split_argv
@@ -90,14 +88,11 @@ class Ctx:
                                self.cli.warn)
 
     def run(self, fn: Callable, *args: Any, progress: str | None = None, **kw: Any) -> Any:
-        """trio.run(fn(session, *args, **kw)) with the progress view closed afterwards."""
+        """fn(session, *args, **kw) under a root cancel scope, with the progress view closed
+        afterwards."""
         s = self.session(progress)
-
-        async def main() -> Any:
-            return await fn(s, *args, **kw)
-
         try:
-            return trio.run(main)
+            return tasks.run(fn, s, *args, **kw)
         except BaseExceptionGroup as group:
             # concurrent services failed: report the first failure as one line
             leaf = first_error(group, (compose.ComposeError, ClientError, KeyboardInterrupt))
@@ -264,9 +259,9 @@ def down(ctx: Ctx, a: argparse.Namespace) -> int:
     return 0
 
 
-async def _down(s: compose.Session, a: argparse.Namespace) -> None:
-    await compose.down(s, volumes=a.volumes, rmi=a.rmi, remove_orphans=a.remove_orphans,
-                       timeout=a.timeout)
+def _down(s: compose.Session, a: argparse.Namespace) -> None:
+    compose.down(s, volumes=a.volumes, rmi=a.rmi, remove_orphans=a.remove_orphans,
+                 timeout=a.timeout)
 
 
 @subcommand("ps", "List containers",
@@ -408,8 +403,8 @@ def build(ctx: Ctx, a: argparse.Namespace) -> int:
     names = [n for n in ctx.project.select(a.services, with_deps=False)
              if ctx.project.services[n].build]
 
-    async def run(s: compose.Session) -> None:
-        async with trio.open_nursery() as nursery:
+    def run(s: compose.Session) -> None:
+        with tasks.TaskGroup() as nursery:
             for n in names:
                 nursery.start_soon(lambda n=n: compose.build(s, s.project.services[n],
                                                              no_cache=a.no_cache, pull=a.pull))
@@ -425,8 +420,8 @@ def pull(ctx: Ctx, a: argparse.Namespace) -> int:
     names = [n for n in ctx.project.select(a.services, with_deps=False)
              if ctx.project.services[n].image]
 
-    async def run(s: compose.Session) -> None:
-        async with trio.open_nursery() as nursery:
+    def run(s: compose.Session) -> None:
+        with tasks.TaskGroup() as nursery:
             for n in names:
                 nursery.start_soon(lambda n=n: compose.pull(
                     s, s.project.services[n], ignore_failures=a.ignore_pull_failures))
@@ -440,10 +435,10 @@ def pull(ctx: Ctx, a: argparse.Namespace) -> int:
 def push(ctx: Ctx, a: argparse.Namespace) -> int:
     names = ctx.project.select(a.services, with_deps=False)
 
-    async def run(s: compose.Session) -> None:
+    def run(s: compose.Session) -> None:
         for n in names:
             try:
-                await compose.push(s, s.project.services[n])
+                compose.push(s, s.project.services[n])
             except compose.ComposeError:
                 if not a.ignore_push_failures:
                     raise
@@ -484,8 +479,8 @@ def kill(ctx: Ctx, a: argparse.Namespace) -> int:
             arg("-v", "--volumes", action="store_true", help="Remove anonymous volumes"),
             SERVICES)
 def rm(ctx: Ctx, a: argparse.Namespace) -> int:
-    async def run(s: compose.Session) -> None:
-        gone = await compose.rm(s, a.services or None, stop_first=a.stop, volumes=a.volumes)
+    def run(s: compose.Session) -> None:
+        gone = compose.rm(s, a.services or None, stop_first=a.stop, volumes=a.volumes)
         if not gone:
             s.warn("No stopped containers")
 
@@ -531,6 +526,8 @@ def config(ctx: Ctx, a: argparse.Namespace) -> int:
     if a.format == "json":
         ctx.cli.print(json.dumps(doc, indent=2))
     else:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
     return 0
 

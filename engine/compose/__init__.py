@@ -2,7 +2,7 @@
 
     loader (files, .env, interpolation, schema, merge, extends, profiles) -> model.Project
     planner (pure: what `up` must do per service, from the containers' labels)
-    up / lifecycle / images / resources / logs: the operations, on trio, over api.Api
+    up / lifecycle / images / resources / logs: the operations, as tasks (tasks.py) over api.Api
 
 It never imports daemon internals, so it works against dockerd as well as pyengined.
 """

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import trio
 
 from engine.cli import ClientError
 
-from . import containerspec, injection
+from . import containerspec, injection, tasks
 from .errors import ComposeError
 from .model import Service
 from .session import Session, container_name
@@ -32,9 +31,9 @@ def anonymous_volumes(svc: Service, summary: dict) -> dict[str, str]:
             if m.get("Type") == "volume" and m.get("Destination") in wanted and m.get("Name")}
 
 
-async def create(s: Session, svc: Service, number: int, *, image_id: str | None = None,
-                 service_containers: dict[str, str] | None = None,
-                 inherit: dict[str, str] | None = None, temporary_name: str | None = None) -> str:
+def create(s: Session, svc: Service, number: int, *, image_id: str | None = None,
+           service_containers: dict[str, str] | None = None,
+           inherit: dict[str, str] | None = None, temporary_name: str | None = None) -> str:
     """Create replica `number` and connect it to the service's other networks; `inherit`
     (target -> volume) reuses a previous container's anonymous volumes; `temporary_name`
     for a replacement made while the container it replaces still holds the name."""
@@ -54,39 +53,39 @@ async def create(s: Session, svc: Service, number: int, *, image_id: str | None 
             raise ComposeError(f"service {svc.name}: network_mode {mode}: no container")
         body["HostConfig"]["NetworkMode"] = f"container:{cid}"
     try:
-        res = await api.post("/containers/create", body,
-                             params={"name": temporary_name or name})
+        res = api.post("/containers/create", body,
+                       params={"name": temporary_name or name})
         cid = res["Id"]
         for key in list(svc.networks)[1:]:
-            await api.post(f"/networks/{project.network_name(key)}/connect",
-                           {"Container": cid,
-                            "EndpointConfig": containerspec.endpoint_config(project, svc, key,
-                                                                            number)})
+            api.post(f"/networks/{project.network_name(key)}/connect",
+                     {"Container": cid,
+                      "EndpointConfig": containerspec.endpoint_config(project, svc, key,
+                                                                      number)})
     except ClientError as exc:
         s.progress.update("Container", name, "Error", error=True)
         raise ComposeError(f"creating container {name}: {exc.message}") from None
-    await injection.inject(s, svc, cid)
+    injection.inject(s, svc, cid)
     s.progress.update("Container", name, "Created")
     return cid
 
 
-async def replace(s: Session, svc: Service, old: dict, number: int, *,
-                  image_id: str | None, service_containers: dict[str, str]) -> str:
+def replace(s: Session, svc: Service, old: dict, number: int, *,
+            image_id: str | None, service_containers: dict[str, str]) -> str:
     """Recreate as Docker Compose does: the replacement is created first (under a temporary
     name, taking over the old one's anonymous volumes), then the old container is stopped and
     removed and the replacement renamed; so the project never lacks that container (what
     `logs -f` and a foreground `up` follow)."""
     name = s.project.container_name(svc, number)
-    cid = await create(s, svc, number, image_id=image_id, service_containers=service_containers,
-                       inherit=anonymous_volumes(svc, old),
-                       temporary_name=f"{old['Id'][:12]}_{name}")
+    cid = create(s, svc, number, image_id=image_id, service_containers=service_containers,
+                 inherit=anonymous_volumes(svc, old),
+                 temporary_name=f"{old['Id'][:12]}_{name}")
     try:
-        await stop_and_remove(s, old, svc)
-        await s.api.post(f"/containers/{cid}/rename", params={"name": name})
+        stop_and_remove(s, old, svc)
+        s.api.post(f"/containers/{cid}/rename", params={"name": name})
     except BaseException as exc:
-        with trio.CancelScope(shield=True):  # no half-done replacement is left behind
+        with tasks.CancelScope(shield=True):  # no half-done replacement is left behind
             try:
-                await s.api.delete(f"/containers/{cid}", params={"force": True})
+                s.api.delete(f"/containers/{cid}", params={"force": True})
             except ClientError:
                 pass
         if isinstance(exc, ClientError):
@@ -95,10 +94,10 @@ async def replace(s: Session, svc: Service, old: dict, number: int, *,
     return cid
 
 
-async def start(s: Session, cid: str, name: str) -> None:
+def start(s: Session, cid: str, name: str) -> None:
     s.progress.update("Container", name, "Starting")
     try:
-        await s.api.post(f"/containers/{cid}/start")
+        s.api.post(f"/containers/{cid}/start")
     except ClientError as exc:
         if exc.status != 304:
             s.progress.update("Container", name, "Error", error=True)
@@ -106,15 +105,15 @@ async def start(s: Session, cid: str, name: str) -> None:
     s.progress.update("Container", name, "Started", done=True)
 
 
-async def stop(s: Session, summary: dict, svc: Service | None, timeout: int | None) -> None:
+def stop(s: Session, summary: dict, svc: Service | None, timeout: int | None) -> None:
     name = container_name(summary)
     if summary.get("State") not in ("running", "paused", "restarting"):
         return
     s.progress.update("Container", name, "Stopping")
     t = _stop_timeout(svc, timeout)
     try:
-        await s.api.post(f"/containers/{summary['Id']}/stop",
-                         params={"t": t} if t is not None else None)
+        s.api.post(f"/containers/{summary['Id']}/stop",
+                   params={"t": t} if t is not None else None)
     except ClientError as exc:
         if exc.status not in (304, 404):
             s.progress.update("Container", name, "Error", error=True)
@@ -122,11 +121,11 @@ async def stop(s: Session, summary: dict, svc: Service | None, timeout: int | No
     s.progress.update("Container", name, "Stopped", done=True)
 
 
-async def remove(s: Session, summary: dict, *, volumes: bool = False) -> None:
+def remove(s: Session, summary: dict, *, volumes: bool = False) -> None:
     name = container_name(summary)
     s.progress.update("Container", name, "Removing")
     try:
-        await s.api.delete(f"/containers/{summary['Id']}", params={"v": volumes, "force": True})
+        s.api.delete(f"/containers/{summary['Id']}", params={"v": volumes, "force": True})
     except ClientError as exc:
         if not exc.not_found:
             s.progress.update("Container", name, "Error", error=True)
@@ -134,14 +133,14 @@ async def remove(s: Session, summary: dict, *, volumes: bool = False) -> None:
     s.progress.update("Container", name, "Removed", done=True)
 
 
-async def stop_and_remove(s: Session, summary: dict, svc: Service | None,
-                          timeout: int | None = None, volumes: bool = False) -> None:
-    await stop(s, summary, svc, timeout)
-    await remove(s, summary, volumes=volumes)
+def stop_and_remove(s: Session, summary: dict, svc: Service | None,
+                    timeout: int | None = None, volumes: bool = False) -> None:
+    stop(s, summary, svc, timeout)
+    remove(s, summary, volumes=volumes)
 
 
-async def for_each(items, fn) -> None:
+def for_each(items, fn) -> None:
     """fn(item) for every item, concurrently."""
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for item in items:
             nursery.start_soon(fn, item)

@@ -11,9 +11,9 @@ import sys
 import time
 
 import attrs
-import trio
 
 from . import labels as L
+from . import tasks
 from .errors import ComposeError
 from .lifecycle import kill, stop
 from .logs import LogPrinter, Prefixer, _stdout_write, display_name, started_at
@@ -61,21 +61,21 @@ def check(s: Session, up_opts: UpOptions, opts: ForegroundOptions) -> tuple[list
     return attached, list(up_opts.services) if up_opts.services else attached
 
 
-async def run(s: Session, up_opts: UpOptions, opts: ForegroundOptions,
-              progress_mode: str = "auto") -> int:
+def run(s: Session, up_opts: UpOptions, opts: ForegroundOptions,
+        progress_mode: str = "auto") -> int:
     """`up` attached; returns the exit status."""
     attached, monitored = check(s, up_opts, opts)
     since = time.time()  # this run's output, not what earlier runs logged
     status = Status()
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         monitor = Monitor(s, monitored)
-        async with trio.open_nursery() as watching:
-            await monitor.open(watching)  # subscribed before anything starts
-            ids = await up(s, up_opts)
+        with tasks.TaskGroup() as watching:
+            monitor.open(watching)  # subscribed before anything starts
+            ids = up(s, up_opts)
             s.progress.close()
             s.progress = make_progress("quiet" if progress_mode == "quiet" else "plain")
             run_ids = {i for v in ids.values() for i in v}
-            containers = [c for c in await s.containers() if c["Id"] in run_ids]
+            containers = [c for c in s.containers() if c["Id"] in run_ids]
             containers.sort(key=lambda c: (_service(c), L.number_of(c)))
             shown = [c for c in containers if _service(c) in attached]
             names = {c["Id"]: display_name(s, c) for c in shown}
@@ -87,12 +87,12 @@ async def run(s: Session, up_opts: UpOptions, opts: ForegroundOptions,
             for c in shown:
                 printer.attach(c["Id"], names[c["Id"]], _service(c), follow=True, since=since)
             monitor.watch(containers)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with tasks.signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 watching.start_soon(_on_signals, s, signals, up_opts, opts, status, nursery)
-                async for ev in monitor.events():
+                for ev in monitor.events():
                     if ev.kind == STARTED and ev.service in attached and \
                             (ev.id not in printer.streams or ev.restarting):
-                        since_ = await started_at(s, ev.id) if ev.restarting else None
+                        since_ = started_at(s, ev.id) if ev.restarting else None
                         printer.attach(ev.id, ev.name, ev.service, follow=True, since=since_)
                     elif ev.kind == EXITED:
                         _on_exit(s, ev, opts, status, printer, nursery, up_opts)
@@ -113,7 +113,7 @@ class Status:
 
 
 def _on_exit(s: Session, ev, opts: ForegroundOptions, status: Status, printer: LogPrinter,
-             nursery: trio.Nursery, up_opts: UpOptions) -> None:
+             nursery: tasks.TaskGroup, up_opts: UpOptions) -> None:
     if ev.id in printer.streams:
         nursery.start_soon(printer.announce_exit, ev.id, ev.name, ev.exit_code)
     if opts.cascade != IGNORE and not status.aborted and not status.interrupted and \
@@ -127,9 +127,10 @@ def _on_exit(s: Session, ev, opts: ForegroundOptions, status: Status, printer: L
         status.code = ev.exit_code
 
 
-async def _on_signals(s: Session, signals, up_opts: UpOptions, opts: ForegroundOptions,
-                      status: Status, nursery: trio.Nursery) -> None:
-    async for _ in signals:
+def _on_signals(s: Session, signals, up_opts: UpOptions, opts: ForegroundOptions,
+                      status: Status, nursery: tasks.TaskGroup) -> None:
+    while True:
+        tasks.receive(signals)
         status.interrupted += 1
         if status.interrupted == 1:
             print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr,
@@ -139,8 +140,8 @@ async def _on_signals(s: Session, signals, up_opts: UpOptions, opts: ForegroundO
             nursery.start_soon(_kill, s, up_opts.services or None)
 
 
-async def _kill(s: Session, services: list[str] | None) -> None:
+def _kill(s: Session, services: list[str] | None) -> None:
     try:
-        await kill(s, services, "SIGKILL")
+        kill(s, services, "SIGKILL")
     except ComposeError:
         pass  # already stopped or removed meanwhile: what was wanted

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-import trio
 
 from engine.cli import ClientError
 
 from . import labels as L
+from . import tasks
 from .errors import ComposeError
 from .images import split_ref
 from .session import Session
@@ -27,20 +27,20 @@ def _familiar(ref: str) -> str:
     return f"{repo}{sep}{tag}"
 
 
-async def _project_images(s: Session, dangling: bool) -> list[dict]:
+def _project_images(s: Session, dangling: bool) -> list[dict]:
     filters = {"label": [f"{L.PROJECT}={s.project.name}"],
                "dangling": ["true" if dangling else "false"]}
-    return await s.api.get("/images/json", params={"filters": json.dumps(filters)})
+    return s.api.get("/images/json", params={"filters": json.dumps(filters)})
 
 
-async def images_to_remove(s: Session, mode: str, remove_orphans: bool = False) -> list[str]:
+def images_to_remove(s: Session, mode: str, remove_orphans: bool = False) -> list[str]:
     if mode not in MODES:
         raise ComposeError(f"invalid value for --rmi: {mode!r}")
     project = s.project
     refs: list[str] = []
     if mode == "all":
         refs += [svc.image for svc in project.services.values() if svc.image]
-    for image in await _project_images(s, dangling=False):
+    for image in _project_images(s, dangling=False):
         service = (image.get("Labels") or {}).get(L.SERVICE)
         if image.get("RepoTags") and (remove_orphans or service in project.services):
             refs.append(image["RepoTags"][0])
@@ -48,12 +48,12 @@ async def images_to_remove(s: Session, mode: str, remove_orphans: bool = False) 
     return sorted({_familiar(r) for r in refs})
 
 
-async def remove_images(s: Session, mode: str, remove_orphans: bool = False) -> None:
-    refs = await images_to_remove(s, mode, remove_orphans)
+def remove_images(s: Session, mode: str, remove_orphans: bool = False) -> None:
+    refs = images_to_remove(s, mode, remove_orphans)
 
-    async def remove(ref: str, label: str) -> None:
+    def remove(ref: str, label: str) -> None:
         try:
-            await s.api.delete(f"/images/{ref}")
+            s.api.delete(f"/images/{ref}")
         except ClientError as exc:
             if exc.status == 409:
                 s.progress.update("Image", label, "Resource is still in use", done=True)
@@ -62,9 +62,9 @@ async def remove_images(s: Session, mode: str, remove_orphans: bool = False) -> 
             return
         s.progress.update("Image", label, "Removed", done=True)
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for ref in refs:
             nursery.start_soon(remove, ref, ref)
     # what the project built before (a tag moved on to a rebuild) once the tagged ones went
-    for image in await _project_images(s, dangling=True):
-        await remove(image["Id"], image["Id"].split(":")[-1][:12])
+    for image in _project_images(s, dangling=True):
+        remove(image["Id"], image["Id"].split(":")[-1][:12])

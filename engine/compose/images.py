@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-import trio
 
 from engine.buildcontext import pack_context
 from engine.cli import ClientError
 
 from . import labels as L
+from . import tasks
 from .errors import ComposeError
 from .model import Service
 from .session import Session
@@ -28,18 +28,18 @@ def split_ref(ref: str) -> tuple[str, str]:
     return ref, "latest"
 
 
-async def image_id(s: Session, ref: str) -> str | None:
-    info = await s.api.get_or_none(f"/images/{ref}/json")
+def image_id(s: Session, ref: str) -> str | None:
+    info = s.api.get_or_none(f"/images/{ref}/json")
     return info["Id"] if info else None
 
 
-async def pull(s: Session, svc: Service, *, ignore_failures: bool = False) -> None:
+def pull(s: Session, svc: Service, *, ignore_failures: bool = False) -> None:
     ref = s.project.image_name(svc)
     repo, tag = split_ref(ref)
     s.progress.update("Image", ref, "Pulling")
     try:
-        await s.api.json_stream("POST", "/images/create", params={"fromImage": repo, "tag": tag},
-                                headers=s.api.registry_auth(ref), on_message=lambda m: None)
+        s.api.json_stream("POST", "/images/create", params={"fromImage": repo, "tag": tag},
+                          headers=s.api.registry_auth(ref), on_message=lambda m: None)
     except (ComposeError, ClientError) as exc:
         s.progress.update("Image", ref, "Error", error=True)
         if ignore_failures:
@@ -49,14 +49,14 @@ async def pull(s: Session, svc: Service, *, ignore_failures: bool = False) -> No
     s.progress.update("Image", ref, "Pulled", done=True)
 
 
-async def push(s: Session, svc: Service) -> None:
+def push(s: Session, svc: Service) -> None:
     ref = s.project.image_name(svc)
     repo, tag = split_ref(ref)
     s.progress.update("Image", ref, "Pushing")
     try:
-        await s.api.json_stream("POST", f"/images/{repo}/push", params={"tag": tag},
-                                headers=s.api.registry_auth(ref) or {"X-Registry-Auth": "e30="},
-                                on_message=lambda m: None)
+        s.api.json_stream("POST", f"/images/{repo}/push", params={"tag": tag},
+                          headers=s.api.registry_auth(ref) or {"X-Registry-Auth": "e30="},
+                          on_message=lambda m: None)
     except (ComposeError, ClientError) as exc:
         s.progress.update("Image", ref, "Error", error=True)
         raise ComposeError(f"pushing {ref}: {getattr(exc, 'message', exc)}") from None
@@ -80,14 +80,13 @@ def build_labels(s: Session, svc: Service) -> dict[str, str]:
     return labels
 
 
-async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool = False) -> None:
+def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool = False) -> None:
     spec = svc.build or {}
     ref = s.project.image_name(svc)
     context = spec.get("context") or s.project.working_dir
     s.progress.update("Service", svc.name, "Building")
     try:
-        tar, dockerfile = await trio.to_thread.run_sync(
-            pack_context, context, spec.get("dockerfile") or "Dockerfile")
+        tar, dockerfile = pack_context(context, spec.get("dockerfile") or "Dockerfile")
     except (OSError, ValueError) as exc:  # no context, a bad .dockerignore pattern
         s.progress.update("Service", svc.name, "Error", error=True)
         raise ComposeError(f"building service {svc.name}: {exc}") from None
@@ -98,9 +97,9 @@ async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool 
               "nocache": no_cache or None, "pull": pull or None, "rm": True, "forcerm": True,
               "networkmode": spec.get("network"), "shmsize": spec.get("shm_size")}
     try:
-        await s.api.json_stream("POST", "/build", params=params, content=_chunks(tar),
-                                headers={"Content-Type": "application/x-tar"},
-                                on_message=lambda m: None)
+        s.api.json_stream("POST", "/build", params=params, content=_chunks(tar),
+                          headers={"Content-Type": "application/x-tar"},
+                          on_message=lambda m: None)
     except (ComposeError, ClientError) as exc:
         s.progress.update("Service", svc.name, "Error", error=True)
         raise ComposeError(f"building service {svc.name}: "
@@ -110,40 +109,40 @@ async def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool 
     s.progress.update("Service", svc.name, "Built", done=True)
 
 
-async def ensure_images(s: Session, services: list[str], *, build_all: bool = False,
-                        pull_policy: str | None = None) -> dict[str, str]:
+def ensure_images(s: Session, services: list[str], *, build_all: bool = False,
+                  pull_policy: str | None = None) -> dict[str, str]:
     """Build/pull what is missing (or everything for --build / pull_policy always);
     returns service -> image id."""
     ids: dict[str, str] = {}
-    inspected: dict[str, trio.Event] = {}
+    inspected: dict[str, tasks.Event] = {}
     found_ids: dict[str, str | None] = {}
 
-    async def current_id(ref: str) -> str | None:
+    def current_id(ref: str) -> str | None:
         """One inspect per image however many services use it."""
         if ref in inspected:
-            await inspected[ref].wait()
+            inspected[ref].wait()
         else:
-            inspected[ref] = trio.Event()
-            found_ids[ref] = await image_id(s, ref)
+            inspected[ref] = tasks.Event()
+            found_ids[ref] = image_id(s, ref)
             inspected[ref].set()
         return found_ids[ref]
 
-    async def one(name: str) -> None:
+    def one(name: str) -> None:
         svc = s.project.services[name]
         ref = s.project.image_name(svc)
         policy = pull_policy or svc.config.get("pull_policy") or "missing"
-        found = current = await current_id(ref)
+        found = current = current_id(ref)
         if svc.build and (build_all or policy == "build" or current is None):
-            await build(s, svc)
-            found = await image_id(s, ref)
+            build(s, svc)
+            found = image_id(s, ref)
         elif policy == "always" or (current is None and policy not in ("never", "build")):
-            await pull(s, svc)
-            found = await image_id(s, ref)
+            pull(s, svc)
+            found = image_id(s, ref)
         if found is None:
             raise ComposeError(f"service {name}: image {ref} not found")
         ids[name] = found
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for name in services:
             nursery.start_soon(one, name)
     return ids

@@ -74,7 +74,7 @@ def _id(value, where: str) -> int:
         raise ComposeError(f"{where}: invalid value {value!r}") from None
 
 
-async def inject(s: Session, svc: Service, cid: str) -> None:
+def inject(s: Session, svc: Service, cid: str) -> None:
     """Copy the service's content-based secrets and configs into created container cid."""
     entries = []
     for kind, item, spec in content_items(s.project, svc):
@@ -89,9 +89,9 @@ async def inject(s: Session, svc: Service, cid: str) -> None:
     if not entries:
         return
     try:
-        await s.api.put(f"/containers/{cid}/archive", params={"path": "/"},
-                        content=archive(entries),
-                        headers={"Content-Type": "application/x-tar"})
+        s.api.put(f"/containers/{cid}/archive", params={"path": "/"},
+                  content=archive(entries),
+                  headers={"Content-Type": "application/x-tar"})
     except ClientError as exc:
         raise ComposeError(f"service {svc.name}: copying secrets into the container: "
                            f"{exc.message}") from None

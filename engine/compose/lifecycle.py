@@ -3,15 +3,15 @@ label, in dependency order (stopping dependents before what they depend on)."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Callable
 
-import trio
 
 from engine.cli import ClientError
 
 from . import containers as ctr
 from . import labels as L
 from . import planner
+from . import tasks
 from .errors import ComposeError
 from .image_removal import MODES, remove_images
 from .resources import remove_networks, remove_volumes
@@ -38,12 +38,12 @@ def _filter(containers: list[dict], services: list[str] | None) -> list[dict]:
     return [c for c in containers if _service_of(c) in services]
 
 
-async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
-               remove_orphans: bool = False, timeout: int | None = None) -> None:
+def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
+         remove_orphans: bool = False, timeout: int | None = None) -> None:
     if rmi and rmi not in MODES:  # before anything is touched
         raise ComposeError(f"invalid value for --rmi: {rmi!r}")
     project = s.project
-    everything = await s.containers(oneoff=None)
+    everything = s.containers(oneoff=None)
     known = set(project.services) | set(project.disabled)
     file_less = not project.config_files  # `-p NAME down`: everything labelled is the project's
     orphans = [] if file_less else [c for c in everything if _service_of(c) not in known]
@@ -52,34 +52,34 @@ async def down(s: Session, *, volumes: bool = False, rmi: str | None = None,
         s.warn("Found orphan containers (" +
                ", ".join(sorted(container_name(c) for c in orphans)) +
                ") for this project; run with --remove-orphans to clean them up.")
-    await stop_in_reverse_order(
+    stop_in_reverse_order(
         s, targets, timeout, then=lambda c: ctr.remove(s, c, volumes=volumes))
     if orphans and not remove_orphans:
         return  # networks are still in use
-    await remove_networks(s)
+    remove_networks(s)
     if volumes:
-        await remove_volumes(s)
+        remove_volumes(s)
     if rmi:
-        await remove_images(s, rmi, remove_orphans)
+        remove_images(s, rmi, remove_orphans)
 
 
-async def start(s: Session, services: list[str] | None) -> None:
-    containers = _filter(await s.containers(), services)
+def start(s: Session, services: list[str] | None) -> None:
+    containers = _filter(s.containers(), services)
     if not containers:
         raise ComposeError("no containers to start")
     for level in _levels(s, containers):
-        async with trio.open_nursery() as nursery:
+        with tasks.TaskGroup() as nursery:
             for c in level:
                 if c.get("State") != "running":
                     nursery.start_soon(ctr.start, s, c["Id"], container_name(c))
 
 
-async def stop(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
-    await stop_in_reverse_order(s, _filter(await s.containers(), services), timeout)
+def stop(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
+    stop_in_reverse_order(s, _filter(s.containers(), services), timeout)
 
 
-async def stop_in_reverse_order(s: Session, containers: list[dict], timeout: int | None,
-                                then: Callable[[dict], Awaitable[None]] | None = None) -> None:
+def stop_in_reverse_order(s: Session, containers: list[dict], timeout: int | None,
+                                then: Callable[[dict], None] | None = None) -> None:
     """Stop dependents before what they depend on: each service's containers concurrently,
     as soon as every service depending on it has stopped (containers of services the files
     do not know, first); `then(c)` (down's remove) follows each service's stop without
@@ -88,7 +88,7 @@ async def stop_in_reverse_order(s: Session, containers: list[dict], timeout: int
     groups: dict[str, list[dict]] = {}
     for c in containers:
         groups.setdefault(_service_of(c), []).append(c)
-    stopped = {name: trio.Event() for name in groups}
+    stopped = {name: tasks.Event() for name in groups}
     unknown = [n for n in groups if n not in project.services]
 
     def dependents(name: str) -> list[str]:
@@ -97,63 +97,63 @@ async def stop_in_reverse_order(s: Session, containers: list[dict], timeout: int
         return unknown + [n for n in groups if n in project.services
                           and name in project.services[n].depends_on]
 
-    async def one(name: str, nursery: trio.Nursery) -> None:
+    def one(name: str, nursery: tasks.TaskGroup) -> None:
         for other in dependents(name):
-            await stopped[other].wait()
+            stopped[other].wait()
         svc = project.services.get(name)
-        await ctr.for_each(groups[name], lambda c: ctr.stop(s, c, svc, timeout))
+        ctr.for_each(groups[name], lambda c: ctr.stop(s, c, svc, timeout))
         stopped[name].set()
         if then is not None:
             for c in groups[name]:
                 nursery.start_soon(then, c)
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for name in groups:
             nursery.start_soon(one, name, nursery)
 
 
-async def restart(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
-    containers = _filter(await s.containers(), services)
+def restart(s: Session, services: list[str] | None, timeout: int | None = None) -> None:
+    containers = _filter(s.containers(), services)
 
-    async def one(c: dict) -> None:
+    def one(c: dict) -> None:
         name = container_name(c)
         s.progress.update("Container", name, "Restarting")
         params = {"t": timeout} if timeout is not None else None
         try:
-            await s.api.post(f"/containers/{c['Id']}/restart", params=params)
+            s.api.post(f"/containers/{c['Id']}/restart", params=params)
         except ClientError as exc:
             s.progress.update("Container", name, "Error", error=True)
             raise ComposeError(f"restarting {name}: {exc.message}") from None
         s.progress.update("Container", name, "Started", done=True)
 
     for level in _levels(s, containers):
-        await ctr.for_each(level, one)
+        ctr.for_each(level, one)
 
 
-async def kill(s: Session, services: list[str] | None, signal: str = "SIGKILL") -> None:
-    containers = [c for c in _filter(await s.containers(), services)
+def kill(s: Session, services: list[str] | None, signal: str = "SIGKILL") -> None:
+    containers = [c for c in _filter(s.containers(), services)
                   if c.get("State") == "running"]
 
-    async def one(c: dict) -> None:
+    def one(c: dict) -> None:
         name = container_name(c)
         s.progress.update("Container", name, "Killing")
         try:
-            await s.api.post(f"/containers/{c['Id']}/kill", params={"signal": signal})
+            s.api.post(f"/containers/{c['Id']}/kill", params={"signal": signal})
         except ClientError as exc:
             s.progress.update("Container", name, "Error", error=True)
             raise ComposeError(f"killing {name}: {exc.message}") from None
         s.progress.update("Container", name, "Killed", done=True)
 
-    await ctr.for_each(containers, one)
+    ctr.for_each(containers, one)
 
 
-async def rm(s: Session, services: list[str] | None, *, stop_first: bool = False,
-             volumes: bool = False) -> list[dict]:
+def rm(s: Session, services: list[str] | None, *, stop_first: bool = False,
+       volumes: bool = False) -> list[dict]:
     """Remove stopped containers (running ones too with stop_first); returns the removed."""
-    containers = _filter(await s.containers(oneoff=None), services)
+    containers = _filter(s.containers(oneoff=None), services)
     if stop_first:
-        await stop(s, services)
-        containers = _filter(await s.containers(oneoff=None), services)
+        stop(s, services)
+        containers = _filter(s.containers(oneoff=None), services)
     gone = [c for c in containers if c.get("State") != "running"]
-    await ctr.for_each(gone, lambda c: ctr.remove(s, c, volumes=volumes))
+    ctr.for_each(gone, lambda c: ctr.remove(s, c, volumes=volumes))
     return gone

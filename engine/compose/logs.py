@@ -6,16 +6,16 @@ restart) are picked up, as Docker Compose does."""
 from __future__ import annotations
 
 import datetime
-import functools
 import sys
+import threading
 from typing import Callable
 
 import attrs
-import trio
 
 from engine.cli import Demuxer
 
 from . import labels as L
+from . import tasks
 from .monitor import EXITED, STARTED, Monitor
 from .session import Session, container_name
 
@@ -58,46 +58,44 @@ def _stdout_write(text: str) -> None:
 
 @attrs.define
 class LogPrinter:
-    """Log streams of containers, each pumped by a worker thread into `write` (called in
-    the trio thread, one whole line at a time); the pumps live in `nursery`."""
+    """Log streams of containers, each pumped by a task of `group` into `write` (one whole
+    line at a time, never two at once)."""
 
     s: Session
-    nursery: trio.Nursery
+    group: tasks.TaskGroup
     prefixer: Prefixer
     write: Callable[[str], None] = _stdout_write
     timestamps: bool = False
-    streams: dict[str, trio.Event] = attrs.Factory(dict)  # container id -> its stream ended
+    streams: dict[str, tasks.Event] = attrs.Factory(dict)  # container id -> its stream ended
+    _lock: threading.Lock = attrs.Factory(threading.Lock)
 
     def line(self, text: str) -> None:
-        self.write(text + "\n")
+        with self._lock:
+            self.write(text + "\n")
 
     def attach(self, cid: str, name: str, service: str, *, follow: bool, tail: str = "all",
-               since: float | None = None) -> trio.Event:
+               since: float | None = None) -> tasks.Event:
         """Start streaming one container's logs; returns an event set when its stream ends."""
-        ended = self.streams[cid] = trio.Event()
+        ended = self.streams[cid] = tasks.Event()
         prefix = self.prefixer(service, name)
-        self.nursery.start_soon(self._pump, cid, prefix, ended,
-                                {"stdout": True, "stderr": True, "follow": follow,
+        self.group.start_soon(self._pump, cid, prefix, ended,
+                              {"stdout": True, "stderr": True, "follow": follow,
                                  "tail": tail, "timestamps": self.timestamps or None,
                                  "since": f"{since:.9f}" if since is not None else None})
         return ended
 
-    async def _pump(self, cid: str, prefix: str, ended: trio.Event, params: dict) -> None:
+    def _pump(self, cid: str, prefix: str, ended: tasks.Event, params: dict) -> None:
         try:
-            info = await self.s.api.get_or_none(f"/containers/{cid}/json")
+            info = self.s.api.get_or_none(f"/containers/{cid}/json")
             if info is None:
                 return
             tty = bool((info.get("Config") or {}).get("Tty"))
-            token = trio.lowlevel.current_trio_token()
-            await trio.to_thread.run_sync(
-                functools.partial(self._read, cid, prefix, params, tty, token),
-                abandon_on_cancel=True)
+            tasks.abandon_on_cancel(self._read, cid, prefix, params, tty)
         finally:
             ended.set()
 
-    def _read(self, cid: str, prefix: str, params: dict, tty: bool,
-              token: trio.lowlevel.TrioToken) -> None:
-        """In a worker thread: demultiplex, split into lines, hand lines to trio."""
+    def _read(self, cid: str, prefix: str, params: dict, tty: bool) -> None:
+        """In a helper thread: demultiplex, split into lines, write whole lines."""
         demux = Demuxer()
         pending = {1: b"", 2: b""}
 
@@ -105,9 +103,8 @@ class LogPrinter:
             pending[stream] += data
             *lines, pending[stream] = pending[stream].split(b"\n")
             for line in lines:
-                trio.from_thread.run_sync(
-                    self.write, prefix + line.decode("utf-8", "replace") + "\n",
-                    trio_token=token)
+                with self._lock:
+                    self.write(prefix + line.decode("utf-8", "replace") + "\n")
 
         def sink(chunk: bytes) -> None:
             if tty:
@@ -121,12 +118,12 @@ class LogPrinter:
             if pending[stream]:
                 emit(stream, b"\n")
 
-    async def announce_exit(self, cid: str, name: str, code: int) -> None:
+    def announce_exit(self, cid: str, name: str, code: int) -> None:
         """Compose's "web-1 exited with code 0", after the container's last lines."""
         ended = self.streams.get(cid)
         if ended is not None:
-            with trio.move_on_after(EXIT_LINE_WAIT):
-                await ended.wait()
+            with tasks.CancelScope(timeout=EXIT_LINE_WAIT):
+                ended.wait()
         self.line(f"{name} exited with code {code}")
 
 
@@ -135,9 +132,9 @@ def _sorted(containers: list[dict]) -> list[dict]:
                                              L.number_of(c)))
 
 
-async def follow(s: Session, services: list[str] | None = None, *, follow: bool,
-                 tail: str = "all", timestamps: bool = False, colour: bool | None = None,
-                 prefix: bool = True, write: Callable[[str], None] | None = None) -> None:
+def follow(s: Session, services: list[str] | None = None, *, follow: bool,
+           tail: str = "all", timestamps: bool = False, colour: bool | None = None,
+           prefix: bool = True, write: Callable[[str], None] | None = None) -> None:
     """Print the project's containers' logs (those of `services`, all when empty). Without
     follow: what they have logged. With follow: until no container is left to follow,
     taking in the containers that start meanwhile."""
@@ -148,12 +145,12 @@ async def follow(s: Session, services: list[str] | None = None, *, follow: bool,
         return _sorted([c for c in containers if not services or
                         (c.get("Labels") or {}).get(L.SERVICE) in services])
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         monitor = Monitor(s, services)
-        async with trio.open_nursery() as watching:
+        with tasks.TaskGroup() as watching:
             if follow:
-                await monitor.open(watching)  # subscribed first: no start is missed
-            containers = selected(await s.containers())
+                monitor.open(watching)  # subscribed first: no start is missed
+            containers = selected(s.containers())
             names = [display_name(s, c) for c in containers]
             printer = LogPrinter(s, nursery, Prefixer(max([len(n) for n in names] + [1]),
                                                       colour, prefix),
@@ -163,19 +160,19 @@ async def follow(s: Session, services: list[str] | None = None, *, follow: bool,
                                follow=follow, tail=tail)
             if follow:
                 monitor.watch(containers)
-                async for ev in monitor.events():
+                for ev in monitor.events():
                     if ev.kind == STARTED and (ev.id not in printer.streams or ev.restarting):
-                        since = await started_at(s, ev.id) if ev.restarting else None
+                        since = started_at(s, ev.id) if ev.restarting else None
                         printer.attach(ev.id, ev.name, ev.service, follow=True, since=since)
                     elif ev.kind == EXITED and not ev.restarting:
                         nursery.start_soon(printer.announce_exit, ev.id, ev.name, ev.exit_code)
             watching.cancel_scope.cancel()
 
 
-async def started_at(s: Session, cid: str) -> float | None:
+def started_at(s: Session, cid: str) -> float | None:
     """When the container's current run started (epoch seconds): a restarted container's
     logs are followed from there, not from its first run."""
-    info = await s.api.get_or_none(f"/containers/{cid}/json")
+    info = s.api.get_or_none(f"/containers/{cid}/json")
     stamp = ((info or {}).get("State") or {}).get("StartedAt") or ""
     if not stamp or stamp.startswith("0001-"):
         return None

@@ -6,13 +6,13 @@ watch ends when the set is empty."""
 from __future__ import annotations
 
 import json
-import math
-from typing import AsyncIterator, Iterable
+import queue
+from typing import Iterable, Iterator
 
 import attrs
-import trio
 
 from . import labels as L
+from . import tasks
 from .session import Session
 
 CREATED, STARTED, EXITED = "created", "started", "exited"
@@ -41,16 +41,16 @@ class Monitor:
         self.s = s
         self.services = set(services or ())
         self.watched: set[str] = set()
-        self._send, self._recv = trio.open_memory_channel(math.inf)
+        self._events: queue.Queue = queue.Queue()
 
     def _wanted(self, service: str) -> bool:
         return not self.services or service in self.services
 
-    async def open(self, nursery: trio.Nursery) -> None:
-        """Subscribe to the project's container events (the reader runs in `nursery`)."""
+    def open(self, group: tasks.TaskGroup) -> None:
+        """Subscribe to the project's container events (the reader runs in `group`)."""
         filters = json.dumps({"type": ["container"],
                               "label": [f"{L.PROJECT}={self.s.project.name}"]})
-        await nursery.start(self.s.api.watch_events, filters, self._send)
+        self.s.api.watch_events(filters, self._events, group)
 
     def watch(self, containers: Iterable[dict]) -> None:
         """Add containers (API summaries) already there to the watched set."""
@@ -58,10 +58,10 @@ class Monitor:
             if self._wanted((c.get("Labels") or {}).get(L.SERVICE, "")):
                 self.watched.add(c["Id"])
 
-    async def events(self) -> AsyncIterator[ContainerEvent]:
+    def events(self) -> Iterator[ContainerEvent]:
         restarting: set[str] = set()
         while self.watched:
-            ev = await self._recv.receive()
+            ev = tasks.receive(self._events)
             actor = ev.get("Actor") or {}
             attrs_ = actor.get("Attributes") or {}
             cid = actor.get("ID") or ev.get("id") or ""
@@ -80,7 +80,7 @@ class Monitor:
                 yield ContainerEvent(STARTED, cid, service, name, restarting=again)
             elif action == "die" and cid in self.watched:
                 code = int(attrs_.get("exitCode") or 0)
-                info = await self.s.api.get_or_none(f"/containers/{cid}/json")
+                info = self.s.api.get_or_none(f"/containers/{cid}/json")
                 state = (info or {}).get("State") or {}
                 if state.get("Restarting") or state.get("Running"):
                     restarting.add(cid)

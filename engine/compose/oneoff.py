@@ -33,7 +33,7 @@ class RunOptions:
     no_deps: bool = False
 
 
-async def create_oneoff(s: Session, opts: RunOptions) -> str:
+def create_oneoff(s: Session, opts: RunOptions) -> str:
     """Bring up what the service depends on, then create (not start) the one-off container;
     returns its id."""
     project = s.project
@@ -43,9 +43,9 @@ async def create_oneoff(s: Session, opts: RunOptions) -> str:
     injection.check(project, [opts.service])
     deps = [n for n in project.select([opts.service]) if n != opts.service]
     if deps and not opts.no_deps:
-        await up(s, UpOptions(services=deps))
-    await ensure_resources(s, [opts.service])
-    ids = await ensure_images(s, [opts.service])
+        up(s, UpOptions(services=deps))
+    ensure_resources(s, [opts.service])
+    ids = ensure_images(s, [opts.service])
     body = create_body(project, svc, 1, oneoff=True, command=opts.command or None,
                        image_id=ids.get(opts.service))
     body.update(Tty=opts.tty, OpenStdin=opts.interactive, AttachStdin=opts.interactive,
@@ -61,12 +61,12 @@ async def create_oneoff(s: Session, opts: RunOptions) -> str:
     body["HostConfig"]["PortBindings"] = {}  # as Compose: `run` publishes no ports
     name = opts.name or f"{project.name}-{opts.service}-run-{secrets.token_hex(6)}"
     try:
-        cid = (await s.api.post("/containers/create", body, params={"name": name}))["Id"]
+        cid = (s.api.post("/containers/create", body, params={"name": name}))["Id"]
         for key in list(svc.networks)[1:]:
-            await s.api.post(f"/networks/{project.network_name(key)}/connect",
-                             {"Container": cid,
-                              "EndpointConfig": endpoint_config(project, svc, key, 1)})
+            s.api.post(f"/networks/{project.network_name(key)}/connect",
+                       {"Container": cid,
+                        "EndpointConfig": endpoint_config(project, svc, key, 1)})
     except ClientError as exc:
         raise ComposeError(f"creating container {name}: {exc.message}") from None
-    await injection.inject(s, svc, cid)
+    injection.inject(s, svc, cid)
     return cid

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-import trio
 
 from engine.cli import ClientError
 
 from . import labels as L
+from . import tasks
 from .errors import ComposeError
 from .session import Session
 
@@ -26,11 +26,11 @@ def _ipam(spec: dict | None) -> dict | None:
             "Options": spec.get("options") or {}}
 
 
-async def ensure_network(s: Session, key: str) -> None:
+def ensure_network(s: Session, key: str) -> None:
     project, api = s.project, s.api
     spec = project.networks.get(key) or {}
     name = project.network_name(key)
-    existing = await api.get_or_none(f"/networks/{name}")
+    existing = api.get_or_none(f"/networks/{name}")
     if spec.get("external"):
         if existing is None:
             raise ComposeError(f"network {name} declared as external, but could not be found")
@@ -49,7 +49,7 @@ async def ensure_network(s: Session, key: str) -> None:
     if ipam:
         body["IPAM"] = ipam
     try:
-        await api.post("/networks/create", body)
+        api.post("/networks/create", body)
     except ClientError as exc:
         if exc.status != 409:  # created meanwhile by someone else: fine
             s.progress.update("Network", name, "Error", error=True)
@@ -57,11 +57,11 @@ async def ensure_network(s: Session, key: str) -> None:
     s.progress.update("Network", name, "Created", done=True)
 
 
-async def ensure_volume(s: Session, key: str) -> None:
+def ensure_volume(s: Session, key: str) -> None:
     project, api = s.project, s.api
     spec = project.volumes.get(key) or {}
     name = project.volume_name(key)
-    existing = await api.get_or_none(f"/volumes/{name}")
+    existing = api.get_or_none(f"/volumes/{name}")
     if spec.get("external"):
         if existing is None:
             raise ComposeError(f"volume {name} declared as external, but could not be found")
@@ -74,7 +74,7 @@ async def ensure_volume(s: Session, key: str) -> None:
             "Labels": {**(spec.get("labels") or {}), L.PROJECT: project.name, L.VOLUME: key,
                        L.VERSION: L.COMPOSE_VERSION}}
     try:
-        await api.post("/volumes/create", body)
+        api.post("/volumes/create", body)
     except ClientError as exc:
         s.progress.update("Volume", name, "Error", error=True)
         raise ComposeError(f"volume {name}: {exc.message}") from None
@@ -96,31 +96,31 @@ def used_by(s: Session, services: list[str]) -> tuple[list[str], list[str]]:
     return nets, vols
 
 
-async def ensure_resources(s: Session, services: list[str]) -> None:
+def ensure_resources(s: Session, services: list[str]) -> None:
     nets, vols = used_by(s, services)
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for key in nets:
             nursery.start_soon(ensure_network, s, key)
         for key in vols:
             nursery.start_soon(ensure_volume, s, key)
 
 
-async def _labelled(s: Session, kind: str) -> list[str]:
+def _labelled(s: Session, kind: str) -> list[str]:
     """Names of the networks/volumes labelled with the project (for a file-less project)."""
-    found = await s.api.get(f"/{kind}", params={"filters": json.dumps(
+    found = s.api.get(f"/{kind}", params={"filters": json.dumps(
         {"label": [f"{L.PROJECT}={s.project.name}"]})})
     items = found.get("Volumes") or [] if kind == "volumes" else found
     return [item["Name"] for item in items or []]
 
 
-async def _remove_project_objects(s: Session, kind: str, label: str, declared: dict, name_of) -> None:
+def _remove_project_objects(s: Session, kind: str, label: str, declared: dict, name_of) -> None:
     """Remove the project's networks or volumes concurrently: those the files declare (not
     external), or — with no file — those carrying the project's label."""
 
-    async def remove(key: str) -> None:
+    def remove(key: str) -> None:
         name = name_of(key) if key in declared else key
         try:
-            await s.api.delete(f"/{kind}/{name}")
+            s.api.delete(f"/{kind}/{name}")
         except ClientError as exc:
             if not exc.not_found:
                 s.progress.update(label, name, exc.message, error=True)
@@ -129,15 +129,15 @@ async def _remove_project_objects(s: Session, kind: str, label: str, declared: d
 
     keys = [k for k, spec in declared.items() if not spec.get("external")]
     if not s.project.config_files:
-        keys = await _labelled(s, kind)
-    async with trio.open_nursery() as nursery:
+        keys = _labelled(s, kind)
+    with tasks.TaskGroup() as nursery:
         for key in keys:
             nursery.start_soon(remove, key)
 
 
-async def remove_networks(s: Session) -> None:
-    await _remove_project_objects(s, "networks", "Network", s.project.networks, s.project.network_name)
+def remove_networks(s: Session) -> None:
+    _remove_project_objects(s, "networks", "Network", s.project.networks, s.project.network_name)
 
 
-async def remove_volumes(s: Session) -> None:
-    await _remove_project_objects(s, "volumes", "Volume", s.project.volumes, s.project.volume_name)
+def remove_volumes(s: Session) -> None:
+    _remove_project_objects(s, "volumes", "Volume", s.project.volumes, s.project.volume_name)

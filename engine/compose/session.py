@@ -16,11 +16,11 @@ class Session:
     progress: object  # PlainProgress | RichProgress | QuietProgress
     warn: object = print  # one-line warnings (the CLI's stderr writer)
 
-    async def containers(self, *, oneoff: bool | None = False,
-                         service: str | None = None) -> list[dict]:
+    def containers(self, *, oneoff: bool | None = False,
+                   service: str | None = None) -> list[dict]:
         """The project's containers on the daemon (all states), found by label."""
-        return await self.api.containers(L.project_filter(self.project.name, oneoff=oneoff,
-                                                          service=service))
+        return self.api.containers(L.project_filter(self.project.name, oneoff=oneoff,
+                                                    service=service))
 
 
 def container_name(summary: dict) -> str:

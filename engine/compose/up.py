@@ -1,17 +1,17 @@
 """`up`: networks, volumes and images first (concurrently), then every service as soon as
-its dependencies' conditions hold — all services in one trio nursery, each waiting on the
+its dependencies' conditions hold — all services in one task group, each waiting on the
 events of the services it depends on. A failure cancels the rest and is reported once."""
 
 from __future__ import annotations
 
 import attrs
-import trio
 
 from engine.cli import ClientError
 
 from . import containers as ctr
 from . import injection
 from . import planner
+from . import tasks
 from .errors import ComposeError
 from .images import ensure_images
 from .model import Dependency
@@ -36,7 +36,7 @@ class UpOptions:
     no_start: bool = False
 
 
-async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
+def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
     """Converge the project; returns service -> ids of its containers."""
     project = s.project
     for name, n in opts.scale.items():
@@ -49,20 +49,20 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
     existing: list[dict] = []
     image_ids: dict[str, str] = {}
 
-    async def containers() -> None:
-        existing.extend(await s.containers())
+    def containers() -> None:
+        existing.extend(s.containers())
 
-    async def images() -> None:
-        image_ids.update(await ensure_images(s, selected, build_all=opts.build,
-                                             pull_policy=opts.pull))
+    def images() -> None:
+        image_ids.update(ensure_images(s, selected, build_all=opts.build,
+                                       pull_policy=opts.pull))
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         nursery.start_soon(containers)
         nursery.start_soon(ensure_resources, s, selected)
         nursery.start_soon(images)
     orphans = planner.orphans(project, existing)
     if orphans and opts.remove_orphans:
-        await ctr.for_each(orphans, lambda c: ctr.stop_and_remove(s, c, None))
+        ctr.for_each(orphans, lambda c: ctr.stop_and_remove(s, c, None))
     if orphans and not opts.remove_orphans:
         names = ", ".join(sorted(container_name(c) for c in orphans))
         s.warn(f"Found orphan containers ({names}) for this project. If you removed or "
@@ -76,50 +76,49 @@ async def up(s: Session, opts: UpOptions) -> dict[str, list[str]]:
             svc, groups.get(name, []), opts.scale.get(name, svc.scale),
             force_recreate=opts.force_recreate, no_recreate=opts.no_recreate,
             image_id=image_ids.get(name))
-    ids = await converge(s, selected, plans, image_ids, start=not opts.no_start)
+    ids = converge(s, selected, plans, image_ids, start=not opts.no_start)
     if opts.wait:
-        with trio.move_on_after(opts.wait_timeout if opts.wait_timeout else float("inf")) \
-                as scope:
-            await wait_ready(s, selected, ids)
+        with tasks.CancelScope(timeout=opts.wait_timeout or None) as scope:
+            wait_ready(s, selected, ids)
         if scope.cancelled_caught:
             raise ComposeError("timed out waiting for services to be running/healthy")
     return ids
 
 
-async def converge(s: Session, selected: list[str], plans: dict[str, list[planner.Action]],
-                   image_ids: dict[str, str], *, start: bool = True) -> dict[str, list[str]]:
+def converge(s: Session, selected: list[str], plans: dict[str, list[planner.Action]],
+             image_ids: dict[str, str], *, start: bool = True) -> dict[str, list[str]]:
     """As Docker Compose: every service's containers are created (recreated, scaled) in
     dependency order, then started once the conditions on its dependencies hold. Creating
     waits only for the dependencies' creation, so creates overlap the starts before them."""
     project = s.project
-    created = {name: trio.Event() for name in selected}
-    ready = {name: trio.Event() for name in selected}
+    created = {name: tasks.Event() for name in selected}
+    ready = {name: tasks.Event() for name in selected}
     ids: dict[str, list[str]] = {}
 
-    async def service_task(name: str) -> None:
+    def service_task(name: str) -> None:
         # dependencies not part of this run (--no-deps, or not required) are not waited for
         deps = [d for d in project.services[name].depends_on.values() if d.service in ready]
         for dep in deps:
-            await created[dep.service].wait()
-        ids[name], pending = await create_service(s, name, plans[name], image_ids.get(name),
-                                                  ids)
+            created[dep.service].wait()
+        ids[name], pending = create_service(s, name, plans[name], image_ids.get(name),
+                                            ids)
         created[name].set()
         if start:
             for dep in deps:
-                await ready[dep.service].wait()
-                await wait_condition(s, dep, ids.get(dep.service, []))
-            await ctr.for_each(pending, lambda p: ctr.start(s, *p))
+                ready[dep.service].wait()
+                wait_condition(s, dep, ids.get(dep.service, []))
+            ctr.for_each(pending, lambda p: ctr.start(s, *p))
         ready[name].set()
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for name in selected:
             nursery.start_soon(service_task, name)
     return ids
 
 
-async def create_service(s: Session, name: str, actions: list[planner.Action],
-                         image_id: str | None, ids: dict[str, list[str]]
-                         ) -> tuple[list[str], list[tuple[str, str]]]:
+def create_service(s: Session, name: str, actions: list[planner.Action],
+                   image_id: str | None, ids: dict[str, list[str]]
+                   ) -> tuple[list[str], list[tuple[str, str]]]:
     """Carry out one service's actions but the starts (its replicas concurrently); returns
     its containers and the (id, name) of those to start."""
     svc = s.project.services[name]
@@ -127,19 +126,19 @@ async def create_service(s: Session, name: str, actions: list[planner.Action],
     pending: dict[int, tuple[str, str]] = {}
     service_containers = {k: v[0] for k, v in ids.items() if v}
 
-    async def one(action: planner.Action) -> None:
+    def one(action: planner.Action) -> None:
         kind = action.kind
         if kind == planner.REMOVE:
-            await ctr.stop_and_remove(s, action.container, svc)
+            ctr.stop_and_remove(s, action.container, svc)
             return
         if kind in (planner.CREATE, planner.RECREATE):
             if kind == planner.RECREATE:
-                cid = await ctr.replace(s, svc, action.container, action.number,
-                                        image_id=image_id,
-                                        service_containers=service_containers)
+                cid = ctr.replace(s, svc, action.container, action.number,
+                                  image_id=image_id,
+                                  service_containers=service_containers)
             else:
-                cid = await ctr.create(s, svc, action.number, image_id=image_id,
-                                       service_containers=service_containers)
+                cid = ctr.create(s, svc, action.number, image_id=image_id,
+                                 service_containers=service_containers)
             pending[action.number] = (cid, s.project.container_name(svc, action.number))
         else:
             cid = action.container_id
@@ -150,16 +149,16 @@ async def create_service(s: Session, name: str, actions: list[planner.Action],
                                   done=True)
         result[action.number] = cid
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for action in actions:
             nursery.start_soon(one, action)
     return [result[n] for n in sorted(result)], [pending[n] for n in sorted(pending)]
 
 
-async def wait_condition(s: Session, dep: Dependency, cids: list[str]) -> None:
+def wait_condition(s: Session, dep: Dependency, cids: list[str]) -> None:
     if dep.condition == "service_started" or not cids:
         return
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for cid in cids:
             if dep.condition == "service_healthy":
                 nursery.start_soon(wait_healthy, s, dep.service, cid)
@@ -167,10 +166,10 @@ async def wait_condition(s: Session, dep: Dependency, cids: list[str]) -> None:
                 nursery.start_soon(wait_completed, s, dep.service, cid)
 
 
-async def wait_healthy(s: Session, service: str, cid: str) -> None:
+def wait_healthy(s: Session, service: str, cid: str) -> None:
     waiting = False
     while True:
-        info = await s.api.get(f"/containers/{cid}/json")
+        info = s.api.get(f"/containers/{cid}/json")
         name = info["Name"].lstrip("/")
         state = info.get("State") or {}
         health = (state.get("Health") or {}).get("Status")
@@ -190,23 +189,23 @@ async def wait_healthy(s: Session, service: str, cid: str) -> None:
         if not waiting:
             s.progress.update("Container", name, "Waiting")
             waiting = True
-        await trio.sleep(POLL)
+        tasks.sleep(POLL)
 
 
-async def wait_completed(s: Session, service: str, cid: str) -> None:
+def wait_completed(s: Session, service: str, cid: str) -> None:
     try:
-        code = await s.api.wait(cid)
+        code = s.api.wait(cid)
     except ClientError as exc:
         raise ComposeError(f"waiting for {service}: {exc.message}") from None
     if code != 0:
         raise ComposeError(f"service {service!r} didn't complete successfully: exit {code}")
 
 
-async def wait_ready(s: Session, services: list[str], ids: dict[str, list[str]]) -> None:
+def wait_ready(s: Session, services: list[str], ids: dict[str, list[str]]) -> None:
     """--wait: every container running, and healthy when it has a healthcheck."""
-    async def one(service: str, cid: str) -> None:
+    def one(service: str, cid: str) -> None:
         while True:
-            info = await s.api.get(f"/containers/{cid}/json")
+            info = s.api.get(f"/containers/{cid}/json")
             state = info.get("State") or {}
             health = (state.get("Health") or {}).get("Status")
             if state.get("Status") in ("exited", "dead"):
@@ -218,9 +217,9 @@ async def wait_ready(s: Session, services: list[str], ids: dict[str, list[str]])
                 raise ComposeError(f"container {info['Name'].lstrip('/')} is unhealthy")
             if state.get("Running") and health in (None, "healthy"):
                 return
-            await trio.sleep(POLL)
+            tasks.sleep(POLL)
 
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as nursery:
         for service in services:
             for cid in ids.get(service, []):
                 nursery.start_soon(one, service, cid)

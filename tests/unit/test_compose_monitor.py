@@ -4,9 +4,10 @@ it, other services and one-off containers are ignored, and the watch ends when n
 
 from __future__ import annotations
 
-import trio
+import pytest
 
 from engine.compose import labels as L
+from engine.compose import tasks
 from engine.compose.model import Project
 from engine.compose.monitor import CREATED, EXITED, STARTED, Monitor
 from engine.compose.session import Session
@@ -23,18 +24,16 @@ class FakeApi:
         self.events = events
         self.restarting = restarting
 
-    async def watch_events(self, filters, send, *, task_status=trio.TASK_STATUS_IGNORED):
-        task_status.started()
+    def watch_events(self, filters, send, group):
         for ev in self.events:
-            await send.send(ev)
-        await trio.sleep_forever()
+            send.put(ev)
 
-    async def get_or_none(self, path, **kw):
+    def get_or_none(self, path, **kw):
         cid = path.split("/")[2]
         return {"State": {"Restarting": cid in self.restarting, "Running": False}}
 
 
-async def test_watch_follows_the_project_until_no_container_is_left():
+def test_watch_follows_the_project_until_no_container_is_left():
     events = [
         _event("start", "db1", service="db"),  # not a watched service
         _event("create", "2"), _event("start", "2"),  # scaled up later
@@ -49,29 +48,29 @@ async def test_watch_follows_the_project_until_no_container_is_left():
     project = Project(name="demo", working_dir="/", config_files=[], services={})
     s = Session(api, project, progress=None)
     seen = []
-    async with trio.open_nursery() as nursery:
+    with tasks.TaskGroup() as group:
         monitor = Monitor(s, ["web"])
-        await monitor.open(nursery)
+        monitor.open(group)
         monitor.watch([{"Id": "1", "Labels": {L.SERVICE: "web"}},
                        {"Id": "db1", "Labels": {L.SERVICE: "db"}}])
-        async for ev in monitor.events():
+        for ev in monitor.events():
             seen.append((ev.kind, ev.id, ev.exit_code, ev.restarting))
             if ev.kind == STARTED:
                 api.restarting.discard(ev.id)  # its next die is a final one
-        nursery.cancel_scope.cancel()
+        group.cancel_scope.cancel()
     assert seen == [(CREATED, "2", 0, False), (STARTED, "2", 0, False),
                     (EXITED, "1", 1, True), (STARTED, "1", 0, True),
                     (EXITED, "2", 0, False), (EXITED, "1", 137, False)]
 
 
-async def test_a_removed_container_leaves_the_watch():
+@pytest.mark.timeout(10)
+def test_a_removed_container_leaves_the_watch():
     api = FakeApi([_event("destroy", "1")], restarting=set())
     project = Project(name="demo", working_dir="/", config_files=[], services={})
     s = Session(api, project, progress=None)
-    with trio.fail_after(5):
-        async with trio.open_nursery() as nursery:
-            monitor = Monitor(s)
-            await monitor.open(nursery)
-            monitor.watch([{"Id": "1", "Labels": {L.SERVICE: "web"}}])
-            assert [ev async for ev in monitor.events()] == []
-            nursery.cancel_scope.cancel()
+    with tasks.TaskGroup() as group:
+        monitor = Monitor(s)
+        monitor.open(group)
+        monitor.watch([{"Id": "1", "Labels": {L.SERVICE: "web"}}])
+        assert list(monitor.events()) == []
+        group.cancel_scope.cancel()

@@ -1,82 +1,96 @@
-"""`up` scheduling over a fake Engine API (trio's autojump clock, no daemon): every container
-is created first (as Docker Compose does); services whose dependencies are met start
-concurrently, dependents start only after them, health-gated and completion-gated
-dependencies are waited for, and `down` stops dependents first."""
+"""`up` scheduling over a fake Engine API (no daemon): every container is created first (as
+Docker Compose does); services whose dependencies are met start concurrently (their fake
+starts meet at a barrier, which sequential starts would never reach), dependents start only
+after them, health-gated and completion-gated dependencies are waited for, and `down` stops
+dependents first."""
 
 from __future__ import annotations
 
 import textwrap
+import threading
 
 import pytest
-import trio
 
 from engine.compose import ComposeError, LoadOptions, Session, UpOptions, down, load_project, up
 from engine.compose.errors import first_error
 from engine.compose.progress import QuietProgress
 
-
 class FakeApi:
-    """Just enough of engine.compose.api.Api: containers live in a dict; a start takes 1 s."""
+    """Just enough of engine.compose.api.Api: containers live in a dict; the log holds
+    ("start", name) when a start begins and ("started", name) when it ends (same for stops);
+    the starts (stops) of the containers in `together` wait for each other."""
 
-    def __init__(self, health_after: float = 0.0, exit_code: int = 0):
+    def __init__(self, healthy_after: int = 0, exit_code: int = 0,
+                 together: tuple[str, ...] = ()):
         self.made: dict[str, dict] = {}
-        self.log: list[tuple[float, str, str]] = []
+        self.log: list[tuple[str, str]] = []
         self.running = 0
         self.max_running_starts = 0
-        self.health_after = health_after
+        self.healthy_after = healthy_after  # inspections of a started container
         self.exit_code = exit_code
+        self.together = set(together)
+        self.barrier = threading.Barrier(len(together) or 1, timeout=10)
+        self.lock = threading.Lock()
 
-    def _event(self, what: str, name: str) -> None:
-        self.log.append((trio.current_time(), what, name))
+    def _meet(self, name: str) -> None:
+        if name in self.together:
+            self.barrier.wait()  # BrokenBarrierError: they were not concurrent
 
-    async def get_or_none(self, path, **kw):
+    def get_or_none(self, path, **kw):
         if path.startswith("/images/"):
             return {"Id": "sha256:img"}
         return None if path.startswith(("/networks/", "/volumes/")) else {}
 
-    async def containers(self, filters, all=True):
+    def containers(self, filters, all=True):
         return [{"Id": c["Id"], "Names": ["/" + c["Name"]], "Labels": c["Labels"],
                  "State": c["State"], "ImageID": "sha256:img"} for c in self.made.values()]
 
-    async def post(self, path, body=None, **kw):
+    def post(self, path, body=None, **kw):
         if path == "/containers/create":
             name = kw["params"]["name"]
             self.made[name] = {"Id": name, "Name": name, "Labels": body["Labels"],
-                                     "State": "created", "Healthcheck": body.get("Healthcheck")}
+                               "State": "created", "Healthcheck": body.get("Healthcheck"),
+                               "inspected": 0}
             return {"Id": name}
+        name = path.split("/")[2] if path.startswith("/containers/") else ""
         if path.endswith("/start"):
-            name = path.split("/")[2]
-            self._event("start", name)
-            self.running += 1
-            self.max_running_starts = max(self.max_running_starts, self.running)
-            await trio.sleep(1)
-            self.running -= 1
-            self.made[name]["State"] = "running"
-            self.made[name]["StartedAt"] = trio.current_time()
+            with self.lock:
+                self.log.append(("start", name))
+                self.running += 1
+                self.max_running_starts = max(self.max_running_starts, self.running)
+            self._meet(name)
+            with self.lock:
+                self.running -= 1
+                self.made[name]["State"] = "running"
+                self.log.append(("started", name))
             return None
         if path.endswith("/stop"):
-            name = path.split("/")[2]
-            self._event("stop", name)
-            await trio.sleep(1)
+            self.log.append(("stop", name))
+            self._meet(name)
             self.made[name]["State"] = "exited"
+            self.log.append(("stopped", name))
             return None
         return {}
 
-    async def delete(self, path, **kw):
+    def delete(self, path, **kw):
         self.made.pop(path.split("/")[2], None)
 
-    async def get(self, path, **kw):
+    def get(self, path, **kw):
         name = path.split("/")[2]
         c = self.made[name]
         state = {"Status": c["State"], "Running": c["State"] == "running"}
         if c["Healthcheck"]:
-            healthy = trio.current_time() - c.get("StartedAt", 1e9) >= self.health_after
+            if c["State"] == "running":
+                c["inspected"] += 1
+            healthy = c["inspected"] > self.healthy_after
+            if healthy and ("healthy", name) not in self.log:
+                self.log.append(("healthy", name))
             state["Health"] = {"Status": "healthy" if healthy else "starting"}
         return {"Name": "/" + name, "State": state, "Config": {"Healthcheck": c["Healthcheck"]}}
 
-    async def wait(self, cid, condition="not-running"):
-        await trio.sleep(2)
+    def wait(self, cid, condition="not-running"):
         self.made[cid]["State"] = "exited"
+        self.log.append(("waited", cid))
         return self.exit_code
 
 
@@ -95,26 +109,32 @@ CHAIN = """\
     """
 
 
-async def test_independent_services_start_together_dependents_after(tmp_path, autojump_clock):
-    api = FakeApi()
+def after(log, what: tuple[str, str], *before: tuple[str, str]) -> bool:
+    return all(log.index(what) > log.index(b) for b in before)
+
+
+def test_independent_services_start_together_dependents_after(tmp_path):
+    api = FakeApi(together=("p-a-1", "p-b-1", "p-c-1"))
     s = Session(api, project(tmp_path, CHAIN), QuietProgress(), lambda m: None)
-    await up(s, UpOptions())
-    starts = {name: t for t, what, name in api.log if what == "start"}
-    assert starts["p-a-1"] == starts["p-b-1"] == starts["p-c-1"] == 0
-    assert starts["p-d-1"] == 1 and starts["p-e-1"] == 2  # each level once the last is up
+    up(s, UpOptions())
     assert api.max_running_starts == 3
+    assert after(api.log, ("start", "p-d-1"), ("started", "p-a-1"), ("started", "p-b-1"))
+    assert after(api.log, ("start", "p-e-1"), ("started", "p-c-1"), ("started", "p-d-1"))
     # up again: nothing to do
     api.log.clear()
-    await up(s, UpOptions())
+    up(s, UpOptions())
     assert api.log == []
-    # down: reverse order, dependents stopped first
-    await down(s)
-    stops = {name: t for t, what, name in api.log if what == "stop"}
-    assert stops["p-e-1"] < stops["p-d-1"] < stops["p-a-1"] == stops["p-b-1"]
+    # down: reverse order, dependents stopped first; a and b together once d is down
+    api.together, api.barrier = {"p-a-1", "p-b-1"}, threading.Barrier(2, timeout=10)
+    down(s)
+    assert after(api.log, ("stop", "p-d-1"), ("stopped", "p-e-1"))
+    assert after(api.log, ("stop", "p-c-1"), ("stopped", "p-e-1"))
+    assert after(api.log, ("stop", "p-a-1"), ("stopped", "p-d-1"))
+    assert after(api.log, ("stop", "p-b-1"), ("stopped", "p-d-1"))
     assert api.made == {}
 
 
-async def test_health_and_completion_gates(tmp_path, autojump_clock):
+def test_health_and_completion_gates(tmp_path):
     text = """\
         services:
           db:
@@ -127,18 +147,17 @@ async def test_health_and_completion_gates(tmp_path, autojump_clock):
               db: {condition: service_healthy}
               init: {condition: service_completed_successfully}
         """
-    api = FakeApi(health_after=5)
+    api = FakeApi(healthy_after=2)
     s = Session(api, project(tmp_path, text), QuietProgress(), lambda m: None)
-    await up(s, UpOptions())
-    starts = {name: t for t, what, name in api.log if what == "start"}
-    assert starts["p-app-1"] >= starts["p-db-1"] + 1 + 5  # started + healthy
+    up(s, UpOptions())
+    assert after(api.log, ("start", "p-app-1"), ("healthy", "p-db-1"), ("waited", "p-init-1"))
 
     failing = FakeApi(exit_code=2)
     s = Session(failing, project(tmp_path, text), QuietProgress(), lambda m: None)
     with pytest.raises(BaseExceptionGroup) as info:
-        await up(s, UpOptions())
+        up(s, UpOptions())
     error = first_error(info.value, (ComposeError,))
     assert error is not None and "didn't complete successfully: exit 2" in str(error)
     # as Docker Compose: every container is created first, a gated one is never started
     assert failing.made["p-app-1"]["State"] == "created"
-    assert not [name for _, what, name in failing.log if what == "start" and name == "p-app-1"]
+    assert ("start", "p-app-1") not in failing.log
