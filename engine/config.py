@@ -2,8 +2,7 @@
 tests run a private daemon on a temp root and socket beside any other daemon."""
 
 import os
-
-import attrs
+from dataclasses import dataclass, field
 
 DEFAULT_DATA_ROOT = "/var/lib/pyengine"
 DEFAULT_SOCKET = "/run/pyengine/pyengine.sock"
@@ -15,10 +14,10 @@ def default_host() -> str:
     return os.environ.get("PYENGINE_HOST") or DEFAULT_HOST
 
 
-@attrs.define
+@dataclass
 class Config:
     data_root: str = DEFAULT_DATA_ROOT
-    hosts: list[str] = attrs.Factory(lambda: [DEFAULT_HOST])
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
     # Name of our cgroup parent (v1: /sys/fs/cgroup/<ctrl>/<parent>/<id>; v2 likewise).
     cgroup_parent: str = "pyengine"
     tlsverify: bool = False

@@ -308,18 +308,28 @@ def _resolve(rest: list[str]) -> tuple[Command | None, list[str], str]:
     return None, rest, rest[0]
 
 
+COMMAND_MODULES = ("_containers", "_copy", "_events", "_images", "_system", "_build", "_compose",
+                   "_networks", "_volumes")
+
+
+def _load_commands(first: list[str]) -> None:
+    """Import the command modules (each registers its commands): for `compose`, only its
+    own — it is run many times in a row, and every command pays its process's imports."""
+    import importlib
+
+    for name in ("_compose",) if first == ["compose"] else COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script passes it to sys.exit)."""
-    from . import _containers, _copy, _events, _images, _system  # noqa: F401  (registers)
-    from . import _build, _compose, _networks  # noqa: F401  (registers)
-    from . import _volumes  # noqa: F401  (registers)
-
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         gopts, rest = _split_global(argv)
     except UsageError as exc:
         sys.stderr.write(f"{exc}\nSee 'pyengine --help'.\n")
         return 125
+    _load_commands(rest[:1])
     if gopts["version"]:
         print(f"pyengine version {__version__}, API {API_VERSION}")
         return 0

@@ -17,9 +17,7 @@ from engine.compose.errors import first_error
 
 from ._app import Cli, CommandError, UsageError, _Parser, arg, command, split_argv
 from ._client import ClientError
-from ._containers import attached_start, display_ports, exec_
 from ._format import iter_json_stream, tabulate
-from ._images import auth_header, registry_of
 
 GLOBAL_ARGS = [
     arg("-f", "--file", action="append", default=[], help="Compose configuration files"),
@@ -56,6 +54,12 @@ def _parser(prog: str, help: str, args: list, epilog: str | None = None) -> _Par
     return p
 
 
+def _registry_auth(ref: str) -> dict:
+    from ._images import auth_header, registry_of  # pulls and pushes only
+
+    return auth_header(registry_of(ref))
+
+
 class Ctx:
     """One compose invocation: the CLI, the global options, the project (loaded lazily)."""
 
@@ -82,7 +86,7 @@ class Ctx:
         return self._project
 
     def session(self, progress: str | None = None) -> compose.Session:
-        api = compose.Api(self.cli.client, lambda ref: auth_header(registry_of(ref)))
+        api = compose.Api(self.cli.client, _registry_auth)
         return compose.Session(api, self.project,
                                compose.make_progress(progress or self.g.progress),
                                self.cli.warn)
@@ -271,6 +275,8 @@ def _down(s: compose.Session, a: argparse.Namespace) -> None:
                 help="Display services"),
             arg("--format", default="table", help="table or json"), SERVICES)
 def ps(ctx: Ctx, a: argparse.Namespace) -> int:
+    from . import _containers  # the docker-like commands' helpers, loaded when used
+
     project = ctx.project
     containers = ctx.cli.client.get("/containers/json", params={
         "all": True, "filters": L.project_filter(project.name, oneoff=None)})
@@ -291,7 +297,7 @@ def ps(ctx: Ctx, a: argparse.Namespace) -> int:
              "Command": c.get("Command", ""),
              "Service": (c.get("Labels") or {}).get(L.SERVICE, ""),
              "State": c.get("State", ""), "Status": c.get("Status", ""),
-             "Ports": display_ports(c.get("Ports") or [])} for c in containers]
+             "Ports": _containers.display_ports(c.get("Ports") or [])} for c in containers]
     if a.format == "json":
         ctx.cli.print(json.dumps(rows))
         return 0
@@ -363,6 +369,8 @@ def _find_container(ctx: Ctx, service: str, index: int) -> dict:
             arg("--privileged", action="store_true"),
             arg("--index", type=int, default=1), arg("service"), stop_after=1)
 def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
+    from . import _containers  # the docker-like commands' helpers, loaded when used
+
     if not a.cmd:
         raise CommandError("exec: a command is required")
     c = _find_container(ctx, a.service, a.index)
@@ -370,7 +378,7 @@ def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
     ns = argparse.Namespace(detach=a.detach, interactive=not a.detach, tty=tty, user=a.user,
                             workdir=a.workdir, env=a.env, privileged=a.privileged,
                             container=c["Id"], cmd=a.cmd, detach_keys=None)
-    return exec_(ctx.cli, ns)
+    return _containers.exec_(ctx.cli, ns)
 
 
 @subcommand("run", "Run a one-off command on a service",
@@ -383,6 +391,8 @@ def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
             arg("--no-deps", action="store_true"),
             arg("service"), stop_after=1)
 def run(ctx: Ctx, a: argparse.Namespace) -> int:
+    from . import _containers  # the docker-like commands' helpers, loaded when used
+
     tty = not a.no_tty and not a.detach and sys.stdin.isatty()
     opts = compose.RunOptions(service=a.service, command=a.cmd, name=a.name, tty=tty,
                               interactive=not a.detach, env=a.env, entrypoint=a.entrypoint,
@@ -393,7 +403,8 @@ def run(ctx: Ctx, a: argparse.Namespace) -> int:
         ctx.cli.client.post(f"/containers/{cid}/start")
         ctx.cli.print(cid)
         return 0
-    return attached_start(ctx.cli, cid, tty=tty, interactive=True, auto_remove=a.rm, run=True)
+    return _containers.attached_start(ctx.cli, cid, tty=tty, interactive=True, auto_remove=a.rm,
+                                      run=True)
 
 
 @subcommand("build", "Build or rebuild services",

@@ -7,8 +7,6 @@ small subset of Go's text/template (enough for `--format` on inspect/ps/images/e
 
 from __future__ import annotations
 
-import calendar
-import datetime as _dt
 import json
 import re
 import struct
@@ -100,6 +98,8 @@ def parse_timestamp(value: str, now: float | None = None) -> str:
         pass
     else:
         return _fmt_unix(now - d)
+    import datetime as _dt  # (calendar, datetime: a few ms every command would pay)
+
     text = value.replace("z", "Z")
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f",
                 "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
@@ -140,6 +140,8 @@ def parse_api_time(value: str | int | float | None) -> float | None:
     if y <= 1:
         return None  # Go's zero time
     frac = float("0." + m.group(7)) if m.group(7) else 0.0
+    import calendar
+
     t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
     tz = m.group(8)
     if tz and tz != "Z":
@@ -157,6 +159,8 @@ def time_ago(t: float | None, now: float | None = None) -> str:
 
 def rfc3339_nano(ts_nanos: int) -> str:
     """Go's RFC3339NanoFixed in local time: 2024-01-01T00:00:00.000000000Z (or +01:00)."""
+    import datetime as _dt
+
     sec, nanos = divmod(int(ts_nanos), 1_000_000_000)
     dt = _dt.datetime.fromtimestamp(sec).astimezone()
     off = dt.utcoffset() or _dt.timedelta(0)

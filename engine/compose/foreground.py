@@ -9,8 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-
-import attrs
+from dataclasses import dataclass, field
 
 from . import labels as L
 from . import tasks
@@ -26,10 +25,10 @@ IGNORE, STOP, FAIL = "ignore", "stop", "fail"  # what the first container exit d
 INTERRUPTED = 130
 
 
-@attrs.define
+@dataclass
 class ForegroundOptions:
     attach: list[str] | None = None  # services whose logs are shown (None: every one)
-    no_attach: list[str] = attrs.Factory(list)
+    no_attach: list[str] = field(default_factory=list)
     attach_dependencies: bool = False
     cascade: str = IGNORE
     exit_code_from: str | None = None
@@ -104,7 +103,7 @@ def _service(c: dict) -> str:
     return (c.get("Labels") or {}).get(L.SERVICE, "")
 
 
-@attrs.define
+@dataclass
 class Status:
     code: int = 0
     aborted: bool = False

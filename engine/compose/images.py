@@ -7,7 +7,6 @@ import json
 from typing import Iterator
 
 
-from engine.buildcontext import pack_context
 from engine.cli import ClientError
 
 from . import labels as L
@@ -86,6 +85,8 @@ def build(s: Session, svc: Service, *, no_cache: bool = False, pull: bool = Fals
     context = spec.get("context") or s.project.working_dir
     s.progress.update("Service", svc.name, "Building")
     try:
+        from engine.buildcontext import pack_context  # builds only: not paid by other commands
+
         tar, dockerfile = pack_context(context, spec.get("dockerfile") or "Dockerfile")
     except (OSError, ValueError) as exc:  # no context, a bad .dockerignore pattern
         s.progress.update("Service", svc.name, "Error", error=True)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
-
-import attrs
 
 from . import cache, schema
 from .envfile import read_env_file
@@ -24,17 +23,17 @@ OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
                   "docker-compose.override.yml", "docker-compose.override.yaml")
 
 
-@attrs.define
+@dataclass
 class LoadOptions:
-    files: list[str] = attrs.Factory(list)
+    files: list[str] = field(default_factory=list)
     project_name: str | None = None
     project_directory: str | None = None
-    profiles: list[str] = attrs.Factory(list)
-    env_files: list[str] = attrs.Factory(list)
+    profiles: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
     # services named on the command line: enabled whatever their profiles (as Compose does)
-    targets: list[str] = attrs.Factory(list)
-    environ: Mapping[str, str] = attrs.Factory(lambda: dict(os.environ))
-    cwd: str = attrs.Factory(os.getcwd)
+    targets: list[str] = field(default_factory=list)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: str = field(default_factory=os.getcwd)
     stdin: Callable[[], str] = lambda: sys.stdin.read()  # what `-f -` reads
 
 

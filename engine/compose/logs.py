@@ -8,9 +8,8 @@ from __future__ import annotations
 import datetime
 import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Callable
-
-import attrs
 
 from engine.cli import Demuxer
 
@@ -56,7 +55,7 @@ def _stdout_write(text: str) -> None:
     sys.stdout.flush()
 
 
-@attrs.define
+@dataclass
 class LogPrinter:
     """Log streams of containers, each pumped by a task of `group` into `write` (one whole
     line at a time, never two at once)."""
@@ -66,8 +65,9 @@ class LogPrinter:
     prefixer: Prefixer
     write: Callable[[str], None] = _stdout_write
     timestamps: bool = False
-    streams: dict[str, tasks.Event] = attrs.Factory(dict)  # container id -> its stream ended
-    _lock: threading.Lock = attrs.Factory(threading.Lock)
+    # container id -> its stream ended
+    streams: dict[str, tasks.Event] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def line(self, text: str) -> None:
         with self._lock:

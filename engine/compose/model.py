@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
-
-import attrs
 
 from .errors import ConfigError
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Dependency:
     service: str
     condition: str = "service_started"
     required: bool = True
 
 
-@attrs.define(eq=False)
+@dataclass(eq=False)
 class Service:
     """One service. `config` is the merged, interpolated, normalized mapping: `environment`
     is a resolved dict, `ports`/`volumes` are in long form, paths are absolute."""
 
     name: str
     config: dict[str, Any]
-    depends_on: dict[str, Dependency] = attrs.Factory(dict)
+    depends_on: dict[str, Dependency] = field(default_factory=dict)
     scale: int = 1
 
     @property
@@ -57,18 +56,18 @@ class Service:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-@attrs.define(eq=False)
+@dataclass(eq=False)
 class Project:
     name: str
     working_dir: str
     config_files: list[str]
     services: dict[str, Service]
-    networks: dict[str, dict] = attrs.Factory(dict)
-    volumes: dict[str, dict] = attrs.Factory(dict)
-    secrets: dict[str, dict] = attrs.Factory(dict)
-    configs: dict[str, dict] = attrs.Factory(dict)
+    networks: dict[str, dict] = field(default_factory=dict)
+    volumes: dict[str, dict] = field(default_factory=dict)
+    secrets: dict[str, dict] = field(default_factory=dict)
+    configs: dict[str, dict] = field(default_factory=dict)
     # services left out by --profile (kept so that orphans are not misjudged)
-    disabled: dict[str, Service] = attrs.Factory(dict)
+    disabled: dict[str, Service] = field(default_factory=dict)
 
     def network_name(self, key: str) -> str:
         net = self.networks.get(key) or {}

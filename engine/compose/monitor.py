@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import queue
+from dataclasses import dataclass
 from typing import Iterable, Iterator
-
-import attrs
 
 from . import labels as L
 from . import tasks
@@ -18,7 +17,7 @@ from .session import Session
 CREATED, STARTED, EXITED = "created", "started", "exited"
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class ContainerEvent:
     kind: str  # CREATED | STARTED | EXITED
     id: str

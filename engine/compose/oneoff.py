@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import secrets
-
-import attrs
+from dataclasses import dataclass, field
 
 from engine.cli import ClientError
 
@@ -18,14 +17,14 @@ from .session import Session
 from .up import UpOptions, up
 
 
-@attrs.define
+@dataclass
 class RunOptions:
     service: str
-    command: list[str] = attrs.Factory(list)
+    command: list[str] = field(default_factory=list)
     name: str | None = None
     tty: bool = False
     interactive: bool = True
-    env: list[str] = attrs.Factory(list)
+    env: list[str] = field(default_factory=list)
     entrypoint: str | None = None
     user: str | None = None
     workdir: str | None = None

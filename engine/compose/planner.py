@@ -5,7 +5,7 @@ numbers first), missing ones created with the next numbers."""
 
 from __future__ import annotations
 
-import attrs
+from dataclasses import dataclass
 
 from . import labels as L
 from .model import Project, Service
@@ -13,7 +13,7 @@ from .model import Project, Service
 CREATE, RECREATE, START, KEEP, REMOVE = "create", "recreate", "start", "keep", "remove"
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Action:
     kind: str
     service: str

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-
-import attrs
+from dataclasses import dataclass
 
 from . import labels as L
 from .errors import ComposeError
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class ProjectSummary:
     name: str
     status: str

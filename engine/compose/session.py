@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import attrs
+from dataclasses import dataclass
 
 from . import labels as L
 from .api import Api
 from .model import Project
 
 
-@attrs.define
+@dataclass
 class Session:
     api: Api
     project: Project

@@ -4,7 +4,7 @@ events of the services it depends on. A failure cancels the rest and is reported
 
 from __future__ import annotations
 
-import attrs
+from dataclasses import dataclass, field
 
 from engine.cli import ClientError
 
@@ -21,10 +21,10 @@ from .session import Session, container_name
 POLL = 0.1  # seconds between health checks of a dependency
 
 
-@attrs.define
+@dataclass
 class UpOptions:
-    services: list[str] = attrs.Factory(list)
-    scale: dict[str, int] = attrs.Factory(dict)
+    services: list[str] = field(default_factory=list)
+    scale: dict[str, int] = field(default_factory=dict)
     build: bool = False
     pull: str | None = None  # pull policy override
     force_recreate: bool = False
