@@ -315,3 +315,24 @@ def test_shared_namespace_and_disconnect_delete_the_veth_explicitly(daemon):
         cli(daemon, "rm", "-f", "nla", "nlb", "nlc", check=False)
         cli(daemon, "network", "rm", "nlnet", check=False)
     assert _wait_ours(daemon, before) == before
+
+
+
+def test_routed_networks_reads_routes_and_addresses_of_the_namespace(netns_proc):
+    """The raw netlink dumps behind subnet picking: routes of every table with a destination
+    (not the default), and non-loopback addresses, each with its device."""
+    import ipaddress
+
+    pid = netns_proc().pid
+    _in_ns(pid, "ip", "link", "add", "d0", "type", "bridge")
+    _in_ns(pid, "ip", "link", "set", "d0", "up")
+    _in_ns(pid, "ip", "addr", "add", "10.77.1.5/24", "dev", "d0")
+    _in_ns(pid, "ip", "route", "add", "10.78.0.0/16", "dev", "d0")
+    _in_ns(pid, "ip", "route", "add", "10.79.0.0/16", "dev", "d0", "table", "7")
+    _in_ns(pid, "ip", "route", "add", "default", "dev", "d0")
+    with _netlink.in_netns(f"/proc/{pid}/ns/net"):
+        got = set(_netlink.routed_networks())
+    net = ipaddress.ip_network
+    assert {(net("10.77.1.0/24"), "d0"), (net("10.78.0.0/16"), "d0"),
+            (net("10.79.0.0/16"), "d0"), (net("10.77.1.5/32"), "d0")} <= got
+    assert all(n.prefixlen > 0 and dev in ("d0", "lo") for n, dev in got)  # no default
