@@ -33,7 +33,10 @@ class Daemon:
         self.networks = NetworkManager(config, self.events)
         self.volumes = VolumeManager(config, self.events)
         self.runtime = _make_runtime(config)
-        self.containers = ContainerManager(config, self.images, self.events, self.volumes, self.runtime)
+        from engine.api import container_spec_from_docker
+
+        self.containers = ContainerManager(config, self.images, self.events, self.volumes, self.runtime,
+                                           legacy_records=container_spec_from_docker)
         self.containers.networks = self.networks
         self.execs = ExecManager(self.containers)
         from engine.build import Builder

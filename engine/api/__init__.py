@@ -1,9 +1,11 @@
 """The Docker Engine API (v1.41) server: listener + hijack, ASGI app, router, responses.
 
 Route modules (`engine.api.system`, `.events`, `.containers`, `.images`, `.exec`) each define
-`router = Router()`; `create_app(daemon)` collects them."""
+`router = Router()`; `create_app(daemon)` collects them. `container_spec_from_docker` reads
+container records written before the typed spec (the daemon hands it to ContainerManager)."""
 
 from ._app import App, create_app
+from ._container_json import legacy_record as container_spec_from_docker
 from ._errors import MethodNotAllowed, error_response
 from ._hijack import MULTIPLEXED, RAW_STREAM, STDERR, STDIN, STDOUT, HijackedStream
 from ._request import Headers, QueryParams, Request
@@ -38,6 +40,7 @@ __all__ = [
     "STDOUT",
     "StreamingResponse",
     "WebSocket",
+    "container_spec_from_docker",
     "create_app",
     "empty",
     "error_response",

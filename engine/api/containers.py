@@ -11,6 +11,7 @@ from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
+from engine.api import _container_json as container_json
 from engine.api import networks as networks_api
 from engine.api._router import Router
 from engine.containers import health
@@ -23,7 +24,7 @@ router = Router()
 
 # --- shapes ----------------------------------------------------------------------------------
 def _network_settings(c: Container, daemon=None) -> dict:
-    mode = c.host_config.get("NetworkMode") or "default"
+    mode = c.host_config.network_mode
     networks = {}
     live = getattr(daemon, "networks", None)
     if live is not None:
@@ -55,24 +56,20 @@ def _volume_points(c: Container, daemon) -> list:
 
 
 def _mounts(c: Container, daemon=None) -> list[dict]:
-    from engine.containers.config import parse_bind
-
     out = []
-    for bind in c.host_config.get("Binds") or []:
-        source, destination, readonly = parse_bind(bind)
-        if not source.startswith("/"):
+    for bind in c.host_config.binds or ():
+        if bind.is_volume:
             continue  # a named volume: below
         out.append({
-            "Type": "bind", "Source": source, "Destination": destination, "Mode": "ro" if readonly else "",
-            "RW": not readonly, "Propagation": bind_propagation.of_bind(bind),
+            "Type": "bind", "Source": bind.source, "Destination": bind.destination,
+            "Mode": "ro" if bind.read_only else "", "RW": not bind.read_only, "Propagation": bind.propagation,
         })
-    for mount in c.host_config.get("Mounts") or []:
-        if mount.get("Type") == "volume":
+    for mount in c.host_config.mounts or ():
+        if mount.type == "volume":
             continue
         out.append({
-            "Type": mount.get("Type", "bind"), "Source": mount.get("Source", ""),
-            "Destination": mount.get("Target", ""), "Mode": "", "RW": not mount.get("ReadOnly"),
-            "Propagation": (mount.get("BindOptions") or {}).get("Propagation") or bind_propagation.DEFAULT,
+            "Type": mount.type, "Source": mount.source, "Destination": mount.target, "Mode": "",
+            "RW": not mount.read_only, "Propagation": mount.propagation or bind_propagation.DEFAULT,
         })
     out.extend(point.shape() for point in _volume_points(c, daemon))
     return out
@@ -91,7 +88,20 @@ def health_shape(health: Health) -> dict:
 
 
 def state_shape(c: Container) -> dict:
-    state = c.state.to_docker()
+    st = c.state
+    state = {
+        "Status": st.status.value,
+        "Running": st.status in (Status.RUNNING, Status.PAUSED),
+        "Paused": st.status is Status.PAUSED,
+        "Restarting": st.status is Status.RESTARTING,
+        "OOMKilled": st.oom_killed,
+        "Dead": st.status is Status.DEAD,
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Error": st.error,
+        "StartedAt": rfc3339_ns(st.started_at_ns),
+        "FinishedAt": rfc3339_ns(st.finished_at_ns),
+    }
     if c.state.health is not None:
         state["Health"] = health_shape(c.state.health)
     return state
@@ -122,13 +132,13 @@ def inspect_shape(c: Container, daemon) -> dict:
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": list(c.exec_ids) or None,
-        "HostConfig": {**c.host_config, "Links": networks_api.host_links(c)},
+        "HostConfig": {**container_json.host_config_shape(c.host_config), "Links": networks_api.host_links(c)},
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {"LowerDir": lower, "MergedDir": c.rootfs, "UpperDir": c.upper_dir, "WorkDir": c.work_dir},
         },
         "Mounts": _mounts(c, daemon),
-        "Config": c.config,
+        "Config": container_json.config_shape(c.config),
         "NetworkSettings": _network_settings(c, daemon),
     }
 
@@ -138,15 +148,15 @@ def summary_shape(c: Container, daemon=None) -> dict:
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
-        "Image": c.config.get("Image", ""),
+        "Image": c.config.image,
         "ImageID": c.image_id,
         "Command": c.command_line,
         "Created": c.created_ns // 1_000_000_000,
         "Ports": networks_api.ports_summary(live, c) if live is not None else [],
-        "Labels": c.config.get("Labels") or {},
+        "Labels": dict(c.config.labels),
         "State": c.state.status.value,
         "Status": c.status_text(),
-        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
+        "HostConfig": {"NetworkMode": c.host_config.network_mode},
         "NetworkSettings": {"Networks": _network_settings(c, daemon)["Networks"]},
         "Mounts": _mounts(c, daemon),
     }
@@ -180,7 +190,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
             return False
         if key == "name" and not any(_name_matches(v, c.name) for v in values):
             return False
-        if key == "label" and not all(_label_match(c.config.get("Labels") or {}, v) for v in values):
+        if key == "label" and not all(_label_match(c.config.labels, v) for v in values):
             return False
         if key == "status":
             for v in values:
@@ -197,7 +207,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
                 try:
                     ok = ok or daemon.images.resolve(v).id == c.image_id
                 except errors.NotFound:
-                    ok = ok or c.config.get("Image") == v
+                    ok = ok or c.config.image == v
             if not ok:
                 return False
         if key in ("before", "since"):
@@ -215,7 +225,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
             if status not in values:
                 return False
         if key == "network":
-            if (c.host_config.get("NetworkMode") or "default") not in values:
+            if c.host_config.network_mode not in values:
                 return False
     return True
 
@@ -249,8 +259,10 @@ async def create(req: Request):
     body = await req.json(default=None)
     if body is None:
         raise errors.InvalidParameter("Config cannot be empty in order to create a container")
-    endpoints = networks_api.endpoints_config(body) if isinstance(body, dict) else {}
-    container, warnings = await req.daemon.containers.create(body, req.query.get("name"), endpoints=endpoints)
+    config, host_config = container_json.create_request(body)
+    endpoints = networks_api.endpoints_config(body)
+    container, warnings = await req.daemon.containers.create(config, host_config, req.query.get("name"),
+                                                             endpoints=endpoints)
     return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
 
@@ -371,7 +383,6 @@ _UPDATE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_re
 
 @router.post("/containers/{id}/update")
 async def update(req: Request):
-    from engine.containers.model import RestartPolicy
     from engine.runtime.cgroups import Resources
 
     body = await req.json(default=None) or {}
@@ -388,7 +399,7 @@ async def update(req: Request):
     pids = body.get("PidsLimit")
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)):
         raise errors.InvalidParameter(f"invalid PidsLimit: {pids!r}")
-    policy = RestartPolicy.from_docker(body["RestartPolicy"]) if body.get("RestartPolicy") else None
+    policy = container_json.restart_policy(body["RestartPolicy"]) if body.get("RestartPolicy") else None
     warnings = await req.daemon.containers.update(req.params["id"], Resources(pids_limit=pids, **fields), policy)
     return json_response({"Warnings": warnings})
 
@@ -411,7 +422,7 @@ async def logs(req: Request):
     stdout, stderr = q.bool("stdout"), q.bool("stderr")
     if not (stdout or stderr):
         raise errors.InvalidParameter("Bad parameters: you must choose at least one stream")
-    if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+    if c.host_config.log_config.type == "none":
         raise errors.InvalidParameter(
             'configured logging driver does not support reading'
         )
@@ -420,7 +431,7 @@ async def logs(req: Request):
     since = parse_since(q.get("since")) if q.get("since") not in (None, "", "0") else None
     until = parse_since(q.get("until")) if q.get("until") not in (None, "", "0") else None
     timestamps = q.bool("timestamps")
-    tty = bool(c.config.get("Tty"))
+    tty = c.config.tty
     driver, live = manager.log_reader(c)
     follow = q.bool("follow") and live
 
@@ -452,7 +463,7 @@ async def attach(req: Request, stream: HijackedStream):
     if c.state.status is Status.PAUSED:
         raise errors.Conflict("You cannot attach to a paused container, unpause it first")
     want_stdin, want_stdout, want_stderr = q.bool("stdin"), q.bool("stdout"), q.bool("stderr")
-    tty = bool(c.config.get("Tty"))
+    tty = c.config.tty
     detacher = Detacher(parse_detach_keys(q.get("detachKeys")))
     subscription = manager.subscribe_output(c) if q.bool("stream") else None
     await stream.upgrade(RAW_STREAM if tty else MULTIPLEXED)
@@ -474,12 +485,12 @@ async def attach(req: Request, stream: HijackedStream):
         if subscription is None:
             return
         async with trio.open_nursery() as nursery:
-            if want_stdin and c.config.get("OpenStdin"):
+            if want_stdin and c.config.open_stdin:
                 # dockerd watches for the detach keys on a TTY's stdin only.
                 chunks = detacher.filter(stream.chunks()) if tty else stream.chunks()
 
                 async def stdin_task():
-                    await manager.write_stdin(c, chunks, bool(c.config.get("StdinOnce")))
+                    await manager.write_stdin(c, chunks, c.config.stdin_once)
 
                 async def detach_task():
                     await detacher.detached.wait()
@@ -569,9 +580,7 @@ def _archive_target(req: Request):
     path = req.query.get("path")
     if not path:
         raise errors.InvalidParameter("path is required")
-    from engine.containers.config import parse_bind
-
-    mounts = [(d, s, ro) for s, d, ro in (parse_bind(b) for b in c.host_config.get("Binds") or []) if s.startswith("/")]
+    mounts = [(b.destination, b.source, b.read_only) for b in c.host_config.binds or () if not b.is_volume]
     mounts += [(p.destination, p.source, not p.rw) for p in _volume_points(c, req.daemon) if p.source]
     # The per-container files bind-mounted over the image's, as the container sees them.
     mounts += [("/etc/hostname", c.hostname_path, False), ("/etc/hosts", c.hosts_path, False),
@@ -618,7 +627,7 @@ async def archive_put(req: Request):
     from engine.containers import archive
 
     c, path, mounts = _archive_target(req)
-    if c.host_config.get("ReadonlyRootfs"):
+    if c.host_config.readonly_rootfs:
         raise errors.Forbidden("container rootfs is marked read-only")
     async with req.daemon.containers.rootfs_mounted(c) as rootfs:
         await archive.archive_put(rootfs, mounts, path, req.stream(),

@@ -7,6 +7,7 @@ import json
 import trio
 
 from engine import errors
+from engine.api import _container_json as container_json
 from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
 from engine.api._request import Request
@@ -21,13 +22,13 @@ async def create(req: Request):
     body = await req.json(default=None)
     if body is None:
         raise errors.InvalidParameter("exec config must not be empty")
-    keys = _detach_keys_spec(body) if isinstance(body, dict) else None
+    keys = container_json.detach_keys(body) if isinstance(body, dict) else None
     if keys:
         try:
             parse_detach_keys(keys)
         except errors.InvalidParameter:
             raise errors.InvalidParameter(f"Invalid escape keys ({keys}) provided") from None
-    instance = req.daemon.execs.create(req.params["id"], body)
+    instance = req.daemon.execs.create(req.params["id"], container_json.exec_config(body))
     return json_response({"Id": instance.id}, status=201)
 
 
@@ -42,7 +43,7 @@ async def start(req: Request, stream: HijackedStream):
         raise errors.InvalidParameter(f"invalid JSON: {exc}") from None
     # The process gets a TTY if the exec was created with one; the start body's Tty only
     # chooses the framing (raw, or multiplexed stdout/stderr frames), as in dockerd.
-    process_tty = bool(instance.config.get("Tty"))
+    process_tty = instance.config.tty
     tty = body.get("Tty")
     tty = process_tty if tty is None else bool(tty)
     if body.get("Detach"):
@@ -59,14 +60,14 @@ async def start(req: Request, stream: HijackedStream):
         with trio.CancelScope(shield=True):
             await stream.aclose()
 
-    detacher = Detacher(parse_detach_keys(_detach_keys_spec(instance.config)), on_detach)
+    detacher = Detacher(parse_detach_keys(instance.config.detach_keys or None), on_detach)
 
     async def sink(stream_id: int, data: bytes) -> None:
         if detached:
             return  # the client detached: the process runs on, its output goes nowhere
-        if stream_id == 1 and not instance.config.get("AttachStdout", True):
+        if stream_id == 1 and instance.config.attach_stdout is False:
             return
-        if stream_id == 2 and not instance.config.get("AttachStderr", True):
+        if stream_id == 2 and instance.config.attach_stderr is False:
             return
         if tty:
             await stream.send_all(data)
@@ -74,7 +75,7 @@ async def start(req: Request, stream: HijackedStream):
             await stream.send_frame(stream_id, data)
 
     stdin = None
-    if instance.config.get("AttachStdin"):
+    if instance.config.attach_stdin:
         # dockerd watches for the detach keys on a TTY's stdin only.
         stdin = detacher.filter(stream.chunks()) if process_tty else stream.chunks()
     execs.check_startable(instance.id)
@@ -97,18 +98,9 @@ async def start(req: Request, stream: HijackedStream):
                 await stream.aclose()
 
 
-def _detach_keys_spec(config: dict) -> str | None:
-    """DetachKeys from an exec config (Go decodes JSON keys case-insensitively: docker-py
-    sends "detachKeys")."""
-    for key, value in config.items():
-        if key.lower() == "detachkeys" and value:
-            return str(value)
-    return None
-
-
 @router.get("/exec/{id}/json")
 async def inspect(req: Request):
-    return json_response(req.daemon.execs.get(req.params["id"]).to_docker())
+    return json_response(container_json.exec_shape(req.daemon.execs.get(req.params["id"])))
 
 
 @router.post("/exec/{id}/resize")

@@ -502,11 +502,16 @@ async def commit(req: Request):
     body = await req.json(default=None)
     changes = q.getall("changes")
 
-    class _View:  # the container as commit sees it: its config with the body's overrides
+    from engine.api._container_json import config_shape
+
+    config = config_shape(container.config)
+
+    class _View:  # the container as commit sees it: its Docker Config with the body's overrides
         id = container.id
         upper_dir = container.upper_dir
-        config = {**(container.config or {}),
-                  **{k: v for k, v in (body or {}).items() if v not in (None, "", [], {})}} if isinstance(body, dict) else container.config
+
+    _View.config = {**config, **{k: v for k, v in body.items() if v not in (None, "", [], {})}} \
+        if isinstance(body, dict) else config
 
     new = await trio.to_thread.run_sync(
         lambda: commit_image(store, _View, image, repo_tag=reference, comment=q.get("comment") or "",

@@ -107,7 +107,7 @@ def _ipam_config(att: dict | None) -> dict | None:
 
 def host_links(container) -> list | None:
     """HostConfig.Links as dockerd shows them: "/target:/container/alias"."""
-    values = container.host_config.get("Links") or []
+    values = container.host_config.links or ()
     return [f"/{name}:/{container.name.lstrip('/')}/{alias}" for name, alias in links.parse_all(values)] or None
 
 
@@ -137,7 +137,7 @@ def endpoint_shape(network, container, ep, att: dict | None) -> dict:
 def container_settings(manager, container) -> dict:
     """NetworkSettings pieces: Networks, Ports, and the default bridge's top-level fields."""
     eps = manager.endpoints_of(container.id)
-    mode = container.host_config.get("NetworkMode") or "default"
+    mode = container.host_config.network_mode
     networks = {}
     if mode in _SHARED_MODES:
         network = manager.get(mode)
@@ -149,7 +149,7 @@ def container_settings(manager, container) -> dict:
             continue
         networks[network.name] = endpoint_shape(network, container, eps.get(network.id), att)
     port_map: dict = {}
-    for key in (container.config.get("ExposedPorts") or {}):
+    for key in container.config.exposed_ports or ():
         port_map[key if "/" in key else key + "/tcp"] = None
     for ep in eps.values():
         for b in ep.ports:
@@ -175,7 +175,7 @@ def ports_summary(manager, container) -> list[dict]:
             out.append({"IP": b.binding.host_ip or "0.0.0.0", "PrivatePort": b.binding.container_port,
                         "PublicPort": b.host_port, "Type": b.binding.proto})
             published.add(b.binding.key)
-    for key in (container.config.get("ExposedPorts") or {}):
+    for key in container.config.exposed_ports or ():
         port, _, proto = key.partition("/")
         if f"{port}/{proto or 'tcp'}" not in published and port.isdigit():
             out.append({"PrivatePort": int(port), "Type": proto or "tcp"})

@@ -203,22 +203,22 @@ class Build:
                             config: dict, container_config: dict):
         """RUN: a real container on the current image; its upper dir becomes the layer.
         Returns (image, diff id or None). The container is removed unless --rm=false."""
+        from engine.containers import ContainerConfig, HealthConfig, HostConfig
+
         options = self.options
         state = runner.state
-        host = {"NetworkMode": options.networkmode or "default"}
-        if options.extrahosts:
-            host["ExtraHosts"] = list(options.extrahosts)
-        if options.shmsize:
-            host["ShmSize"] = options.shmsize
-        body = {
-            "Image": state.image.id, "Cmd": cmd, "Entrypoint": [""],
-            "Env": list(config.get("Env") or []) + args_env,
-            "WorkingDir": config.get("WorkingDir") or "", "User": config.get("User") or "",
-            "AttachStdout": True, "AttachStderr": True, "Healthcheck": {"Test": ["NONE"]},
-            "Labels": {BUILD_LABEL: "1"}, "HostConfig": host,
-        }
+        host = HostConfig(network_mode=options.networkmode or "default",
+                          extra_hosts=tuple(options.extrahosts) if options.extrahosts else None,
+                          **({"shm_size": options.shmsize} if options.shmsize else {}))
+        spec = ContainerConfig(
+            image=state.image.id, cmd=tuple(cmd), entrypoint=("",),
+            env=tuple(config.get("Env") or ()) + tuple(args_env),
+            working_dir=config.get("WorkingDir") or "", user=config.get("User") or "",
+            attach_stdout=True, attach_stderr=True, healthcheck=HealthConfig(test=("NONE",)),
+            labels={BUILD_LABEL: "1"},
+        )
         try:
-            container, _ = await self.containers.create(body)
+            container, _ = await self.containers.create(spec, host)
         except EngineError as exc:
             raise StepFailed(exc.message) from None
         await self.output.stream(f" ---> Running in {container.short_id}\n")
@@ -283,7 +283,7 @@ class Builder:
     async def recover(self) -> None:
         """At daemon start: remove RUN containers of builds a dead daemon left behind."""
         for container in self.containers.all():
-            if (container.config.get("Labels") or {}).get(BUILD_LABEL):
+            if container.config.labels.get(BUILD_LABEL):
                 try:
                     await self.containers.remove(container.id, force=True, volumes=True)
                 except EngineError:

@@ -5,21 +5,17 @@ own cgroup; empty = the daemon's --cgroup-parent. Every place that finds a conta
 
 from __future__ import annotations
 
-from engine import errors
 from engine.runtime import cgroups
 
 
 def parent_of(container, default: str) -> str:
-    return container.host_config.get("CgroupParent") or default
+    return container.host_config.cgroup_parent or default
 
 
 def cgroup_of(container, default: str) -> cgroups.CgroupManager:
     return cgroups.for_container(parent_of(container, default), container.id)
 
 
-def validate(host: dict) -> None:
-    parent = host.get("CgroupParent") or ""
-    if not isinstance(parent, str):
-        raise errors.InvalidParameter("invalid CgroupParent: a string is expected")
+def validate(parent: str) -> None:
     if parent:
         cgroups.check_name("cgroup parent", parent, allow_slash=True)

@@ -8,27 +8,22 @@ import os
 import stat
 
 from engine import errors
+from engine.containers.spec import HostConfig
 from engine.runtime import DeviceSpec, cgroups
 
 
-def validate(host: dict) -> None:
-    """At create: the shape of each mapping and rule (nothing on the host is looked at)."""
-    devices = host.get("Devices") or []
-    if not isinstance(devices, list):
-        raise errors.InvalidParameter("invalid Devices: a list of device mappings is expected")
-    for mapping in devices:
-        if not isinstance(mapping, dict) or not isinstance(mapping.get("PathOnHost"), str) or not mapping["PathOnHost"]:
+def validate(host: HostConfig) -> None:
+    """At create: each mapping and rule (nothing on the host is looked at)."""
+    for mapping in host.devices:
+        if not mapping.path_on_host:
             raise errors.InvalidParameter(f"invalid device mapping {mapping!r}: PathOnHost is required")
-        inside = mapping.get("PathInContainer") or ""
+        inside = mapping.path_in_container
         if inside and not inside.startswith("/"):
             raise errors.InvalidParameter(f"invalid device mapping: {inside} is not an absolute path")
-        mode = mapping.get("CgroupPermissions") or "rwm"
-        if not isinstance(mode, str) or set(mode) - set("rwm"):
+        mode = mapping.cgroup_permissions or "rwm"
+        if set(mode) - set("rwm"):
             raise errors.InvalidParameter(f"invalid device mode: {mode}")
-    rules = host.get("DeviceCgroupRules") or []
-    if not isinstance(rules, list):
-        raise errors.InvalidParameter("invalid DeviceCgroupRules: a list of rules is expected")
-    for rule in rules:
+    for rule in host.device_cgroup_rules or ():
         cgroups.DeviceRule.parse(rule)
 
 
@@ -48,17 +43,17 @@ def _device(st: os.stat_result, inside: str, access: str) -> tuple[DeviceSpec, c
             cgroups.DeviceRule(kind, major, minor, access))
 
 
-def resolve(host: dict) -> tuple[tuple[DeviceSpec, ...], tuple[cgroups.DeviceRule, ...]]:
+def resolve(host: HostConfig) -> tuple[tuple[DeviceSpec, ...], tuple[cgroups.DeviceRule, ...]]:
     """At start (blocking: call from a worker thread): the nodes to create in the container
     and the cgroup rules that allow them plus the DeviceCgroupRules. A host path that is a
     directory gives every device node under it, at the same place under the container path.
     A missing host device fails the start with Docker's message."""
     nodes: list[DeviceSpec] = []
     rules: list[cgroups.DeviceRule] = []
-    for mapping in host.get("Devices") or []:
-        on_host = mapping["PathOnHost"]
-        inside = mapping.get("PathInContainer") or on_host
-        access = mapping.get("CgroupPermissions") or "rwm"
+    for mapping in host.devices:
+        on_host = mapping.path_on_host
+        inside = mapping.path_in_container or on_host
+        access = mapping.cgroup_permissions or "rwm"
         resolved = os.path.realpath(on_host)
         found = []
         if (st := _node(resolved)) is not None:
@@ -76,5 +71,5 @@ def resolve(host: dict) -> tuple[tuple[DeviceSpec, ...], tuple[cgroups.DeviceRul
         for node, rule in found:
             nodes.append(node)
             rules.append(rule)
-    rules += [cgroups.DeviceRule.parse(r) for r in host.get("DeviceCgroupRules") or []]
+    rules += [cgroups.DeviceRule.parse(r) for r in host.device_cgroup_rules or ()]
     return tuple(nodes), tuple(rules)

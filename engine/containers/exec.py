@@ -17,6 +17,7 @@ from engine.containers import config as cfg
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Status
 from engine.containers.pumps import drive
+from engine.containers.spec import ExecConfig
 from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, seccomp_program
 
 #: sink(stream_id, data) for attached output; None for a detached exec.
@@ -27,35 +28,13 @@ OutputSink = Callable[[int, bytes], Awaitable[None]]
 class ExecInstance:
     id: str
     container_id: str
-    config: dict
+    config: ExecConfig
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
     started: bool = False
     pty_master: int | None = None
     done: trio.Event = attrs.Factory(trio.Event)
-
-    def to_docker(self) -> dict:
-        cmd = self.config.get("Cmd") or []
-        return {
-            "ID": self.id,
-            "Running": self.running,
-            "ExitCode": self.exit_code,
-            "ProcessConfig": {
-                "tty": bool(self.config.get("Tty")),
-                "entrypoint": cmd[0] if cmd else "",
-                "arguments": cmd[1:],
-                "privileged": bool(self.config.get("Privileged")),
-                "user": self.config.get("User") or "",
-            },
-            "OpenStdin": bool(self.config.get("AttachStdin")),
-            "OpenStderr": bool(self.config.get("AttachStderr")),
-            "OpenStdout": bool(self.config.get("AttachStdout")),
-            "CanRemove": False,
-            "ContainerID": self.container_id,
-            "DetachKeys": self.config.get("DetachKeys") or "",
-            "Pid": self.pid,
-        }
 
 
 class ExecManager:
@@ -86,51 +65,42 @@ class ExecManager:
         for exec_id in [e.id for e in self._execs.values() if e.container_id == container_id]:
             del self._execs[exec_id]
 
-    def create(self, ref: str, body: dict) -> ExecInstance:
+    def create(self, ref: str, config: ExecConfig) -> ExecInstance:
         container = self.containers.get(ref)
         if container.state.status is Status.PAUSED:
             raise errors.Conflict(f"Container {container.id} is paused, unpause the container before exec")
         if container.state.status is not Status.RUNNING:
             raise errors.Conflict(f"Container {container.id} is not running")
-        if not isinstance(body, dict):
-            raise errors.InvalidParameter("exec config must be a JSON object")
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
-        if not cmd or not all(isinstance(c, str) for c in cmd):
+        if not config.cmd:
             raise errors.InvalidParameter("No exec command specified")
-        config = dict(body, Cmd=list(cmd))
         instance = ExecInstance(id=secrets.token_hex(32), container_id=container.id, config=config)
         self._execs[instance.id] = instance
         container.exec_ids.append(instance.id)
-        self.containers.publish(container, "exec_create: " + " ".join(cmd), execID=instance.id)
+        self.containers.publish(container, "exec_create: " + " ".join(config.cmd), execID=instance.id)
         return instance
 
     def _process_spec(self, container, instance: ExecInstance) -> ProcessSpec:
-        conf = instance.config
-        hostname = container.config.get("Hostname") or container.short_id
-        env = cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.get("Env") or []))
-        uid, gid, groups = cfg.resolve_user(
-            container.rootfs, conf.get("User") or container.config.get("User") or "",
-            container.host_config.get("GroupAdd"),
-        )
-        privileged = bool(conf.get("Privileged") or container.host_config.get("Privileged"))
-        host = container.host_config
+        conf, host = instance.config, container.host_config
+        hostname = container.config.hostname or container.short_id
+        env = cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.env))
+        uid, gid, groups = cfg.resolve_user(container.rootfs, conf.user or container.config.user, host.group_add)
+        privileged = conf.privileged or host.privileged
+        cap_add, cap_drop = host.cap_add or (), host.cap_drop or ()
         return ProcessSpec(
-            args=list(conf["Cmd"]),
+            args=list(conf.cmd),
             env=env,
-            cwd=conf.get("WorkingDir") or container.config.get("WorkingDir") or "/",
+            cwd=conf.working_dir or container.config.working_dir or "/",
             uid=uid,
             gid=gid,
             additional_gids=groups,
-            capabilities=tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged)),
+            capabilities=tuple(resolve_capabilities(cap_add, cap_drop, privileged)),
             rlimits=cfg.rlimits(host),
-            tty=bool(conf.get("Tty")),
+            tty=conf.tty,
             # docker exec runs under the container's profile (compiled for the container's caps).
-            seccomp_bpf=seccomp_program(host.get("SecurityOpt"), bool(host.get("Privileged")), resolve_capabilities(
-                host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))),
+            seccomp_bpf=seccomp_program(host.security_opt, host.privileged,
+                                        resolve_capabilities(cap_add, cap_drop, host.privileged)),
             # runc gives an exec the container's OomScoreAdj (not the daemon's score).
-            oom_score_adj=host.get("OomScoreAdj") or 0,
+            oom_score_adj=host.oom_score_adj,
         )
 
     def check_startable(self, exec_id: str):
@@ -158,7 +128,7 @@ class ExecManager:
         sup = self.containers.supervisor(container)
         instance.started = True
         if tty is not None:
-            instance.config["Tty"] = tty
+            instance.config = attrs.evolve(instance.config, tty=tty)
         process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance)
 
         parent_fds, child_fds = [], []
@@ -169,7 +139,7 @@ class ExecManager:
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             in_r = None
             in_w = None
-            if instance.config.get("AttachStdin") and stdin_chunks is not None:
+            if instance.config.attach_stdin and stdin_chunks is not None:
                 in_r, in_w = os.pipe2(os.O_CLOEXEC)
                 child_fds.append(in_r)
             parent_fds += [out_r, err_r] + ([in_w] if in_w is not None else [])
@@ -199,7 +169,7 @@ class ExecManager:
         instance.pid = process.pid
         instance.running = True
         instance.pty_master = process.pty_master
-        self.containers.publish(container, "exec_start: " + " ".join(instance.config["Cmd"]), execID=instance.id)
+        self.containers.publish(container, "exec_start: " + " ".join(instance.config.cmd), execID=instance.id)
 
         if process.pty_master is not None:
             outputs = [(process.pty_master, STDOUT)]

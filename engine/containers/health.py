@@ -17,8 +17,8 @@ State machine (Health.status), dockerd's:
     monitor stopped (pause, exit)       → unhealthy (dockerd does so "for compatibility")
 A `health_status: <status>` event is published when a probe changes the status.
 
-The container record keeps Docker's Config shapes (see model.Container), so the probe config
-is read from its `Healthcheck` dict; durations there are nanoseconds.
+The probe's config is the container's spec (ContainerConfig.healthcheck); durations are
+nanoseconds.
 """
 
 from __future__ import annotations
@@ -32,110 +32,18 @@ import attrs
 import trio
 
 from engine import errors
+from engine.containers.spec import (  # noqa: F401 (re-exported: the probe's config)
+    DEFAULT_INTERVAL_NS, DEFAULT_RETRIES, DEFAULT_SHELL, DEFAULT_START_PERIOD_NS, DEFAULT_TIMEOUT_NS,
+    MINIMUM_DURATION_NS, SECOND, ExecConfig, HealthConfig)
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 NO_HEALTHCHECK = "none"  # what `ps --filter health=` calls a container without one
 STATUSES = (STARTING, HEALTHY, UNHEALTHY, NO_HEALTHCHECK)
 
-SECOND = 1_000_000_000
-DEFAULT_INTERVAL_NS = 30 * SECOND
-DEFAULT_TIMEOUT_NS = 30 * SECOND
-DEFAULT_START_PERIOD_NS = 0
-DEFAULT_RETRIES = 3
-MINIMUM_DURATION_NS = 1_000_000  # 1ms, dockerd's containertypes.MinimumDuration
 MAX_OUTPUT = 4096  # bytes of probe output kept per result
 MAX_LOG = 5  # results kept
-DEFAULT_SHELL = ("/bin/sh", "-c")
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class HealthConfig:
-    """A container's healthcheck. Zero durations/retries mean "the default"."""
-
-    test: tuple[str, ...] = ()
-    interval_ns: int = 0
-    timeout_ns: int = 0
-    start_period_ns: int = 0
-    retries: int = 0
-
-    @classmethod
-    def from_record(cls, healthcheck: dict | None) -> "HealthConfig | None":
-        """The record's (Docker-shaped, validated at create) Config.Healthcheck."""
-        if not healthcheck:
-            return None
-        return cls(
-            test=tuple(healthcheck.get("Test") or ()),
-            interval_ns=int(healthcheck.get("Interval") or 0),
-            timeout_ns=int(healthcheck.get("Timeout") or 0),
-            start_period_ns=int(healthcheck.get("StartPeriod") or 0),
-            retries=int(healthcheck.get("Retries") or 0),
-        )
-
-    @property
-    def enabled(self) -> bool:
-        """Only CMD and CMD-SHELL probe; NONE (or nothing, or an unknown kind) disables."""
-        return bool(self.test) and self.test[0] in ("CMD", "CMD-SHELL")
-
-    @property
-    def interval(self) -> float:
-        return (self.interval_ns or DEFAULT_INTERVAL_NS) / SECOND
-
-    @property
-    def timeout_ns_effective(self) -> int:
-        return self.timeout_ns or DEFAULT_TIMEOUT_NS
-
-    @property
-    def start_period(self) -> float:
-        return (self.start_period_ns or DEFAULT_START_PERIOD_NS) / SECOND
-
-    @property
-    def retries_effective(self) -> int:
-        return self.retries if self.retries > 0 else DEFAULT_RETRIES
-
-    def command(self, shell: list[str] | None = None) -> list[str]:
-        """The probe's argv: CMD runs as given, CMD-SHELL through the container's shell."""
-        args = list(self.test[1:])
-        if self.test[0] == "CMD-SHELL":
-            args = list(shell or DEFAULT_SHELL) + args
-        return args
-
-
-def merge_healthcheck(requested: dict | None, image: dict | None) -> dict | None:
-    """dockerd's merge of a create request's Healthcheck over the image's: no request → the
-    image's; otherwise each empty field (Test, durations, Retries) inherits the image's."""
-    if requested is None:
-        return dict(image) if image else None
-    if not isinstance(requested, dict):
-        raise errors.InvalidParameter("Healthcheck must be a JSON object")
-    merged = dict(requested)
-    if image:
-        for key in ("Test", "Interval", "Timeout", "StartPeriod", "Retries"):
-            if not merged.get(key):
-                if image.get(key):
-                    merged[key] = image[key]
-    return merged
-
-
-def validate_healthcheck(healthcheck: dict | None) -> None:
-    """dockerd's validateHealthCheck (messages included): 400 on bad durations/retries."""
-    if not healthcheck:
-        return
-    test = healthcheck.get("Test")
-    if test is not None and (not isinstance(test, list) or not all(isinstance(t, str) for t in test)):
-        raise errors.InvalidParameter("Healthcheck.Test must be a list of strings")
-    for key in ("Interval", "Timeout", "StartPeriod"):
-        value = healthcheck.get(key) or 0
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise errors.InvalidParameter(f"invalid value for Healthcheck.{key}: {value!r}")
-        if value != 0 and value < MINIMUM_DURATION_NS:
-            raise errors.InvalidParameter(f"{key} in Healthcheck cannot be less than 1ms")
-    retries = healthcheck.get("Retries") or 0
-    if not isinstance(retries, int) or isinstance(retries, bool):
-        raise errors.InvalidParameter(f"invalid value for Healthcheck.Retries: {retries!r}")
-    if retries < 0:
-        raise errors.InvalidParameter("Retries in Healthcheck cannot be negative")
 
 
 @attrs.define
@@ -283,10 +191,8 @@ def exec_probe(execs, container) -> Probe:
         output = LimitedBuffer()
         timeout_ns = config.timeout_ns_effective
         try:
-            instance = execs.create(container.id, {
-                "Cmd": config.command(container.config.get("Shell")),
-                "AttachStdout": True, "AttachStderr": True, "Tty": False, "Privileged": False,
-            })
+            instance = execs.create(container.id, ExecConfig(
+                cmd=tuple(config.command(container.config.shell)), attach_stdout=True, attach_stderr=True))
         except errors.EngineError as exc:
             return ProbeResult(start_ns, time.time_ns(), -1, exc.message)
         try:
@@ -312,7 +218,7 @@ def exec_probe(execs, container) -> Probe:
 def paused(container) -> None:
     """The container was just frozen: its monitor stops, and dockerd reports it unhealthy
     right away (the monitor task notices the pause a moment later)."""
-    config = HealthConfig.from_record(container.config.get("Healthcheck"))
+    config = container.config.healthcheck
     if container.state.health is not None and config is not None and config.enabled:
         container.state.health.monitor_stopped()
 
@@ -320,7 +226,7 @@ def paused(container) -> None:
 def watch_run(nursery: trio.Nursery, manager, container, process) -> None:
     """Start the health monitor of the run `process` of `container` in the run's nursery
     (a no-op without an enabled healthcheck). The monitor stops once the process exits."""
-    config = HealthConfig.from_record(container.config.get("Healthcheck"))
+    config = container.config.healthcheck
     if config is None or not config.enabled:
         return
     state = container.state

@@ -17,33 +17,34 @@ from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, now_ns
 from engine.containers.pumps import SpillSource
+from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
 from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
 
 log = logging.getLogger(__name__)
 
 
-def resources_from(host: dict, device_rules=(), blkio_devices=None) -> cgroups.Resources:
+def resources_from(host: HostConfig, device_rules=(), blkio_devices=None) -> cgroups.Resources:
     """The cgroup limits of a HostConfig; `device_rules` allow the --device nodes (resolved at
     start by engine.containers.devices) and the --device-cgroup-rule ones; `blkio_devices`
     the per-device I/O limits (engine.containers.blkio.resolve, at start)."""
-    swappiness = host.get("MemorySwappiness")
+    res = host.resources
     return cgroups.Resources(
-        memory_swappiness=swappiness if isinstance(swappiness, int) else None,
-        oom_kill_disable=bool(host.get("OomKillDisable")),
+        memory_swappiness=res.memory_swappiness,
+        oom_kill_disable=res.oom_kill_disable,
         **(blkio_devices or {}),
-        memory=host.get("Memory") or 0,
-        memory_swap=host.get("MemorySwap") or 0,
-        memory_reservation=host.get("MemoryReservation") or 0,
-        nano_cpus=host.get("NanoCpus") or 0,
-        cpu_shares=host.get("CpuShares") or 0,
-        cpu_quota=host.get("CpuQuota") or 0,
-        cpu_period=host.get("CpuPeriod") or 0,
-        cpuset_cpus=host.get("CpusetCpus") or "",
-        cpuset_mems=host.get("CpusetMems") or "",
-        pids_limit=host.get("PidsLimit") or 0,
-        blkio_weight=host.get("BlkioWeight") or 0,
-        allow_all_devices=bool(host.get("Privileged")),
+        memory=res.memory,
+        memory_swap=res.memory_swap,
+        memory_reservation=res.memory_reservation,
+        nano_cpus=res.nano_cpus,
+        cpu_shares=res.cpu_shares,
+        cpu_quota=res.cpu_quota,
+        cpu_period=res.cpu_period,
+        cpuset_cpus=res.cpuset_cpus,
+        cpuset_mems=res.cpuset_mems,
+        pids_limit=res.pids_limit or 0,
+        blkio_weight=res.blkio_weight,
+        allow_all_devices=host.privileged,
         device_rules=device_rules,
     )
 
@@ -54,7 +55,7 @@ def open_spill(runtime, container: Container, pid: int, log_driver,
     from engine.containers.journal import Positions, positions_path
     from engine.runtime.spill import spill_path
 
-    tty = bool(container.config.get("Tty"))
+    tty = container.config.tty
     resumed = logged is not None
     logged = logged or {"stdout": 0, "stderr": 0}
     source = SpillSource(runtime, container.id, pid, spill_path(container.directory, pid),
@@ -85,12 +86,12 @@ class Launching:
             with contextlib.ExitStack() as undo_host:
                 self._mount_rootfs(container)
                 undo_host.callback(self._unmount_rootfs, container)
-                workdir = container.config.get("WorkingDir")
+                workdir = container.config.working_dir
                 if workdir:
                     _mkdir_in_rootfs(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
                 device_nodes, device_rules = devices.resolve(host)
-                cgroup.create(resources_from(host, device_rules, blkio.resolve(host)))
+                cgroup.create(resources_from(host, device_rules, blkio.resolve(host.resources)))
                 undo_host.callback(cgroup.destroy)
                 spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
                                           volume_points, extra_env=link_env, devices=device_nodes)
@@ -98,8 +99,8 @@ class Launching:
                 undo_host.pop_all()
                 return spec
 
-        tty = bool(container.config.get("Tty"))
-        open_stdin = bool(container.config.get("OpenStdin"))
+        tty = container.config.tty
+        open_stdin = container.config.open_stdin
         async with contextlib.AsyncExitStack() as undo:
             volume_points = await self.volumes.mount(container.id)
             _undo(undo, "unmounting volumes", self.volumes.unmount, container.id)
@@ -171,12 +172,12 @@ class Launching:
                    started_at_ns=now_ns(), output_fds=output_fds, spill=spill)
 
     def _open_log(self, container: Container):
-        log_config = container.host_config.get("LogConfig") or {}
-        if log_config.get("Type") == "none":
+        log_config = container.host_config.log_config
+        if log_config.type == "none":
             return None
         from engine.containers.logs import JsonFileLogDriver
 
-        return JsonFileLogDriver(container.log_path, dict(log_config.get("Config") or {}))
+        return JsonFileLogDriver(container.log_path, dict(log_config.options))
 
     def _teardown_host(self, container: Container, cgroup) -> None:
         try:

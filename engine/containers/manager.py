@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 
+import attrs
 import trio
 
 from engine import errors
@@ -28,6 +29,7 @@ from engine.containers import config as cfg
 from engine.containers import health, names, restore
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.model import Container, Status, now_ns
+from engine.containers.spec import ContainerConfig, HostConfig
 from engine.containers.launch import Launching, open_spill, start_error
 from engine.containers.streams import ContainerStreams
 from engine.containers.supervision import Run, Supervising, Supervisor
@@ -42,8 +44,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
     """Owns every container record and its lifecycle verbs; launching, supervision and the
     run's streams live in their own modules (launch.py, supervision.py, streams.py)."""
 
-    def __init__(self, config, images, events, volumes, runtime=None) -> None:
+    def __init__(self, config, images, events, volumes, runtime=None, legacy_records=None) -> None:
         self.config = config
+        # engine.containers.record.LegacyReader: records of the format before the typed spec
+        self.legacy_records = legacy_records
         self._detaching = False
         # engine.runtime.Runtime: creates, waits for and re-adopts container processes.
         self.runtime = runtime if runtime is not None else InProcessRuntime()
@@ -66,7 +70,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         adopted = adopted or {}
         os.makedirs(self.config.containers_dir, exist_ok=True)
         containers, resume = await trio.to_thread.run_sync(
-            restore.recover, self.config.containers_dir, self.config.cgroup_parent, adopted)
+            restore.recover, self.config.containers_dir, self.config.cgroup_parent, adopted, self.legacy_records)
         for container in containers:
             self._containers[container.id] = container
             self._names[container.name] = container.id
@@ -132,7 +136,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         await self._nursery.start(self._supervise, container, run)
 
     def _restarts_on_boot(self, container: Container) -> bool:
-        policy = container.restart_policy["Name"]
+        policy = container.restart_policy.name
         return policy == "always" or (policy == "unless-stopped" and not container.manually_stopped)
 
     # --- lookup -------------------------------------------------------------------------------
@@ -173,24 +177,31 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         }
 
     # --- create -------------------------------------------------------------------------------
-    async def create(self, body: dict, name: str | None = None, endpoints: dict | None = None) -> tuple[Container, list[str]]:
-        """`endpoints`: network ref → engine.networks.EndpointSettings (the API's typed
-        NetworkingConfig)."""
-        image_ref = (body or {}).get("Image") if isinstance(body, dict) else None
-        if not image_ref:
+    async def create(self, config: ContainerConfig, host_config: HostConfig | None = None,
+                     name: str | None = None, endpoints: dict | None = None) -> tuple[Container, list[str]]:
+        """`config` as requested (the image's defaults are merged in here, once); `endpoints`:
+        network ref → engine.networks.EndpointSettings (the API's typed NetworkingConfig)."""
+        if not config.image:
             raise errors.InvalidParameter("Config cannot be empty in order to create a container")
-        image = self.images.resolve(image_ref)
+        image = self.images.resolve(config.image)
         image_config = image.config.get("config", image.config) if "rootfs" in image.config else image.config
-        config, host_config, warnings = cfg.normalize_create(body, image_config or {}, image_ref)
+        config = cfg.with_image_defaults(config, image_config or {})
+        host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
         if name:
             name = cfg.validate_name(name)
             self._check_name_free(name)
         else:
             name = names.generate(lambda n: n in self._names)
-        attachments = (self.networks.validate_create(host_config, endpoints or {})
-                       if self.networks is not None else [])
+        if self.networks is not None:
+            network_mode, attachments = self.networks.validate_create(host_config, endpoints or {})
+            if network_mode != host_config.network_mode:
+                host_config = attrs.evolve(host_config, network_mode=network_mode)
+        else:
+            attachments = []
         container_id = secrets.token_hex(32)
-        command = list(config["Entrypoint"] or []) + list(config["Cmd"] or [])
+        if not config.hostname:
+            config = attrs.evolve(config, hostname=container_id[:12])
+        command = list(config.command)
         container = Container(
             id=container_id,
             name=name,
@@ -202,8 +213,6 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             host_config=host_config,
             directory=os.path.join(self.config.containers_dir, container_id),
         )
-        if not config["Hostname"]:
-            config["Hostname"] = container.short_id
         self._names[name] = container_id  # reserve before the first await
         try:
             await trio.to_thread.run_sync(self._create_files, container)
@@ -236,13 +245,13 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 os.makedirs(path, exist_ok=True)
             host = container.host_config
             for path, content in (
-                (container.hostname_path, container.config["Hostname"] + "\n"),
-                (container.hosts_path, cfg.hosts_file(container.config["Hostname"], host)),
+                (container.hostname_path, container.config.hostname + "\n"),
+                (container.hosts_path, cfg.hosts_file(container.config.hostname, host)),
                 (container.resolv_conf_path, cfg.resolv_conf(host)),
             ):
                 with open(path, "w") as f:
                     f.write(content)
-            if host.get("NetworkMode") == "host":
+            if host.shares_host_network:
                 shutil.copyfile("/etc/hosts", container.hosts_path)
             container.save()
         except BaseException:
@@ -289,7 +298,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             await self._nursery.start(self._supervise, container)
         except BaseException as exc:
             sup.done.set()
-            if container.host_config.get("AutoRemove"):
+            if container.host_config.auto_remove:
                 # As dockerd: a failed start of an auto-remove container removes it (the
                 # docker CLI waits for that before it exits).
                 with trio.CancelScope(shield=True):
@@ -314,8 +323,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         container.manually_stopped = True
         container.save()
         if timeout is None:
-            timeout = container.config.get("StopTimeout", STOP_GRACE_DEFAULT)
-        stop_signal = cfg.parse_signal(container.config.get("StopSignal"))
+            timeout = container.config.stop_timeout
+            if timeout is None:
+                timeout = STOP_GRACE_DEFAULT
+        stop_signal = cfg.parse_signal(container.config.stop_signal)
         await self._terminate(container, stop_signal, timeout)
         self.publish(container, "stop")
 
@@ -456,7 +467,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         trash = await trio.to_thread.run_sync(self._detach_files, container)
         if self.networks is not None:
             await self.networks.forget(container)
-        await self.volumes.forget(container.id, remove_anonymous=volumes or bool(container.host_config.get("AutoRemove")))
+        await self.volumes.forget(container.id, remove_anonymous=volumes or container.host_config.auto_remove)
         self._containers.pop(container.id, None)
         if self._names.get(container.name) == container.id:
             del self._names[container.name]
@@ -536,8 +547,8 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
 
     def publish(self, container: Container, action: str, **extra: str) -> None:
-        attributes = dict(container.config.get("Labels") or {})
-        attributes.update(image=container.config.get("Image", ""), name=container.name)
+        attributes = dict(container.config.labels)
+        attributes.update(image=container.config.image, name=container.name)
         attributes.update(extra)
         self.events.publish("container", action, container.id, attributes)
 

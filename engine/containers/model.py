@@ -8,7 +8,6 @@ supervisor (engine/containers/supervisor.py), never here.
 from __future__ import annotations
 
 import enum
-import json
 import os
 import time
 
@@ -16,6 +15,7 @@ import attrs
 
 from engine import errors
 from engine.containers.health import Health, health_from
+from engine.containers.spec import ContainerConfig, HostConfig, RestartPolicy  # noqa: F401 (RestartPolicy: re-exported)
 from engine.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -67,42 +67,6 @@ class Status(str, enum.Enum):
         return self in (Status.RUNNING, Status.PAUSED, Status.RESTARTING)
 
 
-@attrs.frozen
-class RestartPolicy:
-    """HostConfig.RestartPolicy. An empty name is what clients before Docker 25 sent for "no"."""
-
-    name: str = "no"
-    maximum_retry_count: int = 0
-
-    @classmethod
-    def from_docker(cls, value: dict | None) -> "RestartPolicy":
-        value = value or {}
-        retries = value.get("MaximumRetryCount") or 0
-        if not isinstance(retries, int):
-            raise errors.InvalidParameter("invalid restart policy: MaximumRetryCount must be an integer")
-        return cls(value.get("Name") or "", retries)
-
-    def validate(self) -> None:
-        """dockerd's rules, with its messages."""
-        if self.name in ("no", "always", "unless-stopped"):
-            if self.maximum_retry_count:
-                message = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                if self.maximum_retry_count < 0:
-                    message += " and cannot be negative"
-                raise errors.InvalidParameter(message)
-        elif self.name == "on-failure":
-            if self.maximum_retry_count < 0:
-                raise errors.InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-        elif self.name:
-            raise errors.InvalidParameter(
-                f"invalid restart policy: unknown policy '{self.name}'; use one of 'no', 'always', "
-                "'on-failure', or 'unless-stopped'"
-            )
-
-    def to_docker(self) -> dict:
-        return {"Name": self.name or "no", "MaximumRetryCount": self.maximum_retry_count}
-
-
 @attrs.define
 class State:
     status: Status = Status.CREATED
@@ -114,26 +78,11 @@ class State:
     finished_at_ns: int = 0
     health: Health | None = attrs.field(default=None, converter=health_from)
 
-    def to_docker(self) -> dict:
-        return {
-            "Status": self.status.value,
-            "Running": self.status in (Status.RUNNING, Status.PAUSED),
-            "Paused": self.status is Status.PAUSED,
-            "Restarting": self.status is Status.RESTARTING,
-            "OOMKilled": self.oom_killed,
-            "Dead": self.status is Status.DEAD,
-            "Pid": self.pid,
-            "ExitCode": self.exit_code,
-            "Error": self.error,
-            "StartedAt": rfc3339_ns(self.started_at_ns),
-            "FinishedAt": rfc3339_ns(self.finished_at_ns),
-        }
-
 
 @attrs.define
 class Container:
-    """One container's persisted record. `config` and `host_config` keep Docker's JSON shapes
-    (normalized at create), because inspect returns them and clients compare them."""
+    """One container's persisted record (engine.containers.record reads and writes it). Its
+    spec (`config`, `host_config`) is built once at create; an update replaces `host_config`."""
 
     id: str
     name: str  # without the leading "/"
@@ -141,13 +90,15 @@ class Container:
     image_id: str  # "sha256:…"
     path: str
     args: list[str]
-    config: dict
-    host_config: dict
+    config: ContainerConfig
+    host_config: HostConfig
     directory: str  # <data_root>/containers/<id>
     state: State = attrs.Factory(State)
     restart_count: int = 0
     manually_stopped: bool = False
     exec_ids: list[str] = attrs.Factory(list)
+    # (config, host_config, their plain data): engine.containers.record's, not persisted
+    _record_cache: tuple | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     # --- paths -----------------------------------------------------------------------------
     @property
@@ -187,39 +138,17 @@ class Container:
         return os.path.join(self.directory, "config.v2.json")
 
     # --- persistence ------------------------------------------------------------------------
-    def to_record(self) -> dict:
-        # Shallow: json serialises config/host_config as they are; only State is attrs
-        # (a deep attrs.asdict copy of every dict was most of a save's cost).
-        record = {name: getattr(self, name) for name in _RECORD_FIELDS}
-        state = attrs.asdict(self.state, recurse=True)
-        state["status"] = self.state.status.value
-        record["state"] = state
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict) -> "Container":
-        state = record.pop("state")
-        state["status"] = Status(state["status"])
-        return cls(state=State(**state), **record)
-
     def save(self) -> None:
-        """Write the record atomically (temp name, fsync-free rename: metadata is rebuilt
-        from the kernel's view at recovery if it lags)."""
-        tmp = self.record_path + ".tmp"
-        data = json.dumps(self.to_record()).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.record_path)
+        from engine.containers import record
+
+        record.save(self)
 
     @classmethod
-    def load(cls, directory: str) -> "Container":
-        with open(os.path.join(directory, "config.v2.json")) as f:
-            return cls.from_record(json.load(f))
+    def load(cls, directory: str, legacy=None) -> "Container":
+        """`legacy`: engine.containers.record.LegacyReader, for records of format 1."""
+        from engine.containers import record
+
+        return record.load(directory, legacy)
 
     # --- checks ------------------------------------------------------------------------------
     def wrong_state(self, verb: str) -> errors.Conflict:
@@ -228,8 +157,8 @@ class Container:
         )
 
     @property
-    def restart_policy(self) -> dict:
-        return self.host_config.get("RestartPolicy") or {"Name": "", "MaximumRetryCount": 0}
+    def restart_policy(self) -> RestartPolicy:
+        return self.host_config.restart_policy
 
     @property
     def command_line(self) -> str:
@@ -257,5 +186,3 @@ class Container:
             return "Dead"
         return "Created"
 
-
-_RECORD_FIELDS = tuple(f.name for f in attrs.fields(Container) if f.name != "state")

@@ -22,7 +22,7 @@ class PruneFilters:
     not_labels: tuple[str, ...] = ()  # skipped when all of these match
 
     def selects(self, container: Container) -> bool:
-        labels = container.config.get("Labels") or {}
+        labels = container.config.labels
         if self.until_ns and not container.created_ns < self.until_ns:
             return False
         if not all(label_matches(labels, v) for v in self.labels):

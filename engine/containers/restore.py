@@ -13,6 +13,7 @@ import shutil
 import trio
 
 from engine import errors
+from engine.containers import record
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.pumps import DRAIN_TIMEOUT, GiveUp, pump_spill
@@ -25,13 +26,19 @@ log = logging.getLogger(__name__)
 LOST = "the daemon stopped while the container was running; its process was lost"
 
 
-def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[list[Container], list]:
-    """Blocking (call in a thread). Returns (every container, [(container, Adopted) to resume])."""
+def recover(containers_dir: str, cgroup_parent: str, adopted: dict,
+            legacy: record.LegacyReader | None = None) -> tuple[list[Container], list]:
+    """Blocking (call in a thread). Returns (every container, [(container, Adopted) to resume]).
+    `legacy` reads records of an older format (engine.containers.record)."""
     containers, resume = [], []
     for entry in os.listdir(containers_dir):
         directory = os.path.join(containers_dir, entry)
         try:
-            container = Container.load(directory)
+            container = record.load(directory, legacy)
+        except record.UnreadableRecord as exc:
+            # A whole record this daemon cannot read: kept on disk for a daemon that can.
+            log.error("container record %s not loaded (left in place): %s", directory, exc)
+            continue
         except (OSError, ValueError, TypeError, KeyError):
             log.warning("removing half-created container dir %s", directory)
             unmount_quiet(os.path.join(directory, "merged"))
@@ -59,7 +66,7 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict) -> tuple[lis
     cgroups.cleanup_stale(cgroup_parent, resumed)
     # A crash may have left a cgroup under a container's own --cgroup-parent too.
     for container in containers:
-        if container.id not in resumed and container.host_config.get("CgroupParent"):
+        if container.id not in resumed and container.host_config.cgroup_parent:
             try:
                 cgroup_of(container, cgroup_parent).destroy()
             except errors.EngineError as exc:
@@ -153,9 +160,9 @@ def resumed_io(container: Container, entry, spills: bool) -> tuple[trio.lowlevel
     """(stdin stream, [(fd, stream id)] to pump) from the fds the runtime held for the run.
     `spills`: the runtime reads the output itself (the daemon reads its spill file)."""
     fds = list(entry.fds)
-    if container.config.get("Tty") and fds:
+    if container.config.tty and fds:
         entry.process.pty_master = fds[0]
-        stdin = trio.lowlevel.FdStream(os.dup(fds[0])) if container.config.get("OpenStdin") else None
+        stdin = trio.lowlevel.FdStream(os.dup(fds[0])) if container.config.open_stdin else None
         return stdin, [] if spills else [(fds[0], STDOUT)]
     for fd in fds[2:] if not spills else fds:
         os.close(fd)

@@ -1,5 +1,5 @@
-"""A container record → the runtime's flat RuntimeSpec (at each start). Docker's defaults are
-set here explicitly; the runtime knows nothing of Docker's JSON."""
+"""A container's typed spec → the runtime's flat RuntimeSpec (at each start). Docker's defaults
+are set here explicitly; the runtime knows nothing of Docker's JSON."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from engine import errors
 from engine.containers import config as cfg
 from engine.containers import propagation as bind_propagation
 from engine.containers.model import Container
+from engine.containers.spec import HostConfig
 from engine.runtime import (
     DEFAULT_DEVICES,
     INIT_PATH,
@@ -31,15 +32,15 @@ def namespaces_for(container: Container, lookup_pid) -> dict[str, str | None]:
     container's (CgroupnsMode "host": the host's cgroup namespace). `lookup_pid(ref)` gives a running container's pid for `container:<ref>`."""
     host = container.host_config
     namespaces: dict[str, str | None] = {"mnt": None}
-    if (host.get("CgroupnsMode") or "private") != "host":
+    if host.cgroupns_mode != "host":
         namespaces["cgroup"] = None
-    if (host.get("PidMode") or "") != "host":
+    if host.pid_mode != "host":
         namespaces["pid"] = None
-    if (host.get("UTSMode") or "") != "host":
+    if host.uts_mode != "host":
         namespaces["uts"] = None
-    if (host.get("IpcMode") or "") != "host":
+    if host.ipc_mode != "host":
         namespaces["ipc"] = None
-    mode = host.get("NetworkMode") or "default"
+    mode = host.network_mode
     if mode.startswith("container:"):
         pid = lookup_pid(mode.split(":", 1)[1])
         namespaces["net"] = f"/proc/{pid}/ns/net"
@@ -75,9 +76,9 @@ def host_devices() -> tuple[DeviceSpec, ...]:
     return tuple(found)
 
 
-def _tmpfs_mounts(host: dict) -> list[MountSpec]:
+def _tmpfs_mounts(host: HostConfig) -> list[MountSpec]:
     mounts = []
-    for destination, options in (host.get("Tmpfs") or {}).items():
+    for destination, options in (host.tmpfs or {}).items():
         opts = tuple(o for o in (options or "").split(",") if o) or ("rw", "nosuid", "nodev", "noexec")
         mounts.append(MountSpec(destination=destination, type="tmpfs", source="tmpfs", options=opts))
     return mounts
@@ -85,28 +86,28 @@ def _tmpfs_mounts(host: dict) -> list[MountSpec]:
 
 def _bind_mounts(container: Container) -> list[MountSpec]:
     mounts = []
-    for bind in container.host_config.get("Binds") or []:
-        source, destination, readonly = cfg.parse_bind(bind)
-        if not source.startswith("/"):
+    for bind in container.host_config.binds or ():
+        if bind.is_volume:
             continue  # a named volume: engine.volumes mounted it (volume_mounts)
+        source = bind.source
         if not os.path.exists(source):
             # Docker creates a missing bind source directory.
             os.makedirs(source, exist_ok=True)
-        propagation = bind_propagation.of_bind(bind)
+        propagation = bind.propagation
         bind_propagation.check(source, propagation)
-        options = ("rbind", propagation) + (("ro",) if readonly else ())
-        mounts.append(MountSpec(destination=destination, type="bind", source=source, options=options))
-    for mount in container.host_config.get("Mounts") or []:
-        kind = mount.get("Type", "bind")
+        options = ("rbind", propagation) + (("ro",) if bind.read_only else ())
+        mounts.append(MountSpec(destination=bind.destination, type="bind", source=source, options=options))
+    for mount in container.host_config.mounts or ():
+        kind = mount.type or "bind"
         if kind == "bind":
-            propagation = (mount.get("BindOptions") or {}).get("Propagation") or bind_propagation.DEFAULT
-            bind_propagation.check(mount["Source"], propagation)
-            options = ("rbind", propagation) + (("ro",) if mount.get("ReadOnly") else ())
-            mounts.append(MountSpec(destination=mount["Target"], type="bind", source=mount["Source"], options=options))
+            propagation = mount.propagation or bind_propagation.DEFAULT
+            bind_propagation.check(mount.source, propagation)
+            options = ("rbind", propagation) + (("ro",) if mount.read_only else ())
+            mounts.append(MountSpec(destination=mount.target, type="bind", source=mount.source, options=options))
         elif kind == "tmpfs":
-            size = (mount.get("TmpfsOptions") or {}).get("SizeBytes")
+            size = mount.tmpfs_size
             options = ("nosuid", "nodev", "noexec") + ((f"size={size}",) if size else ())
-            mounts.append(MountSpec(destination=mount["Target"], type="tmpfs", source="tmpfs", options=options))
+            mounts.append(MountSpec(destination=mount.target, type="tmpfs", source="tmpfs", options=options))
         elif kind != "volume":  # volumes: see volume_mounts
             raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
     return mounts
@@ -125,28 +126,28 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
     `devices` (--device nodes) come after the default ones and, privileged, the host's."""
     conf, host = container.config, container.host_config
-    hostname = conf.get("Hostname") or container.short_id
-    privileged = bool(host.get("Privileged"))
-    uid, gid, groups = cfg.resolve_user(container.rootfs, conf.get("User") or "", host.get("GroupAdd"))
-    security = host.get("SecurityOpt") or []
-    capabilities = tuple(resolve_capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged))
-    init = bool(host.get("Init"))
+    hostname = conf.hostname or container.short_id
+    privileged = host.privileged
+    uid, gid, groups = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
+    security = host.security_opt or ()
+    capabilities = tuple(resolve_capabilities(host.cap_add or (), host.cap_drop or (), privileged))
+    init = bool(host.init)
     process = ProcessSpec(
         # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
         args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
         env=cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)),
-        cwd=conf.get("WorkingDir") or "/",
+        cwd=conf.working_dir or "/",
         uid=uid,
         gid=gid,
         additional_gids=groups,
         capabilities=capabilities,
         no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
         rlimits=cfg.rlimits(host),
-        tty=bool(conf.get("Tty")),
+        tty=conf.tty,
         seccomp_bpf=seccomp_program(security, privileged, capabilities),
-        oom_score_adj=host.get("OomScoreAdj") or 0,
+        oom_score_adj=host.oom_score_adj,
     )
-    shm_size = host.get("ShmSize") or 67108864
+    shm_size = host.shm_bytes
     mounts: list[MountSpec] = []
     for mount in default_mounts():
         if mount.destination == "/dev/shm":
@@ -177,13 +178,13 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     return RuntimeSpec(
         devices=DEFAULT_DEVICES + (host_devices() if privileged else ()) + tuple(devices),
         rootfs=container.rootfs,
-        readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+        readonly_rootfs=host.readonly_rootfs,
         hostname=hostname,
         process=process,
         mounts=tuple(mounts),
-        masked_paths=() if privileged else tuple(host.get("MaskedPaths") or MASKED_PATHS),
-        readonly_paths=() if privileged else tuple(host.get("ReadonlyPaths") or READONLY_PATHS),
+        masked_paths=() if privileged else tuple(host.masked_paths or MASKED_PATHS),
+        readonly_paths=() if privileged else tuple(host.readonly_paths or READONLY_PATHS),
         namespaces=namespaces,
         privileged=privileged,
-        sysctls=tuple(sorted((host.get("Sysctls") or {}).items())),
+        sysctls=tuple(sorted((host.sysctls or {}).items())),
     )

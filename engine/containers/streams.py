@@ -33,7 +33,7 @@ class ContainerStreams:
                 await run.stdin.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return
-        if close_on_eof and not container.config.get("Tty"):
+        if close_on_eof and not container.config.tty:
             await run.stdin.aclose()
         # With a TTY, dockerd leaves the container's stdin open when the client's ends (a
         # detach, a closed CLI): the process goes on.
@@ -79,7 +79,7 @@ class ContainerStreams:
             return sample
         from engine.containers.stats import network_stats
 
-        own_netns = (container.host_config.get("NetworkMode") or "default") != "host"
+        own_netns = not container.host_config.shares_host_network
         pid = run.process.pid
 
         def read() -> tuple[dict, dict]:

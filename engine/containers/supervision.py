@@ -134,7 +134,7 @@ class Supervising:
                 container.save()
                 sup.notify()
             sup.done.set()
-        if container.host_config.get("AutoRemove") and not sup.removing and container.id in self._containers:
+        if container.host_config.auto_remove and not sup.removing and container.id in self._containers:
             with trio.CancelScope(shield=True):
                 await self.remove(container.id, force=True)
 
@@ -235,11 +235,11 @@ class Supervising:
         if container.manually_stopped:
             return False
         policy = container.restart_policy
-        name = policy["Name"]
+        name = policy.name
         if name in ("always", "unless-stopped"):
             return True
         if name == "on-failure" and exit_code != 0:
-            retries = policy.get("MaximumRetryCount") or 0
+            retries = policy.maximum_retry_count
             return retries == 0 or container.restart_count < retries
         return False
 

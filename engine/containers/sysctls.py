@@ -4,6 +4,7 @@ against the container's namespace modes; the child writes them (engine.runtime R
 from __future__ import annotations
 
 from engine import errors
+from engine.containers.spec import HostConfig
 
 #: IPC-namespaced kernel.* keys (plus every fs.mqueue.*), as runc's validator lists them.
 IPC_KEYS = frozenset({
@@ -12,20 +13,17 @@ IPC_KEYS = frozenset({
 })
 
 
-def validate(host: dict) -> None:
+def validate(host: HostConfig) -> None:
     """Refuse what would not stay inside the container's own namespaces (runc's messages)."""
-    sysctls = host.get("Sysctls")
+    sysctls = host.sysctls
     if sysctls is None:
         return
-    if not isinstance(sysctls, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in sysctls.items()):
-        raise errors.InvalidParameter("Sysctls must be a map of strings to strings")
-    network = host.get("NetworkMode") or "default"
+    network = host.network_mode or "default"
     for key in sysctls:
         if not key or any(p in ("", "..") for p in key.replace("/", ".").split(".")):
             raise errors.InvalidParameter(f'sysctl "{key}" is not in a separate kernel namespace')
         if key in IPC_KEYS or key.startswith("fs.mqueue."):
-            if (host.get("IpcMode") or "") == "host":
+            if host.ipc_mode == "host":
                 raise errors.InvalidParameter(f'sysctl "{key}" is not allowed in the hosts ipc namespace')
             continue
         if key.startswith("net."):
@@ -35,7 +33,7 @@ def validate(host: dict) -> None:
                 raise errors.InvalidParameter(
                     f'sysctl "{key}" is not allowed: the network namespace is another container\'s')
             continue
-        if (host.get("UTSMode") or "") != "host":
+        if host.uts_mode != "host":
             if key == "kernel.domainname":
                 continue
             if key == "kernel.hostname":

@@ -4,52 +4,49 @@ the cgroups of a running container at once, and persisted; a failure changes not
 
 from __future__ import annotations
 
+import attrs
 import trio
 
 from engine import errors
 from engine.containers.config import MIN_MEMORY
-from engine.containers.model import Container, RestartPolicy, Status
+from engine.containers.model import Container, Status
+from engine.containers.spec import HostConfig, RestartPolicy
 from engine.runtime import cgroups
 
-# Resources attribute ↔ HostConfig key, for the fields where zero means "keep".
-_FIELDS = (
-    ("blkio_weight", "BlkioWeight"), ("cpu_shares", "CpuShares"), ("nano_cpus", "NanoCpus"),
-    ("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota"), ("cpuset_cpus", "CpusetCpus"),
-    ("cpuset_mems", "CpusetMems"), ("memory", "Memory"), ("memory_swap", "MemorySwap"),
-    ("memory_reservation", "MemoryReservation"),
-)
+# cgroups.Resources ↔ ResourceLimits fields where zero means "keep".
+_FIELDS = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+           "memory", "memory_swap", "memory_reservation")
 
 
 def merged_host_config(container: Container, resources: cgroups.Resources,
-                       restart_policy: RestartPolicy | None) -> dict:
+                       restart_policy: RestartPolicy | None) -> HostConfig:
     """The container's HostConfig with the update applied; InvalidParameter (dockerd's
     messages) when the update conflicts with what is set."""
-    host = dict(container.host_config)
+    host = container.host_config
+    old = host.resources
 
     def conflict(message: str) -> errors.InvalidParameter:
         return errors.InvalidParameter(f"Cannot update container {container.id}: {message}")
 
-    for new, old, message in (
-        (resources.nano_cpus, host.get("CpuPeriod"), "Nano CPUs cannot be updated as CPU Period has already been set"),
-        (resources.nano_cpus, host.get("CpuQuota"), "Nano CPUs cannot be updated as CPU Quota has already been set"),
-        (resources.cpu_period, host.get("NanoCpus"), "CPU Period cannot be updated as NanoCPUs has already been set"),
-        (resources.cpu_quota, host.get("NanoCpus"), "CPU Quota cannot be updated as NanoCPUs has already been set"),
+    for new, current, message in (
+        (resources.nano_cpus, old.cpu_period, "Nano CPUs cannot be updated as CPU Period has already been set"),
+        (resources.nano_cpus, old.cpu_quota, "Nano CPUs cannot be updated as CPU Quota has already been set"),
+        (resources.cpu_period, old.nano_cpus, "CPU Period cannot be updated as NanoCPUs has already been set"),
+        (resources.cpu_quota, old.nano_cpus, "CPU Quota cannot be updated as NanoCPUs has already been set"),
     ):
-        if new and new > 0 and (old or 0) > 0:
+        if new and new > 0 and current > 0:
             raise conflict(f"Conflicting options: {message}")
-    if resources.memory and resources.memory > (host.get("MemorySwap") or 0) and not resources.memory_swap:
+    if resources.memory and resources.memory > old.memory_swap and not resources.memory_swap:
         raise conflict("Memory limit should be smaller than already set memoryswap limit, "
                        "update the memoryswap at the same time")
-    for attr, key in _FIELDS:
-        value = getattr(resources, attr)
-        if value:
-            host[key] = value
+    changed = {name: getattr(resources, name) for name in _FIELDS if getattr(resources, name)}
     if resources.pids_limit is not None:
-        host["PidsLimit"] = resources.pids_limit if resources.pids_limit > 0 else 0
+        changed["pids_limit"] = resources.pids_limit if resources.pids_limit > 0 else 0
+    host = attrs.evolve(host, resources=attrs.evolve(old, **changed))
     if restart_policy is not None and restart_policy.name:
-        if restart_policy.name != "no" and host.get("AutoRemove"):
+        if restart_policy.name != "no" and host.auto_remove:
             raise conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
-        host["RestartPolicy"] = restart_policy.to_docker()
+        host = attrs.evolve(host, restart_policy=restart_policy)
     return host
 
 

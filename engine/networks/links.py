@@ -63,12 +63,12 @@ def resolve_legacy(container, wanted: list[tuple[str, str]], bridge_endpoints) -
                 f"Cannot link to a non running container: /{name} AS /{container.name.lstrip('/')}/{alias}")
         target = ep.container
         exposed = []
-        for key in (target.config.get("ExposedPorts") or {}):
+        for key in target.config.exposed_ports or ():
             port, _, proto = key.partition("/")
             exposed.append((port, proto or "tcp"))
         exposed.sort(key=lambda p: (int(p[0]) if p[0].isdigit() else 0, p[1]))
-        out.append(LegacyLink(alias=alias, name=target.name.lstrip("/"), hostname=target.config.get("Hostname") or "",
-                              ip=ep.ip, exposed=tuple(exposed), env=tuple(target.config.get("Env") or ())))
+        out.append(LegacyLink(alias=alias, name=target.name.lstrip("/"), hostname=target.config.hostname,
+                              ip=ep.ip, exposed=tuple(exposed), env=tuple(target.config.env)))
     return out
 
 

@@ -452,22 +452,22 @@ class NetworkManager:
         await self.table.apply(nat, dnats)
 
     # --- containers -----------------------------------------------------------------------
-    def validate_create(self, host_config: dict, endpoints: dict[str, EndpointSettings]) -> list[dict]:
-        """Attachment records for a new container (raises NotFound for an unknown network).
-        `endpoints`: network ref → settings (the primary network's may carry the container's
-        MacAddress); HostConfig.Links become the primary network's links on a user-defined
-        network, legacy links (hosts entries, env) on the default bridge."""
-        mode = host_config.get("NetworkMode") or "default"
-        ports.validate({}, host_config)
+    def validate_create(self, host_config, endpoints: dict[str, EndpointSettings]) -> tuple[str, list[dict]]:
+        """(network mode to record, attachment records) for a new container (raises NotFound
+        for an unknown network). `host_config`: its engine.containers.HostConfig; `endpoints`:
+        network ref → settings (the primary network's may carry the container's MacAddress);
+        HostConfig.Links become the primary network's links on a user-defined network, legacy
+        links (hosts entries, env) on the default bridge."""
+        mode = host_config.network_mode or "default"
+        ports.validate(host_config)
         if mode in SHARED_MODES or mode.startswith("container:"):
-            return []
+            return mode, []
         primary = self.get("bridge" if mode == "default" else mode)
         if primary.config_only:
             self._validate_endpoint(primary, EndpointSettings())
         if primary.driver in ("host", "null"):
-            host_config["NetworkMode"] = primary.name
-            return []
-        legacy = links.parse_all(host_config.get("Links") or [])
+            return primary.name, []
+        legacy = links.parse_all(host_config.links or ())
         out = []
         for ref in [mode if mode != "default" else "bridge", *endpoints]:
             network = self.get("bridge" if ref == "default" else ref)
@@ -478,7 +478,7 @@ class NetworkManager:
                 settings.links = list(dict.fromkeys([*settings.links, *(f"{n}:{a}" for n, a in legacy)]))
             self._validate_endpoint(network, settings)
             out.append(attachments.record(network.id, settings))
-        return out
+        return mode, out
 
     def _validate_endpoint(self, network: Network, settings: EndpointSettings) -> None:
         if network.config_only:
@@ -554,7 +554,7 @@ class NetworkManager:
     def _legacy_links(self, container) -> list[links.LegacyLink]:
         """HostConfig.Links of a container on the default bridge: each target must run there."""
         bridge = next((n for n in self._networks.values() if n.name == "bridge"), None)
-        wanted = links.parse_all(container.host_config.get("Links") or [])
+        wanted = links.parse_all(container.host_config.links or ())
         if bridge is None or not wanted or not any(a["NetworkID"] == bridge.id for a in self.attachments(container.id)):
             return []
         return links.resolve_legacy(container, wanted, self.endpoints_on(bridge.id).values())
@@ -563,12 +563,12 @@ class NetworkManager:
         """Forget `container`'s link named `alias` (HostConfig.Links and its networks' Links);
         running containers keep what they were started with, as in dockerd."""
         host = container.host_config
-        kept = [v for v in host.get("Links") or [] if links.parse(v)[1] != alias]
+        kept = tuple(v for v in host.links or () if links.parse(v)[1] != alias)
         atts = self.attachments(container.id)
         new_atts = [{**a, "Links": [v for v in a.get("Links") or [] if links.parse(v)[1] != alias]} for a in atts]
-        if kept == list(host.get("Links") or []) and new_atts == atts:
+        if kept == tuple(host.links or ()) and new_atts == atts:
             raise errors.NotFound(f"Could not find link {alias!r} of container {container.name.lstrip('/')}")
-        host["Links"] = kept or None
+        container.host_config = attrs.evolve(host, links=kept or None)
         await trio.to_thread.run_sync(container.save)
         await trio.to_thread.run_sync(self._attachments.save, container.id, new_atts)
 
@@ -661,21 +661,21 @@ class NetworkManager:
         saved_endpoints.save(self._endpoints_dir, container.id, eps)
         host = container.host_config
         dns_net = next((self._networks[nid] for nid in eps if EmbeddedDns.wants(self._networks[nid])), None)
-        if dns_net is not None and not host.get("Dns"):
+        if dns_net is not None and not host.dns:
             from engine.containers import config as cfg
 
-            text = cfg.resolv_conf({**host, "Dns": [dns_net.gateway]})
+            text = cfg.resolv_conf(host, dns=(dns_net.gateway,))
             with open(container.resolv_conf_path, "w") as f:
                 f.write(text)
-        if eps and host.get("NetworkMode") != "host":
+        if eps and not host.shares_host_network:
             from engine.containers import config as cfg
 
-            text = cfg.hosts_file(container.config["Hostname"], host)
+            text = cfg.hosts_file(container.config.hostname, host)
             text += links.hosts_entries(legacy)
             for ep in eps.values():
                 for address in (ep.ip, ep.ip6):
                     if address:
-                        text += f"{address}\t{container.config['Hostname']}\n"
+                        text += f"{address}\t{container.config.hostname}\n"
             with open(container.hosts_path, "w") as f:
                 f.write(text)
 
@@ -684,7 +684,7 @@ class NetworkManager:
         network = self.get(ref)
         if network.config_only:
             self._validate_endpoint(network, EndpointSettings())
-        mode = container.host_config.get("NetworkMode") or "default"
+        mode = container.host_config.network_mode or "default"
         if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
             raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
         atts = self.attachments(container.id)

@@ -59,21 +59,22 @@ def _host_range(text: str) -> tuple[int, int]:
         raise errors.InvalidParameter(f"invalid host port: {text}") from None
 
 
-def bindings_for(config: dict, host: dict) -> list[Binding]:
-    """PortBindings, plus every ExposedPort to a random host port with PublishAllPorts."""
+def bindings_for(config, host) -> list[Binding]:
+    """PortBindings, plus every ExposedPort to a random host port with PublishAllPorts.
+    `config`, `host`: the container's spec (engine.containers.ContainerConfig, HostConfig)."""
     out: list[Binding] = []
     seen = set()
-    for key, entries in (host.get("PortBindings") or {}).items():
+    for key, entries in host.port_bindings.items():
         ports, proto = _parse_port(key)
-        for entry in entries or [{}]:
-            start, end = _host_range((entry or {}).get("HostPort") or "")
+        for entry in entries or [None]:
+            start, end = _host_range(entry.host_port if entry else "")
             for i, port in enumerate(ports):
                 hp = start + i if start and end and len(ports) > 1 else start
                 hend = 0 if len(ports) > 1 else end
-                out.append(Binding(proto, port, (entry or {}).get("HostIp") or "", hp, hend))
+                out.append(Binding(proto, port, entry.host_ip if entry else "", hp, hend))
                 seen.add((port, proto))
-    if host.get("PublishAllPorts"):
-        for key in (config.get("ExposedPorts") or {}):
+    if host.publish_all_ports:
+        for key in config.exposed_ports or ():
             ports, proto = _parse_port(key)
             for port in ports:
                 if (port, proto) not in seen:
@@ -81,8 +82,12 @@ def bindings_for(config: dict, host: dict) -> list[Binding]:
     return out
 
 
-def validate(config: dict, host: dict) -> None:
-    bindings_for(config, host)
+def validate(host) -> None:
+    """The HostConfig's PortBindings (ports and host ports well-formed)."""
+    for key, entries in host.port_bindings.items():
+        _parse_port(key)
+        for entry in entries or ():
+            _host_range(entry.host_port)
 
 
 @attrs.define(eq=False)

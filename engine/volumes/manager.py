@@ -300,11 +300,11 @@ class VolumeManager:
         return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # --- containers ---------------------------------------------------------------------------
-    async def prepare(self, container_id: str, config: dict, host_config: dict) -> list[MountPoint]:
-        """At container create: its volume mount points, creating volumes on first use."""
-        from engine.containers.config import parse_bind
-
-        default_driver = host_config.get("VolumeDriver") or ""  # "": an existing volume's, or local
+    async def prepare(self, container_id: str, config, host_config) -> list[MountPoint]:
+        """At container create: its volume mount points, creating volumes on first use.
+        `config`, `host_config`: the container's spec (engine.containers.ContainerConfig,
+        HostConfig)."""
+        default_driver = host_config.volume_driver  # "": an existing volume's, or local
         wanted: list[tuple[MountPoint, dict, dict]] = []  # (point, driver options, labels)
         taken: set[str] = set()
 
@@ -315,31 +315,28 @@ class VolumeManager:
             taken.add(destination)
             return destination
 
-        for bind in host_config.get("Binds") or []:
-            source, destination, readonly = parse_bind(bind)
-            destination = claim(destination)
-            if source.startswith("/"):
+        for bind in host_config.binds or ():
+            destination = claim(bind.destination)
+            if not bind.is_volume:
                 continue
-            parts = bind.split(":")
-            options = parts[2].split(",") if len(parts) == 3 else []
-            wanted.append((MountPoint(name=source, destination=destination, driver=default_driver,
-                                      rw=not readonly, mode=parts[2] if len(parts) == 3 else "z",
-                                      copy_data="nocopy" not in options), {}, {}))
-        for mount in host_config.get("Mounts") or []:
-            if not isinstance(mount, dict) or not mount.get("Target"):
+            wanted.append((MountPoint(name=bind.source, destination=destination, driver=default_driver,
+                                      rw=not bind.read_only, mode=bind.mode or "z",
+                                      copy_data="nocopy" not in bind.options), {}, {}))
+        for mount in host_config.mounts or ():
+            if not mount.target:
                 raise errors.InvalidParameter("invalid mount config: Target must not be empty")
-            destination = claim(mount["Target"])
-            if (mount.get("Type") or "bind") != "volume":
+            destination = claim(mount.target)
+            if (mount.type or "bind") != "volume":
                 continue
-            vo = mount.get("VolumeOptions") or {}
-            dc = vo.get("DriverConfig") or {}
-            name = mount.get("Source") or ""
-            wanted.append((MountPoint(name=name, destination=destination, driver=dc.get("Name") or default_driver,
-                                      rw=not mount.get("ReadOnly"), mode="z", copy_data=not vo.get("NoCopy"),
-                                      anonymous=not name), dict(dc.get("Options") or {}), dict(vo.get("Labels") or {})))
-        for destination in host_config.get("Tmpfs") or {}:
+            driver = mount.volume_driver
+            wanted.append((MountPoint(name=mount.source, destination=destination,
+                                      driver=(driver.name if driver else "") or default_driver,
+                                      rw=not mount.read_only, mode="z", copy_data=not mount.no_copy,
+                                      anonymous=not mount.source),
+                           dict((driver.options if driver else None) or {}), dict(mount.volume_labels or {})))
+        for destination in host_config.tmpfs or {}:
             claim(destination)
-        for destination in (config.get("Volumes") or {}):
+        for destination in config.volumes or ():
             if not destination.startswith("/"):
                 raise errors.InvalidParameter(f"invalid mount config: invalid mount path: '{destination}' mount path must be absolute")
             if posixpath.normpath(destination) in taken:

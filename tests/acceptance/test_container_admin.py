@@ -46,7 +46,7 @@ def test_update_applies_to_the_running_cgroups_and_persists(dclient, daemon):
         assert cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "30000"
         assert cgroup_file(pid, "cpuset", "cpuset.cpus") == "0"
     with open(os.path.join(daemon.data_root, "containers", c["Id"], "config.v2.json")) as f:
-        assert json.load(f)["host_config"]["Memory"] == 300 << 20
+        assert json.load(f)["host_config"]["resources"]["memory"] == 300 << 20
     with pytest.raises(docker.errors.APIError) as info:
         dclient.update_container(c, mem_limit=900 << 20)  # above MemorySwap
     assert info.value.status_code == 400 and "update the memoryswap at the same time" in str(info.value)

@@ -6,15 +6,22 @@ from __future__ import annotations
 import pytest
 
 from engine import errors
+from engine.api._container_json import host_config, host_config_shape
 from engine.containers.model import Container, RestartPolicy
-from engine.containers.update import merged_host_config
+from engine.containers.spec import ContainerConfig
+from engine.containers.update import merged_host_config as merged
 from engine.runtime.cgroups import BLKIO_WEIGHT_UNSUPPORTED_WARNING, Resources
 from engine.runtime.cgroups import _v1, _v2
 
 
 def container(**host) -> Container:
     return Container(id="c" * 64, name="web", created_ns=1, image_id="sha256:x", path="sh", args=[],
-                     config={}, host_config={"Memory": 0, "MemorySwap": 0, **host}, directory="/nonexistent")
+                     config=ContainerConfig(), host_config=host_config({"Memory": 0, "MemorySwap": 0, **host}),
+                     directory="/nonexistent")
+
+
+def merged_host_config(c, resources, policy):
+    return host_config_shape(merged(c, resources, policy))
 
 
 def test_zero_fields_keep_their_value_and_set_ones_replace_it():
@@ -24,7 +31,7 @@ def test_zero_fields_keep_their_value_and_set_ones_replace_it():
     assert (host["Memory"], host["MemorySwap"], host["CpuShares"], host["CpusetCpus"], host["PidsLimit"]) == \
         (300 << 20, 800 << 20, 256, "0", 0)
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
-    assert c.host_config["Memory"] == 400 << 20  # the record is untouched until applied
+    assert c.host_config.resources.memory == 400 << 20  # the record is untouched until applied
 
 
 @pytest.mark.parametrize("host,update,message", [

@@ -5,9 +5,10 @@ import trio
 import trio.testing
 
 from engine import errors
+from engine.api._container_json import healthcheck, healthcheck_shape
 from engine.containers.health import (
-    HEALTHY, STARTING, UNHEALTHY, Health, HealthConfig, LimitedBuffer, ProbeResult, go_duration,
-    merge_healthcheck, monitor, probe_loop, validate_healthcheck)
+    HEALTHY, STARTING, UNHEALTHY, Health, HealthConfig, LimitedBuffer, ProbeResult, go_duration, monitor,
+    probe_loop)
 
 S = 1_000_000_000
 
@@ -37,24 +38,28 @@ def test_defaults_and_command():
     assert config.command(["/bin/bash", "-ec"]) == ["/bin/bash", "-ec", "exit 1"]
     assert HealthConfig(test=("CMD", "true", "x")).command() == ["true", "x"]
     assert not HealthConfig(test=("NONE",)).enabled and not HealthConfig().enabled
-    assert HealthConfig.from_record(None) is None
-    assert HealthConfig.from_record({"Test": ["CMD", "true"], "Interval": 2 * S, "Retries": 5}) == \
+    assert healthcheck(None) is None
+    assert healthcheck({"Test": ["CMD", "true"], "Interval": 2 * S, "Retries": 5, "Timeout": None}) == \
         HealthConfig(test=("CMD", "true"), interval_ns=2 * S, retries=5)
+    # inspect shows Go's omitempty fields, as dockerd does
+    assert healthcheck_shape(HealthConfig(test=("CMD", "true"), interval_ns=2 * S, retries=5)) == \
+        {"Test": ["CMD", "true"], "Interval": 2 * S, "Retries": 5}
+    with pytest.raises(errors.InvalidParameter, match="invalid value for Healthcheck.Interval"):
+        healthcheck({"Interval": "1s"})
 
 
 def test_merge_over_image_and_validation():
-    image = {"Test": ["CMD-SHELL", "img"], "Interval": 5 * S, "Retries": 2}
-    assert merge_healthcheck(None, image) == image
-    assert merge_healthcheck({"Interval": 1 * S}, image) == {"Test": ["CMD-SHELL", "img"], "Interval": 1 * S, "Retries": 2}
-    assert merge_healthcheck({"Test": ["NONE"]}, image)["Test"] == ["NONE"]
-    assert merge_healthcheck(None, None) is None
-    validate_healthcheck({"Test": ["CMD", "true"], "Interval": 1_000_000})
+    image = HealthConfig(test=("CMD-SHELL", "img"), interval_ns=5 * S, retries=2)
+    assert HealthConfig(interval_ns=1 * S).over(image) == HealthConfig(test=("CMD-SHELL", "img"), interval_ns=1 * S, retries=2)
+    assert HealthConfig(test=("NONE",)).over(image).test == ("NONE",)
+    assert HealthConfig(test=("NONE",)).over(None) == HealthConfig(test=("NONE",))
+    HealthConfig(test=("CMD", "true"), interval_ns=1_000_000).validate()
     with pytest.raises(errors.InvalidParameter, match="Interval in Healthcheck cannot be less than 1ms"):
-        validate_healthcheck({"Interval": 999})
+        HealthConfig(interval_ns=999).validate()
     with pytest.raises(errors.InvalidParameter, match="Timeout in Healthcheck cannot be less than 1ms"):
-        validate_healthcheck({"Timeout": 1})
+        HealthConfig(timeout_ns=1).validate()
     with pytest.raises(errors.InvalidParameter, match="Retries in Healthcheck cannot be negative"):
-        validate_healthcheck({"Retries": -1})
+        HealthConfig(retries=-1).validate()
 
 
 def test_state_machine_retries_streak_and_log():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import types
 
+from engine.containers import ContainerConfig
 from engine.containers.health import HealthConfig, exec_probe
 
 
@@ -22,8 +23,8 @@ class DyingExecs:
 
 async def test_spawn_failure_is_a_failed_probe():
     execs = DyingExecs()
-    container = types.SimpleNamespace(id="c1", config={})
-    config = HealthConfig.from_record({"Test": ["CMD", "true"]})
+    container = types.SimpleNamespace(id="c1", config=ContainerConfig())
+    config = HealthConfig(test=("CMD", "true"))
     result = await exec_probe(execs, container)(config)
     assert result.exit_code == -1 and "Broken pipe" in result.output
     assert execs.forgotten == "e1"

@@ -5,7 +5,8 @@ import pytest
 
 from engine import errors
 from engine.containers import blkio, sysctls
-from engine.containers.config import normalize_create
+from engine.api._container_json import host_config, host_config_shape
+from engine.containers.config import validate_host_config
 from engine.runtime import cgroups
 from engine.runtime.cgroups import Resources, _v1, _v2
 from engine.runtime.cgroups._detect import Hierarchy, Layout
@@ -13,8 +14,8 @@ from engine.runtime.cgroups._detect import Hierarchy, Layout
 
 def host_after_create(host, monkeypatch, support):
     monkeypatch.setattr(cgroups, "support", lambda: support)
-    _config, host_config, warnings = normalize_create({"Cmd": ["true"], "HostConfig": host}, {}, "busybox")
-    return host_config, warnings
+    kept, warnings = validate_host_config(host_config(host))
+    return host_config_shape(kept), warnings
 
 
 def v2_support(tmp_path, controllers="cpu io memory pids"):
@@ -62,24 +63,26 @@ def test_v1_keeps_them_and_warns_about_an_unlimited_oom_disabled_container(monke
 ])
 def test_sysctls_outside_the_containers_namespaces_are_refused(host, message):
     with pytest.raises(errors.InvalidParameter, match=message):
-        sysctls.validate(host)
+        sysctls.validate(host_config(host))
 
 
 def test_allowed_sysctls():
-    sysctls.validate({"Sysctls": {"kernel.domainname": "x", "fs.mqueue.msg_max": "20", "kernel.sem": "1 2 3 4",
-                                  "net.core.somaxconn": "10"}})
+    sysctls.validate(host_config({"Sysctls": {"kernel.domainname": "x", "fs.mqueue.msg_max": "20", "kernel.sem": "1 2 3 4",
+                                  "net.core.somaxconn": "10"}}))
 
 
 def test_blkio_entries_are_checked(monkeypatch):
     with pytest.raises(errors.InvalidParameter, match="invalid BlkioDeviceReadBps entry"):
-        blkio.validate({"BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": -1}]}, [], cgroups.Support())
+        blkio.validate(host_config({"BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": -1}]}).resources, [],
+                       cgroups.Support())
     with pytest.raises(errors.InvalidParameter, match="weight must be between 10 and 1000"):
-        blkio.validate({"BlkioWeightDevice": [{"Path": "/dev/vda", "Weight": 5}]}, [], cgroups.Support())
+        blkio.validate(host_config({"BlkioWeightDevice": [{"Path": "/dev/vda", "Weight": 5}]}).resources, [],
+                       cgroups.Support())
 
 
 def test_a_missing_throttled_device_fails_the_start_naming_it():
     with pytest.raises(errors.InvalidParameter, match='"/dev/pe-none": no such file or directory'):
-        blkio.resolve({"BlkioDeviceReadBps": [{"Path": "/dev/pe-none", "Rate": 1}]})
+        blkio.resolve(host_config({"BlkioDeviceReadBps": [{"Path": "/dev/pe-none", "Rate": 1}]}).resources)
 
 
 @pytest.fixture

@@ -1,0 +1,156 @@
+"""The typed container spec: Docker's create JSON → spec → Docker's inspect JSON, the record
+on disk (format 2), and records written before the spec (format 1: Docker's JSON, taken from
+a daemon of that build by the docker CLI, docker-py and docker-compose 1.29) loading as they
+were."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import attrs
+import pytest
+
+from engine import errors
+from engine.api import container_spec_from_docker
+from engine.api._container_json import (
+    config_shape, create_request, exec_config, exec_shape, host_config, host_config_shape)
+from engine.containers import ContainerConfig, HostConfig, record
+from engine.containers.config import validate_host_config, with_image_defaults
+from engine.containers.model import Status
+
+V1 = os.path.join(os.path.dirname(__file__), "container_records_v1.json")
+
+
+def v1_records() -> dict:
+    with open(V1) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("name", sorted(v1_records()))
+def test_a_record_of_the_previous_format_loads_and_inspects_as_before(name, tmp_path):
+    old = v1_records()[name]
+    container = record.from_data(old, container_spec_from_docker)
+    assert (container.id, container.name, container.state.status) == (old["id"], old["name"], Status(old["state"]["status"]))
+    expected = dict(old["config"])
+    if "Healthcheck" in expected:  # docker-py's null fields are left out, as dockerd does (omitempty)
+        expected["Healthcheck"] = {k: v for k, v in expected["Healthcheck"].items() if v is not None}
+    assert config_shape(container.config) == expected
+    assert host_config_shape(container.host_config) == old["host_config"]
+    # written back in format 2, it reads the same
+    container.directory = str(tmp_path)
+    container.save()
+    with open(tmp_path / "config.v2.json") as f:
+        assert json.load(f)["format"] == record.FORMAT
+    again = record.load(str(tmp_path))
+    assert (again.config, again.host_config, again.state) == (container.config, container.host_config, container.state)
+
+
+def test_a_record_of_the_previous_format_without_a_reader_is_left_alone():
+    with pytest.raises(record.UnreadableRecord):
+        record.from_data(v1_records()["raw"])
+
+
+def test_the_cli_body_round_trips_and_unknown_fields_are_shown_back():
+    body = {
+        "Image": "busybox", "Cmd": ["sh"], "Entrypoint": None, "Env": ["A=1"], "Labels": {"x": "y"},
+        "ExposedPorts": {"80/tcp": {}}, "Healthcheck": {"Test": ["CMD", "true"], "Interval": 5_000_000_000},
+        "Unknown": 1,
+        "HostConfig": {
+            "Binds": ["/tmp:/t:ro,rshared", "vol:/v"], "Memory": 64 << 20, "PidsLimit": None, "Isolation": "",
+            "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, "ConsoleSize": [10, 20],
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}, "Annotations": {"a": "b"},
+            "Mounts": [{"Type": "tmpfs", "Target": "/t2", "TmpfsOptions": {"SizeBytes": 1000}},
+                       {"Type": "volume", "Source": "v2", "Target": "/v2", "VolumeOptions": {"NoCopy": True, "DriverConfig": {}}}],
+            "Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 20}], "Sysctls": {"net.ipv4.ip_forward": "1"},
+            "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rw"}],
+        },
+    }
+    config, host = create_request(body)
+    assert host.binds[0].read_only and host.binds[0].propagation == "rshared" and host.binds[1].is_volume
+    assert host.resources.memory == 64 << 20 and host.restart_policy.maximum_retry_count == 2
+    assert host.other == {"Isolation": "", "ConsoleSize": [10, 20], "Annotations": {"a": "b"}}
+    config = with_image_defaults(config, {"Env": ["PATH=/bin", "A=0"], "Cmd": ["ignored"]})
+    host, warnings = validate_host_config(host)
+    assert warnings == [] and host.resources.memory_swap == 128 << 20  # dockerd's default: 2 × memory
+    shown = host_config_shape(host)
+    for key, value in body["HostConfig"].items():
+        if key not in ("PidsLimit", "Sysctls"):
+            assert shown[key] == value, key
+    assert shown["Sysctls"] == {"net.ipv4.ip_forward": "1"} and shown["PidsLimit"] is None
+    assert (shown["MemorySwap"], shown["CgroupnsMode"], shown["ShmSize"]) == (128 << 20, "private", 64 << 20)
+    cshape = config_shape(config)
+    assert cshape["Env"] == ["PATH=/bin", "A=1"] and cshape["Cmd"] == ["sh"] and cshape["Entrypoint"] is None
+    assert cshape["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 5_000_000_000}
+    assert cshape["ExposedPorts"] == {"80/tcp": {}} and "Unknown" not in cshape
+
+
+def test_record_format_2_keeps_the_spec(tmp_path):
+    from engine.containers.model import Container
+
+    config, host = create_request({"Image": "busybox", "Cmd": "echo hi", "HostConfig": {"Tmpfs": {"/run": ""}}})
+    c = Container(id="c" * 64, name="n", created_ns=1, image_id="sha256:x", path="echo", args=["hi"],
+                  config=config, host_config=host, directory=str(tmp_path))
+    c.save()
+    loaded = record.load(str(tmp_path))
+    assert loaded.config == config and loaded.host_config == host and loaded.config.cmd == ("echo", "hi")
+    # an update replaces the host config: the next save writes the new one
+    c.host_config = attrs.evolve(host, resources=attrs.evolve(host.resources, memory=7 << 20))
+    c.save()
+    assert record.load(str(tmp_path)).host_config.resources.memory == 7 << 20
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"Image": "busybox", "HostConfig": {"Memory": "64m"}}, "invalid value for Memory: '64m'"),
+    ({"Image": "busybox", "HostConfig": {"Binds": ["relative/path:/x"]}}, "includes invalid characters"),
+    ({"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": "x"}}},
+     "MaximumRetryCount must be an integer"),
+    ({"Image": "busybox", "HostConfig": {"Sysctls": {"a": 1}}}, "Sysctls must be a map of strings to strings"),
+    ({"Image": "busybox", "HostConfig": "x"}, "HostConfig must be a JSON object"),
+    ({"Image": "busybox", "Healthcheck": {"Test": "true"}}, "Healthcheck.Test must be a list of strings"),
+    ({"Cmd": ["x"]}, "Config cannot be empty in order to create a container"),
+])
+def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
+    with pytest.raises(errors.InvalidParameter, match=message):
+        create_request(body)
+
+
+@pytest.mark.parametrize("host, message", [
+    ({"Memory": 1024}, "Minimum memory limit allowed is 6MB"),
+    ({"RestartPolicy": {"Name": "sometimes"}}, "unknown policy 'sometimes'"),
+    ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, "can't create 'AutoRemove' container with restart policy"),
+    ({"LogConfig": {"Type": "syslog"}}, "no log driver named 'syslog'"),
+    ({"PidMode": "container:x"}, "invalid PidMode: container:x"),
+])
+def test_dockerds_rules_on_the_values(host, message):
+    with pytest.raises(errors.InvalidParameter, match=message):
+        validate_host_config(host_config(host))
+
+
+def test_image_defaults_and_an_empty_entrypoint():
+    image = {"Entrypoint": ["/ep"], "Cmd": ["c"], "User": "u", "WorkingDir": "/w", "Labels": {"a": "1"},
+             "Healthcheck": {"Test": ["CMD", "img"], "Retries": 4}}
+    config = with_image_defaults(ContainerConfig(image="i"), image)
+    assert config.command == ("/ep", "c") and (config.user, config.working_dir) == ("u", "/w")
+    assert config.healthcheck.test == ("CMD", "img") and config.healthcheck.retries == 4
+    assert with_image_defaults(ContainerConfig(image="i", entrypoint=("",), cmd=("x",)), image).command == ("x",)
+    with pytest.raises(errors.InvalidParameter, match="No command specified"):
+        with_image_defaults(ContainerConfig(image="i", entrypoint=("",)), image)
+
+
+def test_exec_config_and_its_inspect_shape():
+    import types
+
+    config = exec_config({"Cmd": "ls", "AttachStdout": True, "detachKeys": "ctrl-a"})
+    assert (config.cmd, config.attach_stdout, config.attach_stderr, config.detach_keys) == (("ls",), True, None, "ctrl-a")
+    shape = exec_shape(types.SimpleNamespace(id="e", running=False, exit_code=None, container_id="c", pid=0,
+                                             config=config))
+    assert shape["ProcessConfig"]["entrypoint"] == "ls" and shape["OpenStdout"] and not shape["OpenStderr"]
+    assert exec_config({"Cmd": 5}).cmd == ()  # refused by the engine after its state checks
+
+
+def test_a_host_config_built_in_python_has_dockers_defaults():
+    shown = host_config_shape(HostConfig())
+    assert (shown["NetworkMode"], shown["RestartPolicy"], shown["LogConfig"], shown["IpcMode"]) == \
+        ("default", {"Name": "no", "MaximumRetryCount": 0}, {"Type": "json-file", "Config": {}}, "private")
+    assert (shown["Binds"], shown["Devices"], shown["BlkioWeightDevice"], shown["BlkioDeviceReadBps"]) == (None, [], [], None)
