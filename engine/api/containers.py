@@ -343,7 +343,8 @@ async def wait(req: Request):
 
     async def result():
         # Headers go out at once; the body when the condition holds (the CLI needs that).
-        yield await manager.wait(container.id, condition)
+        status = await manager.wait(container.id, condition)
+        yield {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
 
     return json_stream(result())
 

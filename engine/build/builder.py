@@ -239,7 +239,7 @@ class Build:
                     await self.output.stream(text)
             await self.output.stream(decoders[STDOUT].decode(b"", final=True))
             result = await self.containers.wait(container.id)
-            code = result.get("StatusCode") or 0
+            code = result.exit_code
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
 

@@ -28,7 +28,7 @@ from engine import errors
 from engine.containers import config as cfg
 from engine.containers import health, names, restore
 from engine.containers.cgroupparent import cgroup_of
-from engine.containers.model import Container, Status, now_ns
+from engine.containers.model import Container, ExitStatus, Status, now_ns
 from engine.containers.spec import ContainerConfig, HostConfig
 from engine.containers.launch import Launching, open_spill, start_error
 from engine.containers.streams import ContainerStreams
@@ -403,7 +403,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self.publish(container, "unpause")
 
     # --- wait ---------------------------------------------------------------------------------
-    async def wait(self, ref: str, condition: str = "not-running") -> dict:
+    async def wait(self, ref: str, condition: str = "not-running") -> ExitStatus:
         container = self.get(ref)
         sup = self._supervisors[container.id]
         if condition not in ("not-running", "next-exit", "removed"):
@@ -419,8 +419,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             elif not container.state.status.is_live():
                 break
             await sup.changed.wait()
-        error = {"Message": container.state.error} if container.state.error else None
-        return {"StatusCode": container.state.exit_code, "Error": error}
+        return ExitStatus(container.state.exit_code, container.state.error)
 
     # --- remove / rename ----------------------------------------------------------------------
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

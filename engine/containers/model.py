@@ -79,6 +79,14 @@ class State:
     health: Health | None = attrs.field(default=None, converter=health_from)
 
 
+@attrs.frozen
+class ExitStatus:
+    """What a wait for a container answers: its exit code and the error of its last start."""
+
+    exit_code: int
+    error: str = ""
+
+
 @attrs.define
 class Container:
     """One container's persisted record (engine.containers.record reads and writes it). Its
