@@ -175,9 +175,9 @@ class Bind:
 
     @property
     def propagation(self) -> str:
-        from engine.containers.propagation import DEFAULT, PROPAGATIONS
+        from engine.containers.propagation import of_bind
 
-        return next((o for o in self.options if o in PROPAGATIONS), DEFAULT)
+        return of_bind(self.text)
 
     @classmethod
     def parse(cls, text: str) -> "Bind":
