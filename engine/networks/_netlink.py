@@ -1,5 +1,8 @@
 """The one module that imports pyroute2. Every function here is blocking: call it from
-`trio.to_thread.run_sync`. Sockets are opened inside the calling (worker) thread.
+`trio.to_thread.run_sync`. Sockets are opened inside the calling (worker) thread. What every
+container start and stop does (setup_veth, release_veth) and the route dump of a network
+create speak rtnetlink directly (_rtnl.py): pyroute2's decoding held the GIL for
+milliseconds per container.
 
 Steps are small and idempotent (CNI's bridge plugin): ensure_bridge, setup_veth, delete_link;
 setup_veth rolls back every step it made if a later one fails.
@@ -24,6 +27,9 @@ import os
 import socket
 
 from pyroute2 import IPRoute
+
+from engine.networks import _rtnl
+from engine.networks._rtnl import Rtnl
 from pyroute2.netlink.exceptions import NetlinkError
 
 log = logging.getLogger(__name__)
@@ -92,25 +98,26 @@ def _restore(home: int) -> None:
 
 
 def _lookup(ipr, name: str) -> int | None:
-    """Index of link `name` in the calling thread's namespace (where `ipr` was opened), None
-    if there is none: libc's if_nametoindex (one ioctl), not a netlink request decoded by
-    pyroute2 (~0.3 ms, several per container start)."""
+    """Index of link `name` in the namespace of `ipr`, which is the calling thread's."""
+    return _index(name)
+
+
+def _index(name: str) -> int | None:
+    """Index of link `name` in the calling thread's namespace, None if there is none: libc's
+    if_nametoindex (one ioctl), not a netlink request decoded by pyroute2 (~0.3 ms)."""
     try:
         return socket.if_nametoindex(name)
     except OSError:  # libc answers 0: no such link ("no interface with this name")
         return None
 
 
-def _add_address(ipr, index: int, cidr: str, fresh: bool = False) -> None:
-    """Add `cidr` to link `index` unless it is there (IPv6 without DAD); `fresh`: the link
-    was just made and has none (no dump of its addresses)."""
+def _add_address(ipr, index: int, cidr: str) -> None:
+    """Add `cidr` to link `index` unless it is there (IPv6 without DAD)."""
     address, prefix = cidr.split("/")
     family = 10 if ":" in address else 2
-    if not fresh:
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                for a in ipr.get_addr(index=index, family=family)}
-        if (str(ipaddress.ip_address(address)), int(prefix)) in have:
-            return
+    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=family)}
+    if (str(ipaddress.ip_address(address)), int(prefix)) in have:
+        return
     extra = {"flags": IFA_F_NODAD} if family == 10 else {}
     if ipaddress.ip_address(address).is_link_local and family == 2:
         extra["scope"] = RT_SCOPE_LINK  # --link-local-ip: like the kernel's own 169.254/16 use
@@ -206,66 +213,24 @@ def _link_names() -> dict[int, str]:
 
 def routed_networks() -> list[tuple[ipaddress.IPv4Network, str]]:
     """(destination, device) of the host's IPv4 routes (every table), default routes
-    excepted, plus the networks of the host's addresses. Read with two raw netlink dumps:
-    pyroute2 took ~4 ms (more under load) to decode them, on every network create."""
+    excepted, plus the networks of the host's addresses (two raw dumps: engine/networks/_rtnl.py)."""
     names = _link_names()
     out = []
-    for header, attrs in _dump(RTM_GETROUTE, b"\x02" + bytes(11)):  # struct rtmsg, AF_INET
-        dst, length = attrs.get(RTA_DST), header[1]
-        if dst and length:
-            oif = attrs.get(RTA_OIF)
-            device = names.get(int.from_bytes(oif, "little"), "") if oif else ""
-            out.append((ipaddress.ip_network((socket.inet_ntoa(dst), length), strict=False),
-                        device))
-    for header, attrs in _dump(RTM_GETADDR, b"\x02" + bytes(7)):  # struct ifaddrmsg, AF_INET
-        address = attrs.get(IFA_ADDRESS)
-        if address and not address.startswith(b"\x7f"):
-            index = int.from_bytes(header[4:8], "little")
-            out.append((ipaddress.ip_network((socket.inet_ntoa(address), header[1]),
-                                             strict=False), names.get(index, "")))
+    with Rtnl() as rtnl:
+        for header, attrs in rtnl.dump(_rtnl.RTM_GETROUTE, b"\x02" + bytes(11)):  # rtmsg, AF_INET
+            dst, length = attrs.get(_rtnl.RTA_DST), header[1]
+            if dst and length:
+                oif = attrs.get(_rtnl.RTA_OIF)
+                device = names.get(int.from_bytes(oif, "little"), "") if oif else ""
+                out.append((ipaddress.ip_network((socket.inet_ntoa(dst), length), strict=False),
+                            device))
+        for header, attrs in rtnl.dump(_rtnl.RTM_GETADDR, b"\x02" + bytes(7)):  # ifaddrmsg
+            address = attrs.get(_rtnl.IFA_ADDRESS)
+            if address and not address.startswith(b"\x7f"):
+                index = int.from_bytes(header[4:8], "little")
+                out.append((ipaddress.ip_network((socket.inet_ntoa(address), header[1]),
+                                                 strict=False), names.get(index, "")))
     return out
-
-
-RTM_GETROUTE, RTM_GETADDR = 26, 22
-RTA_DST, RTA_OIF, IFA_ADDRESS = 1, 4, 1
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-
-
-def _dump(kind: int, body: bytes):
-    """Yield (family header bytes, {attribute type: payload}) of every message a rtnetlink
-    dump request answers (RTM_GETROUTE, RTM_GETADDR), in the calling thread's namespace."""
-    import struct
-
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       socket.NETLINK_ROUTE) as sock:
-        sock.bind((0, 0))
-        sock.send(struct.pack("=IHHII", 16 + len(body), kind, _NLM_F_REQUEST_DUMP, 1, 0) + body)
-        fixed = len(body)
-        while True:
-            data = sock.recv(1 << 16)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, msg_type = struct.unpack_from("=IH", data, offset)
-                if msg_type == _NLMSG_DONE:
-                    return
-                if msg_type == _NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, offset + 16)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                else:
-                    start = offset + 16
-                    header = data[start:start + fixed]
-                    attrs = {}
-                    pos, end = start + fixed, offset + length
-                    while pos + 4 <= end:
-                        alen, atype = struct.unpack_from("=HH", data, pos)
-                        if alen < 4:
-                            break
-                        attrs[atype & 0x3FFF] = data[pos + 4:pos + alen]
-                        pos += (alen + 3) & ~3
-                    yield header, attrs
-                offset += (length + 3) & ~3
 
 
 def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
@@ -281,24 +246,20 @@ def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
     nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(nsfd)
-        peer = {"ifname": ifname, "mtu": mtu, "net_ns_fd": nsfd}
-        if mac:
-            peer["address"] = mac
-        spec = {"ifname": host_name, "kind": "veth", "mtu": mtu, "state": "up", "peer": peer}
         try:
-            with IPRoute() as ipr:
-                if master:
-                    master_index = _lookup(ipr, master)
-                    if master_index is None:
-                        raise OSError(errno.ENODEV, f"bridge {master} does not exist")
-                    spec["master"] = master_index
-                ipr.link("add", **spec)
+            master_index = None
+            if master:
+                master_index = _index(master)
+                if master_index is None:
+                    raise OSError(errno.ENODEV, f"bridge {master} does not exist")
+            with Rtnl() as rtnl:
+                rtnl.add_veth(host_name, master_index, mtu, ifname,
+                              bytes.fromhex(mac.replace(":", "")) if mac else None, nsfd)
             if isolated:  # IFLA_BRPORT_ISOLATED; sysfs shows the daemon's (host) namespace
                 with open(f"/sys/class/net/{host_name}/brport/isolated", "w") as f:
                     f.write("1")
             with in_netns(nsfd):
-                _configure(ifname, ifname, address_cidr, gateway, None, None, extra_addresses, gateway6,
-                           fresh=True)
+                _configure_new(ifname, address_cidr, gateway, extra_addresses, gateway6)
         except BaseException:
             delete_link(host_name)  # the container's process is alive: delete explicitly
             raise
@@ -307,29 +268,38 @@ def setup_veth(*, host_name: str, master: str | None, pid: int, ifname: str,
         os.close(nsfd)
 
 
-def _link_netnsid(ipr, name: str) -> tuple[bool, int | None]:
-    """(exists, IFLA_LINK_NETNSID) of a host link."""
-    try:
-        links = ipr.link("get", ifname=name)
-    except NetlinkError as exc:
-        if exc.code in (errno.ENODEV, errno.ENOENT):
-            return False, None
-        raise
-    if not links:
-        return False, None
-    return True, links[0].get_attr("IFLA_LINK_NETNSID")
-
-
-def _netns_dead(ipr, nsid: int | None) -> bool:
-    """True once the peer namespace has no reference left (RTM_GETNSID only finds live ones):
-    the kernel is destroying it, and the veth pair with it."""
-    if nsid is None or nsid < 0:
-        return False
-    try:
-        ipr.get_netnsid(nsid=nsid)
-    except NetlinkError as exc:
-        return exc.code == errno.ENOENT
-    return False
+def _configure_new(ifname: str, address_cidr: str | None, gateway: str | None,
+                   extra_addresses=(), gateway6: str | None = None) -> None:
+    """In the calling thread's (container's) namespace, for a link just made there with its
+    final name: add the addresses (IPv6 without DAD, 169.254/16 with link scope), bring it
+    and lo up, add the default routes (what _configure does, in raw messages)."""
+    index = _index(ifname)
+    if index is None:
+        raise OSError(errno.ENODEV, f"interface {ifname} not found in the container's netns")
+    addresses = [a for a in (address_cidr, *extra_addresses) if a]
+    if any(":" in a for a in addresses) or gateway6:
+        _enable_ipv6(ifname)
+    with Rtnl() as rtnl:
+        for cidr in addresses:
+            address, prefix = cidr.split("/")
+            flags = IFA_F_NODAD if ":" in address else 0
+            scope = RT_SCOPE_LINK if ":" not in address and \
+                ipaddress.ip_address(address).is_link_local else 0
+            try:
+                rtnl.add_address(index, str(ipaddress.ip_address(address)), int(prefix),
+                                 flags=flags, scope=scope)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+        rtnl.set_up(index)
+        rtnl.set_up(LOOPBACK_IFINDEX)
+        for via in (gateway, gateway6):
+            if via:
+                try:
+                    rtnl.add_default_route(index, via)
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise
 
 
 def _netns_has_process(ident: tuple[int, int]) -> bool:
@@ -360,14 +330,23 @@ def release_veth(host_name: str, netns: tuple[int, int] | None) -> str:
                   an open nsfs fd) keeps the namespace alive: the caller deletes it later
                   unless it has vanished by then
     """
-    with IPRoute() as ipr:
-        exists, nsid = _link_netnsid(ipr, host_name)
-        if not exists:
-            return "gone"
-        if _netns_dead(ipr, nsid):
-            return "dying"
-        if netns is None or _netns_has_process(tuple(netns)):
-            return "deleted" if _delete(ipr, host_name) else "gone"
+    index = _index(host_name)
+    if index is None:
+        return "gone"
+    with Rtnl() as rtnl:
+        try:
+            nsid = rtnl.link_netnsid(index)
+            # RTM_GETNSID only finds namespaces with references left: one it no longer
+            # finds is being destroyed by the kernel, and the pair with it
+            if nsid is not None and nsid >= 0 and not rtnl.netnsid_alive(nsid):
+                return "dying"
+            if netns is None or _netns_has_process(tuple(netns)):
+                rtnl.delete_link(index)
+                return "deleted"
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
+                return "gone"  # deleted meanwhile (the name, or the index, is no more)
+            raise
         return "lingering"
 
 
@@ -380,11 +359,9 @@ def move_into_netns(name: str, pid: int) -> None:
 
 
 def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str | None,
-               mac: str | None, mtu: int | None, extra_addresses=(), gateway6: str | None = None,
-               fresh: bool = False) -> None:
+               mac: str | None, mtu: int | None, extra_addresses=(), gateway6: str | None = None) -> None:
     """In the calling thread's (container's) namespace: rename `current` to `ifname`, set MAC
-    and MTU if given, add the addresses, bring it and lo up, add the default routes.
-    `fresh`: the link was just created (setup_veth) and has no address yet."""
+    and MTU if given, add the addresses, bring it and lo up, add the default routes."""
     with IPRoute() as ns:
         index = _lookup(ns, current)
         if index is None:
@@ -403,7 +380,7 @@ def _configure(current: str, ifname: str, address_cidr: str | None, gateway: str
         if any(":" in a for a in addresses) or gateway6:
             _enable_ipv6(ifname)
         for cidr in addresses:
-            _add_address(ns, index, cidr, fresh)
+            _add_address(ns, index, cidr)
         ns.link("set", index=index, state="up")
         ns.link("set", index=LOOPBACK_IFINDEX, state="up")
         for dst, via in (("0.0.0.0/0", gateway), ("::/0", gateway6)):
