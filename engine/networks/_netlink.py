@@ -140,57 +140,58 @@ def _enable_ipv6(ifname: str) -> None:
 
 def ensure_bridge(name: str, gateway_cidr: str | None, mtu: int = 1500, gateway6_cidr: str | None = None) -> None:
     """Bridge `name` exists, is up and has `gateway_cidr` (e.g. "10.1.2.1/24") and, for an
-    IPv6 network, `gateway6_cidr`."""
-    with IPRoute() as ipr:
-        index = _lookup(ipr, name)
-        if index is not None and _kind(ipr, index) != "bridge":
+    IPv6 network, `gateway6_cidr` (raw rtnetlink: it is on every network create's path)."""
+    with Rtnl() as rtnl:
+        index = _index(name)
+        if index is not None and rtnl.link_kind(index) != "bridge":
             raise OSError(errno.EEXIST, f"{name} exists and is not a bridge")
         if index is None:
             try:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
+                rtnl.add_bridge(name, mtu)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
                     raise
-            index = _lookup(ipr, name)
-        if gateway_cidr:
-            _add_address(ipr, index, gateway_cidr)
+            index = _index(name)
+            if index is None:
+                raise OSError(errno.ENODEV, f"bridge {name} vanished while being made")
         if gateway6_cidr:
             _enable_ipv6(name)
-            _add_address(ipr, index, gateway6_cidr)
-        ipr.link("set", index=index, state="up")
-
-
-def _kind(ipr, index: int) -> str | None:
-    info = ipr.link("get", index=index)[0].get_attr("IFLA_LINKINFO")
-    return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+        for cidr in (gateway_cidr, gateway6_cidr):
+            if cidr:
+                address, prefix = cidr.split("/")
+                try:  # EEXIST: the same address and prefix are there (a restart)
+                    rtnl.add_address(index, str(ipaddress.ip_address(address)), int(prefix),
+                                     flags=IFA_F_NODAD if ":" in address else 0)
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise
+        rtnl.set_up(index)
 
 
 def _delete(ipr, name: str) -> bool:
-    index = _lookup(ipr, name)
+    """Delete link `name` of the calling thread's namespace (where `ipr` was opened, if
+    given); False if it was already gone."""
+    index = _index(name)
     if index is None:
         return False
-    try:
-        ipr.link("del", index=index)
-    except NetlinkError as exc:
-        if exc.code in (errno.ENODEV, errno.ENOENT):
-            return False
-        raise
+    with Rtnl() as rtnl:
+        try:
+            rtnl.delete_link(index)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
+                return False
+            raise
     return True
 
 
 def delete_link(name: str) -> bool:
     """Delete a link by name; False if it was already gone."""
-    with IPRoute() as ipr:
-        return _delete(ipr, name)
+    return _delete(None, name)
 
 
 def delete_links(names) -> list[str]:
     """Delete every link of `names` that still exists; the names deleted."""
-    names = list(names)
-    if not names:
-        return []
-    with IPRoute() as ipr:
-        return [name for name in names if _delete(ipr, name)]
+    return [name for name in names if _delete(None, name)]
 
 
 def existing_links(names) -> set[str]:

@@ -147,6 +147,19 @@ class Rtnl:
         self.request(RTM_NEWLINK, ifinfomsg(up=True) + b"".join(attrs),
                      NLM_F_CREATE | NLM_F_EXCL)
 
+    def add_bridge(self, name: str, mtu: int) -> None:
+        self.request(RTM_NEWLINK, ifinfomsg() + attr(IFLA_IFNAME, _name(name))
+                     + attr(IFLA_MTU, _u32(mtu))
+                     + nested(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge")),
+                     NLM_F_CREATE | NLM_F_EXCL)
+
+    def link_kind(self, index: int) -> str | None:
+        """IFLA_INFO_KIND of a link ("bridge", "veth"…), None for a plain device."""
+        _header, attrs = self.get(RTM_GETLINK, ifinfomsg(index), 16)
+        info = attrs.get(IFLA_LINKINFO)
+        kind = parse_attrs(info, 0, len(info)).get(IFLA_INFO_KIND) if info else None
+        return kind.rstrip(b"\0").decode() if kind else None
+
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, ifinfomsg(index, up=True))
 
