@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import tarfile
 import time
 
 from engine.cli import ClientError
@@ -48,6 +47,8 @@ def target_path(kind: str, item: dict) -> str:
 
 def archive(entries: list[tuple[str, bytes, int, int, int]]) -> bytes:
     """A tar of (absolute path, content, mode, uid, gid) to extract at /."""
+    import tarfile  # only for projects with secrets/configs to inject
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path, data, mode, uid, gid in entries:

@@ -27,17 +27,15 @@ def _ipam(spec: dict | None) -> dict | None:
 
 
 def ensure_network(s: Session, key: str) -> None:
+    """External: it must exist. Else create it; a 409 means it exists (one request instead
+    of a look-up first: this is on `up`'s critical path)."""
     project, api = s.project, s.api
     spec = project.networks.get(key) or {}
     name = project.network_name(key)
-    existing = api.get_or_none(f"/networks/{name}")
     if spec.get("external"):
-        if existing is None:
+        if api.get_or_none(f"/networks/{name}") is None:
             raise ComposeError(f"network {name} declared as external, but could not be found")
         return
-    if existing is not None:
-        return
-    s.progress.update("Network", name, "Creating")
     body = {
         "Name": name, "CheckDuplicate": True, "Driver": spec.get("driver") or "bridge",
         "Options": spec.get("driver_opts") or {}, "Internal": bool(spec.get("internal")),
@@ -51,9 +49,11 @@ def ensure_network(s: Session, key: str) -> None:
     try:
         api.post("/networks/create", body)
     except ClientError as exc:
-        if exc.status != 409:  # created meanwhile by someone else: fine
-            s.progress.update("Network", name, "Error", error=True)
-            raise ComposeError(f"network {name}: {exc.message}") from None
+        if exc.status == 409:  # there already (or created meanwhile by someone else)
+            return
+        s.progress.update("Network", name, "Error", error=True)
+        raise ComposeError(f"network {name}: {exc.message}") from None
+    s.progress.update("Network", name, "Creating")
     s.progress.update("Network", name, "Created", done=True)
 
 

@@ -21,7 +21,6 @@ queued item) is immediate.
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -285,6 +284,8 @@ def abandon_on_cancel(fn: Callable[..., Any], *args: Any) -> Any:
 def signal_receiver(*signums: int) -> Iterator[queue.Queue]:
     """While open, the given signals are queued (their numbers) instead of acting; the
     main thread only (Python runs signal handlers there)."""
+    import signal  # (its enums cost ~1 ms; only foreground `up` needs it)
+
     received: queue.Queue = queue.Queue()
     previous = {n: signal.signal(n, lambda num, frame: received.put(num)) for n in signums}
     try:
