@@ -2,10 +2,15 @@
 one place that converts it either way.
 
 Format 2 keeps the typed spec as plain data under its Python names (attrs fields; tuples as
-lists, nested classes as objects). Format 1 (no "format" key: records written before the typed
-spec) kept Docker's Config/HostConfig JSON; it is read through `legacy(config, host_config)`,
-which the daemon takes from engine.api (the only code that knows Docker's JSON), and written
-back as format 2 by the next save.
+lists, nested classes as objects), marked by "format": 2 inside host_config. Format 1 (records
+written before the typed spec) kept Docker's Config/HostConfig JSON; it is read through
+`legacy(config, host_config)`, which the daemon takes from engine.api (the only code that knows
+Docker's JSON), and written back as format 2 by the next save.
+
+The top-level keys stay those of format 1 on purpose: a daemon of the previous build treats a
+record with other keys as half-created and removes the container's directory, so a downgrade
+would lose every container; with these keys it loads them (reading their settings wrongly
+until it is upgraded again, which reads them right).
 """
 
 from __future__ import annotations
@@ -101,17 +106,22 @@ def to_data(container) -> dict:
     cache = container._record_cache
     if cache is None or cache[0] is not container.config or cache[1] is not container.host_config:
         cache = (container.config, container.host_config,
-                 unstructure(container.config), unstructure(container.host_config))
+                 unstructure(container.config), {**unstructure(container.host_config), "format": FORMAT})
         container._record_cache = cache
     state = attrs.asdict(container.state, recurse=True)
     state["status"] = container.state.status.value
     return {
-        "format": FORMAT, "id": container.id, "name": container.name, "created_ns": container.created_ns,
+        "id": container.id, "name": container.name, "created_ns": container.created_ns,
         "image_id": container.image_id, "path": container.path, "args": container.args,
         "config": cache[2], "host_config": cache[3], "directory": container.directory,
         "state": state, "restart_count": container.restart_count,
         "manually_stopped": container.manually_stopped, "exec_ids": container.exec_ids,
     }
+
+
+def format_of(record: dict) -> int:
+    host_config = record.get("host_config")
+    return record.get("format") or (host_config.get("format") if isinstance(host_config, dict) else None) or 1
 
 
 def from_data(record: dict, legacy: LegacyReader | None = None):
@@ -126,7 +136,8 @@ def from_data(record: dict, legacy: LegacyReader | None = None):
 def _from_data(record: dict, legacy: LegacyReader | None):
     from engine.containers.model import Container, State, Status
 
-    fmt = record.pop("format", 1)
+    fmt = format_of(record)
+    record.pop("format", None)  # where the first format-2 records had it
     if fmt == 1:
         if legacy is None:
             raise UnreadableRecord("a record of format 1 and no reader for it")

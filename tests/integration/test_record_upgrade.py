@@ -43,7 +43,7 @@ def test_records_of_the_previous_format_load_after_an_upgrade():
             path = os.path.join(handle.data_root, "containers", cid, "config.v2.json")
             with open(path) as f:
                 record = json.load(f)
-            assert record.pop("format") == 2
+            assert record["host_config"]["format"] == 2
             record["config"], record["host_config"] = shown["Config"], {**shown["HostConfig"], "Links": None}
             with open(path, "w") as f:
                 json.dump(record, f)
@@ -67,7 +67,7 @@ def test_records_of_the_previous_format_load_after_an_upgrade():
                  what="the re-adopted container's healthcheck")
         client.stop(running, timeout=1)
         with open(os.path.join(handle.data_root, "containers", running, "config.v2.json")) as f:
-            assert json.load(f)["format"] == 2  # written back in the new format
+            assert json.load(f)["host_config"]["format"] == 2  # written back in the new format
         client.start(running)
         assert client.inspect_container(running)["State"]["Running"]
         client.remove_container(running, force=True)
