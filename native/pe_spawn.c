@@ -65,6 +65,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1140,6 +1141,78 @@ int pe_unmount(const char *target)
         return -errno;
     }
     return 0;
+}
+
+/* ─────────────────────────────── tree removal ─────────────────────────────── */
+
+/* Empty the directory open as `dfd` (closed here), never following symlinks nor entering
+ * another file system (a mount left below is reported as EBUSY by its rmdir). */
+static int remove_contents(int dfd, dev_t dev, int depth)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        int e = errno;
+        close(dfd);
+        return -e;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)))
+            continue;
+        int isdir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                isdir = S_ISDIR(st.st_mode);
+        }
+        if (!isdir) {
+            if (unlinkat(dirfd(d), n, 0) < 0 && errno != ENOENT && rc == 0)
+                rc = -errno;
+            continue;
+        }
+        int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            if (errno != ENOENT && rc == 0)
+                rc = -errno;
+            continue;
+        }
+        struct stat st;
+        if (depth > 256 || fstat(sub, &st) < 0 || st.st_dev != dev) {
+            close(sub); /* too deep, or a mount point: leave it (its rmdir says EBUSY) */
+        } else {
+            int r = remove_contents(sub, dev, depth + 1);
+            if (r < 0 && rc == 0)
+                rc = r;
+        }
+        if (unlinkat(dirfd(d), n, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
+            rc = -errno;
+    }
+    closedir(d);
+    return rc;
+}
+
+int pe_remove_tree(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if (errno == ENOTDIR || errno == ELOOP)
+            return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+        return -errno;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int rc = remove_contents(fd, st.st_dev, 0);
+    if (rmdir(path) < 0 && errno != ENOENT && rc == 0)
+        rc = -errno;
+    return rc;
 }
 
 int pe_resize(int fd, unsigned short rows, unsigned short cols)

@@ -31,6 +31,7 @@ from engine.containers.cgroupparent import cgroup_of
 from engine.containers.model import Container, ExitStatus, Status, now_ns
 from engine.containers.spec import ContainerConfig, HostConfig
 from engine.containers.launch import Launching, open_spill, start_error
+from engine.containers.reclaim import Reclaimer, reclaim_now as _reclaim_now
 from engine.containers.streams import ContainerStreams
 from engine.containers.supervision import Run, Supervising, Supervisor
 from engine.runtime import InProcessRuntime, SpawnError, cgroups, mount_overlay, unmount
@@ -57,6 +58,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self._names: dict[str, str] = {}
         self._supervisors: dict[str, Supervisor] = {}
         self._nursery: trio.Nursery | None = None
+        # Deletes removed containers' files in the background (a daemon killed meanwhile
+        # leaves them to the next start, which empties the scratch dir).
+        self._reclaimer = Reclaimer()
         self.execs = None  # set by engine.containers.exec.ExecManager
         self.networks = None  # engine.networks.NetworkManager, set by the daemon
         # engine.volumes.VolumeManager, built by the daemon; loaded in run() after recovery and
@@ -83,6 +87,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 cid: entry.pid for cid, entry in adopted.items() if cid in resumed})
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reclaimer.run)
                 self._nursery = nursery
                 for container, entry in resume:
                     await self._resume(container, entry)
@@ -477,15 +482,15 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self._supervisors.pop(container.id, None)
         if trash is not None:
             if self._nursery is not None:
-                self._nursery.start_soon(self._reclaim, container.id, trash)
+                self._reclaimer.put(container.id, trash)
             else:
-                await self._reclaim(container.id, trash)
+                await trio.to_thread.run_sync(_reclaim_now, container.id, trash)
 
     def _detach_files(self, container: Container) -> str | None:
         """What `rm` does before it answers: unmount the rootfs (a `docker cp` may hold it),
         remove the (already empty) cgroups, move the directory into <data_root>/tmp, which every
         daemon start empties (with what is mounted there). Deleting the files, a third of
-        create→start→wait→rm, follows in the background (_reclaim). Returns the moved
+        create→start→wait→rm, follows in the background (engine/containers/reclaim.py). Returns the moved
         directory, or None when it could not move and was removed in place."""
         _unmount_quiet(container.rootfs)
         cgroup_of(container, self.config.cgroup_parent).destroy()  # empty once the run ended: cheap
@@ -499,14 +504,6 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         except OSError:  # another file system (or a leftover of the same name): in place
             shutil.rmtree(container.directory, ignore_errors=True)
             return None
-
-    async def _reclaim(self, container_id: str, path: str) -> None:
-        """Background part of `rm` (the manager's nursery): the files. A daemon killed
-        meanwhile leaves them to the next start, which empties the scratch dir."""
-        try:
-            await trio.to_thread.run_sync(shutil.rmtree, path, True)
-        except OSError as exc:
-            log.warning("cleaning up removed container %s: %s", container_id[:12], exc)
 
     async def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

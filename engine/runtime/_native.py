@@ -189,6 +189,10 @@ def unmount(target: str) -> None:
     _check(lib.pe_unmount(os.fsencode(target)), "unmount", target)
 
 
+def remove_tree(path: str) -> None:
+    _check(lib.pe_remove_tree(os.fsencode(path)), "remove", path)
+
+
 def resize(fd: int, rows: int, cols: int) -> None:
     _check(lib.pe_resize(fd, rows, cols), "resize tty")
 

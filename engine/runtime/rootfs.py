@@ -137,3 +137,11 @@ def unmount(target: str) -> None:
     from engine.runtime import _native
 
     _native.unmount(target)
+
+
+def remove_tree(path: str) -> None:
+    """rm -rf in one C call (the GIL is released once, not at every unlink): never follows
+    symlinks nor enters another file system. Missing is not an error; raises OSError."""
+    from engine.runtime import _native
+
+    _native.remove_tree(path)
