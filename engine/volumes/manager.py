@@ -107,8 +107,12 @@ class VolumeManager:
                 os.unlink(path)
                 continue
             try:
-                self._mounts[cid] = load_mounts(path)
+                points = load_mounts(path)
             except (OSError, ValueError, TypeError):
+                points = []
+            if points:
+                self._mounts[cid] = points
+            else:  # nothing to keep (forget only removes files of containers with points)
                 os.unlink(path)
 
     async def shutdown(self) -> None:
@@ -363,6 +367,8 @@ class VolumeManager:
             except BaseException:
                 self._mounts.pop(container_id, None)
                 with trio.CancelScope(shield=True):
+                    path = self._mounts_path(container_id)  # save_mounts may have begun it
+                    await trio.to_thread.run_sync(lambda: os.path.exists(path) and os.unlink(path))
                     for volume in created:
                         if volume.anonymous:
                             try:
@@ -413,8 +419,9 @@ class VolumeManager:
         await self.unmount(container_id)
         async with self._lock:
             points = self._mounts.pop(container_id, [])
-            path = self._mounts_path(container_id)
-            await trio.to_thread.run_sync(lambda: os.path.exists(path) and os.unlink(path))
+            if points:  # a container without volumes has no file (rm: no thread hop)
+                path = self._mounts_path(container_id)
+                await trio.to_thread.run_sync(lambda: os.path.exists(path) and os.unlink(path))
             if not remove_anonymous:
                 return
             for point in points:
