@@ -104,18 +104,6 @@ class CancelScope:
         return False
 
 
-class TaskStatus:
-    """What TaskGroup.start hands its task: call started() once ready."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self.value: Any = None
-
-    def started(self, value: Any = None) -> None:
-        self.value = value
-        self._ready.set()
-
-
 class TaskGroup:
     """trio's nursery over threads: `with TaskGroup() as group: group.start_soon(fn, …)`.
     Tasks may start more tasks in the group; the block ends once all have ended."""
@@ -134,22 +122,6 @@ class TaskGroup:
         with _lock:
             self._threads.append(thread)
         thread.start()
-
-    def start(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run fn(*args, task_status=…) as a task; return once it called started() (its
-        value), or once it ended without (its error then ends the group)."""
-        status = TaskStatus()
-
-        def task() -> None:
-            try:
-                fn(*args, task_status=status)
-            finally:
-                status._ready.set()
-
-        self.start_soon(task)
-        _wait(status._ready)
-        checkpoint()
-        return status.value
 
     def _task(self, fn: Callable[..., Any], args: tuple, kw: dict) -> None:
         _local.scope = self.cancel_scope
