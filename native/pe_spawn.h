@@ -151,11 +151,14 @@ struct pe_spawn_result {
 #define PE_OP_RELEASE 4    /* daemon → spawner: id (and pid, or 0 = every entry of id) */
 #define PE_OP_SHUTDOWN 5   /* daemon → spawner: exit (nothing of ours runs any more) */
 #define PE_OP_ARM 6        /* daemon → spawner: id, pid; payload u64 read_to, u64 keep_from (spill offsets) */
+#define PE_OP_FLUSH 7      /* daemon → spawner: seq, id, pid: read what the output fds hold now into the spill */
 #define PE_OP_SPAWNED 10   /* spawner → daemon: seq, pid or step/err/index; fds pidfd, sync_w, err_r[, sock_r] */
 #define PE_OP_EXIT 11      /* spawner → daemon: id, pid, status (exit code or 128+signal) */
 #define PE_OP_ENTRY 12     /* spawner → daemon: id, pid, kind, status (-1 running); fds [pidfd,] held… */
 #define PE_OP_END 13
 #define PE_OP_DATA 14      /* spawner → daemon: id, pid, seq = spill generation; status -1: no such entry */
+#define PE_OP_FLUSHED 15   /* spawner → daemon: seq; status -1: not read (no such entry, a spill write
+                              pending); else payload u64 stdout, u64 stderr: stream offsets the spill holds */
 
 /* The spill file (pe_spawner.c): a header, then records, each a pe_spill_rec and `len` bytes.
  * len 0 = end of that stream. `offset` counts the stream's bytes from the start of the run. */

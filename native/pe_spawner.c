@@ -42,6 +42,11 @@
  *   the daemon reads records up to read_to,      (or at once if it already has); a new
  *   logs them, then                              generation: the daemon rereads from the
  *   ARM {id,pid} read_to, keep_from ───────────▶ start (records before keep_from dropped)
+ *   FLUSH {seq,id,pid} (before a log read) ─────▶ read what the fds hold now (FIONREAD)
+ *                                                → records appended (DATA if armed)
+ *   ◀──────── FLUSHED {seq,status} u64 stdout, u64 stderr: stream offsets now in the file;
+ *   the daemon logs up to them, then reads its log (a container's output written before a
+ *   `docker logs` is in what it returns, whoever was scheduled first)
  *                                                waitpid (SIGCHLD) ◀────────── exit
  *   ◀──────── EXIT {id,pid,status}               (status kept; exec entries are
  *                                                dropped once sent)
@@ -124,6 +129,21 @@ static int send_msg(int sock, const struct pe_msg *m, const int *fds, int nfds)
         cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
         memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
     }
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : 0;
+}
+
+/* A message without fds whose payload is `data`. */
+static int send_msg_data(int sock, const struct pe_msg *m, const void *data, size_t len)
+{
+    struct iovec iov[2] = {{.iov_base = (void *)m, .iov_len = sizeof *m}, {.iov_base = (void *)data, .iov_len = len}};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
     ssize_t n;
     do {
         n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -304,10 +324,12 @@ static void append(struct entry *e, const unsigned char *rec, size_t n)
     flush_pending(e);
 }
 
-static void read_output(struct entry *e, int k)
+/* One read of fd k into the spill: its byte count (0: the stream ended), -1 when nothing was
+ * read (nothing there, or a record still waits to be written). */
+static ssize_t read_output(struct entry *e, int k)
 {
     if (e->npend || e->eof[k])
-        return;
+        return -1;
     ssize_t n;
     if (e->nheld == 1) /* a pty master: the daemon's dup for stdin may have made it blocking */
         fcntl(e->held[k], F_SETFL, fcntl(e->held[k], F_GETFL) | O_NONBLOCK);
@@ -315,7 +337,7 @@ static void read_output(struct entry *e, int k)
         n = read(e->held[k], iobuf + REC, CHUNK);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN)
-        return;
+        return -1;
     if (n < 0) /* EIO: a pty master once no slave is open (the end), or a real error */
         n = 0;
     struct timespec ts;
@@ -327,6 +349,42 @@ static void read_output(struct entry *e, int k)
     if (n == 0)
         e->eof[k] = 1;
     append(e, iobuf, REC + (size_t)n);
+    return n;
+}
+
+/* FLUSH: a reader of the run's log wants what the container wrote up to now.  Read what its
+ * output fds hold at this instant (FIONREAD: not what it goes on writing meanwhile, so a
+ * chatty container cannot keep us here) into the spill, and answer with the stream offsets
+ * the file then holds; the daemon logs up to them before it reads its log.  The DATA this
+ * may owe an armed daemon goes first.  A record that could not be written (ENOSPC…): -1. */
+static void handle_flush(const struct pe_msg *req)
+{
+    struct entry *e = NULL;
+    for (int i = 0; i < nentries && !e; i++)
+        if (entries[i].spill && entries[i].pid == req->pid && strcmp(entries[i].id, req->id) == 0)
+            e = &entries[i];
+    struct pe_msg r = {.op = PE_OP_FLUSHED, .seq = req->seq, .pid = req->pid, .status = -1};
+    snprintf(r.id, sizeof r.id, "%s", req->id);
+    uint64_t offsets[2] = {0, 0};
+    if (e) {
+        for (int k = 0; k < nouts(e); k++) {
+            int avail = 0;
+            if (e->eof[k] || ioctl(e->held[k], FIONREAD, &avail) < 0)
+                continue;
+            while (avail > 0 && e->end < e->cap) {
+                ssize_t n = read_output(e, k);
+                if (n <= 0)
+                    break;
+                avail -= (int)n;
+            }
+        }
+        if (!e->npend) {
+            r.status = 0;
+            offsets[0] = e->soff[0];
+            offsets[1] = e->soff[1];
+        }
+    }
+    send_msg_data(client, &r, offsets, sizeof offsets);
 }
 
 /* ARM: the daemon read up to read_to and still needs what starts at keep_from. Drop the head
@@ -637,6 +695,9 @@ static void serve(int lsock, const char *path)
                     break;
                 case PE_OP_ARM:
                     handle_arm(&m, plen);
+                    break;
+                case PE_OP_FLUSH:
+                    handle_flush(&m);
                     break;
                 case PE_OP_LIST:
                     handle_list();

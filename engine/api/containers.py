@@ -433,6 +433,7 @@ async def logs(req: Request):
     until = parse_since(q.get("until")) if q.get("until") not in (None, "", "0") else None
     timestamps = q.bool("timestamps")
     tty = c.config.tty
+    await manager.catch_up_log(c)
     driver, live = manager.log_reader(c)
     follow = q.bool("follow") and live
 

@@ -108,6 +108,19 @@ class SpillSource:
         self.streams = streams
         self.fed = {s: 0 for s in streams} | dict(fed or {})
         self.durable: Callable[[int], int] = lambda stream_id: self.fed[stream_id]
+        self.pumped = False  # a pump_spill of it ended
+        self._progress = trio.Event()
+
+    def advanced(self) -> None:
+        """`fed` moved on (or the pump ended): wake `wait_fed`."""
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def wait_fed(self, offsets: dict[int, int]) -> None:
+        """Until every stream was handed to the sink up to `offsets` ({stream id: offset}),
+        or the pump ended."""
+        while not self.pumped and any(self.fed[s] < off for s, off in offsets.items() if s in self.fed):
+            await self._progress.wait()
 
 
 async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | None = None) -> None:
@@ -142,6 +155,8 @@ async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | N
                     with trio.CancelScope(shield=True, deadline=trio.current_time() + SINK_TIMEOUT):
                         await sink(rec.stream, rec.data[max(0, fed - rec.offset):], rec.ts_ns, max(fed, rec.offset))
                 source.fed[rec.stream] = end
+            if records:
+                source.advanced()
             if ended >= set(source.streams):
                 return
             if give_up is not None and give_up.given_up:
@@ -173,6 +188,8 @@ async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | N
     finally:
         if fd >= 0:
             os.close(fd)
+        source.pumped = True
+        source.advanced()
 
 
 async def feed(fd: int, chunks: AsyncIterator[bytes], eof_byte: bytes | None = None) -> None:

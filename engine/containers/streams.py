@@ -11,6 +11,10 @@ from engine import errors
 from engine.containers.model import Container, Status, now_ns, rfc3339_ns
 
 
+#: How long a log read waits for the output written before it to be logged.
+CATCH_UP_TIMEOUT = 10.0
+
+
 class ContainerStreams:
     """ContainerManager's views of a live run (mixed into it): output subscriptions, stdin,
     tty size, logs, processes and stats."""
@@ -47,6 +51,21 @@ class ContainerStreams:
             raise errors.Conflict(f"Container {container.id} is not running")
         if run.process.pty_master is not None:
             resize(run.process.pty_master, height, width)
+
+    async def catch_up_log(self, container: Container) -> None:
+        """Before a read of a live run's log: what its process wrote up to now is logged
+        first (the runtime reads what the output pipes hold into the run's spill, and the
+        pump logs up to there), so `docker logs` sees all output written before it, however
+        the container, the spawner and the daemon happened to be scheduled. Bounded: a log
+        that cannot keep up never holds a reader for long."""
+        sup = self._supervisors.get(container.id)
+        run = sup.run if sup is not None else None
+        if run is None or run.spill is None or run.log is None:
+            return
+        with trio.move_on_after(CATCH_UP_TIMEOUT):
+            offsets = await self.runtime.flush_output(container.id, run.process.pid)
+            if offsets:
+                await run.spill.wait_fed(offsets)
 
     def log_reader(self, container: Container):
         """The live run's log driver (follow works), or a read-only one on the file."""

@@ -53,6 +53,10 @@ class Runtime(Protocol):
         """The spill was read up to `read_to` and is needed from `keep_from`: wait until it
         has more. Returns its generation (changed: read it again from the start), or None."""
 
+    async def flush_output(self, container_id: str, pid: int) -> dict[int, int] | None:
+        """Read into the run's spill what its output fds hold now: returns the stream offsets
+        ({1: stdout, 2: stderr}) the spill then holds, or None (no spill, or not read)."""
+
     async def adopt(self) -> dict[str, Adopted]:
         """Container inits still known to the runtime (running, or exited since the last daemon)."""
 
@@ -80,6 +84,9 @@ class InProcessRuntime:
         return None
 
     async def wait_output(self, container_id, pid, read_to, keep_from) -> int | None:
+        return None
+
+    async def flush_output(self, container_id, pid) -> dict[int, int] | None:
         return None
 
     async def adopt(self) -> dict[str, Adopted]:

@@ -3,8 +3,8 @@ long-lived process per data root, so they outlive the daemon (live restore) and 
 never copies the daemon's large address space.
 
 The daemon talks to it over <data_root>/spawner.sock (SOCK_SEQPACKET; protocol diagram at the
-top of pe_spawner.c). One reader task routes its messages: SPAWNED answers (by sequence
-number), EXIT reports (by pid), DATA (a run's spill file grew, by container and pid) and the
+top of pe_spawner.c). One reader task routes its messages: SPAWNED and FLUSHED answers (by
+sequence number), EXIT reports (by pid), DATA (a run's spill file grew, by container and pid) and the
 ENTRY list a new daemon asks for. The spawner reads every container's output into its spill
 file (engine/runtime/spill.py); the daemon reads the file. The sync protocol
 with the child (prepare, release, err pipe, pty) is pe_spawn.c's, driven by spawn.py with
@@ -36,8 +36,9 @@ from engine.runtime.spawn import (ContainerProcess, Launched, Launcher, _ChildFa
 log = logging.getLogger(__name__)
 
 MSG = struct.Struct("=IIiiiiiiI68s")  # struct pe_msg
-OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM = 1, 2, 3, 4, 5, 6
-OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA = 10, 11, 12, 13, 14
+OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM, OP_FLUSH = 1, 2, 3, 4, 5, 6, 7
+OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA, OP_FLUSHED = 10, 11, 12, 13, 14, 15
+FLUSHED = struct.Struct("=QQ")  # FLUSHED's payload: stream offsets of stdout, stderr
 KIND_INIT, KIND_EXEC = 0, 1
 MAX_FDS = 16
 #: Output a container may write while the spawner is busy before it blocks (per pipe).
@@ -218,14 +219,14 @@ class SpawnerRuntime:
     async def _read_loop(self) -> None:
         anc = socket.CMSG_SPACE(4 * (MAX_FDS + 1))
         while True:
-            data, ancdata, _flags, _addr = await self._sock.recvmsg(MSG.size, anc)
+            data, ancdata, _flags, _addr = await self._sock.recvmsg(MSG.size + FLUSHED.size, anc)
             fds = _fds_from(ancdata)
             if not data:
                 log.error("pe-spawner closed its connection")
                 for fd in fds:
                     os.close(fd)
                 return
-            op, seq, pid, kind, status, step, err, index, _n, raw_id = MSG.unpack(data)
+            op, seq, pid, kind, status, step, err, index, _n, raw_id = MSG.unpack_from(data)
             cid = raw_id.split(b"\0", 1)[0].decode()
             if op == OP_SPAWNED:
                 slot = self._replies.pop(seq, None)
@@ -235,6 +236,12 @@ class SpawnerRuntime:
                     continue
                 slot[1] = ((pid, step, err, index), fds)
                 slot[0].set()
+            elif op == OP_FLUSHED:
+                slot = self._replies.pop(seq, None)
+                if slot is not None:
+                    ok = status >= 0 and len(data) >= MSG.size + FLUSHED.size
+                    slot[1] = dict(zip((1, 2), FLUSHED.unpack_from(data, MSG.size))) if ok else None
+                    slot[0].set()
             elif op == OP_EXIT:
                 self._exits[pid] = status
                 event = self._exit_events.pop(pid, None)
@@ -327,6 +334,21 @@ class SpawnerRuntime:
         finally:
             if self._data.get((container_id, pid)) is slot:
                 del self._data[(container_id, pid)]
+        return slot[1]
+
+    async def flush_output(self, container_id: str, pid: int) -> dict[int, int] | None:
+        """Have the spawner read what the run's output fds hold now into its spill; returns
+        the stream offsets ({1: stdout, 2: stderr}) the spill then holds, or None."""
+        seq = next(self._seq)
+        slot = [trio.Event(), None]
+        self._replies[seq] = slot
+        try:
+            await self._send(OP_FLUSH, container_id, seq=seq, pid=pid)
+            await slot[0].wait()
+        except (errors.EngineError, OSError):
+            return None
+        finally:
+            self._replies.pop(seq, None)
         return slot[1]
 
     async def release(self, container_id, pid: int = 0) -> None:
