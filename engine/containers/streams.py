@@ -13,6 +13,9 @@ from engine.containers.model import Container, Status, now_ns, rfc3339_ns
 
 #: How long a log read waits for the output written before it to be logged.
 CATCH_UP_TIMEOUT = 10.0
+#: How long it waits for the spawner's answer (µs when it knows FLUSH; a spawner binary left
+#: from an older build, not rebuilt after an update of the sources, never answers).
+FLUSH_TIMEOUT = 1.0
 
 
 class ContainerStreams:
@@ -62,9 +65,11 @@ class ContainerStreams:
         run = sup.run if sup is not None else None
         if run is None or run.spill is None or run.log is None:
             return
-        with trio.move_on_after(CATCH_UP_TIMEOUT):
+        offsets = None
+        with trio.move_on_after(FLUSH_TIMEOUT):
             offsets = await self.runtime.flush_output(container.id, run.process.pid)
-            if offsets:
+        if offsets:
+            with trio.move_on_after(CATCH_UP_TIMEOUT):
                 await run.spill.wait_fed(offsets)
 
     def log_reader(self, container: Container):
