@@ -60,7 +60,7 @@ class ShellLex:
 
     def _process(self, text: str, env: dict[str, str], split: bool, stop: str = "") -> tuple[list[str], int]:
         s = _Scanner(text, self.escape, env)
-        words, ok = self._scan(s, split, stop)
+        words, _ = self._scan(s, split, stop)
         return words, s.i
 
     def _scan(self, s: _Scanner, split: bool, stop: str) -> tuple[list[str], bool]:

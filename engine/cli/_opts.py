@@ -163,7 +163,7 @@ def parse_restart(policy: str) -> dict[str, Any]:
         try:
             n = int(count)
         except ValueError:
-            raise OptError(f"maximum retry count must be an integer") from None
+            raise OptError("maximum retry count must be an integer") from None
         if n < 0:
             raise OptError("invalid restart policy: maximum retry count cannot be negative")
         return {"Name": name, "MaximumRetryCount": n}

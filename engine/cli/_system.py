@@ -84,7 +84,7 @@ def info(cli: Cli, a: argparse.Namespace) -> int:
         except TemplateError as exc:
             raise CommandError(f"template parsing error: {exc}") from None
         return 0
-    lines = ["Client:", f" Context:    default", f" Debug Mode: {str(cli.debug).lower()}", "",
+    lines = ["Client:", " Context:    default", f" Debug Mode: {str(cli.debug).lower()}", "",
              "Server:"]
     lines += [f" Containers: {i.get('Containers', 0)}",
               f"  Running: {i.get('ContainersRunning', 0)}",

@@ -402,7 +402,7 @@ def _load_one(store, config_bytes: bytes, layer_openers: list, tags: list[str]):
         if not store.has_layer(chains[i]):
             src = open_layer()
             try:
-                got, chain = store._commit_layer(src, parent, False)
+                got, _ = store._commit_layer(src, parent, False)
             finally:
                 close = getattr(src, "close", None)
                 if close:

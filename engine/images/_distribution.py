@@ -164,7 +164,6 @@ class Distribution:
         source = f"{ref.domain}/{ref.path}"
 
         done = [trio.Event() for _ in layers]
-        failed: list[BaseException] = []
         need = [not store.has_layer(c) for c in chains]
         for i, layer in enumerate(layers):
             await emit({"status": "Pulling fs layer" if need[i] else "Already exists",

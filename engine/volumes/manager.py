@@ -21,7 +21,6 @@ import logging
 import os
 import posixpath
 import secrets
-import shutil
 import subprocess
 import time
 

@@ -30,7 +30,7 @@ __all__ = [
     "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "DeviceRule", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager", "Support", "detect_support", "support",
     "BLKIO_DEVICE_UNSUPPORTED_WARNINGS", "OOM_KILL_DISABLE_NO_LIMIT_WARNING", "OOM_KILL_DISABLE_UNSUPPORTED_WARNING",
-    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name",
+    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name", "build_layout",
 ]
 
 
