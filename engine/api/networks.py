@@ -9,7 +9,7 @@ from engine import errors
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
-from engine.networks import EndpointSettings, IpamPool, NetworkSpec, links
+from engine.networks import Attachment, EndpointSettings, IpamPool, NetworkSpec, links
 
 router = Router()
 
@@ -101,8 +101,11 @@ def endpoints_config(body: dict) -> dict[str, EndpointSettings]:
 
 
 # --- typed → Docker JSON -------------------------------------------------------------------
-def _ipam_config(att: dict | None) -> dict | None:
-    return (att or {}).get("IPAMConfig") or None
+def _ipam_config(settings: EndpointSettings) -> dict | None:
+    """EndpointIPAMConfig with the fields given (null when none is)."""
+    ipam = {"IPv4Address": settings.ipv4_address, "IPv6Address": settings.ipv6_address,
+            "LinkLocalIPs": list(settings.link_local_ips)}
+    return {key: value for key, value in ipam.items() if value} or None
 
 
 def host_links(container) -> list | None:
@@ -111,26 +114,28 @@ def host_links(container) -> list | None:
     return [f"/{name}:/{container.name.lstrip('/')}/{alias}" for name, alias in links.parse_all(values)] or None
 
 
-def _aliases(network, container, ep, att: dict) -> list | None:
-    aliases = list(att.get("Aliases") or [])
+def _aliases(network, container, ep, settings: EndpointSettings) -> list | None:
+    aliases = list(settings.aliases)
     if ep is not None and network.user_defined:
         aliases.append(container.id[:12])
     return aliases or None
 
 
-def endpoint_shape(network, container, ep, att: dict | None) -> dict:
-    att = att or {}
+def endpoint_shape(network, container, ep, att: Attachment | None) -> dict:
+    """An EndpointSettings of NetworkSettings.Networks: as configured (`att`; none for
+    --network host/none) and, while the container runs, its endpoint `ep`."""
+    settings = att.settings if att is not None else EndpointSettings()
     return {
-        "IPAMConfig": _ipam_config(att), "Links": list(att.get("Links") or []) or None,
+        "IPAMConfig": _ipam_config(settings), "Links": list(settings.links) or None,
         # a live endpoint also answers to the short id (dockerd for API < 1.45); as configured before
-        "Aliases": _aliases(network, container, ep, att),
+        "Aliases": _aliases(network, container, ep, settings),
         "NetworkID": network.id, "EndpointID": ep.id if ep else "",
         "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
         "IPPrefixLen": ep.prefixlen if ep else 0,
         "IPv6Gateway": ep.gateway6 if ep else "", "GlobalIPv6Address": ep.ip6 if ep else "",
         "GlobalIPv6PrefixLen": ep.prefixlen6 if ep else 0,
-        "MacAddress": ep.mac if ep else att.get("MacAddress") or "",
-        "DriverOpts": dict(att.get("DriverOpts") or {}) or None,
+        "MacAddress": ep.mac if ep else settings.mac_address,
+        "DriverOpts": dict(settings.driver_opts) or None,
     }
 
 
@@ -144,7 +149,7 @@ def container_settings(manager, container) -> dict:
         networks[mode] = endpoint_shape(network, container, None, None)
     for att in manager.attachments(container.id):
         try:
-            network = manager.get(att["NetworkID"])
+            network = manager.get(att.network_id)
         except errors.NotFound:
             continue
         networks[network.name] = endpoint_shape(network, container, eps.get(network.id), att)

@@ -1,12 +1,16 @@
-"""NetworkManager: network records, drivers, IPAM, endpoints of running containers, the
-daemon's nft table, embedded DNS servers and port proxies.
+"""NetworkManager: network records, drivers, endpoints of running containers, the daemon's
+nft table, embedded DNS servers and port proxies. The work it orchestrates is in modules by
+job: attachments (which networks a container is on), join (one endpoint made and undone),
+leases (addresses), hostfiles (resolv.conf, hosts), recovery (startup cleanup),
+defaults (built-in networks), reaper (links deleted in the background), addressing
+(subnets), links, dns, ports, nftables.
 
 Task tree:
 
     NetworkManager.run ── nursery
         ├── DnsServer.serve(network)       one per user-defined bridge network (dns.EmbeddedDns)
         ├── ports.proxy(bound port)        one per published port of a running container
-        ├── _delete_link(bridge)           a removed network's bridge (delete_link_soon)
+        ├── PendingDeletes._delete(bridge) a removed network's bridge (delete_link_soon)
         └── VethReaper.run()               deletes veths a stopped container's netns left
 
 Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
@@ -22,38 +26,31 @@ VethReaper (reaper.py); `shutdown` waits for (or deletes) all of them."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import ipaddress
 import logging
 import os
 import secrets
-import shutil
-import time
 
 import attrs
 import trio
 
 from engine import errors
 from engine.networks import endpoints as saved_endpoints
-from engine.networks import _netlink, addressing, attachments, links, ports
+from engine.networks import addressing, attachments, defaults, hostfiles, links, ports, recovery
 from engine.networks.addressing import DEFAULT_DATA_ROOT
-from engine.networks.attachments import AttachmentStore
+from engine.networks.attachments import Attachment, AttachmentStore
 from engine.networks.dns import EmbeddedDns
 from engine.networks.driver import load_drivers
-from engine.networks.ipam import Ipam, mac_for
-from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec
+from engine.networks.join import join, leave
+from engine.networks.leases import Leases
+from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec, created_now
 from engine.networks.nftables import Dnat, NatNetwork, NftTable
-from engine.networks.reaper import VethReaper
+from engine.networks.reaper import PendingDeletes, VethReaper
 
 log = logging.getLogger(__name__)
 
 BUILTIN = ("bridge", "host", "none")
 SHARED_MODES = ("host", "none")
-
-
-def _rfc3339(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
 
 
 def daemon_tag(data_root: str) -> str:
@@ -70,8 +67,7 @@ class NetworkManager:
         self.tag = daemon_tag(config.data_root)
         self.table = NftTable(f"pyengine_{self.tag}")
         self._networks: dict[str, Network] = {}
-        self._ipam: dict[str, Ipam] = {}
-        self._ipam6: dict[str, Ipam] = {}
+        self._leases = Leases(os.path.join(self.directory, "ipam"))
         self._drivers: dict[str, object] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # container id → network id → ep
         self._attachments = AttachmentStore(os.path.join(self.directory, "containers"))
@@ -79,7 +75,7 @@ class NetworkManager:
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
         self._reaper = VethReaper()
-        self._deleting: dict[str, trio.Event] = {}  # links deleted in the background → done
+        self._deletes = PendingDeletes()
 
     # --- naming ---------------------------------------------------------------------------
     @property
@@ -96,10 +92,6 @@ class NetworkManager:
     def veth_names(self) -> tuple[str, str]:
         suffix = secrets.token_hex(4)[:7]
         return f"pv{self.tag}{suffix}", f"pc{self.tag}{suffix}"
-
-    @property
-    def _ipam_root(self) -> str:
-        return os.path.join(self.directory, "ipam")
 
     # --- service --------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -125,42 +117,17 @@ class NetworkManager:
 
     def _recover(self) -> None:
         """Load records; veths and addresses of containers not in `live` are stale."""
-        for d in (self.directory, self._ipam_root):
+        for d in (self.directory, self._leases.root):
             os.makedirs(d, exist_ok=True)
-        for entry in os.listdir(self.directory):
-            if entry.endswith(".json"):
-                try:
-                    network = Network.load(os.path.join(self.directory, entry))
-                except (OSError, ValueError, TypeError):
-                    log.warning("removing unreadable network record %s", entry)
-                    os.unlink(os.path.join(self.directory, entry))
-                    continue
-                self._networks[network.id] = network
-                if network.subnet:
-                    for ipam in self._make_ipam(network):
-                        for address, owner in ipam.allocations().items():
-                            if owner not in self.live:
-                                ipam.release(address)
+        for network in recovery.load_networks(self.directory):
+            self._networks[network.id] = network
+            if network.subnet:
+                self._leases.recover(network, self.live)
         self._attachments.load()
         self._endpoints.update(saved_endpoints.load_live(self._endpoints_dir, self.live, self._networks))
         kept = {ep.host_veth for eps in self._endpoints.values() for ep in eps.values()}
-        for name in _netlink.links_with_prefix(f"pv{self.tag}") + _netlink.links_with_prefix(f"pc{self.tag}"):
-            if name in kept:
-                continue
-            log.info("removing stale veth %s", name)
-            _netlink.delete_link(name)
-        known = {n.bridge for n in self._networks.values()}
-        for name in _netlink.links_with_prefix(f"pb{self.tag}"):
-            if name not in known:
-                _netlink.delete_link(name)
-        try:
-            with open("/proc/sys/net/ipv4/ip_forward") as f:
-                forwarding = f.read().strip() == "1"
-            if not forwarding:
-                with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-                    f.write("1")
-        except OSError:
-            pass
+        recovery.remove_stale_links(self.tag, kept, {n.bridge for n in self._networks.values()})
+        recovery.enable_ip_forward()
 
     async def adopt(self, container, pid: int) -> None:
         """A container that kept running without a daemon (loaded by _recover) gets its
@@ -174,58 +141,12 @@ class NetworkManager:
                 except errors.EngineError as exc:
                     log.warning("port %s of %s: %s", bound.host_port, container.name, exc)
 
-    def _make_ipam(self, network: Network) -> list[Ipam]:
-        """The network's allocators: IPv4, and IPv6 when it is enabled."""
-        directory = os.path.join(self._ipam_root, network.id)
-        ipam = Ipam(directory, network.subnet, network.gateway, network.ip_range or None, network.reserved)
-        self._ipam[network.id] = ipam
-        if not (network.enable_ipv6 and network.subnet6):
-            return [ipam]
-        ipam6 = Ipam(directory + ".v6", network.subnet6, network.gateway6, network.ip_range6 or None,
-                     network.reserved)
-        self._ipam6[network.id] = ipam6
-        return [ipam, ipam6]
-
     async def _ensure_builtin(self) -> None:
-        by_name = {n.name: n for n in self._networks.values()}
-        for name, driver in (("host", "host"), ("none", "null")):
-            if name not in by_name:
-                network = Network(id=secrets.token_hex(32), name=name, driver=driver,
-                                  created=_rfc3339(time.time()), builtin=True)
-                await trio.to_thread.run_sync(network.save, self.directory)
-                self._networks[network.id] = network
-        bridge = by_name.get("bridge")
-        want_bip = getattr(self.config, "bip", None)
-        if bridge is not None and want_bip:
-            iface = ipaddress.ip_interface(want_bip)
-            if bridge.subnet != str(iface.network) or bridge.gateway != str(iface.ip):
-                await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
-                bridge.subnet, bridge.gateway = str(iface.network), str(iface.ip)
-        if bridge is not None and bridge.bridge != self.default_bridge_name:
-            await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
-            bridge.bridge = self.default_bridge_name
-        if bridge is None:
-            if want_bip:
-                iface = ipaddress.ip_interface(want_bip)
-                subnet, gateway = str(iface.network), str(iface.ip)
-            else:
-                subnet = await addressing.pick_subnet(self.all(), tag=self.tag, data_root=self.config.data_root,
-                                                      default_bridge=self.default_bridge_name, default=True)
-                gateway = str(next(ipaddress.ip_network(subnet).hosts()))
-            bridge = Network(id=secrets.token_hex(32), name="bridge", driver="bridge",
-                             created=_rfc3339(time.time()), subnet=subnet, gateway=gateway,
-                             bridge=self.default_bridge_name, builtin=True,
-                             options={"com.docker.network.bridge.default_bridge": "true",
-                                      "com.docker.network.bridge.enable_icc": "true",
-                                      "com.docker.network.bridge.enable_ip_masquerade": "true",
-                                      "com.docker.network.bridge.name": self.default_bridge_name,
-                                      "com.docker.network.driver.mtu": "1500"})
-            self._networks[bridge.id] = bridge
-        bridge.options["com.docker.network.bridge.name"] = bridge.bridge
-        bridge.options.setdefault("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
-        await trio.to_thread.run_sync(bridge.save, self.directory)
-        if bridge.id not in self._ipam:
-            await trio.to_thread.run_sync(self._make_ipam, bridge)
+        bridge = await defaults.ensure_builtin(
+            self._networks, self.directory, bip=getattr(self.config, "bip", None),
+            bridge_name=self.default_bridge_name, tag=self.tag, data_root=self.config.data_root)
+        if bridge.id not in self._leases:
+            await trio.to_thread.run_sync(self._leases.open, bridge)
 
     def reap_later(self, host_veth: str) -> None:
         """For drivers: `host_veth` belongs to a stopped container (see reaper.py)."""
@@ -233,29 +154,15 @@ class NetworkManager:
 
     def delete_link_soon(self, name: str) -> None:
         """For drivers: delete the host link `name` (a removed network's bridge) in a task of
-        the manager's nursery rather than in the request: the kernel takes ~40 ms to delete a
-        bridge (RCU grace periods), which `network rm` and `compose down` need not wait for.
-        Creates wait for it (links_deleted). Only for names carrying this daemon's tag: a
-        daemon killed meanwhile deletes such a link at its next start (_recover)."""
-        done = self._deleting[name] = trio.Event()
-        self._nursery.start_soon(self._delete_link, name, done)
-
-    async def _delete_link(self, name: str, done: trio.Event) -> None:
-        try:
-            with trio.CancelScope(shield=True):  # a daemon stopping meanwhile still deletes it
-                await trio.to_thread.run_sync(_netlink.delete_link, name)
-        except Exception as exc:
-            log.warning("deleting link %s failed: %s", name, exc)
-        finally:
-            if self._deleting.get(name) is done:
-                del self._deleting[name]
-            done.set()
+        the manager's nursery rather than in the request (see reaper.py). Creates wait for it
+        (links_deleted). Only for names carrying this daemon's tag: a daemon killed meanwhile
+        deletes such a link at its next start (recovery.py)."""
+        self._deletes.start(self._nursery, name)
 
     async def links_deleted(self) -> None:
         """Wait until the links handed to delete_link_soon are gone (a new bridge may take
         the subnet, or the name, of one being deleted)."""
-        while self._deleting:
-            await next(iter(self._deleting.values())).wait()
+        await self._deletes.wait()
 
     async def shutdown(self) -> None:
         """Remove this daemon's host state: endpoints, bridges, the nft table."""
@@ -335,7 +242,7 @@ class NetworkManager:
                 return await self._create_config_only(spec)
             driver = self.driver(spec.driver)
             network = Network(
-                id=secrets.token_hex(32), name=name, driver=spec.driver, created=_rfc3339(time.time()),
+                id=secrets.token_hex(32), name=name, driver=spec.driver, created=created_now(),
                 internal=spec.internal, attachable=spec.attachable, labels=dict(spec.labels),
                 options=dict(spec.options), ipam_options=dict(spec.ipam_options),
                 enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_from=spec.config_from,
@@ -349,7 +256,7 @@ class NetworkManager:
             try:
                 await trio.to_thread.run_sync(network.save, self.directory)
                 if network.subnet:
-                    await trio.to_thread.run_sync(self._make_ipam, network)
+                    await trio.to_thread.run_sync(self._leases.open, network)
                 self._networks[network.id] = network
                 await self._apply_nft()
                 await self._dns.start(network, self._nursery)
@@ -381,7 +288,7 @@ class NetworkManager:
     async def _create_config_only(self, spec: NetworkSpec) -> Network:
         """A record only: no subnet picked, no driver state, nothing can attach."""
         addressing.split_pools(spec.pools)
-        network = Network(id=secrets.token_hex(32), name=spec.name, driver="null", created=_rfc3339(time.time()),
+        network = Network(id=secrets.token_hex(32), name=spec.name, driver="null", created=created_now(),
                           labels=dict(spec.labels), options=dict(spec.options), ipam_options=dict(spec.ipam_options),
                           enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_only=True)
         await trio.to_thread.run_sync(network.save, self.directory)
@@ -405,11 +312,10 @@ class NetworkManager:
             if driver is not None:
                 await driver.delete_network(network)
             self._networks.pop(network.id, None)
-            self._ipam.pop(network.id, None)
-            self._ipam6.pop(network.id, None)
+            self._leases.forget(network.id)
             await trio.to_thread.run_sync(self._remove_files, network)
             for cid, atts in self._attachments.items():
-                kept = [a for a in atts if a["NetworkID"] != network.id]
+                kept = [a for a in atts if a.network_id != network.id]
                 if kept != atts:
                     await trio.to_thread.run_sync(self._attachments.save, cid, kept)
             await self._apply_nft()
@@ -420,8 +326,7 @@ class NetworkManager:
             os.unlink(os.path.join(self.directory, network.id + ".json"))
         except FileNotFoundError:
             pass
-        shutil.rmtree(os.path.join(self._ipam_root, network.id), ignore_errors=True)
-        shutil.rmtree(os.path.join(self._ipam_root, network.id + ".v6"), ignore_errors=True)
+        self._leases.remove_files(network.id)
 
     def in_use(self, network: Network) -> bool:
         return any(network.id in eps for eps in self._endpoints.values()) or self._attachments.uses(network.id)
@@ -452,8 +357,8 @@ class NetworkManager:
         await self.table.apply(nat, dnats)
 
     # --- containers -----------------------------------------------------------------------
-    def validate_create(self, host_config, endpoints: dict[str, EndpointSettings]) -> tuple[str, list[dict]]:
-        """(network mode to record, attachment records) for a new container (raises NotFound
+    def validate_create(self, host_config, endpoints: dict[str, EndpointSettings]) -> tuple[str, list[Attachment]]:
+        """(network mode to record, its attachments) for a new container (raises NotFound
         for an unknown network). `host_config`: its engine.containers.HostConfig; `endpoints`:
         network ref → settings (the primary network's may carry the container's MacAddress);
         HostConfig.Links become the primary network's links on a user-defined network, legacy
@@ -464,46 +369,33 @@ class NetworkManager:
             return mode, []
         primary = self.get("bridge" if mode == "default" else mode)
         if primary.config_only:
-            self._validate_endpoint(primary, EndpointSettings())
+            attachments.validate(primary, EndpointSettings())
         if primary.driver in ("host", "null"):
             return primary.name, []
         legacy = links.parse_all(host_config.links or ())
         out = []
         for ref in [mode if mode != "default" else "bridge", *endpoints]:
             network = self.get("bridge" if ref == "default" else ref)
-            if any(a["NetworkID"] == network.id for a in out):
+            if any(a.network_id == network.id for a in out):
                 continue
             settings = endpoints.get(ref) or endpoints.get("default" if ref == "bridge" else ref) or EndpointSettings()
             if network is primary and legacy and network.user_defined:
-                settings.links = list(dict.fromkeys([*settings.links, *(f"{n}:{a}" for n, a in legacy)]))
-            self._validate_endpoint(network, settings)
-            out.append(attachments.record(network.id, settings))
+                settings = attrs.evolve(settings, links=list(dict.fromkeys(
+                    [*settings.links, *(f"{n}:{a}" for n, a in legacy)])))
+            attachments.validate(network, settings)
+            out.append(Attachment(network.id, settings))
         return mode, out
 
-    def _validate_endpoint(self, network: Network, settings: EndpointSettings) -> None:
-        if network.config_only:
-            raise errors.Forbidden(f"network {network.name} is a config-only network: containers cannot attach to it")
-        if not network.user_defined:
-            if settings.aliases:
-                raise errors.InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
-            if settings.links:
-                raise errors.InvalidParameter("links are supported only for containers in user defined networks")
-            if settings.ipv4_address or settings.ipv6_address:
-                raise errors.InvalidParameter("user specified IP address is supported on user defined networks only")
-        elif (settings.ipv4_address or settings.ipv6_address) and not network.pools:
-            raise errors.InvalidParameter("user specified IP address is supported only when connecting to networks with user configured subnets")
-        addressing.validate_endpoint(network, settings)
-        links.parse_all(settings.links)
-
-    def record(self, container_id: str, records: list[dict]) -> None:
-        self._attachments.save(container_id, records)
+    def record(self, container_id: str, atts: list[Attachment]) -> None:
+        """Blocking (a worker thread): a new container's attachments (validate_create's)."""
+        self._attachments.save(container_id, atts)
 
     async def forget(self, container) -> None:
         await self.teardown(container)
         if self._attachments.get(container.id):  # --network none/host record nothing
             await trio.to_thread.run_sync(self._attachments.save, container.id, [])
 
-    def attachments(self, container_id: str) -> list[dict]:
+    def attachments(self, container_id: str) -> list[Attachment]:
         return self._attachments.get(container_id)
 
     def endpoints_of(self, container_id: str) -> dict[str, Endpoint]:
@@ -518,10 +410,10 @@ class NetworkManager:
         """Network the new container (its netns is `pid`'s, before exec): ports bound first
         (a conflict fails the start), then one interface per attached network, DNAT rules,
         proxies, resolv.conf and hosts. All undone if any step fails."""
-        atts = [a for a in self.attachments(container.id) if a["NetworkID"] in self._networks]
+        atts = [a for a in self.attachments(container.id) if a.network_id in self._networks]
         host = container.host_config
         bindings = ports.bindings_for(container.config, host) if atts else []
-        default_ip = self._networks[atts[0]["NetworkID"]].options.get(
+        default_ip = self._networks[atts[0].network_id].options.get(
             "com.docker.network.bridge.host_binding_ipv4") if atts else None
         if default_ip:  # the primary network's default address for -p without one
             bindings = [b if b.host_ip else attrs.evolve(b, host_ip=default_ip) for b in bindings]
@@ -531,7 +423,7 @@ class NetworkManager:
             for binding in bindings:
                 bound.append(ports.bind(binding))
             for index, att in enumerate(atts):
-                network = self._networks[att["NetworkID"]]
+                network = self._networks[att.network_id]
                 ep = await self._join(container, network, att, pid, route=index == 0, publish=False)
                 if index == 0:
                     ep.ports, bound = bound, []
@@ -555,7 +447,7 @@ class NetworkManager:
         """HostConfig.Links of a container on the default bridge: each target must run there."""
         bridge = next((n for n in self._networks.values() if n.name == "bridge"), None)
         wanted = links.parse_all(container.host_config.links or ())
-        if bridge is None or not wanted or not any(a["NetworkID"] == bridge.id for a in self.attachments(container.id)):
+        if bridge is None or not wanted or not any(a.network_id == bridge.id for a in self.attachments(container.id)):
             return []
         return links.resolve_legacy(container, wanted, self.endpoints_on(bridge.id).values())
 
@@ -565,7 +457,8 @@ class NetworkManager:
         host = container.host_config
         kept = tuple(v for v in host.links or () if links.parse(v)[1] != alias)
         atts = self.attachments(container.id)
-        new_atts = [{**a, "Links": [v for v in a.get("Links") or [] if links.parse(v)[1] != alias]} for a in atts]
+        new_atts = [attrs.evolve(a, settings=attrs.evolve(a.settings, links=[
+            v for v in a.settings.links if links.parse(v)[1] != alias])) for a in atts]
         if kept == tuple(host.links or ()) and new_atts == atts:
             raise errors.NotFound(f"Could not find link {alias!r} of container {container.name.lstrip('/')}")
         container.host_config = attrs.evolve(host, links=kept or None)
@@ -579,30 +472,15 @@ class NetworkManager:
         except errors.EngineError:
             return []  # the start fails later, in setup, with the reason
 
-    async def _join(self, container, network: Network, att: dict, pid: int, *, route: bool, publish: bool) -> Endpoint:
+    async def _join(self, container, network: Network, att: Attachment, pid: int, *, route: bool,
+                    publish: bool) -> Endpoint:
         driver = self.driver(network.driver)
         if not getattr(driver, "attaches", False):
             raise errors.Forbidden(f"network {network.name} does not take endpoints")
-        settings = attachments.settings(att)
         eps = self._endpoints.setdefault(container.id, {})
         used = {ep.ifname for ep in eps.values()}
         ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
-        ep = Endpoint(id=secrets.token_hex(32), network_id=network.id, container=container, ifname=ifname,
-                      prefixlen=network.prefixlen, gateway=network.gateway, aliases=list(settings.aliases),
-                      links={alias: name for name, alias in links.parse_all(settings.links)}, link_local=list(settings.link_local_ips))
-        ep.driver_state["route"] = route
-        async with contextlib.AsyncExitStack() as stack:
-            ipam = self._ipam[network.id]
-            ep.ip = await trio.to_thread.run_sync(ipam.allocate, container.id, settings.ipv4_address or None)
-            stack.push_async_callback(_release, ipam, ep.ip)
-            ipam6 = self._ipam6.get(network.id)
-            if ipam6 is not None:
-                ep.ip6 = await trio.to_thread.run_sync(ipam6.allocate, container.id, settings.ipv6_address or None)
-                ep.prefixlen6, ep.gateway6 = network.prefixlen6, network.gateway6
-                stack.push_async_callback(_release, ipam6, ep.ip6)
-            ep.mac = settings.mac_address or mac_for(ep.ip)
-            await driver.join(network, ep, pid)
-            stack.pop_all()
+        ep = await join(driver, network, container, att, pid, self._leases, ifname=ifname, route=route)
         eps[network.id] = ep
         if publish:
             self._publish(network, "connect", container.id)
@@ -632,67 +510,31 @@ class NetworkManager:
                 log.warning("updating nftables failed: %s", exc)
 
     async def _leave(self, nid: str, ep: Endpoint, *, stopped: bool) -> None:
-        """`stopped`: the container's processes are gone (its interfaces die with its network
-        namespace); otherwise it keeps running and the driver removes the interface now."""
-        ep.driver_state["detach"] = not stopped
-        for b in ep.ports:
-            if b.scope is not None:
-                b.scope.cancel()
-            elif b.sock is not None:
-                b.sock.close()
         network = self._networks.get(nid)
         driver = self._drivers.get(network.driver) if network else None
-        try:
-            if driver is not None:
-                await driver.leave(network, ep)
-            elif ep.host_veth:
-                await trio.to_thread.run_sync(_netlink.delete_link, ep.host_veth)
-        except Exception as exc:
-            log.warning("leaving network %s failed: %s", nid, exc)
-        for ipam, address in ((self._ipam.get(nid), ep.ip), (self._ipam6.get(nid), ep.ip6)):
-            if ipam is not None and address:
-                await trio.to_thread.run_sync(ipam.release, address)
+        await leave(driver, network, ep, self._leases, stopped=stopped)
 
     def _write_files(self, container, legacy=()) -> None:
-        """resolv.conf → the embedded DNS of the first user-defined network (unless --dns);
-        /etc/hosts gets the container's own addresses and its legacy links. Written in place
-        (bind-mounted). The endpoints are recorded too, for a daemon that adopts the container."""
+        """The endpoints recorded (for a daemon that adopts the container), then resolv.conf
+        and hosts (hostfiles.py). Blocking."""
         eps = self._endpoints.get(container.id, {})
         saved_endpoints.save(self._endpoints_dir, container.id, eps)
-        host = container.host_config
-        dns_net = next((self._networks[nid] for nid in eps if EmbeddedDns.wants(self._networks[nid])), None)
-        if dns_net is not None and not host.dns:
-            from engine.containers import config as cfg
-
-            text = cfg.resolv_conf(host, dns=(dns_net.gateway,))
-            with open(container.resolv_conf_path, "w") as f:
-                f.write(text)
-        if eps and not host.shares_host_network:
-            from engine.containers import config as cfg
-
-            text = cfg.hosts_file(container.config.hostname, host)
-            text += links.hosts_entries(legacy)
-            for ep in eps.values():
-                for address in (ep.ip, ep.ip6):
-                    if address:
-                        text += f"{address}\t{container.config.hostname}\n"
-            with open(container.hosts_path, "w") as f:
-                f.write(text)
+        hostfiles.write(container, eps, self._networks, legacy)
 
     async def connect(self, ref: str, container, pid: int | None, settings: EndpointSettings | None) -> None:
         """Attach `container` (running: `pid`; stopped or created: at its next start)."""
         network = self.get(ref)
         if network.config_only:
-            self._validate_endpoint(network, EndpointSettings())
+            attachments.validate(network, EndpointSettings())
         mode = container.host_config.network_mode or "default"
         if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
             raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
         atts = self.attachments(container.id)
-        if any(a["NetworkID"] == network.id for a in atts):
+        if any(a.network_id == network.id for a in atts):
             raise errors.Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
         settings = settings or EndpointSettings()
-        self._validate_endpoint(network, settings)
-        att = attachments.record(network.id, settings)
+        attachments.validate(network, settings)
+        att = Attachment(network.id, settings)
         if pid is not None:
             await self._join(container, network, att, pid, route=not self._endpoints.get(container.id), publish=True)
             await trio.to_thread.run_sync(self._write_files, container, self._legacy_links(container))
@@ -703,7 +545,7 @@ class NetworkManager:
         a container that is not connected either way)."""
         network = self.get(ref)
         atts = self.attachments(container.id)
-        if not any(a["NetworkID"] == network.id for a in atts):
+        if not any(a.network_id == network.id for a in atts):
             raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
         ep = self._endpoints.get(container.id, {}).pop(network.id, None)
         if ep is not None:
@@ -714,7 +556,7 @@ class NetworkManager:
                 await self._apply_nft()
             self._publish(network, "disconnect", container.id)
         await trio.to_thread.run_sync(self._attachments.save, container.id,
-                                      [a for a in atts if a["NetworkID"] != network.id])
+                                      [a for a in atts if a.network_id != network.id])
 
     # --- events ---------------------------------------------------------------------------
     def _publish(self, network: Network, action: str, container_id: str | None = None) -> None:
@@ -723,7 +565,3 @@ class NetworkManager:
             attributes["container"] = container_id
         self.events.publish("network", action, network.id, attributes)
 
-
-async def _release(ipam: Ipam, address: str) -> None:
-    with trio.CancelScope(shield=True):
-        await trio.to_thread.run_sync(ipam.release, address)

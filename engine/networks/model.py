@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import attrs
+
+
+def created_now() -> str:
+    """A network's Created: RFC 3339 with nanoseconds, as dockerd writes it."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
 
 
 @attrs.define

@@ -1,0 +1,58 @@
+"""The daemon's built-in networks: `host` and `none` (records only) and the default bridge,
+whose subnet comes from --bip (or is picked among free ones) and whose link name from
+--bridge (or the data root: pe0 for the default one, pe<tag> for a private daemon). A
+changed --bip or name replaces the old link at the next start."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+
+import trio
+
+from engine.networks import _netlink, addressing
+from engine.networks.model import Network, created_now
+
+
+async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: str | None, bridge_name: str,
+                         tag: str, data_root: str) -> Network:
+    """Add the missing built-in networks to `networks` (id → Network) and save their records
+    under `directory`; the default bridge is returned."""
+    by_name = {n.name: n for n in networks.values()}
+    for name, driver in (("host", "host"), ("none", "null")):
+        if name not in by_name:
+            network = Network(id=secrets.token_hex(32), name=name, driver=driver,
+                              created=created_now(), builtin=True)
+            await trio.to_thread.run_sync(network.save, directory)
+            networks[network.id] = network
+    bridge = by_name.get("bridge")
+    if bridge is not None and bip:
+        iface = ipaddress.ip_interface(bip)
+        if bridge.subnet != str(iface.network) or bridge.gateway != str(iface.ip):
+            await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
+            bridge.subnet, bridge.gateway = str(iface.network), str(iface.ip)
+    if bridge is not None and bridge.bridge != bridge_name:
+        await trio.to_thread.run_sync(_netlink.delete_link, bridge.bridge)
+        bridge.bridge = bridge_name
+    if bridge is None:
+        if bip:
+            iface = ipaddress.ip_interface(bip)
+            subnet, gateway = str(iface.network), str(iface.ip)
+        else:
+            subnet = await addressing.pick_subnet(list(networks.values()), tag=tag, data_root=data_root,
+                                                  default_bridge=bridge_name, default=True)
+            gateway = str(next(ipaddress.ip_network(subnet).hosts()))
+        bridge = Network(id=secrets.token_hex(32), name="bridge", driver="bridge",
+                         created=created_now(), subnet=subnet, gateway=gateway,
+                         bridge=bridge_name, builtin=True,
+                         options={"com.docker.network.bridge.default_bridge": "true",
+                                  "com.docker.network.bridge.enable_icc": "true",
+                                  "com.docker.network.bridge.enable_ip_masquerade": "true",
+                                  "com.docker.network.bridge.name": bridge_name,
+                                  "com.docker.network.driver.mtu": "1500"})
+        networks[bridge.id] = bridge
+    bridge.options["com.docker.network.bridge.name"] = bridge.bridge
+    bridge.options.setdefault("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
+    await trio.to_thread.run_sync(bridge.save, directory)
+    return bridge
+
