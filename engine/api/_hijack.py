@@ -31,6 +31,11 @@ MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 STDIN, STDOUT, STDERR, SYSTEMERR = 0, 1, 2, 3
 
 _FRAME = struct.Struct(">BxxxL")
+
+
+def frame(stream_id: int, data: bytes) -> bytes:
+    """One frame of Docker's multiplexed stream: [stream, 0, 0, 0, size (u32 BE)] + data."""
+    return _FRAME.pack(stream_id, len(data)) + data
 #: How long the first stream bytes wait for the client to have read the 101 head.
 HEAD_READ_WAIT = 1.0
 
@@ -145,7 +150,7 @@ class HijackedStream:
         """One multiplexed frame (STDOUT=1, STDERR=2) — header and payload under one lock."""
         if not data:
             return
-        await self.send_all(_FRAME.pack(stream_id, len(data)) + bytes(data))
+        await self.send_all(frame(stream_id, bytes(data)))
 
     async def send_eof(self) -> bool:
         """Half-close our side (if the transport can); the client sees the stream end.
@@ -175,7 +180,3 @@ class HijackedStream:
                 except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                     pass
         await self._stream.aclose()
-
-    @staticmethod
-    def encode_frame(stream_id: int, data: bytes) -> bytes:
-        return _FRAME.pack(stream_id, len(data)) + data

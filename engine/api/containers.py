@@ -8,7 +8,7 @@ import trio
 
 from engine import errors
 from engine.api._detach import Detacher, parse_detach_keys
-from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream
+from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream, frame
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
 from engine.api import _container_json as container_json
@@ -18,6 +18,7 @@ from engine.containers import health
 from engine.containers.health import Health
 from engine.containers import propagation as bind_propagation
 from engine.containers.model import Container, Status, rfc3339_ns
+from engine.timefmt import format_rfc3339nano, parse_since
 
 router = Router()
 
@@ -360,7 +361,6 @@ _PRUNE_FILTERS = {"until", "label", "label!"}
 
 @router.post("/containers/prune")
 async def prune(req: Request):
-    from engine.containers.logs import parse_since
     from engine.containers.prune import PruneFilters
 
     filters = req.query.filters()
@@ -415,8 +415,6 @@ async def changes(req: Request):
 # --- io --------------------------------------------------------------------------------------
 @router.get("/containers/{id}/logs")
 async def logs(req: Request):
-    from engine.containers.logs import format_log_line, frame, parse_since
-
     manager = req.daemon.containers
     c = manager.get(req.params["id"])
     q = req.query
@@ -440,11 +438,18 @@ async def logs(req: Request):
     async def body():
         async for record in driver.read(follow=follow, since_ns=since, until_ns=until, tail=tail_n,
                                         stdout=stdout, stderr=stderr):
-            line = format_log_line(record, timestamps)
+            line = log_line(record, timestamps)
             yield line if tty else frame(1 if record.stream == "stdout" else 2, line)
 
     content_type = RAW_STREAM if tty else MULTIPLEXED
     return StreamingResponse(body(), content_type)
+
+
+def log_line(record, timestamps: bool) -> bytes:
+    """The bytes `docker logs` shows for one LogRecord (before framing)."""
+    if timestamps:
+        return format_rfc3339nano(record.time_ns, fixed=True).encode() + b" " + record.data
+    return record.data
 
 
 def _tail(value: str) -> int:

@@ -10,6 +10,7 @@ from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
 from engine.networks import Attachment, EndpointSettings, IpamPool, NetworkSpec, links
+from engine.timefmt import parse_since
 
 router = Router()
 
@@ -340,8 +341,6 @@ async def disconnect(req: Request):
 
 @router.post("/networks/prune")
 async def prune(req: Request):
-    from engine.containers.logs import parse_since
-
     manager = req.daemon.networks
     filters = req.query.filters()
     for key in filters:

@@ -17,6 +17,7 @@ import time
 import attrs
 
 from engine.errors import NotFound
+from engine.timefmt import format_rfc3339nano
 
 
 def cache_key(parent_id: str, run_config: dict) -> str:
@@ -189,8 +190,8 @@ class BuildCache:
                 "InUse": False,
                 "Shared": r.image in tagged_ancestry,
                 "Size": r.size,
-                "CreatedAt": _rfc3339(r.created_ns),
-                "LastUsedAt": _rfc3339(r.last_used_ns),
+                "CreatedAt": format_rfc3339nano(r.created_ns, fixed=True),
+                "LastUsedAt": format_rfc3339nano(r.last_used_ns, fixed=True),
                 "UsageCount": r.usage_count,
             })
         return out
@@ -215,8 +216,3 @@ class BuildCache:
         return deleted, reclaimed
 
 
-def _rfc3339(ns: int) -> str:
-    import datetime
-
-    t = datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"

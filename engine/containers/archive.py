@@ -37,13 +37,13 @@ import posixpath
 import shutil
 import stat as stat_mod
 import tarfile
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 
 import trio
 
 from engine import errors
+from engine.timefmt import format_rfc3339nano
 
 __all__ = [
     "archive_get",
@@ -205,13 +205,6 @@ def _not_found(path: str, container_id: str) -> errors.NotFound:
     return errors.NotFound(f"Could not find the file {path} in container {container_id}")
 
 
-def _rfc3339(ns: int) -> str:
-    sec, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    digits = f"{frac:09d}".rstrip("0")
-    return f"{base}.{digits}Z" if digits else f"{base}Z"
-
-
 def _stat(scope: _Scope, path: str, container_id: str) -> tuple[dict, str, str]:
     """→ (PathStat, resolved container path, host path)."""
     if not path:
@@ -229,7 +222,7 @@ def _stat(scope: _Scope, path: str, container_id: str) -> tuple[dict, str, str]:
         "name": _go_base(abs_path),
         "size": st.st_size,
         "mode": go_file_mode(st.st_mode),
-        "mtime": _rfc3339(st.st_mtime_ns),
+        "mtime": format_rfc3339nano(st.st_mtime_ns),
         "linkTarget": link_target,
     }
     return result, cpath, host

@@ -16,6 +16,7 @@ import attrs
 from engine import errors
 from engine.containers.health import Health, health_from
 from engine.containers.spec import ContainerConfig, HostConfig, RestartPolicy  # noqa: F401 (RestartPolicy: re-exported)
+from engine.timefmt import format_rfc3339nano
 from engine.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -27,10 +28,7 @@ def now_ns() -> int:
 
 def rfc3339_ns(t_ns: int | None) -> str:
     """Docker's timestamp format: RFC 3339 with nanoseconds, UTC."""
-    if not t_ns:
-        return ZERO_TIME
-    secs, frac = divmod(t_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    return format_rfc3339nano(t_ns, fixed=True) if t_ns else ZERO_TIME
 
 
 class Status(str, enum.Enum):

@@ -26,6 +26,7 @@ import attrs
 import trio
 
 from engine.errors import Conflict, InvalidParameter, NotFound, SystemError_
+from engine.timefmt import format_rfc3339nano
 
 from . import _bootstrap
 from ._changes import apply_changes
@@ -35,9 +36,7 @@ from ._layers import _HEX64, LayerStore, _dumps, _hex, _is_hex64, atomic_write, 
 
 
 def _now_rfc3339() -> str:
-    t = time.time_ns()
-    base = datetime.datetime.fromtimestamp(t // 10**9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{t % 10**9:09d}Z"
+    return format_rfc3339nano(time.time_ns(), fixed=True)
 
 
 def _usage(value) -> tuple[str, bool]:

@@ -10,11 +10,12 @@ import time
 
 import attrs
 
+from engine.timefmt import format_rfc3339nano
+
 
 def created_now() -> str:
     """A network's Created: RFC 3339 with nanoseconds, as dockerd writes it."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+    return format_rfc3339nano(time.time_ns(), fixed=True)
 
 
 @attrs.define

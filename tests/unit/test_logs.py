@@ -7,16 +7,10 @@ import trio
 import trio.testing
 
 from engine import errors
-from engine.containers.logs import (
-    MAX_LINE,
-    JsonFileLogDriver,
-    LogRecord,
-    format_log_line,
-    format_rfc3339nano,
-    frame,
-    parse_rfc3339_ns,
-    parse_since,
-)
+from engine.api._hijack import frame
+from engine.api.containers import log_line as format_log_line
+from engine.containers.logs import MAX_LINE, JsonFileLogDriver, LogRecord
+from engine.timefmt import format_rfc3339nano, parse_rfc3339_ns, parse_since
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 
