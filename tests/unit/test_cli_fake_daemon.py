@@ -412,3 +412,23 @@ def test_run_tty_raw_output_and_resize(daemon, capfd, monkeypatch):
     paths = [p for p, _ in order]
     assert paths.index(f"/containers/{CID}/start") < paths.index(f"/containers/{CID}/resize")
     assert dict(order)[f"/containers/{CID}/resize"] == {"h": "24", "w": "80"}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["ps", "--help"]])
+def test_output_into_a_closed_pipe_ends_quietly(argv):
+    """`pyengine --help | head -1`: a reader that has gone away is no error (no traceback,
+    status 0), as with docker. The read end is closed before the CLI writes, so every run
+    meets the closed pipe."""
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-c", "import sys; from engine.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))", *argv],
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.stderr.decode() == ""
+    assert proc.returncode == 0
