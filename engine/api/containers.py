@@ -537,7 +537,8 @@ async def _lingering_close(stream: HijackedStream, timeout: float = 2.0) -> None
 
 @router.get("/containers/{id}/top")
 async def top(req: Request):
-    return json_response(await req.daemon.containers.top(req.params["id"], req.query.get("ps_args") or "-ef"))
+    table = await req.daemon.containers.top(req.params["id"], req.query.get("ps_args") or "-ef")
+    return json_response({"Titles": list(table.titles), "Processes": [list(row) for row in table.processes]})
 
 
 # dockerd's precpu_stats before a previous sample exists: zero values, the optional fields left out

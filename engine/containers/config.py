@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import signal
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -17,6 +18,9 @@ from engine.containers.logs import validate_options as validate_log_options
 from engine.runtime import cgroups, resolve_capabilities
 from engine.containers.spec import (
     BLKIO_DEVICE_FIELDS, ContainerConfig, HealthConfig, HostConfig, Ulimit)
+
+if TYPE_CHECKING:
+    from engine.images import RunConfig
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -63,42 +67,39 @@ def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def with_image_defaults(request: ContainerConfig, image_config: dict) -> ContainerConfig:
-    """A create request completed with its image's config (the image store's JSON), Docker's
-    way: entrypoint/cmd, env (the request's override by key), labels, user, workdir, ports,
-    volumes, healthcheck, shell, stop signal. InvalidParameter names what is wrong."""
+def with_image_defaults(request: ContainerConfig, image: RunConfig) -> ContainerConfig:
+    """A create request completed with its image's defaults (engine.images.RunConfig),
+    Docker's way: entrypoint/cmd, env (the request's override by key), labels, user, workdir,
+    ports, volumes, healthcheck, shell, stop signal. InvalidParameter names what is wrong."""
     cmd = request.cmd or ()
     entrypoint = request.entrypoint
     if entrypoint is None:
-        entrypoint = tuple(image_config.get("Entrypoint") or ())
+        entrypoint = image.entrypoint
         if not cmd:
-            cmd = tuple(image_config.get("Cmd") or ())
+            cmd = image.cmd
     elif entrypoint == ("",):
         entrypoint = ()  # an explicit "" drops the image's entrypoint and Cmd, as Docker does
     if not entrypoint and not cmd:
         raise errors.InvalidParameter("No command specified")
-    labels = dict(image_config.get("Labels") or {})
-    labels.update(request.labels)
-    stop_signal = request.stop_signal or image_config.get("StopSignal") or ""
+    labels = {**image.labels, **request.labels}
+    stop_signal = request.stop_signal or image.stop_signal
     if stop_signal:
         parse_signal(stop_signal)
-    image_health = image_config.get("Healthcheck")
-    image_health = HealthConfig(
-        test=tuple(image_health.get("Test") or ()), interval_ns=int(image_health.get("Interval") or 0),
-        timeout_ns=int(image_health.get("Timeout") or 0), start_period_ns=int(image_health.get("StartPeriod") or 0),
-        retries=int(image_health.get("Retries") or 0)) if image_health else None
+    h = image.healthcheck
+    image_health = HealthConfig(test=h.test, interval_ns=h.interval_ns, timeout_ns=h.timeout_ns,
+                                start_period_ns=h.start_period_ns, retries=h.retries) if h else None
     healthcheck = request.healthcheck.over(image_health) if request.healthcheck is not None else image_health
     if healthcheck is not None:
         healthcheck.validate()
-    shell = request.shell or tuple(image_config.get("Shell") or ()) or None
+    shell = request.shell or image.shell or None
     config = attrs.evolve(
         request,
-        user=request.user or image_config.get("User") or "",
-        exposed_ports=request.exposed_ports or tuple(image_config.get("ExposedPorts") or ()) or None,
-        env=tuple(merge_env(list(image_config.get("Env") or []), list(request.env))),
+        user=request.user or image.user,
+        exposed_ports=request.exposed_ports or image.exposed_ports or None,
+        env=tuple(merge_env(list(image.env), list(request.env))),
         cmd=tuple(cmd) or None,
-        volumes=request.volumes or tuple(image_config.get("Volumes") or ()) or None,
-        working_dir=request.working_dir or image_config.get("WorkingDir") or "",
+        volumes=request.volumes or image.volumes or None,
+        working_dir=request.working_dir or image.working_dir,
         entrypoint=tuple(entrypoint) or None,
         labels=labels, healthcheck=healthcheck, shell=shell, stop_signal=stop_signal,
     )

@@ -189,8 +189,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         if not config.image:
             raise errors.InvalidParameter("Config cannot be empty in order to create a container")
         image = self.images.resolve(config.image)
-        image_config = image.config.get("config", image.config) if "rootfs" in image.config else image.config
-        config = cfg.with_image_defaults(config, image_config or {})
+        config = cfg.with_image_defaults(config, image.run_config)
         host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
         if name:
             name = cfg.validate_name(name)

@@ -81,7 +81,8 @@ class ContainerStreams:
 
         return JsonFileLogDriver.reader(container.log_path), False
 
-    async def top(self, ref: str, ps_args: str = "-ef") -> dict:
+    async def top(self, ref: str, ps_args: str = "-ef"):
+        """The container's processes: a top.ProcessTable."""
         from engine.containers.top import top
 
         container = self.get(ref)

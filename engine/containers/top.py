@@ -12,11 +12,21 @@ import re
 import shlex
 from collections.abc import Sequence
 
+import attrs
 import trio
 
 from engine import errors
 
-__all__ = ["parse_ps_output", "top", "validate_ps_args"]
+__all__ = ["ProcessTable", "parse_ps_output", "top", "validate_ps_args"]
+
+
+@attrs.frozen
+class ProcessTable:
+    """ps's header and the rows of the container's processes (the API shows it as Docker's
+    {Titles, Processes})."""
+
+    titles: tuple[str, ...]
+    processes: tuple[tuple[str, ...], ...]
 
 _ASCII_SPACE = re.compile(r"[ \t\n\v\f\r]+")
 _PID_EQUALS = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
@@ -34,8 +44,8 @@ def validate_ps_args(ps_args: str) -> None:
             raise errors.InvalidParameter(f'specifying "{key}={value}" is not allowed')
 
 
-def parse_ps_output(output: bytes | str, pids: Sequence[int]) -> dict:
-    """ps output → {"Titles": [...], "Processes": [[...], ...]} for the given pids."""
+def parse_ps_output(output: bytes | str, pids: Sequence[int]) -> ProcessTable:
+    """ps output → the table of the given pids."""
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
     lines = text.split("\n")
     titles = _fields(lines[0]) if lines else []
@@ -44,13 +54,13 @@ def parse_ps_output(output: bytes | str, pids: Sequence[int]) -> dict:
     except ValueError:
         raise errors.SystemError_("Couldn't find PID field in ps output") from None
     wanted = set(pids)
-    processes: list[list[str]] = []
+    processes: list[tuple[str, ...]] = []
     previous_kept = False
 
     def append(fields: list[str]) -> None:
         # Merge the overhanging fields into the last column (CMD keeps its spaces).
         head = fields[: len(titles) - 1]
-        processes.append([*head, " ".join(fields[len(titles) - 1:])])
+        processes.append((*head, " ".join(fields[len(titles) - 1:])))
 
     for line in lines[1:]:
         if not line:
@@ -70,7 +80,7 @@ def parse_ps_output(output: bytes | str, pids: Sequence[int]) -> dict:
         previous_kept = pid in wanted
         if previous_kept:
             append(fields)
-    return {"Titles": titles, "Processes": processes}
+    return ProcessTable(tuple(titles), tuple(processes))
 
 
 async def _run_ps(args: list[str]) -> "trio.CompletedProcess":
@@ -80,8 +90,8 @@ async def _run_ps(args: list[str]) -> "trio.CompletedProcess":
         raise errors.SystemError_('ps: exec: "ps": executable file not found in $PATH') from None
 
 
-async def top(pids: Sequence[int], ps_args: str = "-ef") -> dict:
-    """Docker's ContainerTop body for a container whose processes are `pids`."""
+async def top(pids: Sequence[int], ps_args: str = "-ef") -> ProcessTable:
+    """`ps ps_args` of a container whose processes are `pids`."""
     ps_args = ps_args or "-ef"
     validate_ps_args(ps_args)
     try:

@@ -31,6 +31,7 @@ from engine.timefmt import format_rfc3339nano
 from . import _bootstrap
 from ._changes import apply_changes
 from ._reference import ID_RE, parse_reference
+from ._runconfig import RunConfig
 from ._layers import _HEX64, LayerStore, _dumps, _hex, _is_hex64, atomic_write, chain_ids
 
 
@@ -86,6 +87,13 @@ class Image:
     def container_config(self) -> dict:
         """The image's "config" section (Env, Cmd, Entrypoint, WorkingDir, User…)."""
         return self.config.get("config") or {}
+
+    @property
+    def run_config(self) -> RunConfig:
+        """The container defaults of container_config, typed (a config without "rootfs" is
+        taken as the section itself)."""
+        section = self.config.get("config", self.config) if "rootfs" in self.config else self.config
+        return RunConfig.from_json(section)
 
     @property
     def chain_ids(self) -> list[str]:

@@ -17,6 +17,7 @@ from engine.api._container_json import (
     config_shape, create_request, exec_config, exec_shape, host_config, host_config_shape)
 from engine.containers import ContainerConfig, HostConfig, record
 from engine.containers.config import validate_host_config, with_image_defaults
+from engine.images import RunConfig
 from engine.containers.model import Status
 
 V1 = os.path.join(os.path.dirname(__file__), "container_records_v1.json")
@@ -73,7 +74,7 @@ def test_the_cli_body_round_trips_and_unknown_fields_are_shown_back():
     assert host.binds[0].read_only and host.binds[0].propagation == "rshared" and host.binds[1].is_volume
     assert host.resources.memory == 64 << 20 and host.restart_policy.maximum_retry_count == 2
     assert host.other == {"Isolation": "", "ConsoleSize": [10, 20], "Annotations": {"a": "b"}}
-    config = with_image_defaults(config, {"Env": ["PATH=/bin", "A=0"], "Cmd": ["ignored"]})
+    config = with_image_defaults(config, RunConfig.from_json({"Env": ["PATH=/bin", "A=0"], "Cmd": ["ignored"]}))
     host, warnings = validate_host_config(host)
     assert warnings == [] and host.resources.memory_swap == 128 << 20  # dockerd's default: 2 × memory
     shown = host_config_shape(host)
@@ -131,8 +132,8 @@ def test_dockerds_rules_on_the_values(host, message):
 
 
 def test_image_defaults_and_an_empty_entrypoint():
-    image = {"Entrypoint": ["/ep"], "Cmd": ["c"], "User": "u", "WorkingDir": "/w", "Labels": {"a": "1"},
-             "Healthcheck": {"Test": ["CMD", "img"], "Retries": 4}}
+    image = RunConfig.from_json({"Entrypoint": ["/ep"], "Cmd": ["c"], "User": "u", "WorkingDir": "/w",
+                                 "Labels": {"a": "1"}, "Healthcheck": {"Test": ["CMD", "img"], "Retries": 4}})
     config = with_image_defaults(ContainerConfig(image="i"), image)
     assert config.command == ("/ep", "c") and (config.user, config.working_dir) == ("u", "/w")
     assert config.healthcheck.test == ("CMD", "img") and config.healthcheck.retries == 4
@@ -157,3 +158,13 @@ def test_a_host_config_built_in_python_has_dockers_defaults():
     assert (shown["NetworkMode"], shown["RestartPolicy"], shown["LogConfig"], shown["IpcMode"]) == \
         ("default", {"Name": "no", "MaximumRetryCount": 0}, {"Type": "json-file", "Config": {}}, "private")
     assert (shown["Binds"], shown["Devices"], shown["BlkioWeightDevice"], shown["BlkioDeviceReadBps"]) == (None, [], [], None)
+
+
+def test_an_images_run_config_from_its_json():
+    assert RunConfig.from_json(None) == RunConfig() == RunConfig.from_json({"Env": None, "Healthcheck": None})
+    got = RunConfig.from_json({"ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}}, "Env": ["A=1"],
+                               "StopSignal": "SIGINT", "Shell": ["/bin/bash", "-c"]})
+    assert (got.exposed_ports, got.volumes, got.env) == (("80/tcp",), ("/data",), ("A=1",))
+    config = with_image_defaults(ContainerConfig(image="i", cmd=("x",), env=("A=2",)), got)
+    assert config.env == ("A=2",) and config.stop_signal == "SIGINT" and config.shell == ("/bin/bash", "-c")
+    assert config.exposed_ports == ("80/tcp",) and config.volumes == ("/data",)

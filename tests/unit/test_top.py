@@ -26,17 +26,17 @@ PS_M = """\
 
 def test_parse_keeps_container_rows_and_cmd_spaces():
     got = parse_ps_output(PS_EF.encode(), [13642, 13735])
-    assert got["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-    assert got["Processes"] == [
+    assert got.titles == ("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD")
+    assert [list(row) for row in got.processes] == [
         ["root", "13642", "882", "0", "17:03", "pts/0", "00:00:00", "/bin/bash"],
         ["root", "13735", "13642", "0", "17:06", "pts/0", "00:00:00", "sleep 10"],
     ]
-    assert parse_ps_output(PS_EF, [])["Processes"] == []
+    assert parse_ps_output(PS_EF, []).processes == ()
 
 
 def test_parse_thread_lines_follow_their_process():
     got = parse_ps_output(PS_M, [13642])
-    assert got["Processes"] == [["13642", "pts/0", "00:00:00", "bash"], ["-", "-", "00:00:00", "-"]]
+    assert got.processes == (("13642", "pts/0", "00:00:00", "bash"), ("-", "-", "00:00:00", "-"))
 
 
 def test_parse_errors():
@@ -61,14 +61,14 @@ needs_ps = pytest.mark.skipif(shutil.which("ps") is None, reason="procps not ins
 async def test_real_ps_finds_our_own_process():
     me = os.getpid()
     got = await top([me])
-    assert "PID" in got["Titles"] and got["Titles"][-1] == "CMD"
-    pid_col = got["Titles"].index("PID")
-    assert [row[pid_col] for row in got["Processes"]] == [str(me)]
-    assert all(len(row) == len(got["Titles"]) for row in got["Processes"])
+    assert "PID" in got.titles and got.titles[-1] == "CMD"
+    pid_col = got.titles.index("PID")
+    assert [row[pid_col] for row in got.processes] == [str(me)]
+    assert all(len(row) == len(got.titles) for row in got.processes)
     got = await top([me], "-o pid,comm")
-    assert got["Titles"] == ["PID", "COMMAND"] and got["Processes"][0][0] == str(me)
+    assert got.titles == ("PID", "COMMAND") and got.processes[0][0] == str(me)
     got = await top([me], "aux")  # BSD style, as `docker top c aux`
-    assert got["Titles"][1] == "PID" and got["Processes"][0][1] == str(me)
+    assert got.titles[1] == "PID" and got.processes[0][1] == str(me)
 
 
 @needs_ps
