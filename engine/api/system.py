@@ -214,9 +214,9 @@ async def info(req: Request) -> Response:
             "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
             "Error": "", "RemoteManagers": None,
         },
-        "LiveRestoreEnabled": False,
+        "LiveRestoreEnabled": bool(getattr(config, "live_restore", False)),
         "Isolation": "",
-        "InitBinary": "",
+        "InitBinary": "pe-init",  # what `--init` runs as PID 1 (at Docker's /sbin/docker-init)
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},

@@ -122,6 +122,7 @@ async def echo_attach(req: Request, stream: HijackedStream):
 @attrs.define
 class FakeConfig:
     data_root: str = "/var/lib/pyengine-test"
+    live_restore: bool = True
 
 
 @attrs.define
@@ -210,7 +211,7 @@ async def test_ping_with_and_without_version(server):
         assert r.status_code == 200 and r.headers["api-version"] == "1.41"
 
 
-async def test_version_and_info(server):
+async def test_version_and_info(server, daemon):
     async with client(server) as c:
         v = (await c.get("/v1.41/version")).json()
         assert v["ApiVersion"] == "1.41" and v["MinAPIVersion"] == "1.12"
@@ -220,6 +221,9 @@ async def test_version_and_info(server):
         assert info["DockerRootDir"] == "/var/lib/pyengine-test"
         assert info["Driver"] == "overlay2" and info["CgroupVersion"] in ("1", "2")
         assert info["NCPU"] >= 1 and info["MemTotal"] > 0 and info["Warnings"] == []
+        assert info["LiveRestoreEnabled"] is True and info["InitBinary"] == "pe-init"
+        daemon.config.live_restore = False
+        assert (await c.get("/info")).json()["LiveRestoreEnabled"] is False
 
 
 async def test_error_mapping_and_500_containment(server):
