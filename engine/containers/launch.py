@@ -101,6 +101,7 @@ class Launching:
 
         tty = container.config.tty
         open_stdin = container.config.open_stdin
+        self._supervisors[container.id].host_clean = False
         async with contextlib.AsyncExitStack() as undo:
             volume_points = await self.volumes.mount(container.id)
             _undo(undo, "unmounting volumes", self.volumes.unmount, container.id)

@@ -230,7 +230,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             shutil.rmtree(container.directory, ignore_errors=True)
             raise
         self._containers[container_id] = container
-        self._supervisors[container_id] = Supervisor()
+        self._supervisors[container_id] = Supervisor(host_clean=True)
         self.publish(container, "create")
         return container, warnings
 
@@ -269,6 +269,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         sup = self._supervisors[container.id]
         with sup.mount_lock:
             if sup.mount_refs == 0:
+                sup.host_clean = False
                 image = self.images.resolve(container.image_id)
                 mount_overlay(self.images.layer_dirs(image), container.upper_dir, container.work_dir, container.rootfs)
             sup.mount_refs += 1
@@ -467,7 +468,16 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         sup = self._supervisors[container.id]
         container.state.status = Status.REMOVING
         sup.notify()
-        trash = await trio.to_thread.run_sync(self._detach_files, container)
+        trash = None
+        if sup.host_clean and sup.mount_refs == 0:
+            # Nothing of a run is left to undo: one rename on the event loop costs less than
+            # a thread hop; any surprise (the scratch dir missing…) takes the full path.
+            try:
+                os.rename(container.directory, trash := self._trash_path(container))
+            except OSError:
+                trash = None
+        if trash is None:
+            trash = await trio.to_thread.run_sync(self._detach_files, container)
         if self.networks is not None:
             await self.networks.forget(container)
         await self.volumes.forget(container.id, remove_anonymous=volumes or container.host_config.auto_remove)
@@ -493,7 +503,12 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         directory, or None when it could not move and was removed in place."""
         _unmount_quiet(container.rootfs)
         cgroup_of(container, self.config.cgroup_parent).destroy()  # empty once the run ended: cheap
-        trash = os.path.join(self.config.data_root, "tmp", f"removed-{container.id}")
+        return self._move_to_trash(container)
+
+    def _move_to_trash(self, container: Container) -> str | None:
+        """Move the directory into <data_root>/tmp for the Reclaimer. Returns the moved
+        directory, or None when it could not move and was removed in place."""
+        trash = self._trash_path(container)
         try:
             os.makedirs(os.path.dirname(trash), exist_ok=True)
             os.rename(container.directory, trash)
@@ -503,6 +518,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         except OSError:  # another file system (or a leftover of the same name): in place
             shutil.rmtree(container.directory, ignore_errors=True)
             return None
+
+    def _trash_path(self, container: Container) -> str:
+        return os.path.join(self.config.data_root, "tmp", f"removed-{container.id}")
 
     async def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

@@ -50,6 +50,10 @@ class Supervisor:
     removing: bool = False
     nursery: trio.Nursery | None = None
     detached: bool = False  # the daemon stopped and left this container running (live restore)
+    # Nothing of a run is left on the host (no rootfs mount, no cgroup): true from create and
+    # after a run's teardown succeeded, false from a launch or a mount on. `rm` then only
+    # moves the directory; when unsure (a restored container, a failed teardown) it undoes all.
+    host_clean: bool = False
 
     def notify(self) -> None:
         self.changed.set()
@@ -219,6 +223,7 @@ class Supervising:
         self.publish(container, "die", exitCode=str(run.exit_code))
         sup.notify()
         await trio.to_thread.run_sync(self._teardown_host, container, run.cgroup)
+        sup.host_clean = sup.mount_refs == 0
         if self.networks is not None:
             await self.networks.teardown(container)
         await self.volumes.unmount(container.id)

@@ -283,6 +283,32 @@ def test_rm_answers_before_its_background_cleanup_and_that_leaves_nothing(dclien
     wait_for(gone, what="the removed containers' files and cgroups to go")
 
 
+def test_rm_leaves_nothing_whatever_ran_before(dclient, daemon):
+    """rm undoes what a container left on the host, whichever way it got there: never started,
+    ran and exited (its supervisor undid the run: rm only moves the directory), its rootfs
+    mounted again by a copy after the run, a restarting run's."""
+    from tests.conftest import _mounts_under
+
+    never = dclient.create_container("busybox", ["true"])["Id"]
+    ran, code, _ = run(dclient, ["true"])
+    assert code == 0
+    copied, code, _ = run(dclient, ["true"])
+    stream, _ = dclient.get_archive(copied, "/etc/hostname")  # mounts the stopped rootfs
+    b"".join(stream)
+    restarting = dclient.create_container("busybox", ["false"], host_config=dclient.create_host_config(
+        restart_policy={"Name": "always"}))["Id"]
+    dclient.start(restarting)
+    ids = [never, ran, copied, restarting]
+    for cid in ids:
+        dclient.remove_container(cid, force=True)
+        assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))
+
+    def gone():
+        mounts = _mounts_under(daemon.root)
+        return all(not [m for m in mounts if cid in m] and cgroup_dirs_for(cid) == [] for cid in ids)
+    wait_for(gone, what="the removed containers' mounts and cgroups to go")
+
+
 def test_failed_create_leaves_nothing(dclient, daemon):
     containers_dir = os.path.join(daemon.data_root, "containers")
     before = set(os.listdir(containers_dir))
