@@ -43,8 +43,9 @@ class Daemon:
 
         self.builder = Builder(config, self.images, self.containers)
 
-    def info_counts(self) -> dict:
-        return {**self.containers.counts(), "Images": len(self.images.list())}
+    def info_counts(self) -> tuple:
+        """(engine.containers.manager.ContainerCounts, number of images) for /info."""
+        return self.containers.counts(), len(self.images.list())
 
     def _clear_scratch(self) -> None:
         """<data_root>/tmp holds uploads, exports and debootstrap trees in progress: whatever a

@@ -13,6 +13,7 @@ from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_response, json_stream
 from engine.api import _container_json as container_json
 from engine.api import networks as networks_api
+from engine.api.volumes import mount_point_shape
 from engine.api._router import Router
 from engine.containers import health
 from engine.containers.health import Health
@@ -72,7 +73,7 @@ def _mounts(c: Container, daemon=None) -> list[dict]:
             "Type": mount.type, "Source": mount.source, "Destination": mount.target, "Mode": "",
             "RW": not mount.read_only, "Propagation": mount.propagation or bind_propagation.DEFAULT,
         })
-    out.extend(point.shape() for point in _volume_points(c, daemon))
+    out.extend(mount_point_shape(point) for point in _volume_points(c, daemon))
     return out
 
 

@@ -160,7 +160,8 @@ def container_settings(manager, container) -> dict:
     for ep in eps.values():
         for b in ep.ports:
             port_map.setdefault(b.binding.key, None)
-            port_map[b.binding.key] = (port_map[b.binding.key] or []) + [b.docker_shape()]
+            port_map[b.binding.key] = (port_map[b.binding.key] or []) + [
+                {"HostIp": b.binding.host_ip or "0.0.0.0", "HostPort": str(b.host_port)}]
     top = {"IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0, "EndpointID": "", "Bridge": "",
            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": ""}
     for nid, ep in eps.items():

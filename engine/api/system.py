@@ -138,10 +138,9 @@ async def info(req: Request) -> Response:
     counts = {"Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0, "Images": 0}
     info_counts = getattr(daemon, "info_counts", None)
     if info_counts is not None:
-        got = info_counts()
-        if hasattr(got, "__await__"):
-            got = await got
-        counts.update({k: v for k, v in (got or {}).items() if k in counts})
+        containers, images = info_counts()
+        counts = {"Containers": containers.total, "ContainersRunning": containers.running,
+                  "ContainersPaused": containers.paused, "ContainersStopped": containers.stopped, "Images": images}
     config = getattr(daemon, "config", None)
     data_root = getattr(config, "data_root", "")
     bus = getattr(daemon, "events", None)
@@ -232,7 +231,9 @@ async def system_df(req: Request) -> Response:
 
     daemon = req.daemon
     containers = daemon.containers.all()
-    volume_shapes = [await daemon.volumes.shape(v) for v in daemon.volumes.all()]
+    from engine.api.volumes import volume_shape
+
+    volume_shapes = [volume_shape(v, await daemon.volumes.status(v)) for v in daemon.volumes.all()]
 
     def measure() -> tuple[list[int], list[int]]:
         return ([_tree_size(c.upper_dir) for c in containers],

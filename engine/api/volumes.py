@@ -6,20 +6,76 @@ from engine import errors
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
+from engine.volumes import MountPoint, Volume, VolumeStatus
+from engine.volumes.manager import label_matches
 
 router = Router()
+
+_FILTERS = {"dangling", "name", "label", "driver"}
+_PRUNE_FILTERS = {"label", "label!", "all"}
 
 
 def _manager(req: Request):
     return req.daemon.volumes
 
 
+def volume_shape(volume: Volume, status: VolumeStatus) -> dict:
+    """Docker's Volume JSON."""
+    out = {"CreatedAt": volume.created_at, "Driver": volume.driver, "Labels": volume.labels or None,
+           "Mountpoint": status.mountpoint, "Name": volume.name, "Options": volume.options or None,
+           "Scope": "local"}
+    if status.error:
+        out["Status"] = {"Error": status.error}
+    elif status.status:
+        out["Status"] = status.status
+    return out
+
+
+def mount_point_shape(point: MountPoint) -> dict:
+    """A volume's entry in container inspect's Mounts."""
+    return {"Type": "volume", "Name": point.name, "Source": point.source, "Destination": point.destination,
+            "Driver": point.driver, "Mode": point.mode, "RW": point.rw, "Propagation": ""}
+
+
+def _truthy(value: str, key: str) -> bool:
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise errors.InvalidParameter(f"invalid filter '{key}={value}'")
+
+
+def _matches(manager, volume: Volume, filters: dict) -> bool:
+    for key, values in (filters or {}).items():
+        if key not in _FILTERS:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+        if not values:
+            continue
+        if key == "name" and not any(v in volume.name for v in values):
+            return False
+        if key == "driver" and volume.driver not in values:
+            return False
+        if key == "label" and not all(label_matches(volume.labels, v) for v in values):
+            return False
+        if key == "dangling" and _truthy(values[0], key) != (not manager.users(volume.name)):
+            return False
+    return True
+
+
+def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
+    try:
+        major, minor = (int(x) for x in (version or "").lstrip("v").split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= wanted
+
+
 @router.get("/volumes")
 async def list_volumes(req: Request):
     manager = _manager(req)
     filters = req.query.filters()
-    volumes = [v for v in manager.all() if manager.matches(v, filters)]
-    out = [await manager.shape(v) for v in sorted(volumes, key=lambda v: v.name)]
+    volumes = [v for v in manager.all() if _matches(manager, v, filters)]
+    out = [volume_shape(v, await manager.status(v)) for v in sorted(volumes, key=lambda v: v.name)]
     return json_response({"Volumes": out, "Warnings": []})
 
 
@@ -36,18 +92,28 @@ async def create_volume(req: Request):
     manager = _manager(req)
     volume = await manager.create(body.get("Name") or "", body.get("Driver") or "local",
                                   body.get("DriverOpts") or {}, body.get("Labels") or {})
-    return json_response(await manager.shape(volume), status=201)
+    return json_response(volume_shape(volume, await manager.status(volume)), status=201)
 
 
 @router.post("/volumes/prune")
 async def prune_volumes(req: Request):
-    return json_response(await _manager(req).prune(req.query.filters(), req.api_version))
+    filters = req.query.filters()
+    for key in filters:
+        if key not in _PRUNE_FILTERS:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    everything = bool(filters.get("all")) and _truthy(filters["all"][0], "all")
+    # API ≥ 1.42 (Docker 23): prune only anonymous volumes unless all=true.
+    anonymous_only = not everything and _version_at_least(req.api_version, (1, 42))
+    report = await _manager(req).prune(labels=filters.get("label") or (), not_labels=filters.get("label!") or (),
+                                       anonymous_only=anonymous_only)
+    return json_response({"VolumesDeleted": list(report.deleted) or None, "SpaceReclaimed": report.space_reclaimed})
 
 
 @router.get("/volumes/{name}")
 async def inspect_volume(req: Request):
     manager = _manager(req)
-    return json_response(await manager.shape(manager.get(req.params["name"])))
+    volume = manager.get(req.params["name"])
+    return json_response(volume_shape(volume, await manager.status(volume)))
 
 
 @router.delete("/volumes/{name}")

@@ -41,6 +41,19 @@ log = logging.getLogger(__name__)
 STOP_GRACE_DEFAULT = 10
 
 
+@attrs.frozen
+class ContainerCounts:
+    """How many containers are in each state (/info)."""
+
+    running: int = 0
+    paused: int = 0
+    stopped: int = 0  # every other state
+
+    @property
+    def total(self) -> int:
+        return self.running + self.paused + self.stopped
+
+
 class ContainerManager(Launching, Supervising, ContainerStreams):
     """Owns every container record and its lifecycle verbs; launching, supervision and the
     run's streams live in their own modules (launch.py, supervision.py, streams.py)."""
@@ -172,14 +185,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         users.sort(key=lambda c: not c.state.status.is_live())
         return (users[0].id, users[0].state.status.is_live()) if users else None
 
-    def counts(self) -> dict:
+    def counts(self) -> ContainerCounts:
         statuses = [c.state.status for c in self._containers.values()]
-        return {
-            "Containers": len(statuses),
-            "ContainersRunning": statuses.count(Status.RUNNING),
-            "ContainersPaused": statuses.count(Status.PAUSED),
-            "ContainersStopped": len(statuses) - statuses.count(Status.RUNNING) - statuses.count(Status.PAUSED),
-        }
+        running, paused = statuses.count(Status.RUNNING), statuses.count(Status.PAUSED)
+        return ContainerCounts(running=running, paused=paused, stopped=len(statuses) - running - paused)
 
     # --- create -------------------------------------------------------------------------------
     async def create(self, config: ContainerConfig, host_config: HostConfig | None = None,

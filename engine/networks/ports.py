@@ -97,9 +97,6 @@ class BoundPort:
     host_port: int
     scope: trio.CancelScope | None = None
 
-    def docker_shape(self) -> dict:
-        return {"HostIp": self.binding.host_ip or "0.0.0.0", "HostPort": str(self.host_port)}
-
 
 def bind(binding: Binding) -> BoundPort:
     """Bind the host side now (synchronously), so a conflict is reported before the start."""

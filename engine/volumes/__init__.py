@@ -1,6 +1,6 @@
 """Volumes: manager, driver protocol, local driver, Docker volume plugin adapter."""
 
 from engine.volumes.manager import VolumeManager, copy_up
-from engine.volumes.model import MountPoint, Volume
+from engine.volumes.model import MountPoint, PruneReport, Volume, VolumeStatus
 
-__all__ = ["MountPoint", "Volume", "VolumeManager", "copy_up"]
+__all__ = ["MountPoint", "PruneReport", "Volume", "VolumeManager", "VolumeStatus", "copy_up"]

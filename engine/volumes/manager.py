@@ -28,25 +28,16 @@ import trio
 
 from engine import errors
 from engine.volumes.driver import load_drivers
-from engine.volumes.model import ANONYMOUS_LABEL, MountPoint, Volume, load_mounts, rfc3339, save_mounts, validate_name
+from engine.volumes.model import (
+    ANONYMOUS_LABEL, MountPoint, PruneReport, Volume, VolumeStatus, load_mounts, rfc3339, save_mounts, validate_name,
+)
 
 log = logging.getLogger(__name__)
 
-_FILTERS = {"dangling", "name", "label", "driver"}
-_PRUNE_FILTERS = {"label", "label!", "all"}
-
-
-def _label_match(labels: dict, wanted: str) -> bool:
+def label_matches(labels: dict, wanted: str) -> bool:
+    """A label filter's value: "key" (present) or "key=value"."""
     key, eq, value = wanted.partition("=")
     return key in labels and (not eq or labels[key] == value)
-
-
-def _truthy(value: str, key: str) -> bool:
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise errors.InvalidParameter(f"invalid filter '{key}={value}'")
 
 
 class VolumeManager:
@@ -167,40 +158,17 @@ class VolumeManager:
     def container_mounts(self, container_id: str) -> list[MountPoint]:
         return list(self._mounts.get(container_id, []))
 
-    async def shape(self, volume: Volume) -> dict:
-        """Docker's Volume JSON."""
-        mountpoint, status = "", None
+    async def status(self, volume: Volume) -> VolumeStatus:
+        """Where the volume is on the host and what its driver says of it (a driver that
+        cannot be asked gives an error, not a failure: inspect and list still answer)."""
         try:
             driver = self.driver(volume.driver)
             if volume.driver == "local":
-                mountpoint = await driver.path(volume.name)
-            else:
-                info = await driver.get(volume.name) or {}
-                mountpoint, status = info.get("Mountpoint") or "", info.get("Status")
+                return VolumeStatus(mountpoint=await driver.path(volume.name))
+            info = await driver.get(volume.name) or {}  # the volume plugin protocol's Volume
+            return VolumeStatus(mountpoint=info.get("Mountpoint") or "", status=info.get("Status") or None)
         except errors.EngineError as exc:
-            status = {"Error": exc.message}
-        out = {"CreatedAt": volume.created_at, "Driver": volume.driver, "Labels": volume.labels or None,
-               "Mountpoint": mountpoint, "Name": volume.name, "Options": volume.options or None,
-               "Scope": "local"}
-        if status:
-            out["Status"] = status
-        return out
-
-    def matches(self, volume: Volume, filters: dict) -> bool:
-        for key, values in (filters or {}).items():
-            if key not in _FILTERS:
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
-            if not values:
-                continue
-            if key == "name" and not any(v in volume.name for v in values):
-                return False
-            if key == "driver" and volume.driver not in values:
-                return False
-            if key == "label" and not all(_label_match(volume.labels, v) for v in values):
-                return False
-            if key == "dangling" and _truthy(values[0], key) != (not self.users(volume.name)):
-                return False
-        return True
+            return VolumeStatus(error=exc.message)
 
     # --- create / remove ----------------------------------------------------------------------
     async def create(self, name: str = "", driver: str = "", options: dict | None = None,
@@ -270,13 +238,9 @@ class VolumeManager:
         self._volumes.pop(volume.name, None)
         self.events.publish("volume", "destroy", volume.name, {"driver": volume.driver})
 
-    async def prune(self, filters: dict, api_version: str = "") -> dict:
-        for key in filters or {}:
-            if key not in _PRUNE_FILTERS:
-                raise errors.InvalidParameter(f"invalid filter '{key}'")
-        everything = bool(filters.get("all")) and _truthy(filters["all"][0], "all")
-        # API ≥ 1.42 (Docker 23): prune only anonymous volumes unless all=true.
-        anonymous_only = not everything and _version_at_least(api_version, (1, 42))
+    async def prune(self, *, labels=(), not_labels=(), anonymous_only: bool = False) -> PruneReport:
+        """Remove the volumes no container references, with all of `labels` and none of
+        `not_labels` ("key" or "key=value"); `anonymous_only`: only anonymous ones."""
         deleted, reclaimed = [], 0
         async with self._lock:
             for volume in list(self._volumes.values()):
@@ -284,9 +248,9 @@ class VolumeManager:
                     continue
                 if anonymous_only and not volume.anonymous:
                     continue
-                if not all(_label_match(volume.labels, v) for v in filters.get("label", [])):
+                if not all(label_matches(volume.labels, v) for v in labels):
                     continue
-                if any(_label_match(volume.labels, v) for v in filters.get("label!", [])):
+                if any(label_matches(volume.labels, v) for v in not_labels):
                     continue
                 size = 0
                 driver = self.drivers.get(volume.driver)
@@ -300,7 +264,7 @@ class VolumeManager:
                 deleted.append(volume.name)
                 reclaimed += size
         self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
-        return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+        return PruneReport(tuple(deleted), reclaimed)
 
     # --- containers ---------------------------------------------------------------------------
     async def prepare(self, container_id: str, config, host_config) -> list[MountPoint]:
@@ -431,14 +395,6 @@ class VolumeManager:
                     await self._remove(volume)
                 except errors.EngineError as exc:
                     log.warning("removing anonymous volume %s failed: %s", volume.name, exc)
-
-
-def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
-    try:
-        major, minor = (int(x) for x in (version or "").lstrip("v").split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= wanted
 
 
 # --- copy-up (sync: call from a worker thread, after the rootfs is mounted) --------------------

@@ -40,6 +40,21 @@ def _write_json(path: str, data) -> None:
     os.replace(tmp, path)
 
 
+@attrs.frozen
+class VolumeStatus:
+    """What a volume's driver says of it now (inspect)."""
+
+    mountpoint: str = ""
+    status: dict | None = None  # the driver's own status map, shown as the driver gives it
+    error: str = ""  # the driver could not be asked: why
+
+
+@attrs.frozen
+class PruneReport:
+    deleted: tuple[str, ...] = ()  # volume names
+    space_reclaimed: int = 0
+
+
 @attrs.define(eq=False)
 class Volume:
     name: str
@@ -70,10 +85,6 @@ class MountPoint:
     copy_data: bool = True
     anonymous: bool = False
     source: str = ""  # the host path last reported by the driver
-
-    def shape(self) -> dict:
-        return {"Type": "volume", "Name": self.name, "Source": self.source, "Destination": self.destination,
-                "Driver": self.driver, "Mode": self.mode, "RW": self.rw, "Propagation": ""}
 
 
 def save_mounts(path: str, mounts: list[MountPoint]) -> None:

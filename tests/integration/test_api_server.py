@@ -28,6 +28,7 @@ from engine.api import (
     json_response,
     serve_api,
 )
+from engine.containers.manager import ContainerCounts
 from engine.errors import Conflict, NotFound, NotModified
 from engine.events import EventBus
 
@@ -131,8 +132,7 @@ class FakeDaemon:
     events: EventBus = attrs.Factory(EventBus)
 
     def info_counts(self):
-        return {"Containers": 3, "ContainersRunning": 1, "ContainersPaused": 0,
-                "ContainersStopped": 2, "Images": 7}
+        return ContainerCounts(running=1, paused=0, stopped=2), 7
 
 
 @pytest.fixture
