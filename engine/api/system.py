@@ -227,7 +227,7 @@ async def info(req: Request) -> Response:
 @router.get("/system/df")
 async def system_df(req: Request) -> Response:
     """Docker's disk usage: sizes measured in a worker thread (directory walks)."""
-    from engine.api.containers import summary_shape
+    from engine.api._container_shapes import summary_shape
 
     daemon = req.daemon
     containers = daemon.containers.all()
