@@ -4,11 +4,12 @@ from ._archive import commit as commit_container
 from ._archive import load as load_archive
 from ._archive import save as save_archive
 from ._archive import tar_directory
-from ._bootstrap import debootstrap_command
+from ._blobs import BlobStore
+from ._bootstrap import debootstrap_command, remove_tree_with_mounts
 from ._reference import Reference, normalize_reference, parse_reference
 from ._registry import INDEX_TYPES, Registry, RegistryError, decode_auth_header
 from ._runconfig import ImageHealthcheck, RunConfig
-from ._store import BlobStore, Image, ImageStore, chain_ids, remove_tree_with_mounts
+from ._store import Image, ImageStore, chain_ids
 from ._unpack import unpack_layer
 
 __all__ = [

@@ -1,9 +1,13 @@
-"""A busybox rootfs built from the host's static busybox, byte-for-byte reproducible."""
+"""Images made on this host: a busybox rootfs built from the host's static busybox,
+byte-for-byte reproducible, and debian:<suite> from debootstrap."""
 
 import io
 import os
+import shutil
 import subprocess
 import tarfile
+
+import trio
 
 from engine.errors import SystemError_
 
@@ -135,3 +139,75 @@ def slim_rootfs(target: str) -> None:
         if os.path.lexists(path):
             os.unlink(path)
             open(path, "w").close()
+
+
+async def debian_image(store, suite: str = "bookworm", tag: str | None = None, mirror: str | None = None,
+                       progress=None):
+    """debian:<suite> imported into `store` (an ImageStore) from debootstrap (minbase)
+    against a Debian mirror; `progress(line)` gets debootstrap's output. Everything it made
+    is removed, whatever happens."""
+    mirror = mirror or os.environ.get("PYENGINE_DEBIAN_MIRROR") or DEBIAN_MIRROR
+    work = os.path.join(os.path.dirname(store.root.rstrip("/")), "tmp", f"debootstrap-{os.urandom(6).hex()}")
+    target = os.path.join(work, "rootfs")
+    os.makedirs(target)
+    command = debootstrap_command(suite, target, mirror)
+    try:
+        if shutil.which(command[0]) is None:
+            raise SystemError_("debootstrap is not installed (apt-get install debootstrap)")
+        process = await trio.lowlevel.open_process(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        try:
+            tail: list[str] = []
+            buffer = b""
+            async for chunk in process.stdout:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace").rstrip()
+                    tail = (tail + [text])[-5:]
+                    if progress is not None:
+                        progress(text)
+            code = await process.wait()
+        finally:
+            if process.returncode is None:  # cancelled: the client went away
+                process.kill()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
+            await process.stdout.aclose()
+        if code != 0:
+            raise SystemError_(f"debootstrap {suite} failed (exit {code}): " + " | ".join(tail))
+        tar_path = os.path.join(work, "rootfs.tar")
+
+        def pack() -> None:
+            from ._archive import tar_directory
+
+            slim_rootfs(target)
+            with open(tar_path, "wb") as out:
+                tar_directory(target, out, overlay=False)
+
+        await trio.to_thread.run_sync(pack)
+        return await store.import_tar(
+            tar_path, f"debian:{tag or suite}",
+            changes=['CMD ["bash"]', f"ENV {DEFAULT_PATH}"],
+            message=f"pyengine bootstrap debian {suite} from {mirror}",
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(remove_tree_with_mounts, work)
+
+
+def remove_tree_with_mounts(path: str) -> None:
+    """rm -rf that first detaches anything mounted below `path` (a failed debootstrap can
+    leave /proc or /sys mounted in its target)."""
+    from engine.runtime import mountinfo, unmount
+
+    for mount in sorted(mountinfo.mount_points(below=path), reverse=True):
+        try:
+            unmount(mount)
+        except OSError:
+            pass
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)

@@ -18,17 +18,17 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 
 import attrs
 import trio
 
-from engine.errors import Conflict, InvalidParameter, NotFound, SystemError_
+from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.timefmt import format_rfc3339nano
 
 from . import _bootstrap
+from ._blobs import BlobStore
 from ._changes import apply_changes
 from ._reference import ID_RE, parse_reference
 from ._runconfig import RunConfig
@@ -102,60 +102,6 @@ class Image:
     @property
     def created_unix(self) -> int:
         return _parse_created(self.created)
-
-
-class BlobStore:
-    """blobs/sha256/<hex>: content-addressed, verified on write, temp name then rename."""
-
-    def __init__(self, root: str):
-        self.root = os.path.join(root, "sha256")
-        os.makedirs(self.root, exist_ok=True)
-
-    def path(self, digest: str) -> str:
-        h = _hex(digest)
-        if not _is_hex64(h):
-            raise InvalidParameter(f"invalid digest {digest!r}")
-        return os.path.join(self.root, h)
-
-    def has(self, digest: str) -> bool:
-        return os.path.exists(self.path(digest))
-
-    def put(self, data: bytes, expected: str | None = None) -> str:
-        import io
-
-        return self.put_stream(io.BytesIO(data), expected)
-
-    def put_stream(self, fileobj, expected: str | None = None) -> str:
-        """Copy a stream in; raises InvalidParameter if `expected` does not match."""
-        sha = hashlib.sha256()
-        tmp = os.path.join(self.root, f".tmp-{os.urandom(8).hex()}")
-        try:
-            with open(tmp, "wb") as out:
-                while chunk := fileobj.read(1 << 20):
-                    sha.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = "sha256:" + sha.hexdigest()
-            if expected is not None and expected != digest:
-                raise InvalidParameter(f"digest mismatch: expected {expected}, got {digest}")
-            os.replace(tmp, self.path(digest))
-            return digest
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-    def open(self, digest: str):
-        try:
-            return open(self.path(digest), "rb")
-        except FileNotFoundError:
-            raise NotFound(f"blob {digest} not found") from None
-
-    def delete(self, digest: str) -> None:
-        try:
-            os.unlink(self.path(digest))
-        except FileNotFoundError:
-            pass
 
 
 class ImageStore(LayerStore):
@@ -574,69 +520,5 @@ class ImageStore(LayerStore):
     async def bootstrap_debian(self, suite: str = "bookworm", tag: str | None = None,
                                mirror: str | None = None, progress=None) -> Image:
         """debian:<suite> from debootstrap (minbase) against a Debian mirror; `progress(line)`
-        gets debootstrap's output. Everything it made is removed, whatever happens."""
-        mirror = mirror or os.environ.get("PYENGINE_DEBIAN_MIRROR") or _bootstrap.DEBIAN_MIRROR
-        work = os.path.join(os.path.dirname(self.root.rstrip("/")), "tmp", f"debootstrap-{os.urandom(6).hex()}")
-        target = os.path.join(work, "rootfs")
-        os.makedirs(target)
-        command = _bootstrap.debootstrap_command(suite, target, mirror)
-        try:
-            if shutil.which(command[0]) is None:
-                raise SystemError_("debootstrap is not installed (apt-get install debootstrap)")
-            process = await trio.lowlevel.open_process(
-                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-            try:
-                tail: list[str] = []
-                buffer = b""
-                async for chunk in process.stdout:
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        text = line.decode(errors="replace").rstrip()
-                        tail = (tail + [text])[-5:]
-                        if progress is not None:
-                            progress(text)
-                code = await process.wait()
-            finally:
-                if process.returncode is None:  # cancelled: the client went away
-                    process.kill()
-                    with trio.CancelScope(shield=True):
-                        await process.wait()
-                await process.stdout.aclose()
-            if code != 0:
-                raise SystemError_(f"debootstrap {suite} failed (exit {code}): " + " | ".join(tail))
-            tar_path = os.path.join(work, "rootfs.tar")
-
-            def pack() -> None:
-                from ._archive import tar_directory
-
-                _bootstrap.slim_rootfs(target)
-                with open(tar_path, "wb") as out:
-                    tar_directory(target, out, overlay=False)
-
-            await trio.to_thread.run_sync(pack)
-            return await self.import_tar(
-                tar_path, f"debian:{tag or suite}",
-                changes=['CMD ["bash"]', f"ENV {_bootstrap.DEFAULT_PATH}"],
-                message=f"pyengine bootstrap debian {suite} from {mirror}",
-            )
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(remove_tree_with_mounts, work)
-
-
-def remove_tree_with_mounts(path: str) -> None:
-    """rm -rf that first detaches anything mounted below `path` (a failed debootstrap can
-    leave /proc or /sys mounted in its target)."""
-    from engine.runtime import mountinfo, unmount
-
-    for mount in sorted(mountinfo.mount_points(below=path), reverse=True):
-        try:
-            unmount(mount)
-        except OSError:
-            pass
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.unlink(path)
+        gets debootstrap's output (see _bootstrap.debian_image)."""
+        return await _bootstrap.debian_image(self, suite, tag, mirror, progress)
