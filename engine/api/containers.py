@@ -14,6 +14,7 @@ from engine.api import _container_json as container_json
 from engine.api._container_shapes import inspect_shape, matches, summary_shape, volume_points
 from engine.api import networks as networks_api
 from engine.api._router import Router
+from engine.api._stats_json import NO_CPU_STATS, stats_shape
 from engine.containers.model import Status
 from engine.timefmt import format_rfc3339nano, parse_since
 
@@ -330,13 +331,6 @@ async def top(req: Request):
     return json_response({"Titles": list(table.titles), "Processes": [list(row) for row in table.processes]})
 
 
-# dockerd's precpu_stats before a previous sample exists: zero values, the optional fields left out
-_NO_CPU_STATS = {
-    "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
-}
-
-
 @router.get("/containers/{id}/stats")
 async def stats(req: Request):
     manager = req.daemon.containers
@@ -348,20 +342,20 @@ async def stats(req: Request):
 
     def with_pre(sample: dict, previous: dict | None) -> dict:
         sample["preread"] = previous["read"] if previous else "0001-01-01T00:00:00Z"
-        sample["precpu_stats"] = previous["cpu_stats"] if previous else _NO_CPU_STATS
+        sample["precpu_stats"] = previous["cpu_stats"] if previous else NO_CPU_STATS
         return sample
 
     if not stream:
-        first = await manager.stats_sample(c)
+        first = stats_shape(await manager.stats_sample(c))
         if one_shot or c.state.status is not Status.RUNNING:
             return json_response(with_pre(first, None))
         await trio.sleep(1)  # Docker's non-streaming answer carries a 1 s CPU delta
-        return json_response(with_pre(await manager.stats_sample(c), first))
+        return json_response(with_pre(stats_shape(await manager.stats_sample(c)), first))
 
     async def samples():
         previous = None
         while True:
-            sample = await manager.stats_sample(c)
+            sample = stats_shape(await manager.stats_sample(c))
             yield with_pre(dict(sample), previous)
             previous = sample
             if c.state.status not in (Status.RUNNING, Status.PAUSED):

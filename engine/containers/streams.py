@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from engine import errors
-from engine.containers.model import Container, Status, now_ns, rfc3339_ns
+from engine.containers.model import Container, Status, now_ns
 
 
 #: How long a log read waits for the output written before it to be logged.
@@ -92,30 +92,22 @@ class ContainerStreams:
         pids = await trio.to_thread.run_sync(run.cgroup.pids)
         return await top(pids, ps_args or "-ef")
 
-    async def stats_sample(self, container: Container) -> dict:
+    async def stats_sample(self, container: Container):
+        """A stats.StatsSample of the container now (no counters when it does not run)."""
+        from engine.containers.stats import StatsSample, network_stats
+
         run = self._supervisors[container.id].run
-        sample = {"read": rfc3339_ns(now_ns()), "name": "/" + container.name, "id": container.id}
+        read_ns = now_ns()
         if run is None:
-            sample.update({
-                "pids_stats": {}, "blkio_stats": {}, "num_procs": 0, "storage_stats": {},
-                "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
-                "memory_stats": {},
-            })
-            return sample
-        from engine.containers.stats import network_stats
+            return StatsSample(read_ns, container.name, container.id)
 
         own_netns = not container.host_config.shares_host_network
         pid = run.process.pid
 
-        def read() -> tuple[dict, dict]:
+        def read():
             return run.cgroup.stats(), network_stats(pid) if own_netns else {}
 
         cgroup_stats, networks = await trio.to_thread.run_sync(read)
-        sample.update(cgroup_stats)
-        if networks:  # dockerd leaves the block out when there is no interface but lo
-            sample["networks"] = networks
-        sample.setdefault("num_procs", 0)
-        sample.setdefault("storage_stats", {})
-        return sample
+        return StatsSample(read_ns, container.name, container.id, cgroup_stats, networks)
 
     # --- events -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ._resources import (
     OOM_KILL_DISABLE_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, SWAPPINESS_UNSUPPORTED_WARNING, Resources,
     shares_to_weight,
 )
+from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
 from ._support import Support, detect_support, support
 from ._v1 import V1Manager
 from ._v2 import V2Manager
@@ -31,6 +32,7 @@ __all__ = [
     "shares_to_weight", "V1Manager", "V2Manager", "Support", "detect_support", "support",
     "BLKIO_DEVICE_UNSUPPORTED_WARNINGS", "OOM_KILL_DISABLE_NO_LIMIT_WARNING", "OOM_KILL_DISABLE_UNSUPPORTED_WARNING",
     "SWAPPINESS_UNSUPPORTED_WARNING", "check_name", "build_layout",
+    "BlkioEntry", "BlkioStats", "CgroupStats", "CpuStats", "MemoryStats", "PidsStats",
 ]
 
 

@@ -10,6 +10,7 @@ from engine.errors import InvalidParameter, SystemError_
 
 from . import _fs
 from ._resources import Resources
+from ._stats import CgroupStats
 
 FREEZE_TIMEOUT = 5.0
 DESTROY_BUDGET = 1.0  # seconds destroy may spend waiting for tasks to leave
@@ -92,7 +93,8 @@ class CgroupManager(abc.ABC):
     def oom_kill_count(self) -> int: ...
 
     @abc.abstractmethod
-    def stats(self) -> dict: ...
+    def stats(self) -> CgroupStats:
+        """The counters `docker stats` shows."""
 
     @abc.abstractmethod
     def container_mounts(self, own_namespace: bool = True) -> list:

@@ -9,6 +9,7 @@ from ._detect import Layout
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
 from ._devices import ALLOW_ALL, DEFAULT_DEVICE_RULES
 from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources
+from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
 
 USER_HZ_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
@@ -117,18 +118,18 @@ def inherit_cpuset(path: str) -> None:
 # ---- stats readers ----
 
 
-def _blkio_entries(text: str | None) -> list[dict] | None:
+def _blkio_entries(text: str | None) -> tuple[BlkioEntry, ...] | None:
     out = []
     for line in (text or "").splitlines():
         parts = line.split()
         if len(parts) != 3 or ":" not in parts[0]:
             continue
         major, minor = parts[0].split(":", 1)
-        out.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
-    return out or None
+        out.append(BlkioEntry(int(major), int(minor), parts[1], int(parts[2])))
+    return tuple(out) or None
 
 
-def _blkio_file(path: str, name: str) -> list[dict] | None:
+def _blkio_file(path: str, name: str) -> tuple[BlkioEntry, ...] | None:
     # CFQ's blkio.<name> is gone on modern kernels; Docker falls back to the throttle files.
     text = _fs.read_optional(os.path.join(path, name))
     entries = _blkio_entries(text)
@@ -252,18 +253,14 @@ class V1Manager(CgroupManager):
             return 0
         return _fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.oom_control"))).get("oom_kill", 0)
 
-    def stats(self) -> dict:
-        return {
-            "memory_stats": self._memory_stats(),
-            "cpu_stats": self._cpu_stats(),
-            "pids_stats": self._pids_stats(),
-            "blkio_stats": self._blkio_stats(),
-        }
+    def stats(self) -> CgroupStats:
+        return CgroupStats(memory=self._memory_stats(), cpu=self._cpu_stats(), pids=self._pids_stats(),
+                           blkio=self._blkio_stats())
 
-    def _memory_stats(self) -> dict:
+    def _memory_stats(self) -> MemoryStats | None:
         p = self.path("memory")
         if p is None:
-            return {}
+            return None
 
         def num(name: str) -> int:
             text = _fs.read_optional(os.path.join(p, name))
@@ -273,67 +270,49 @@ class V1Manager(CgroupManager):
         machine = host_memory()
         if machine and (limit <= 0 or limit > machine):
             limit = machine  # unlimited: Docker reports the host's memory
-        return {
-            "usage": num("memory.usage_in_bytes"),
-            "max_usage": num("memory.max_usage_in_bytes"),
-            "failcnt": num("memory.failcnt"),
-            "limit": limit,
-            "stats": _fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.stat"))),
-        }
+        return MemoryStats(
+            usage=num("memory.usage_in_bytes"), max_usage=num("memory.max_usage_in_bytes"),
+            failcnt=num("memory.failcnt"), limit=limit,
+            stats=_fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.stat"))),
+        )
 
-    def _cpu_stats(self) -> dict:
-        usage = {"total_usage": 0, "percpu_usage": [], "usage_in_kernelmode": 0, "usage_in_usermode": 0}
+    def _cpu_stats(self) -> CpuStats:
+        total = kernel = user = 0
+        percpu: tuple[int, ...] = ()
         acct = self.path("cpuacct")
         if acct is not None:
-            total = _fs.read_optional(os.path.join(acct, "cpuacct.usage"))
-            usage["total_usage"] = int(total.strip()) if total else 0
-            percpu = _fs.read_optional(os.path.join(acct, "cpuacct.usage_percpu")) or ""
-            usage["percpu_usage"] = [int(x) for x in percpu.split()]
+            text = _fs.read_optional(os.path.join(acct, "cpuacct.usage"))
+            total = int(text.strip()) if text else 0
+            percpu = tuple(int(x) for x in (_fs.read_optional(os.path.join(acct, "cpuacct.usage_percpu")) or "").split())
             st = _fs.flat_keyed(_fs.read_optional(os.path.join(acct, "cpuacct.stat")))
-            usage["usage_in_usermode"] = st.get("user", 0) * USER_HZ_NS
-            usage["usage_in_kernelmode"] = st.get("system", 0) * USER_HZ_NS
-        throttling = {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+            user = st.get("user", 0) * USER_HZ_NS
+            kernel = st.get("system", 0) * USER_HZ_NS
         cpu = self.path("cpu")
-        if cpu is not None:
-            st = _fs.flat_keyed(_fs.read_optional(os.path.join(cpu, "cpu.stat")))
-            throttling = {
-                "periods": st.get("nr_periods", 0),
-                "throttled_periods": st.get("nr_throttled", 0),
-                "throttled_time": st.get("throttled_time", 0),
-            }
-        return {
-            "cpu_usage": usage,
-            "system_cpu_usage": system_cpu_usage(),
-            "online_cpus": online_cpus(),
-            "throttling_data": throttling,
-        }
+        st = _fs.flat_keyed(_fs.read_optional(os.path.join(cpu, "cpu.stat"))) if cpu is not None else {}
+        return CpuStats(
+            total_ns=total, kernel_ns=kernel, user_ns=user, percpu_ns=percpu,
+            system_ns=system_cpu_usage(), online_cpus=online_cpus(),
+            periods=st.get("nr_periods", 0), throttled_periods=st.get("nr_throttled", 0),
+            throttled_ns=st.get("throttled_time", 0),
+        )
 
-    def _pids_stats(self) -> dict:
+    def _pids_stats(self) -> PidsStats | None:
         p = self.path("pids")
         if p is None:
-            return {}
-        out = {"current": len(self.pids())}
+            return None
+        current = len(self.pids())
         cur = _fs.read_optional(os.path.join(p, "pids.current"))
         if cur and cur.strip().isdigit():
-            out["current"] = int(cur)
+            current = int(cur)
         mx = (_fs.read_optional(os.path.join(p, "pids.max")) or "max").strip()
-        if mx.isdigit():
-            out["limit"] = int(mx)
-        return out
+        return PidsStats(current=current, limit=int(mx) if mx.isdigit() else None)
 
-    def _blkio_stats(self) -> dict:
+    def _blkio_stats(self) -> BlkioStats:
         p = self.path("blkio")
-        keys = (
-            "io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
-            "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
-            "io_time_recursive", "sectors_recursive",
-        )
-        out: dict = {k: None for k in keys}
         if p is None:
-            return out
-        out["io_service_bytes_recursive"] = _blkio_file(p, "blkio.io_service_bytes_recursive")
-        out["io_serviced_recursive"] = _blkio_file(p, "blkio.io_serviced_recursive")
-        return out
+            return BlkioStats()
+        return BlkioStats(service_bytes=_blkio_file(p, "blkio.io_service_bytes_recursive"),
+                          serviced=_blkio_file(p, "blkio.io_serviced_recursive"))
 
     # what the container sees
 

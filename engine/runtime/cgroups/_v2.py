@@ -8,6 +8,7 @@ from ._detect import Layout
 from ._devices import DEFAULT_DEVICE_RULES, attach_device_filter
 from ._manager import CgroupManager, host_memory, mkdir_chain, online_cpus, system_cpu_usage
 from ._resources import BLKIO_WEIGHT_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, Resources, shares_to_weight
+from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
 
 WANTED_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 
@@ -172,39 +173,24 @@ class V2Manager(CgroupManager):
         text = (_fs.read_optional(os.path.join(self._path, name)) or "").strip()
         return int(text) if text.isdigit() else None
 
-    def stats(self) -> dict:
+    def stats(self) -> CgroupStats:
         p = self._path
         limit = self._num("memory.max") or 0
         machine = host_memory()
         if machine and (limit <= 0 or limit > machine):
             limit = machine
-        memory = {
-            "usage": self._num("memory.current") or 0,
-            "limit": limit,
-            "stats": _fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.stat"))),
-        }
-        peak = self._num("memory.peak")
-        if peak is not None:
-            memory["max_usage"] = peak
+        memory = MemoryStats(
+            usage=self._num("memory.current") or 0, limit=limit, max_usage=self._num("memory.peak"),
+            stats=_fs.flat_keyed(_fs.read_optional(os.path.join(p, "memory.stat"))),
+        )
         cpu = _fs.flat_keyed(_fs.read_optional(os.path.join(p, "cpu.stat")))
-        cpu_stats = {
-            "cpu_usage": {
-                "total_usage": cpu.get("usage_usec", 0) * 1000,
-                "usage_in_kernelmode": cpu.get("system_usec", 0) * 1000,
-                "usage_in_usermode": cpu.get("user_usec", 0) * 1000,
-            },
-            "system_cpu_usage": system_cpu_usage(),
-            "online_cpus": online_cpus(),
-            "throttling_data": {
-                "periods": cpu.get("nr_periods", 0),
-                "throttled_periods": cpu.get("nr_throttled", 0),
-                "throttled_time": cpu.get("throttled_usec", 0) * 1000,
-            },
-        }
-        pids = {"current": self._num("pids.current") or 0}
-        mx = self._num("pids.max")
-        if mx is not None:
-            pids["limit"] = mx
+        cpu_stats = CpuStats(
+            total_ns=cpu.get("usage_usec", 0) * 1000, kernel_ns=cpu.get("system_usec", 0) * 1000,
+            user_ns=cpu.get("user_usec", 0) * 1000, system_ns=system_cpu_usage(), online_cpus=online_cpus(),
+            periods=cpu.get("nr_periods", 0), throttled_periods=cpu.get("nr_throttled", 0),
+            throttled_ns=cpu.get("throttled_usec", 0) * 1000,
+        )
+        pids = PidsStats(current=self._num("pids.current") or 0, limit=self._num("pids.max"))
         io = []
         for line in (_fs.read_optional(os.path.join(p, "io.stat")) or "").splitlines():
             parts = line.split()
@@ -214,14 +200,8 @@ class V2Manager(CgroupManager):
             kv = dict(x.split("=", 1) for x in parts[1:] if "=" in x)
             for key, op in (("rbytes", "read"), ("wbytes", "write")):
                 if key in kv:
-                    io.append({"major": major, "minor": minor, "op": op, "value": int(kv[key])})
-        blkio = {
-            "io_service_bytes_recursive": io or None, "io_serviced_recursive": None,
-            "io_queue_recursive": None, "io_service_time_recursive": None,
-            "io_wait_time_recursive": None, "io_merged_recursive": None,
-            "io_time_recursive": None, "sectors_recursive": None,
-        }
-        return {"memory_stats": memory, "cpu_stats": cpu_stats, "pids_stats": pids, "blkio_stats": blkio}
+                    io.append(BlkioEntry(major, minor, op, int(kv[key])))
+        return CgroupStats(memory=memory, cpu=cpu_stats, pids=pids, blkio=BlkioStats(service_bytes=tuple(io) or None))
 
     def container_mounts(self, own_namespace: bool = True) -> list:
         from engine.runtime.spec import MountSpec
