@@ -18,6 +18,7 @@ from engine.api._image_json import image_inspect, image_summary
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
+from engine.images import Untagged
 
 router = Router()
 log = logging.getLogger("engine.api")
@@ -195,6 +196,11 @@ async def tag(req: Request):
     return json_response(None, status=201)
 
 
+def _removal_shape(result) -> list[dict]:
+    """Docker's ImageDeleteResponseItems."""
+    return [{"Untagged": r.reference} if isinstance(r, Untagged) else {"Deleted": r.id} for r in result]
+
+
 @router.delete("/images/{name:path}")
 async def remove(req: Request):
     store = req.daemon.images
@@ -203,11 +209,11 @@ async def remove(req: Request):
     result = store.remove(req.params["name"], force=req.query.bool("force"), in_use=containers.image_in_use,
                           prune_parents=not req.query.bool("noprune"))
     for entry in result:
-        if "Untagged" in entry:
-            req.daemon.events.publish("image", "untag", image.id, {"name": entry["Untagged"]})
-        if "Deleted" in entry:
-            req.daemon.events.publish("image", "delete", entry["Deleted"], {"name": entry["Deleted"]})
-    return json_response(result)
+        if isinstance(entry, Untagged):
+            req.daemon.events.publish("image", "untag", image.id, {"name": entry.reference})
+        else:
+            req.daemon.events.publish("image", "delete", entry.id, {"name": entry.id})
+    return json_response(_removal_shape(result))
 
 
 @router.post("/images/create")
@@ -336,12 +342,12 @@ async def prune(req: Request):
             result = store.remove(image.id, force=True, in_use=containers.image_in_use)
         except errors.EngineError:
             continue
-        deleted.extend(result)
+        deleted.extend(_removal_shape(result))
         reclaimed += image.size
         for entry in result:
-            if "Untagged" in entry:
-                req.daemon.events.publish("image", "untag", image.id, {"name": entry["Untagged"]})
-            if "Deleted" in entry and entry["Deleted"] == image.id:
+            if isinstance(entry, Untagged):
+                req.daemon.events.publish("image", "untag", image.id, {"name": entry.reference})
+            elif entry.id == image.id:
                 req.daemon.events.publish("image", "delete", image.id, {"name": image.id})
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 

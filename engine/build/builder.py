@@ -26,7 +26,7 @@ import trio
 from engine.buildcontext import DockerIgnore
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.images import parse_reference
+from engine.images import Deleted, parse_reference
 
 from . import context as ctx
 from .cache import BuildCache
@@ -514,7 +514,7 @@ class Builder:
                         result = self.images.remove(image.id, force=False, in_use=self.containers.image_in_use)
                     except EngineError:
                         continue
-                    reclaimed += sum(sizes.get(r["Deleted"], 0) for r in result if "Deleted" in r)
+                    reclaimed += sum(sizes.get(r.id, 0) for r in result if isinstance(r, Deleted))
                     candidates.discard(image.id)
                     if image.parent:
                         candidates.add(image.parent) if image.parent not in still and \

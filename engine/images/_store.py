@@ -68,6 +68,20 @@ def _parse_created(created: str) -> int:
         return 0
 
 
+@attrs.frozen
+class Untagged:
+    """A step of an image removal: `reference` no longer names the image."""
+
+    reference: str
+
+
+@attrs.frozen
+class Deleted:
+    """A step of an image removal: an image (its id) or a layer (its chain id) is gone."""
+
+    id: str
+
+
 @attrs.define
 class Image:
     id: str  # "sha256:<hex>"
@@ -293,9 +307,9 @@ class ImageStore(LayerStore):
     # ---------- remove ----------
 
     def remove(self, ref: str, force: bool = False, in_use=lambda image_id: False,
-               prune_parents: bool = False) -> list[dict]:
+               prune_parents: bool = False) -> list[Untagged | Deleted]:
         """docker rmi. `in_use(image_id)` returns a false value, True, a container id, or
-        (container id, running). Returns Docker's [{"Untagged": …}, {"Deleted": …}].
+        (container id, running). Returns what was done, in order.
 
         By name: untag; the image goes only with its last reference. By id: every
         reference goes (refused for several repositories unless forced). Used by a
@@ -307,7 +321,7 @@ class ImageStore(LayerStore):
             h = _hex(image.id)
             short = h[:12]
             cid, running = _usage(in_use(image.id))
-            records: list[dict] = []
+            records: list[Untagged | Deleted] = []
             refs = image.repo_tags + image.repo_digests
             familiar = None
             if not self._is_id_ref(ref, image):
@@ -325,14 +339,14 @@ class ImageStore(LayerStore):
                         f'conflict: unable to remove repository reference "{ref}" ({how}) - '
                         f"container {cid[:12]} is using its referenced image {short}"
                     )
-                records.append({"Untagged": self.untag(familiar)})
+                records.append(Untagged(self.untag(familiar)))
                 if others:
                     rest = self._image(h)
                     repo = parse_reference(familiar).repository
                     if rest.repo_tags or any(parse_reference(d).repository != repo for d in rest.repo_digests):
                         return records
                     for d in rest.repo_digests:  # only digests of that repository left
-                        records.append({"Untagged": self.untag(d)})
+                        records.append(Untagged(self.untag(d)))
                 if cid:
                     return records
             else:
@@ -349,7 +363,7 @@ class ImageStore(LayerStore):
                         f"{kind} container {cid[:12]}"
                     )
                 for r in refs:
-                    records.append({"Untagged": self.untag(r)})
+                    records.append(Untagged(self.untag(r)))
                 if cid:
                     return records
             meta = self._meta.get(h, {})
@@ -359,11 +373,11 @@ class ImageStore(LayerStore):
                 records += self._prune_ancestry(ancestry, in_use)
             return records
 
-    def _prune_ancestry(self, ancestry: list[str], in_use) -> list[dict]:
+    def _prune_ancestry(self, ancestry: list[str], in_use) -> list[Untagged | Deleted]:
         """docker rmi without --no-prune: untagged parents that nothing else builds on (a
         build's intermediate images) go with their child, and so do the other stages of a
         multi-stage build that made it."""
-        records: list[dict] = []
+        records: list[Untagged | Deleted] = []
         pending = [i for i in ancestry if i]
         while pending:
             iid = pending.pop()
@@ -391,7 +405,7 @@ class ImageStore(LayerStore):
             return True
         return familiar not in image.repo_tags
 
-    def _delete_image(self, h: str) -> list[dict]:
+    def _delete_image(self, h: str) -> list[Untagged | Deleted]:
         cfg = self._configs.pop(h)
         self._meta.pop(h, None)
         for suffix in (".json", ".meta.json"):
@@ -399,7 +413,7 @@ class ImageStore(LayerStore):
                 os.unlink(os.path.join(self.images_dir, h + suffix))
             except FileNotFoundError:
                 pass
-        records = [{"Deleted": "sha256:" + h}]
+        records: list[Untagged | Deleted] = [Deleted("sha256:" + h)]
         still, still_diffs = set(), set()
         for other in self._configs.values():
             diffs = list((other.get("rootfs") or {}).get("diff_ids") or [])
@@ -419,7 +433,7 @@ class ImageStore(LayerStore):
                 trash = os.path.join(self.layers_dir, "tmp-del-" + os.urandom(6).hex())
                 os.rename(d, trash)
                 shutil.rmtree(trash, ignore_errors=True)
-                records.append({"Deleted": c})
+                records.append(Deleted(c))
         return records
 
     # ---------- creating images ----------

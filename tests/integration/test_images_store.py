@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from engine.errors import Conflict, InvalidParameter, NotFound
-from engine.images import ImageStore
+from engine.images import Deleted, ImageStore, Untagged
 from engine.api._image_json import image_inspect, image_summary
 
 
@@ -121,7 +121,7 @@ async def test_tag_untag_remove_and_layer_sharing(store):
     assert store.resolve("one:extra").id == a.id
     assert sorted(store.resolve(a.id).repo_tags) == ["one:extra", "one:latest", "other/repo:x"]
     # by name with other tags: untag only
-    assert store.remove("one:extra") == [{"Untagged": "one:extra"}]
+    assert store.remove("one:extra") == [Untagged("one:extra")]
     # by id with references in several repositories: must be forced
     with pytest.raises(Conflict, match="referenced in multiple repositories"):
         store.remove(a.id[7:19])
@@ -135,14 +135,14 @@ async def test_tag_untag_remove_and_layer_sharing(store):
         store.remove("one", force=True, in_use=lambda i: ("c" * 64, True))
     # removing a: layer stays (b uses it)
     recs = store.remove("one")
-    assert recs == [{"Untagged": "one:latest"}, {"Deleted": a.id}]
+    assert recs == [Untagged("one:latest"), Deleted(a.id)]
     assert len(layer_entries(store)) == 1
     with pytest.raises(NotFound):
         store.resolve(a.id)
     # removing b frees the layer
     recs = store.remove(b.id)
-    assert recs[0] == {"Untagged": "two:latest"} and {"Deleted": b.id} in recs
-    assert {"Deleted": b.diff_ids[0]} in recs
+    assert recs[0] == Untagged("two:latest") and Deleted(b.id) in recs
+    assert Deleted(b.diff_ids[0]) in recs
     assert layer_entries(store) == []
     assert ImageStore(store.root).list() == []
 
@@ -150,7 +150,7 @@ async def test_tag_untag_remove_and_layer_sharing(store):
 async def test_force_remove_with_stopped_container_keeps_layers(store):
     img = await store.import_tar(io.BytesIO(make_tar([("f", "file", "x")])), reference="keep:me")
     recs = store.remove("keep:me", force=True, in_use=lambda i: ("d" * 64, False))
-    assert recs == [{"Untagged": "keep:me"}]
+    assert recs == [Untagged("keep:me")]
     dangling = store.resolve(img.id)
     assert dangling.repo_tags == [] and os.path.isdir(store.layer_dirs(dangling)[0])
     assert image_summary(dangling)["RepoTags"] == ["<none>:<none>"]
