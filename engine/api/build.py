@@ -115,6 +115,6 @@ async def prune(req: Request):
     filters = req.query.filters()
     until = filters.get("until")
     keep = req.query.int("keep-storage", 0) or 0
-    result = await req.daemon.builder.prune(all_=req.query.bool("all"), keep_storage=keep,
+    report = await req.daemon.builder.prune(all_=req.query.bool("all"), keep_storage=keep,
                                             until_ns=_until(until[0]) if until else None)
-    return json_response(result)
+    return json_response({"CachesDeleted": list(report.deleted) or None, "SpaceReclaimed": report.space_reclaimed})

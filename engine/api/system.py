@@ -12,6 +12,7 @@ import trio
 
 import engine
 from engine import API_VERSION, MIN_API_VERSION
+from engine.timefmt import format_rfc3339nano
 
 from ._image_json import image_summary
 from ._request import Request
@@ -260,8 +261,20 @@ async def system_df(req: Request) -> Response:
 
 
 async def _build_cache(daemon) -> list:
+    """/system/df's BuildCache entries."""
     builder = getattr(daemon, "builder", None)
-    return await trio.to_thread.run_sync(builder.usage) if builder is not None else []
+    if builder is None:
+        return []
+    out = []
+    for entry in await trio.to_thread.run_sync(builder.usage):
+        r = entry.record
+        out.append({
+            "ID": r.key[:25], "Parent": r.parent[7:19] if r.parent.startswith("sha256:") else r.parent,
+            "Type": "regular", "Description": r.description, "InUse": False, "Shared": entry.shared,
+            "Size": r.size, "CreatedAt": format_rfc3339nano(r.created_ns, fixed=True),
+            "LastUsedAt": format_rfc3339nano(r.last_used_ns, fixed=True), "UsageCount": r.usage_count,
+        })
+    return out
 
 
 def _tree_size(path: str) -> int:

@@ -29,7 +29,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import Deleted, parse_reference
 
 from . import context as ctx
-from .cache import BuildCache
+from .cache import BuildCache, CacheUsage
 from .executor import PREDEFINED_ARGS, StageRunner, StepFailed
 from .layers import Workspace, commit_upper, drop_runtime_artifacts
 from .parser import ParseError, parse, parse_line
@@ -271,6 +271,12 @@ class Prepared:
             await self.stack.aclose()
 
 
+@attrs.frozen
+class CachePruneReport:
+    deleted: tuple[str, ...] = ()  # cache entry ids (short keys)
+    space_reclaimed: int = 0  # bytes of the intermediate images' layers deleted with them
+
+
 class Builder:
     def __init__(self, config, images, containers):
         self.config = config
@@ -485,14 +491,14 @@ class Builder:
     def _tagged_ancestry(self) -> set[str]:
         return self._ancestry([i for i in self.images.list() if i.repo_tags])
 
-    def usage(self) -> list[dict]:
+    def usage(self) -> list[CacheUsage]:
         return self.cache.usage(self._tagged_ancestry())
 
-    async def prune(self, *, all_: bool = False, keep_storage: int = 0, until_ns: int | None = None) -> dict:
+    async def prune(self, *, all_: bool = False, keep_storage: int = 0, until_ns: int | None = None) -> CachePruneReport:
         """Forget cache entries, then delete the intermediate images only they held (untagged,
-        no children, no container). Returns /build/prune's body."""
+        no children, no container)."""
 
-        def work() -> dict:
+        def work() -> CachePruneReport:
             before = {r.key[:25]: r.image for r in self.cache.records()}
             deleted, _ = self.cache.prune(all_=all_, keep_storage=keep_storage, until_ns=until_ns,
                                           tagged_ancestry=self._tagged_ancestry())
@@ -520,7 +526,7 @@ class Builder:
                         candidates.add(image.parent) if image.parent not in still and \
                             not self._is_tagged(image.parent) else None
                     changed = True
-            return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+            return CachePruneReport(tuple(deleted), reclaimed)
 
         return await trio.to_thread.run_sync(work)
 

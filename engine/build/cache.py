@@ -17,7 +17,6 @@ import time
 import attrs
 
 from engine.errors import NotFound
-from engine.timefmt import format_rfc3339nano
 
 
 def cache_key(parent_id: str, run_config: dict) -> str:
@@ -35,6 +34,14 @@ class CacheRecord:
     last_used_ns: int
     usage_count: int = 1
     size: int = 0
+
+
+@attrs.frozen
+class CacheUsage:
+    """A cache entry as /system/df counts it: `shared` when a tagged image builds on it."""
+
+    record: CacheRecord
+    shared: bool
 
 
 class BuildCache:
@@ -178,23 +185,9 @@ class BuildCache:
 
     # ------------------------------------------------------------------ df / prune
 
-    def usage(self, tagged_ancestry: set[str]) -> list[dict]:
-        """/system/df's BuildCache entries."""
-        out = []
-        for r in self.records():
-            out.append({
-                "ID": r.key[:25],
-                "Parent": r.parent[7:19] if r.parent.startswith("sha256:") else r.parent,
-                "Type": "regular",
-                "Description": r.description,
-                "InUse": False,
-                "Shared": r.image in tagged_ancestry,
-                "Size": r.size,
-                "CreatedAt": format_rfc3339nano(r.created_ns, fixed=True),
-                "LastUsedAt": format_rfc3339nano(r.last_used_ns, fixed=True),
-                "UsageCount": r.usage_count,
-            })
-        return out
+    def usage(self, tagged_ancestry: set[str]) -> list[CacheUsage]:
+        """The entries, for /system/df."""
+        return [CacheUsage(r, r.image in tagged_ancestry) for r in self.records()]
 
     def prune(self, *, all_: bool, keep_storage: int, until_ns: int | None, tagged_ancestry: set[str]) -> tuple[list[str], int]:
         """Forget cache records (oldest use first). Without `all`, entries whose image a
