@@ -32,6 +32,53 @@ class CSpec:
     keep: list
 
 
+#: C copies of what is the same for every container with the same profile (default mount
+#: targets and options, device nodes, symlinks, masked and read-only paths): built once and
+#: shared by every spec (neither pe_spawn nor pe_spec_pack writes into a spec). Bounded: user
+#: mount targets are in it too, so it is emptied when it grows past _CONST_MAX.
+_const_strs: dict[str, object] = {}
+_const_arrays: dict[tuple, object] = {}
+_CONST_MAX = 4096
+
+
+def _const_str(s: str):
+    buf = _const_strs.get(s)
+    if buf is None:
+        if len(_const_strs) >= _CONST_MAX:
+            _const_strs.clear()
+            _const_arrays.clear()
+        buf = _const_strs[s] = ffi.new("char[]", os.fsencode(s))
+    return buf
+
+
+def _const_strv(items: tuple):
+    """A char *[] (not NULL-terminated) of constant strings, shared while the cache holds."""
+    key = ("strv", items)
+    arr = _const_arrays.get(key)
+    if arr is None:
+        strs = [_const_str(x) for x in items]
+        arr = ffi.new("char *[]", max(len(items), 1))
+        for i, buf in enumerate(strs):
+            arr[i] = buf
+        _const_arrays[key] = arr = (arr, strs)
+    return arr[0]
+
+
+def _const_devices(devices: tuple):
+    key = ("devices", devices)
+    arr = _const_arrays.get(key)
+    if arr is None:
+        strs = [_const_str(d.path) for d in devices]
+        cd = ffi.new("struct pe_device[]", max(len(devices), 1))
+        for i, d in enumerate(devices):
+            cd[i].path = strs[i]
+            cd[i].type = ord(d.type)
+            cd[i].major, cd[i].minor, cd[i].mode = d.major, d.minor, d.mode
+            cd[i].uid, cd[i].gid = d.uid, d.gid
+        _const_arrays[key] = arr = (cd, strs)
+    return arr[0]
+
+
 class _Builder:
     def __init__(self) -> None:
         self.keep: list = []
@@ -42,6 +89,19 @@ class _Builder:
         buf = ffi.new("char[]", os.fsencode(s))
         self.keep.append(buf)
         return buf
+
+    def const(self, s: str | None):
+        """A string that recurs across containers (see _const_strs)."""
+        if s is None:
+            return ffi.NULL
+        buf = _const_str(s)
+        self.keep.append(buf)  # survives a clear of the cache while this spec lives
+        return buf
+
+    def const_strv(self, items) -> object:
+        arr = _const_strv(tuple(items))
+        self.keep.append(_const_arrays[("strv", tuple(items))])
+        return arr
 
     def strv(self, items, null_terminated: bool = True):
         arr = ffi.new("char *[]", len(items) + (1 if null_terminated else 0))
@@ -82,30 +142,26 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
     cm = ffi.new("struct pe_mount[]", max(len(mounts), 1))
     b.keep.append(cm)
     for i, (source, target, fstype, flags, propagation, data) in enumerate(mounts):
-        cm[i].source = b.str(source)
-        cm[i].target = b.str(target)
-        cm[i].fstype = b.str(fstype)
+        # A filesystem's source ("proc", "tmpfs"…) recurs; a bind's is the container's own.
+        cm[i].source = b.const(source) if fstype else b.str(source)
+        cm[i].target = b.const(target)
+        cm[i].fstype = b.const(fstype)
         cm[i].flags = flags
         cm[i].propagation = propagation
-        cm[i].data = b.str(data) if data else ffi.NULL
+        cm[i].data = b.const(data) if data else ffi.NULL
     s.mounts = cm
     s.nmounts = len(mounts)
 
-    cd = ffi.new("struct pe_device[]", max(len(devices), 1))
-    b.keep.append(cd)
-    for i, d in enumerate(devices):
-        cd[i].path = b.str(d.path)
-        cd[i].type = ord(d.type)
-        cd[i].major, cd[i].minor, cd[i].mode = d.major, d.minor, d.mode
-        cd[i].uid, cd[i].gid = d.uid, d.gid
-    s.devices = cd
+    devices = tuple(devices)
+    s.devices = _const_devices(devices)
+    b.keep.append(_const_arrays[("devices", devices)])
     s.ndevices = len(devices)
-    s.symlink_paths = b.strv([p for p, _ in symlinks], False)
-    s.symlink_targets = b.strv([t for _, t in symlinks], False)
+    s.symlink_paths = b.const_strv([p for p, _ in symlinks])
+    s.symlink_targets = b.const_strv([t for _, t in symlinks])
     s.nsymlinks = len(symlinks)
-    s.masked_paths = b.strv(list(masked), False)
+    s.masked_paths = b.const_strv(masked)
     s.nmasked = len(masked)
-    s.readonly_paths = b.strv(list(readonly), False)
+    s.readonly_paths = b.const_strv(readonly)
     s.nreadonly = len(readonly)
 
     s.argv = b.strv(list(argv))

@@ -2,6 +2,7 @@
 option parsing, and the overlay mount helpers (native, synchronous: call them in a thread)."""
 from __future__ import annotations
 
+import functools
 import os
 
 from engine.errors import SystemError_
@@ -105,9 +106,11 @@ _PROPAGATION: dict[str, int] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_mount_options(mount: MountSpec) -> tuple[int, int, str]:
     """(flags, propagation, data) for mount(2). A "bind" mount without bind/rbind in its
-    options is recursive, as Docker's binds are."""
+    options is recursive, as Docker's binds are. Cached: most mounts are the same for every
+    container (MountSpec is frozen)."""
     flags = 0
     propagation = 0
     data: list[str] = []

@@ -92,3 +92,36 @@ def test_specs_are_frozen_with_tuples():
     assert {d.path for d in spec.devices} >= {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"}
     with pytest.raises(AttributeError):
         spec.rootfs = "/other"  # type: ignore[misc]
+
+
+def test_flat_spec_shares_constant_parts_and_packs_the_same_after_the_cache_is_emptied():
+    """The C copies of per-profile constants (default mounts, devices, symlinks, masked and
+    read-only paths) are built once and shared; a spec packs to the same bytes whether they
+    came from the cache or were just made, and a user's bind source is never shared."""
+    from engine.runtime import _native
+    from engine.runtime.rootfs import (DEFAULT_DEVICES, DEFAULT_SYMLINKS, MASKED_PATHS, READONLY_PATHS,
+                                       default_mounts, parse_mount_options)
+
+    def spec(hosts_path):
+        mounts = []
+        for m in default_mounts():
+            flags, propagation, data = parse_mount_options(m)
+            mounts.append((m.source or m.type, m.destination, None if flags & 4096 else m.type, flags, propagation, data))
+        mounts.append((hosts_path, "/etc/hosts", None, 4096 | 16384, 0, ""))
+        return _native.build_spec(
+            mode=_native.MODE_CONTAINER, use_helper=False, clone_flags=0, unshare_cgroup=False, joins=[],
+            rootfs="/r", readonly_rootfs=False, hostname="h", mounts=mounts, devices=DEFAULT_DEVICES,
+            symlinks=DEFAULT_SYMLINKS, masked=MASKED_PATHS, readonly=READONLY_PATHS, argv=["true"], envp=["A=1"],
+            cwd="/", uid=0, gid=0, groups=[], caps=0, no_new_privileges=False, rlimits=[], stdio=(-1, -1, -1),
+            tty=False, tty_size=None)
+
+    first = _native.pack_spec(spec("/c1/hosts"))
+    cached = spec("/c1/hosts")
+    assert cached.ptr.masked_paths == spec("/c2/hosts").ptr.masked_paths  # one shared array
+    assert cached.ptr.mounts[len(default_mounts())].source != spec("/c1/hosts").ptr.mounts[len(default_mounts())].source
+    assert _native.pack_spec(cached) == first
+    _native._const_strs.clear()
+    _native._const_arrays.clear()
+    assert _native.pack_spec(cached) == first  # a live spec keeps what it points into
+    assert _native.pack_spec(spec("/c1/hosts")) == first
+    assert parse_mount_options(default_mounts()[0]) is parse_mount_options(default_mounts()[0])
