@@ -103,6 +103,41 @@ def test_create_limits_and_destroy(parent, procs):
     m.destroy()  # idempotent
 
 
+@pytest.mark.skipif(MODE != "v1", reason="cpuset inheritance is v1's")
+def test_v1_cpuset_of_parents_we_make_and_of_a_parent_someone_made(parent):
+    """A parent the manager creates gets clone_children (the kernel copies cpus/mems into each
+    container's cgroup at mkdir); a parent someone else made is left as it is, and a
+    container under it still gets the parent's cpus/mems (copied by the manager)."""
+    first, second = for_container(parent, new_id()), for_container(parent, new_id())
+    first.create(Resources())
+    second.create(Resources())
+    made_parent = os.path.dirname(first.path("cpuset"))
+    assert read(os.path.join(made_parent, "cgroup.clone_children")) == "1"
+    for m in (first, second):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            assert read(os.path.join(m.path("cpuset"), name)) == read(os.path.join(made_parent, name))
+        m.destroy()
+
+    theirs = os.path.join(os.path.dirname(made_parent), f"{parent}-theirs")
+    os.mkdir(theirs)
+    try:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(theirs, name), "w") as f:
+                f.write(read(os.path.join(made_parent, name)))
+        m = for_container(f"{parent}-theirs", new_id())
+        m.create(Resources())
+        assert read(os.path.join(theirs, "cgroup.clone_children")) == "0"
+        assert read(os.path.join(m.path("cpuset"), "cpuset.cpus")) == read(os.path.join(theirs, "cpuset.cpus"))
+        m.destroy()
+    finally:
+        cleanup_stale(f"{parent}-theirs", [])
+        for d in for_container(f"{parent}-theirs", "x").parent_dirs():
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
+
+
 def test_update(parent, procs):
     m = for_container(parent, new_id())
     m.create(Resources(memory=64 << 20))

@@ -57,6 +57,25 @@ def write(path: str, value: str | int) -> None:
         os.close(fd)
 
 
+def write_each(path: str, values) -> None:
+    """Write each value with its own write(2) through one open: cgroupfs takes one entry per
+    write (devices.allow rules). Errors as `write`'s, naming the value."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise cgroup_error(SystemError_, path, f"open: {e.strerror}") from e
+    try:
+        for value in values:
+            data = str(value)
+            try:
+                os.write(fd, data.encode())
+            except OSError as e:
+                cls = InvalidParameter if e.errno in (errno.EINVAL, errno.ERANGE) else SystemError_
+                raise cgroup_error(cls, path, f"write {data!r}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+
+
 def flat_keyed(text: str | None) -> dict[str, int]:
     """Parse 'key value' lines (memory.stat, cpu.stat, memory.events…)."""
     out: dict[str, int] = {}

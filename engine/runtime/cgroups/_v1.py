@@ -94,16 +94,22 @@ def set_blkio(path: str, res: Resources) -> list[str]:
     return [BLKIO_WEIGHT_UNSUPPORTED_WARNING]
 
 
+_DEFAULT_V1_LINES = tuple(rule.v1_line() for rule in DEFAULT_DEVICE_RULES)
+_ALLOW_ALL_V1_LINES = tuple(rule.v1_line() for rule in ALLOW_ALL)
+
+
 def set_devices(path: str, res: Resources) -> list[str]:
     _fs.write(os.path.join(path, "devices.deny"), "a")
-    for rule in ALLOW_ALL if res.allow_all_devices else DEFAULT_DEVICE_RULES + res.device_rules:
-        _fs.write(os.path.join(path, "devices.allow"), rule.v1_line())
+    lines = _ALLOW_ALL_V1_LINES if res.allow_all_devices else \
+        _DEFAULT_V1_LINES + tuple(rule.v1_line() for rule in res.device_rules)
+    _fs.write_each(os.path.join(path, "devices.allow"), lines)  # one rule per write
     return []
 
 
 def inherit_cpuset(path: str) -> None:
     """A new cpuset cgroup starts with empty cpus/mems and refuses tasks until they are
-    set: copy them from the parent (the classic v1 gotcha)."""
+    set: copy them from the parent (the classic v1 gotcha). A parent with clone_children
+    set (the ones we create, see V1Manager.create) has the kernel copy them at mkdir."""
     parent = os.path.dirname(path)
     for name in ("cpuset.cpus", "cpuset.mems"):
         mine = os.path.join(path, name)
@@ -171,9 +177,17 @@ class V1Manager(CgroupManager):
         resources.validate()
         made: list[str] = []
         try:
+            rel = os.path.join(self.parent.strip("/"), self.container_id)
             for h in self.layout.hierarchies:
-                rel = os.path.join(self.parent.strip("/"), self.container_id)
-                hook = inherit_cpuset if "cpuset" in h.controllers else None
+                hook = None
+                if "cpuset" in h.controllers:
+                    leaf = self._paths[h.name]
+
+                    def hook(level: str, leaf=leaf) -> None:
+                        inherit_cpuset(level)
+                        if level != leaf and level in made:
+                            # A parent of our own: its next children get cpus/mems at mkdir.
+                            _fs.write(os.path.join(level, "cgroup.clone_children"), 1)
                 mkdir_chain(self._bases[h.name], rel, made, hook)
             warnings = self._apply(resources, creating=True)
         except BaseException as e:
