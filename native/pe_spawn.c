@@ -61,6 +61,13 @@
  *   daemon ◀── SPAWNED(pid; pidfd, sync_w, err_r[, sock_r]) ── spawner
  *   daemon: prepare(pid); pe_release(sync_w) ──────────────────▶ child runs on, execve
  *   daemon: wait_readable(err_r) … EOF                            (exit: spawner reaps, EXIT)
+ *
+ * With nothing to prepare (the child joins its cgroups itself, no network to join, no tty)
+ * the daemon asks for GO and the spawner runs the daemon's half too:
+ *
+ *   daemon ── SPAWN(spec, fds, GO) ──▶ spawner: pe_spawn, pe_release ──▶ child runs on, execve
+ *                                      spawner: err_r in its epoll … EOF or {step, errno, index}
+ *   daemon ◀── SPAWNED(pid[, step/errno/index]; pidfd) ── spawner
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

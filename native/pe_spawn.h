@@ -152,7 +152,8 @@ struct pe_spawn_result {
 #define PE_OP_SHUTDOWN 5   /* daemon → spawner: exit (nothing of ours runs any more) */
 #define PE_OP_ARM 6        /* daemon → spawner: id, pid; payload u64 read_to, u64 keep_from (spill offsets) */
 #define PE_OP_FLUSH 7      /* daemon → spawner: seq, id, pid: read what the output fds hold now into the spill */
-#define PE_OP_SPAWNED 10   /* spawner → daemon: seq, pid or step/err/index; fds pidfd, sync_w, err_r[, sock_r] */
+#define PE_OP_SPAWNED 10   /* spawner → daemon: seq, pid or step/err/index; fds pidfd, sync_w, err_r[, sock_r];
+                              after a SPAWN with PE_SPAWN_GO: seq, pid [, step/err/index: exec failed]; fd pidfd */
 #define PE_OP_EXIT 11      /* spawner → daemon: id, pid, status (exit code or 128+signal) */
 #define PE_OP_ENTRY 12     /* spawner → daemon: id, pid, kind, status (-1 running); fds [pidfd,] held… */
 #define PE_OP_END 13
@@ -169,6 +170,10 @@ struct pe_spill_rec {
     uint64_t offset;
     uint64_t ts_ns; /* CLOCK_REALTIME when the spawner read it */
 };
+
+/* SPAWN's `status`: flags. GO: nothing to prepare (no tty either), the spawner lets the child
+ * go at once and answers once its execve succeeded or failed. */
+#define PE_SPAWN_GO 1
 
 #define PE_KIND_INIT 0
 #define PE_KIND_EXEC 1

@@ -35,6 +35,12 @@
  *   the daemon then drives pe_spawn.c's sync protocol itself with those fds:    diagram in
  *   prepare(pid) (cgroups, network), release(sync_w), read err_r, [pty]        pe_spawn.c)
  *   ◀──────── SPAWNED {seq,pid=-1,step,err,index}   the spawn failed
+ *   SPAWN {…,status=GO} (nothing to prepare,  ▶ pe_spawn, then pe_release itself; err_r
+ *   no tty)                                      watched (epoll) … EOF: execve ok, or a report
+ *   ◀──────── SPAWNED {seq,pid[,step,err,index]} fd: pidfd   (step set: the exec failed; the
+ *   daemon kills/waits as above).  A RELEASE of a start still watched kills its child (the
+ *   daemon gave up on it); a new connection never gets an older one's answer (the child runs
+ *   on as an entry LIST shows).
  *   HOLD {id,pid} cap, path; fds: stdout_r, stderr_r | pty master
  *                                     ─────────▶ kept; read (epoll) ◀──────────── output
  *                                                → records appended to the spill file
@@ -77,6 +83,10 @@
 #define COMPACT_MIN (64u << 10)
 #define COMPACT_COPY (1u << 20)
 #define TAG_OUTPUT (1ull << 32)
+#define TAG_START (1ull << 33)
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 struct entry {
     char id[68];
@@ -95,6 +105,10 @@ struct entry {
     size_t npend;
     int armed;
     uint32_t gen;
+    /* a GO start not answered yet: its err pipe (watched), pidfd, the SPAWN's seq (0: its
+     * daemon is gone, nobody to answer) */
+    int start_err, start_pidfd;
+    uint32_t start_seq;
 };
 
 static struct entry *entries;
@@ -213,6 +227,7 @@ static struct entry *add_entry(const char *id, int pid, int kind)
     e->kind = kind;
     e->status = -1;
     e->spill_fd = -1;
+    e->start_err = e->start_pidfd = -1;
     return e;
 }
 
@@ -478,9 +493,46 @@ static struct entry *entry_of_fd(int fd, int *k)
     return NULL;
 }
 
+/* A GO start's err pipe said its word (or EOF: execve succeeded): answer the SPAWN. */
+static void finish_start(struct entry *e)
+{
+    struct pe_err er = {0};
+    ssize_t n;
+    do {
+        n = read(e->start_err, &er, sizeof er);
+    } while (n < 0 && errno == EINTR);
+    epoll_ctl(epfd, EPOLL_CTL_DEL, e->start_err, NULL);
+    close(e->start_err);
+    e->start_err = -1;
+    struct pe_msg r = {.op = PE_OP_SPAWNED, .seq = e->start_seq, .pid = e->pid, .nfds = 1};
+    if (n == (ssize_t)sizeof er) {
+        r.step = er.step;
+        r.err = er.err;
+        r.index = er.index;
+    }
+    if (e->start_seq && client >= 0 && send_msg(client, &r, &e->start_pidfd, 1) < 0)
+        log_msg("answering a spawn", errno);
+    close(e->start_pidfd);
+    e->start_pidfd = -1;
+}
+
+static struct entry *entry_of_start(int fd)
+{
+    for (int i = 0; i < nentries; i++)
+        if (entries[i].start_err == fd)
+            return &entries[i];
+    return NULL;
+}
+
 static void drop_entry(int i)
 {
     struct entry *e = &entries[i];
+    if (e->start_err >= 0) { /* a GO start given up on: its child must not run on */
+        epoll_ctl(epfd, EPOLL_CTL_DEL, e->start_err, NULL);
+        close(e->start_err);
+        syscall(SYS_pidfd_send_signal, e->start_pidfd, SIGKILL, NULL, 0);
+        close(e->start_pidfd);
+    }
     unpoll(e);
     for (int k = 0; k < e->nheld; k++)
         close(e->held[k]);
@@ -520,6 +572,7 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
     struct pe_spawn_result res;
     int rc = pe_spawn(&spec, &res);
     int helper = spec.use_helper, tty = spec.tty;
+    int go = (req->status & PE_SPAWN_GO) && !tty;
     pe_spec_free(&spec);
     if (rc < 0) {
         reply_failure(req, PE_STEP_CLONE, -rc, -1);
@@ -554,7 +607,18 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
         pid = v;
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     }
-    add_entry(req->id, pid, req->kind);
+    struct entry *e = add_entry(req->id, pid, req->kind);
+    if (go && e && pidfd >= 0) {
+        pe_release(res.sync_w); /* closes it; a child gone already is reported on err_r */
+        e->start_err = res.err_r;
+        e->start_pidfd = pidfd;
+        e->start_seq = req->seq;
+        close_if(res.sock_r);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_START | (uint32_t)res.err_r};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, res.err_r, &ev) < 0)
+            finish_start(e); /* cannot watch it: wait here (the child's setup is short) */
+        return;
+    }
     struct pe_msg r = {.op = PE_OP_SPAWNED, .seq = req->seq, .pid = pid};
     int out[4] = {pidfd, res.sync_w, res.err_r, res.sock_r};
     int nout = tty ? 4 : 3;
@@ -604,6 +668,8 @@ static void reap(void)
             struct entry *e = &entries[i];
             if (e->pid != pid || e->status >= 0)
                 continue;
+            if (e->start_err >= 0) /* its err pipe has said all by now: SPAWNED goes first */
+                finish_start(e);
             e->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             struct pe_msg r = {.op = PE_OP_EXIT, .pid = pid, .kind = e->kind, .status = e->status};
             snprintf(r.id, sizeof r.id, "%s", e->id);
@@ -622,8 +688,10 @@ static void set_client(int c)
         close(client);
     }
     client = c;
-    for (int i = 0; i < nentries; i++)
-        entries[i].armed = 0; /* a new daemon rereads every spill before it arms */
+    for (int i = 0; i < nentries; i++) {
+        entries[i].armed = 0;     /* a new daemon rereads every spill before it arms */
+        entries[i].start_seq = 0; /* and never gets the answer to an older one's SPAWN */
+    }
     if (c >= 0) {
         struct epoll_event cev = {.events = EPOLLIN, .data.u64 = (uint32_t)c};
         epoll_ctl(epfd, EPOLL_CTL_ADD, c, &cev);
@@ -659,7 +727,11 @@ static void serve(int lsock, const char *path)
                 flush_pending(&entries[i]);
         for (int i = 0; i < n; i++) {
             int fd = (int)(uint32_t)evs[i].data.u64;
-            if (evs[i].data.u64 & TAG_OUTPUT) {
+            if (evs[i].data.u64 & TAG_START) {
+                struct entry *e = entry_of_start(fd);
+                if (e)
+                    finish_start(e);
+            } else if (evs[i].data.u64 & TAG_OUTPUT) {
                 int k;
                 struct entry *e = entry_of_fd(fd, &k);
                 if (e)

@@ -141,7 +141,12 @@ class Launching:
 
                 if self.networks is not None:  # setup happens inside the spawn; teardown is idempotent
                     _undo(undo, "releasing the network", self.networks.teardown, container)
-                process = await self.runtime.spawn_container(container.id, spec, stdio, prepare=place)
+                # Nothing to place (the child joins its cgroups itself, no network to join):
+                # no prepare, so the runtime may let the child go at once (one round trip).
+                attached = self.networks is not None and bool(self.networks.attachments(container.id))
+                needs_place = not spec.cgroup_tasks or attached
+                process = await self.runtime.spawn_container(container.id, spec, stdio,
+                                                             prepare=place if needs_place else None)
             _undo(undo, "ending the process", _end_process, process, container)
             outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
             if self.runtime.spills:

@@ -205,12 +205,16 @@ class _ChildFailed(Exception):
 
 @attrs.define
 class Launched:
-    """A cloned child waiting on its sync pipe, and the parent's protocol ends."""
+    """A cloned child waiting on its sync pipe, and the parent's protocol ends; or, `released`,
+    a child the launcher let go itself (nothing to prepare) and whose exec it saw succeed, or
+    fail as `report` (step, errno, index) says."""
 
     process: ContainerProcess
     sync_w: int
     err_r: int
     sock_r: int = -1
+    released: bool = False
+    report: tuple[int, int, int] | None = None
 
 
 class Launcher:
@@ -221,7 +225,9 @@ class Launcher:
         """How the spec refers to one of our fds."""
         return fd
 
-    async def launch(self, cspec: _native.CSpec, use_helper: bool) -> Launched:
+    async def launch(self, cspec: _native.CSpec, use_helper: bool, go: bool = False) -> Launched:
+        """`go`: nothing is to be prepared, the launcher may let the child go itself (this one
+        does not: the caller releases it)."""
         res = _native.spawn(cspec)
         if not use_helper:
             return Launched(ContainerProcess(res.pid, res.pidfd), res.sync_w, res.err_r, res.sock_r)
@@ -258,7 +264,7 @@ class Launcher:
 async def _drive(cspec: _native.CSpec, launcher: Launcher, *, use_helper: bool, tty: bool, argv0: str,
                  prepare: Prepare | None, describe: Callable[[str, int], str]) -> ContainerProcess:
     try:
-        launched = await launcher.launch(cspec, use_helper)
+        launched = await launcher.launch(cspec, use_helper, go=prepare is None and not tty)
     except _ChildFailed as exc:
         if exc.report is None:
             raise SpawnError("clone", 0, "exec helper exited without a process", 128) from None
@@ -266,6 +272,10 @@ async def _drive(cspec: _native.CSpec, launcher: Launcher, *, use_helper: bool, 
     proc = launched.process
     fds = {"sync_w": launched.sync_w, "err_r": launched.err_r, "sock_r": launched.sock_r}
     try:
+        if launched.released:  # the launcher let it go and saw its exec
+            if launched.report is not None:
+                raise _spawn_error(*launched.report, argv0, describe)
+            return proc
         if prepare is not None:
             await prepare(proc.pid)
         fds["sync_w"] = -1

@@ -20,6 +20,7 @@ import fcntl
 import itertools
 import logging
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 MSG = struct.Struct("=IIiiiiiiI68s")  # struct pe_msg
 OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM, OP_FLUSH = 1, 2, 3, 4, 5, 6, 7
 OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA, OP_FLUSHED = 10, 11, 12, 13, 14, 15
+SPAWN_GO = 1  # SPAWN's flags (pe_msg.status): the spawner lets the child go and answers after its exec
+_GIVEN_UP = object()  # a GO spawn's reply slot once its waiter gave up: the reader kills what comes
 FLUSHED = struct.Struct("=QQ")  # FLUSHED's payload: stream offsets of stdout, stderr
 KIND_INIT, KIND_EXEC = 0, 1
 MAX_FDS = 16
@@ -136,8 +139,21 @@ class _SpawnerLauncher(Launcher):
         self.fds.append(fd)
         return len(self.fds) - 1
 
-    async def launch(self, cspec, use_helper: bool) -> Launched:
-        return await self.runtime._spawn(self.container_id, self.kind, _native.pack_spec(cspec), self.fds)
+    async def launch(self, cspec, use_helper: bool, go: bool = False) -> Launched:
+        return await self.runtime._spawn(self.container_id, self.kind, _native.pack_spec(cspec), self.fds, go)
+
+
+def _kill_given_up(slot, pid: int, fds: list[int]) -> None:
+    """A SPAWNED nobody waits for any more: a GO start's child (`slot` is _GIVEN_UP) runs
+    already and is killed through its pidfd (the spawner reaps it); an older-style one exits
+    when its sync pipe closes. Every fd is closed."""
+    if slot is _GIVEN_UP and pid > 0 and fds:
+        try:
+            signal.pidfd_send_signal(fds[0], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for fd in fds:
+        os.close(fd)
 
 
 def _fds_from(ancdata) -> list[int]:
@@ -186,7 +202,8 @@ class SpawnerRuntime:
                     self._exits.setdefault(pid, LOST)
                     event.set()
                 for slot in self._replies.values():
-                    slot[0].set()
+                    if slot is not _GIVEN_UP:
+                        slot[0].set()
                 for slot in self._data.values():
                     slot[0].set()
                 self._listed.set()
@@ -230,9 +247,10 @@ class SpawnerRuntime:
             cid = raw_id.split(b"\0", 1)[0].decode()
             if op == OP_SPAWNED:
                 slot = self._replies.pop(seq, None)
-                if slot is None:  # the spawn was cancelled: the child exits on sync EOF
-                    for fd in fds:
-                        os.close(fd)
+                if slot is None or slot is _GIVEN_UP:
+                    # The spawn was cancelled: the child exits on sync EOF, or (GO: let go
+                    # already) is killed here, unless a RELEASE got to the spawner first.
+                    _kill_given_up(slot, pid, fds)
                     continue
                 slot[1] = ((pid, step, err, index), fds)
                 slot[0].set()
@@ -265,10 +283,10 @@ class SpawnerRuntime:
                     os.close(fd)
 
     async def _send(self, op: int, container_id: str = "", *, seq: int = 0, pid: int = 0, kind: int = 0,
-                    payload: bytes = b"", fds: list[int] = ()) -> None:
+                    payload: bytes = b"", fds: list[int] = (), flags: int = 0) -> None:
         if self._broken or self._sock is None:
             raise errors.SystemError_("the container spawner is not running")
-        header = MSG.pack(op, seq, pid, kind, 0, 0, 0, 0, len(fds), container_id.encode())
+        header = MSG.pack(op, seq, pid, kind, flags, 0, 0, 0, len(fds), container_id.encode())
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
         async with self._send_lock:
             await self._sock.sendmsg([header, payload] if payload else [header], anc)
@@ -285,20 +303,38 @@ class SpawnerRuntime:
         self._exits.pop(pid, None)
 
     # --- Runtime ------------------------------------------------------------------------------
-    async def _spawn(self, container_id: str, kind: int, payload: bytes, fds: list[int]) -> Launched:
+    async def _spawn(self, container_id: str, kind: int, payload: bytes, fds: list[int], go: bool = False) -> Launched:
+        """SPAWN, and its SPAWNED. `go`: nothing to prepare, the spawner lets the child go and
+        answers once it exec'd (or failed to): one round trip, no sync/err pipe for us."""
         seq = next(self._seq)
         slot = [trio.Event(), None]
         self._replies[seq] = slot
+        sent = False
         try:
-            await self._send(OP_SPAWN, container_id, seq=seq, kind=kind, payload=payload, fds=fds)
+            await self._send(OP_SPAWN, container_id, seq=seq, kind=kind, payload=payload, fds=fds,
+                             flags=SPAWN_GO if go else 0)
+            sent = True
             await slot[0].wait()
+        except BaseException:
+            if self._replies.get(seq) is slot:
+                del self._replies[seq]
+                if go and sent:
+                    self._replies[seq] = _GIVEN_UP  # its answer is still to come
+            if slot[1] is not None:  # answered, yet we give up: the child must not run on
+                (pid, *_), rfds = slot[1]
+                _kill_given_up(_GIVEN_UP if go else None, pid, rfds)
+            raise
         finally:
-            self._replies.pop(seq, None)
+            if self._replies.get(seq) is slot:
+                del self._replies[seq]
         if slot[1] is None:
             raise errors.SystemError_("the container spawner went away")
         (pid, step, err, index), rfds = slot[1]
         if pid < 0:
             raise _ChildFailed((step, err, index) if step else None)
+        if go:
+            return Launched(SpawnedProcess(self, pid, rfds[0]), -1, -1, released=True,
+                            report=(step, err, index) if step else None)
         pidfd, sync_w, err_r = rfds[0], rfds[1], rfds[2]
         sock_r = rfds[3] if len(rfds) > 3 else -1
         return Launched(SpawnedProcess(self, pid, pidfd), sync_w, err_r, sock_r)

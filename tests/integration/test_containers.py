@@ -80,11 +80,16 @@ def test_user_workdir_env_readonly(dclient):
     assert "Read-only file system" in lines[3]
 
 
-def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon):
+@pytest.mark.parametrize("network", ["default", "none"])
+def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon, network):
+    """With a network to join the daemon prepares the child before it lets it go; with none
+    (nothing to prepare) the spawner lets it go at once and reports the exec: the same errors,
+    nothing left behind either way."""
     from tests.conftest import _mounts_under
 
     before = _mounts_under(daemon.root)
-    container = dclient.create_container("busybox", ["no-such-binary"])
+    container = dclient.create_container("busybox", ["no-such-binary"],
+                                         host_config=dclient.create_host_config(network_mode=network))
     with pytest.raises(docker.errors.APIError) as info:
         dclient.start(container["Id"])
     assert info.value.status_code == 400
@@ -94,11 +99,16 @@ def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon):
     assert _mounts_under(daemon.root) == before
     assert cgroup_dirs_for(container["Id"]) == []
 
-    container = dclient.create_container("busybox", ["/etc/passwd"])
+    container = dclient.create_container("busybox", ["/etc/passwd"],
+                                         host_config=dclient.create_host_config(network_mode=network))
     with pytest.raises(docker.errors.APIError) as info:
         dclient.start(container["Id"])
     assert "permission denied" in str(info.value)
     assert dclient.inspect_container(container["Id"])["State"]["ExitCode"] == 126
+    assert _mounts_under(daemon.root) == before
+
+    cid, code, out = run(dclient, ["sh", "-c", "echo started; exit 3"], host_config={"network_mode": network})
+    assert (code, out) == (3, b"started\n")
 
 
 def test_stop_timeout_then_sigkill(dclient):

@@ -438,3 +438,54 @@ async def test_exec_prepare_cancelled(rootfs):
         ctr.send_signal(signal.SIGKILL)
         await ctr.wait()
         ctr.close()
+
+
+async def test_spawner_go_start_given_up_does_not_run_on(rootfs, tmp_path):
+    """With nothing to prepare the spawner lets the child go itself and answers after its
+    exec (one round trip). A start given up before that answer (here the child is held before
+    its exec: it joins a frozen cgroup) is killed by the RELEASE that follows: it never runs
+    its command. A start that completes answers with a process the daemon can wait for."""
+    from engine.runtime import cgroups
+    from engine.runtime.spawner import SpawnerRuntime
+
+    if cgroups.detect_mode() != "v1":
+        pytest.skip("holds the child in a frozen v1 freezer cgroup")
+    parent = f"pe-test-go-{os.getpid()}"
+    m = cgroups.for_container(parent, "c1")
+    m.create(cgroups.Resources())
+    runtime = SpawnerRuntime(str(tmp_path / "spawner"), live_restore=False)
+    os.makedirs(runtime.socket_path.rsplit("/", 1)[0])
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runtime.run)
+            try:
+                m.freeze()
+                marker = os.path.join(rootfs, "ran")
+                spec = make_spec(rootfs, ["touch", "/ran"], cgroup_tasks=m.self_join_files())
+                def held() -> list[str]:  # it stops in the freezer, maybe before joining the rest
+                    with open(os.path.join(m.path("freezer"), "cgroup.procs")) as f:
+                        return f.read().split()
+
+                with trio.CancelScope() as scope:
+                    async with trio.open_nursery() as starting:
+                        starting.start_soon(runtime.spawn_container, "c1", spec, Stdio())
+                        with trio.fail_after(10):
+                            while len(held()) != 1:  # held before its exec
+                                await trio.sleep(0.01)
+                        scope.cancel()
+                with trio.fail_after(10):
+                    m.thaw()
+                    while held():
+                        await trio.sleep(0.01)
+                assert not os.path.exists(marker)
+
+                proc = await runtime.spawn_container("c2", make_spec(rootfs, ["sh", "-c", "exit 7"]), Stdio())
+                assert await proc.wait() == 7
+                proc.close()
+                await runtime.release("c2", proc.pid)
+            finally:
+                await runtime.aclose(stop=True)
+    finally:
+        m.thaw()
+        m.destroy()
+        cgroups.remove_parent(parent)
