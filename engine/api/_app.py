@@ -47,8 +47,14 @@ class App:
         route, params = self.router.resolve(method, rest, websocket=websocket)
         return version, rest, route, {k: unquote(v) for k, v in params.items()}
 
+    def resolve(self, method: str, raw_target: str):
+        """(version, path without it, Route, params) for a request; EngineError (404, 405,
+        400 for a bad version) when there is none. The server resolves each request once
+        and hands the result to `_http` in the scope ("pyengine.route")."""
+        return self._resolve(method, raw_target)
+
     def is_hijack(self, method: str, target: str) -> bool:
-        """Does this request go to a hijack route? (the server's peek asks)."""
+        """Does this request go to a hijack route?"""
         try:
             _, _, route, _ = self._resolve(method, target)
         except EngineError:
@@ -86,7 +92,12 @@ class App:
 
         request = None
         try:
-            version, rest, route, params = self._resolve(method, path)
+            resolved = scope.get("pyengine.route")
+            if resolved is None:
+                resolved = self._resolve(method, path)
+            elif isinstance(resolved, Exception):
+                raise resolved
+            version, rest, route, params = resolved
             if route.kind != HTTP:
                 raise InvalidParameter("this endpoint needs a connection upgrade (Upgrade: tcp)")
             request = Request(

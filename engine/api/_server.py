@@ -3,7 +3,8 @@
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(serve_api, app, ["unix:///run/pyengine.sock"])
 
-Per connection we read each request head ourselves (h11, size and time limits), then:
+Per connection we read each request head ourselves (engine/api/_http1.py: size and time
+limits), then:
 
     hijack route (attach, exec start) ──► read the body, keep any extra bytes the client sent,
                                            app.serve_hijack(…, HijackedStream); the connection
@@ -11,7 +12,11 @@ Per connection we read each request head ourselves (h11, size and time limits), 
     websocket upgrade                  ──► hypercorn serves the connection (it replays the bytes
                                            we peeked)
     anything else                      ──► _http1.serve_request drives the ASGI app over the
-                                           same h11 connection; then the next request (keep-alive)
+                                           same connection; then the next request (keep-alive)
+
+Unix sockets are accepted by our own loop and served from the bare socket (no trio
+SocketStream per connection: a burst of containers opens three connections per container);
+TCP (and TLS) listeners go through trio.serve_listeners.
 
 Why not hypercorn alone: a 101 sent through ASGI switches hypercorn's h11 state and the
 client's bytes never reach the app; the docker CLI refuses a 200 for attach.
@@ -28,20 +33,23 @@ import stat
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import h11
 import trio
 
+from engine.errors import EngineError
+
 from ._hijack import HijackedStream
-from ._http1 import serve_request
+from ._http1 import (
+    END, HEAD_TIMEOUT, MAX_HEAD, NEED_DATA, Body, HeadTimer, ProtocolError, RequestHead, SocketConn,
+    StreamConn, read_head, serve_request,
+)
 from ._hypercorn_bridge import HypercornBridge
 from ._responses import json_response
+from ._router import HIJACK
 
 __all__ = ["serve_api", "server_tls_context"]
 
 log = logging.getLogger("engine.api")
 
-MAX_HEAD = 64 * 1024
-HEAD_TIMEOUT = 60.0        # seconds for a complete request head (also: idle keep-alive)
 TLS_HANDSHAKE_TIMEOUT = 30.0
 MAX_HIJACK_BODY = 1024 * 1024
 UNIX_SOCKET_MODE = 0o660
@@ -87,25 +95,28 @@ def _remove_stale_socket(path: str) -> None:
     raise OSError(errno.EADDRINUSE, f"another daemon is listening on {path}")
 
 
-async def _open_unix_listener(path: str) -> trio.SocketListener:
+async def _open_unix_listener(path: str) -> _socket.socket:
+    """A listening, non-blocking unix socket (served by `_accept_loop`)."""
     def prepare() -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         _remove_stale_socket(path)
 
     await trio.to_thread.run_sync(prepare)
-    sock = trio.socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
-        await sock.bind(path)
+        sock.bind(path)
         os.chmod(path, UNIX_SOCKET_MODE)
         sock.listen(_socket.SOMAXCONN)
+        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return trio.SocketListener(sock)
+    return sock
 
 
 async def _open_listeners(host: str, tls: ssl.SSLContext | None):
-    """→ (listeners, addresses, unix_path or None)"""
+    """→ (listeners, addresses, unix_path or None); a unix listener is a plain socket, the
+    others trio listeners."""
     if host.startswith("unix://"):
         path = host[len("unix://"):]
         listener = await _open_unix_listener(path)
@@ -133,53 +144,34 @@ async def _open_listeners(host: str, tls: ssl.SSLContext | None):
 # ------------------------------------------------------------------------ per connection
 
 
-class _Head:
-    def __init__(self, conn: h11.Connection, request: h11.Request, raw: bytes):
-        self.conn = conn
-        self.request = request
-        self.raw = raw
-
-
-async def _read_head(stream, initial: bytes = b"") -> _Head | None:
-    """The next request head; `initial`: bytes of it already read with the previous request."""
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-    raw = bytearray(initial)
-    if initial:
-        conn.receive_data(initial)
-    with trio.fail_after(HEAD_TIMEOUT):
-        while True:
-            event = conn.next_event()
-            if isinstance(event, h11.Request):
-                return _Head(conn, event, bytes(raw))
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                raw += data
-                conn.receive_data(data)
-                continue
-            return None  # ConnectionClosed before a request
-
-
-def _header(req: h11.Request, name: bytes) -> str:
-    for k, v in req.headers:
-        if k == name:
-            return v.decode("latin-1").strip()
-    return ""
-
-
 class ConnectionHandler:
     def __init__(self, app, bridge: HypercornBridge):
         self.app = app
         self.bridge = bridge
 
+    async def serve_socket(self, sock: _socket.socket) -> None:
+        """A plain connection accepted by `_accept_loop`."""
+        await self._run(SocketConn(sock), tls=False)
+
     async def __call__(self, stream) -> None:
+        """A connection from a trio listener (TCP, TLS)."""
+        await self._run(StreamConn(stream), tls=isinstance(stream, trio.SSLStream))
+
+    async def _run(self, conn, *, tls: bool) -> None:
         try:
-            await self._serve(stream)
+            if tls:
+                with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+                    try:
+                        await conn.stream.do_handshake()
+                    except trio.BrokenResourceError:
+                        return
+            await self._serve(conn, tls)
         except trio.TooSlowError:
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass
-        except h11.RemoteProtocolError as e:
-            await self._send_bad_request(stream, e)
+        except ProtocolError as e:
+            await self._send_bad_request(conn, e)
         except Exception:
             log.exception("API connection handler failed")
         except BaseExceptionGroup as group:
@@ -190,89 +182,106 @@ class ConnectionHandler:
             if cancelled is not None:
                 raise cancelled
         finally:
-            with trio.move_on_after(1, shield=True):
-                try:
-                    await stream.aclose()
-                except Exception:
-                    pass
-
-    async def _send_bad_request(self, stream, exc) -> None:
-        with trio.move_on_after(1):
             try:
-                await stream.send_all(json_response({"message": f"bad request: {exc}"}, 400).to_bytes())
+                await conn.aclose()
             except Exception:
                 pass
 
-    async def _serve(self, stream) -> None:
-        if isinstance(stream, trio.SSLStream):
-            with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
-                try:
-                    await stream.do_handshake()
-                except trio.BrokenResourceError:
+    async def _send_bad_request(self, conn, exc) -> None:
+        with trio.move_on_after(1):
+            try:
+                await conn.send_all(json_response({"message": f"bad request: {exc}"}, 400).to_bytes())
+            except Exception:
+                pass
+
+    async def _serve(self, conn, tls: bool) -> None:
+        buf = bytearray()  # received, not yet consumed: the next request's bytes
+        timer = HeadTimer()
+        with timer.scope:
+            while True:
+                head = await read_head(conn, buf, timer)
+                if head is None:
                     return
-        tls = isinstance(stream, trio.SSLStream)
-        pending = b""
-        while True:
-            head = await _read_head(stream, pending)
-            if head is None:
-                return
-            req = head.request
-            method = req.method.decode("ascii", "replace").upper()
-            target = req.target.decode("latin-1")
-            upgrade = _header(req, b"upgrade").lower()
-            connection_tokens = {t.strip().lower() for t in _header(req, b"connection").split(",")}
-            wants_tcp_upgrade = "upgrade" in connection_tokens and upgrade == "tcp"
-            if self.app.is_hijack(method, target) or wants_tcp_upgrade and not self._has_http_route(method, target):
-                await self._serve_hijack(stream, head, method, target, upgrade or "tcp",
-                                         "upgrade" in connection_tokens and bool(upgrade))
-                return
-            if "upgrade" in connection_tokens and upgrade == "websocket":
-                await self.bridge.serve_connection(stream, head.raw)
-                return
-            pending = await serve_request(self.app, stream, head.conn, req, tls=tls)
-            if pending is None:
-                return
+                method, target = head.method, head.target
+                try:
+                    route = self.app.resolve(method, target)
+                except EngineError as exc:
+                    route = exc
+                wants_tcp_upgrade = head.connection_upgrade and head.upgrade == "tcp"
+                if not isinstance(route, Exception) and route[2].kind == HIJACK \
+                        or wants_tcp_upgrade and isinstance(route, Exception):
+                    await self._serve_hijack(conn, head, buf, head.upgrade or "tcp",
+                                             head.connection_upgrade and bool(head.upgrade))
+                    return
+                if head.connection_upgrade and head.upgrade == "websocket":
+                    await self.bridge.serve_connection(conn.trio_stream(), head.raw + bytes(buf))
+                    return
+                if not await serve_request(self.app, conn, head, buf, tls=tls, route=route):
+                    return
+        # the head's time limit passed: close
 
-    def _has_http_route(self, method: str, target: str) -> bool:
-        try:
-            self.app._resolve(method, target)
-        except Exception:
-            return False
-        return True
-
-    async def _serve_hijack(self, stream, head: _Head, method, target, protocol, upgrade_requested) -> None:
-        conn = head.conn
+    async def _serve_hijack(self, conn, head: RequestHead, buf: bytearray, protocol, upgrade_requested) -> None:
         body = bytearray()
-        client_eof = False
+        reader = Body(head)
         with trio.fail_after(HEAD_TIMEOUT):
             while True:
-                event = conn.next_event()
-                if isinstance(event, h11.Data):
-                    body += event.data
-                    if len(body) > MAX_HIJACK_BODY:
-                        await stream.send_all(json_response({"message": "request body too large"}, 413).to_bytes())
-                        return
-                elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+                data = reader.next(buf)
+                if data is END:
                     break
-                elif event is h11.NEED_DATA:
-                    data = await stream.receive_some(65536)
-                    conn.receive_data(data)
-                elif isinstance(event, h11.ConnectionClosed):
+                if data is NEED_DATA:
+                    more = await conn.receive_some(65536)
+                    if not more:
+                        return  # gone before its body ended
+                    buf += more
+                    continue
+                body += data
+                if len(body) > MAX_HIJACK_BODY:
+                    await conn.send_all(json_response({"message": "request body too large"}, 413).to_bytes())
                     return
-        trailing, closed = conn.trailing_data
-        client_eof = closed
         hijacked = HijackedStream(
-            stream, trailing, client_eof=client_eof, upgrade_requested=upgrade_requested,
+            conn.trio_stream(), bytes(buf), client_eof=False, upgrade_requested=upgrade_requested,
             upgrade_protocol=protocol,
         )
         try:
             await self.app.serve_hijack(
-                method=method, target=target, headers=list(head.request.headers), body=bytes(body),
+                method=head.method, target=head.target, headers=list(head.headers), body=bytes(body),
                 stream=hijacked,
             )
         finally:
             with trio.move_on_after(1, shield=True):
                 await hijacked.aclose()
+
+
+async def _accept_loop(sock: _socket.socket, handler: ConnectionHandler) -> None:
+    """Accept on a plain listening socket until cancelled, one task per connection. (trio's
+    serve_listeners wraps each connection in a SocketStream; plain connections are served
+    from the bare socket: engine/api/_http1.py.)"""
+    async with trio.open_nursery() as connections:
+        in_a_row = 0
+        while True:
+            try:
+                client, _ = sock.accept()
+            except BlockingIOError:
+                in_a_row = 0
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRORS:
+                    log.error("accepting an API connection failed (%s); retrying in 100 ms", exc)
+                    await trio.sleep(0.1)
+                    continue
+                if exc.errno in _ACCEPT_TRANSIENT_ERRORS:
+                    continue
+                raise
+            connections.start_soon(handler.serve_socket, client, name="engine.api connection")
+            in_a_row += 1
+            if in_a_row >= 16:  # a flood of connections must not starve the rest
+                in_a_row = 0
+                await trio.lowlevel.checkpoint()
+
+
+_ACCEPT_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_TRANSIENT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}
 
 
 async def serve_api(app, hosts: Sequence[str], tls: ssl.SSLContext | None = None, *,
@@ -292,14 +301,23 @@ async def serve_api(app, hosts: Sequence[str], tls: ssl.SSLContext | None = None
                 unix_paths.append(path)
         handler = ConnectionHandler(app, HypercornBridge(app, max_header_size=MAX_HEAD))
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handler, listeners)
+            for l in listeners:
+                if isinstance(l, _socket.socket):
+                    nursery.start_soon(_accept_loop, l, handler)
+            trio_listeners = [l for l in listeners if not isinstance(l, _socket.socket)]
+            if trio_listeners:
+                await nursery.start(trio.serve_listeners, handler, trio_listeners)
             log.info("API listening on %s", ", ".join(addresses))
             task_status.started(addresses)
     finally:
         with trio.move_on_after(2, shield=True):
             for l in listeners:
                 try:
-                    await l.aclose()
+                    if isinstance(l, _socket.socket):
+                        trio.lowlevel.notify_closing(l)
+                        l.close()
+                    else:
+                        await l.aclose()
                 except Exception:
                     pass
         for path in unix_paths:

@@ -97,6 +97,15 @@ async def forever(req: Request):
     return StreamingResponse(gen(), "text/plain")
 
 
+@test_router.get("/test/count")
+async def count(req: Request):
+    async def gen():
+        for i in range(3):
+            yield f"n{i}".encode()
+
+    return StreamingResponse(gen(), "text/plain")
+
+
 @test_router.get("/test/slowstart")
 async def slowstart(req: Request):
     async def gen():
@@ -335,6 +344,76 @@ async def test_connection_close_is_honoured(server):
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"OK")  # and the server closed
     data = await raw_request(server, b"GET /_ping HTTP/1.0\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"OK")
+
+
+async def read_until_closed(stream) -> bytes:
+    data = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    return data
+
+
+async def test_chunked_request_body_after_100_continue(server):
+    """A chunked body (the docker CLI sends one for `docker cp` and `import -`) is decoded,
+    extensions and trailers skipped; a client that waits for `100 Continue` gets it before
+    sending the body; the connection carries the next request."""
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(b"POST /test/echo?limit=7 HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n"
+                              b"Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n")
+        data = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+        assert data.startswith(b"HTTP/1.1 100 ")
+        await stream.send_all(b"5;ext=1\r\n{\"a\":\r\n")
+        await stream.send_all(b"3\r\n 1}\r\n0\r\nX-Trailer: yes\r\n\r\n"
+                              b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        rest = data.partition(b"\r\n\r\n")[2] + await read_until_closed(stream)
+    first, _, second = rest.partition(b"HTTP/1.1 200 ")
+    assert first.startswith(b"HTTP/1.1 201 ")
+    assert json.loads(first.partition(b"\r\n\r\n")[2]) ["body"] == {"a": 1}
+    assert second.endswith(b"\r\n\r\nOK")
+
+
+async def test_streaming_response_framing(server):
+    """HTTP/1.1 clients get a chunked body; HTTP/1.0 clients the bare bytes, ended by the
+    close; HEAD gets the head only."""
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(b"GET /test/count HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        head, _, body = (await read_until_closed(stream)).partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == b"2\r\nn0\r\n2\r\nn1\r\n2\r\nn2\r\n0\r\n\r\n"
+    head, _, body = (await raw_request(server, b"GET /test/count HTTP/1.0\r\n\r\n")).partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and body == b"n0n1n2"
+    data = await raw_request(server, b"HEAD /test/count HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("request_bytes", ids=[
+    "no-version", "http2", "no-host", "bad-name", "folding", "negative-length", "two-lengths", "gzip", "huge-head",
+], argvalues=[
+    b"GET /_ping\r\n\r\n",                                                   # no version
+    b"GET /_ping HTTP/2.0\r\nHost: d\r\n\r\n",                               # not HTTP/1.x
+    b"GET /_ping HTTP/1.1\r\n\r\n",                                          # no Host
+    b"GET /_ping HTTP/1.1\r\nHost: d\r\nBad Header: x\r\n\r\n",             # not a token
+    b"GET /_ping HTTP/1.1\r\nHost: d\r\n folded\r\n\r\n",                   # line folding
+    b"POST /test/echo HTTP/1.1\r\nHost: d\r\nContent-Length: -1\r\n\r\n",
+    b"POST /test/echo HTTP/1.1\r\nHost: d\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    b"POST /test/echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"GET /_ping HTTP/1.1\r\nHost: d\r\nX: " + b"a" * 70000 + b"\r\n\r\n",  # head too large
+])
+async def test_malformed_requests_are_refused(server, request_bytes):
+    data = await raw_request(server, request_bytes)
+    assert data.startswith(b"HTTP/1.1 400 ") and b"bad request" in data  # and the server closed
+
+
+async def test_bad_chunked_body_ends_the_connection(server):
+    data = await raw_request(server, b"POST /test/echo HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                     b"zz\r\n{}\r\n0\r\n\r\nGET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+    assert b"OK" not in data.partition(b"\r\n\r\n")[2]  # no second request served
 
 
 # ------------------------------------------------------------------ real clients
