@@ -3,6 +3,9 @@ inspect and list JSON and the list filters are _container_shapes.py's)."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import trio
 
 from engine import errors
@@ -379,6 +382,14 @@ def _archive_target(req: Request):
     return c, path, mounts
 
 
+def path_stat_header(stat) -> str:
+    """X-Docker-Container-Path-Stat: base64 of Docker's ContainerPathStat JSON for an
+    engine.containers.archive.PathStat."""
+    shape = {"name": stat.name, "size": stat.size, "mode": stat.mode, "mtime": format_rfc3339nano(stat.mtime_ns),
+             "linkTarget": stat.link_target}
+    return base64.b64encode(json.dumps(shape, separators=(",", ":")).encode()).decode()
+
+
 @router.head("/containers/{id}/archive")
 async def archive_head(req: Request):
     from engine.containers import archive
@@ -386,7 +397,7 @@ async def archive_head(req: Request):
     c, path, mounts = _archive_target(req)
     async with req.daemon.containers.rootfs_mounted(c) as rootfs:
         stat = await trio.to_thread.run_sync(archive.stat_path, rootfs, mounts, path, c.id)
-    return empty(200, headers={"X-Docker-Container-Path-Stat": archive.path_stat_header(stat), "Content-Type": "application/json"})
+    return empty(200, headers={"X-Docker-Container-Path-Stat": path_stat_header(stat), "Content-Type": "application/json"})
 
 
 @router.get("/containers/{id}/archive")
@@ -410,7 +421,7 @@ async def archive_get(req: Request):
             await mount.__aexit__(None, None, None)
 
     return StreamingResponse(body(), "application/x-tar",
-                             headers={"X-Docker-Container-Path-Stat": archive.path_stat_header(stat)})
+                             headers={"X-Docker-Container-Path-Stat": path_stat_header(stat)})
 
 
 @router.put("/containers/{id}/archive")

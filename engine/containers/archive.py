@@ -29,9 +29,7 @@ answered 500 and, later, 400 for these).
 
 from __future__ import annotations
 
-import base64
 import errno
-import json
 import os
 import posixpath
 import shutil
@@ -42,14 +40,15 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 import trio
 
+import attrs
+
 from engine import errors
-from engine.timefmt import format_rfc3339nano
 
 __all__ = [
+    "PathStat",
     "archive_get",
     "archive_put",
     "go_file_mode",
-    "path_stat_header",
     "resolve_in_container",
     "stat_path",
 ]
@@ -205,7 +204,19 @@ def _not_found(path: str, container_id: str) -> errors.NotFound:
     return errors.NotFound(f"Could not find the file {path} in container {container_id}")
 
 
-def _stat(scope: _Scope, path: str, container_id: str) -> tuple[dict, str, str]:
+@attrs.frozen
+class PathStat:
+    """What `docker cp` learns of a path first (the API sends it as
+    X-Docker-Container-Path-Stat)."""
+
+    name: str  # the last component of the path as given ("/" for the root, "." for "dir/.")
+    size: int
+    mode: int  # Go's os.FileMode (go_file_mode)
+    mtime_ns: int
+    link_target: str = ""  # a symlink's target, resolved inside the container
+
+
+def _stat(scope: _Scope, path: str, container_id: str) -> tuple[PathStat, str, str]:
     """→ (PathStat, resolved container path, host path)."""
     if not path:
         raise errors.InvalidParameter("must specify path parameter")
@@ -218,25 +229,15 @@ def _stat(scope: _Scope, path: str, container_id: str) -> tuple[dict, str, str]:
     link_target = ""
     if stat_mod.S_ISLNK(st.st_mode):
         link_target, _ = scope.resolve(abs_path, follow_final=True)
-    result = {
-        "name": _go_base(abs_path),
-        "size": st.st_size,
-        "mode": go_file_mode(st.st_mode),
-        "mtime": format_rfc3339nano(st.st_mtime_ns),
-        "linkTarget": link_target,
-    }
+    result = PathStat(name=_go_base(abs_path), size=st.st_size, mode=go_file_mode(st.st_mode),
+                      mtime_ns=st.st_mtime_ns, link_target=link_target)
     return result, cpath, host
 
 
-def stat_path(rootfs: str, mounts: Sequence[Mount], path: str, container_id: str = "") -> dict:
-    """Docker's ContainerPathStat {name, size, mode, mtime, linkTarget} of `path` (the last
-    component not followed, unless the path ends in "/" or "/."). Blocking."""
+def stat_path(rootfs: str, mounts: Sequence[Mount], path: str, container_id: str = "") -> PathStat:
+    """The PathStat of `path` (the last component not followed, unless the path ends in "/"
+    or "/."). Blocking."""
     return _stat(_Scope(rootfs, mounts), path, container_id)[0]
-
-
-def path_stat_header(stat: dict) -> str:
-    """The X-Docker-Container-Path-Stat header value: base64(JSON)."""
-    return base64.b64encode(json.dumps(stat, separators=(",", ":")).encode()).decode()
 
 
 # --- archive out --------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def _tar_stream(scope: _Scope, cpath: str, host: str, arcname: str) -> Iterator[
 
 async def archive_get(
     rootfs: str, mounts: Sequence[Mount], path: str, container_id: str = ""
-) -> tuple[dict, AsyncIterator[bytes]]:
+) -> tuple[PathStat, AsyncIterator[bytes]]:
     """(PathStat, tar stream) of `path`, named like Docker's: "/a/dir" → entries "dir/",
     "dir/x"…; "/a/dir/." → "./", "./x" (contents only); "/link" → the symlink itself;
     "/link/" → the target's content under the name "link"."""

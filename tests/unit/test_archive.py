@@ -8,12 +8,13 @@ import tarfile
 import pytest
 
 from engine import errors
+from engine.api.containers import path_stat_header
 from engine.containers.archive import (
     MODE_DIR,
     MODE_SYMLINK,
+    PathStat,
     archive_get,
     archive_put,
-    path_stat_header,
     resolve_in_container,
     stat_path,
 )
@@ -120,17 +121,17 @@ def test_symlink_loop(fs):
 def test_stat_path(fs):
     tmp, root, mounts = fs
     st = stat_path(root, mounts, "/dir", CID)
-    assert st["name"] == "dir" and st["mode"] == MODE_DIR | 0o755 and st["linkTarget"] == ""
-    assert st["mtime"].endswith("Z") and st["mtime"][:2] == "20"
+    assert st.name == "dir" and st.mode == MODE_DIR | 0o755 and st.link_target == ""
+    assert st.mtime_ns == os.lstat(os.path.join(root, "dir")).st_mtime_ns
     st = stat_path(root, mounts, "/etc", CID)
-    assert st["mode"] == MODE_SYMLINK | 0o777
-    assert st["linkTarget"] == "/real/etc"
+    assert st.mode == MODE_SYMLINK | 0o777
+    assert st.link_target == "/real/etc"
     st = stat_path(root, mounts, "/etc/", CID)  # trailing slash follows the link
-    assert st["mode"] & MODE_DIR and st["name"] == "etc"
+    assert st.mode & MODE_DIR and st.name == "etc"
     st = stat_path(root, mounts, "/data/v.txt", CID)
-    assert (st["name"], st["size"], st["mode"] >> 20) == ("v.txt", 6, 0)  # a plain file
-    assert stat_path(root, mounts, "/", CID)["name"] == "/"
-    assert stat_path(root, mounts, "/dir/.", CID)["name"] == "."
+    assert (st.name, st.size, st.mode >> 20) == ("v.txt", 6, 0)  # a plain file
+    assert stat_path(root, mounts, "/", CID).name == "/"
+    assert stat_path(root, mounts, "/dir/.", CID).name == "."
     with pytest.raises(errors.NotFound) as info:
         stat_path(root, mounts, "/nope", CID)
     assert info.value.message == f"Could not find the file /nope in container {CID}"
@@ -141,14 +142,15 @@ def test_stat_path(fs):
 
 
 def test_path_stat_header():
-    st = {"name": "x", "size": 1, "mode": 420, "mtime": "2024-01-01T00:00:00Z", "linkTarget": ""}
-    assert json.loads(base64.b64decode(path_stat_header(st))) == st
+    st = PathStat(name="x", size=1, mode=420, mtime_ns=1_704_067_200_120_000_000, link_target="/y")
+    assert json.loads(base64.b64decode(path_stat_header(st))) == {
+        "name": "x", "size": 1, "mode": 420, "mtime": "2024-01-01T00:00:00.12Z", "linkTarget": "/y"}
 
 
 async def test_archive_get_dir_and_contents(fs):
     _, root, mounts = fs
     st, chunks = await archive_get(root, mounts, "/dir", CID)
-    assert st["name"] == "dir"
+    assert st.name == "dir"
     assert await read_tar(chunks) == {
         "dir": tarfile.DIRTYPE, "dir/a.txt": b"A", "dir/link": ("->", "a.txt"),
         "dir/sub": tarfile.DIRTYPE, "dir/sub/b.txt": b"B",
@@ -161,7 +163,7 @@ async def test_archive_get_dir_and_contents(fs):
 async def test_archive_get_symlinks(fs):
     _, root, mounts = fs
     st, chunks = await archive_get(root, mounts, "/etc", CID)  # the link itself
-    assert st["linkTarget"] == "/real/etc"
+    assert st.link_target == "/real/etc"
     assert await read_tar(chunks) == {"etc": ("->", "/real/etc")}
     _, chunks = await archive_get(root, mounts, "/etc/", CID)  # the target, named etc
     assert await read_tar(chunks) == {"etc": tarfile.DIRTYPE, "etc/passwd": b"root:x:0:0\n"}
