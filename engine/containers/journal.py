@@ -24,15 +24,29 @@ def positions_path(directory: str, pid: int) -> str:
 
 
 class Positions:
-    """The record the json-file driver writes before each write to its file."""
+    """The record the json-file driver writes before each write to its file. A new run's file
+    is made at its first record: a run that logs nothing (no file: `recover` says the log
+    holds nothing of it, which is true) costs no file."""
 
     def __init__(self, path: str, fresh: bool = True) -> None:
-        """`fresh`: a new run (a file left by an older process with the same pid is emptied)."""
+        """`fresh`: a new run (a file left by an older process with the same pid goes)."""
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if fresh else 0), 0o600)
+        self._fd = -1
+        if fresh:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        else:
+            self._open()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def record(self, before: dict[str, int], after: dict[str, int], ino: int, size_before: int,
                size_after: int) -> None:
+        if self._fd < 0:
+            self._open()
         os.pwrite(self._fd, POS.pack(MAGIC, before.get("stdout", 0), before.get("stderr", 0),
                                      after.get("stdout", 0), after.get("stderr", 0),
                                      ino, size_before, size_after), 0)

@@ -55,6 +55,22 @@ async def test_journaled_writes_record_positions_and_a_torn_write_is_cut(tmp_pat
     assert log_lines(log)[2]["time"].startswith("1970-01-01T00:00:00.00000001")  # the first part's capture time
 
 
+async def test_a_run_that_logs_nothing_leaves_no_positions_file(tmp_path):
+    """A new run's positions file is made at its first record: a silent run has none, and
+    recovery then says (rightly) that its log holds nothing of it; a file an older process
+    of the same pid left is gone at the new run's start, not read back."""
+    log, pos = str(tmp_path / "c-json.log"), str(tmp_path / "output.1.pos")
+    with open(pos, "wb") as f:  # left by an older run of the same pid
+        f.write(b"PEPOS001" + b"\xff" * 56)
+    d = JsonFileLogDriver(log)
+    d.journal(Positions(pos), {"stdout": 0, "stderr": 0})
+    assert not os.path.exists(pos)
+    assert recover(pos, log) == {"stdout": 0, "stderr": 0}
+    await d.write("stdout", b"hello\n", 10, 0)
+    assert os.path.exists(pos) and recover(pos, log) == {"stdout": 6, "stderr": 0}
+    await d.aclose()
+
+
 def test_read_records_leaves_a_record_being_written(tmp_path):
     path = tmp_path / "s"
     full = spill_bytes([(1, 0, 1, b"abc"), (2, 0, 2, b"xy")])
