@@ -18,7 +18,7 @@ from engine.api._image_json import image_inspect, image_summary
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
-from engine.images import Untagged
+from engine.images import Pushed, Untagged
 
 router = Router()
 log = logging.getLogger("engine.api")
@@ -36,6 +36,36 @@ def _error_message(exc: BaseException) -> dict:
     exc = _leaf(exc)
     message = exc.message if isinstance(exc, errors.EngineError) else (str(exc) or type(exc).__name__)
     return {"errorDetail": {"message": message}, "error": message}
+
+
+def _progress_bar(current: int, total: int) -> str:
+    def human(n: float) -> str:
+        for unit in ("B", "kB", "MB", "GB"):
+            if n < 1000 or unit == "GB":
+                return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
+            n /= 1000
+        return f"{n}B"
+
+    if total <= 0:
+        return f"{human(current)}"
+    width = 50
+    filled = min(width, int(width * current / total))
+    bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
+    return f"[{bar}] {human(current)}/{human(total)}"
+
+
+def progress_message(event) -> dict:
+    """Docker's JSON message for a step of a pull or push (engine.images.Progress, Pushed)."""
+    if isinstance(event, Pushed):
+        return {"progressDetail": {}, "aux": {"Tag": event.tag, "Digest": event.digest, "Size": event.size}}
+    out: dict = {"status": event.status}
+    if event.layer:
+        out["progressDetail"] = {} if event.current is None else {"current": event.current, "total": event.total}
+    if event.bar:
+        out["progress"] = _progress_bar(event.current or 0, event.total or 0)
+    if event.id:
+        out["id"] = event.id
+    return out
 
 
 class ProgressResponse(StreamingResponse):
@@ -257,7 +287,10 @@ async def create(req: Request):
         plan = await dist.resolve_pull(name, _registry_auth(req))  # errors here are HTTP errors
 
         async def produce(emit):
-            image = await dist.pull(plan, emit)
+            async def step(event) -> None:
+                await emit(progress_message(event))
+
+            image = await dist.pull(plan, step)
             req.daemon.events.publish("image", "pull", plan.shown, {"name": plan.shown})
             del image
 
@@ -377,9 +410,12 @@ async def push(req: Request):
     auth = _registry_auth(req)
 
     async def produce(emit):
-        results = await dist.push(plan, auth, emit)
+        async def step(event) -> None:
+            await emit(progress_message(event))
+
+        results = await dist.push(plan, auth, step)
         for r in results:
-            name = f"{plan.ref.repository}:{r['Tag']}"
+            name = f"{plan.ref.repository}:{r.tag}"
             req.daemon.events.publish("image", "push", name, {"name": name})
 
     return ProgressResponse(produce)

@@ -26,7 +26,7 @@ import trio
 from engine.buildcontext import DockerIgnore
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.images import Deleted, parse_reference
+from engine.images import Deleted, Progress, parse_reference
 
 from . import context as ctx
 from .cache import BuildCache, CacheUsage
@@ -146,10 +146,9 @@ class Build:
             dist = store.distribution
             pull_plan = await dist.resolve_pull(name, None)
 
-            async def progress(msg: dict) -> None:
-                if msg.get("status") and not msg.get("progressDetail"):
-                    line = f"{msg['id']}: {msg['status']}" if msg.get("id") else msg["status"]
-                    await self.output.stream(line + "\n")
+            async def progress(event) -> None:
+                if isinstance(event, Progress) and event.current is None:  # no byte counts
+                    await self.output.stream((f"{event.id}: {event.status}" if event.id else event.status) + "\n")
 
             return await dist.pull(pull_plan, progress)
         except EngineError as exc:

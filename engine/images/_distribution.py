@@ -2,7 +2,7 @@
 
     dist = store.distribution
     plan = await dist.resolve_pull("127.0.0.1:5000/team/app:1.0", auth)   # errors → HTTP
-    await dist.pull(plan, emit)                                             # emit(dict) progress
+    await dist.pull(plan, emit)                                             # emit(Progress)
     plan = dist.resolve_push("127.0.0.1:5000/team/app", "1.0")
     await dist.push(plan, auth, emit)
 
@@ -32,11 +32,12 @@ import trio
 from engine.errors import EngineError, InvalidParameter, NotFound
 
 from . import _bootstrap
+from ._progress import Progress, Pushed
 from ._reference import Reference, parse_reference
 from ._registry import (INDEX_TYPES, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER, MEDIA_DOCKER_MANIFEST,
                         MEDIA_OCI_MANIFEST, Registry, RegistryError)
 
-Emit = Callable[[dict], Awaitable[None]]
+Emit = Callable[[Progress | Pushed], Awaitable[None]]
 
 GZIP_TYPES = ("application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.oci.image.layer.v1.tar+gzip",
               "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -47,22 +48,6 @@ ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
 
 def _short(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
-
-
-def progress_bar(current: int, total: int) -> str:
-    def human(n: float) -> str:
-        for unit in ("B", "kB", "MB", "GB"):
-            if n < 1000 or unit == "GB":
-                return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-            n /= 1000
-        return f"{n}B"
-
-    if total <= 0:
-        return f"{human(current)}"
-    width = 50
-    filled = min(width, int(width * current / total))
-    bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
-    return f"[{bar}] {human(current)}/{human(total)}"
 
 
 def platform_matches(platform: dict) -> bool:
@@ -139,8 +124,8 @@ class Distribution:
     async def _pull(self, plan: PullPlan, emit: Emit):
         ref, reg, store = plan.ref, plan.registry, self.store
         repo = ref.path
-        await emit({"status": f"Pulling from {ref.repository.split('/', 1)[1] if ref.domain != 'docker.io' else ref.path}",
-                    "id": ref.digest or ref.tag})
+        await emit(Progress(f"Pulling from {ref.repository.split('/', 1)[1] if ref.domain != 'docker.io' else ref.path}",
+                            ref.digest or ref.tag))
         cfg_desc = plan.manifest["config"]
         cfg_resp = await reg.request("GET", repo, f"/blobs/{cfg_desc['digest']}")
         config_bytes = cfg_resp.content
@@ -166,8 +151,8 @@ class Distribution:
         done = [trio.Event() for _ in layers]
         need = [not store.has_layer(c) for c in chains]
         for i, layer in enumerate(layers):
-            await emit({"status": "Pulling fs layer" if need[i] else "Already exists",
-                        "progressDetail": {}, "id": _short(layer["digest"])})
+            await emit(Progress("Pulling fs layer" if need[i] else "Already exists", _short(layer["digest"]),
+                                layer=True))
         limiter = trio.Semaphore(self.max_downloads)
 
         async def download(i: int) -> None:
@@ -175,7 +160,7 @@ class Distribution:
             lid = _short(desc["digest"])
             try:
                 if limiter.value == 0:
-                    await emit({"status": "Waiting", "progressDetail": {}, "id": lid})
+                    await emit(Progress("Waiting", lid, layer=True))
                 async with limiter:
                     await self._fetch_blob(reg, repo, desc, emit)
             finally:
@@ -191,12 +176,12 @@ class Distribution:
                 await done[i].wait()
                 if not store.blobs.has(desc["digest"]):
                     return  # the download failed; its error is on its way
-                await emit({"status": "Extracting", "progressDetail": {"current": desc.get("size", 0),
-                            "total": desc.get("size", 0)}, "id": lid})
+                layer_size = desc.get("size", 0)
+                await emit(Progress("Extracting", lid, layer=True, current=layer_size, total=layer_size))
                 blob = {"digest": desc["digest"], "mediaType": desc.get("mediaType", MEDIA_DOCKER_LAYER),
                         "size": desc.get("size", 0), "sources": [source]}
                 await self._unpack(chains[i], diff_ids[i], parent, blob)
-                await emit({"status": "Pull complete", "progressDetail": {}, "id": lid})
+                await emit(Progress("Pull complete", lid, layer=True))
                 parent = chains[i]
 
         async with trio.open_nursery() as nursery:
@@ -220,11 +205,11 @@ class Distribution:
         was_tagged = existed is not None and (tag_ref is None or tag_ref in existed.repo_tags)
         image = await trio.to_thread.run_sync(store.create_image_raw, config_bytes, tag_ref)
         store.add_digest(image.id, ref.repository, plan.manifest_digest)
-        await emit({"status": f"Digest: {plan.manifest_digest}"})
+        await emit(Progress(f"Digest: {plan.manifest_digest}"))
         if was_tagged:
-            await emit({"status": f"Status: Image is up to date for {plan.shown}"})
+            await emit(Progress(f"Status: Image is up to date for {plan.shown}"))
         else:
-            await emit({"status": f"Status: Downloaded newer image for {plan.shown}"})
+            await emit(Progress(f"Status: Downloaded newer image for {plan.shown}"))
         return store.get(image.id)
 
     async def _fetch_blob(self, reg: Registry, repo: str, desc: dict, emit: Emit) -> None:
@@ -232,7 +217,7 @@ class Distribution:
         blobs = self.store.blobs
         while True:
             if blobs.has(digest):
-                await emit({"status": "Download complete", "progressDetail": {}, "id": lid})
+                await emit(Progress("Download complete", lid, layer=True))
                 return
             ev = self._downloads.get(digest)
             if ev is None:
@@ -249,10 +234,9 @@ class Distribution:
                     attempt += 1
                     if attempt >= 3 or isinstance(e, RegistryError) and "mismatch" in e.message:
                         raise
-                    await emit({"status": f"Retrying in {attempt} second{'s' if attempt > 1 else ''}",
-                                "progressDetail": {}, "id": lid})
+                    await emit(Progress(f"Retrying in {attempt} second{'s' if attempt > 1 else ''}", lid, layer=True))
                     await trio.sleep(attempt)
-            await emit({"status": "Download complete", "progressDetail": {}, "id": lid})
+            await emit(Progress("Download complete", lid, layer=True))
         finally:
             del self._downloads[digest]
             ev.set()
@@ -285,17 +269,16 @@ class Distribution:
                             now = time.monotonic()
                             if now - last > 0.1:
                                 last = now
-                                await emit({"status": "Downloading", "progressDetail": {"current": current, "total": total},
-                                            "progress": progress_bar(current, total), "id": lid})
+                                await emit(Progress("Downloading", lid, layer=True, current=current, total=total,
+                                                    bar=True))
                     except httpx.HTTPError as e:
                         raise RegistryError(f"download of {digest} failed: {e}") from None
                     if pending:
                         await f.write(b"".join(pending))
             finally:
                 await resp.aclose()
-            await emit({"status": "Downloading", "progressDetail": {"current": current, "total": total},
-                        "progress": progress_bar(current, total), "id": lid})
-            await emit({"status": "Verifying Checksum", "progressDetail": {}, "id": lid})
+            await emit(Progress("Downloading", lid, layer=True, current=current, total=total, bar=True))
+            await emit(Progress("Verifying Checksum", lid, layer=True))
             if "sha256:" + sha.hexdigest() != digest:
                 raise RegistryError(f"filesystem layer verification failed for digest {digest}: digest mismatch")
             await trio.to_thread.run_sync(os.replace, tmp, blobs.path(digest))
@@ -352,22 +335,23 @@ class Distribution:
             return False
         return f"{ref.repository}:{tag}" in img.repo_tags
 
-    async def push(self, plan: PushPlan, auth: dict | None, emit: Emit) -> list[dict]:
+    async def push(self, plan: PushPlan, auth: dict | None, emit: Emit) -> list[Pushed]:
+        """Every tag of the plan; each one's Pushed is also emitted, last for its tag."""
         ref = plan.ref
-        await emit({"status": f"The push refers to repository [{ref.full_name}]"})
+        await emit(Progress(f"The push refers to repository [{ref.full_name}]"))
         out = []
         async with Registry(ref.domain, auth) as reg:
             for tag in plan.tags:
                 out.append(await self._push_tag(reg, ref, tag, emit))
         return out
 
-    async def _push_tag(self, reg: Registry, ref: Reference, tag: str, emit: Emit) -> dict:
+    async def _push_tag(self, reg: Registry, ref: Reference, tag: str, emit: Emit) -> Pushed:
         store = self.store
         repo = ref.path
         image = store.resolve(f"{ref.repository}:{tag}")
         chains = image.chain_ids
         for d in reversed(image.diff_ids):
-            await emit({"status": "Preparing", "progressDetail": {}, "id": _short(d)})
+            await emit(Progress("Preparing", _short(d), layer=True))
         blobs: list[dict | None] = [None] * len(chains)
         limiter = trio.Semaphore(self.max_uploads)
         source = f"{ref.domain}/{ref.path}"
@@ -375,12 +359,12 @@ class Distribution:
         async def one(i: int) -> None:
             lid = _short(image.diff_ids[i])
             if limiter.value == 0:
-                await emit({"status": "Waiting", "progressDetail": {}, "id": lid})
+                await emit(Progress("Waiting", lid, layer=True))
             async with limiter:
                 blob = await trio.to_thread.run_sync(store.compressed_layer, chains[i])
                 blobs[i] = blob
                 status = await self._push_blob(reg, repo, blob, lid, emit, ref.domain)
-                await emit({"status": status, "progressDetail": {}, "id": lid})
+                await emit(Progress(status, lid, layer=True))
                 store.add_layer_blob(chains[i], {**blob, "sources": [source]})
 
         # Make sure the auth for this scope is settled before bodies are streamed.
@@ -404,9 +388,10 @@ class Distribution:
                                  headers={"Content-Type": MEDIA_DOCKER_MANIFEST}, ok=(200, 201, 202))
         digest = resp.headers.get("docker-content-digest") or "sha256:" + hashlib.sha256(body).hexdigest()
         store.add_digest(image.id, ref.repository, digest)
-        await emit({"status": f"{tag}: digest: {digest} size: {len(body)}"})
-        await emit({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": len(body)}})
-        return {"Tag": tag, "Digest": digest, "Size": len(body), "Id": image.id}
+        await emit(Progress(f"{tag}: digest: {digest} size: {len(body)}"))
+        pushed = Pushed(tag, digest, len(body), image.id)
+        await emit(pushed)
+        return pushed
 
     async def _push_blob(self, reg: Registry, repo: str, blob: dict, lid: str, emit: Emit, domain: str) -> str:
         digest = blob["digest"]
@@ -447,8 +432,7 @@ class Distribution:
             if size <= self.chunk_size:
                 data = await trio.to_thread.run_sync(f.read)
                 if lid:
-                    await emit({"status": "Pushing", "progressDetail": {"current": len(data), "total": size},
-                                "progress": progress_bar(len(data), size), "id": lid})
+                    await emit(Progress("Pushing", lid, layer=True, current=len(data), total=size, bar=True))
                 await reg.request("PUT", repo, "", url=location, actions="pull,push", params={"digest": digest},
                                   content=data, headers={"Content-Type": "application/octet-stream"}, ok=(201, 204))
             else:
@@ -463,8 +447,7 @@ class Distribution:
                     sent += len(data)
                     location = str(httpx.URL(location).join(resp.headers.get("location") or location))
                     if lid:
-                        await emit({"status": "Pushing", "progressDetail": {"current": sent, "total": size},
-                                    "progress": progress_bar(sent, size), "id": lid})
+                        await emit(Progress("Pushing", lid, layer=True, current=sent, total=size, bar=True))
                 await reg.request("PUT", repo, "", url=location, actions="pull,push", params={"digest": digest},
                                   content=b"", headers={"Content-Type": "application/octet-stream"}, ok=(201, 204))
             self.statistics["blobs_uploaded"] += 1
@@ -494,4 +477,4 @@ def _json(body: bytes, what: str) -> dict:
     return value
 
 
-__all__ = ["Distribution", "PullPlan", "PushPlan", "progress_bar", "MEDIA_OCI_MANIFEST"]
+__all__ = ["Distribution", "PullPlan", "PushPlan", "MEDIA_OCI_MANIFEST"]

@@ -208,8 +208,8 @@ async def test_chunked_push_and_concurrent_pulls_download_once(tmp_path, registr
     dist.chunk_size = 16 * 1024  # force PATCH chunks
     plan = dist.resolve_push(f"{registry.host}/inproc/multi", "1")
     results, msgs = await _collect(lambda emit: dist.push(plan, None, emit))
-    assert [m["status"] for m in msgs if m.get("status") == "Pushed"] == ["Pushed"] * 3
-    assert results[0]["Id"] == image.id
+    assert [m.status for m in msgs if getattr(m, "status", None) == "Pushed"] == ["Pushed"] * 3
+    assert results[0].image_id == image.id and msgs[-1] == results[0]
 
     dst = _store(tmp_path / "dst")
     ddist = dst.distribution
@@ -246,7 +246,7 @@ async def test_killed_pull_leaves_no_image(tmp_path, registry):
 
     async def emit(m):
         seen.append(m)
-        if m.get("status") == "Download complete":
+        if getattr(m, "status", None) == "Download complete":
             raise KeyboardInterrupt  # stands in for a kill
 
     with pytest.raises((KeyboardInterrupt, BaseExceptionGroup)):
