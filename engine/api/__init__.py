@@ -11,9 +11,11 @@ from ._hijack import MULTIPLEXED, RAW_STREAM, STDERR, STDIN, STDOUT, HijackedStr
 from ._request import Headers, QueryParams, Request
 from ._responses import (
     DEFAULT_HEADERS,
+    DeferredResponse,
     Response,
     StreamingResponse,
     empty,
+    json_deferred,
     json_response,
     json_stream,
     text,
@@ -25,6 +27,7 @@ from ._websocket import WebSocket
 __all__ = [
     "App",
     "DEFAULT_HEADERS",
+    "DeferredResponse",
     "Headers",
     "HijackedStream",
     "MULTIPLEXED",
@@ -44,6 +47,7 @@ __all__ = [
     "create_app",
     "empty",
     "error_response",
+    "json_deferred",
     "json_response",
     "json_stream",
     "serve_api",

@@ -144,12 +144,13 @@ class StreamConn:
 
 # ------------------------------------------------------------------------ request heads
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP/1\.([01])")
 _HEAD_END = re.compile(rb"\n\r?\n")
 _DIGITS = re.compile(rb"[0-9]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: Header lines: a token, a colon, a value of visible characters, spaces and tabs (no line
+#: folding: a line may not start with white space), each ended by LF or CRLF.
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r?\n)*")
 
 
 class RequestHead:
@@ -211,26 +212,21 @@ class RequestHead:
 
 def parse_head(data: bytes) -> RequestHead:
     """One request head (the bytes up to and without the blank line ending it)."""
-    lines = data.split(b"\n")
-    first = lines[0][:-1] if lines[0].endswith(b"\r") else lines[0]
+    first, _, block = data.partition(b"\n")
+    if first.endswith(b"\r"):
+        first = first[:-1]
     m = _REQUEST_LINE.fullmatch(first)
     if m is None:
         raise ProtocolError("malformed request line")
     headers = []
-    for line in lines[1:]:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if not line:
-            continue
-        if line[0] in b" \t":
-            raise ProtocolError("obsolete header line folding is not supported")
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.fullmatch(name):
+    if block:
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        if _HEADER_BLOCK.fullmatch(block) is None:  # every line at once: a token, a colon, a value
             raise ProtocolError("malformed header line")
-        value = value.strip(b" \t")
-        if _BAD_VALUE.search(value):
-            raise ProtocolError("illegal character in a header value")
-        headers.append((name.lower(), value))
+        for line in block.split(b"\n")[:-1]:
+            name, _, value = line.partition(b":")
+            headers.append((name.lower(), value.strip(b" \t\r")))
     return RequestHead(m.group(1).decode("ascii").upper(), m.group(2).decode("latin-1"), "1." + chr(m.group(3)[0]),
                        headers, data)
 
@@ -391,17 +387,16 @@ def _no_body(method: str, status: int) -> bool:
 
 
 def response_head(status: int, headers, *, chunked: bool, close: bool) -> bytes:
-    out = [b"HTTP/1.1 %d %s\r\ndate: %s\r\n" % (status, _REASONS.get(status, b""), _date_header())]
-    for name, value in headers:
-        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
-            raise ValueError(f"illegal header {name!r}: {value!r}")
-        out.append(name + b": " + value + b"\r\n")
-    if chunked:
-        out.append(b"transfer-encoding: chunked\r\n")
-    if close:
-        out.append(b"connection: close\r\n")
-    out.append(b"\r\n")
-    return b"".join(out)
+    lines = b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+    if lines.count(b"\n") != len(headers) or lines.count(b"\r") != len(headers):
+        raise ValueError(f"a line break inside a response header: {headers!r}")
+    return b"".join((
+        b"HTTP/1.1 %d %s\r\ndate: %s\r\n" % (status, _REASONS.get(status, b""), _date_header()),
+        lines,
+        b"transfer-encoding: chunked\r\n" if chunked else b"",
+        b"connection: close\r\n" if close else b"",
+        b"\r\n",
+    ))
 
 
 class _Exchange:

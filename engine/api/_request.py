@@ -138,8 +138,10 @@ class Request:
         self.method = method
         self.path = path  # without the /v1.NN prefix
         self.raw_path = raw_path if raw_path is not None else path
-        self.query = QueryParams(query_string)
-        self.headers = Headers(headers)
+        self._query_string = query_string
+        self._raw_headers = headers
+        self._query: QueryParams | None = None
+        self._headers: Headers | None = None
         self.daemon = daemon
         self.api_version = api_version
         self.params: dict[str, str] = dict(params or {})
@@ -151,6 +153,19 @@ class Request:
         self._body_done = trio.Event()
         self._disconnected = trio.Event()
         self._lock = trio.Lock()
+
+    @property
+    def query(self) -> QueryParams:
+        """Parsed on first use (most handlers never read the query or the headers)."""
+        if self._query is None:
+            self._query = QueryParams(self._query_string)
+        return self._query
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self._raw_headers)
+        return self._headers
 
     # -- body
 

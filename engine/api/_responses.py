@@ -14,9 +14,11 @@ from engine import API_VERSION
 
 __all__ = [
     "DEFAULT_HEADERS",
+    "DeferredResponse",
     "Response",
     "StreamingResponse",
     "empty",
+    "json_deferred",
     "json_response",
     "json_stream",
     "text",
@@ -146,6 +148,47 @@ class StreamingResponse(Response):
                     self.on_close()
                 except Exception:
                     log.exception("on_close of a streaming response failed")
+
+
+class DeferredResponse(Response):
+    """A long poll: the head goes out at once (the docker CLI blocks on `wait` until it
+    arrives), the one body once `produce()` returns it, in the same write as the end of the
+    response (a StreamingResponse of one chunk writes the chunk and the end separately).
+    `produce` is cancelled when the client goes away."""
+
+    def __init__(self, produce: Callable[[], Any], content_type: str = "application/octet-stream",
+                 status: int = 200, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None):
+        super().__init__(b"", status, headers, content_type)
+        self.produce = produce  # async () -> bytes
+
+    async def send_asgi(self, send, request) -> None:
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": self.header_list(streaming=True)})
+        body = b""
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await request.wait_disconnected()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                body = await self.produce()
+            except Exception:
+                # Headers are gone: we can only log and end the body.
+                log.exception("deferred response for %s %s failed", request.method, request.path)
+            nursery.cancel_scope.cancel()
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def json_deferred(produce: Callable[[], Any], status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> DeferredResponse:
+    """One JSON document (a line) once `await produce()` returns it: docker wait."""
+
+    async def body() -> bytes:
+        return _json.dumps(await produce()).encode() + b"\n"
+
+    return DeferredResponse(body, "application/json", status, headers)
 
 
 def json_response(

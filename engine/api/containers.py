@@ -12,7 +12,7 @@ from engine import errors
 from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream, frame
 from engine.api._request import Request
-from engine.api._responses import StreamingResponse, empty, json_response, json_stream
+from engine.api._responses import StreamingResponse, empty, json_deferred, json_response, json_stream
 from engine.api import _container_json as container_json
 from engine.api._container_shapes import inspect_shape, matches, summary_shape, volume_points
 from engine.api import networks as networks_api
@@ -138,9 +138,9 @@ async def wait(req: Request):
     async def result():
         # Headers go out at once; the body when the condition holds (the CLI needs that).
         status = await manager.wait(container.id, condition)
-        yield {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
+        return {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
 
-    return json_stream(result())
+    return json_deferred(result)
 
 
 @router.post("/containers/{id}/resize")

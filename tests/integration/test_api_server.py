@@ -25,6 +25,7 @@ from engine.api import (
     StreamingResponse,
     create_app,
     empty,
+    json_deferred,
     json_response,
     serve_api,
 )
@@ -104,6 +105,24 @@ async def count(req: Request):
             yield f"n{i}".encode()
 
     return StreamingResponse(gen(), "text/plain")
+
+
+DEFERRED: dict = {}  # the last /test/deferred request's events
+
+
+@test_router.post("/test/deferred")
+async def deferred(req: Request):
+    release, cancelled = DEFERRED["release"], DEFERRED["cancelled"] = trio.Event(), trio.Event()
+
+    async def produce():
+        try:
+            await release.wait()
+        except trio.Cancelled:
+            cancelled.set()
+            raise
+        return {"StatusCode": 7, "Error": None}
+
+    return json_deferred(produce)
 
 
 @test_router.get("/test/slowstart")
@@ -556,6 +575,38 @@ async def test_streaming_headers_are_sent_at_once(server):
             async with c.stream("GET", "/test/slowstart") as r:
                 assert r.status_code == 200
                 assert r.headers["content-type"] == "application/json"
+
+
+async def test_deferred_response_head_at_once_then_one_body(server):
+    """docker wait's shape: the head before the result exists, then the JSON line and the end
+    of the chunked body."""
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+        data = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in head.lower()
+        assert body == b"" and not DEFERRED["release"].is_set()
+        DEFERRED["release"].set()
+        body += await read_until_closed(stream)
+    size, _, rest = body.partition(b"\r\n")
+    assert rest == body[len(size) + 2:] and rest.endswith(b"\r\n0\r\n\r\n")
+    line = rest[:int(size, 16)]
+    assert line.endswith(b"\n") and json.loads(line) == {"StatusCode": 7, "Error": None}
+
+
+async def test_deferred_response_stops_when_client_disconnects(server):
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+        with trio.fail_after(5):
+            await stream.receive_some(65536)  # the head
+    with trio.fail_after(5):
+        await DEFERRED["cancelled"].wait()
 
 
 # ------------------------------------------------------------------ events
