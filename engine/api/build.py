@@ -69,9 +69,41 @@ def build_options(req: Request):
     )
 
 
+class BuildStream:
+    """Docker's build stream ({"stream": text}, the image id as {"aux": {"ID"}}, an error as
+    the last message) for engine.build's Output. Quiet (-q): only the image id, and the
+    output kept back is shown if the build fails, as dockerd does."""
+
+    def __init__(self, emit, quiet: bool = False):
+        self.emit = emit
+        self.quiet = quiet
+        self.suppressed: list[str] = []
+
+    async def stream(self, text: str) -> None:
+        if not text:
+            return
+        if self.quiet:
+            self.suppressed.append(text)
+        else:
+            await self.emit({"stream": text})
+
+    async def built(self, image_id: str) -> None:
+        await self.emit({"id": "moby.image.id", "aux": {"ID": image_id}})
+
+    async def done(self, image_id: str) -> None:
+        if self.quiet:
+            await self.emit({"stream": image_id + "\n"})
+
+    async def failed(self, message: str, code: int) -> None:
+        if self.suppressed:
+            await self.emit({"stream": "".join(self.suppressed)})
+            self.suppressed = []
+        await self.emit({"errorDetail": {"code": code, "message": message}, "error": message})
+
+
 @router.post("/build")
 async def build(req: Request):
-    from engine.build import Output, StepFailed
+    from engine.build import StepFailed
 
     options = build_options(req)
     builder = req.daemon.builder
@@ -80,7 +112,7 @@ async def build(req: Request):
     prepared = await builder.prepare(options, body)
 
     async def produce(emit):
-        output = Output(emit, options.quiet)
+        output = BuildStream(emit, options.quiet)
         try:
             await builder.run(prepared, output)
         except StepFailed as exc:

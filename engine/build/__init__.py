@@ -10,6 +10,7 @@ from .shell import ShellLex
 from .stages import Plan, Stage, plan
 
 __all__ = [
-    "BuildCache", "BuildOptions", "Builder", "CachePruneReport", "CacheUsage", "Dockerfile", "Node", "Output", "ParseError",
+    "BuildCache", "BuildOptions", "Builder", "CachePruneReport", "CacheUsage", "Dockerfile", "Node", "Output",
+    "ParseError",
     "Plan", "Prepared", "ShellLex", "Stage", "StepFailed", "cache_key", "parse", "parse_line", "plan",
 ]

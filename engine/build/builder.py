@@ -19,6 +19,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+from typing import Protocol
 
 import attrs
 import trio
@@ -63,33 +64,17 @@ class BuildOptions:
     platform: str = ""
 
 
-class Output:
-    """Docker's build stream: {"stream": text}, {"aux": …}; quiet keeps only the result."""
-
-    def __init__(self, emit, quiet: bool = False):
-        self.emit = emit
-        self.quiet = quiet
-        self.suppressed: list[str] = []  # quiet: shown only if the build fails (as dockerd)
+class Output(Protocol):
+    """Where a build reports (engine.api writes Docker's build stream from it)."""
 
     async def stream(self, text: str) -> None:
-        if not text:
-            return
-        if self.quiet:
-            self.suppressed.append(text)
-        else:
-            await self.emit({"stream": text})
+        """Build output: step headers, RUN's output, results."""
 
-    async def failed(self, message: str, code: int) -> None:
-        if self.suppressed:
-            await self.emit({"stream": "".join(self.suppressed)})
-            self.suppressed = []
-        await self.emit({"errorDetail": {"code": code, "message": message}, "error": message})
+    async def built(self, image_id: str) -> None:
+        """The build's image exists (before "Successfully built" and the tags)."""
 
-    async def result(self, text: str) -> None:
-        await self.emit({"stream": text})
-
-    async def aux(self, value: dict) -> None:
-        await self.emit({"id": "moby.image.id", "aux": value})
+    async def done(self, image_id: str) -> None:
+        """The build succeeded: nothing more comes."""
 
 
 def _go_arch() -> str:
@@ -446,7 +431,7 @@ class Builder:
             unused = sorted(k for k in options.buildargs if k not in build.used_args and k not in PREDEFINED_ARGS)
             if unused:
                 await output.stream(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
-            await output.aux({"ID": image.id})
+            await output.built(image.id)
             await output.stream(f"Successfully built {image.short_id}\n")
             for tag in options.tags:
                 if _points_at(self.images, tag, image.id):
@@ -455,8 +440,7 @@ class Builder:
                     familiar = await trio.to_thread.run_sync(self.images.tag, image.id, tag)
                 self.containers.events.publish("image", "tag", image.id, {"name": familiar})
                 await output.stream(f"Successfully tagged {familiar}\n")
-            if options.quiet:
-                await output.result(image.id + "\n")
+            await output.done(image.id)
             return image.id
         finally:
             with trio.CancelScope(shield=True):
