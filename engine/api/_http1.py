@@ -74,9 +74,13 @@ class SocketConn:
         self.sock = sock
         self._stream = None
 
-    async def receive_some(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
-        """Bytes from the client; b"" once it half-closed."""
+    async def receive_some(self, max_bytes: int = RECEIVE_SIZE, *, idle: bool = False) -> bytes:
+        """Bytes from the client; b"" once it half-closed. `idle`: nothing is expected yet
+        (the next request just after a response, a disconnect): wait before reading rather
+        than try a read that fails (a syscall and an exception)."""
         sock = self.sock
+        if idle:
+            await trio.lowlevel.wait_readable(sock)
         while True:
             try:
                 return sock.recv(max_bytes)
@@ -128,7 +132,7 @@ class StreamConn:
     def __init__(self, stream):
         self.stream = stream
 
-    async def receive_some(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
+    async def receive_some(self, max_bytes: int = RECEIVE_SIZE, *, idle: bool = False) -> bytes:
         return await self.stream.receive_some(max_bytes)
 
     async def send_all(self, data) -> None:
@@ -248,10 +252,11 @@ class HeadTimer:
         self.scope.deadline = math.inf
 
 
-async def read_head(conn, buf: bytearray, timer: HeadTimer) -> RequestHead | None:
+async def read_head(conn, buf: bytearray, timer: HeadTimer, *, first: bool = False) -> RequestHead | None:
     """The next request head from `buf` (bytes already received) and the connection; the
     head's bytes are taken out of `buf`, what follows stays. None when the client closed
-    the connection between requests."""
+    the connection between requests. `first`: the connection's first request (its bytes
+    may have arrived with the connection)."""
     searched = 0
     armed = False
     try:
@@ -277,7 +282,7 @@ async def read_head(conn, buf: bytearray, timer: HeadTimer) -> RequestHead | Non
             if not armed:
                 timer.arm()
                 armed = True
-            data = await conn.receive_some(RECEIVE_SIZE)
+            data = await conn.receive_some(RECEIVE_SIZE, idle=not first and not buf)
             if not data:
                 if buf:
                     raise ProtocolError("connection closed in the middle of a request head")
@@ -454,18 +459,18 @@ class _Exchange:
         while not self.disconnected and not self.finished:
             if len(self.buf) >= MAX_PENDING:
                 await trio.sleep_forever()
-            more = await self._receive_some()
+            more = await self._receive_some(idle=True)
             if more is None:
                 return self._disconnect()
             self.buf += more
         return self._disconnect()
 
-    async def _receive_some(self) -> bytes | None:
+    async def _receive_some(self, idle: bool = False) -> bytes | None:
         """Bytes from the client; None once it closed or the connection broke."""
         if self.broken:
             return None
         try:
-            data = await self.conn.receive_some(RECEIVE_SIZE)
+            data = await self.conn.receive_some(RECEIVE_SIZE, idle=idle)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.broken = True
             return None

@@ -197,9 +197,11 @@ class ConnectionHandler:
     async def _serve(self, conn, tls: bool) -> None:
         buf = bytearray()  # received, not yet consumed: the next request's bytes
         timer = HeadTimer()
+        first = True
         with timer.scope:
             while True:
-                head = await read_head(conn, buf, timer)
+                head = await read_head(conn, buf, timer, first=first)
+                first = False
                 if head is None:
                     return
                 method, target = head.method, head.target
