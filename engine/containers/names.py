@@ -1,6 +1,10 @@
 """Docker-style generated container names ("adjective_scientist")."""
 
-import secrets
+import random
+
+# Names need to be unlikely to repeat, not unpredictable (dockerd uses math/rand): a
+# Mersenne twister seeded from the OS once, instead of two getrandom calls per container.
+_random = random.Random()
 
 _LEFT = (
     "admiring adoring affectionate agitated amazing angry awesome beautiful blissful bold boring "
@@ -40,9 +44,9 @@ _RIGHT = (
 def generate(taken) -> str:
     """A free random name; `taken(name)` says whether a name is in use."""
     for attempt in range(100):
-        name = f"{secrets.choice(_LEFT)}_{secrets.choice(_RIGHT)}"
+        name = f"{_random.choice(_LEFT)}_{_random.choice(_RIGHT)}"
         if attempt > 10:
-            name += str(secrets.randbelow(10))
+            name += str(_random.randrange(10))
         if not taken(name):
             return name
-    return "container_" + secrets.token_hex(6)
+    return "container_" + "%012x" % _random.getrandbits(48)

@@ -102,24 +102,43 @@ def path_in(directory: str) -> str:
     return os.path.join(directory, RECORD_NAME)
 
 
-def to_data(container) -> dict:
-    """The record as JSON-able data. The spec's plain form is cached on the container (the
-    spec is frozen and replaced whole by an update), so a save at each state change costs one
-    json.dumps of what changed, not a walk of the spec."""
+def _spec_cache(container) -> tuple:
+    """(config, host_config, their plain forms, their JSON), cached on the container: the
+    spec is frozen and replaced whole by an update, so a save at each state change encodes
+    only what changes (state, counters), not the spec."""
     cache = container._record_cache
     if cache is None or cache[0] is not container.config or cache[1] is not container.host_config:
-        cache = (container.config, container.host_config,
-                 unstructure(container.config), {**unstructure(container.host_config), "format": FORMAT})
+        config = unstructure(container.config)
+        host_config = {**unstructure(container.host_config), "format": FORMAT}
+        cache = (container.config, container.host_config, config, host_config,
+                 json.dumps(config), json.dumps(host_config))
         container._record_cache = cache
+    return cache
+
+
+def _head(container) -> dict:
+    return {"id": container.id, "name": container.name, "created_ns": container.created_ns,
+            "image_id": container.image_id, "path": container.path, "args": container.args}
+
+
+def _tail(container) -> dict:
     state = attrs.asdict(container.state, recurse=True)
     state["status"] = container.state.status.value
-    return {
-        "id": container.id, "name": container.name, "created_ns": container.created_ns,
-        "image_id": container.image_id, "path": container.path, "args": container.args,
-        "config": cache[2], "host_config": cache[3], "directory": container.directory,
-        "state": state, "restart_count": container.restart_count,
-        "manually_stopped": container.manually_stopped, "exec_ids": container.exec_ids,
-    }
+    return {"directory": container.directory, "state": state, "restart_count": container.restart_count,
+            "manually_stopped": container.manually_stopped, "exec_ids": container.exec_ids}
+
+
+def to_data(container) -> dict:
+    """The record as JSON-able data."""
+    cache = _spec_cache(container)
+    return {**_head(container), "config": cache[2], "host_config": cache[3], **_tail(container)}
+
+
+def encode(container) -> bytes:
+    """The record's bytes: json.dumps(to_data(container)), with the spec's JSON reused."""
+    cache = _spec_cache(container)
+    head, tail = json.dumps(_head(container)), json.dumps(_tail(container))
+    return "".join((head[:-1], ', "config": ', cache[4], ', "host_config": ', cache[5], ", ", tail[1:])).encode()
 
 
 def format_of(record: dict) -> int:
@@ -177,7 +196,7 @@ def save(container) -> None:
     target = path_in(container.directory)
     spare = target + SPARE_SUFFIX
     with _save_lock:
-        data = json.dumps(to_data(container)).encode()
+        data = encode(container)
         fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)

@@ -91,3 +91,12 @@ def test_saves_from_threads_never_tear_the_record(tmp_path):
     c.save()
     assert record.load(str(tmp_path)).restart_count == c.restart_count
     assert sorted(os.listdir(tmp_path)) in ([record.RECORD_NAME], [record.RECORD_NAME, record.RECORD_NAME + record.SPARE_SUFFIX])
+
+
+def test_the_encoded_record_is_the_json_of_its_data(tmp_path):
+    c = make_container(tmp_path)
+    for _ in range(2):  # the spec's JSON is cached after the first
+        assert record.encode(c) == json.dumps(record.to_data(c)).encode()
+        c.state.status, c.exec_ids = Status.RUNNING, ["e1"]
+    c.host_config = HostConfig(privileged=True)  # a replaced spec is encoded anew
+    assert json.loads(record.encode(c))["host_config"]["privileged"] is True
