@@ -135,10 +135,16 @@ async def wait(req: Request):
     if condition not in ("not-running", "next-exit", "removed"):
         raise errors.InvalidParameter(f"invalid condition: {condition!r}")
 
+    def shape(status):
+        return {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
+
+    status = manager.wait_nowait(container.id, condition)
+    if status is not None:  # already holds: one complete response
+        return json_response(shape(status))
+
     async def result():
         # Headers go out at once; the body when the condition holds (the CLI needs that).
-        status = await manager.wait(container.id, condition)
-        return {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
+        return shape(await manager.wait(container.id, condition))
 
     return json_deferred(result)
 

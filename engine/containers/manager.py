@@ -417,6 +417,14 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self.publish(container, "unpause")
 
     # --- wait ---------------------------------------------------------------------------------
+    def wait_nowait(self, ref: str, condition: str = "not-running") -> ExitStatus | None:
+        """What `wait` would answer at once, or None when it would block (a long poll
+        already satisfied is answered as one response, without a task to watch the client)."""
+        container = self.get(ref)
+        if condition == "not-running" and not container.state.status.is_live():
+            return ExitStatus(container.state.exit_code, container.state.error)
+        return None
+
     async def wait(self, ref: str, condition: str = "not-running") -> ExitStatus:
         container = self.get(ref)
         sup = self._supervisors[container.id]

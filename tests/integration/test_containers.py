@@ -4,6 +4,7 @@ pyengined: real namespaces, cgroups and overlay mounts, as root."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 import time
@@ -230,6 +231,24 @@ def test_wait_and_events(dclient, daemon):
     actions = [e["Action"] for e in events]
     assert actions == ["create", "start", "die", "destroy"]
     assert events[2]["Actor"]["Attributes"]["exitCode"] == "0"
+
+
+def test_wait_for_a_stopped_and_for_a_running_container(dclient, daemon):
+    """Already stopped: one complete response with the exit code. Running: the head comes
+    at once (the docker CLI blocks until it arrives), the body once it exits."""
+    cid, code, _ = run(dclient, ["sh", "-c", "exit 3"])
+    response = daemon.api("POST", f"/v1.41/containers/{cid}/wait")
+    assert response.status_code == 200 and response.json() == {"StatusCode": 3, "Error": None}
+    assert response.headers.get("content-length") == str(len(response.content))
+    dclient.remove_container(cid)
+    cid, _, _ = run(dclient, ["sleep", "30"], wait=False)
+    try:
+        response = dclient.post(dclient._url("/containers/{0}/wait", cid), stream=True, timeout=10)
+        assert response.status_code == 200 and response.headers["transfer-encoding"] == "chunked"
+        dclient.kill(cid)
+        assert json.loads(next(response.iter_lines())) == {"StatusCode": 137, "Error": None}
+    finally:
+        dclient.remove_container(cid, force=True)
 
 
 def test_errors_are_docker_shaped(dclient, daemon):
