@@ -329,15 +329,35 @@ def hosts_file(hostname: str, host: HostConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+HOST_RESOLV_CONF = "/etc/resolv.conf"
+_host_resolv: tuple = (None, [])  # ((st_ino, st_size, st_mtime_ns) it was read at, its lines)
+
+
+def _host_resolv_conf() -> list[str]:
+    """The host's resolv.conf lines, read again only when the file changed (every create
+    writes a container's resolv.conf from it: one stat instead of an open and reads)."""
+    global _host_resolv
+    try:
+        st = os.stat(HOST_RESOLV_CONF)
+    except OSError:
+        return []
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    seen, lines = _host_resolv
+    if seen != key:
+        try:
+            with open(HOST_RESOLV_CONF) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return []
+        _host_resolv = (key, lines)
+    return list(lines)
+
+
 def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
     """Host's resolv.conf minus loopback resolvers (unreachable from a container's netns),
     overridden by --dns/--dns-search/--dns-opt; `dns`: the servers to use instead of the
     container's (the embedded DNS of a user network)."""
-    try:
-        with open("/etc/resolv.conf") as f:
-            host_lines = f.read().splitlines()
-    except OSError:
-        host_lines = []
+    host_lines = _host_resolv_conf()
     servers = list(dns or host.dns) or [
         line.split()[1] for line in host_lines
         if line.startswith("nameserver") and len(line.split()) > 1

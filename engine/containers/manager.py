@@ -254,16 +254,16 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
     def _create_files(self, container: Container) -> None:
         """All or nothing: the directory is removed if any step fails."""
         try:
-            for path in (container.directory, container.upper_dir, container.work_dir, container.rootfs):
-                os.makedirs(path, exist_ok=True)
+            os.makedirs(container.directory)  # a new id: nothing there yet
+            for path in (container.upper_dir, container.work_dir, container.rootfs):
+                os.mkdir(path)
             host = container.host_config
             for path, content in (
                 (container.hostname_path, container.config.hostname + "\n"),
                 (container.hosts_path, cfg.hosts_file(container.config.hostname, host)),
                 (container.resolv_conf_path, cfg.resolv_conf(host)),
             ):
-                with open(path, "w") as f:
-                    f.write(content)
+                _write_new(path, content.encode())
             if host.shares_host_network:
                 shutil.copyfile("/etc/hosts", container.hosts_path)
             container.save()
@@ -594,6 +594,17 @@ class _RootfsRef:
     async def __aexit__(self, *exc) -> None:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self.manager._unmount_rootfs, self.container)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """A small new file in three syscalls (open() in text mode takes seven)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _unmount_quiet(path: str) -> None:
