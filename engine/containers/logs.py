@@ -478,7 +478,11 @@ class JsonFileLogDriver:
                     if fd >= 0:
                         offset, buffer = 0, b""
                         continue
-                if not follow or self._closed:
+                if not follow:
+                    return
+                if self._changed is not changed:
+                    continue  # written, rotated or closed since this read began: read again
+                if self._closed:
                     return
                 if deadline is None:
                     await changed.wait()

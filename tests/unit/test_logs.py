@@ -173,6 +173,42 @@ async def test_follow_before_first_write_and_fast_writer(tmp_path):
     assert got == [b"%02d\n" % i for i in range(60)]
 
 
+async def test_a_follower_reads_what_came_while_it_read_before_the_close(tmp_path, monkeypatch):
+    """The writer rotates, writes and closes while a follower is in the read that finds the
+    end of the old file: the follower still gets the new file's records before it ends."""
+    import threading
+
+    d = JsonFileLogDriver(str(tmp_path / "l.log"), {"max-size": "100", "max-file": "3"})
+    await d.write("stdout", b"first\n")
+    real_pread = os.pread
+    at_eof, go_on, blocked = trio.Event(), threading.Event(), []
+
+    def pread(fd, n, offset):
+        data = real_pread(fd, n, offset)
+        if not data and not blocked:  # the first end of file: hold the follower there
+            blocked.append(True)
+            trio.from_thread.run_sync(at_eof.set)
+            go_on.wait()
+        return data
+
+    monkeypatch.setattr(os, "pread", pread)
+    got = []
+
+    async def follower():
+        async for record in d.read(follow=True):
+            got.append(record.data)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(follower)
+            await at_eof.wait()
+            await d.write("stdout", b"x" * 120 + b"\n")  # the file is full: the next write rotates
+            await d.write("stdout", b"last\n")
+            await d.aclose()
+            go_on.set()
+    assert got == [b"first\n", b"x" * 120 + b"\n", b"last\n"]
+
+
 async def test_follow_with_tail_zero_and_until(tmp_path):
     d = JsonFileLogDriver(str(tmp_path / "l.log"), {})
     await d.write("stdout", b"old\n")
