@@ -13,6 +13,7 @@ from engine.containers import health
 from engine.containers import propagation as bind_propagation
 from engine.containers.health import Health
 from engine.containers.model import Container, Status, rfc3339_ns
+from engine.filters import label_matches
 
 
 # --- shapes ----------------------------------------------------------------------------------
@@ -159,11 +160,6 @@ _FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "si
             "network", "health", "isolation", "is-task", "publish", "expose"}
 
 
-def _label_match(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
 def _name_matches(pattern: str, name: str) -> bool:
     """dockerd matches the regexp against the name with its leading slash ("^/web$")."""
     try:
@@ -182,7 +178,7 @@ def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
             return False
         if key == "name" and not any(_name_matches(v, c.name) for v in values):
             return False
-        if key == "label" and not all(_label_match(c.config.labels, v) for v in values):
+        if key == "label" and not all(label_matches(c.config.labels, v) for v in values):
             return False
         if key == "status":
             for v in values:

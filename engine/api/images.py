@@ -18,6 +18,7 @@ from engine.api._image_json import image_inspect, image_summary
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
+from engine.filters import label_matches
 from engine.images import Pushed, Untagged
 
 router = Router()
@@ -147,15 +148,10 @@ async def list_images(req: Request):
                 continue
         if "label" in filters:
             labels = (image.config.get("config") or {}).get("Labels") or {}
-            if not all(_label(labels, v) for v in filters["label"]):
+            if not all(label_matches(labels, v) for v in filters["label"]):
                 continue
         out.append(image_summary(image))
     return json_response(out)
-
-
-def _label(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 @router.get("/images/{name:path}/json")
@@ -369,7 +365,7 @@ async def prune(req: Request):
             continue
         if "label" in filters:
             labels = image.container_config.get("Labels") or {}
-            if not all(_label(labels, v) for v in filters["label"]):
+            if not all(label_matches(labels, v) for v in filters["label"]):
                 continue
         try:
             result = store.remove(image.id, force=True, in_use=containers.image_in_use)

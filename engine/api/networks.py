@@ -9,6 +9,7 @@ from engine import errors
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
+from engine.filters import label_matches
 from engine.networks import Attachment, EndpointSettings, IpamPool, NetworkSpec, links
 from engine.timefmt import parse_since
 
@@ -234,11 +235,6 @@ def network_shape(manager, network) -> dict:
 
 
 # --- routes --------------------------------------------------------------------------------
-def _label_match(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
 def _matches(network, filters: dict, manager) -> bool:
     for key, values in filters.items():
         if key not in _FILTERS:
@@ -251,7 +247,7 @@ def _matches(network, filters: dict, manager) -> bool:
             return False
         if key == "driver" and network.driver not in values:
             return False
-        if key == "label" and not all(_label_match(network.labels, v) for v in values):
+        if key == "label" and not all(label_matches(network.labels, v) for v in values):
             return False
         if key == "scope" and "local" not in values:
             return False
@@ -352,9 +348,9 @@ async def prune(req: Request):
     until = [parse_since(v) for v in filters.get("until") or []]
 
     def keep(network) -> bool:
-        if labels and not all(_label_match(network.labels, v) for v in labels):
+        if labels and not all(label_matches(network.labels, v) for v in labels):
             return True
-        if labels_not and any(_label_match(network.labels, v) for v in labels_not):
+        if labels_not and any(label_matches(network.labels, v) for v in labels_not):
             return True
         if until and parse_since(network.created) >= min(until):
             return True  # created at or after the cut-off

@@ -7,7 +7,7 @@ from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
 from engine.volumes import MountPoint, Volume, VolumeStatus
-from engine.volumes.manager import label_matches
+from engine.filters import label_matches
 
 router = Router()
 

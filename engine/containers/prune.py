@@ -11,6 +11,7 @@ import trio
 
 from engine import errors
 from engine.containers.model import Container
+from engine.filters import label_matches
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ class PruneFilters:
 class PruneReport:
     deleted: list[str]
     space_reclaimed: int
-
-
-def label_matches(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 def directory_size(path: str) -> int:

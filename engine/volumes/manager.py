@@ -27,18 +27,13 @@ import time
 import trio
 
 from engine import errors
+from engine.filters import label_matches
 from engine.volumes.driver import load_drivers
 from engine.volumes.model import (
     ANONYMOUS_LABEL, MountPoint, PruneReport, Volume, VolumeStatus, load_mounts, rfc3339, save_mounts, validate_name,
 )
 
 log = logging.getLogger(__name__)
-
-def label_matches(labels: dict, wanted: str) -> bool:
-    """A label filter's value: "key" (present) or "key=value"."""
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
 
 class VolumeManager:
     def __init__(self, config, events) -> None:
