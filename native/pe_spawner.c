@@ -64,6 +64,10 @@
  *
  * A dead daemon's ARM dies with it: a new connection disarms every entry, and the new daemon
  * reads each spill from its start before it arms.  A stream's end is a record of length 0.
+ * A run whose streams all end before its first byte has no spill file at all (one file made
+ * and deleted less per silent run): an ARM then answers DATA -1 (nothing more, ever), as
+ * does the end of the last stream to an armed daemon; if a byte comes after all, the end
+ * records of the streams that had ended go first into the new file.
  */
 #define PE_WIRE_UNPACK
 #include "pe_spawn.c"
@@ -101,6 +105,7 @@ struct entry {
     uint64_t end, cap;      /* bytes in the file (incl. a partly written record); cap */
     uint64_t soff[2];       /* stream offsets read so far */
     unsigned char eof[2], polled[2];
+    unsigned char quiet_eof[2]; /* ended before the file existed: its end record is not written */
     unsigned char *pend;    /* the unwritten rest of a record (a write failed) */
     size_t npend;
     int armed;
@@ -341,6 +346,17 @@ static void append(struct entry *e, const unsigned char *rec, size_t n)
 
 /* One read of fd k into the spill: its byte count (0: the stream ended), -1 when nothing was
  * read (nothing there, or a record still waits to be written). */
+/* Every output stream ended without one byte: no spill file was made, and none will be. */
+static int ended_quietly(const struct entry *e)
+{
+    if (!e->spill || nouts(e) == 0 || e->spill_fd >= 0 || e->npend)
+        return 0;
+    for (int k = 0; k < nouts(e); k++)
+        if (!e->quiet_eof[k])
+            return 0;
+    return 1;
+}
+
 static ssize_t read_output(struct entry *e, int k)
 {
     if (e->npend || e->eof[k])
@@ -355,6 +371,16 @@ static ssize_t read_output(struct entry *e, int k)
         return -1;
     if (n < 0) /* EIO: a pty master once no slave is open (the end), or a real error */
         n = 0;
+    if (n == 0 && e->spill_fd < 0) {
+        /* Ended before a byte was spilled: no file for it.  Once every stream has, the run's
+         * spill never exists and an armed daemon is told there is nothing more (DATA -1). */
+        e->eof[k] = 1;
+        e->quiet_eof[k] = 1;
+        sync_poll(e);
+        if (ended_quietly(e))
+            notify(e, -1);
+        return 0;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct pe_spill_rec h = {.stream = (uint32_t)k + 1, .len = (uint32_t)n, .offset = e->soff[k],
@@ -363,6 +389,29 @@ static ssize_t read_output(struct entry *e, int k)
     e->soff[k] += (uint64_t)n;
     if (n == 0)
         e->eof[k] = 1;
+    int quiet = 0;
+    for (int j = 0; j < nouts(e); j++)
+        quiet += e->quiet_eof[j];
+    if (quiet) {
+        /* The file comes to exist now: the streams that ended quietly get their end records
+         * first (a reader of the file waits for every stream's end). */
+        unsigned char *both = malloc(REC * (size_t)quiet + REC + (size_t)n);
+        if (both) {
+            size_t at = 0;
+            for (int j = 0; j < nouts(e); j++)
+                if (e->quiet_eof[j]) {
+                    struct pe_spill_rec end = {.stream = (uint32_t)j + 1, .len = 0, .offset = 0, .ts_ns = h.ts_ns};
+                    memcpy(both + at, &end, REC);
+                    at += REC;
+                    e->quiet_eof[j] = 0;
+                }
+            memcpy(both + at, iobuf, REC + (size_t)n);
+            append(e, both, at + REC + (size_t)n);
+            free(both);
+            return n;
+        }
+        log_msg("spill buffer", ENOMEM);
+    }
     append(e, iobuf, REC + (size_t)n);
     return n;
 }
@@ -455,7 +504,9 @@ static void handle_arm(const struct pe_msg *req, size_t plen)
         }
     }
     e->armed = 1;
-    if (!e->npend && (moved || e->end > read_to)) /* pending: DATA comes once it is written */
+    if (ended_quietly(e)) /* no file, and none will come */
+        notify(e, -1);
+    else if (!e->npend && (moved || e->end > read_to)) /* pending: DATA comes once it is written */
         notify(e, 0);
 }
 

@@ -8,6 +8,8 @@ length, u64 stream offset of the first byte (counted from the start of the run),
 time (ns since the epoch), then the bytes. A record of length 0 ends its stream. The spawner
 only appends, except when the daemon asks it to drop the head: it then renames a shorter copy
 over the file (a new generation; stream offsets are kept, so readers skip by offset).
+A run whose streams all ended before a byte was read has no file: the spawner answers an ARM
+for it with "nothing more" (SpawnerRuntime.wait_output returns None).
 """
 from __future__ import annotations
 

@@ -173,3 +173,45 @@ def test_tty_output_written_while_the_daemon_is_dead_is_logged_once(spd, volume)
     client.stop(cid, timeout=1)
     assert spill_files(spd, cid) == []
     client.remove_container(cid)
+
+
+def test_streams_that_end_before_a_byte_make_no_spill_file(spd):
+    """A run whose stdout and stderr both end before it wrote a byte has no spill file, and
+    its output is over for the daemon (and for a daemon started after a kill -9 while it
+    runs on); when one stream ends quietly and the other writes later, the file gets the
+    quiet stream's end record too, so that a reader sees both ends."""
+    from engine.runtime.spill import HEADER, read_records
+
+    client = client_for(spd)
+    quiet = client.create_container("busybox", ["sh", "-c", "exec >&- 2>&-; exec sleep 1000"])["Id"]
+    client.start(quiet)
+    late = client.create_container("busybox", ["sh", "-c", "exec >&-; echo late >&2; exec 2>&- sleep 1000"])["Id"]
+    client.start(late)
+
+    def ends(cid) -> set[int]:
+        found = set()
+        for path in spill_files(spd, cid):
+            if path.endswith(".spill"):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    found |= {r.stream for r in read_records(fd, HEADER)[0] if not r.data}
+                finally:
+                    os.close(fd)
+        return found
+
+    wait_for(lambda: ends(late) == {1, 2}, what="both end records in the late writer's spill")
+    assert client.logs(late, stdout=False, stderr=True) == b"late\n"
+    assert client.logs(late, stdout=True, stderr=False) == b""
+    assert [p for p in spill_files(spd, quiet) if p.endswith(".spill")] == []
+    assert client.logs(quiet) == b""
+
+    spd.stop(signal.SIGKILL)
+    spd.start()
+    client = client_for(spd)
+    assert client.inspect_container(quiet)["State"]["Running"]
+    assert client.logs(quiet) == b"" and client.logs(late) == b"late\n"
+    for cid in (quiet, late):
+        client.kill(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 137
+        assert spill_files(spd, cid) == []
+        client.remove_container(cid)
