@@ -12,6 +12,7 @@ import trio
 
 import engine
 from engine import API_VERSION, MIN_API_VERSION
+from engine.disk import directory_size
 from engine.timefmt import format_rfc3339nano
 
 from ._image_json import image_summary
@@ -237,8 +238,8 @@ async def system_df(req: Request) -> Response:
     volume_shapes = [volume_shape(v, await daemon.volumes.status(v)) for v in daemon.volumes.all()]
 
     def measure() -> tuple[list[int], list[int]]:
-        return ([_tree_size(c.upper_dir) for c in containers],
-                [_tree_size(v["Mountpoint"]) if v.get("Driver") == "local" and v.get("Mountpoint") else -1
+        return ([directory_size(c.upper_dir) for c in containers],
+                [directory_size(v["Mountpoint"]) if v.get("Driver") == "local" and v.get("Mountpoint") else -1
                  for v in volume_shapes])
 
     container_sizes, volume_sizes = await trio.to_thread.run_sync(measure)
@@ -275,14 +276,3 @@ async def _build_cache(daemon) -> list:
             "LastUsedAt": format_rfc3339nano(r.last_used_ns, fixed=True), "UsageCount": r.usage_count,
         })
     return out
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total

@@ -4,13 +4,13 @@ dockerd does (until = created before; label / label! = all given labels match / 
 from __future__ import annotations
 
 import logging
-import os
 
 import attrs
 import trio
 
 from engine import errors
 from engine.containers.model import Container
+from engine.disk import directory_size
 from engine.filters import label_matches
 
 log = logging.getLogger(__name__)
@@ -35,21 +35,6 @@ class PruneFilters:
 class PruneReport:
     deleted: list[str]
     space_reclaimed: int
-
-
-def directory_size(path: str) -> int:
-    """Bytes used by the files under path (hard links once), as dockerd sizes the rw layer."""
-    total, seen = 0, set()
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
 
 
 async def prune_containers(manager, filters: PruneFilters) -> PruneReport:

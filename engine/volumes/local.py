@@ -12,6 +12,7 @@ import subprocess
 import trio
 
 from engine import errors
+from engine.disk import directory_size
 from engine.runtime import mountinfo
 
 VALID_OPTS = ("type", "device", "o")
@@ -137,14 +138,7 @@ class LocalDriver:
 
     def usage(self, name: str) -> int:
         """Bytes under _data (sync: call in a thread)."""
-        total = 0
-        for dirpath, _dirs, files in os.walk(self._data(name)):
-            for f in files:
-                try:
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-                except OSError:
-                    pass
-        return total
+        return directory_size(self._data(name))
 
     async def restore(self) -> None:
         """A killed daemon left its device mounts on _data: nothing uses them now."""
