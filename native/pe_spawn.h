@@ -144,7 +144,8 @@ struct pe_spawn_result {
 /* ─── the spawner (native/pe_spawner.c): messages on its SOCK_SEQPACKET unix socket ───
  * Each message is one struct pe_msg, then a payload (PE_OP_SPAWN: a packed pe_spec, see
  * pe_wire.c), with pe_msg.nfds descriptors attached (SCM_RIGHTS). Diagram in pe_spawner.c. */
-#define PE_OP_SPAWN 1      /* daemon → spawner: id, kind, packed spec; fds the spec refers to */
+#define PE_OP_SPAWN 1      /* daemon → spawner: id, kind, [pe_hold + dir,] packed spec; fds the spec
+                              refers to [, output ends to hold (PE_SPAWN_HOLD)] */
 #define PE_OP_HOLD 2       /* daemon → spawner: id, pid; fds = output ends (stdout, stderr | pty master);
                               payload u64 spill cap + spill file path: the spawner drains them into it */
 #define PE_OP_LIST 3       /* daemon → spawner: answered by ENTRY…, END */
@@ -174,6 +175,17 @@ struct pe_spill_rec {
 /* SPAWN's `status`: flags. GO: nothing to prepare (no tty either), the spawner lets the child
  * go at once and answers once its execve succeeded or failed. */
 #define PE_SPAWN_GO 1
+/* HOLD: the payload starts with a struct pe_hold (then its directory, padded to 8 bytes,
+ * then the packed spec) and the message's last `nfds` fds are the output ends: the entry holds
+ * them from its creation, as after a HOLD, spilling to <directory>/output.<pid>.spill (one
+ * message less per start: the daemon knows the output ends before the spawn, not the pid). */
+#define PE_SPAWN_HOLD 2
+
+struct pe_hold {
+    uint64_t cap;    /* spill cap */
+    uint32_t nfds;   /* output ends: the message's last nfds fds */
+    uint32_t dirlen; /* then this many bytes of directory, zero-padded to a multiple of 8 */
+};
 
 #define PE_KIND_INIT 0
 #define PE_KIND_EXEC 1

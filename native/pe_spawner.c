@@ -43,6 +43,8 @@
  *   on as an entry LIST shows).
  *   HOLD {id,pid} cap, path; fds: stdout_r, stderr_r | pty master
  *                                     ─────────▶ kept; read (epoll) ◀──────────── output
+ *   (or, no tty: SPAWN {…,status|=HOLD} pe_hold{cap,nfds}, dir, spec; fds: …, stdout_r,
+ *   stderr_r: held from the entry's creation, spill <dir>/output.<pid>.spill; no HOLD after)
  *                                                → records appended to the spill file
  *   ◀──────── DATA {id,pid,seq=generation}       sent once after an ARM when the file grew
  *   the daemon reads records up to read_to,      (or at once if it already has); a new
@@ -510,6 +512,23 @@ static void handle_arm(const struct pe_msg *req, size_t plen)
         notify(e, 0);
 }
 
+/* Keep an entry's output ends (taken over: closed with the entry); with `spill` (malloc'd,
+ * taken over too), read them into that file from now on. */
+static void hold_outputs(struct entry *e, const int *fds, int nfds, uint64_t cap, char *spill)
+{
+    memcpy(e->held, fds, sizeof(int) * (size_t)nfds);
+    e->nheld = nfds;
+    if (!spill)
+        return;
+    e->cap = cap;
+    e->spill = spill;
+    for (int k = 0; k < nouts(e); k++) {
+        int fl = fcntl(e->held[k], F_GETFL);
+        fcntl(e->held[k], F_SETFL, fl | O_NONBLOCK);
+    }
+    sync_poll(e);
+}
+
 static void handle_hold(const struct pe_msg *req, size_t plen, int *fds, int nfds)
 {
     for (int i = 0; i < nentries; i++) {
@@ -517,17 +536,13 @@ static void handle_hold(const struct pe_msg *req, size_t plen, int *fds, int nfd
         /* (it may have exited already: its output is still to be read) */
         if (e->kind == PE_KIND_INIT && strcmp(e->id, req->id) == 0 && !e->nheld &&
             (req->pid > 0 ? e->pid == req->pid : e->status < 0)) {
-            memcpy(e->held, fds, sizeof(int) * (size_t)nfds);
-            e->nheld = nfds;
+            uint64_t cap = 0;
+            char *spill = NULL;
             if (plen > 8 && plen < PATH_MAX + 8 && payload[plen - 1] == 0) {
-                memcpy(&e->cap, payload, 8);
-                e->spill = strdup((const char *)payload + 8);
-                for (int k = 0; k < nouts(e); k++) {
-                    int fl = fcntl(e->held[k], F_GETFL);
-                    fcntl(e->held[k], F_SETFL, fl | O_NONBLOCK);
-                }
-                sync_poll(e);
+                memcpy(&cap, payload, 8);
+                spill = strdup((const char *)payload + 8);
             }
+            hold_outputs(e, fds, nfds, cap, spill);
             return;
         }
     }
@@ -605,10 +620,28 @@ static int map_fd(int index, const int *fds, int nfds)
     return index >= 0 && index < nfds ? fds[index] : -1;
 }
 
-static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, int nfds)
+static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nfds)
 {
+    /* PE_SPAWN_HOLD: the output ends to hold from the entry's creation (the last fds) */
+    struct pe_hold hold = {0};
+    char *hold_dir = NULL;
+    size_t off = 0;
+    if (req->status & PE_SPAWN_HOLD) {
+        if (plen >= sizeof hold)
+            memcpy(&hold, payload, sizeof hold);
+        off = sizeof hold + (((size_t)hold.dirlen + 7) & ~(size_t)7);
+        if (plen < sizeof hold || hold.dirlen == 0 || hold.dirlen >= PATH_MAX || off > plen ||
+            hold.nfds == 0 || hold.nfds > 2 || (int)hold.nfds > nfds ||
+            !(hold_dir = strndup((const char *)payload + sizeof hold, hold.dirlen))) {
+            reply_failure(req, PE_STEP_CLONE, EINVAL, -1);
+            return;
+        }
+        nfds -= (int)hold.nfds; /* the spec's indexes never name them */
+    }
+    int *held = fds + nfds;
     struct pe_spec spec;
-    if (pe_spec_unpack(payload, plen, &spec) < 0) {
+    if (pe_spec_unpack(payload + off, plen - off, &spec) < 0) {
+        free(hold_dir);
         pe_spec_free(&spec);
         reply_failure(req, PE_STEP_CLONE, EINVAL, -1);
         return;
@@ -626,6 +659,7 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
     int go = (req->status & PE_SPAWN_GO) && !tty;
     pe_spec_free(&spec);
     if (rc < 0) {
+        free(hold_dir);
         reply_failure(req, PE_STEP_CLONE, -rc, -1);
         return;
     }
@@ -649,6 +683,7 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
             struct pe_err e = {.step = PE_STEP_CLONE, .err = 0, .index = -1};
             if (read(res.err_r, &e, sizeof e) != (ssize_t)sizeof e)
                 e.step = PE_STEP_CLONE;
+            free(hold_dir);
             reply_failure(req, e.step, e.err, e.index);
             close(res.sync_w);
             close(res.err_r);
@@ -659,6 +694,15 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, const int *fds, 
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     }
     struct entry *e = add_entry(req->id, pid, req->kind);
+    if (hold_dir && e) {
+        char *spill = NULL;
+        if (asprintf(&spill, "%s/output.%d.spill", hold_dir, pid) < 0)
+            spill = NULL; /* out of memory: held, not read (as a HOLD's failed strdup) */
+        hold_outputs(e, held, (int)hold.nfds, hold.cap, spill);
+        for (uint32_t k = 0; k < hold.nfds; k++)
+            held[k] = -1; /* the entry's now */
+    }
+    free(hold_dir);
     if (go && e && pidfd >= 0) {
         pe_release(res.sync_w); /* closes it; a child gone already is reported on err_r */
         e->start_err = res.err_r;
@@ -811,7 +855,7 @@ static void serve(int lsock, const char *path)
                 case PE_OP_SPAWN:
                     handle_spawn(&m, plen, fds, nfds);
                     for (int k = 0; k < nfds; k++)
-                        close(fds[k]);
+                        close_if(fds[k]); /* but those it took (-1) */
                     break;
                 case PE_OP_HOLD:
                     handle_hold(&m, plen, fds, nfds);

@@ -19,7 +19,7 @@ from engine.containers.model import Container, now_ns
 from engine.containers.pumps import SpillSource
 from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
-from engine.runtime import SpawnError, Stdio, cgroups, enlarge_pipe
+from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +145,21 @@ class Launching:
                 # no prepare, so the runtime may let the child go at once (one round trip).
                 attached = self.networks is not None and bool(self.networks.attachments(container.id))
                 needs_place = not spec.cgroup_tasks or attached
+                # The spawner reads the output from the spawn on, into the run's spill file
+                # (engine/runtime/spill.py); the log records what it holds of it. Pipes are
+                # handed over with the spawn, a pty master (made by the child) after it.
+                held = HeldOutput(tuple(parent_fds[:2]), container.directory) \
+                    if self.runtime.spills and not tty else None
                 process = await self.runtime.spawn_container(container.id, spec, stdio,
-                                                             prepare=place if needs_place else None)
+                                                             prepare=place if needs_place else None, held=held)
             _undo(undo, "ending the process", _end_process, process, container)
-            outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
             if self.runtime.spills:
-                # The spawner reads the output from now on, into the run's spill file
-                # (engine/runtime/spill.py); the log records what it holds of it.
                 spill = open_spill(self.runtime, container, process.pid, log_driver)
-                await self.runtime.hold(container.id, outputs, pid=process.pid, spill=spill.path)
+                if held is None:
+                    await self.runtime.hold(container.id, [process.pty_master], pid=process.pid, spill=spill.path)
             else:
                 spill = None
+                outputs = [process.pty_master] if process.pty_master is not None else parent_fds[:2]
                 await self.runtime.hold(container.id, outputs)
             undo.pop_all()
         stdin = None

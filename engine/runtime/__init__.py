@@ -19,11 +19,11 @@ from engine.runtime.rootfs import (
 from engine.runtime.seccomp import program_for as seccomp_program
 from engine.runtime.spawn import ContainerProcess, SpawnError, Stdio, resize, spawn_container, spawn_exec
 from engine.runtime.spec import DeviceSpec, MountSpec, ProcessSpec, RuntimeSpec
-from engine.runtime.runtime import Adopted, InProcessRuntime, Runtime
+from engine.runtime.runtime import Adopted, HeldOutput, InProcessRuntime, Runtime
 from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 
 __all__ = [
-    "ALL_CAPABILITIES", "Adopted", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
+    "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
     "SpawnError", "Stdio", "capability_mask", "default_mounts", "init_mount", "mount_overlay", "parse_mount_options",
     "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",

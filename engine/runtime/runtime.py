@@ -33,13 +33,23 @@ class Adopted:
     exit_code: int | None = None
 
 
+@attrs.frozen
+class HeldOutput:
+    """The daemon-side output ends of an init the runtime holds from its spawn on, as after
+    `hold(spill=spill_path(directory, pid))`: no message of its own after the spawn."""
+
+    fds: tuple[int, ...]
+    directory: str
+
+
 class Runtime(Protocol):
     live_restore: bool
     spills: bool  # output is read by the runtime into spill files (hold(spill=…), wait_output)
 
     async def spawn_container(self, container_id: str, spec: RuntimeSpec, stdio: Stdio,
-                              prepare: Prepare | None = None) -> ContainerProcess:
-        """Start the container's init; returns once it exec'ed (SpawnError otherwise)."""
+                              prepare: Prepare | None = None, held: HeldOutput | None = None) -> ContainerProcess:
+        """Start the container's init; returns once it exec'ed (SpawnError otherwise).
+        `held` (runtimes that spill, no tty): its output ends, held from the spawn on."""
 
     async def spawn_exec(self, container_id: str, target_pid: int, process: ProcessSpec, stdio: Stdio,
                          prepare: Prepare | None = None) -> ContainerProcess:
@@ -74,7 +84,7 @@ class InProcessRuntime:
     live_restore = False
     spills = False
 
-    async def spawn_container(self, container_id, spec, stdio, prepare=None) -> ContainerProcess:
+    async def spawn_container(self, container_id, spec, stdio, prepare=None, held=None) -> ContainerProcess:
         return await spawn_container(spec, stdio, prepare=prepare)
 
     async def spawn_exec(self, container_id, target_pid, process, stdio, prepare=None) -> ContainerProcess:

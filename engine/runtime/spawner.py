@@ -40,6 +40,8 @@ MSG = struct.Struct("=IIiiiiiiI68s")  # struct pe_msg
 OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM, OP_FLUSH = 1, 2, 3, 4, 5, 6, 7
 OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA, OP_FLUSHED = 10, 11, 12, 13, 14, 15
 SPAWN_GO = 1  # SPAWN's flags (pe_msg.status): the spawner lets the child go and answers after its exec
+SPAWN_HOLD = 2  # … and holds the output ends (the last fds) from the entry's creation: struct pe_hold first
+HOLD = struct.Struct("=QII")  # struct pe_hold: spill cap, output ends, directory length (then padded)
 _GIVEN_UP = object()  # a GO spawn's reply slot once its waiter gave up: the reader kills what comes
 FLUSHED = struct.Struct("=QQ")  # FLUSHED's payload: stream offsets of stdout, stderr
 KIND_INIT, KIND_EXEC = 0, 1
@@ -131,8 +133,8 @@ class SpawnedProcess(ContainerProcess):
 
 
 class _SpawnerLauncher(Launcher):
-    def __init__(self, runtime: "SpawnerRuntime", container_id: str, kind: int) -> None:
-        self.runtime, self.container_id, self.kind = runtime, container_id, kind
+    def __init__(self, runtime: "SpawnerRuntime", container_id: str, kind: int, held=None) -> None:
+        self.runtime, self.container_id, self.kind, self.held = runtime, container_id, kind, held
         self.fds: list[int] = []
 
     def fd(self, fd: int) -> int:
@@ -140,7 +142,13 @@ class _SpawnerLauncher(Launcher):
         return len(self.fds) - 1
 
     async def launch(self, cspec, use_helper: bool, go: bool = False) -> Launched:
-        return await self.runtime._spawn(self.container_id, self.kind, _native.pack_spec(cspec), self.fds, go)
+        payload, fds, flags = _native.pack_spec(cspec), self.fds, 0
+        if self.held is not None:  # after the spec's fds, which its indexes name
+            directory = os.fsencode(self.held.directory)
+            pad = b"\0" * (-len(directory) % 8)
+            payload = HOLD.pack(self.runtime.spill_max, len(self.held.fds), len(directory)) + directory + pad + payload
+            fds, flags = fds + list(self.held.fds), SPAWN_HOLD
+        return await self.runtime._spawn(self.container_id, self.kind, payload, fds, go, flags)
 
 
 def _kill_given_up(slot, pid: int, fds: list[int]) -> None:
@@ -303,7 +311,8 @@ class SpawnerRuntime:
         self._exits.pop(pid, None)
 
     # --- Runtime ------------------------------------------------------------------------------
-    async def _spawn(self, container_id: str, kind: int, payload: bytes, fds: list[int], go: bool = False) -> Launched:
+    async def _spawn(self, container_id: str, kind: int, payload: bytes, fds: list[int], go: bool = False,
+                     flags: int = 0) -> Launched:
         """SPAWN, and its SPAWNED. `go`: nothing to prepare, the spawner lets the child go and
         answers once it exec'd (or failed to): one round trip, no sync/err pipe for us."""
         seq = next(self._seq)
@@ -312,7 +321,7 @@ class SpawnerRuntime:
         sent = False
         try:
             await self._send(OP_SPAWN, container_id, seq=seq, kind=kind, payload=payload, fds=fds,
-                             flags=SPAWN_GO if go else 0)
+                             flags=flags | (SPAWN_GO if go else 0))
             sent = True
             await slot[0].wait()
         except BaseException:
@@ -339,8 +348,8 @@ class SpawnerRuntime:
         sock_r = rfds[3] if len(rfds) > 3 else -1
         return Launched(SpawnedProcess(self, pid, pidfd), sync_w, err_r, sock_r)
 
-    async def spawn_container(self, container_id, spec, stdio, prepare=None) -> ContainerProcess:
-        launcher = _SpawnerLauncher(self, container_id, KIND_INIT)
+    async def spawn_container(self, container_id, spec, stdio, prepare=None, held=None) -> ContainerProcess:
+        launcher = _SpawnerLauncher(self, container_id, KIND_INIT, held)
         try:
             return await spawn_container(spec, stdio, prepare=prepare, launcher=launcher)
         except BaseException:

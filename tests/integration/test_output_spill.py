@@ -215,3 +215,38 @@ def test_streams_that_end_before_a_byte_make_no_spill_file(spd):
         assert client.wait(cid, timeout=30)["StatusCode"] == 137
         assert spill_files(spd, cid) == []
         client.remove_container(cid)
+
+
+def test_output_ends_handed_over_with_the_spawn_are_logged_and_never_leaked(spd):
+    """The output pipes travel with the spawn (no tty): output written at exec is logged, and
+    the spawner holds no descriptor of a run once it is removed, nor of a start whose exec
+    failed (Docker's exit 127) — after a daemon kill -9 too."""
+    client = client_for(spd)
+    with open(os.path.join(spd.data_root, "spawner.sock.pid")) as f:
+        spawner = int(f.read().strip())
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{spawner}/fd"))
+
+    baseline = fds()
+    for _ in range(3):
+        bad = client.create_container("busybox", ["/no/such/binary"])["Id"]
+        with pytest.raises(docker.errors.APIError, match="no such file or directory"):
+            client.start(bad)
+        client.remove_container(bad)
+    cid = client.create_container("busybox", ["sh", "-c", "echo out; echo err >&2"])["Id"]
+    client.start(cid)
+    assert client.wait(cid, timeout=30)["StatusCode"] == 0
+    assert client.logs(cid, stdout=True, stderr=False) == b"out\n"
+    assert client.logs(cid, stdout=False, stderr=True) == b"err\n"
+    client.remove_container(cid)
+    wait_for(lambda: fds() == baseline, what="the spawner to hold no more fds than before")
+
+    sleeper = client.create_container("busybox", ["sh", "-c", "echo up; exec sleep 1000"])["Id"]
+    client.start(sleeper)
+    spd.stop(signal.SIGKILL)
+    spd.start()
+    client = client_for(spd)
+    wait_for(lambda: client.logs(sleeper) == b"up\n", what="the adopted run's output")
+    client.remove_container(sleeper, force=True)
+    wait_for(lambda: fds() == baseline, what="the spawner to let the adopted run's fds go")
