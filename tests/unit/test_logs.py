@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import time
@@ -17,6 +18,12 @@ T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
 
 async def collect(driver, **kw):
     return [r async for r in driver.read(**kw)]
+
+
+async def follow_into(got: list, driver, **kw) -> None:
+    """A follower: every record's data into `got` until the read ends."""
+    async for record in driver.read(follow=True, **kw):
+        got.append(record.data)
 
 
 def file_lines(path):
@@ -158,14 +165,9 @@ async def test_follow_receives_new_records_and_ends_on_close(tmp_path):
 async def test_follow_before_first_write_and_fast_writer(tmp_path):
     d = JsonFileLogDriver(str(tmp_path / "l.log"), {"max-size": "500", "max-file": "5"})
     got = []
-
-    async def follower():
-        async for record in d.read(follow=True):
-            got.append(record.data)
-
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(follower)
+            nursery.start_soon(follow_into, got, d)
             await trio.testing.wait_all_tasks_blocked()
             for i in range(60):  # no yielding to the follower between writes
                 await d.write("stdout", b"%02d\n" % i)
@@ -193,14 +195,9 @@ async def test_a_follower_reads_what_came_while_it_read_before_the_close(tmp_pat
 
     monkeypatch.setattr(os, "pread", pread)
     got = []
-
-    async def follower():
-        async for record in d.read(follow=True):
-            got.append(record.data)
-
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(follower)
+            nursery.start_soon(follow_into, got, d)
             await at_eof.wait()
             await d.write("stdout", b"x" * 120 + b"\n")  # the file is full: the next write rotates
             await d.write("stdout", b"last\n")
@@ -214,14 +211,9 @@ async def test_follow_with_tail_zero_and_until(tmp_path):
     await d.write("stdout", b"old\n")
     got = []
     now = time.time_ns()
-
-    async def follower():
-        async for record in d.read(follow=True, tail=0, until_ns=now + 3600 * 10**9):
-            got.append(record.data)
-
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(follower)
+            nursery.start_soon(functools.partial(follow_into, got, d, tail=0, until_ns=now + 3600 * 10**9))
             await trio.testing.wait_all_tasks_blocked()
             await d.write("stdout", b"new\n")
             await d.aclose()
