@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance,
@@ -32,6 +32,10 @@ def test_init_forwards_stop_signal_to_the_command(daemon, dclient):
     c = dclient.create_container("busybox", ["sleep", "1000"], host_config=dclient.create_host_config(init=True))
     try:
         dclient.start(c)
+        # Stop once pe-init runs the command (two processes): a SIGTERM that reaches PID 1
+        # before it has blocked its signals is dropped by the kernel (PID 1 of a namespace
+        # with SIGTERM's default action), with docker-init (tini) as with pe-init.
+        wait_for(lambda: len(dclient.top(c)["Processes"]) == 2, what="pe-init's child")
         dclient.stop(c, timeout=60)
         state = dclient.inspect_container(c)["State"]
         assert state["ExitCode"] == 128 + 15
