@@ -1,9 +1,10 @@
 """Every hypercorn import lives here (hypercorn is pinned to 0.18.0; TCPServer is internal).
 
 Hypercorn serves websocket upgrades only (plain requests: engine/api/_http1.py): ONE
-connection with hypercorn's trio TCPServer over a stream that first replays the bytes our peek
-already read. `keep_alive_max_requests = 1`: should a client send a plain request on it, hypercorn
-answers with `Connection: close`, so every request on a socket passes through our peek."""
+connection with hypercorn's trio TCPServer over a stream that first replays the request head
+(written again by h11) and the bytes read after it. `keep_alive_max_requests = 1`: should a
+client send a plain request on it, hypercorn answers with `Connection: close`, so every request
+on a socket passes through our server."""
 
 from __future__ import annotations
 

@@ -3,16 +3,16 @@
     async with trio.open_nursery() as nursery:
         addresses = await nursery.start(serve_api, app, ["unix:///run/pyengine.sock"])
 
-Per connection we read each request head ourselves (engine/api/_http1.py: size and time
-limits), then:
+Per connection one h11.Connection reads each request head (engine/api/_http1.py; size and
+time limits), then:
 
     hijack route (attach, exec start) ──► read the body, keep any extra bytes the client sent,
                                            app.serve_hijack(…, HijackedStream); the connection
                                            is the handler's from then on
-    websocket upgrade                  ──► hypercorn serves the connection (it replays the bytes
-                                           we peeked)
+    websocket upgrade                  ──► hypercorn serves the connection (it replays the head,
+                                           written again by h11, and the bytes after it)
     anything else                      ──► _http1.serve_request drives the ASGI app over the
-                                           same connection; then the next request (keep-alive)
+                                           same h11 connection; then the next request (keep-alive)
 
 Unix sockets are accepted by our own loop and served from the bare socket (no trio
 SocketStream per connection: a burst of containers opens three connections per container);
@@ -33,14 +33,15 @@ import stat
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+import h11
 import trio
 
 from engine.errors import EngineError
 
 from ._hijack import HijackedStream
 from ._http1 import (
-    END, HEAD_TIMEOUT, MAX_HEAD, NEED_DATA, Body, HeadTimer, ProtocolError, RequestHead, SocketConn,
-    StreamConn, read_head, serve_request,
+    HEAD_TIMEOUT, MAX_HEAD, RECEIVE_SIZE, HeadTimer, HTTPConnection, SocketConn, StreamConn, request_head,
+    serve_request, upgrade_of,
 )
 from ._hypercorn_bridge import HypercornBridge
 from ._responses import json_response
@@ -158,6 +159,7 @@ class ConnectionHandler:
         await self._run(StreamConn(stream), tls=isinstance(stream, trio.SSLStream))
 
     async def _run(self, conn, *, tls: bool) -> None:
+        connection = HTTPConnection(conn)
         try:
             if tls:
                 with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
@@ -165,13 +167,13 @@ class ConnectionHandler:
                         await conn.stream.do_handshake()
                     except trio.BrokenResourceError:
                         return
-            await self._serve(conn, tls)
+            await self._serve(connection, tls)
         except trio.TooSlowError:
             pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             pass
-        except ProtocolError as e:
-            await self._send_bad_request(conn, e)
+        except h11.RemoteProtocolError as e:
+            await self._send_error(connection, e.error_status_hint, f"bad request: {e}")
         except Exception:
             log.exception("API connection handler failed")
         except BaseExceptionGroup as group:
@@ -187,67 +189,66 @@ class ConnectionHandler:
             except Exception:
                 pass
 
-    async def _send_bad_request(self, conn, exc) -> None:
-        with trio.move_on_after(1):
-            try:
-                await conn.send_all(json_response({"message": f"bad request: {exc}"}, 400).to_bytes())
-            except Exception:
-                pass
+    @staticmethod
+    async def _send_error(connection: HTTPConnection, status: int, message: str) -> None:
+        response = json_response({"message": message}, status)
+        await connection.send_error(status, response.header_list(), response.body)
 
-    async def _serve(self, conn, tls: bool) -> None:
-        buf = bytearray()  # received, not yet consumed: the next request's bytes
+    async def _serve(self, connection: HTTPConnection, tls: bool) -> None:
         timer = HeadTimer()
-        first = True
         with timer.scope:
             while True:
-                head = await read_head(conn, buf, timer, first=first)
-                first = False
-                if head is None:
+                request = await connection.next_request(timer)
+                if request is None:
                     return
-                method, target = head.method, head.target
+                method = request.method.decode("ascii").upper()
+                target = request.target.decode("latin-1")
                 try:
                     route = self.app.resolve(method, target)
                 except EngineError as exc:
                     route = exc
-                wants_tcp_upgrade = head.connection_upgrade and head.upgrade == "tcp"
+                upgrade, connection_upgrade = upgrade_of(request)
                 if not isinstance(route, Exception) and route[2].kind == HIJACK \
-                        or wants_tcp_upgrade and isinstance(route, Exception):
-                    await self._serve_hijack(conn, head, buf, head.upgrade or "tcp",
-                                             head.connection_upgrade and bool(head.upgrade))
+                        or connection_upgrade and upgrade == "tcp" and isinstance(route, Exception):
+                    await self._serve_hijack(connection, request, method, target, upgrade or "tcp",
+                                             connection_upgrade and bool(upgrade))
                     return
-                if head.connection_upgrade and head.upgrade == "websocket":
-                    await self.bridge.serve_connection(conn.trio_stream(), head.raw + bytes(buf))
+                if connection_upgrade and upgrade == "websocket" and request.http_version == b"1.1":
+                    await self.bridge.serve_connection(connection.conn.trio_stream(),
+                                                       request_head(request) + connection.received())
                     return
-                if not await serve_request(self.app, conn, head, buf, tls=tls, route=route):
+                if not await serve_request(self.app, connection, request, method, target, tls=tls, route=route):
                     return
         # the head's time limit passed: close
 
-    async def _serve_hijack(self, conn, head: RequestHead, buf: bytearray, protocol, upgrade_requested) -> None:
+    async def _serve_hijack(self, connection: HTTPConnection, request, method: str, target: str, protocol: str,
+                            upgrade_requested: bool) -> None:
+        h = connection.h11
         body = bytearray()
-        reader = Body(head)
         with trio.fail_after(HEAD_TIMEOUT):
             while True:
-                data = reader.next(buf)
-                if data is END:
-                    break
-                if data is NEED_DATA:
-                    more = await conn.receive_some(65536)
-                    if not more:
+                event = h.next_event()
+                if type(event) is h11.Data:
+                    body += event.data
+                    if len(body) > MAX_HIJACK_BODY:
+                        await self._send_error(connection, 413, "request body too large")
+                        return
+                elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
+                    break  # PAUSED: after the body of a request asking for an upgrade
+                elif event is h11.NEED_DATA:
+                    data = await connection.conn.receive_some(RECEIVE_SIZE)
+                    if not data:
                         return  # gone before its body ended
-                    buf += more
-                    continue
-                body += data
-                if len(body) > MAX_HIJACK_BODY:
-                    await conn.send_all(json_response({"message": "request body too large"}, 413).to_bytes())
+                    h.receive_data(data)
+                else:
                     return
         hijacked = HijackedStream(
-            conn.trio_stream(), bytes(buf), client_eof=False, upgrade_requested=upgrade_requested,
-            upgrade_protocol=protocol,
+            connection.conn.trio_stream(), connection.received(), client_eof=False,
+            upgrade_requested=upgrade_requested, upgrade_protocol=protocol,
         )
         try:
             await self.app.serve_hijack(
-                method=head.method, target=head.target, headers=list(head.headers), body=bytes(body),
-                stream=hijacked,
+                method=method, target=target, headers=list(request.headers), body=bytes(body), stream=hijacked,
             )
         finally:
             with trio.move_on_after(1, shield=True):
