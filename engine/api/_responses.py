@@ -3,6 +3,7 @@ path) and how to serialize to raw HTTP/1.1 bytes (the hijack path, before the up
 
 from __future__ import annotations
 
+import contextlib
 import json as _json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
@@ -119,22 +120,12 @@ class StreamingResponse(Response):
                 {"type": "http.response.start", "status": self.status,
                  "headers": self.header_list(streaming=True)}
             )
-            async with trio.open_nursery() as nursery:
-
-                async def watch() -> None:
-                    await request.wait_disconnected()
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch)
-                try:
-                    async for chunk in iterator:
-                        if chunk:
-                            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
-                except Exception:
-                    # Headers are gone: we can only log and end the body.
-                    log.exception("streaming response for %s %s failed", request.method, request.path)
+            async with _until_disconnected(request, "streaming response") as watched:
+                async for chunk in iterator:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+            if not watched.client_gone:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-                nursery.cancel_scope.cancel()
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
@@ -148,6 +139,31 @@ class StreamingResponse(Response):
                     self.on_close()
                 except Exception:
                     log.exception("on_close of a streaming response failed")
+
+
+class _Watch:
+    client_gone = False
+
+
+@contextlib.asynccontextmanager
+async def _until_disconnected(request, what: str):
+    """The body of a response whose head is gone: cancelled when the client goes away (then
+    `client_gone`), and a failure only logged (nothing else can be said to the client; the
+    caller ends the body)."""
+    watched = _Watch()
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            await request.wait_disconnected()
+            watched.client_gone = True
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        try:
+            yield watched
+        except Exception:
+            log.exception("%s for %s %s failed", what, request.method, request.path)
+        nursery.cancel_scope.cancel()
 
 
 class DeferredResponse(Response):
@@ -165,19 +181,8 @@ class DeferredResponse(Response):
         await send({"type": "http.response.start", "status": self.status,
                     "headers": self.header_list(streaming=True)})
         body = b""
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                await request.wait_disconnected()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            try:
-                body = await self.produce()
-            except Exception:
-                # Headers are gone: we can only log and end the body.
-                log.exception("deferred response for %s %s failed", request.method, request.path)
-            nursery.cancel_scope.cancel()
+        async with _until_disconnected(request, "deferred response"):
+            body = await self.produce()
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
