@@ -177,8 +177,9 @@ struct pe_spill_rec {
 #define PE_SPAWN_GO 1
 /* HOLD: the payload starts with a struct pe_hold (then its directory, padded to 8 bytes,
  * then the packed spec) and the message's last `nfds` fds are the output ends: the entry holds
- * them from its creation, as after a HOLD, spilling to <directory>/output.<pid>.spill (one
- * message less per start: the daemon knows the output ends before the spawn, not the pid). */
+ * them from its creation, as after a HOLD, spilling to <directory>/output.<pid>.spill, and it is
+ * armed as by an ARM 0,0 (two messages less per start: the daemon knows the output ends before
+ * the spawn, not the pid, and its first wait for output needs no ARM). */
 #define PE_SPAWN_HOLD 2
 
 struct pe_hold {

@@ -44,7 +44,9 @@
  *   HOLD {id,pid} cap, path; fds: stdout_r, stderr_r | pty master
  *                                     ─────────▶ kept; read (epoll) ◀──────────── output
  *   (or, no tty: SPAWN {…,status|=HOLD} pe_hold{cap,nfds}, dir, spec; fds: …, stdout_r,
- *   stderr_r: held from the entry's creation, spill <dir>/output.<pid>.spill; no HOLD after)
+ *   stderr_r: held from the entry's creation, spill <dir>/output.<pid>.spill, armed as by an
+ *   ARM 0,0; no HOLD after, no ARM before the daemon's first DATA, which may come before the
+ *   SPAWNED: the daemon keeps a DATA nobody waits for until the run's first wait or RELEASE)
  *                                                → records appended to the spill file
  *   ◀──────── DATA {id,pid,seq=generation}       sent once after an ARM when the file grew
  *   the daemon reads records up to read_to,      (or at once if it already has); a new
@@ -699,6 +701,7 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nf
         if (asprintf(&spill, "%s/output.%d.spill", hold_dir, pid) < 0)
             spill = NULL; /* out of memory: held, not read (as a HOLD's failed strdup) */
         hold_outputs(e, held, (int)hold.nfds, hold.cap, spill);
+        e->armed = spill != NULL; /* as by an ARM 0,0: the daemon's first wait sends none */
         for (uint32_t k = 0; k < hold.nfds; k++)
             held[k] = -1; /* the entry's now */
     }

@@ -155,6 +155,7 @@ class Launching:
             _undo(undo, "ending the process", _end_process, process, container)
             if self.runtime.spills:
                 spill = open_spill(self.runtime, container, process.pid, log_driver)
+                spill.armed = held is not None
                 if held is None:
                     await self.runtime.hold(container.id, [process.pty_master], pid=process.pid, spill=spill.path)
             else:

@@ -109,6 +109,7 @@ class SpillSource:
         self.fed = {s: 0 for s in streams} | dict(fed or {})
         self.durable: Callable[[int], int] = lambda stream_id: self.fed[stream_id]
         self.pumped = False  # a pump_spill of it ended
+        self.armed = False  # its spawn armed the runtime for the first wait (wait_output(armed))
         self._progress = trio.Event()
 
     def advanced(self) -> None:
@@ -175,7 +176,9 @@ async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | N
                     keep_from = min(keep_from, queue[0][0])
             new = None
             with give_up.waiting() if give_up is not None else contextlib.nullcontext():
-                new = await source.runtime.wait_output(source.container_id, source.pid, pos, keep_from)
+                armed, source.armed = source.armed, False
+                new = await source.runtime.wait_output(source.container_id, source.pid, pos, keep_from,
+                                                       armed=armed)
             if new is None:
                 if give_up is None or not give_up.given_up:
                     return  # the run (or the spawner) is gone

@@ -59,9 +59,11 @@ class Runtime(Protocol):
         """Keep (duplicates of) the daemon-side output ends of the container's init `pid`;
         with `spill`, read them into that file from now on (the daemon reads the file)."""
 
-    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int) -> int | None:
+    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int,
+                          armed: bool = False) -> int | None:
         """The spill was read up to `read_to` and is needed from `keep_from`: wait until it
-        has more. Returns its generation (changed: read it again from the start), or None."""
+        has more. Returns its generation (changed: read it again from the start), or None.
+        `armed`: the first wait of a run spawned with `held`, armed by the spawn itself."""
 
     async def flush_output(self, container_id: str, pid: int) -> dict[int, int] | None:
         """Read into the run's spill what its output fds hold now: returns the stream offsets
@@ -93,7 +95,7 @@ class InProcessRuntime:
     async def hold(self, container_id, fds, pid: int = 0, spill: str | None = None) -> None:
         return None
 
-    async def wait_output(self, container_id, pid, read_to, keep_from) -> int | None:
+    async def wait_output(self, container_id, pid, read_to, keep_from, armed=False) -> int | None:
         return None
 
     async def flush_output(self, container_id, pid) -> dict[int, int] | None:

@@ -42,6 +42,7 @@ OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA, OP_FLUSHED = 10, 11, 12, 13, 14,
 SPAWN_GO = 1  # SPAWN's flags (pe_msg.status): the spawner lets the child go and answers after its exec
 SPAWN_HOLD = 2  # … and holds the output ends (the last fds) from the entry's creation: struct pe_hold first
 HOLD = struct.Struct("=QII")  # struct pe_hold: spill cap, output ends, directory length (then padded)
+_NONE = object()  # no early DATA kept
 _GIVEN_UP = object()  # a GO spawn's reply slot once its waiter gave up: the reader kills what comes
 FLUSHED = struct.Struct("=QQ")  # FLUSHED's payload: stream offsets of stdout, stderr
 KIND_INIT, KIND_EXEC = 0, 1
@@ -183,6 +184,11 @@ class SpawnerRuntime:
         self.live_restore = live_restore
         self.spill_max = spill_max
         self._data: dict[tuple[str, int], list] = {}  # (id, pid) → [Event, generation | None]
+        # A held spawn's run is armed from its creation, so its first DATA may come before the
+        # SPAWNED (or the pump's first wait): kept until that wait or the run's release, for
+        # the containers with such a run (one run at a time each) not released yet.
+        self._early: dict[tuple[str, int], int | None] = {}
+        self._armed_ids: set[str] = set()
         self.socket_path = os.path.join(data_root, "spawner.sock")
         self.log_path = os.path.join(data_root, "spawner.log")
         self._sock: trio.socket.SocketType | None = None
@@ -284,6 +290,8 @@ class SpawnerRuntime:
                 if slot is not None:
                     slot[1] = seq if status >= 0 else None
                     slot[0].set()
+                elif cid in self._armed_ids:
+                    self._early[(cid, pid)] = seq if status >= 0 else None
             elif op == OP_END:
                 self._listed.set()
             else:
@@ -350,6 +358,8 @@ class SpawnerRuntime:
 
     async def spawn_container(self, container_id, spec, stdio, prepare=None, held=None) -> ContainerProcess:
         launcher = _SpawnerLauncher(self, container_id, KIND_INIT, held)
+        if held is not None:
+            self._armed_ids.add(container_id)
         try:
             return await spawn_container(spec, stdio, prepare=prepare, launcher=launcher)
         except BaseException:
@@ -365,14 +375,23 @@ class SpawnerRuntime:
         payload = struct.pack("=Q", self.spill_max) + os.fsencode(spill) + b"\0" if spill else b""
         await self._send(OP_HOLD, container_id, pid=pid, payload=payload, fds=list(fds))
 
-    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int) -> int | None:
+    async def wait_output(self, container_id: str, pid: int, read_to: int, keep_from: int,
+                          armed: bool = False) -> int | None:
         """Tell the spawner how far the run's spill was read (and which head it may drop),
         and wait until there is more: returns the file's generation (a new one: read it
-        again from the start), None when the run is gone (or the spawner)."""
+        again from the start), None when the run is gone (or the spawner). `armed`: the
+        first wait of a held spawn's run, which the spawner armed itself (no ARM)."""
+        key = (container_id, pid)
+        early = self._early.pop(key, _NONE)
+        if armed and early is not _NONE:
+            return early
         slot = [trio.Event(), None]
-        self._data[(container_id, pid)] = slot
+        self._data[key] = slot
         try:
-            await self._send(OP_ARM, container_id, pid=pid, payload=struct.pack("=QQ", read_to, keep_from))
+            if not armed:
+                await self._send(OP_ARM, container_id, pid=pid, payload=struct.pack("=QQ", read_to, keep_from))
+            elif self._broken:
+                return None
             await slot[0].wait()
         except (errors.EngineError, OSError):
             return None
@@ -397,6 +416,10 @@ class SpawnerRuntime:
         return slot[1]
 
     async def release(self, container_id, pid: int = 0) -> None:
+        if container_id in self._armed_ids:  # its run is over (or never started)
+            self._armed_ids.discard(container_id)
+            for key in [k for k in self._early if k[0] == container_id]:
+                del self._early[key]
         try:
             await self._send(OP_RELEASE, container_id, pid=pid)
         except (errors.EngineError, OSError):

@@ -90,8 +90,8 @@ class FakeRuntime:
     def __init__(self, path, later: list[bytes]):
         self.path, self.later, self.arms = path, later, []
 
-    async def wait_output(self, cid, pid, read_to, keep_from):
-        self.arms.append((read_to, keep_from))
+    async def wait_output(self, cid, pid, read_to, keep_from, armed=False):
+        self.arms.append((read_to, keep_from) if not armed else "armed")
         if not self.later:
             await trio.sleep_forever()
         tmp = self.path.with_suffix(".new")  # as the spawner: a new file renamed over
@@ -117,6 +117,25 @@ async def test_pump_spill_skips_what_was_logged_and_rereads_new_generations(tmp_
         await pump_spill(source, sink, GiveUp())
     assert got == [(1, b"a2\n", 100, 3), (2, b"e1\n", 101, 0), (1, b"a3\n", 102, 6), (1, b"a4\n", 103, 9)]
     assert runtime.arms == [(HEADER + 3 * REC.size + 12, HEADER + 3 * REC.size + 12)]
+
+
+async def test_pump_spill_first_wait_of_a_held_spawn_is_armed_already(tmp_path):
+    """A run spawned with its output held was armed by its spawn: the pump's first wait sends
+    no ARM (no file yet: it may not exist before the first byte), the later ones do."""
+    path = tmp_path / "output.9.spill"
+    runtime = FakeRuntime(path, [spill_bytes([(1, 0, 1, b"x\n")]),
+                                 spill_bytes([(1, 0, 1, b"x\n"), (1, 2, 2, b""), (2, 0, 3, b"")])])
+    source = SpillSource(runtime, "c", 9, str(path), (1, 2))
+    source.armed = True
+    got = []
+
+    async def sink(stream_id, data, when_ns=None, offset=None):
+        got.append(data)
+
+    with trio.fail_after(10):
+        await pump_spill(source, sink, GiveUp())
+    assert got == [b"x\n"]
+    assert runtime.arms == ["armed", (HEADER + REC.size + 2,) * 2]
 
 
 async def test_pump_spill_given_up_takes_what_is_there(tmp_path):
