@@ -2,15 +2,14 @@
 
 Plain requests go through a small HTTP/1.1 client (_http: unix socket or TCP, pooled
 keep-alive connections, safe to share between threads); attach and exec-start hijack the
-connection on a raw socket: we send the request with `Connection: Upgrade` / `Upgrade: tcp`,
-read the `HTTP/1.1 101 UPGRADED` head and then own the byte stream in both directions.
+connection (_http.upgrade: the request with `Connection: Upgrade` / `Upgrade: tcp`, the
+`101 UPGRADED` head read by h11) and then own the byte stream in both directions.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -229,73 +228,28 @@ class Client:
 
     def hijack(self, path: str, params: dict | None = None, body: Any = None) -> Hijacked:
         """POST `path` asking to upgrade to a raw stream; returns the hijacked connection."""
-        query = urllib.parse.urlencode(_params(params))
-        target = PREFIX + path + (f"?{query}" if query else "")
         payload = json.dumps(body).encode() if body is not None else b""
-        head = (
-            f"POST {target} HTTP/1.1\r\n"
-            f"Host: docker\r\n"
-            f"User-Agent: pyengine-cli\r\n"
-            f"Content-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n"
-            f"Connection: Upgrade\r\n"
-            f"Upgrade: tcp\r\n\r\n"
-        ).encode()
+        hdrs = {"User-Agent": "pyengine-cli", "Content-Type": "application/json"}
         sock = self.connect_raw()
         try:
-            sock.sendall(head + payload)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ClientError("daemon closed the connection before answering",
-                                      from_daemon=False)
-                buf += chunk
-                if len(buf) > 65536:
-                    raise ClientError("response head too large", from_daemon=False)
-            raw_head, rest = buf.split(b"\r\n\r\n", 1)
-            lines = raw_head.decode("latin-1").split("\r\n")
             try:
-                status = int(lines[0].split()[1])
-            except (IndexError, ValueError):
-                raise ClientError(f"malformed response: {lines[0]!r}", from_daemon=False) from None
-            headers = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
+                status, headers, data = _http.upgrade(
+                    sock, "POST", _http.target(PREFIX, path, _params(params)),
+                    headers=hdrs, body=payload)
+            except _http.ProtocolError as exc:
+                if exc.disconnected:
+                    raise ClientError("daemon closed the connection before answering",
+                                      from_daemon=False) from None
+                raise ClientError(f"malformed response: {exc}", from_daemon=False) from None
             if status >= 400:
-                length = int(headers.get("content-length", "-1"))
-                body_bytes = rest
-                while length < 0 or len(body_bytes) < length:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    body_bytes += chunk
-                if headers.get("transfer-encoding", "").lower() == "chunked":
-                    body_bytes = _dechunk(body_bytes)
-                raise ClientError(error_message(body_bytes, status), status)
+                raise ClientError(error_message(data, status), status)
             if status not in (101, 200):
                 raise ClientError(f"unable to upgrade to tcp, received {status}",
                                   from_daemon=False)
-            return Hijacked(sock, rest, headers.get("content-type", ""))
+            return Hijacked(sock, data, headers.get("content-type", ""))
         except BaseException:
             sock.close()
             raise
-
-
-def _dechunk(data: bytes) -> bytes:
-    out = b""
-    while data:
-        size_line, _, data = data.partition(b"\r\n")
-        try:
-            size = int(size_line.split(b";")[0], 16)
-        except ValueError:
-            break
-        if size == 0:
-            break
-        out += data[:size]
-        data = data[size + 2 :]
-    return out
 
 
 def _json(resp: _http.Response) -> Any:

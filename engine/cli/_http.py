@@ -1,10 +1,13 @@
-"""A small HTTP/1.1 client over a unix or TCP socket, standard library only.
+"""A small HTTP/1.1 client over a unix or TCP socket; h11 parses and frames.
 
 The CLI is a fresh process per command, so what it imports is paid on every command: httpx
-(with its CLI's rich/click) cost more to import than most commands take to run. The Engine
-API needs little of HTTP: one request per connection at a time, keep-alive, bodies framed by
-Content-Length, chunked or the connection's end, streamed responses, chunked uploads. This
-module does that; connections are pooled so threads (pyengine compose) can share a client.
+(with its CLI's rich/click) cost more to import than most commands take to run; h11 (~7 ms
+here, and the daemon's parser already) does not. The Engine API needs little of
+HTTP: one request per connection at a time, keep-alive, streamed responses, chunked uploads,
+and the attach/exec upgrade. This module drives one `h11.Connection` per socket for that
+(h11 frames requests and bodies, parses heads and Content-Length/chunked/close-delimited
+bodies, says when a connection may be reused); connections are pooled so threads
+(pyengine compose) can share a client.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import threading
 import urllib.parse
 from typing import Any, Iterable, Iterator
 
+import h11
+
 CHUNK = 65536
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_GONE = "Server disconnected without sending a response."
 
 
 class ProtocolError(Exception):
@@ -41,37 +47,62 @@ class Headers(dict):
 
 
 class _Conn:
-    """One socket with a read buffer."""
+    """One socket and the h11 client connection that speaks on it."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.buf = b""
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=CHUNK)
         self.reused = False
 
-    def fill(self) -> bool:
-        data = self.sock.recv(CHUNK)
-        if not data:
-            return False
-        self.buf += data
-        return True
+    def send(self, method: str, url: str, headers: dict[str, str],
+             body: bytes | Iterable[bytes] | None) -> None:
+        fields = [("Host", "docker"), *headers.items()]
+        chunked = body is not None and not isinstance(body, bytes)
+        if chunked:
+            fields.append(("Transfer-Encoding", "chunked"))
+        elif body is not None or method in ("POST", "PUT"):
+            fields.append(("Content-Length", str(len(body or b""))))
+        send = self.h11.send
+        head = send(h11.Request(method=method, target=url, headers=fields)) or b""
+        if chunked:
+            self.sock.sendall(head)
+            for piece in body:  # type: ignore[union-attr]
+                if piece:
+                    self.sock.sendall(send(h11.Data(data=piece)) or b"")
+            self.sock.sendall(send(h11.EndOfMessage()) or b"")
+            return
+        data = (send(h11.Data(data=body)) or b"") if body else b""
+        self.sock.sendall(head + data + (send(h11.EndOfMessage()) or b""))
 
-    def readline(self) -> bytes:
+    def next_event(self) -> Any:
+        """h11's next event, reading the socket as it needs; its complaints as ProtocolError."""
+        try:
+            while True:
+                event = self.h11.next_event()
+                if event is not h11.NEED_DATA:
+                    return event
+                self.h11.receive_data(self.sock.recv(CHUNK))
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolError(str(exc)) from None
+
+    def head(self) -> h11.Response | h11.InformationalResponse:
+        """The response head (a 101 ends it when we asked to upgrade; other 1xx are skipped).
+        The peer closing (or resetting) before a byte of it is `disconnected`."""
+        try:
+            if not self.h11.trailing_data[0]:
+                data = self.sock.recv(CHUNK)
+                if not data:
+                    raise ProtocolError(_GONE, disconnected=True)
+                self.h11.receive_data(data)
+        except ConnectionResetError:
+            raise ProtocolError(_GONE, disconnected=True) from None
         while True:
-            i = self.buf.find(b"\r\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 2:]
-                return line
-            if len(self.buf) > CHUNK:
-                raise ProtocolError("header line too long")
-            if not self.fill():
-                raise ProtocolError("connection closed mid-response")
-
-    def read_some(self, limit: int) -> bytes:
-        """Up to `limit` bytes: what is buffered, else one recv (b"" at the end)."""
-        if not self.buf and not self.fill():
-            return b""
-        data, self.buf = self.buf[:limit], self.buf[limit:]
-        return data
+            event = self.next_event()
+            if isinstance(event, h11.Response) or (
+                    isinstance(event, h11.InformationalResponse) and event.status_code == 101):
+                return event
+            if not isinstance(event, h11.InformationalResponse):  # 100 Continue: skipped
+                raise ProtocolError(f"unexpected {type(event).__name__} before the response")
 
     def close(self) -> None:
         try:
@@ -80,81 +111,55 @@ class _Conn:
             pass
 
 
+def _headers(event: h11.Response | h11.InformationalResponse) -> Headers:
+    return Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers)
+
+
 class Response:
     """A response whose body is read on demand: `iter_raw()` streams it, `read()` takes it
     whole (then `content`, `text`, `json()`)."""
 
-    def __init__(self, pool: "Pool", conn: _Conn, status: int, headers: Headers,
-                 method: str):
+    def __init__(self, pool: "Pool | None", conn: _Conn, event: h11.Response, method: str):
         self._pool = pool
         self._conn: _Conn | None = conn
-        self.status_code = status
-        self.headers = headers
+        self.status_code = event.status_code
+        self.headers = _headers(event)
         self._content: bytes | None = None
-        te = headers.get("transfer-encoding", "").lower()
-        self._chunked = "chunked" in te
-        length = headers.get("content-length")
-        self._remaining: int | None = None  # bytes left of a Content-Length body
-        self._chunk_left = 0  # bytes left of the current chunk
         self._done = False
-        bodiless = method == "HEAD" or status in (204, 304) or 100 <= status < 200
-        # reusable when the body's end is known and the server did not say it closes
-        self._keep = headers.get("connection", "").lower() != "close" and (
-            bodiless or self._chunked or length is not None)
-        if bodiless:
-            self._finish()
-        elif not self._chunked and length is not None:
-            self._remaining = int(length)
-            if self._remaining == 0:
-                self._finish()
+        if (method == "HEAD" or self.status_code in (204, 304)
+                or self.headers.get("content-length") == "0"):
+            self._next()  # h11 ends an empty body without reading: the connection goes back now
 
     def _finish(self) -> None:
+        """The body's end: the connection is pooled if h11 says it can carry another request
+        (and nothing stray follows), else closed."""
         self._done = True
         conn, self._conn = self._conn, None
-        if conn is not None:
-            if self._keep and not conn.buf:
-                self._pool.put(conn)
-            else:
-                conn.close()
+        if conn is None:
+            return
+        c = conn.h11
+        if (self._pool is not None and c.our_state is h11.DONE and c.their_state is h11.DONE
+                and not c.trailing_data[0]):
+            c.start_next_cycle()
+            self._pool.put(conn)
+        else:
+            conn.close()
 
     def _next(self) -> bytes:
         """The next piece of the body (b"" at its end)."""
         conn = self._conn
         if self._done or conn is None:
             return b""
-        if self._chunked:
-            if self._chunk_left == 0:
-                line = conn.readline()
-                try:
-                    size = int(line.split(b";")[0].strip() or b"0", 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size {line[:40]!r}") from None
-                if size == 0:
-                    while conn.readline():  # trailers, then the empty line
-                        pass
-                    self._finish()
-                    return b""
-                self._chunk_left = size
-            data = conn.read_some(self._chunk_left)
-            if not data:
-                raise ProtocolError("connection closed mid-chunk")
-            self._chunk_left -= len(data)
-            if self._chunk_left == 0:
-                if conn.readline():
-                    raise ProtocolError("chunk not followed by CRLF")
-            return data
-        if self._remaining is not None:
-            data = conn.read_some(min(self._remaining, CHUNK))
-            if not data:
-                raise ProtocolError("connection closed before the body's end")
-            self._remaining -= len(data)
-            if self._remaining == 0:
+        while True:
+            event = conn.next_event()
+            if isinstance(event, h11.Data):
+                if event.data:
+                    return bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
                 self._finish()
-            return data
-        data = conn.read_some(CHUNK)  # body delimited by the connection's end
-        if not data:
-            self._finish()
-        return data
+                return b""
+            else:
+                raise ProtocolError(f"unexpected {type(event).__name__} in a response body")
 
     def iter_raw(self) -> Iterator[bytes]:
         if self._content is not None:
@@ -249,8 +254,9 @@ def request(pool: Pool, method: str, url: str, *, headers: dict[str, str],
     for attempt in (0, 1):
         conn = pool.get()
         try:
-            _send(conn, method, url, headers, body)
-            return _read_head(pool, conn, method)
+            conn.send(method, url, headers, body)
+            event = conn.head()  # not a 101: h11 refuses one to a request that asked for none
+            return Response(pool, conn, event, method)  # type: ignore[arg-type]
         except (ProtocolError, OSError) as exc:
             conn.close()
             stale = conn.reused and attempt == 0 and (
@@ -263,49 +269,18 @@ def request(pool: Pool, method: str, url: str, *, headers: dict[str, str],
     raise AssertionError("unreachable")
 
 
-def _send(conn: _Conn, method: str, url: str, headers: dict[str, str],
-          body: bytes | Iterable[bytes] | None) -> None:
-    lines = [f"{method} {url} HTTP/1.1", "Host: docker"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    chunked = body is not None and not isinstance(body, bytes)
-    if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    elif body is not None or method in ("POST", "PUT"):
-        lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    if not chunked:
-        conn.sock.sendall(head + (body or b""))
-        return
-    conn.sock.sendall(head)
-    for piece in body:  # type: ignore[union-attr]
-        if piece:
-            conn.sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-    conn.sock.sendall(b"0\r\n\r\n")
-
-
-def _read_head(pool: Pool, conn: _Conn, method: str) -> Response:
-    try:
-        if not conn.buf and not conn.fill():
-            raise ProtocolError("Server disconnected without sending a response.",
-                                disconnected=True)
-    except ConnectionResetError:
-        raise ProtocolError("Server disconnected without sending a response.",
-                            disconnected=True) from None
-    while True:
-        status_line = conn.readline().decode("latin-1")
-        parts = status_line.split(None, 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-            raise ProtocolError(f"malformed status line {status_line[:60]!r}")
-        try:
-            status = int(parts[1])
-        except ValueError:
-            raise ProtocolError(f"malformed status line {status_line[:60]!r}") from None
-        headers = Headers()
-        while True:
-            line = conn.readline()
-            if not line:
-                break
-            k, _, v = line.decode("latin-1").partition(":")
-            headers[k.strip().lower()] = v.strip()
-        if status != 100:  # 100 Continue: the real answer follows
-            return Response(pool, conn, status, headers, method)
+def upgrade(sock: socket.socket, method: str, url: str, *, headers: dict[str, str],
+            body: bytes) -> tuple[int, Headers, bytes]:
+    """Send a request asking to upgrade `sock` to a raw stream (`Upgrade: tcp`) and read the
+    answer: (status, headers, data). On a 101 — or a 200, which older paths answer with the
+    stream as a body ended by the connection's end — `data` is what already arrived after
+    the head, and the socket is the caller's raw stream; on another status, `data` is the
+    whole body (the socket is then done)."""
+    conn = _Conn(sock)
+    conn.send(method, url, {**headers, "Connection": "Upgrade", "Upgrade": "tcp"}, body)
+    event = conn.head()
+    if event.status_code in (101, 200):
+        return event.status_code, _headers(event), bytes(conn.h11.trailing_data[0])
+    assert isinstance(event, h11.Response)
+    resp = Response(None, conn, event, method)
+    return resp.status_code, resp.headers, resp.read()

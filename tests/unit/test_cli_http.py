@@ -1,6 +1,7 @@
 """The CLI's HTTP/1.1 client (engine/cli/_http.py) against a raw unix-socket server: keep-alive
 reuse, a reused connection the server closed meanwhile, chunked bodies both ways, a body
-delimited by the connection's end, and a stream abandoned before its end."""
+delimited by the connection's end, a stream abandoned before its end, and the attach/exec
+upgrade (101, an older path's 200, an error answer)."""
 
 from __future__ import annotations
 
@@ -132,3 +133,31 @@ def test_no_daemon_is_a_connect_error(sock_path):
     os.chmod(sock_path, 0o600)
     with pytest.raises(ConnectError):
         client.get("/_ping")
+
+
+def test_hijack_101_200_and_an_error(sock_path):
+    def reply(method, target, body):
+        if "/up" in target:  # the stream's first bytes arrive with the head
+            return (b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream"
+                    b"\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nfirst bytes")
+        if "/old" in target:  # older paths answer the stream as a close-delimited body
+            return b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nstream"
+        return (b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"9\r\n{\"message\r\n8\r\n\": \"no\"}\r\n0\r\n\r\n")
+
+    server = Server(sock_path, reply, per_connection=1)
+    client = Client(f"unix://{sock_path}")
+    try:
+        with client.hijack("/up", {"stream": True}, body={"Detach": False}) as conn:
+            assert conn.recv() == b"first bytes" and conn.content_type.endswith("raw-stream")
+        assert server.requests[0][1] == "/v1.41/up?stream=1"
+        assert server.requests[0][2] == b'{"Detach": false}'
+        with client.hijack("/old") as conn:
+            assert conn.content_type == "text/plain"
+            assert b"".join(iter(conn.recv, b"")) == b"stream"  # until the server closes
+        with pytest.raises(Exception) as info:
+            client.hijack("/err")
+        assert info.value.status == 409 and info.value.message == "no"
+    finally:
+        client.close()
+        server.close()
