@@ -373,6 +373,15 @@ async def read_until_closed(stream) -> bytes:
     return data
 
 
+async def read_past_head(stream) -> bytes:
+    """What the server sent up to at least the end of a response head."""
+    data = b""
+    with trio.fail_after(5):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+    return data
+
+
 async def test_chunked_request_body_after_100_continue(server):
     """A chunked body (the docker CLI sends one for `docker cp` and `import -`) is decoded,
     extensions and trailers skipped; a client that waits for `100 Continue` gets it before
@@ -381,10 +390,7 @@ async def test_chunked_request_body_after_100_continue(server):
     async with stream:
         await stream.send_all(b"POST /test/echo?limit=7 HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n"
                               b"Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n")
-        data = b""
-        with trio.fail_after(5):
-            while b"\r\n\r\n" not in data:
-                data += await stream.receive_some(65536)
+        data = await read_past_head(stream)
         assert data.startswith(b"HTTP/1.1 100 ")
         await stream.send_all(b"5;ext=1\r\n{\"a\":\r\n")
         await stream.send_all(b"3\r\n 1}\r\n0\r\nX-Trailer: yes\r\n\r\n"
@@ -589,10 +595,7 @@ async def test_deferred_response_head_at_once_then_one_body(server):
     async with stream:
         await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n"
                               b"Connection: close\r\n\r\n")
-        data = b""
-        with trio.fail_after(5):
-            while b"\r\n\r\n" not in data:
-                data += await stream.receive_some(65536)
+        data = await read_past_head(stream)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in head.lower()
         assert body == b"" and not DEFERRED["release"].is_set()
