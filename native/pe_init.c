@@ -37,7 +37,7 @@ static void fatal(const char *what, const char *detail)
     fprintf(stderr, "[pe-init] %s: %s\n", what, detail);
 }
 
-static void run_child(char **argv, const sigset_t *original)
+static void run_child(char **argv)
 {
     setpgid(0, 0);
     if (isatty(STDIN_FILENO)) {
@@ -47,7 +47,10 @@ static void run_child(char **argv, const sigset_t *original)
         tcsetpgrp(STDIN_FILENO, getpgrp());
         sigaction(SIGTTOU, &previous, NULL);
     }
-    sigprocmask(SIG_SETMASK, original, NULL);
+    /* The command starts with no signal blocked, whatever mask we were started with. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     execvp(argv[0], argv);
     int err = errno;
     fprintf(stderr, "[pe-init] exec %s failed: %s\n", argv[0], strerror(err));
@@ -64,11 +67,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    sigset_t all, original;
+    /* Exactly these blocked (the engine execs us with every signal blocked, so that a signal
+     * sent before this point waits for sigwaitinfo instead of being dropped by the kernel). */
+    sigset_t all;
     sigfillset(&all);
     for (size_t i = 0; i < sizeof synchronous / sizeof *synchronous; i++)
         sigdelset(&all, synchronous[i]);
-    sigprocmask(SIG_BLOCK, &all, &original);
+    sigprocmask(SIG_SETMASK, &all, NULL);
 
     pid_t child = fork();
     if (child < 0) {
@@ -76,7 +81,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (child == 0)
-        run_child(argv + first, &original);
+        run_child(argv + first);
 
     for (;;) {
         siginfo_t info;

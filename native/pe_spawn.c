@@ -244,10 +244,12 @@ static __attribute__((noreturn)) void child_fail(const struct pe_ctx *c, int ste
             child_fail((c), (step), errno, (index));                                              \
     } while (0)
 
-static void reset_signals(void)
+/* Default dispositions, and the mask empty, or full when the process must meet its first
+ * signals with them blocked (spec->exec_signals_blocked). */
+static void reset_signals(int keep_blocked)
 {
     struct sigaction sa;
-    sigset_t empty;
+    sigset_t mask;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++) {
@@ -255,8 +257,11 @@ static void reset_signals(void)
             continue;
         (void)sigaction(sig, &sa, NULL); /* glibc-reserved RT signals answer EINVAL: fine */
     }
-    sigemptyset(&empty);
-    (void)sigprocmask(SIG_SETMASK, &empty, NULL);
+    if (keep_blocked)
+        sigfillset(&mask);
+    else
+        sigemptyset(&mask);
+    (void)sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
 /*
@@ -975,7 +980,7 @@ int pe_spawn(const struct pe_spec *spec, struct pe_spawn_result *out)
         close(err_p[0]);
         close_if(sock[0]);
         close_if(pid_p[0]);
-        reset_signals();
+        reset_signals(spec->exec_signals_blocked);
         join_namespaces(&ctx);
         if (!helper)
             child_main(&ctx);

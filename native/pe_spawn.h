@@ -106,6 +106,10 @@ struct pe_spec {
     int ngroups;
     uint64_t caps;           /* bit n = capability n: bounding, effective, permitted */
     int no_new_privileges;
+    /* Every signal blocked from the clone through execve (--init): a signal sent meanwhile stays
+     * pending instead of being dropped by the kernel (PID 1 of a namespace, default action),
+     * and pe-init takes it once it waits for signals; it clears the mask for its child. */
+    int exec_signals_blocked;
     /* seccomp: a classic BPF program (struct sock_filter[seccomp_len]), installed as the last
      * step before execve; NULL/0 = unconfined. Without no_new_privileges the child keeps
      * CAP_SYS_ADMIN effective until then (see drop_privileges in pe_spawn.c). */

@@ -102,6 +102,7 @@ long pe_spec_pack(const struct pe_spec *s, unsigned char *buf, unsigned long cap
         w_u64(&w, s->groups[i]);
     w_u64(&w, s->caps);
     w_u64(&w, (uint64_t)s->no_new_privileges);
+    w_u64(&w, (uint64_t)s->exec_signals_blocked);
     w_u64(&w, s->seccomp_prog ? s->seccomp_len : 0);
     if (s->seccomp_prog)
         w_raw(&w, s->seccomp_prog, (unsigned long)s->seccomp_len * 8);
@@ -258,6 +259,7 @@ static int pe_spec_unpack(unsigned char *buf, unsigned long len, struct pe_spec 
     s->groups = groups;
     s->caps = r_u64(&r);
     s->no_new_privileges = (int)r_u64(&r);
+    s->exec_signals_blocked = (int)r_u64(&r);
     s->seccomp_len = (unsigned int)r_u64(&r);
     if (s->seccomp_len) {
         unsigned char *prog = r_array(&r, (uint64_t)s->seccomp_len * 8, 1, 0);

@@ -135,6 +135,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     process = ProcessSpec(
         # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
         args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
+        exec_signals_blocked=init,
         env=cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)),
         cwd=conf.working_dir or "/",
         uid=uid,

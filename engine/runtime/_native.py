@@ -124,7 +124,8 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
                devices, symlinks, masked, readonly, argv, envp, cwd: str, uid: int, gid: int,
                groups, caps: int, no_new_privileges: bool, rlimits, stdio: tuple[int, int, int],
                tty: bool, tty_size: tuple[int, int] | None, seccomp: bytes | None = None,
-               cgroup_tasks=(), oom_score_adj: int = 0, sysctls=()) -> CSpec:
+               cgroup_tasks=(), oom_score_adj: int = 0, sysctls=(),
+               exec_signals_blocked: bool = False) -> CSpec:
     b = _Builder()
     s = ffi.new("struct pe_spec *")
     b.keep.append(s)
@@ -172,6 +173,7 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
     s.ngroups = len(groups)
     s.caps = caps
     s.no_new_privileges = int(no_new_privileges)
+    s.exec_signals_blocked = int(exec_signals_blocked)
     if seccomp:
         if len(seccomp) % SOCK_FILTER_SIZE:
             raise ValueError("seccomp program: not a whole number of sock_filter instructions")

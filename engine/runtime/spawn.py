@@ -314,6 +314,7 @@ def _process_fields(process: ProcessSpec, caps, seccomp: bytes | None) -> dict:
         argv=process.args, envp=process.env, cwd=process.cwd or "/", uid=process.uid,
         gid=process.gid, groups=process.additional_gids, caps=capability_mask(caps),
         no_new_privileges=process.no_new_privileges, rlimits=process.rlimits, seccomp=seccomp,
+        exec_signals_blocked=process.exec_signals_blocked,
         oom_score_adj=process.oom_score_adj,
     )
 

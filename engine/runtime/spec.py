@@ -32,6 +32,9 @@ class ProcessSpec:
     additional_gids: tuple[int, ...] = attrs.field(default=(), converter=_tuple)
     capabilities: tuple[str, ...] = attrs.field(default=DEFAULT_CAPABILITIES, converter=_tuple)
     no_new_privileges: bool = False
+    # Every signal blocked from the clone through execve: for an init (pe-init) that takes its
+    # signals with sigwaitinfo, so one sent before it got there is pending, not dropped.
+    exec_signals_blocked: bool = False
     # (resource, soft, hard); a negative limit means RLIM_INFINITY.
     rlimits: tuple[tuple[int, int, int], ...] = attrs.field(default=(), converter=_tuple)
     tty: bool = False

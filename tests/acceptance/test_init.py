@@ -23,6 +23,10 @@ def test_init_is_pid_1_and_passes_the_exit_status_through(daemon):
     ps = docker_cli(daemon, "run", "--rm", "--init", "--read-only", "busybox", "ps", "-o", "pid,args")
     assert ps.stdout.splitlines()[1:] == ["    1 /sbin/docker-init -- ps -o pid,args", "    2 ps -o pid,args"]
     assert docker_cli(daemon, "run", "--rm", "--init", "busybox", "sh", "-c", "exit 5").returncode == 5
+    # pe-init is started with every signal blocked (so none sent early is lost); its command
+    # starts with none blocked.
+    status = docker_cli(daemon, "run", "--rm", "--init", "busybox", "cat", "/proc/self/status").stdout
+    assert "SigBlk:\t0000000000000000" in status.splitlines()
     missing = docker_cli(daemon, "run", "--rm", "--init", "busybox", "no-such-command")
     assert missing.returncode == 127 and "no-such-command" in missing.stderr
 

@@ -55,7 +55,8 @@ def rootfs(busybox_root, tmp_path):
 
 
 def make_spec(rootfs: str, args, **kw) -> RuntimeSpec:
-    process_kw = {k: kw.pop(k) for k in list(kw) if k in ("uid", "gid", "cwd", "capabilities", "env", "terminal_size")}
+    process_kw = {k: kw.pop(k) for k in list(kw) if k in ("uid", "gid", "cwd", "capabilities", "env", "terminal_size",
+                                                          "exec_signals_blocked")}
     process_kw.setdefault("env", ENV)
     return RuntimeSpec(rootfs=rootfs, hostname=kw.pop("hostname", "testbox"),
                        process=ProcessSpec(args=args, **process_kw), **kw)
@@ -325,6 +326,41 @@ async def test_signals(rootfs):
         proc.send_signal(signal.SIGTERM)
         assert await proc.wait() == 3
     proc.close()
+
+
+def _signal_mask(status: str, field: str) -> int:
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")), 16)
+
+
+async def test_exec_signals_blocked(rootfs):
+    """ProcessSpec.exec_signals_blocked (an init taking its signals with sigwaitinfo): the
+    process starts with every signal blocked, so a SIGTERM sent before it looked is pending,
+    not dropped (the kernel drops it for PID 1 of a namespace with SIGTERM's default action)."""
+    code, out = await run(rootfs, ["cat", "/proc/self/status"], exec_signals_blocked=True)
+    assert code == 0
+    assert _signal_mask(out, "SigBlk") & (1 << (signal.SIGTERM - 1))
+    assert _signal_mask(out, "SigBlk") & (1 << (signal.SIGINT - 1))
+    code, out = await run(rootfs, ["cat", "/proc/self/status"])
+    assert (code, _signal_mask(out, "SigBlk")) == (0, 0)
+
+    # Sent while nothing takes it: pending, and the process still runs.
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        proc = await spawn_container(make_spec(rootfs, ["sh", "-c", "echo ready; sleep 1000"], exec_signals_blocked=True),
+                                     Stdio(stdout=out_w))
+    finally:
+        os.close(out_w)
+    try:
+        async with trio.lowlevel.FdStream(out_r) as stream:
+            assert await stream.receive_some(100) == b"ready\n"
+            proc.send_signal(signal.SIGTERM)
+            with open(f"/proc/{proc.pid}/status") as f:
+                status = f.read()
+            assert _signal_mask(status, "ShdPnd") & (1 << (signal.SIGTERM - 1))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == 137
+        proc.close()
 
 
 def _fds() -> set[str]:
