@@ -490,9 +490,12 @@ async def test_docker_cli_version(server):
 # ------------------------------------------------------------------ hijack
 
 
-def parse_frames(data: bytes):
+def parse_frames(data: bytes, whole_only: bool = False):
+    """Multiplexed-stream frames; `whole_only`: stop at a frame not wholly received yet."""
     frames = []
     while data:
+        if whole_only and (len(data) < 8 or len(data) < 8 + struct.unpack(">BxxxL", data[:8])[1]):
+            break
         stream_id, size = struct.unpack(">BxxxL", data[:8])
         frames.append((stream_id, data[8 : 8 + size]))
         data = data[8 + size :]
@@ -518,7 +521,9 @@ async def test_hijack_echo_with_half_close(server):
         assert b"Content-Type: application/vnd.docker.multiplexed-stream" in lines
         assert b"Upgrade: tcp" in lines and b"Connection: Upgrade" in lines
         await stream.send_all(b"late")
-        await trio.sleep(0.05)
+        with trio.fail_after(5):  # the EOF must come after "late" was read and echoed
+            while b"".join(d for s, d in parse_frames(rest, whole_only=True) if s == STDOUT) != b"early late":
+                rest += await stream.receive_some(65536)
         await stream.send_eof()  # half-close: EOF is not a disconnect
         with trio.fail_after(5):
             while chunk := await stream.receive_some(65536):

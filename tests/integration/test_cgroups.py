@@ -5,12 +5,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from engine.errors import InvalidParameter
 from engine.runtime.cgroups import Resources, cleanup_stale, detect_mode, for_container
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for real cgroups")
 
@@ -227,8 +227,8 @@ def test_stats(parent, procs):
     p = procs("x = sum(range(3_000_000)); import time; time.sleep(60)")
     m.add_process(p.pid)
     go(p)
-    time.sleep(0.3)
-    s = m.stats()
+    # cpuacct.stat counts in clock ticks: wait until the loop's CPU time shows there
+    s = wait_for(lambda: (st := m.stats()).cpu.kernel_ns + st.cpu.user_ns > 0 and st, what="CPU time charged")
     mem = s.memory
     assert mem.limit == 64 << 20
     assert mem.usage > 0 and isinstance(mem.stats, dict) and mem.stats

@@ -21,6 +21,7 @@ import pytest
 from engine.daemon import parse_args
 from engine.networks.manager import daemon_tag
 from engine.runtime import cgroups
+from engine.runtime.spill import spill_path
 from tests.conftest import _mounts_under, needs_root, private_daemon, wait_for
 
 pytestmark = needs_root
@@ -51,6 +52,12 @@ def host_state(handle) -> dict:
     nft = subprocess.run(["nft", "list", "table", "ip", f"pyengine_{tag}"], capture_output=True, text=True).stdout
     rules = sorted(ln.strip() for ln in nft.splitlines() if "dnat" in ln)
     return {"mounts": sorted(_mounts_under(handle.root)), "cgroups": groups, "veths": veths, "dnat": rules}
+
+
+def spill_size(handle, container_id: str, pid: int) -> int:
+    """Bytes the spawner has taken from a container's output into its spill file."""
+    path = spill_path(os.path.join(handle.data_root, "containers", container_id), pid)
+    return os.path.getsize(path) if os.path.exists(path) else 0
 
 
 def line_numbers(client, name) -> list[int]:
@@ -87,11 +94,12 @@ def test_kill9_under_load_readopts_everything(lrd):
     before = host_state(lrd)
     client = client_for(lrd)
     client.create_network("livenet")
-    loggers = []
+    loggers, logger_ids = [], {}
     for i in range(3):
         c = client.create_container("busybox", ["sh", "-c", LOGGER], name=f"logger{i}")
         client.start(c)
         loggers.append(f"logger{i}")
+        logger_ids[f"logger{i}"] = c["Id"]
     port = free_port()
     web = client.create_container(
         "busybox", ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www"],
@@ -105,6 +113,7 @@ def test_kill9_under_load_readopts_everything(lrd):
 
     # 20 clients creating, starting, stopping and removing containers while the daemon dies.
     stop = threading.Event()
+    started = []  # one entry per churn container started (list.append is atomic)
 
     def churn(n: int) -> None:
         c = client_for(lrd)
@@ -112,6 +121,7 @@ def test_kill9_under_load_readopts_everything(lrd):
             try:
                 cid = c.create_container("busybox", ["sleep", "60"], name=f"churn{n}-{time.monotonic_ns()}")["Id"]
                 c.start(cid)
+                started.append(cid)
                 c.stop(cid, timeout=0)
                 c.remove_container(cid)
             except Exception:
@@ -120,13 +130,17 @@ def test_kill9_under_load_readopts_everything(lrd):
     threads = [threading.Thread(target=churn, args=(n,), daemon=True) for n in range(20)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # Kill once every client is in full swing: at least two starts per client so far.
+    wait_for(lambda: len(started) >= 40, what="the churn to be under way")
     lrd.stop(signal.SIGKILL)
     stop.set()
     for t in threads:
         t.join(timeout=60)
     wait_for(lambda: not os.path.exists(f"/proc/{pids['short']}"), what="short to exit while the daemon is away")
-    time.sleep(0.3)  # the loggers write on while no daemon reads
+    # The loggers write on while no daemon reads: wait until each one's spill has grown.
+    spilled = {name: spill_size(lrd, logger_ids[name], pids[name]) for name in loggers}
+    wait_for(lambda: all(spill_size(lrd, logger_ids[n], pids[n]) > spilled[n] + 100 for n in loggers),
+             what="the loggers to write while no daemon reads")
     lrd.start()
     client = client_for(lrd)
 
