@@ -133,7 +133,7 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set"
         )
-    if res.nano_cpus < 0 or res.nano_cpus > os.cpu_count() * 1_000_000_000:
+    if res.nano_cpus < 0 or (res.nano_cpus and res.nano_cpus > os.cpu_count() * 1_000_000_000):
         raise errors.InvalidParameter(
             f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there are only "
             f"{os.cpu_count()} CPUs available"

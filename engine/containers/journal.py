@@ -28,17 +28,18 @@ class Positions:
     is made at its first record: a run that logs nothing (no file: `recover` says the log
     holds nothing of it, which is true) costs no file."""
 
-    def __init__(self, path: str, fresh: bool = True) -> None:
-        """`fresh`: a new run (a file left by an older process with the same pid goes)."""
+    def __init__(self, path: str, fresh: bool = True, stale: bool = True) -> None:
+        """`fresh`: a new run (a file left by an older process with the same pid goes, unless
+        `stale` is False: the caller knows no earlier run left one)."""
         self.path = path
         self._fd = -1
-        if fresh:
+        if not fresh:
+            self._open()
+        elif stale:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-        else:
-            self._open()
 
     def _open(self) -> None:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

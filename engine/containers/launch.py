@@ -50,8 +50,9 @@ def resources_from(host: HostConfig, device_rules=(), blkio_devices=None) -> cgr
 
 
 def open_spill(runtime, container: Container, pid: int, log_driver,
-               logged: dict[str, int] | None = None) -> SpillSource:
-    """The run's spilled output, and its log journaled against it (engine/containers/journal.py)."""
+               logged: dict[str, int] | None = None, stale: bool = True) -> SpillSource:
+    """The run's spilled output, and its log journaled against it (engine/containers/journal.py).
+    `stale` False: no earlier run left output files in the directory (Supervisor.output_clean)."""
     from engine.containers.journal import Positions, positions_path
     from engine.runtime.spill import spill_path
 
@@ -62,7 +63,8 @@ def open_spill(runtime, container: Container, pid: int, log_driver,
                          (STDOUT,) if tty else (STDOUT, STDERR),
                          fed={STDOUT: logged["stdout"], STDERR: logged["stderr"]})
     if log_driver is not None:
-        log_driver.journal(Positions(positions_path(container.directory, pid), fresh=not resumed), logged)
+        log_driver.journal(Positions(positions_path(container.directory, pid), fresh=not resumed, stale=stale),
+                           logged)
         source.durable = lambda stream_id: log_driver.logged("stdout" if stream_id == STDOUT else "stderr")
     return source
 
@@ -101,7 +103,10 @@ class Launching:
 
         tty = container.config.tty
         open_stdin = container.config.open_stdin
-        self._supervisors[container.id].host_clean = False
+        sup = self._supervisors[container.id]
+        sup.host_clean = False
+        stale_output = not sup.output_clean
+        sup.output_clean = False  # this run's files may come from the spawn on
         async with contextlib.AsyncExitStack() as undo:
             volume_points = await self.volumes.mount(container.id)
             _undo(undo, "unmounting volumes", self.volumes.unmount, container.id)
@@ -154,7 +159,7 @@ class Launching:
                                                              prepare=place if needs_place else None, held=held)
             _undo(undo, "ending the process", _end_process, process, container)
             if self.runtime.spills:
-                spill = open_spill(self.runtime, container, process.pid, log_driver)
+                spill = open_spill(self.runtime, container, process.pid, log_driver, stale=stale_output)
                 spill.armed = held is not None
                 if held is None:
                     await self.runtime.hold(container.id, [process.pty_master], pid=process.pid, spill=spill.path)

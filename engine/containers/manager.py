@@ -98,6 +98,8 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         if self.runtime.spills:
             await trio.to_thread.run_sync(restore.remove_stale_output, self.all(), {
                 cid: entry.pid for cid, entry in adopted.items() if cid in resumed})
+            for cid, sup in self._supervisors.items():
+                sup.output_clean = cid not in resumed
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reclaimer.run)
@@ -239,7 +241,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             shutil.rmtree(container.directory, ignore_errors=True)
             raise
         self._containers[container_id] = container
-        self._supervisors[container_id] = Supervisor(host_clean=True)
+        self._supervisors[container_id] = Supervisor(host_clean=True, output_clean=True)
         self.publish(container, "create")
         return container, warnings
 

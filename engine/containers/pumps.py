@@ -110,6 +110,7 @@ class SpillSource:
         self.durable: Callable[[int], int] = lambda stream_id: self.fed[stream_id]
         self.pumped = False  # a pump_spill of it ended
         self.armed = False  # its spawn armed the runtime for the first wait (wait_output(armed))
+        self.quiet = False  # the run ended without a byte spilled: it has no spill file
         self._progress = trio.Event()
 
     def advanced(self) -> None:
@@ -127,7 +128,7 @@ class SpillSource:
 async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | None = None) -> None:
     """Hand the run's spilled output to `sink` (data, capture time, stream offset) until every
     stream ended; given up, take what the file holds now and end."""
-    from engine.runtime.spill import read_records
+    from engine.runtime.spill import NO_SPILL, read_records
 
     fd = -1
     pos, drained = 0, 0
@@ -135,7 +136,9 @@ async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | N
     kept: dict[int, deque] = {s: deque() for s in source.streams}  # (file offset, stream end) not yet durable
     try:
         while True:
-            if fd < 0:
+            # An armed run's first wait answers once its file has a byte (or never will): no
+            # open before it (a silent run never has a file).
+            if fd < 0 and (not source.armed or (give_up is not None and give_up.given_up)):
                 try:
                     fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
                 except FileNotFoundError:
@@ -179,6 +182,9 @@ async def pump_spill(source: SpillSource, sink: Sink | None, give_up: GiveUp | N
                 armed, source.armed = source.armed, False
                 new = await source.runtime.wait_output(source.container_id, source.pid, pos, keep_from,
                                                        armed=armed)
+            if new == NO_SPILL:
+                source.quiet = True
+                return
             if new is None:
                 if give_up is None or not give_up.given_up:
                     return  # the run (or the spawner) is gone

@@ -54,6 +54,10 @@ class Supervisor:
     # after a run's teardown succeeded, false from a launch or a mount on. `rm` then only
     # moves the directory; when unsure (a restored container, a failed teardown) it undoes all.
     host_clean: bool = False
+    # No run's spill or positions file is in the container's directory (engine/containers/
+    # journal.py): true from create, after startup's cleanup and once a run's files are gone,
+    # so a new run need not remove a file an older run with the same pid left.
+    output_clean: bool = False
 
     def notify(self) -> None:
         self.changed.set()
@@ -216,7 +220,9 @@ class Supervising:
         container.save()
         await self.runtime.release(container.id, run.process.pid)
         if run.spill is not None:
-            remove_output_files(container.directory, run.process.pid)
+            if not run.spill.quiet:  # a run that never wrote a byte made neither file
+                remove_output_files(container.directory, run.process.pid)
+            sup.output_clean = True
         sup.hub.end_run()
         if oom:
             self.publish(container, "oom")

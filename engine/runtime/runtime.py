@@ -63,7 +63,9 @@ class Runtime(Protocol):
                           armed: bool = False) -> int | None:
         """The spill was read up to `read_to` and is needed from `keep_from`: wait until it
         has more. Returns its generation (changed: read it again from the start), or None.
-        `armed`: the first wait of a run spawned with `held`, armed by the spawn itself."""
+        `armed`: the first wait of a run spawned with `held`, armed by the spawn itself; that
+        wait may also return engine.runtime.spill.NO_SPILL (the run ended without a byte: it
+        has no spill file and never will)."""
 
     async def flush_output(self, container_id: str, pid: int) -> dict[int, int] | None:
         """Read into the run's spill what its output fds hold now: returns the stream offsets

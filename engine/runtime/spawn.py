@@ -72,6 +72,7 @@ class ContainerProcess:
         self.pty_master = pty_master  # owned by the caller
         self.returncode: int | None = None
         self._lock = trio.Lock()
+        self._polled = False  # the pidfd was given to trio's I/O manager (wait)
 
     def __repr__(self) -> str:
         return f"<ContainerProcess pid={self.pid} returncode={self.returncode}>"
@@ -97,6 +98,7 @@ class ContainerProcess:
             while self.returncode is None:
                 if self.pidfd < 0:
                     raise RuntimeError("process closed before it was reaped")
+                self._polled = True
                 await trio.lowlevel.wait_readable(self.pidfd)
                 self._reap()
         return self.returncode
@@ -116,10 +118,11 @@ class ContainerProcess:
         """Close the pidfd (not the pty master: the caller owns it)."""
         if self.pidfd >= 0:
             fd, self.pidfd = self.pidfd, -1
-            try:
-                trio.lowlevel.notify_closing(fd)
-            except RuntimeError:
-                pass
+            if self._polled:  # else trio never saw it (its exit came another way): no epoll_ctl
+                try:
+                    trio.lowlevel.notify_closing(fd)
+                except RuntimeError:
+                    pass
             os.close(fd)
 
 

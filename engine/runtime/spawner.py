@@ -33,6 +33,7 @@ from engine.runtime import _native
 from engine.runtime.runtime import Adopted
 from engine.runtime.spawn import (ContainerProcess, Launched, Launcher, _ChildFailed, spawn_container,
                                   spawn_exec)
+from engine.runtime.spill import NO_SPILL
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +287,14 @@ class SpawnerRuntime:
                     for fd in fds:
                         os.close(fd)
             elif op == OP_DATA:
+                # status -1: nothing more, ever (the answer to an ARM of a run that is gone,
+                # or the end of a run that never wrote a byte: see wait_output)
                 slot = self._data.pop((cid, pid), None)
                 if slot is not None:
-                    slot[1] = seq if status >= 0 else None
+                    slot[1] = seq if status >= 0 else NO_SPILL
                     slot[0].set()
                 elif cid in self._armed_ids:
-                    self._early[(cid, pid)] = seq if status >= 0 else None
+                    self._early[(cid, pid)] = seq if status >= 0 else NO_SPILL
             elif op == OP_END:
                 self._listed.set()
             else:
@@ -380,7 +383,9 @@ class SpawnerRuntime:
         """Tell the spawner how far the run's spill was read (and which head it may drop),
         and wait until there is more: returns the file's generation (a new one: read it
         again from the start), None when the run is gone (or the spawner). `armed`: the
-        first wait of a held spawn's run, which the spawner armed itself (no ARM)."""
+        first wait of a held spawn's run, which the spawner armed itself (no ARM); its
+        "nothing more" can then only come from the run's end without a byte spilled (the
+        spawner answers so to an ARM of a run it does not know too): NO_SPILL, no file."""
         key = (container_id, pid)
         early = self._early.pop(key, _NONE)
         if armed and early is not _NONE:
@@ -398,6 +403,8 @@ class SpawnerRuntime:
         finally:
             if self._data.get((container_id, pid)) is slot:
                 del self._data[(container_id, pid)]
+        if slot[1] == NO_SPILL and not armed:
+            return None
         return slot[1]
 
     async def flush_output(self, container_id: str, pid: int) -> dict[int, int] | None:

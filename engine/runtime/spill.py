@@ -9,7 +9,8 @@ time (ns since the epoch), then the bytes. A record of length 0 ends its stream.
 only appends, except when the daemon asks it to drop the head: it then renames a shorter copy
 over the file (a new generation; stream offsets are kept, so readers skip by offset).
 A run whose streams all ended before a byte was read has no file: the spawner answers an ARM
-for it with "nothing more" (SpawnerRuntime.wait_output returns None).
+for it with "nothing more" (SpawnerRuntime.wait_output returns None, or NO_SPILL to the first
+wait of a run armed by its spawn, when the answer can only mean that).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ HEADER = 16
 MAGIC = b"PESPILL1"
 #: Bytes read per call (records are at most 64 KiB + header).
 READ_MAX = 1 << 20
+#: wait_output's answer to a run's first, armed wait when the run's streams all ended before a
+#: byte was read: it has no spill file, and never will.
+NO_SPILL = -1
 
 
 @attrs.frozen

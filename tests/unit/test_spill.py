@@ -153,3 +153,50 @@ async def test_pump_spill_given_up_takes_what_is_there(tmp_path):
         await trio.testing.wait_all_tasks_blocked()
         give_up()
     assert got == [b"x\n"]
+
+
+class QuietRuntime:
+    """The spawner's answer to the armed first wait of a run that ended before a byte."""
+
+    def __init__(self):
+        self.waits = []
+
+    async def wait_output(self, cid, pid, read_to, keep_from, armed=False):
+        from engine.runtime.spill import NO_SPILL
+
+        self.waits.append(armed)
+        return NO_SPILL if armed else None
+
+
+async def test_pump_spill_of_a_run_that_never_wrote_ends_quiet_without_opening_a_file(tmp_path):
+    """A held spawn's first wait comes before any open (the file exists only from the first
+    byte); "nothing, ever" then marks the run quiet, so its end removes no file."""
+    path = tmp_path / "output.5.spill"
+    source = SpillSource(QuietRuntime(), "c", 5, str(path), (1, 2))
+    source.armed = True
+    path.mkdir()  # a read of it would fail (EISDIR): the pump must not open it
+
+    async def sink(stream_id, data, when_ns=None, offset=None):
+        raise AssertionError("no output")
+
+    with trio.fail_after(10):
+        await pump_spill(source, sink, GiveUp())
+    assert source.quiet and source.pumped and source.runtime.waits == [True]
+
+    later = SpillSource(QuietRuntime(), "c", 6, str(tmp_path / "output.6.spill"), (1, 2))
+    with trio.fail_after(10):
+        await pump_spill(later, sink, GiveUp())  # a later (ARMed) wait's "nothing" is "gone"
+    assert not later.quiet and later.runtime.waits == [False]
+
+
+async def test_a_new_run_that_knows_no_file_was_left_makes_one_at_its_first_record_only(tmp_path):
+    """Positions(stale=False): the caller knows no earlier run left a file (its supervisor
+    removed them): nothing is unlinked nor made at the start, the file comes with the first
+    record as for any new run."""
+    log, pos = str(tmp_path / "c-json.log"), tmp_path / "output.3.pos"
+    d = JsonFileLogDriver(log)
+    d.journal(Positions(str(pos), stale=False), {"stdout": 0, "stderr": 0})
+    assert not pos.exists()
+    await d.write("stdout", b"hi\n", 10, 0)
+    assert recover(str(pos), log) == {"stdout": 3, "stderr": 0}
+    await d.aclose()
