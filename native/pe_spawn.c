@@ -272,6 +272,30 @@ static void reset_signals(int keep_blocked)
  */
 enum { PE_CREATE_NONE = 0, PE_CREATE_DIR = 1, PE_CREATE_FILE = 2 };
 
+/* Create the last component of `buf` (starting at buf + start: a directory, or an empty
+ * file with PE_CREATE_FILE) in `parent` (an O_PATH fd of its directory, resolved in the
+ * root) and open `buf` in the root. Returns the O_PATH fd, or -1 with errno; `*dangling` is
+ * set when the name exists but does not resolve (a dangling symlink). */
+static int create_last(int rootfd, int parent, const char *buf, size_t start, int create, int *dangling)
+{
+    const uint64_t resolve = PE_RESOLVE_IN_ROOT | PE_RESOLVE_NO_MAGICLINKS;
+    int rc;
+    *dangling = 0;
+    if (create == PE_CREATE_FILE) {
+        rc = openat(parent, buf + start, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (rc >= 0)
+            close(rc);
+    } else {
+        rc = mkdirat(parent, buf + start, 0755);
+    }
+    if (rc < 0 && errno != EEXIST)
+        return -1;
+    int fd = pe_openat2(rootfd, buf, O_PATH | O_CLOEXEC, resolve);
+    if (fd < 0 && errno == ENOENT && rc < 0)
+        *dangling = 1;
+    return fd;
+}
+
 static int open_in_root(int rootfd, const char *path, int create)
 {
     const uint64_t resolve = PE_RESOLVE_IN_ROOT | PE_RESOLVE_NO_MAGICLINKS;
@@ -286,6 +310,44 @@ static int open_in_root(int rootfd, const char *path, int create)
         return -1;
     }
     memcpy(buf, path, len + 1);
+    /* Most missing paths miss only their last component (/dev/pts in the new /dev,
+     * /sys/fs/cgroup/<hierarchy> in the new tmpfs): create it in its parent, resolved in
+     * the root like every step of the walk below (3 openat2 instead of 2 + 2 per level).
+     * The walk takes over when the parent is missing too, or the name is a dangling
+     * symlink (the walk creates its target, inside the root). */
+    {
+        size_t end = len;
+        while (end > 0 && buf[end - 1] == '/')
+            end--;
+        size_t start = end;
+        while (start > 0 && buf[start - 1] != '/')
+            start--;
+        int dots = (end - start == 1 && buf[start] == '.') ||
+                   (end - start == 2 && buf[start] == '.' && buf[start + 1] == '.');
+        if (end > start && !dots && end == len) {
+            int parent;
+            if (start == 0) {
+                parent = pe_openat2(rootfd, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, resolve);
+            } else {
+                char save_start = buf[start];
+                buf[start] = '\0';
+                parent = pe_openat2(rootfd, buf, O_PATH | O_DIRECTORY | O_CLOEXEC, resolve);
+                buf[start] = save_start;
+            }
+            if (parent >= 0) {
+                int dangling;
+                fd = create_last(rootfd, parent, buf, start, create, &dangling);
+                int e = errno;
+                close(parent);
+                if (fd >= 0 || !dangling) {
+                    errno = e;
+                    return fd;
+                }
+            } else if (errno != ENOENT) {
+                return -1;
+            }
+        }
+    }
     /* Walk prefixes: "/a", "/a/b", …; create what is missing. */
     size_t pos = 0;
     int restarts = 0;
@@ -455,29 +517,60 @@ static void do_mounts(const struct pe_ctx *c, int rootfd)
     }
 }
 
+/* The directory holding `path` ("/dev/null" → "/dev"), opened in the root for *at calls.
+ * Consecutive nodes and links share it (every default one is in /dev): `*cached` and
+ * `cached_path` keep the last one open (creating entries in a directory does not change
+ * what its path resolves to). Returns the dir fd or -1 with errno; sets `*name`. */
+static int dir_of(int rootfd, const char *path, const char **name, int *cached, char *cached_path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t plen = slash ? (size_t)(slash - path) : 0;
+    *name = slash ? slash + 1 : path;
+    if (plen >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char parent[PATH_MAX];
+    memcpy(parent, path, plen);
+    parent[plen] = '\0';
+    if (!plen) {
+        parent[0] = '/';
+        parent[1] = '\0';
+    }
+    if (*cached >= 0 && strcmp(cached_path, parent) == 0)
+        return *cached;
+    if (*cached >= 0) {
+        close(*cached);
+        *cached = -1;
+    }
+    int dfd = open_in_root(rootfd, parent, PE_CREATE_DIR);
+    if (dfd < 0)
+        return -1;
+    char dpath[64];
+    procfd_path(dpath, dfd);
+    int dirfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = errno;
+    close(dfd);
+    if (dirfd < 0) {
+        errno = e;
+        return -1;
+    }
+    memcpy(cached_path, parent, strlen(parent) + 1);
+    *cached = dirfd;
+    return dirfd;
+}
+
 static void create_devices(const struct pe_ctx *c, int rootfd)
 {
     const struct pe_spec *s = c->spec;
+    int cached = -1;
+    char cached_path[PATH_MAX];
+    const char *name;
     for (int i = 0; i < s->ndevices; i++) {
         const struct pe_device *d = &s->devices[i];
-        /* d->path is like "/dev/null": open its parent dir inside the rootfs. */
-        const char *slash = strrchr(d->path, '/');
-        char parent[PATH_MAX];
-        size_t plen = slash ? (size_t)(slash - d->path) : 0;
-        if (plen >= sizeof parent)
-            child_fail(c, PE_STEP_DEVICES, ENAMETOOLONG, i);
-        memcpy(parent, d->path, plen);
-        parent[plen] = '\0';
-        int dfd = open_in_root(rootfd, plen ? parent : "/", PE_CREATE_DIR);
-        if (dfd < 0)
-            child_fail(c, PE_STEP_DEVICES, errno, i);
-        char dpath[64];
-        procfd_path(dpath, dfd);
-        int dirfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        close(dfd);
+        int dirfd = dir_of(rootfd, d->path, &name, &cached, cached_path);
         if (dirfd < 0)
             child_fail(c, PE_STEP_DEVICES, errno, i);
-        const char *name = slash ? slash + 1 : d->path;
         mode_t type = d->type == 'b' ? S_IFBLK : S_IFCHR;
         if (mknodat(dirfd, name, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
             if (errno != EEXIST)
@@ -486,30 +579,17 @@ static void create_devices(const struct pe_ctx *c, int rootfd)
             TRY(c, fchmodat(dirfd, name, d->mode & 07777, 0), PE_STEP_DEVICES, i);
             TRY(c, fchownat(dirfd, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW), PE_STEP_DEVICES, i);
         }
-        close(dirfd);
     }
     for (int i = 0; i < s->nsymlinks; i++) {
         const char *path = s->symlink_paths[i];
-        const char *slash = strrchr(path, '/');
-        char parent[PATH_MAX];
-        size_t plen = slash ? (size_t)(slash - path) : 0;
-        if (plen >= sizeof parent)
-            child_fail(c, PE_STEP_SYMLINKS, ENAMETOOLONG, i);
-        memcpy(parent, path, plen);
-        parent[plen] = '\0';
-        int dfd = open_in_root(rootfd, plen ? parent : "/", PE_CREATE_DIR);
-        if (dfd < 0)
-            child_fail(c, PE_STEP_SYMLINKS, errno, i);
-        char dpath[64];
-        procfd_path(dpath, dfd);
-        int dirfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        close(dfd);
+        int dirfd = dir_of(rootfd, path, &name, &cached, cached_path);
         if (dirfd < 0)
             child_fail(c, PE_STEP_SYMLINKS, errno, i);
-        if (symlinkat(s->symlink_targets[i], dirfd, slash ? slash + 1 : path) < 0 && errno != EEXIST)
+        if (symlinkat(s->symlink_targets[i], dirfd, name) < 0 && errno != EEXIST)
             child_fail(c, PE_STEP_SYMLINKS, errno, i);
-        close(dirfd);
     }
+    if (cached >= 0)
+        close(cached);
 }
 
 /* Write `value` to the file at `path` (a /proc file): open, one write, close. */
@@ -773,8 +853,11 @@ static void drop_privileges(const struct pe_ctx *c)
     for (int cap = 0; cap < 64; cap++) {
         if (s->caps & (1ULL << cap))
             continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break; /* past the kernel's last capability: so is every higher one */
             child_fail(c, PE_STEP_CAPS, errno, cap);
+        }
     }
     /* Keep permitted caps across setuid so capset below can still set them. */
     TRY(c, prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), PE_STEP_CAPS, -1);

@@ -197,6 +197,24 @@ async def test_bind_mount_file_and_symlink_escape(rootfs, tmp_path):
     assert not (outside / "tmpfs").exists()
 
 
+async def test_mount_points_made_in_the_root_only(rootfs, tmp_path):
+    """A missing mount point is made inside the rootfs whatever symlinks are on its way: its
+    last component only (the usual case), under a link to a host directory (made inside the
+    root, not on the host), and at a dangling link (its target is made, inside the root)."""
+    host_dir = tmp_path / "hostdir"
+    host_dir.mkdir()
+    os.symlink(str(host_dir), os.path.join(rootfs, "tohost"))
+    os.symlink("/made/here", os.path.join(rootfs, "dangling"))
+    mounts = (MountSpec("/proc", "proc", "proc"), MountSpec("/tmp/new", "tmpfs", "tmpfs"),
+              MountSpec("/tohost/new", "tmpfs", "tmpfs"), MountSpec("/dangling", "tmpfs", "tmpfs"))
+    script = "grep -c tmpfs /proc/mounts; ls -d /tmp/new /made/here " + str(host_dir) + "/new"
+    code, out = await run(rootfs, ["sh", "-c", script], mounts=mounts)
+    assert code == 0, out
+    assert not (host_dir / "new").exists()
+    assert os.path.isdir(os.path.join(rootfs, "made", "here"))
+    assert os.path.isdir(os.path.join(rootfs, "tmp", "new"))
+
+
 async def test_tty(rootfs):
     spec = make_spec(rootfs, ["sh", "-c", "tty; stty size"], terminal_size=(30, 100))
     proc = await spawn_container(spec, Stdio(tty=True))
