@@ -105,6 +105,8 @@ class Container:
     exec_ids: list[str] = attrs.Factory(list)
     # (config, host_config, their plain data): engine.containers.record's, not persisted
     _record_cache: tuple | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    # (record file size, spare file size) as the last save left them: engine.containers.record's
+    _record_sizes: tuple | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     # --- paths -----------------------------------------------------------------------------
     @property

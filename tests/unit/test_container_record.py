@@ -100,3 +100,34 @@ def test_the_encoded_record_is_the_json_of_its_data(tmp_path):
         c.state.status, c.exec_ids = Status.RUNNING, ["e1"]
     c.host_config = HostConfig(privileged=True)  # a replaced spec is encoded anew
     assert json.loads(record.encode(c))["host_config"]["privileged"] is True
+
+
+def test_saves_of_growing_and_shrinking_records_leave_no_stale_bytes(tmp_path):
+    """A save truncates the spare only when it holds more than the new record (the sizes this
+    process left are known): whatever the order of sizes, both files are whole JSON."""
+    c = make_container(tmp_path)
+    for n in (1, 40, 3, 3, 90, 2, 60, 61, 1, 1):
+        c.name = "n" * n
+        c.save()
+        for name in os.listdir(tmp_path):
+            json.loads((tmp_path / name).read_text())  # whole: no bytes of a longer record behind
+        assert json.loads((tmp_path / record.RECORD_NAME).read_text())["name"] == c.name
+    again = record.load(str(tmp_path))  # a record loaded anew: its spare's size is not known
+    again.name = "m"
+    again.save()
+    for name in os.listdir(tmp_path):
+        json.loads((tmp_path / name).read_text())
+
+
+def test_the_state_is_encoded_as_attrs_gives_it(tmp_path):
+    import attrs
+
+    from engine.containers.health import Health, ProbeResult
+
+    c = make_container(tmp_path)
+    for health in (None, Health(status="healthy", failing_streak=0, log=[ProbeResult(start_ns=1, end_ns=2, exit_code=0, output="ok")])):
+        c.state.health = health
+        c.state.status, c.state.error = Status.EXITED, "boom"
+        expected = attrs.asdict(c.state, recurse=True)
+        expected["status"] = "exited"
+        assert record.to_data(c)["state"] == expected
