@@ -51,23 +51,24 @@ def _const_str(s: str):
     return buf
 
 
-def _const_strv(items: tuple):
-    """A char *[] (not NULL-terminated) of constant strings, shared while the cache holds."""
+def _const_strv(items: tuple) -> tuple:
+    """(char *[] (not NULL-terminated) of constant strings, what it points into), shared
+    while the cache holds."""
     key = ("strv", items)
-    arr = _const_arrays.get(key)
-    if arr is None:
+    entry = _const_arrays.get(key)
+    if entry is None:
         strs = [_const_str(x) for x in items]
         arr = ffi.new("char *[]", max(len(items), 1))
         for i, buf in enumerate(strs):
             arr[i] = buf
-        _const_arrays[key] = arr = (arr, strs)
-    return arr[0]
+        _const_arrays[key] = entry = (arr, strs)
+    return entry
 
 
-def _const_devices(devices: tuple):
+def _const_devices(devices: tuple) -> tuple:
     key = ("devices", devices)
-    arr = _const_arrays.get(key)
-    if arr is None:
+    entry = _const_arrays.get(key)
+    if entry is None:
         strs = [_const_str(d.path) for d in devices]
         cd = ffi.new("struct pe_device[]", max(len(devices), 1))
         for i, d in enumerate(devices):
@@ -75,8 +76,30 @@ def _const_devices(devices: tuple):
             cd[i].type = ord(d.type)
             cd[i].major, cd[i].minor, cd[i].mode = d.major, d.minor, d.mode
             cd[i].uid, cd[i].gid = d.uid, d.gid
-        _const_arrays[key] = arr = (cd, strs)
-    return arr[0]
+        _const_arrays[key] = entry = (cd, strs)
+    return entry
+
+
+_MOUNT_SIZE = ffi.sizeof("struct pe_mount")
+
+
+def _const_mount(source: str | None, target: str, fstype: str | None, flags: int, propagation: int,
+                 data: str) -> tuple:
+    """(a struct pe_mount[1], what it points into) for one mount of a profile, copied into
+    each spec with one memmove (`source` None: a bind's, set per spec)."""
+    key = ("mount", source, target, fstype, flags, propagation, data)
+    entry = _const_arrays.get(key)
+    if entry is None:
+        strs = [_const_str(target)] + [_const_str(s) for s in (source, fstype, data) if s]
+        m = ffi.new("struct pe_mount[1]")
+        m[0].source = _const_str(source) if source else ffi.NULL
+        m[0].target = _const_str(target)
+        m[0].fstype = _const_str(fstype) if fstype else ffi.NULL
+        m[0].flags = flags
+        m[0].propagation = propagation
+        m[0].data = _const_str(data) if data else ffi.NULL
+        _const_arrays[key] = entry = (m, strs)
+    return entry
 
 
 class _Builder:
@@ -99,9 +122,9 @@ class _Builder:
         return buf
 
     def const_strv(self, items) -> object:
-        arr = _const_strv(tuple(items))
-        self.keep.append(_const_arrays[("strv", tuple(items))])
-        return arr
+        entry = _const_strv(tuple(items))
+        self.keep.append(entry)  # survives a clear of the cache while this spec lives
+        return entry[0]
 
     def strv(self, items, null_terminated: bool = True):
         arr = ffi.new("char *[]", len(items) + (1 if null_terminated else 0))
@@ -142,20 +165,21 @@ def build_spec(*, mode: int, use_helper: bool, clone_flags: int, unshare_cgroup:
 
     cm = ffi.new("struct pe_mount[]", max(len(mounts), 1))
     b.keep.append(cm)
+    keep, memmove = b.keep, ffi.memmove
     for i, (source, target, fstype, flags, propagation, data) in enumerate(mounts):
         # A filesystem's source ("proc", "tmpfs"…) recurs; a bind's is the container's own.
-        cm[i].source = b.const(source) if fstype else b.str(source)
-        cm[i].target = b.const(target)
-        cm[i].fstype = b.const(fstype)
-        cm[i].flags = flags
-        cm[i].propagation = propagation
-        cm[i].data = b.const(data) if data else ffi.NULL
+        entry = _const_mount(source if fstype else None, target, fstype, flags, propagation, data)
+        keep.append(entry)  # survives a clear of the cache while this spec lives
+        memmove(cm + i, entry[0], _MOUNT_SIZE)
+        if not fstype:
+            cm[i].source = b.str(source)
     s.mounts = cm
     s.nmounts = len(mounts)
 
     devices = tuple(devices)
-    s.devices = _const_devices(devices)
-    b.keep.append(_const_arrays[("devices", devices)])
+    entry = _const_devices(devices)
+    keep.append(entry)
+    s.devices = entry[0]
     s.ndevices = len(devices)
     s.symlink_paths = b.const_strv([p for p, _ in symlinks])
     s.symlink_targets = b.const_strv([t for _, t in symlinks])

@@ -87,6 +87,12 @@ def grantable_capabilities() -> tuple[str, ...]:
 
 def capability_mask(names: Iterable[str]) -> int:
     """Bit mask (bit n = capability n) of `names`, limited to what this kernel knows."""
+    return _mask(tuple(names))
+
+
+@functools.lru_cache(maxsize=256)
+def _mask(names: tuple[str, ...]) -> int:
+    """Cached: a container's set is one of a few (Docker's default, the same adds and drops)."""
     mask = 0
     known = len(ALL_CAPABILITIES)
     for name in names:
