@@ -4,6 +4,7 @@ start; stops everything by cancellation on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import logging
 import os
@@ -16,6 +17,13 @@ from engine import __version__
 from engine.config import DEFAULT_DATA_ROOT, DEFAULT_HOST, Config
 
 log = logging.getLogger("pyengined")
+
+#: The cyclic GC's generation-0 threshold once the daemon serves (CPython's default: 700).
+#: Nearly everything the daemon allocates is freed by reference counting: at 700 a container
+#: burst ran ~0.2 collections per container, ~0.19 ms of CPU per container over the three
+#: generations, none finding garbage; at 5000, one per ~130 containers. Cyclic garbage still
+#: goes, once this many more objects are alive.
+GC_THRESHOLD0 = 5000
 
 
 class Daemon:
@@ -210,11 +218,19 @@ async def _serve(config: Config) -> None:
         async with trio.open_nursery() as nursery:
             daemon = Daemon(config)
             await nursery.start(daemon.run)
+            _tune_gc()
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 daemon.detach()
                 nursery.cancel_scope.cancel()
                 break
+
+
+def _tune_gc() -> None:
+    """Once started: what the daemon built at startup (modules, routes, managers, recovered
+    records) is never scanned again (gc.freeze), and collections run less often."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD0, *gc.get_threshold()[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
