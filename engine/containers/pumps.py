@@ -232,12 +232,17 @@ async def drive(process, outputs: list[tuple[int, int]], sink: Sink | None,
             pumps_done = trio.Event()
             give_up = GiveUp()
 
+            jobs = [(pump, fd, stream_id, sink, give_up) for fd, stream_id in outputs]
+            if spill is not None:
+                jobs.append((pump_spill, spill, sink, give_up))
+
             async def pumps() -> None:
-                async with trio.open_nursery() as inner:
-                    for fd, stream_id in outputs:
-                        inner.start_soon(pump, fd, stream_id, sink, give_up)
-                    if spill is not None:
-                        inner.start_soon(pump_spill, spill, sink, give_up)
+                if len(jobs) == 1:  # a run's spill (or one pipe): no nursery of its own
+                    await jobs[0][0](*jobs[0][1:])
+                else:
+                    async with trio.open_nursery() as inner:
+                        for job in jobs:
+                            inner.start_soon(*job)
                 pumps_done.set()
 
             nursery.start_soon(pumps)
