@@ -45,7 +45,10 @@ class App:
         path = raw_target.split("?", 1)[0]
         version, rest = split_version(path)
         route, params = self.router.resolve(method, rest, websocket=websocket)
-        return version, rest, route, {k: unquote(v) for k, v in params.items()}
+        for k, v in params.items():
+            if "%" in v:
+                params[k] = unquote(v)
+        return version, rest, route, params
 
     def resolve(self, method: str, raw_target: str):
         """(version, path without it, Route, params) for a request; EngineError (404, 405,

@@ -39,24 +39,32 @@ def _vtuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".") if p != "")
 
 
+_MAX_VERSION = _vtuple(API_VERSION)
+_MIN_VERSION = _vtuple(MIN_API_VERSION)
+
+
 def split_version(path: str) -> tuple[str, str]:
     """"/v1.41/containers/json" → ("1.41", "/containers/json"); no prefix → default version.
     400 (like dockerd) for versions outside [MIN_API_VERSION, API_VERSION]."""
+    if not path.startswith("/v"):
+        return API_VERSION, path
     m = _VERSION_RE.match(path)
     if not m:
         return API_VERSION, path
     version, rest = m.group(1), m.group(2)
+    if version == API_VERSION:  # what docker-py and the CLI send
+        return version, rest
     try:
         vt = _vtuple(version)
     except ValueError:
         raise InvalidParameter(f"invalid API version {version!r}") from None
     if not vt:
         raise InvalidParameter(f"invalid API version {version!r}")
-    if vt > _vtuple(API_VERSION):
+    if vt > _MAX_VERSION:
         raise InvalidParameter(
             f"client version {version} is too new. Maximum supported API version is {API_VERSION}"
         )
-    if vt < _vtuple(MIN_API_VERSION):
+    if vt < _MIN_VERSION:
         raise InvalidParameter(
             f"client version {version} is too old. Minimum supported API version is "
             f"{MIN_API_VERSION}, please upgrade your client to a newer version"
@@ -101,7 +109,7 @@ def _first_segment(template: str) -> str | None:
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
-        self._index: dict | None = None  # built on first resolve: every request resolves
+        self._index: _Index | None = None  # built on first resolve: every request resolves
 
     def add(self, method: str, path: str, handler: Callable[..., Any], kind: str = HTTP) -> Route:
         if not path.startswith("/"):
@@ -111,25 +119,33 @@ class Router:
         self._index = None
         return route
 
-    def _candidates(self, path: str, websocket: bool) -> list[Route]:
-        """The routes that may match `path`, literal templates first, each group in
-        registration order (what a scan of every route would find, without the scan)."""
-        if self._index is None:
-            literal: dict = {}
-            by_segment: dict = {}
-            for r in self.routes:
-                ws = r.kind == WEBSOCKET
-                if r.regex is None:
-                    literal.setdefault((ws, r.template), []).append(r)
-                else:
-                    by_segment.setdefault((ws, _first_segment(r.template)), []).append(r)
-            self._index = {"literal": literal, "segment": by_segment, "order": {id(r): i for i, r in enumerate(self.routes)}}
-        index = self._index
-        first = path[1:].split("/", 1)[0]
-        patterns = index["segment"].get((websocket, first), []) + index["segment"].get((websocket, None), [])
-        if len(patterns) > 1 and (websocket, None) in index["segment"]:
-            patterns.sort(key=lambda r: index["order"][id(r)])
-        return index["literal"].get((websocket, path), []) + patterns
+    def _build_index(self) -> _Index:
+        """Where to look for a path: its literal templates, then the templates with params
+        that may match it (by literal first segment, plus those whose first segment is a
+        param), each group in registration order; both split by method too."""
+        literal: dict = {}
+        by_segment: dict = {}
+        for r in self.routes:
+            ws = r.kind == WEBSOCKET
+            if r.regex is None:
+                literal.setdefault((ws, r.template), []).append(r)
+            else:
+                by_segment.setdefault((ws, _first_segment(r.template)), []).append(r)
+        order = {id(r): i for i, r in enumerate(self.routes)}
+        any_segment = {ws: by_segment.get((ws, None), []) for ws in (False, True)}
+        segments = {}
+        for (ws, first), routes in by_segment.items():
+            if first is not None:
+                segments[(ws, first)] = sorted(routes + any_segment[ws], key=lambda r: order[id(r)])
+        index = _Index(literal, segments, any_segment, {}, {})
+        for key, routes in literal.items():
+            index.literal_by_method[key] = _by_method(routes)
+        for key, routes in segments.items():
+            index.by_method[key] = _by_method(routes)
+        for ws, routes in any_segment.items():
+            index.by_method[(ws, None)] = _by_method(routes)
+        self._index = index
+        return index
 
     def route(self, method: str, path: str, kind: str = HTTP):
         def deco(fn):
@@ -169,18 +185,41 @@ class Router:
         """The route for (method, path without version prefix). Literal templates win over
         templates with params; HEAD falls back to GET. 404 / 405 as EngineErrors."""
         method = method.upper()
-        matched: list[tuple[Route, dict[str, str]]] = []
-        for r in self._candidates(path, websocket):
-            params = r.match(path)
-            if params is not None:
-                matched.append((r, params))
+        index = self._index or self._build_index()
+        # The first route of the method that matches, in the order below (the common case:
+        # only the method's routes are tried).
+        routes = index.literal_by_method.get((websocket, path))
+        if routes is not None and method in routes:
+            return routes[method][0], {}
+        first = path[1:].split("/", 1)[0]
+        key = (websocket, first) if (websocket, first) in index.segments else (websocket, None)
+        for r in index.by_method[key].get(method, ()):
+            m = r.regex.fullmatch(path)
+            if m is not None:
+                return r, m.groupdict()
+        # None: 405 when another method's route matches (HEAD: GET's), else 404.
+        candidates = index.literal.get((websocket, path), []) + index.segments.get(key, index.any_segment[websocket])
+        matched = [(r, params) for r in candidates if (params := r.match(path)) is not None]
         if not matched:
             raise page_not_found()
-        for r, params in matched:
-            if r.method == method:
-                return r, params
         if method == "HEAD":
             for r, params in matched:
                 if r.method == "GET" and r.kind == HTTP:
                     return r, params
         raise MethodNotAllowed(f"method {method} not allowed for {path}")
+
+
+@attrs.define
+class _Index:
+    literal: dict  # (websocket, template) → [Route]
+    segments: dict  # (websocket, first segment) → [Route with params]: its own and any_segment's
+    any_segment: dict  # websocket → [Route with params whose first segment is a param]
+    literal_by_method: dict  # (websocket, template) → {method: [Route]}
+    by_method: dict  # (websocket, first segment or None) → {method: [Route with params]}
+
+
+def _by_method(routes: list[Route]) -> dict[str, list[Route]]:
+    out: dict[str, list[Route]] = {}
+    for r in routes:
+        out.setdefault(r.method, []).append(r)
+    return out
