@@ -28,7 +28,6 @@ from __future__ import annotations
 import email.utils
 import http
 import logging
-import math
 import socket
 import time
 from urllib.parse import unquote
@@ -37,7 +36,7 @@ import h11
 import trio
 
 __all__ = [
-    "HTTPConnection", "HeadTimer", "SocketConn", "StreamConn", "request_head", "serve_request", "upgrade_of",
+    "HTTPConnection", "HeadTimer", "HeadTimers", "SocketConn", "StreamConn", "request_head", "serve_request", "upgrade_of",
 ]
 
 log = logging.getLogger("engine.api")
@@ -141,21 +140,48 @@ class StreamConn:
 # ------------------------------------------------------------------------ requests
 
 
-class HeadTimer:
-    """The time limit of one connection's request heads: one cancel scope around the
-    connection whose deadline is armed while a head is awaited and disarmed while the
-    request is served (cheaper than a scope per request)."""
+class HeadTimers:
+    """The time limit of request heads, for every connection of a server: a connection
+    notes when it starts waiting for a head (`HeadTimer.arm`) and `run` cancels the
+    connections that have waited longer than HEAD_TIMEOUT, looking every SWEEP_INTERVAL
+    seconds (so a limit of 60–75 s). A deadline per head cost more: each change of a trio
+    deadline is a context manager and a heap update, twice per request."""
 
-    __slots__ = ("scope",)
+    SWEEP_INTERVAL = HEAD_TIMEOUT / 4
 
     def __init__(self) -> None:
+        self.waiting: dict[HeadTimer, float] = {}  # armed timers, in the order they were armed
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self.SWEEP_INTERVAL)
+            limit = trio.current_time() - HEAD_TIMEOUT
+            expired = []
+            for timer, since in self.waiting.items():
+                if since > limit:
+                    break  # armed later than the ones before: none after it has expired
+                expired.append(timer)
+            for timer in expired:
+                del self.waiting[timer]
+                timer.scope.cancel()
+
+
+class HeadTimer:
+    """The time limit of one connection's request heads: the connection runs in `scope`,
+    which `HeadTimers.run` cancels when a head is awaited too long (armed), never while a
+    request is served (disarmed)."""
+
+    __slots__ = ("_waiting", "scope")
+
+    def __init__(self, timers: HeadTimers) -> None:
         self.scope = trio.CancelScope()
+        self._waiting = timers.waiting
 
     def arm(self) -> None:
-        self.scope.deadline = trio.current_time() + HEAD_TIMEOUT
+        self._waiting[self] = trio.current_time()
 
     def disarm(self) -> None:
-        self.scope.deadline = math.inf
+        self._waiting.pop(self, None)  # gone when it expired
 
 
 class HTTPConnection:

@@ -40,7 +40,7 @@ from engine.errors import EngineError
 
 from ._hijack import HijackedStream
 from ._http1 import (
-    HEAD_TIMEOUT, MAX_HEAD, RECEIVE_SIZE, HeadTimer, HTTPConnection, SocketConn, StreamConn, request_head,
+    HEAD_TIMEOUT, MAX_HEAD, RECEIVE_SIZE, HeadTimer, HeadTimers, HTTPConnection, SocketConn, StreamConn, request_head,
     serve_request, upgrade_of,
 )
 from ._hypercorn_bridge import HypercornBridge
@@ -149,6 +149,7 @@ class ConnectionHandler:
     def __init__(self, app, bridge: HypercornBridge):
         self.app = app
         self.bridge = bridge
+        self.timers = HeadTimers()  # its `run` goes with the listeners
 
     async def serve_socket(self, sock: _socket.socket) -> None:
         """A plain connection accepted by `_accept_loop`."""
@@ -195,7 +196,7 @@ class ConnectionHandler:
         await connection.send_error(status, response.header_list(), response.body)
 
     async def _serve(self, connection: HTTPConnection, tls: bool) -> None:
-        timer = HeadTimer()
+        timer = HeadTimer(self.timers)
         with timer.scope:
             while True:
                 request = await connection.next_request(timer)
@@ -304,6 +305,7 @@ async def serve_api(app, hosts: Sequence[str], tls: ssl.SSLContext | None = None
                 unix_paths.append(path)
         handler = ConnectionHandler(app, HypercornBridge(app, max_header_size=MAX_HEAD))
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(handler.timers.run)
             for l in listeners:
                 if isinstance(l, _socket.socket):
                     nursery.start_soon(_accept_loop, l, handler)

@@ -365,6 +365,34 @@ async def test_connection_close_is_honoured(server):
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"OK")
 
 
+async def test_head_time_limit(server, autojump_clock):
+    """A connection waiting for a head (none begun, or half a head) is closed once
+    HEAD_TIMEOUT has passed (the sweep may take a quarter more); a request served for
+    longer than that is not cut, and its connection then waits for the next head."""
+    from engine.api._http1 import HEAD_TIMEOUT
+
+    for sent in (b"", b"GET /_ping HTTP/1.1\r\nHost"):
+        stream = await trio.open_unix_socket(server)
+        async with stream:
+            await stream.send_all(sent)
+            start = trio.current_time()
+            with trio.fail_after(HEAD_TIMEOUT * 2):
+                assert await stream.receive_some(65536) == b""
+            assert HEAD_TIMEOUT <= trio.current_time() - start <= HEAD_TIMEOUT * 1.25 + 1
+    stream = await trio.open_unix_socket(server)
+    async with stream:
+        await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\n\r\n")
+        await read_past_head(stream)
+        await trio.sleep(HEAD_TIMEOUT * 2)
+        DEFERRED["release"].set()
+        with trio.fail_after(1):
+            data = await stream.receive_some(65536)
+        assert b'"StatusCode": 7' in data
+        await stream.send_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
+        with trio.fail_after(1):
+            assert (await read_past_head(stream)).startswith(b"HTTP/1.1 200")
+
+
 async def read_until_closed(stream) -> bytes:
     data = b""
     with trio.fail_after(5):
