@@ -18,6 +18,8 @@ from ._errors import PayloadTooLarge
 __all__ = ["Headers", "QueryParams", "Request"]
 
 _FALSE = ("", "0", "no", "false", "none")
+#: Bytes of a body `Request.stream` delivers between schedule points at most.
+YIELD_EVERY = 64 * 1024
 
 
 class Headers:
@@ -184,20 +186,40 @@ class Request:
             self._body_done.set()
             self._disconnected.set()
 
+    async def _acquire(self) -> None:
+        """The lock of `_pull` (the body's reader and `wait_disconnected` may both pull),
+        taken at once when free: `async with lock` adds two schedule points to every pull."""
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, as it arrives (tar uploads)."""
         self._body_started = True
+        unyielded = 0  # bytes delivered since the last schedule point
         while True:
             if self._pending:
-                yield self._pending.popleft()
+                chunk = self._pending.popleft()
+                unyielded += len(chunk)
+                yield chunk
                 continue
             if not self._more_body:
                 if self._disconnected.is_set():
                     raise trio.BrokenResourceError("client disconnected before the body ended")
                 return
-            async with self._lock:
+            if unyielded >= YIELD_EVERY:
+                # A body that arrives as fast as it is read (reads that succeed need no
+                # wait): let other tasks run now and then.
+                unyielded = 0
+                await trio.lowlevel.checkpoint()
+                continue
+            await self._acquire()
+            try:
                 if not self._pending and self._more_body:
                     await self._pull()
+            finally:
+                self._lock.release()
 
     async def body(self, limit: int | None = None) -> bytes:
         limit = self.max_body if limit is None else limit
@@ -233,12 +255,15 @@ class Request:
             if self._body_started and self._more_body:
                 await self._body_done.wait()
                 continue
-            async with self._lock:
+            await self._acquire()
+            try:
                 if self._disconnected.is_set():
                     return
                 await self._pull()
                 if not self._body_started:
                     self._pending.clear()
+            finally:
+                self._lock.release()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.raw_path}>"
