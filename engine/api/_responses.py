@@ -39,6 +39,8 @@ DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
     ("Server", SERVER_HEADER),
 )
 
+_DEFAULT_HEADERS = tuple((k.lower(), k.encode("latin-1"), v.encode("latin-1")) for k, v in DEFAULT_HEADERS)
+
 _REASONS = {
     200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content", 301: "Moved Permanently",
     304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -74,7 +76,7 @@ class Response:
 
     def header_list(self, *, streaming: bool = False) -> list[tuple[bytes, bytes]]:
         names = self._header_names()
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in DEFAULT_HEADERS if k.lower() not in names]
+        out = [(k, v) for lower, k, v in _DEFAULT_HEADERS if lower not in names]
         out += [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in self.headers]
         if not streaming and not _no_body(self.status) and "content-length" not in names:
             out.append((b"content-length", str(len(self.body)).encode()))
