@@ -165,25 +165,34 @@ class HeadTimers:
                 expired.append(timer)
             for timer in expired:
                 del self.waiting[timer]
-                timer.scope.cancel()
+                timer.expire()
 
 
 class HeadTimer:
-    """The time limit of one connection's request heads: the connection runs in `scope`,
-    which `HeadTimers.run` cancels when a head is awaited too long (armed), never while a
-    request is served (disarmed)."""
+    """The time limit of one connection's request heads, armed while a head is awaited and
+    disarmed while a request is served. When it expires (`HeadTimers.run`), a plain
+    socket's wait is ended by notify_closing (the read raises ClosedResourceError, which
+    ends the connection: no cancel scope per connection); a trio stream's (TLS)
+    connection runs in `scope`, which is cancelled."""
 
-    __slots__ = ("_waiting", "scope")
+    __slots__ = ("_waiting", "scope", "sock")
 
-    def __init__(self, timers: HeadTimers) -> None:
-        self.scope = trio.CancelScope()
+    def __init__(self, timers: HeadTimers, conn) -> None:
         self._waiting = timers.waiting
+        self.sock = conn.sock if type(conn) is SocketConn else None
+        self.scope = trio.CancelScope() if self.sock is None else None
 
     def arm(self) -> None:
         self._waiting[self] = trio.current_time()
 
     def disarm(self) -> None:
         self._waiting.pop(self, None)  # gone when it expired
+
+    def expire(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
+        elif self.sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self.sock)
 
 
 class HTTPConnection:

@@ -196,31 +196,37 @@ class ConnectionHandler:
         await connection.send_error(status, response.header_list(), response.body)
 
     async def _serve(self, connection: HTTPConnection, tls: bool) -> None:
-        timer = HeadTimer(self.timers)
+        timer = HeadTimer(self.timers, connection.conn)
+        if timer.scope is None:
+            await self._serve_requests(connection, timer, tls)
+            return
         with timer.scope:
-            while True:
-                request = await connection.next_request(timer)
-                if request is None:
-                    return
-                method = request.method.decode("ascii").upper()
-                target = request.target.decode("latin-1")
-                try:
-                    route = self.app.resolve(method, target)
-                except EngineError as exc:
-                    route = exc
-                upgrade, connection_upgrade = upgrade_of(request)
-                if not isinstance(route, Exception) and route[2].kind == HIJACK \
-                        or connection_upgrade and upgrade == "tcp" and isinstance(route, Exception):
-                    await self._serve_hijack(connection, request, method, target, upgrade or "tcp",
-                                             connection_upgrade and bool(upgrade))
-                    return
-                if connection_upgrade and upgrade == "websocket" and request.http_version == b"1.1":
-                    await self.bridge.serve_connection(connection.conn.trio_stream(),
-                                                       request_head(request) + connection.received())
-                    return
-                if not await serve_request(self.app, connection, request, method, target, tls=tls, route=route):
-                    return
+            await self._serve_requests(connection, timer, tls)
         # the head's time limit passed: close
+
+    async def _serve_requests(self, connection: HTTPConnection, timer: HeadTimer, tls: bool) -> None:
+        while True:
+            request = await connection.next_request(timer)
+            if request is None:
+                return
+            method = request.method.decode("ascii").upper()
+            target = request.target.decode("latin-1")
+            try:
+                route = self.app.resolve(method, target)
+            except EngineError as exc:
+                route = exc
+            upgrade, connection_upgrade = upgrade_of(request)
+            if not isinstance(route, Exception) and route[2].kind == HIJACK \
+                    or connection_upgrade and upgrade == "tcp" and isinstance(route, Exception):
+                await self._serve_hijack(connection, request, method, target, upgrade or "tcp",
+                                         connection_upgrade and bool(upgrade))
+                return
+            if connection_upgrade and upgrade == "websocket" and request.http_version == b"1.1":
+                await self.bridge.serve_connection(connection.conn.trio_stream(),
+                                                   request_head(request) + connection.received())
+                return
+            if not await serve_request(self.app, connection, request, method, target, tls=tls, route=route):
+                return
 
     async def _serve_hijack(self, connection: HTTPConnection, request, method: str, target: str, protocol: str,
                             upgrade_requested: bool) -> None:

@@ -365,21 +365,33 @@ async def test_connection_close_is_honoured(server):
     assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"OK")
 
 
-async def test_head_time_limit(server, autojump_clock):
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+async def test_head_time_limit(transport, server, nursery, daemon, autojump_clock):
     """A connection waiting for a head (none begun, or half a head) is closed once
     HEAD_TIMEOUT has passed (the sweep may take a quarter more); a request served for
-    longer than that is not cut, and its connection then waits for the next head."""
+    longer than that is not cut, and its connection then waits for the next head. (A unix
+    connection's wait is ended by closing its socket, a TCP one's by a cancel scope.)"""
     from engine.api._http1 import HEAD_TIMEOUT
 
+    if transport == "unix":
+        async def connect():
+            return await trio.open_unix_socket(server)
+    else:
+        [address] = await nursery.start(serve_api, create_app(daemon, [test_router]), ["tcp://127.0.0.1:0"])
+        port = int(address.rsplit(":", 1)[1])
+
+        async def connect():
+            return await trio.open_tcp_stream("127.0.0.1", port)
+
     for sent in (b"", b"GET /_ping HTTP/1.1\r\nHost"):
-        stream = await trio.open_unix_socket(server)
+        stream = await connect()
         async with stream:
             await stream.send_all(sent)
             start = trio.current_time()
             with trio.fail_after(HEAD_TIMEOUT * 2):
                 assert await stream.receive_some(65536) == b""
             assert HEAD_TIMEOUT <= trio.current_time() - start <= HEAD_TIMEOUT * 1.25 + 1
-    stream = await trio.open_unix_socket(server)
+    stream = await connect()
     async with stream:
         await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\n\r\n")
         await read_past_head(stream)
