@@ -4,6 +4,7 @@ rlimits, /etc files). The runtime never sees API JSON."""
 
 from __future__ import annotations
 
+import locale
 import os
 import re
 import resource
@@ -307,11 +308,24 @@ def _group_id(groups: list[list[str]], group: str) -> int:
 
 
 def _read_db(path: str) -> list[list[str]]:
+    """A passwd/group file's entries; [] when it cannot be read. Read with os.open/os.read
+    (four syscalls; open() in text mode takes eight): a start reads two of them."""
     try:
-        with open(path) as f:
-            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return []
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode(locale.getpreferredencoding(False))
+    # open()'s universal newlines, then its line iteration
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [line.split(":") for line in lines if line.strip() and not line.startswith("#")]
 
 
 def hosts_file(hostname: str, host: HostConfig) -> str:

@@ -220,6 +220,8 @@ class V1Manager(CgroupManager):
                 if controller == "blkio" and res.blkio_weight:
                     warnings.append(BLKIO_WEIGHT_UNSUPPORTED_WARNING)
                 continue
+            if creating and controller == "pids" and res.pids_max() == -1:
+                continue  # "max": what a new cgroup's pids.max holds already
             warnings += fn(p, res)
         if creating and (p := self.path("devices")) is not None:
             warnings += set_devices(p, res)
