@@ -1310,6 +1310,89 @@ int pe_remove_tree(const char *path)
     return rc;
 }
 
+static int listed(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    /* The kept directories first: each must be a directory on the same file system (not a
+     * mount point), emptied. */
+    for (int i = 0; i < ndirs; i++) {
+        int sub = openat(fd, dirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sst;
+        if (sub < 0 || fstat(sub, &sst) < 0 || sst.st_dev != st.st_dev) {
+            int e = sub < 0 ? errno : EXDEV;
+            close_if(sub);
+            close(fd);
+            return -e;
+        }
+        int rc = remove_contents(sub, st.st_dev, 0);
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)))
+            continue;
+        if (listed(n, dirs, ndirs))
+            continue;
+        if (listed(n, files, nfiles)) {
+            struct stat fst; /* kept only as a plain file of ours, linked nowhere else */
+            if (fstatat(dirfd(d), n, &fst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(fst.st_mode) &&
+                fst.st_nlink == 1 && fst.st_dev == st.st_dev)
+                continue;
+        }
+        if (unlinkat(dirfd(d), n, 0) == 0 || errno == ENOENT)
+            continue;
+        if (errno != EISDIR && errno != EPERM) {
+            rc = -errno;
+            break;
+        }
+        int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sst;
+        if (sub < 0 || fstat(sub, &sst) < 0 || sst.st_dev != st.st_dev) {
+            rc = sub < 0 ? -errno : -EXDEV;
+            close_if(sub);
+            break;
+        }
+        int r = remove_contents(sub, st.st_dev, 1);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (unlinkat(dirfd(d), n, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+            rc = -errno;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 int pe_resize(int fd, unsigned short rows, unsigned short cols)
 {
     struct winsize ws = {.ws_row = rows, .ws_col = cols};

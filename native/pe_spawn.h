@@ -217,6 +217,12 @@ int pe_unmount(const char *target);
 /* rm -rf without following symlinks or entering other file systems; 0 or -errno (the first
  * failure; the rest is still removed as far as possible). */
 int pe_remove_tree(const char *path);
+/* Empty the directory `path` down to its entries named in `dirs`, which must be directories
+ * on its file system (not mount points) and are emptied too, and those in `files` that are
+ * plain files linked nowhere else (kept as they are; others of those names go); nothing
+ * followed, no other file system entered. 0 or -errno (the first failure: the caller
+ * deletes the rest). */
+int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles);
 int pe_resize(int fd, unsigned short rows, unsigned short cols);
 
 #endif

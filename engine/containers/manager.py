@@ -256,9 +256,11 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
     def _create_files(self, container: Container) -> None:
         """All or nothing: the directory is removed if any step fails."""
         try:
-            os.makedirs(container.directory)  # a new id: nothing there yet
-            for path in (container.upper_dir, container.work_dir, container.rootfs):
-                os.mkdir(path)
+            if not self._reuse_spare(container.directory):
+                os.makedirs(container.directory)  # a new id: nothing there yet
+                os.mkdir(container.work_dir)
+                os.mkdir(container.rootfs)
+            os.mkdir(container.upper_dir)
             host = container.host_config
             for path, content in (
                 (container.hostname_path, container.config.hostname + "\n"),
@@ -272,6 +274,18 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         except BaseException:
             shutil.rmtree(container.directory, ignore_errors=True)
             raise
+
+    def _reuse_spare(self, directory: str) -> bool:
+        """Take a removed container's emptied directory (its empty work dir and mount point, the
+        record's spare file: engine/containers/reclaim.py) as `directory`, if the reclaimer
+        holds one: four inodes neither allocated here nor freed by the reclaimer."""
+        while (spare := self._reclaimer.take_spare()) is not None:
+            try:
+                os.rename(spare, directory)
+                return True
+            except OSError:
+                _reclaim_now("spare", spare)
+        return False
 
     # --- rootfs -------------------------------------------------------------------------------
     def _mount_rootfs(self, container: Container) -> None:

@@ -10,6 +10,7 @@ from engine.runtime.rootfs import (
     MASKED_PATHS,
     READONLY_PATHS,
     default_mounts,
+    empty_except,
     init_mount,
     mount_overlay,
     parse_mount_options,
@@ -25,6 +26,6 @@ from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 __all__ = [
     "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
-    "SpawnError", "Stdio", "capability_mask", "default_mounts", "init_mount", "mount_overlay", "parse_mount_options",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "parse_mount_options",
     "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

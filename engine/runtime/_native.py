@@ -275,6 +275,13 @@ def remove_tree(path: str) -> None:
     _check(lib.pe_remove_tree(os.fsencode(path)), "remove", path)
 
 
+def empty_except(path: str, dirs, files=()) -> None:
+    dnames = [ffi.new("char[]", os.fsencode(k)) for k in dirs]
+    fnames = [ffi.new("char[]", os.fsencode(k)) for k in files]
+    _check(lib.pe_empty_except(os.fsencode(path), ffi.new("char *[]", dnames or 1), len(dnames),
+                               ffi.new("char *[]", fnames or 1), len(fnames)), "empty", path)
+
+
 def resize(fd: int, rows: int, cols: int) -> None:
     _check(lib.pe_resize(fd, rows, cols), "resize tty")
 

@@ -148,3 +148,13 @@ def remove_tree(path: str) -> None:
     from engine.runtime import _native
 
     _native.remove_tree(path)
+
+
+def empty_except(path: str, dirs, files=()) -> None:
+    """Empty the directory `path` down to its entries named in `dirs`, which must be
+    directories on the same file system (not mount points) and are emptied too, and those in
+    `files` that are plain files linked nowhere else (kept as they are); in one C call,
+    following nothing, like remove_tree. Raises OSError (the first failure)."""
+    from engine.runtime import _native
+
+    _native.empty_except(path, dirs, files)

@@ -312,6 +312,30 @@ def test_rm_answers_before_its_background_cleanup_and_that_leaves_nothing(dclien
     wait_for(gone, what="the removed containers' files and cgroups to go")
 
 
+def test_a_new_container_gets_nothing_of_a_removed_one(dclient, daemon):
+    """rm's background deletion keeps a few emptied directories for new containers
+    (engine/containers/reclaim.py): a container created after one that wrote to its rootfs,
+    exited and was removed starts from an empty upper layer and directory."""
+    cid, code, _ = run(dclient, ["sh", "-c", "echo x > /written; mkdir -p /d/e; echo y > /d/e/f"])
+    assert code == 0
+    dclient.remove_container(cid)
+    scratch = os.path.join(daemon.data_root, "tmp")
+    wait_for(lambda: not [e for e in os.listdir(scratch) if e.startswith("removed-")],
+             what="the removed container's files to go")
+    spares = [e for e in os.listdir(scratch) if e.startswith("spare-")]
+    assert spares  # an emptied directory kept for reuse
+    new = dclient.create_container("busybox", ["true"])["Id"]
+    assert len([e for e in os.listdir(scratch) if e.startswith("spare-")]) == len(spares) - 1
+    directory = os.path.join(daemon.data_root, "containers", new)
+    assert sorted(os.listdir(directory)) == ["config.v2.json", "diff", "hostname", "hosts", "merged",
+                                              "resolv.conf", "work"]
+    assert os.listdir(os.path.join(directory, "diff")) == [] and os.listdir(os.path.join(directory, "work")) == []
+    dclient.start(new)
+    assert dclient.wait(new)["StatusCode"] == 0
+    assert dclient.diff(new) in ([], None)
+    dclient.remove_container(new)
+
+
 def test_rm_leaves_nothing_whatever_ran_before(dclient, daemon):
     """rm undoes what a container left on the host, whichever way it got there: never started,
     ran and exited (its supervisor undid the run: rm only moves the directory), its rootfs

@@ -1,0 +1,69 @@
+"""The Reclaimer keeps a few removed containers' directories, emptied (the record as the
+next one's spare), for new ones."""
+import os
+import subprocess
+
+import pytest
+
+from engine.containers.reclaim import SPARES_MAX, Reclaimer
+
+
+def removed_dir(path) -> str:
+    """A removed container's directory as rm leaves it (files, an upper dir with content)."""
+    for d in ("work/work/x", "merged", "diff/etc/deep"):
+        os.makedirs(path / d)
+    for f in ("hosts", "hostname", "config.v2.json", "c-json.log", "diff/etc/deep/f", "work/work/x/f"):
+        (path / f).write_text("x")
+    os.symlink("/etc", path / "diff" / "link")
+    return str(path)
+
+
+def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_point(tmp_path):
+    reclaimer = Reclaimer()
+    reclaimer._delete([("c" * 64, removed_dir(tmp_path / "removed-c"))])
+    spare = reclaimer.take_spare()
+    assert spare is not None and not os.path.exists(tmp_path / "removed-c")
+    assert "c" * 12 not in spare
+    assert sorted((os.path.relpath(d, spare), sorted(ds), files) for d, ds, files in os.walk(spare)) == [
+        (".", ["merged", "work"], ["config.v2.json.tmp"]), ("merged", [], []), ("work", [], [])]
+    assert os.path.exists("/etc/passwd")  # the link was removed, not followed
+    assert reclaimer.take_spare() is None
+
+
+def test_spares_are_bounded_and_the_rest_deleted(tmp_path):
+    reclaimer = Reclaimer()
+    batch = [(f"{i:064x}", removed_dir(tmp_path / f"removed-{i}")) for i in range(SPARES_MAX + 3)]
+    reclaimer._delete(batch)
+    spares = [reclaimer.take_spare() for _ in range(SPARES_MAX)]
+    assert None not in spares and reclaimer.take_spare() is None
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(s) for s in spares)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
+def test_a_directory_with_its_mount_point_still_mounted_is_not_kept(tmp_path):
+    path = removed_dir(tmp_path / "removed-m")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(path, "merged")], check=True)
+    try:
+        reclaimer = Reclaimer()
+        reclaimer._delete([("m" * 64, path)])
+        assert reclaimer.take_spare() is None
+        assert sorted(os.listdir(path)) == ["merged"]  # all else deleted; the mount left alone
+    finally:
+        subprocess.run(["umount", os.path.join(path, "merged")], check=True)
+
+
+def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
+    path = removed_dir(tmp_path / "removed-r")
+    os.link(os.path.join(path, "hosts"), os.path.join(path, "config.v2.json.tmp"))
+    reclaimer = Reclaimer()
+    reclaimer._delete([("r" * 64, path)])
+    spare = reclaimer.take_spare()
+    with open(os.path.join(spare, "config.v2.json.tmp")) as f:
+        assert f.read() == "x"  # the record's content; the hard-linked old spare was replaced
+    os.symlink("/etc/passwd", os.path.join(spare, "link"))
+    os.unlink(os.path.join(spare, "config.v2.json.tmp"))
+    os.symlink("/etc/passwd", os.path.join(spare, "config.v2.json.tmp"))
+    os.rename(spare, tmp_path / "removed-s")
+    reclaimer._delete([("s" * 64, str(tmp_path / "removed-s"))])
+    again = reclaimer.take_spare()
+    assert sorted(os.listdir(again)) == ["merged", "work"] and os.path.isfile("/etc/passwd")
