@@ -44,7 +44,9 @@
  *   HOLD {id,pid} cap, path; fds: stdout_r, stderr_r | pty master
  *                                     ─────────▶ kept; read (epoll) ◀──────────── output
  *   (or, no tty: SPAWN {…,status|=HOLD} pe_hold{cap,nfds}, dir, spec; fds: …, stdout_r,
- *   stderr_r: held from the entry's creation, spill <dir>/output.<pid>.spill, armed as by an
+ *   stderr_r — or, status|=PIPES, none: the spawner makes the child's stdout and stderr
+ *   pipes itself (BIGPIPES: 1 MiB each) — held from the entry's creation,
+ *   spill <dir>/output.<pid>.spill, armed as by an
  *   ARM 0,0; no HOLD after, no ARM before the daemon's first DATA, which may come before the
  *   SPAWNED: the daemon keeps a DATA nobody waits for until the run's first wait or RELEASE)
  *                                                → records appended to the spill file
@@ -79,6 +81,15 @@
 
 #include <stdio.h>
 #include <sys/epoll.h>
+
+/* SPAWN's flags beside pe_spawn.h's GO and HOLD. PIPES (with HOLD, no output ends passed:
+ * pe_hold.nfds 0): the spawner makes the child's stdout and stderr pipes itself (their write
+ * ends replace the spec's stdout/stderr, their read ends are the held ones), so the daemon
+ * makes, passes and closes none; BIGPIPES: enlarged to PE_PIPE_SIZE (live restore: room for
+ * output while no daemon runs). */
+#define PE_SPAWN_PIPES 4
+#define PE_SPAWN_BIGPIPES 8
+#define PE_PIPE_SIZE (1 << 20)
 #include <sys/signalfd.h>
 #include <sys/un.h>
 #include <time.h>
@@ -628,23 +639,50 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nf
     struct pe_hold hold = {0};
     char *hold_dir = NULL;
     size_t off = 0;
+    int pipes = (req->status & PE_SPAWN_PIPES) != 0;
     if (req->status & PE_SPAWN_HOLD) {
         if (plen >= sizeof hold)
             memcpy(&hold, payload, sizeof hold);
         off = sizeof hold + (((size_t)hold.dirlen + 7) & ~(size_t)7);
         if (plen < sizeof hold || hold.dirlen == 0 || hold.dirlen >= PATH_MAX || off > plen ||
-            hold.nfds == 0 || hold.nfds > 2 || (int)hold.nfds > nfds ||
+            (pipes ? hold.nfds != 0 : hold.nfds == 0 || hold.nfds > 2 || (int)hold.nfds > nfds) ||
             !(hold_dir = strndup((const char *)payload + sizeof hold, hold.dirlen))) {
             reply_failure(req, PE_STEP_CLONE, EINVAL, -1);
             return;
         }
         nfds -= (int)hold.nfds; /* the spec's indexes never name them */
+    } else if (pipes) {
+        reply_failure(req, PE_STEP_CLONE, EINVAL, -1);
+        return;
     }
     int *held = fds + nfds;
+    /* PIPES: stdout's read, write ends, then stderr's; the read ends are held like passed ones */
+    int made[4] = {-1, -1, -1, -1};
+    if (pipes) {
+        if (pipe2(made, O_CLOEXEC) < 0 || pipe2(made + 2, O_CLOEXEC) < 0) {
+            int err = errno;
+            for (int k = 0; k < 4; k++)
+                close_if(made[k]);
+            free(hold_dir);
+            reply_failure(req, PE_STEP_CLONE, err, -1);
+            return;
+        }
+        if (req->status & PE_SPAWN_BIGPIPES) {
+            fcntl(made[0], F_SETPIPE_SZ, PE_PIPE_SIZE); /* best effort, as the daemon's */
+            fcntl(made[2], F_SETPIPE_SZ, PE_PIPE_SIZE);
+        }
+        int out_w = made[1]; /* reordered {out_r, err_r, out_w, err_w}: held = made */
+        made[1] = made[2];
+        made[2] = out_w;
+        held = made;
+        hold.nfds = 2;
+    }
     struct pe_spec spec;
     if (pe_spec_unpack(payload + off, plen - off, &spec) < 0) {
         free(hold_dir);
         pe_spec_free(&spec);
+        for (int k = 0; k < 4; k++)
+            close_if(made[k]);
         reply_failure(req, PE_STEP_CLONE, EINVAL, -1);
         return;
     }
@@ -652,16 +690,21 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nf
     for (int i = 0; i < spec.njoin; i++)
         joins[i] = map_fd(joins[i], fds, nfds);
     spec.stdin_fd = map_fd(spec.stdin_fd, fds, nfds);
-    spec.stdout_fd = map_fd(spec.stdout_fd, fds, nfds);
-    spec.stderr_fd = map_fd(spec.stderr_fd, fds, nfds);
+    spec.stdout_fd = pipes ? made[2] : map_fd(spec.stdout_fd, fds, nfds);
+    spec.stderr_fd = pipes ? made[3] : map_fd(spec.stderr_fd, fds, nfds);
 
     struct pe_spawn_result res;
     int rc = pe_spawn(&spec, &res);
     int helper = spec.use_helper, tty = spec.tty;
     int go = (req->status & PE_SPAWN_GO) && !tty;
     pe_spec_free(&spec);
+    close_if(made[2]); /* the child's ends: the child has its own now */
+    close_if(made[3]);
+    made[2] = made[3] = -1;
     if (rc < 0) {
         free(hold_dir);
+        close_if(made[0]);
+        close_if(made[1]);
         reply_failure(req, PE_STEP_CLONE, -rc, -1);
         return;
     }
@@ -690,6 +733,8 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nf
             close(res.sync_w);
             close(res.err_r);
             close_if(res.sock_r);
+            close_if(made[0]);
+            close_if(made[1]);
             return;
         }
         pid = v;
@@ -705,6 +750,8 @@ static void handle_spawn(const struct pe_msg *req, size_t plen, int *fds, int nf
         for (uint32_t k = 0; k < hold.nfds; k++)
             held[k] = -1; /* the entry's now */
     }
+    close_if(made[0]); /* made, not taken (no entry): ours to close, as the caller does passed ones */
+    close_if(made[1]);
     free(hold_dir);
     if (go && e && pidfd >= 0) {
         pe_release(res.sync_w); /* closes it; a child gone already is reported on err_r */

@@ -118,19 +118,25 @@ class Launching:
                 _undo(undo, "closing the log", log_driver.aclose)
             parent_fds: list[int] = []
             _undo(undo, "closing output pipes", lambda: [os.close(fd) for fd in parent_fds])
+            # A runtime that spills makes a child's stdout and stderr pipes itself (no tty) and
+            # reads them from the spawn on: none to make, pass and close here.
+            runtime_pipes = self.runtime.spills and not tty
+            in_w = None
             with contextlib.ExitStack() as child_ends:  # the child's ends: ours to close either way
                 if tty:
                     stdio = Stdio(tty=True)
                 else:
-                    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                    parent_fds.append(out_r)
-                    child_ends.callback(os.close, out_w)
-                    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                    parent_fds.append(err_r)
-                    child_ends.callback(os.close, err_w)
-                    if self.runtime.live_restore:
-                        enlarge_pipe(out_r)
-                        enlarge_pipe(err_r)
+                    out_w = err_w = None
+                    if not runtime_pipes:
+                        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                        parent_fds.append(out_r)
+                        child_ends.callback(os.close, out_w)
+                        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                        parent_fds.append(err_r)
+                        child_ends.callback(os.close, err_w)
+                        if self.runtime.live_restore:
+                            enlarge_pipe(out_r)
+                            enlarge_pipe(err_r)
                     in_r = None
                     if open_stdin:
                         in_r, in_w = os.pipe2(os.O_CLOEXEC)
@@ -152,9 +158,8 @@ class Launching:
                 needs_place = not spec.cgroup_tasks or attached
                 # The spawner reads the output from the spawn on, into the run's spill file
                 # (engine/runtime/spill.py); the log records what it holds of it. Pipes are
-                # handed over with the spawn, a pty master (made by the child) after it.
-                held = HeldOutput(tuple(parent_fds[:2]), container.directory) \
-                    if self.runtime.spills and not tty else None
+                # made by it at the spawn, a pty master (made by the child) is handed over after.
+                held = HeldOutput((), container.directory) if runtime_pipes else None
                 process = await self.runtime.spawn_container(container.id, spec, stdio,
                                                              prepare=place if needs_place else None, held=held)
             _undo(undo, "ending the process", _end_process, process, container)
@@ -173,12 +178,9 @@ class Launching:
             if open_stdin:
                 stdin = trio.lowlevel.FdStream(os.dup(process.pty_master))
         elif open_stdin:
-            stdin = trio.lowlevel.FdStream(parent_fds[2])
+            stdin = trio.lowlevel.FdStream(in_w)
         if spill is not None:
             output_fds = []
-            if process.pty_master is None:
-                os.close(parent_fds[0])
-                os.close(parent_fds[1])
         else:
             output_fds = (
                 [(process.pty_master, STDOUT)] if process.pty_master is not None

@@ -36,7 +36,8 @@ class Adopted:
 @attrs.frozen
 class HeldOutput:
     """The daemon-side output ends of an init the runtime holds from its spawn on, as after
-    `hold(spill=spill_path(directory, pid))`: no message of its own after the spawn."""
+    `hold(spill=spill_path(directory, pid))`: no message of its own after the spawn. No `fds`:
+    the runtime makes the child's stdout and stderr pipes itself (the Stdio's are unset)."""
 
     fds: tuple[int, ...]
     directory: str

@@ -42,6 +42,8 @@ OP_SPAWN, OP_HOLD, OP_LIST, OP_RELEASE, OP_SHUTDOWN, OP_ARM, OP_FLUSH = 1, 2, 3,
 OP_SPAWNED, OP_EXIT, OP_ENTRY, OP_END, OP_DATA, OP_FLUSHED = 10, 11, 12, 13, 14, 15
 SPAWN_GO = 1  # SPAWN's flags (pe_msg.status): the spawner lets the child go and answers after its exec
 SPAWN_HOLD = 2  # … and holds the output ends (the last fds) from the entry's creation: struct pe_hold first
+SPAWN_PIPES = 4  # … which it makes itself, as the child's stdout and stderr (pe_hold.nfds 0)
+SPAWN_BIGPIPES = 8  # … enlarged to PIPE_SIZE (live restore)
 HOLD = struct.Struct("=QII")  # struct pe_hold: spill cap, output ends, directory length (then padded)
 _NONE = object()  # no early DATA kept
 _GIVEN_UP = object()  # a GO spawn's reply slot once its waiter gave up: the reader kills what comes
@@ -150,6 +152,8 @@ class _SpawnerLauncher(Launcher):
             pad = b"\0" * (-len(directory) % 8)
             payload = HOLD.pack(self.runtime.spill_max, len(self.held.fds), len(directory)) + directory + pad + payload
             fds, flags = fds + list(self.held.fds), SPAWN_HOLD
+            if not self.held.fds:
+                flags |= SPAWN_PIPES | (SPAWN_BIGPIPES if self.runtime.live_restore else 0)
         return await self.runtime._spawn(self.container_id, self.kind, payload, fds, go, flags)
 
 

@@ -250,3 +250,23 @@ def test_output_ends_handed_over_with_the_spawn_are_logged_and_never_leaked(spd)
     wait_for(lambda: client.logs(sleeper) == b"up\n", what="the adopted run's output")
     client.remove_container(sleeper, force=True)
     wait_for(lambda: fds() == baseline, what="the spawner to let the adopted run's fds go")
+
+
+def test_the_output_pipes_the_spawner_makes_have_room_while_no_daemon_reads(spd):
+    """The spawner makes a run's stdout and stderr pipes itself (no tty): the child writes to
+    them, and with live restore they are enlarged to 1 MiB, as the daemon's own were."""
+    import fcntl
+
+    client = client_for(spd)
+    cid = client.create_container("busybox", ["sh", "-c", "echo up; exec sleep 1000"])["Id"]
+    client.start(cid)
+    wait_for(lambda: client.logs(cid) == b"up\n", what="the run's output")
+    pid = client.inspect_container(cid)["State"]["Pid"]
+    for n in (1, 2):
+        assert os.readlink(f"/proc/{pid}/fd/{n}").startswith("pipe:")
+        fd = os.open(f"/proc/{pid}/fd/{n}", os.O_WRONLY | os.O_NONBLOCK)  # the same pipe; nothing written
+        try:
+            assert fcntl.fcntl(fd, 1032) == 1 << 20  # F_GETPIPE_SZ
+        finally:
+            os.close(fd)
+    client.remove_container(cid, force=True)
