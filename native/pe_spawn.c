@@ -94,6 +94,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -1310,6 +1311,18 @@ int pe_remove_tree(const char *path)
     return rc;
 }
 
+/* From linux/fs.h, whose includes clash with sys/mount.h. */
+#ifndef FS_IOC_GETFLAGS
+#define FS_IOC_GETFLAGS _IOR('f', 1, long)
+#endif
+struct pe_fsxattr {
+    uint32_t xflags, extsize, nextents, projid, cowextsize;
+    unsigned char pad[8];
+};
+#ifndef FS_IOC_FSGETXATTR
+#define FS_IOC_FSGETXATTR _IOR('X', 31, struct pe_fsxattr)
+#endif
+
 static int listed(const char *name, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -1318,7 +1331,90 @@ static int listed(const char *name, const char *const *names, int n)
     return 0;
 }
 
-int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles)
+/* What a container could have changed on an inode it saw (its rootfs' upper dir, a file
+ * bound into it) and a reference of ours (made the same way, never shown to it) did not:
+ * type, mode, owner, inode flags and project, extended attributes (ACLs, file capabilities,
+ * user.*), other links. */
+struct look {
+    struct stat st;
+    long flags; /* FS_IOC_GETFLAGS, or -errno */
+    long xflags, projid; /* FS_IOC_FSGETXATTR's, or -errno */
+    ssize_t xattrs; /* flistxattr's size, or -errno */
+};
+
+static int look_at(int fd, struct look *l)
+{
+    if (fstat(fd, &l->st) < 0)
+        return -1;
+    int flags = 0;
+    l->flags = ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0 ? -errno : flags;
+    struct pe_fsxattr fsx;
+    memset(&fsx, 0, sizeof fsx);
+    if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) < 0) {
+        l->xflags = l->projid = -errno;
+    } else {
+        l->xflags = fsx.xflags;
+        l->projid = fsx.projid;
+    }
+    ssize_t n = flistxattr(fd, NULL, 0);
+    l->xattrs = n < 0 ? (errno == ENOTSUP ? 0 : -errno) : n;
+    return 0;
+}
+
+static int same_look(const struct look *a, const struct look *ref)
+{
+    return (a->st.st_mode & S_IFMT) == (ref->st.st_mode & S_IFMT) && (a->st.st_mode & 07777) == (ref->st.st_mode & 07777) &&
+           a->st.st_uid == ref->st.st_uid && a->st.st_gid == ref->st.st_gid && a->st.st_dev == ref->st.st_dev &&
+           a->flags == ref->flags && a->flags >= 0 && a->xflags == ref->xflags && a->projid == ref->projid &&
+           a->xattrs == 0 && ref->xattrs == 0 &&
+           (S_ISDIR(a->st.st_mode) || a->st.st_nlink == 1);
+}
+
+static int drop_overlay_xattrs(int fd)
+{
+    char names[4096];
+    ssize_t n = flistxattr(fd, names, sizeof names);
+    if (n < 0)
+        return -1;
+    static const char prefix[] = "trusted.overlay.";
+    for (char *p = names; p < names + n; p += strlen(p) + 1)
+        if (strncmp(p, prefix, sizeof prefix - 1) == 0 && fremovexattr(fd, p) < 0)
+            return -1;
+    return 0;
+}
+
+/* Keep `name` (a pristine entry) if it looks as `ref` does (a directory emptied first);
+ * 1 kept, 0 not (the caller removes it). */
+static int keep_pristine(int dfd, const char *name, const struct look *ref, dev_t dev)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct look l;
+    if (look_at(fd, &l) < 0 || l.st.st_dev != dev || !(S_ISDIR(l.st.st_mode) || S_ISREG(l.st.st_mode))) {
+        close(fd);
+        return 0;
+    }
+    if (S_ISDIR(l.st.st_mode)) {
+        int sub = dup(fd);
+        if (sub < 0 || remove_contents(sub, dev, 1) < 0) {
+            close(fd);
+            return 0;
+        }
+        /* An upper dir's own: overlayfs marks it at mount (trusted.overlay.uuid, .impure…);
+         * a new one has none. Anything else stays and keeps it from being reused. */
+        if (l.xattrs > 0 && drop_overlay_xattrs(fd) == 0 && look_at(fd, &l) < 0) {
+            close(fd);
+            return 0;
+        }
+    }
+    int kept = same_look(&l, ref);
+    close(fd);
+    return kept;
+}
+
+int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles,
+                    const char *const *pristine, int npristine)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -1330,7 +1426,14 @@ int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const 
         return -e;
     }
     /* The kept directories first: each must be a directory on the same file system (not a
-     * mount point), emptied. */
+     * mount point), emptied. The first is the reference for pristine directories. */
+    struct look dir_ref, file_ref;
+    int have_dir_ref = 0, have_file_ref = 0;
+    unsigned files_bad = 0; /* kept names that are not plain files of ours: removed below */
+    if (nfiles > 32) {
+        close(fd);
+        return -EINVAL;
+    }
     for (int i = 0; i < ndirs; i++) {
         int sub = openat(fd, dirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         struct stat sst;
@@ -1340,11 +1443,33 @@ int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const 
             close(fd);
             return -e;
         }
+        if (i == 0)
+            have_dir_ref = look_at(sub, &dir_ref) == 0;
         int rc = remove_contents(sub, st.st_dev, 0);
         if (rc < 0) {
             close(fd);
             return rc;
         }
+    }
+    /* Kept files: plain files of ours linked nowhere else; the first is the reference for
+     * pristine files. */
+    for (int i = 0; i < nfiles; i++) {
+        int f = openat(fd, files[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (f < 0) {
+            if (errno != ENOENT) /* a link (ELOOP), a directory…: not ours to keep */
+                files_bad |= 1u << i;
+            continue;
+        }
+        struct look l;
+        if (look_at(f, &l) == 0 && S_ISREG(l.st.st_mode) && l.st.st_nlink == 1 && l.st.st_dev == st.st_dev) {
+            if (i == 0) {
+                file_ref = l;
+                have_file_ref = 1;
+            }
+        } else {
+            files_bad |= 1u << i;
+        }
+        close(f);
     }
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -1360,10 +1485,15 @@ int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const 
             continue;
         if (listed(n, dirs, ndirs))
             continue;
-        if (listed(n, files, nfiles)) {
-            struct stat fst; /* kept only as a plain file of ours, linked nowhere else */
-            if (fstatat(dirfd(d), n, &fst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(fst.st_mode) &&
-                fst.st_nlink == 1 && fst.st_dev == st.st_dev)
+        int kept = 0;
+        for (int i = 0; i < nfiles && !kept; i++)
+            kept = strcmp(n, files[i]) == 0 && !(files_bad & (1u << i));
+        if (kept)
+            continue;
+        if (listed(n, pristine, npristine)) {
+            int isdir = de->d_type == DT_DIR;
+            const struct look *ref = isdir ? (have_dir_ref ? &dir_ref : NULL) : (have_file_ref ? &file_ref : NULL);
+            if (ref && keep_pristine(dirfd(d), n, ref, st.st_dev))
                 continue;
         }
         if (unlinkat(dirfd(d), n, 0) == 0 || errno == ENOENT)

@@ -218,11 +218,14 @@ int pe_unmount(const char *target);
  * failure; the rest is still removed as far as possible). */
 int pe_remove_tree(const char *path);
 /* Empty the directory `path` down to its entries named in `dirs`, which must be directories
- * on its file system (not mount points) and are emptied too, and those in `files` that are
- * plain files linked nowhere else (kept as they are; others of those names go); nothing
- * followed, no other file system entered. 0 or -errno (the first failure: the caller
- * deletes the rest). */
-int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles);
+ * on its file system (not mount points) and are emptied too, those in `files` that are
+ * plain files linked nowhere else (kept as they are), and those in `pristine` that look as
+ * the first of `dirs` (a directory, emptied and rid of overlayfs' trusted.overlay.* marks)
+ * or of `files` (a file) does: mode, owner, inode flags and project, no extended attributes,
+ * no other link. Nothing followed, no other file system
+ * entered. 0 or -errno (the first failure: the caller deletes the rest). */
+int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const char *const *files, int nfiles,
+                    const char *const *pristine, int npristine);
 int pe_resize(int fd, unsigned short rows, unsigned short cols);
 
 #endif

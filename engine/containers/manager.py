@@ -256,18 +256,25 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
     def _create_files(self, container: Container) -> None:
         """All or nothing: the directory is removed if any step fails."""
         try:
-            if not self._reuse_spare(container.directory):
+            reused = self._reuse_spare(container.directory)
+            if not reused:
                 os.makedirs(container.directory)  # a new id: nothing there yet
                 os.mkdir(container.work_dir)
                 os.mkdir(container.rootfs)
-            os.mkdir(container.upper_dir)
+            try:
+                os.mkdir(container.upper_dir)
+            except FileExistsError:
+                if not reused:
+                    raise
+                os.utime(container.upper_dir, follow_symlinks=False)  # kept (empty): now, as a new one
             host = container.host_config
+            write = _write_over if reused else _write_new
             for path, content in (
                 (container.hostname_path, container.config.hostname + "\n"),
                 (container.hosts_path, cfg.hosts_file(container.config.hostname, host)),
                 (container.resolv_conf_path, cfg.resolv_conf(host)),
             ):
-                _write_new(path, content.encode())
+                write(path, content.encode())
             if host.shares_host_network:
                 shutil.copyfile("/etc/hosts", container.hosts_path)
             container.save()
@@ -277,8 +284,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
     def _reuse_spare(self, directory: str) -> bool:
         """Take a removed container's emptied directory (its empty work dir and mount point, the
-        record's spare file: engine/containers/reclaim.py) as `directory`, if the reclaimer
-        holds one: four inodes neither allocated here nor freed by the reclaimer."""
+        record's spare file, its upper dir and /etc files when untouched:
+        engine/containers/reclaim.py) as `directory`, if the reclaimer holds one: up to eight
+        inodes neither allocated here nor freed by the reclaimer."""
         while (spare := self._reclaimer.take_spare()) is not None:
             try:
                 os.rename(spare, directory)
@@ -636,6 +644,21 @@ def _write_new(path: str, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _write_over(path: str, data: bytes) -> None:
+    """A small file in a reused directory (engine/containers/reclaim.py): written over what
+    the reclaimer kept (checked untouched), else new; its times are now's either way."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.ftruncate(fd, len(data))  # no O_TRUNC: a truncation to 0 forces writeback on ext4
+        os.utime(fd)
     finally:
         os.close(fd)
 

@@ -275,11 +275,11 @@ def remove_tree(path: str) -> None:
     _check(lib.pe_remove_tree(os.fsencode(path)), "remove", path)
 
 
-def empty_except(path: str, dirs, files=()) -> None:
-    dnames = [ffi.new("char[]", os.fsencode(k)) for k in dirs]
-    fnames = [ffi.new("char[]", os.fsencode(k)) for k in files]
-    _check(lib.pe_empty_except(os.fsencode(path), ffi.new("char *[]", dnames or 1), len(dnames),
-                               ffi.new("char *[]", fnames or 1), len(fnames)), "empty", path)
+def empty_except(path: str, dirs, files=(), pristine=()) -> None:
+    lists = [[ffi.new("char[]", os.fsencode(k)) for k in names] for names in (dirs, files, pristine)]
+    arrays = [ffi.new("char *[]", names or 1) for names in lists]
+    _check(lib.pe_empty_except(os.fsencode(path), arrays[0], len(lists[0]), arrays[1], len(lists[1]),
+                               arrays[2], len(lists[2])), "empty", path)
 
 
 def resize(fd: int, rows: int, cols: int) -> None:

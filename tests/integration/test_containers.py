@@ -323,7 +323,9 @@ def test_a_new_container_gets_nothing_of_a_removed_one(dclient, daemon):
     wait_for(lambda: not [e for e in os.listdir(scratch) if e.startswith("removed-")],
              what="the removed container's files to go")
     spares = [e for e in os.listdir(scratch) if e.startswith("spare-")]
-    assert spares  # an emptied directory kept for reuse
+    assert spares  # an emptied directory kept for reuse, with what the container left untouched
+    assert sorted(os.listdir(os.path.join(scratch, spares[-1]))) == [
+        "config.v2.json.tmp", "diff", "hostname", "hosts", "merged", "resolv.conf", "work"]
     new = dclient.create_container("busybox", ["true"])["Id"]
     assert len([e for e in os.listdir(scratch) if e.startswith("spare-")]) == len(spares) - 1
     directory = os.path.join(daemon.data_root, "containers", new)

@@ -1,6 +1,7 @@
 """The Reclaimer keeps a few removed containers' directories, emptied (the record as the
 next one's spare), for new ones."""
 import os
+import struct
 import subprocess
 
 import pytest
@@ -24,8 +25,9 @@ def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_point(
     spare = reclaimer.take_spare()
     assert spare is not None and not os.path.exists(tmp_path / "removed-c")
     assert "c" * 12 not in spare
-    assert sorted((os.path.relpath(d, spare), sorted(ds), files) for d, ds, files in os.walk(spare)) == [
-        (".", ["merged", "work"], ["config.v2.json.tmp"]), ("merged", [], []), ("work", [], [])]
+    assert sorted((os.path.relpath(d, spare), sorted(ds), sorted(files)) for d, ds, files in os.walk(spare)) == [
+        (".", ["diff", "merged", "work"], ["config.v2.json.tmp", "hostname", "hosts"]),
+        ("diff", [], []), ("merged", [], []), ("work", [], [])]
     assert os.path.exists("/etc/passwd")  # the link was removed, not followed
     assert reclaimer.take_spare() is None
 
@@ -66,4 +68,53 @@ def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
     os.rename(spare, tmp_path / "removed-s")
     reclaimer._delete([("s" * 64, str(tmp_path / "removed-s"))])
     again = reclaimer.take_spare()
-    assert sorted(os.listdir(again)) == ["merged", "work"] and os.path.isfile("/etc/passwd")
+    # no record to compare the /etc files with: they go too
+    assert sorted(os.listdir(again)) == ["diff", "merged", "work"] and os.path.isfile("/etc/passwd")
+
+
+@pytest.mark.parametrize("change", ["chmod", "chown", "xattr", "acl", "link", "symlink", "dir-mode", "dir-xattr"])
+def test_what_a_container_changed_is_not_kept(tmp_path, change):
+    """The upper dir and the /etc files are kept only as the work dir and the record look:
+    a mode, owner, extended attribute (ACLs, file capabilities) or link the container made
+    sends them to deletion, and the next container gets new ones."""
+    path = removed_dir(tmp_path / "removed-x")
+    hosts, diff = os.path.join(path, "hosts"), os.path.join(path, "diff")
+    if change == "chmod":
+        os.chmod(hosts, 0o600)
+    elif change == "chown":
+        os.chown(hosts, 1000, 1000)
+    elif change == "xattr":
+        os.setxattr(hosts, "user.mark", b"1")
+    elif change == "acl":
+        entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 6, 1000), (0x04, 4, 0xFFFFFFFF), (0x10, 6, 0xFFFFFFFF),
+                   (0x20, 4, 0xFFFFFFFF)]  # setfacl -m u:1000:rw, as the kernel stores it
+        os.setxattr(hosts, "system.posix_acl_access",
+                    struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
+    elif change == "link":
+        os.link(hosts, tmp_path / "outside")
+    elif change == "symlink":
+        os.unlink(hosts)
+        os.symlink("/etc/passwd", hosts)
+    elif change == "dir-mode":
+        os.chmod(diff, 0o700)
+    elif change == "dir-xattr":
+        os.setxattr(diff, "user.mark", b"1")
+    reclaimer = Reclaimer()
+    reclaimer._delete([("x" * 64, path)])
+    spare = reclaimer.take_spare()
+    kept = sorted(os.listdir(spare))
+    gone = "diff" if change.startswith("dir-") else "hosts"
+    assert gone not in kept and "merged" in kept and "work" in kept
+    assert os.path.isfile("/etc/passwd") and os.stat("/etc/passwd").st_uid == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
+def test_an_upper_dir_is_kept_without_the_marks_overlayfs_left(tmp_path):
+    path = removed_dir(tmp_path / "removed-o")
+    os.setxattr(os.path.join(path, "diff"), "trusted.overlay.uuid", b"0123456789abcdef")
+    os.setxattr(os.path.join(path, "diff"), "trusted.overlay.impure", b"y")
+    reclaimer = Reclaimer()
+    reclaimer._delete([("o" * 64, path)])
+    spare = reclaimer.take_spare()
+    assert "diff" in os.listdir(spare)
+    assert os.listxattr(os.path.join(spare, "diff")) == [] and os.listdir(os.path.join(spare, "diff")) == []
