@@ -144,10 +144,10 @@ class StreamConn:
 
 class HeadTimers:
     """The time limit of request heads, for every connection of a server: a connection
-    notes when it starts waiting for a head (`HeadTimer.arm`) and `run` cancels the
-    connections that have waited longer than HEAD_TIMEOUT, looking every SWEEP_INTERVAL
-    seconds (so a limit of 60–75 s). A deadline per head cost more: each change of a trio
-    deadline is a context manager and a heap update, twice per request."""
+    notes when it starts waiting for a head (`HeadTimer.arm`) and `run` ends the waits
+    older than HEAD_TIMEOUT (`HeadTimer.expire`), looking every SWEEP_INTERVAL seconds (so
+    a limit of 60–75 s). A deadline per head cost more: each change of a trio deadline is a
+    context manager and a heap update, twice per request."""
 
     SWEEP_INTERVAL = HEAD_TIMEOUT / 4
 
