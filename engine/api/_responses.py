@@ -172,30 +172,50 @@ class DeferredResponse(Response):
     """A long poll: the head goes out at once (the docker CLI blocks on `wait` until it
     arrives), the one body once `produce()` returns it, in the same write as the end of the
     response (a StreamingResponse of one chunk writes the chunk and the end separately).
-    `produce` is cancelled when the client goes away."""
+    `produce` is cancelled when the client goes away.
+
+    Most long polls end soon (a burst's `docker wait` after `start`). A `restartable`
+    produce first runs alone for QUICK seconds; only one that takes longer is cancelled and
+    called again with a task watching the client (a nursery, a task and its cancellation
+    cost more than such a poll). Restartable: a second call after a cancellation answers
+    what the first would have; a client that goes away is then noticed up to QUICK seconds
+    late."""
+
+    QUICK = 0.1
 
     def __init__(self, produce: Callable[[], Any], content_type: str = "application/octet-stream",
-                 status: int = 200, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None):
+                 status: int = 200, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                 *, restartable: bool = False):
         super().__init__(b"", status, headers, content_type)
         self.produce = produce  # async () -> bytes
+        self.restartable = restartable
 
     async def send_asgi(self, send, request) -> None:
         await send({"type": "http.response.start", "status": self.status,
                     "headers": self.header_list(streaming=True)})
-        body = b""
-        async with _until_disconnected(request, "deferred response"):
-            body = await self.produce()
+        body = None
+        if self.restartable:
+            with trio.move_on_after(self.QUICK):
+                try:
+                    body = await self.produce()
+                except Exception:
+                    log.exception("deferred response for %s %s failed", request.method, request.path)
+                    body = b""
+        if body is None:
+            body = b""
+            async with _until_disconnected(request, "deferred response"):
+                body = await self.produce()
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def json_deferred(produce: Callable[[], Any], status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> DeferredResponse:
+                  headers: Mapping[str, str] | None = None, *, restartable: bool = False) -> DeferredResponse:
     """One JSON document (a line) once `await produce()` returns it: docker wait."""
 
     async def body() -> bytes:
         return _json.dumps(await produce()).encode() + b"\n"
 
-    return DeferredResponse(body, "application/json", status, headers)
+    return DeferredResponse(body, "application/json", status, headers, restartable=restartable)
 
 
 def json_response(

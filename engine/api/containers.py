@@ -18,7 +18,7 @@ from engine.api._container_shapes import inspect_shape, matches, summary_shape, 
 from engine.api import networks as networks_api
 from engine.api._router import Router
 from engine.api._stats_json import NO_CPU_STATS, stats_shape
-from engine.containers.model import Status
+from engine.containers.model import ExitStatus, Status
 from engine.timefmt import format_rfc3339nano, parse_since
 
 router = Router()
@@ -144,9 +144,14 @@ async def wait(req: Request):
 
     async def result():
         # Headers go out at once; the body when the condition holds (the CLI needs that).
-        return shape(await manager.wait(container.id, condition))
+        try:
+            return shape(await manager.wait(container.id, condition))
+        except errors.NotFound:  # removed before a second call (below): what the first answered
+            return shape(ExitStatus(container.state.exit_code, container.state.error))
 
-    return json_deferred(result)
+    # A wait for a state (not-running, removed) may be cancelled and called again, not one for
+    # the next exit (it counts exits from its call on).
+    return json_deferred(result, restartable=condition != "next-exit")
 
 
 @router.post("/containers/{id}/resize")

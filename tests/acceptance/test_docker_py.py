@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import docker
 import pytest
 
@@ -48,6 +50,21 @@ def test_run_detached_logs_stream_and_exec(client):
     container.reload()
     assert container.status == "exited"
     assert container.attrs["State"]["ExitCode"] == 137
+
+
+def test_wait_for_each_condition_past_the_quick_poll(client):
+    """A wait that outlasts the API's first, unwatched QUICK poll (engine.api
+    DeferredResponse, which then polls again, watched) answers for each condition."""
+    running = client.containers.run("busybox", ["sh", "-c", "sleep 0.5; exit 3"], detach=True)
+    assert running.wait() == {"StatusCode": 3, "Error": None}  # not-running
+    removed = client.containers.run("busybox", ["sh", "-c", "sleep 0.5; exit 4"], detach=True, auto_remove=True)
+    assert removed.wait(condition="removed")["StatusCode"] == 4
+    again = client.containers.create("busybox", ["sh", "-c", "sleep 0.5; exit 5"])
+    api = client.api
+    with ThreadPoolExecutor(1) as pool:
+        waited = pool.submit(api.wait, again.id, condition="next-exit")
+        again.start()
+        assert waited.result(timeout=30)["StatusCode"] == 5
 
 
 def test_list_filters(client):

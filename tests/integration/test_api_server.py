@@ -113,16 +113,21 @@ DEFERRED: dict = {}  # the last /test/deferred request's events
 @test_router.post("/test/deferred")
 async def deferred(req: Request):
     release, cancelled = DEFERRED["release"], DEFERRED["cancelled"] = trio.Event(), trio.Event()
+    DEFERRED["calls"] = DEFERRED["running"] = 0
 
     async def produce():
+        DEFERRED["calls"] += 1
+        DEFERRED["running"] += 1
         try:
             await release.wait()
         except trio.Cancelled:
             cancelled.set()
             raise
+        finally:
+            DEFERRED["running"] -= 1
         return {"StatusCode": 7, "Error": None}
 
-    return json_deferred(produce)
+    return json_deferred(produce, restartable=req.query.bool("restartable", True))
 
 
 @test_router.get("/test/slowstart")
@@ -399,7 +404,7 @@ async def test_head_time_limit(transport, server, nursery, daemon, autojump_cloc
         DEFERRED["release"].set()
         with trio.fail_after(1):
             data = await stream.receive_some(65536)
-        assert b'"StatusCode": 7' in data
+        assert b'"StatusCode": 7' in data and DEFERRED["calls"] == 2  # the second under a watch
         await stream.send_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
         with trio.fail_after(1):
             assert (await read_past_head(stream)).startswith(b"HTTP/1.1 200")
@@ -652,14 +657,23 @@ async def test_deferred_response_head_at_once_then_one_body(server):
     assert line.endswith(b"\n") and json.loads(line) == {"StatusCode": 7, "Error": None}
 
 
-async def test_deferred_response_stops_when_client_disconnects(server):
+@pytest.mark.parametrize("restartable", [True, False])
+async def test_deferred_response_stops_when_client_disconnects(server, autojump_clock, restartable):
+    """A restartable long poll runs alone for QUICK seconds, then again with a watch on the
+    client; another one is watched from the start. Its client gone, it is cancelled (a
+    poll that ends sooner has its body sent at once: the test above)."""
+    from engine.api import DeferredResponse
+
     stream = await trio.open_unix_socket(server)
     async with stream:
-        await stream.send_all(b"POST /test/deferred HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+        await stream.send_all(b"POST /test/deferred?restartable=%d HTTP/1.1\r\nHost: d\r\n"
+                              b"Content-Length: 0\r\n\r\n" % restartable)
         with trio.fail_after(5):
             await stream.receive_some(65536)  # the head
-    with trio.fail_after(5):
-        await DEFERRED["cancelled"].wait()
+        await trio.sleep(DeferredResponse.QUICK * 2)
+        assert DEFERRED["calls"] == (2 if restartable else 1) and DEFERRED["running"] == 1
+    await trio.sleep(DeferredResponse.QUICK)
+    assert DEFERRED["cancelled"].is_set() and DEFERRED["running"] == 0
 
 
 # ------------------------------------------------------------------ events
