@@ -133,24 +133,27 @@ class TaskGroup:
             if not isinstance(exc, Cancelled):
                 self.cancel_scope.cancel()
 
-    def _join(self) -> KeyboardInterrupt | None:
+    def _join(self, cancel: bool) -> KeyboardInterrupt | None:
+        """Wait until every task has ended, cancelling them first when `cancel`. A Ctrl-C
+        may land at any instant in here: it cancels the tasks, is still waited out, and is
+        returned for the caller to raise once they have all ended."""
         interrupted = None
         while True:
-            with _lock:
-                alive = [t for t in self._threads if t.is_alive()]
-            if not alive:
-                return interrupted
             try:
+                if cancel:
+                    self.cancel_scope.cancel()
+                    cancel = False
+                with _lock:
+                    alive = [t for t in self._threads if t.is_alive()]
+                if not alive:
+                    return interrupted
                 for thread in alive:
                     thread.join()
-            except KeyboardInterrupt as exc:  # Ctrl-C: cancel the tasks, still wait for them
-                interrupted = exc
-                self.cancel_scope.cancel()
+            except KeyboardInterrupt as exc:
+                interrupted, cancel = exc, True
 
     def __exit__(self, etype, exc, tb) -> bool:
-        if exc is not None and not isinstance(exc, Cancelled):
-            self.cancel_scope.cancel()
-        interrupted = self._join()
+        interrupted = self._join(cancel=exc is not None and not isinstance(exc, Cancelled))
         errors = [e for e in ([exc] if exc is not None else []) + self._errors
                   if not isinstance(e, Cancelled)]
         if interrupted is not None:
