@@ -102,8 +102,7 @@ def state_shape(c: Container) -> dict:
 
 def inspect_shape(c: Container, daemon) -> dict:
     try:
-        image = daemon.images.resolve(c.image_id)
-        lower = ":".join(daemon.images.layer_dirs(image))
+        lower = ":".join(daemon.containers.lower_dirs(c))
     except errors.NotFound:
         lower = ""
     return {

@@ -1,10 +1,12 @@
 """`docker diff`: what a container changed in its filesystem, read from its overlay upper
 directory against the image's layers (dockerd's overlay2 rules: a whiteout is a delete, an
 opaque directory that hid a lower one is a delete, a path present below is a modification,
-anything else an addition; the parent of an added or deleted path counts as modified).
+anything else an addition; every directory above a change counts as modified, as dockerd's
+naive diff, the one it picks on kernels with overlay's redirect_dir, reports it).
 
-The mount targets the engine itself makes (/etc/hosts, /proc, …) are not changes: dockerd
-keeps them in a separate init layer."""
+The mount targets the engine itself makes (/etc/hosts, /proc, …) are not changes: they are
+in the image's init layer (engine/containers/initlayer.py), as in dockerd's; containers made
+before there was one have them in their upper dir, hence the filter."""
 
 from __future__ import annotations
 
@@ -14,12 +16,11 @@ import stat
 
 import attrs
 
-# dockerd's init layer: made by the engine for every container, never shown by `docker diff`.
-INIT_PATHS = frozenset({
-    "/dev/pts", "/dev/shm", "/proc", "/sys", "/.dockerenv", "/etc/resolv.conf", "/etc/hosts",
-    "/etc/hostname", "/dev/console", "/etc/mtab",
-})
-INIT_PARENTS = frozenset({"/dev", "/etc"})
+from engine.containers.initlayer import ENTRIES as INIT_ENTRIES
+
+# The init layer's entries: made by the engine for every container, never shown by `docker diff`.
+INIT_PATHS = frozenset(path for path, _kind in INIT_ENTRIES)
+INIT_PARENTS = frozenset(os.path.dirname(path) for path in INIT_PATHS) - {"/"}
 
 
 class ChangeKind(enum.IntEnum):
@@ -57,7 +58,6 @@ def rootfs_changes(upper: str, lowers: list[str]) -> list[Change]:
     """Changes in `upper` over `lowers` (top layer first), sorted by path. Sync: run it in
     a worker thread."""
     changes: dict[str, ChangeKind] = {}
-    changed_dirs: set[str] = set()
     for root, dirs, files in os.walk(upper):
         dirs.sort()
         for name in sorted(dirs) + sorted(files):
@@ -79,13 +79,11 @@ def rootfs_changes(upper: str, lowers: list[str]) -> list[Change]:
                 if (stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(lower.st_mode) and st.st_size == lower.st_size
                         and st.st_mode == lower.st_mode and st.st_mtime_ns // 1000 == lower.st_mtime_ns // 1000):
                     continue  # the same directory: only its contents may have changed
-            if stat.S_ISDIR(st.st_mode):
-                changed_dirs.add(path)
             changes[path] = kind
             parent = os.path.dirname(path)
-            if kind is not ChangeKind.MODIFIED and parent != "/" and parent not in changed_dirs:
-                changes[parent] = ChangeKind.MODIFIED
-                changed_dirs.add(parent)
+            while parent != "/" and parent not in changes:  # dockerd's (naive) diff: every
+                changes[parent] = ChangeKind.MODIFIED  # directory holding a change changed
+                parent = os.path.dirname(parent)
     for path in INIT_PATHS:
         changes.pop(path, None)
     for parent in INIT_PARENTS:

@@ -27,6 +27,7 @@ from engine import errors
 from engine.containers import config as cfg
 from engine.containers import health, names, restore
 from engine.containers.cgroupparent import cgroup_of
+from engine.containers.initlayer import InitLayers
 from engine.containers.model import Container, ExitStatus, Status, now_ns
 from engine.containers.spec import ContainerConfig, HostConfig
 from engine.containers.launch import Launching, open_spill, start_error
@@ -73,6 +74,8 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         # Deletes removed containers' files in the background (a daemon killed meanwhile
         # leaves them to the next start, which empties the scratch dir).
         self._reclaimer = Reclaimer()
+        # Each image's init layer (/etc/hosts, /proc… as mount targets), made once per image.
+        self._init_layers = InitLayers(images, os.path.join(config.data_root, "tmp"))
         self._ids = _IdSource()
         self.execs = None  # set by engine.containers.exec.ExecManager
         self.networks = None  # engine.networks.NetworkManager, set by the daemon
@@ -230,7 +233,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         )
         self._names[name] = container_id  # reserve before the first await
         try:
-            await trio.to_thread.run_sync(self._create_files, container)
+            await trio.to_thread.run_sync(self._create_files, container, image)
             if self.networks is not None and attachments:  # a new id has nothing to forget
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
             await self.volumes.prepare(container_id, config, host_config)
@@ -253,8 +256,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 "to reuse that name."
             )
 
-    def _create_files(self, container: Container) -> None:
-        """All or nothing: the directory is removed if any step fails."""
+    def _create_files(self, container: Container, image) -> None:
+        """All or nothing: the directory is removed if any step fails (the image's init
+        layer, shared, stays)."""
+        self._init_layers.lower_dirs(image)
         try:
             reused = self._reuse_spare(container.directory)
             if not reused:
@@ -304,7 +309,8 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             if sup.mount_refs == 0:
                 sup.host_clean = False
                 image = self.images.resolve(container.image_id)
-                mount_overlay(self.images.layer_dirs(image), container.upper_dir, container.work_dir, container.rootfs)
+                mount_overlay(self._init_layers.lower_dirs(image), container.upper_dir, container.work_dir,
+                              container.rootfs)
             sup.mount_refs += 1
 
     def _unmount_rootfs(self, container: Container) -> None:
@@ -596,8 +602,12 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         from engine.containers.changes import rootfs_changes
 
         container = self.get(ref)
-        lowers = self.images.layer_dirs(self.images.resolve(container.image_id))
-        return await trio.to_thread.run_sync(rootfs_changes, container.upper_dir, lowers)
+        return await trio.to_thread.run_sync(rootfs_changes, container.upper_dir, self.lower_dirs(container))
+
+    def lower_dirs(self, container: Container) -> list[str]:
+        """The overlay lowerdirs of the container's rootfs, top first: its image's init layer
+        (engine/containers/initlayer.py), then the image's layers. Raises NotFound."""
+        return self._init_layers.existing_lower_dirs(self.images.resolve(container.image_id))
 
 
     def publish(self, container: Container, action: str, **extra: str) -> None:

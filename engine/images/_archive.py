@@ -149,8 +149,14 @@ def commit(store, container, image, *, repo_tag: str | None, comment: str, autho
     try:
         with open(tmp, "wb") as out:
             tar_directory(container.upper_dir, out, overlay=True)
-        parent_chain = image.chain_ids[-1] if image.chain_ids else None
-        diff_id, _chain = store._commit_layer(tmp, parent_chain, True)
+        with tarfile.open(tmp) as tf:
+            empty = tf.next() is None
+        if empty:  # as dockerd: a container that changed nothing adds no layer
+            diff_ids = list(image.diff_ids)
+        else:
+            parent_chain = image.chain_ids[-1] if image.chain_ids else None
+            diff_id, _chain = store._commit_layer(tmp, parent_chain, True)
+            diff_ids = [*image.diff_ids, diff_id]
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -168,6 +174,8 @@ def commit(store, container, image, *, repo_tag: str | None, comment: str, autho
         entry["author"] = author
     if comment:
         entry["comment"] = comment
+    if empty:
+        entry["empty_layer"] = True
     history.append(entry)
     config = {
         "architecture": base.get("architecture", ""),
@@ -180,7 +188,7 @@ def commit(store, container, image, *, repo_tag: str | None, comment: str, autho
         "docker_version": "20.10.0",
         "history": history,
         "os": base.get("os", "linux"),
-        "rootfs": {"type": "layers", "diff_ids": list(image.diff_ids) + [diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
     if base.get("variant"):
         config["variant"] = base["variant"]

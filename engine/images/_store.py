@@ -248,6 +248,13 @@ class ImageStore(LayerStore):
         """overlay lowerdirs, top layer first."""
         return [os.path.join(self.layers_dir, _hex(c), "diff") for c in reversed(image.chain_ids)]
 
+    def derived_dir(self, image: Image, name: str) -> str | None:
+        """layers/<top chain id>/<name>: where another package keeps what it derives from the
+        image's layers alone (the container manager's init layer), so that it goes when that
+        layer goes. None for an image without layers."""
+        chains = image.chain_ids
+        return os.path.join(self.layers_dir, _hex(chains[-1]), name) if chains else None
+
     # ---------- tags ----------
 
     def tag(self, ref: str, new_ref: str) -> str:

@@ -66,9 +66,12 @@ def pe(daemon, tmp_path):
 
 
 def _unique_image(docker, name: str) -> str:
-    """A new image (busybox + one file) made with commit, so rmi can really delete it."""
-    cid = docker("create", "busybox", "sh", check=True).stdout.decode().strip()
-    out = docker("commit", "-c", f"LABEL unique={os.urandom(4).hex()}", cid, name, check=True)
+    """A new image (busybox + one file of its own) made with commit, so rmi can really delete
+    it (a container that changed nothing commits as no new layer, as with dockerd)."""
+    unique = os.urandom(4).hex()
+    cid = docker("create", "busybox", "sh", "-c", f"echo {unique} > /unique", check=True).stdout.decode().strip()
+    docker("start", "-a", cid, check=True)
+    out = docker("commit", "-c", f"LABEL unique={unique}", cid, name, check=True)
     docker("rm", cid, check=True)
     return out.stdout.decode().strip()
 

@@ -217,3 +217,44 @@ def test_skopeo_reads_our_docker_archive(daemon, dclient, tmp_path):
     info = json.loads(out.stdout)
     assert info["Layers"] and info["Os"] == "linux"
     assert info["Digest"].startswith("sha256:")
+
+
+def test_init_layer_as_dockerds(daemon, dclient):
+    """/.dockerenv and the mount targets (/etc/hosts…) come from the image's init layer: a
+    container that writes nothing leaves its upper dir empty and commits as no new layer, its
+    export holds dockerd's entries, and the init layer goes with the image's layers."""
+    cid, code, logs = run(dclient, "busybox", ["sh", "-c", "ls -a /; ls /etc"])
+    assert code == 0, logs
+    assert {".dockerenv", "hosts", "hostname", "resolv.conf", "mtab"} <= set(logs.decode().split())
+    data = dclient.inspect_container(cid)["GraphDriver"]["Data"]
+    assert os.listdir(data["UpperDir"]) == []
+    init, *layers = data["LowerDir"].split(":")
+    assert os.path.basename(init) == "init" and len(layers) == len(dclient.inspect_image("busybox")["RootFS"]["Layers"])
+    assert dclient.diff(cid) is None
+
+    r = daemon.api("POST", "/commit", params={"container": cid, "repo": "initlayer/same"})
+    assert r.status_code == 201, r.text
+    same = dclient.inspect_image("initlayer/same")
+    assert same["RootFS"]["Layers"] == dclient.inspect_image("busybox")["RootFS"]["Layers"]
+    assert dclient.history("initlayer/same")[0]["Size"] == 0
+
+    r = daemon.api("GET", f"/containers/{cid}/export")
+    with tarfile.open(fileobj=io.BytesIO(r.content)) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+    assert members[".dockerenv"].isfile() and members["dev/console"].isfile() and members["dev/pts"].isdir()
+    assert members["etc/mtab"].issym() and members["etc/mtab"].linkname == "/proc/mounts"
+    assert members["etc/hosts"].size == 0  # the target, not the container's hosts file
+
+    # an image of its own: its init layer sits in its top layer's directory and goes with it
+    cid2, code, _ = run(dclient, "busybox", ["sh", "-c", "echo x > /new"])
+    assert code == 0
+    dclient.commit(cid2, repository="initlayer/changed")
+    cid3, code, logs = run(dclient, "initlayer/changed", ["ls", "-a", "/"])
+    assert code == 0 and ".dockerenv" in logs.decode().split()
+    top_init = dclient.inspect_container(cid3)["GraphDriver"]["Data"]["LowerDir"].split(":")[0]
+    assert os.path.isdir(top_init) and top_init != init
+    for c in (cid, cid2, cid3):
+        dclient.remove_container(c)
+    dclient.remove_image("initlayer/changed")
+    dclient.remove_image("initlayer/same")
+    assert not os.path.exists(os.path.dirname(top_init)) and os.path.isdir(init)
