@@ -53,6 +53,11 @@ class InitLayers:
             self._build(path, layers)
         return [path, *layers]
 
+    def ready(self, image: Image) -> bool:
+        """lower_dirs(image) has nothing to make (one stat)."""
+        path = self.images.derived_dir(image, DIR_NAME)
+        return path is None or os.path.isdir(path)
+
     def existing_lower_dirs(self, image: Image) -> list[str]:
         """lower_dirs without making anything (inspect, diff)."""
         layers = self.images.layer_dirs(image)

@@ -233,7 +233,14 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         )
         self._names[name] = container_id  # reserve before the first await
         try:
-            await trio.to_thread.run_sync(self._create_files, container, image)
+            spare = self._reclaimer.take_spare() if self._init_layers.ready(image) else None
+            if spare is not None:
+                # A removed container's emptied directory renamed into place and four small
+                # files written over its own: the kind of writes the loop makes at every state
+                # change (record saves), cheaper than the thread hop.
+                self._create_files(container, image, spare)
+            else:
+                await trio.to_thread.run_sync(self._create_files, container, image)
             if self.networks is not None and attachments:  # a new id has nothing to forget
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
             await self.volumes.prepare(container_id, config, host_config)
@@ -256,12 +263,12 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 "to reuse that name."
             )
 
-    def _create_files(self, container: Container, image) -> None:
+    def _create_files(self, container: Container, image, spare: str | None = None) -> None:
         """All or nothing: the directory is removed if any step fails (the image's init
-        layer, shared, stays)."""
+        layer, shared, stays). `spare`: a spare directory taken already."""
         self._init_layers.lower_dirs(image)
         try:
-            reused = self._reuse_spare(container.directory)
+            reused = self._reuse_spare(container.directory, spare)
             if not reused:
                 os.makedirs(container.directory)  # a new id: nothing there yet
                 os.mkdir(container.work_dir)
@@ -287,17 +294,18 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             shutil.rmtree(container.directory, ignore_errors=True)
             raise
 
-    def _reuse_spare(self, directory: str) -> bool:
+    def _reuse_spare(self, directory: str, spare: str | None = None) -> bool:
         """Take a removed container's emptied directory (its empty work dir and mount point, the
         record's spare file, its upper dir and /etc files when untouched:
         engine/containers/reclaim.py) as `directory`, if the reclaimer holds one: up to eight
         inodes neither allocated here nor freed by the reclaimer."""
-        while (spare := self._reclaimer.take_spare()) is not None:
+        while (spare := spare or self._reclaimer.take_spare()) is not None:
             try:
                 os.rename(spare, directory)
                 return True
             except OSError:
                 _reclaim_now("spare", spare)
+                spare = None
         return False
 
     # --- rootfs -------------------------------------------------------------------------------
