@@ -1243,19 +1243,32 @@ int pe_unmount(const char *target)
 
 /* Empty the directory open as `dfd` (closed here), never following symlinks nor entering
  * another file system (a mount left below is reported as EBUSY by its rmdir). */
+/* fdopendir(fd), or NULL with fd closed and *rc = -errno. */
+static DIR *listing_of(int fd, int *rc)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        *rc = -errno;
+        close(fd);
+    }
+    return d;
+}
+
+static int dot_or_dotdot(const char *n)
+{
+    return n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0));
+}
+
 static int remove_contents(int dfd, dev_t dev, int depth)
 {
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        int e = errno;
-        close(dfd);
-        return -e;
-    }
     int rc = 0;
+    DIR *d = listing_of(dfd, &rc);
+    if (!d)
+        return rc;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
-        if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)))
+        if (dot_or_dotdot(n))
             continue;
         int isdir = de->d_type == DT_DIR;
         if (de->d_type == DT_UNKNOWN) {
@@ -1471,17 +1484,14 @@ int pe_empty_except(const char *path, const char *const *dirs, int ndirs, const 
         }
         close(f);
     }
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
     int rc = 0;
+    DIR *d = listing_of(fd, &rc);
+    if (!d)
+        return rc;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name;
-        if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0)))
+        if (dot_or_dotdot(n))
             continue;
         if (listed(n, dirs, ndirs))
             continue;
