@@ -45,8 +45,7 @@ class InitLayers:
         self.scratch_dir = scratch_dir
 
     def lower_dirs(self, image: Image) -> list[str]:
-        layers = self.images.layer_dirs(image)
-        path = self.images.derived_dir(image, DIR_NAME)
+        path, layers = self._locate(image)
         if path is None:  # no layers: nothing to put the targets over, the runtime makes them
             return layers
         if not os.path.isdir(path):
@@ -60,9 +59,12 @@ class InitLayers:
 
     def existing_lower_dirs(self, image: Image) -> list[str]:
         """lower_dirs without making anything (inspect, diff)."""
-        layers = self.images.layer_dirs(image)
-        path = self.images.derived_dir(image, DIR_NAME)
+        path, layers = self._locate(image)
         return [path, *layers] if path is not None and os.path.isdir(path) else layers
+
+    def _locate(self, image: Image) -> tuple[str | None, list[str]]:
+        """(where the image's init layer is or goes, the image's layers)."""
+        return self.images.derived_dir(image, DIR_NAME), self.images.layer_dirs(image)
 
     def _build(self, path: str, layers: list[str]) -> None:
         os.makedirs(self.scratch_dir, exist_ok=True)

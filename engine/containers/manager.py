@@ -238,9 +238,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 # A removed container's emptied directory renamed into place and four small
                 # files written over its own: the kind of writes the loop makes at every state
                 # change (record saves), cheaper than the thread hop.
-                self._create_files(container, image, spare)
+                self._create_files(container, spare)
             else:
-                await trio.to_thread.run_sync(self._create_files, container, image)
+                await trio.to_thread.run_sync(self._create_files_and_init_layer, container, image)
             if self.networks is not None and attachments:  # a new id has nothing to forget
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
             await self.volumes.prepare(container_id, config, host_config)
@@ -263,10 +263,13 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 "to reuse that name."
             )
 
-    def _create_files(self, container: Container, image, spare: str | None = None) -> None:
-        """All or nothing: the directory is removed if any step fails (the image's init
-        layer, shared, stays). `spare`: a spare directory taken already."""
-        self._init_layers.lower_dirs(image)
+    def _create_files_and_init_layer(self, container: Container, image) -> None:
+        self._init_layers.lower_dirs(image)  # shared: it stays if the container's files fail
+        self._create_files(container)
+
+    def _create_files(self, container: Container, spare: str | None = None) -> None:
+        """All or nothing: the directory is removed if any step fails. `spare`: a spare
+        directory taken already."""
         try:
             reused = self._reuse_spare(container.directory, spare)
             if not reused:

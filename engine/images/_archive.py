@@ -147,13 +147,12 @@ def commit(store, container, image, *, repo_tag: str | None, comment: str, autho
     os.makedirs(tmpdir, exist_ok=True)
     tmp = os.path.join(tmpdir, f"commit-{os.urandom(8).hex()}.tar")
     try:
-        with open(tmp, "wb") as out:
-            tar_directory(container.upper_dir, out, overlay=True)
-        with tarfile.open(tmp) as tf:
-            empty = tf.next() is None
+        empty = not os.listdir(container.upper_dir)  # as the builder's commit_upper
         if empty:  # as dockerd: a container that changed nothing adds no layer
             diff_ids = list(image.diff_ids)
         else:
+            with open(tmp, "wb") as out:
+                tar_directory(container.upper_dir, out, overlay=True)
             parent_chain = image.chain_ids[-1] if image.chain_ids else None
             diff_id, _chain = store._commit_layer(tmp, parent_chain, True)
             diff_ids = [*image.diff_ids, diff_id]
