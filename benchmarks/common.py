@@ -387,7 +387,8 @@ def start_pyengined(args, stack: contextlib.ExitStack, tmp: Path, cgroup_parent:
     host = f"unix://{tmp / 'pyengine.sock'}"
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "-H", host, "--no-live-restore"]
+    cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "--exec-root", str(tmp / "exec"),
+           "-H", host, "--no-live-restore"]
     if cgroup_parent:
         cmd += ["--cgroup-parent", cgroup_parent]
     proc = _start_daemon(args, stack, tmp, "pyengined", cmd, host, env, [cgroup_parent] if cgroup_parent else [])

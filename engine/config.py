@@ -5,7 +5,8 @@ import os
 from dataclasses import dataclass, field
 
 DEFAULT_DATA_ROOT = "/var/lib/pyengine"
-DEFAULT_SOCKET = "/run/pyengine/pyengine.sock"
+DEFAULT_EXEC_ROOT = "/run/pyengine"
+DEFAULT_SOCKET = f"{DEFAULT_EXEC_ROOT}/pyengine.sock"
 DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"
 
 
@@ -17,6 +18,8 @@ def default_host() -> str:
 @dataclass
 class Config:
     data_root: str = DEFAULT_DATA_ROOT
+    # Host-wide runtime state shared by the daemons of this host (emptied at boot, as /run).
+    exec_root: str = DEFAULT_EXEC_ROOT
     hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
     # Name of our cgroup parent (v1: /sys/fs/cgroup/<ctrl>/<parent>/<id>; v2 likewise).
     cgroup_parent: str = "pyengine"

@@ -14,7 +14,7 @@ import sys
 import trio
 
 from engine import __version__
-from engine.config import DEFAULT_DATA_ROOT, DEFAULT_HOST, Config
+from engine.config import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, DEFAULT_HOST, Config
 
 log = logging.getLogger("pyengined")
 
@@ -155,6 +155,8 @@ def _default_cgroup_parent(data_root: str) -> str:
 def parse_args(argv: list[str] | None) -> Config:
     parser = argparse.ArgumentParser(prog="pyengined", description="pyengine daemon")
     parser.add_argument("--data-root", default=os.environ.get("PYENGINE_DATA_ROOT", DEFAULT_DATA_ROOT))
+    parser.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT,
+                        help=f"host-wide state shared by this host's daemons (default {DEFAULT_EXEC_ROOT})")
     parser.add_argument("-H", "--host", action="append", dest="hosts",
                         help=f"listen address (unix:///path or tcp://host:port); default {DEFAULT_HOST}")
     parser.add_argument("--cgroup-parent", default=None)
@@ -184,6 +186,7 @@ def parse_args(argv: list[str] | None) -> Config:
     data_root = os.path.abspath(args.data_root)
     return Config(
         data_root=data_root,
+        exec_root=os.path.abspath(args.exec_root),
         hosts=hosts,
         cgroup_parent=args.cgroup_parent or _default_cgroup_parent(data_root),
         tlsverify=args.tlsverify,

@@ -99,7 +99,7 @@ def private_pyengined():
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")}
     logf = open(os.path.join(root, "daemon.log"), "ab")
     proc = subprocess.Popen([sys.executable, "-m", "engine.daemon", "--data-root",
-                             os.path.join(root, "data"), "-H", host,
+                             os.path.join(root, "data"), "--exec-root", os.path.join(root, "exec"), "-H", host,
                              "--no-live-restore"],  # a throwaway daemon: its stop stops everything
                             stdout=logf, stderr=subprocess.STDOUT, env=env)
     try:

@@ -38,6 +38,7 @@ class DaemonHandle:
     def __init__(self, root: str) -> None:
         self.root = root
         self.data_root = os.path.join(root, "data")
+        self.exec_root = os.path.join(root, "exec")  # not the host's shared /run/pyengine
         self.socket = os.path.join(root, "pyengine.sock")
         self.host = f"unix://{self.socket}"
         self.log_path = os.path.join(root, "daemon.log")
@@ -48,8 +49,8 @@ class DaemonHandle:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root, "-H", self.host,
-             *self.extra_args],
+            [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root,
+             "--exec-root", self.exec_root, "-H", self.host, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env},
         )
         log.close()

@@ -16,7 +16,8 @@ Task tree:
 Host state (bridges, veths, the nft table) is removed by `shutdown()`, which the daemon calls
 after every container has stopped; a daemon that was killed leaves it behind, and `run`
 removes this daemon's stale veths and allocations at the next start (names carry the
-daemon's tag, so private daemons side by side never touch each other's).
+daemon's tag, so private daemons side by side never touch each other's); the state of a daemon
+killed whose data root was then deleted is removed by the next daemon to start (owners.py).
 
 Stopping a container releases its addresses, DNS names, DNAT rules and port proxies before
 `teardown` returns, but does not wait for its veth pair to be deleted: the kernel destroys
@@ -45,6 +46,7 @@ from engine.networks.join import join, leave
 from engine.networks.leases import Leases
 from engine.networks.model import Endpoint, EndpointSettings, Network, NetworkSpec, created_now
 from engine.networks.nftables import Dnat, NatNetwork, NftTable
+from engine.networks.owners import OwnerRecords
 from engine.networks.reaper import PendingDeletes, VethReaper
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class NetworkManager:
         self._endpoints_dir = os.path.join(self.directory, "endpoints")
         self.tag = daemon_tag(config.data_root)
         self.table = NftTable(f"pyengine_{self.tag}")
+        self._owners = OwnerRecords(config.exec_root)
         self._networks: dict[str, Network] = {}
         self._leases = Leases(os.path.join(self.directory, "ipam"))
         self._drivers: dict[str, object] = {}
@@ -97,6 +100,7 @@ class NetworkManager:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self._drivers = load_drivers(self)
         await trio.to_thread.run_sync(self._recover)
+        await self._remove_orphans()
         await self._ensure_builtin()
         for network in list(self._networks.values()):
             driver = self._drivers.get(network.driver)
@@ -114,6 +118,17 @@ class NetworkManager:
             nursery.start_soon(self._reaper.run)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _remove_orphans(self) -> None:
+        """Claim our tag, and remove the host state of daemons gone with their data roots
+        (owners.py): no daemon would ever remove it otherwise."""
+        await trio.to_thread.run_sync(self._owners.register, self.tag, self.config.data_root,
+                                      self.default_bridge_name)
+        for orphan in await trio.to_thread.run_sync(self._owners.orphans, self.tag, self.default_bridge_name):
+            log.info("removing the network state of a daemon whose data root is gone (tag %s)", orphan.tag)
+            await trio.to_thread.run_sync(recovery.remove_links_of_gone, orphan.tag, orphan.bridge)
+            await NftTable(f"pyengine_{orphan.tag}").delete()
+            await trio.to_thread.run_sync(self._owners.unregister, orphan.tag)
 
     def _recover(self) -> None:
         """Load records; veths and addresses of containers not in `live` are stale."""
@@ -181,6 +196,7 @@ class NetworkManager:
                 except Exception as exc:
                     log.warning("releasing network %s failed: %s", network.name, exc)
         await self.table.delete()
+        await trio.to_thread.run_sync(self._owners.unregister, self.tag)
 
     # --- lookup ---------------------------------------------------------------------------
     def get(self, ref: str) -> Network:

@@ -40,6 +40,14 @@ def remove_stale_links(tag: str, kept_veths: set[str], bridges: set[str]) -> Non
             _netlink.delete_link(name)
 
 
+def remove_links_of_gone(tag: str, bridge: str | None) -> None:
+    """Delete every link of a daemon gone with its data root (owners.py), and its default
+    bridge when that is not named after the tag."""
+    remove_stale_links(tag, set(), set())
+    if bridge is not None:
+        _netlink.delete_link(bridge)
+
+
 def enable_ip_forward() -> None:
     """Containers' traffic is routed through the host (as dockerd, which turns it on too)."""
     try:

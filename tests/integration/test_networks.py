@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import private_daemon, DaemonHandle, _mounts_under
+from tests.conftest import private_daemon, wait_for, DaemonHandle, _mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, netlink, nftables)")
 
@@ -244,6 +245,68 @@ def test_no_leftovers_after_daemon_sigkill(tmp_path):
     tag = _tag(handle)
     assert {l for l in _links() - links_before if tag in l} == set()
     assert {t for t in _nft_tables() - nft_before if tag in t} == set()
+
+
+def _crash(handle) -> None:
+    """SIGKILL the daemon and its spawner (it has no container to keep): no cleanup runs."""
+    spawner = handle.spawner_pid()
+    handle.stop(signal.SIGKILL)
+    if spawner is not None:
+        os.kill(spawner, signal.SIGKILL)
+        wait_for(lambda: handle.spawner_pid() is None, what="the spawner to die")
+    for m in reversed(_mounts_under(handle.root)):
+        subprocess.run(["umount", "-l", m], check=False)
+
+
+def _state_of(tag: str) -> tuple[set[str], set[str]]:
+    """Links and nft tables named after a daemon tag (its default bridge pe<tag> included)."""
+    return {l for l in _links() if l[2:].startswith(tag)}, {t for t in _nft_tables() if t.endswith(f"pyengine_{tag}")}
+
+
+def test_host_state_of_a_daemon_gone_with_its_data_root_is_removed(tmp_path):
+    """A daemon killed whose data root is then deleted never starts again: the next daemon
+    to start on the host (same exec root) removes its bridges and nft table. A killed one
+    whose data root still exists is left alone: it cleans up itself at its next start."""
+    exec_root = str(tmp_path / "exec")
+    gone, kept, sweeper = (DaemonHandle(str(tmp_path / name)) for name in ("gone", "kept", "sweeper"))
+    for handle in (gone, kept, sweeper):
+        os.makedirs(handle.root)
+        handle.exec_root = exec_root
+        handle.extra_args = ["--no-live-restore"]
+    tag_gone, tag_kept = _tag(gone), _tag(kept)
+    try:
+        gone.start()
+        cli(gone, "network", "create", "gonenet")
+        kept.start()
+        links, tables = _state_of(tag_gone)
+        assert f"pe{tag_gone}" in links and any(l.startswith(f"pb{tag_gone}") for l in links), links
+        assert tables, "the daemon made no nft table"
+        kept_before = _state_of(tag_kept)
+        assert all(kept_before)
+        _crash(gone)
+        _crash(kept)
+        shutil.rmtree(gone.root)
+        assert _state_of(tag_gone) == (links, tables)  # nothing removed it so far
+
+        sweeper.start()
+        assert _state_of(tag_gone) == (set(), set())
+        assert not os.path.exists(os.path.join(exec_root, "networks", f"{tag_gone}.json"))
+        assert _state_of(tag_kept) == kept_before
+        assert os.path.exists(os.path.join(exec_root, "networks", f"{tag_kept}.json"))
+        kept.start()  # its own start and stop clean up the rest
+        kept.stop()
+        assert _state_of(tag_kept) == (set(), set())
+    finally:
+        for handle in (sweeper, kept, gone):
+            handle.stop()
+            for m in reversed(_mounts_under(handle.root)):
+                subprocess.run(["umount", "-l", m], check=False)
+        for tag in (tag_gone, tag_kept):  # on a failure: nothing stays on the host
+            links, tables = _state_of(tag)
+            for link in links:
+                subprocess.run(["ip", "link", "delete", link], check=False)
+            for table in tables:
+                subprocess.run(["nft", "delete", *table.split()], check=False)
 
 
 def test_remote_network_plugin_end_to_end(tmp_path, monkeypatch):
