@@ -9,7 +9,6 @@ import os
 import shutil
 
 import docker
-import pytest
 
 from tests.conftest import needs_root, private_daemon, wait_for
 

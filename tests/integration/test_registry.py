@@ -125,7 +125,6 @@ def test_pull_errors(daemon, dclient, registry):
 
 
 def test_auth_endpoint_and_push_with_credentials(daemon, dclient, auth_registry):
-    import docker
 
     ok = dclient.login("alice", "s3cret", registry=auth_registry.host, reauth=True)
     assert ok["Status"] == "Login Succeeded"
