@@ -130,12 +130,7 @@ async def list_images(req: Request):
     store = req.daemon.images
     filters = req.query.filters()
     out = []
-    images = store.list()
-    # As dockerd: an untagged image with children (a build's intermediate) shows only with all=1.
-    parents = set() if req.query.bool("all") else {i.parent for i in images if i.parent}
-    for image in images:
-        if not image.repo_tags and not image.repo_digests and image.id in parents:
-            continue
+    for image in listed(store.list(), req.query.bool("all")):
         if "dangling" in filters:
             dangling = not image.repo_tags
             if (filters["dangling"][0].lower() in ("true", "1")) != dangling:
@@ -152,6 +147,15 @@ async def list_images(req: Request):
                 continue
         out.append(image_summary(image))
     return json_response(out)
+
+
+def listed(images: list, all_: bool) -> list:
+    """As dockerd: an untagged image with children (a build's intermediate) is listed only
+    with all=1."""
+    if all_:
+        return images
+    parents = {i.parent for i in images if i.parent}
+    return [i for i in images if i.repo_tags or i.repo_digests or i.id not in parents]
 
 
 @router.get("/images/{name:path}/json")

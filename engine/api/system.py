@@ -16,6 +16,7 @@ from engine.disk import directory_size
 from engine.timefmt import format_rfc3339nano
 
 from ._image_json import image_summary
+from .images import listed
 from ._request import Request
 from ._responses import DOCKER_COMPAT_VERSION, Response, json_response
 from ._router import Router
@@ -243,12 +244,13 @@ async def system_df(req: Request) -> Response:
                  for v in volume_shapes])
 
     container_sizes, volume_sizes = await trio.to_thread.run_sync(measure)
+    listed_images = listed(daemon.images.list(), False)
+    shared, layers_size = daemon.images.layer_usage(listed_images)
     images = []
-    layers_size = 0
-    for image in daemon.images.list():
+    for image in listed_images:
         shape = image_summary(image)
         shape["Containers"] = sum(1 for c in containers if c.image_id == image.id)
-        layers_size += shape.get("Size", 0)
+        shape["SharedSize"] = shared[image.id]
         images.append(shape)
     container_shapes = []
     for c, size in zip(containers, container_sizes):

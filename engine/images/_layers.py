@@ -64,6 +64,16 @@ class LayerStore:
                 sizes[chain_id] = size
         return size
 
+    def layer_usage(self, images) -> tuple[dict[str, int], int]:
+        """dockerd's disk usage of `images`: per image id, the size of its layers that another
+        of them uses too (SharedSize), and the size of all their layers counted once."""
+        refs: dict[str, int] = {}
+        for image in images:
+            for chain in set(image.chain_ids):
+                refs[chain] = refs.get(chain, 0) + 1
+        shared = {image.id: sum(self._layer_size(c) for c in image.chain_ids if refs[c] > 1) for image in images}
+        return shared, sum(self._layer_size(c) for c in refs)
+
     def _layer_meta(self, chain_id: str) -> dict:
         try:
             with open(os.path.join(self.layers_dir, _hex(chain_id), "meta.json")) as f:

@@ -415,3 +415,23 @@ def test_system_df_counts_what_exists(dclient, daemon):
     assert busybox and busybox[0]["Containers"] >= 1
     mine = [c for c in df["Containers"] if c["Id"] == cid]
     assert mine and mine[0]["SizeRw"] >= 5000
+
+
+def test_system_df_shared_sizes_as_dockerds(dclient, daemon):
+    """Layers two images share count once in LayersSize and as SharedSize in each (the docker
+    CLI's reclaimable space and `system df -v`'s unique size come from them)."""
+    cid, code, _ = run(dclient, ["sh", "-c", "head -c 3000 /dev/zero > /written"])
+    image = dclient.commit(cid, repository="pe-df-shared", tag="t")["Id"]
+    try:
+        df = daemon.api("GET", "/system/df").json()
+        by_id = {i["Id"]: i for i in df["Images"]}
+        base = next(i for i in df["Images"] if "busybox:latest" in (i.get("RepoTags") or []))
+        child = by_id[image]
+        assert base["SharedSize"] == base["Size"]  # its only layer is the child's first
+        assert child["SharedSize"] == base["Size"]
+        assert child["Size"] - child["SharedSize"] >= 3000  # the committed layer is its own
+        # each layer once: not the sum of the images' sizes, which counts busybox's twice
+        assert base["Size"] + child["Size"] - child["SharedSize"] <= df["LayersSize"]
+        assert df["LayersSize"] <= sum(i["Size"] for i in df["Images"]) - base["Size"]
+    finally:
+        dclient.remove_image(image)
