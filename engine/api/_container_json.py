@@ -321,7 +321,7 @@ def resource_limits(host: dict) -> ResourceLimits:
 
 # Docker HostConfig keys the typed HostConfig holds (everything else goes to `other`).
 _TYPED_HOST_KEYS = frozenset({
-    "Binds", "Mounts", "Tmpfs", "VolumeDriver", "NetworkMode", "PortBindings", "PublishAllPorts", "Links",
+    "Binds", "Mounts", "VolumesFrom", "Tmpfs", "VolumeDriver", "NetworkMode", "PortBindings", "PublishAllPorts", "Links",
     "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "RestartPolicy", "AutoRemove", "LogConfig", "Privileged",
     "CapAdd", "CapDrop", "SecurityOpt", "GroupAdd", "ReadonlyRootfs", "MaskedPaths", "ReadonlyPaths", "Init",
     "OomScoreAdj", "ShmSize", "Ulimits", "Sysctls", "Devices", "DeviceCgroupRules", "CgroupParent",
@@ -363,6 +363,7 @@ def host_config(body: dict) -> HostConfig:
         resources=resource_limits(host),
         binds=tuple(Bind.parse(b) for b in binds) if binds is not None else None,
         mounts=tuple(_mount(m) for m in mounts) if mounts is not None else None,
+        volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
         tmpfs={str(k): str(v or "") for k, v in _object(tmpfs, "Tmpfs").items()} if tmpfs is not None else None,
         volume_driver=_str(host.get("VolumeDriver"), "VolumeDriver"),
         network_mode=mode or "default",
@@ -575,6 +576,7 @@ def host_config_shape(host: HostConfig) -> dict:
         "Ulimits": [{"Name": u.name, "Hard": u.hard, "Soft": u.soft} for u in host.ulimits]
         if host.ulimits is not None else None,
         "Mounts": [_mount_shape(m) for m in host.mounts] if host.mounts is not None else None,
+        "VolumesFrom": _list(host.volumes_from),
         "MaskedPaths": _list(host.masked_paths),
         "ReadonlyPaths": _list(host.readonly_paths),
         "Tmpfs": dict(host.tmpfs) if host.tmpfs is not None else None,

@@ -55,7 +55,7 @@ def mounts(c: Container, daemon=None) -> list[dict]:
             continue  # a named volume: below
         out.append({
             "Type": "bind", "Source": bind.source, "Destination": bind.destination,
-            "Mode": "ro" if bind.read_only else "", "RW": not bind.read_only, "Propagation": bind.propagation,
+            "Mode": bind.mode, "RW": not bind.read_only, "Propagation": bind.propagation,
         })
     for mount in c.host_config.mounts or ():
         if mount.type == "volume":
@@ -64,6 +64,8 @@ def mounts(c: Container, daemon=None) -> list[dict]:
             "Type": mount.type, "Source": mount.source, "Destination": mount.target, "Mode": "",
             "RW": not mount.read_only, "Propagation": mount.propagation or bind_propagation.DEFAULT,
         })
+    out.extend({"Type": "bind", "Source": b.source, "Destination": b.destination, "Mode": "",
+                "RW": not b.read_only, "Propagation": b.propagation} for b in c.host_config.inherited_binds)
     out.extend(mount_point_shape(point) for point in volume_points(c, daemon))
     return out
 

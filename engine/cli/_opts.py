@@ -59,6 +59,7 @@ RUN_ARGS = [
     arg("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
     arg("-v", "--volume", action="append", default=[], help="Bind mount a volume"),
     arg("--tmpfs", action="append", default=[], help="Mount a tmpfs directory"),
+    arg("--volumes-from", action="append", default=[], help="Mount volumes from the specified container(s)"),
     arg("-p", "--publish", action="append", default=[], help="Publish a container's port(s)"),
     arg("-P", "--publish-all", action="store_true", help="Publish all exposed ports"),
     arg("--expose", action="append", default=[], help="Expose a port or a range of ports"),
@@ -466,6 +467,8 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["PidsLimit"] = a.pids_limit
     if a.tmpfs:
         host["Tmpfs"] = parse_tmpfs(a.tmpfs)
+    if a.volumes_from:
+        host["VolumesFrom"] = a.volumes_from
     if a.add_host:
         host["ExtraHosts"] = a.add_host
     if a.dns:

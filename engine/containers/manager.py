@@ -25,7 +25,7 @@ import trio
 
 from engine import errors
 from engine.containers import config as cfg
-from engine.containers import health, names, restore
+from engine.containers import health, names, restore, volumesfrom
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.initlayer import InitLayers
 from engine.containers.model import Container, ExitStatus, Status, now_ns
@@ -205,6 +205,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         image = self.images.resolve(config.image)
         config = cfg.with_image_defaults(config, image.run_config)
         host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
+        inherited = volumesfrom.resolve(host_config, self.get, self.volumes.container_mounts)
+        if inherited.binds:
+            host_config = attrs.evolve(host_config, inherited_binds=inherited.binds)
         if name:
             name = cfg.validate_name(name)
             self._check_name_free(name)
@@ -243,7 +246,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 await trio.to_thread.run_sync(self._create_files_and_init_layer, container, image)
             if self.networks is not None and attachments:  # a new id has nothing to forget
                 await trio.to_thread.run_sync(self.networks.record, container_id, attachments)
-            await self.volumes.prepare(container_id, config, host_config)
+            await self.volumes.prepare(container_id, config, host_config, inherited.volumes)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.volumes.forget(container_id, remove_anonymous=True)

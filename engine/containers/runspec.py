@@ -86,31 +86,33 @@ def _tmpfs_mounts(host: HostConfig) -> list[MountSpec]:
 
 def _bind_mounts(container: Container) -> list[MountSpec]:
     mounts = []
-    for bind in container.host_config.binds or ():
+    host = container.host_config
+    for bind in host.binds or ():
         if bind.is_volume:
             continue  # a named volume: engine.volumes mounted it (volume_mounts)
-        source = bind.source
-        if not os.path.exists(source):
+        if not os.path.exists(bind.source):
             # Docker creates a missing bind source directory.
-            os.makedirs(source, exist_ok=True)
-        propagation = bind.propagation
-        bind_propagation.check(source, propagation)
-        options = ("rbind", propagation) + (("ro",) if bind.read_only else ())
-        mounts.append(MountSpec(destination=bind.destination, type="bind", source=source, options=options))
-    for mount in container.host_config.mounts or ():
+            os.makedirs(bind.source, exist_ok=True)
+        mounts.append(_bind(bind.source, bind.destination, bind.propagation, bind.read_only))
+    for mount in host.mounts or ():
         kind = mount.type or "bind"
         if kind == "bind":
-            propagation = mount.propagation or bind_propagation.DEFAULT
-            bind_propagation.check(mount.source, propagation)
-            options = ("rbind", propagation) + (("ro",) if mount.read_only else ())
-            mounts.append(MountSpec(destination=mount.target, type="bind", source=mount.source, options=options))
+            mounts.append(_bind(mount.source, mount.target, mount.propagation or bind_propagation.DEFAULT,
+                                mount.read_only))
         elif kind == "tmpfs":
             size = mount.tmpfs_size
             options = ("nosuid", "nodev", "noexec") + ((f"size={size}",) if size else ())
             mounts.append(MountSpec(destination=mount.target, type="tmpfs", source="tmpfs", options=options))
         elif kind != "volume":  # volumes: see volume_mounts
             raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
+    mounts += [_bind(b.source, b.destination, b.propagation, b.read_only) for b in host.inherited_binds]
     return mounts
+
+
+def _bind(source: str, destination: str, propagation: str, read_only: bool | None) -> MountSpec:
+    bind_propagation.check(source, propagation)
+    options = ("rbind", propagation) + (("ro",) if read_only else ())
+    return MountSpec(destination=destination, type="bind", source=source, options=options)
 
 
 def _volume_mounts(points) -> list[MountSpec]:

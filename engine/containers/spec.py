@@ -208,6 +208,16 @@ class Bind:
 
 
 @attrs.frozen
+class InheritedBind:
+    """A host-path mount of a --volumes-from container, as this container has it."""
+
+    source: str
+    destination: str
+    read_only: bool
+    propagation: str
+
+
+@attrs.frozen
 class VolumeDriverConfig:
     name: str = ""
     options: dict[str, str] | None = None
@@ -299,6 +309,11 @@ class HostConfig:
     resources: ResourceLimits = ResourceLimits()
     binds: tuple[Bind, ...] | None = None
     mounts: tuple[Mount, ...] | None = None
+    volumes_from: tuple[str, ...] | None = None  # "container[:ro|rw]", as given
+    #: The bind mounts the VolumesFrom containers had, copied at create as dockerd copies their
+    #: mount points (their volumes are the volume manager's). Not Docker's HostConfig: inspect
+    #: shows them under Mounts.
+    inherited_binds: tuple[InheritedBind, ...] = ()
     tmpfs: dict[str, str] | None = None  # destination → options
     volume_driver: str = ""
     network_mode: str = "default"

@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import time
 
+import attrs
 import trio
 
 from engine import errors
@@ -262,10 +263,11 @@ class VolumeManager:
         return PruneReport(tuple(deleted), reclaimed)
 
     # --- containers ---------------------------------------------------------------------------
-    async def prepare(self, container_id: str, config, host_config) -> list[MountPoint]:
+    async def prepare(self, container_id: str, config, host_config, inherited=()) -> list[MountPoint]:
         """At container create: its volume mount points, creating volumes on first use.
         `config`, `host_config`: the container's spec (engine.containers.ContainerConfig,
-        HostConfig)."""
+        HostConfig); `inherited`: copies of other containers' points (--volumes-from), at
+        destinations the container's own mounts leave free."""
         default_driver = host_config.volume_driver  # "": an existing volume's, or local
         wanted: list[tuple[MountPoint, dict, dict]] = []  # (point, driver options, labels)
         taken: set[str] = set()
@@ -298,6 +300,8 @@ class VolumeManager:
                            dict((driver.options if driver else None) or {}), dict(mount.volume_labels or {})))
         for destination in host_config.tmpfs or {}:
             claim(destination)
+        for point in inherited:
+            wanted.append((attrs.evolve(point, destination=claim(point.destination)), {}, {}))
         for destination in config.volumes or ():
             if not destination.startswith("/"):
                 raise errors.InvalidParameter(f"invalid mount config: invalid mount path: '{destination}' mount path must be absolute")

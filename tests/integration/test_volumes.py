@@ -313,3 +313,67 @@ def test_remote_volume_plugin_end_to_end(tmp_path, monkeypatch):
         _cleanup(handle, root)
         server.shutdown()
         server.server_close()
+
+
+def test_volumes_from_copies_the_sources_mounts(vold, tmp_path):
+    """--volumes-from, as dockerd: the source's named and anonymous volumes and its binds (-v
+    and --mount), running or not; ":ro" makes them all read-only; the container's own mount at
+    a destination wins; a chain carries them on; the source's removal leaves them in place."""
+    (tmp_path / "h").write_text("fromhost\n")
+    bind_mount = {"Type": "bind", "Source": str(tmp_path), "Target": "/m2"}
+    source, code, _ = run(vold, ["sh", "-c", "echo named > /data/f; echo anon > /anon/f"],
+                          binds=["vfnamed:/data", f"{tmp_path}:/host"], mounts=[bind_mount],
+                          volumes={"/anon": {}}, remove=False)
+    assert code == 0
+    try:
+        _, code, out = run(vold, ["sh", "-c", "cat /data/f /anon/f /host/h /m2/h && touch /data/rw /m2/rw"],
+                           VolumesFrom=[source])
+        assert code == 0, out
+        assert out.split() == ["named", "anon", "fromhost", "fromhost"]
+        assert (tmp_path / "rw").exists()
+        _, code, out = run(vold, ["sh", "-c", "for d in data anon host m2; do touch /$d/x 2>/dev/null "
+                                  "|| echo ro-$d; done; cat /data/f"], VolumesFrom=[f"{source}:ro"])
+        assert out.split() == ["ro-data", "ro-anon", "ro-host", "ro-m2", "named"], out
+        # the container's own -v at /data wins; the rest still comes from the source
+        _, code, out = run(vold, ["sh", "-c", "ls /data; cat /anon/f"], binds=["vfother:/data"],
+                           VolumesFrom=[source])
+        assert out.split() == ["anon"]
+
+        r = vold.api("POST", "/containers/create", json={"Image": "busybox", "Cmd": ["cat", "/data/f", "/host/h"],
+                                                           "HostConfig": {"VolumesFrom": [f"{source}:ro"]}})
+        assert r.status_code == 201, r.text
+        middle = r.json()["Id"]
+        info = vold.api("GET", f"/containers/{middle}/json").json()
+        assert info["HostConfig"]["VolumesFrom"] == [f"{source}:ro"] and info["HostConfig"]["Binds"] is None
+        mounts = {m["Destination"]: m for m in info["Mounts"]}
+        assert set(mounts) == {"/data", "/anon", "/host", "/m2"}
+        assert mounts["/data"]["Name"] == "vfnamed" and mounts["/data"]["Type"] == "volume"
+        assert mounts["/host"] == {"Type": "bind", "Source": str(tmp_path), "Destination": "/host", "Mode": "",
+                                   "RW": False, "Propagation": "rprivate"}
+        assert not any(m["RW"] for m in mounts.values())
+
+        # removing the source (with -v) keeps what the others copied: in use, not removed
+        assert vold.api("DELETE", f"/containers/{source}", params={"v": "1"}).status_code == 204
+        source = None
+        assert vold.api("DELETE", "/volumes/vfnamed").status_code == 409
+        _, code, out = run(vold, ["sh", "-c", "cat /data/f /anon/f /host/h; touch /data/y 2>/dev/null || echo ro"],
+                           VolumesFrom=[middle])  # a chain: the middle one's mounts, read-only
+        assert out.split() == ["named", "anon", "fromhost", "ro"], out
+        vold.api("DELETE", f"/containers/{middle}", params={"v": "1"})
+    finally:
+        if source is not None:
+            vold.api("DELETE", f"/containers/{source}", params={"v": "1", "force": "1"})
+    for name in ("vfnamed", "vfother"):
+        assert vold.api("DELETE", f"/volumes/{name}").status_code == 204
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("pe-no-such", "No such container: pe-no-such"),
+    ("", "volumes-from specification cannot be an empty string"),
+    ("x:rshared", "invalid mode: rshared"),
+    ("x:ro,rw", "invalid mode: ro,rw"),
+])
+def test_volumes_from_refuses_what_dockerd_refuses(vold, spec, message):
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"VolumesFrom": [spec]}}
+    r = vold.api("POST", "/containers/create", json=body)
+    assert (r.status_code, r.json()["message"]) == (400, message)
