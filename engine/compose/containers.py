@@ -40,18 +40,12 @@ def create(s: Session, svc: Service, number: int, *, image_id: str | None = None
     project, api = s.project, s.api
     name = project.container_name(svc, number)
     s.progress.update("Container", name, "Creating")
-    body = containerspec.create_body(project, svc, number, image_id=image_id)
+    body = containerspec.create_body(project, svc, number, image_id=image_id,
+                                     service_containers=service_containers)
     if inherit:
         host = body["HostConfig"]
         host["Mounts"] = [m for m in host.get("Mounts") or [] if m["Target"] not in inherit]
         host["Binds"] = host["Binds"] + [f"{vol}:{target}:rw" for target, vol in inherit.items()]
-    mode = svc.config.get("network_mode") or ""
-    if mode.startswith("service:"):
-        target = mode.split(":", 1)[1]
-        cid = (service_containers or {}).get(target)
-        if not cid:
-            raise ComposeError(f"service {svc.name}: network_mode {mode}: no container")
-        body["HostConfig"]["NetworkMode"] = f"container:{cid}"
     try:
         res = api.post("/containers/create", body,
                        params={"name": temporary_name or name})

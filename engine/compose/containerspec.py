@@ -6,6 +6,7 @@ Compose is an API client: this is where a service's normalized config becomes Do
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from . import labels as L
@@ -177,11 +178,44 @@ def _kernel_knobs(c: dict, where: str) -> dict:
     return host
 
 
+def service_sources(svc: Service) -> list[str]:
+    """The services whose containers svc's container uses: network_mode service:X and
+    volumes_from entries that name a service (not container:NAME)."""
+    mode = svc.config.get("network_mode") or ""
+    sources = [mode.split(":", 1)[1]] if mode.startswith("service:") else []
+    return sources + [e.split(":", 1)[0] for e in svc.config.get("volumes_from") or []
+                      if not e.startswith("container:")]
+
+
+def _volumes_from(svc: Service, service_containers: Mapping[str, str]) -> list[str]:
+    """volumes_from as the engine takes it: "service[:mode]" and "container:name[:mode]" become
+    "container id or name[:mode]"."""
+    out = []
+    for entry in svc.config.get("volumes_from") or []:
+        if entry.startswith("container:"):
+            out.append(entry.split(":", 1)[1])
+            continue
+        source, sep, mode = entry.partition(":")
+        out.append(_container_of(svc, f"volumes_from {source}", source, service_containers) + sep + mode)
+    return out
+
+
+def _container_of(svc: Service, what: str, source: str, service_containers: Mapping[str, str]) -> str:
+    cid = service_containers.get(source)
+    if not cid:
+        raise ConfigError(f"services.{svc.name}.{what}: service {source!r} has no container")
+    return cid
+
+
 def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = False,
-                command: list[str] | None = None, image_id: str | None = None) -> dict:
-    """The POST /containers/create body for replica `number` (or a one-off container)."""
+                command: list[str] | None = None, image_id: str | None = None,
+                service_containers: Mapping[str, str] | None = None) -> dict:
+    """The POST /containers/create body for replica `number` (or a one-off container).
+    `service_containers`: service -> the container id that network_mode service:X and
+    volumes_from use (its first replica)."""
     c = svc.config
     where = f"services.{svc.name}"
+    service_containers = service_containers or {}
     binds, tmpfs, mounts = _mounts(project, svc)
     exposed, port_bindings = _ports(svc)
     resources = ((c.get("deploy") or {}).get("resources") or {}).get("limits") or {}
@@ -197,6 +231,7 @@ def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = F
         "SecurityOpt": c.get("security_opt"), "GroupAdd": c.get("group_add"),
         "Sysctls": _sysctls(c.get("sysctls")), "PidMode": c.get("pid") or "", "IpcMode": c.get("ipc"),
         "LogConfig": _logging(c.get("logging")),
+        "VolumesFrom": _volumes_from(svc, service_containers) or None,
     }
     memory = resources.get("memory") or c.get("mem_limit")
     if memory:
@@ -221,7 +256,7 @@ def create_body(project: Project, svc: Service, number: int, *, oneoff: bool = F
     if c.get("network_mode"):
         mode = c["network_mode"]
         if mode.startswith("service:"):
-            raise ConfigError(f"{where}.network_mode: service: is resolved by the runner")
+            mode = "container:" + _container_of(svc, "network_mode", mode.split(":", 1)[1], service_containers)
         host["NetworkMode"] = mode
     else:
         first = next(iter(svc.networks))

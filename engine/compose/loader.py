@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from . import cache, schema
+from .containerspec import service_sources
 from .envfile import read_env_file
 from .errors import ConfigError, NoConfigFile
 from .interpolation import interpolate
@@ -175,24 +176,25 @@ def _service(name: str, svc: dict, env: Mapping[str, str], project_dir: str) -> 
         if cond not in CONDITIONS:
             raise ConfigError(f"services.{name}.depends_on.{dep}.condition: invalid {cond!r}")
         deps[dep] = Dependency(dep, cond, bool(spec.get("required", True)))
-    # implicit dependencies, as Compose has them: links and network_mode: service:X
-    implied = [str(link).split(":")[0] for link in svc.get("links") or []]
-    if str(svc.get("network_mode", "")).startswith("service:"):
-        implied.append(svc["network_mode"].split(":", 1)[1])
-    for dep in implied:
-        deps.setdefault(dep, Dependency(dep))
     deploy = svc.get("deploy") or {}
     scale = deploy.get("replicas", svc.get("scale", 1))
     try:
         scale = int(scale)
     except (TypeError, ValueError):
         raise ConfigError(f"services.{name}.deploy.replicas: must be an integer") from None
-    return Service(name, svc, deps, scale)
+    service = Service(name, svc, deps, scale)
+    # implicit dependencies, as Compose has them: links, network_mode: service:X, volumes_from
+    for dep in [str(link).split(":")[0] for link in svc.get("links") or []] + service_sources(service):
+        deps.setdefault(dep, Dependency(dep))
+    return service
 
 
 def _check_references(project: Project) -> None:
     for svc in project.services.values():
         base = f"services.{svc.name}"
+        for source in service_sources(svc):
+            if source not in project.services:
+                raise ConfigError(f"{base}: service {source!r} (network_mode or volumes_from) is undefined")
         for dep in svc.depends_on.values():
             if dep.service not in project.services and dep.required:
                 where = "disabled by its profiles" if dep.service in project.disabled else \

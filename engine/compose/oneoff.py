@@ -10,6 +10,7 @@ from engine.cli import ClientError
 
 from . import injection
 from .containerspec import create_body, endpoint_config
+from .planner import by_service
 from .errors import ComposeError
 from .images import ensure_images
 from .resources import ensure_resources
@@ -45,8 +46,9 @@ def create_oneoff(s: Session, opts: RunOptions) -> str:
         up(s, UpOptions(services=deps))
     ensure_resources(s, [opts.service])
     ids = ensure_images(s, [opts.service])
+    firsts = {name: items[0]["Id"] for name, items in by_service(s.containers()).items()}
     body = create_body(project, svc, 1, oneoff=True, command=opts.command or None,
-                       image_id=ids.get(opts.service))
+                       image_id=ids.get(opts.service), service_containers=firsts)
     body.update(Tty=opts.tty, OpenStdin=opts.interactive, AttachStdin=opts.interactive,
                 StdinOnce=opts.interactive)
     body["Env"] = body.get("Env", []) + list(opts.env)

@@ -430,3 +430,34 @@ def test_force_recreate_and_orphans(compose, tmp_path):
     assert f"{compose.project}-new-1" in compose("ps").stdout.decode()
     compose("down", "-t", "1")
     assert compose("ps", "-a").stdout.decode().splitlines()[1:] == []
+
+
+def test_volumes_from_and_network_mode_of_another_service(compose, daemon, tmp_path):
+    """volumes_from and network_mode: service:X use the other service's first container,
+    which comes up first; `run` resolves them too."""
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          data:
+            image: busybox
+            command: ["sh", "-c", "echo shared > /shared/f; {IDLE}"]
+            volumes: [shared:/shared]
+          app:
+            image: busybox
+            command: ["sh", "-c", "until test -f /shared/f; do sleep 0.1; done; cat /shared/f; touch /shared/x || echo ro; ip -o -4 addr; {IDLE}"]
+            network_mode: service:data
+            volumes_from: ["data:ro"]
+        volumes:
+          shared: {{}}
+        """))
+    compose("up", "-d")
+    ids = compose.ids()
+    data_id, app = ids[f"{compose.project}-data-1"], f"{compose.project}-app-1"
+    info = daemon.api("GET", f"/containers/{app}/json").json()
+    assert info["HostConfig"]["VolumesFrom"] == [f"{data_id}:ro"]
+    assert info["HostConfig"]["NetworkMode"] == f"container:{data_id}"
+    data_ip = daemon.api("GET", f"/containers/{data_id}/json").json()["NetworkSettings"]["Networks"][
+        f"{compose.project}_default"]["IPAddress"]
+    out = compose.wait_log("app", data_ip)
+    assert "shared" in out and "ro" in out.split() and data_ip in out, out
+    run = compose("run", "--rm", "-T", "app", "cat", "/shared/f")
+    assert run.stdout.strip() == b"shared"

@@ -334,3 +334,34 @@ def test_first_error_of_concurrent_failures():
     group = BaseExceptionGroup("x", [BaseExceptionGroup("y", [a]), b])
     assert first_error(group, (ComposeError,)) is a
     assert first_error(BaseExceptionGroup("z", [a, KeyError("bug")]), (ComposeError,)) is None
+
+
+def test_volumes_from_and_network_mode_of_a_service(tmp_path):
+    """A service's volumes_from and network_mode: service:X name the first container of
+    another service (an implicit dependency, as with Compose); container:NAME is passed on."""
+    from engine.compose import create_body
+
+    f = write(tmp_path, "compose.yaml", """\
+        services:
+          data: {image: busybox}
+          side: {image: busybox}
+          app:
+            image: busybox
+            network_mode: service:side
+            volumes_from: ["data:ro", "container:other-ctr:rw", side]
+        """)
+    project = load(tmp_path, f)
+    app = project.services["app"]
+    assert set(app.depends_on) == {"data", "side"}
+    assert project.select(["app"])[-1] == "app"  # its sources come up first
+    host = create_body(project, app, 1, service_containers={"data": "d1", "side": "s1"})["HostConfig"]
+    assert host["VolumesFrom"] == ["d1:ro", "other-ctr:rw", "s1"]
+    assert host["NetworkMode"] == "container:s1"
+    with pytest.raises(ConfigError, match=r"services\.app\.volumes_from data: service 'data' has no container"):
+        create_body(project, app, 1, service_containers={"side": "s1"})
+    g = write(tmp_path, "missing.yaml", """\
+        services:
+          app: {image: busybox, volumes_from: [nothere]}
+        """)
+    with pytest.raises(ConfigError, match=r"services\.app: service 'nothere' \(network_mode or volumes_from\) is undefined"):
+        load(tmp_path, g)
