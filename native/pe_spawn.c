@@ -1229,6 +1229,11 @@ out:
     return rc;
 }
 
+int pe_mount_tmpfs(const char *target, const char *data)
+{
+    return mount("shm", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, data) < 0 ? -errno : 0;
+}
+
 int pe_unmount(const char *target)
 {
     if (umount2(target, MNT_DETACH) < 0) {

@@ -214,6 +214,8 @@ int pe_release(int sync_w);
 int pe_recv_fd(int sock);
 int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const char *work, const char *target);
 int pe_unmount(const char *target);
+/* A tmpfs (nosuid, nodev, noexec) at target with the mount data `data` ("mode=1777,size=…"). */
+int pe_mount_tmpfs(const char *target, const char *data);
 /* rm -rf without following symlinks or entering other file systems; 0 or -errno (the first
  * failure; the rest is still removed as far as possible). */
 int pe_remove_tree(const char *path);

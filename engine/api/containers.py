@@ -136,7 +136,10 @@ async def wait(req: Request):
         raise errors.InvalidParameter(f"invalid condition: {condition!r}")
 
     def shape(status):
-        return {"StatusCode": status.exit_code, "Error": {"Message": status.error} if status.error else None}
+        # dockerd answers a wait for the removal without the error of a failed start (the
+        # docker CLI's `run --rm` would print it a second time, as "Error waiting for container").
+        error = status.error if condition != "removed" else ""
+        return {"StatusCode": status.exit_code, "Error": {"Message": error} if error else None}
 
     status = manager.wait_nowait(container.id, condition)
     if status is not None:  # already holds: one complete response

@@ -70,6 +70,9 @@ RUN_ARGS = [
     arg("--group-add", action="append", default=[], help="Add additional groups to join"),
     arg("--security-opt", action="append", default=[], help="Security Options"),
     arg("--shm-size", default=None, help="Size of /dev/shm"),
+    arg("--pid", default=None, help="PID namespace to use (host, container:<name|id>)"),
+    arg("--ipc", default=None, help="IPC mode to use (private, shareable, none, host, container:<name|id>)"),
+    arg("--uts", default=None, help="UTS namespace to use (host)"),
     arg("--ulimit", action="append", default=[], help="Ulimit options"),
     arg("--health-cmd", default="", help="Command to run to check health"),
     arg("--health-interval", default="0", help="Time between running the check (ms|s|m|h) (default 0s)"),
@@ -483,6 +486,9 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["SecurityOpt"] = a.security_opt
     if a.shm_size is not None:
         host["ShmSize"] = _size("--shm-size", a.shm_size)
+    for flag, key in ((a.pid, "PidMode"), (a.ipc, "IpcMode"), (a.uts, "UTSMode")):
+        if flag is not None:
+            host[key] = flag
     if a.ulimit:
         host["Ulimits"] = parse_ulimits(a.ulimit)
     if a.init:

@@ -167,7 +167,8 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     for field, value, allowed in (("PidMode", host.pid_mode, ("", "host")),
                                   ("IpcMode", host.ipc_mode, ("", "private", "shareable", "host", "none")),
                                   ("UTSMode", host.uts_mode, ("", "host"))):
-        if value not in allowed:
+        joins = field != "UTSMode" and value.startswith("container:") and value != "container:"
+        if value not in allowed and not joins:
             raise errors.InvalidParameter(f"invalid {field}: {value}")
     changes = {}  # evolve only what changed: a create pays each evolve of this wide class
     if policy != host.restart_policy:

@@ -15,11 +15,11 @@ from engine import errors
 from engine.containers import blkio, devices
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
-from engine.containers.model import Container, now_ns
+from engine.containers.model import Container, Status, now_ns
 from engine.containers.pumps import SpillSource
 from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
-from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe
+from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, mount_shm, unmount
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class Launching:
 
         host = container.host_config
         cgroup = cgroup_of(container, self.config.cgroup_parent)
-        namespaces = namespaces_for(container, self._running_pid)
+        namespaces = namespaces_for(container, self._namespace_donor)
+        shm_source = self._shm_source(container)
         link_env = self.networks.link_env(container) if self.networks is not None else []
 
         def prepare_host(volume_points):
@@ -92,11 +93,16 @@ class Launching:
                 if workdir:
                     _mkdir_in_rootfs(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
+                if host.ipc_mode == "shareable":
+                    os.makedirs(container.shm_path, exist_ok=True)
+                    mount_shm(container.shm_path, host.shm_bytes)
+                    undo_host.callback(unmount, container.shm_path)
                 device_nodes, device_rules = devices.resolve(host)
                 cgroup.create(resources_from(host, device_rules, blkio.resolve(host.resources)))
                 undo_host.callback(cgroup.destroy)
                 spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
-                                          volume_points, extra_env=link_env, devices=device_nodes)
+                                          volume_points, extra_env=link_env, devices=device_nodes,
+                                          shm_source=shm_source)
                 spec = attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
                 undo_host.pop_all()
                 return spec
@@ -189,6 +195,27 @@ class Launching:
         return Run(process=process, cgroup=cgroup, log=log_driver, stdin=stdin,
                    started_at_ns=now_ns(), output_fds=output_fds, spill=spill)
 
+    def _namespace_donor(self, kind: str, ref: str) -> int:
+        """The pid of the running container whose `kind` ("network", "pid", "ipc") namespace
+        a container joins (NetworkMode/PidMode/IpcMode "container:<ref>"), with dockerd's
+        refusals."""
+        try:
+            donor = self.get(ref)
+        except errors.NotFound as exc:
+            what = {"network": "cannot join network of a non running container", "pid": "cannot join PID of a "
+                    "non running container", "ipc": "can't join IPC of container"}[kind]
+            raise errors.NotFound(f"{what}: {ref}: {exc.message}" if kind != "ipc" else
+                                  f"{what} {ref}: {exc.message}") from None
+        run = self._supervisors[donor.id].run
+        ipc = f"can't join IPC of container {donor.id}: " if kind == "ipc" else ""
+        if donor.state.status is not Status.RUNNING or run is None:
+            if kind == "network":
+                raise errors.Conflict(f"cannot join network of a non running container: {ref}")
+            raise errors.SystemError_(f"{ipc}container {donor.id} is not running")
+        if ipc and donor.host_config.ipc_mode not in ("shareable", "host"):
+            raise errors.SystemError_(f"{ipc}non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+        return run.process.pid
+
     def _open_log(self, container: Container):
         log_config = container.host_config.log_config
         if log_config.type == "none":
@@ -201,7 +228,17 @@ class Launching:
         try:
             cgroup.destroy()
         finally:
+            if container.host_config.ipc_mode == "shareable":
+                unmount(container.shm_path)
             self._unmount_rootfs(container)
+
+    def _shm_source(self, container: Container) -> str | None:
+        """The host-side /dev/shm the container binds in (runspec._shm_mount), if any."""
+        mode = container.host_config.ipc_mode
+        if mode.startswith("container:"):  # the donor was found shareable or host (_namespace_donor)
+            donor = self.get(mode.split(":", 1)[1])
+            mode, container = donor.host_config.ipc_mode, donor
+        return {"host": "/dev/shm", "shareable": container.shm_path}.get(mode)
 
 
 def _undo(stack: contextlib.AsyncExitStack, what: str, fn, *args) -> None:

@@ -32,6 +32,7 @@ from engine.containers.model import Container, ExitStatus, Status, now_ns
 from engine.containers.spec import ContainerConfig, HostConfig
 from engine.containers.launch import Launching, open_spill, start_error
 from engine.containers.reclaim import Reclaimer, reclaim_now as _reclaim_now
+from engine.containers.runspec import check_donors
 from engine.containers.streams import ContainerStreams
 from engine.containers.supervision import Run, Supervising, Supervisor
 from engine.runtime import InProcessRuntime, SpawnError, cgroups, mount_overlay, unmount
@@ -205,6 +206,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         image = self.images.resolve(config.image)
         config = cfg.with_image_defaults(config, image.run_config)
         host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
+        check_donors(host_config, self.get)
         inherited = volumesfrom.resolve(host_config, self.get, self.volumes.container_mounts)
         if inherited.binds:
             host_config = attrs.evolve(host_config, inherited_binds=inherited.binds)
@@ -365,13 +367,6 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 raise start_error(exc) from None
             raise
 
-
-    def _running_pid(self, ref: str) -> int:
-        other = self.get(ref)
-        run = self._supervisors[other.id].run
-        if other.state.status is not Status.RUNNING or run is None:
-            raise errors.Conflict(f"cannot join network of a non running container: {ref}")
-        return run.process.pid
 
 
     async def stop(self, ref: str, timeout: int | None = None) -> None:

@@ -122,6 +122,11 @@ class Container:
         return os.path.join(self.directory, "merged")
 
     @property
+    def shm_path(self) -> str:
+        """The host-side /dev/shm of an IPC-shareable container (its joiners mount it too)."""
+        return os.path.join(self.directory, "shm")
+
+    @property
     def upper_dir(self) -> str:
         return os.path.join(self.directory, "diff")
 

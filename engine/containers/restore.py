@@ -41,7 +41,8 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict,
             continue
         except (OSError, ValueError, TypeError, KeyError):
             log.warning("removing half-created container dir %s", directory)
-            unmount_quiet(os.path.join(directory, "merged"))
+            for mounted in ("merged", "shm"):
+                unmount_quiet(os.path.join(directory, mounted))
             shutil.rmtree(directory, ignore_errors=True)
             continue
         containers.append(container)
@@ -52,6 +53,7 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict,
             resume.append((container, kept))
             continue
         unmount_quiet(container.rootfs)
+        unmount_quiet(container.shm_path)  # IPC-shareable ones have one
         if status.is_live() or status is Status.REMOVING:
             code = kept.exit_code if kept is not None else None
             container.state = State(

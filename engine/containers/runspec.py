@@ -27,26 +27,47 @@ from engine.runtime import (
 )
 
 
-def namespaces_for(container: Container, lookup_pid) -> dict[str, str | None]:
+def namespaces_for(container: Container, donor_pid) -> dict[str, str | None]:
     """New pid/mnt/uts/ipc/cgroup/net namespaces unless a mode shares the host's or another
-    container's (CgroupnsMode "host": the host's cgroup namespace). `lookup_pid(ref)` gives a running container's pid for `container:<ref>`."""
+    container's (CgroupnsMode "host": the host's cgroup namespace). `donor_pid(kind, ref)`
+    gives the pid of the running container whose namespace "container:<ref>" joins."""
     host = container.host_config
     namespaces: dict[str, str | None] = {"mnt": None}
     if host.cgroupns_mode != "host":
         namespaces["cgroup"] = None
-    if host.pid_mode != "host":
-        namespaces["pid"] = None
     if host.uts_mode != "host":
         namespaces["uts"] = None
-    if host.ipc_mode != "host":
-        namespaces["ipc"] = None
-    mode = host.network_mode
-    if mode.startswith("container:"):
-        pid = lookup_pid(mode.split(":", 1)[1])
-        namespaces["net"] = f"/proc/{pid}/ns/net"
-    elif mode != "host":
-        namespaces["net"] = None
+    for ns, kind, mode in (("pid", "pid", host.pid_mode), ("ipc", "ipc", host.ipc_mode),
+                           ("net", "network", host.network_mode)):
+        if mode.startswith("container:"):
+            namespaces[ns] = f"/proc/{donor_pid(kind, mode.split(':', 1)[1])}/ns/{ns}"
+        elif mode != "host":
+            namespaces[ns] = None
     return namespaces
+
+
+def check_donors(host: HostConfig, get_container) -> None:
+    """At create, as dockerd: the container a PidMode or IpcMode "container:<ref>" names must
+    exist (its namespaces are joined at start, when it must run)."""
+    for mode in (host.pid_mode, host.ipc_mode):
+        ref = mode.split(":", 1)[1] if mode.startswith("container:") else ""
+        if ref:
+            try:
+                get_container(ref)
+            except errors.NotFound as exc:
+                raise errors.InvalidParameter(exc.message) from None
+
+
+def _shm_mount(host: HostConfig, shm_source: str | None) -> MountSpec | None:
+    """/dev/shm as dockerd mounts it: a host-side one bound in (`shm_source`: the container's
+    own when IPC-shareable, the donor's for container:<ref>, the host's for host), none for
+    IpcMode none, else a tmpfs of the container's own."""
+    if host.ipc_mode == "none":
+        return None
+    if shm_source is not None:
+        return MountSpec(destination="/dev/shm", type="bind", source=shm_source, options=("rbind", "rprivate"))
+    return MountSpec(destination="/dev/shm", type="tmpfs", source="shm",
+                     options=("nosuid", "noexec", "nodev", "mode=1777", f"size={host.shm_bytes}"))
 
 
 #: /dev entries a privileged container does not copy from the host (Docker's HostDevices).
@@ -122,7 +143,7 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
-                       volume_mounts=(), extra_env=(), devices=()) -> RuntimeSpec:
+                       volume_mounts=(), extra_env=(), devices=(), shm_source: str | None = None) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
     (for -u name), so call it after the rootfs is mounted and from a worker thread.
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
@@ -150,14 +171,12 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         seccomp_bpf=seccomp_program(security, privileged, capabilities),
         oom_score_adj=host.oom_score_adj,
     )
-    shm_size = host.shm_bytes
     mounts: list[MountSpec] = []
     for mount in default_mounts():
         if mount.destination == "/dev/shm":
-            mount = MountSpec(
-                destination="/dev/shm", type="tmpfs", source="shm",
-                options=("nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"),
-            )
+            mount = _shm_mount(host, shm_source)
+            if mount is None:
+                continue
         if mount.destination == "/sys" and privileged:
             mount = MountSpec(destination="/sys", type="sysfs", source="sysfs", options=("nosuid", "noexec", "nodev"))
         mounts.append(mount)

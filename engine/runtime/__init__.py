@@ -1,7 +1,7 @@
 """Container runtime: OCI-style spec → rootfs (overlay) → native spawn.
 
-Blocking helpers (mount_overlay, unmount, remove_tree, resize) are synchronous: call the
-first three in trio.to_thread. The cgroups package (engine.runtime.cgroups) is separate."""
+Blocking helpers (mount_overlay, mount_shm, unmount, remove_tree, resize) are synchronous:
+call all but resize in trio.to_thread. The cgroups package (engine.runtime.cgroups) is separate."""
 from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capability_mask, resolve_capabilities
 from engine.runtime.rootfs import (
     DEFAULT_DEVICES,
@@ -13,6 +13,7 @@ from engine.runtime.rootfs import (
     empty_except,
     init_mount,
     mount_overlay,
+    mount_shm,
     parse_mount_options,
     remove_tree,
     unmount,
@@ -26,6 +27,6 @@ from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 __all__ = [
     "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
-    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "parse_mount_options",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "mount_shm", "parse_mount_options",
     "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

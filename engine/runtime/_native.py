@@ -267,6 +267,10 @@ def mount_overlay(lowerdirs: list[str], upperdir: str, workdir: str, target: str
                                 os.fsencode(target)), "mount overlay", target)
 
 
+def mount_tmpfs(target: str, data: str) -> None:
+    _check(lib.pe_mount_tmpfs(os.fsencode(target), os.fsencode(data)), "mount tmpfs", target)
+
+
 def unmount(target: str) -> None:
     _check(lib.pe_unmount(os.fsencode(target)), "unmount", target)
 

@@ -135,6 +135,14 @@ def mount_overlay(lowerdirs, upperdir: str, workdir: str, target: str) -> None:
     _native.mount_overlay(list(lowerdirs), upperdir, workdir, target)
 
 
+def mount_shm(target: str, size: int) -> None:
+    """A /dev/shm tmpfs at `target` on the host, as dockerd makes one for an IPC-shareable
+    container (the container and those joining its IPC bind-mount it)."""
+    from engine.runtime import _native
+
+    _native.mount_tmpfs(target, f"mode=1777,size={size}")
+
+
 def unmount(target: str) -> None:
     """Lazy unmount (MNT_DETACH); "not mounted" / missing target is not an error."""
     from engine.runtime import _native

@@ -435,3 +435,78 @@ def test_system_df_shared_sizes_as_dockerds(dclient, daemon):
         assert df["LayersSize"] <= sum(i["Size"] for i in df["Images"]) - base["Size"]
     finally:
         dclient.remove_image(image)
+
+
+def _mounted(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def test_pid_and_ipc_of_another_container(dclient, daemon):
+    """PidMode and IpcMode container:<ref>, as dockerd: the joiner sees the donor's processes,
+    and its SysV IPC and /dev/shm when the donor is IpcMode shareable (a host-side tmpfs, gone
+    with the run); a private donor, a stopped one or a missing one is refused."""
+    donor = dclient.create_container("busybox", ["sh", "-c", "echo donor > /dev/shm/x; exec sleep 600"],
+                                     host_config=dclient.create_host_config(ipc_mode="shareable", shm_size="8m"))["Id"]
+    private = dclient.create_container("busybox", ["sleep", "600"])["Id"]
+    try:
+        dclient.start(donor)
+        dclient.start(private)
+        shm = os.path.join(daemon.data_root, "containers", donor, "shm")
+        assert _mounted(shm)
+        wait_for(lambda: dclient.exec_start(dclient.exec_create(donor, ["cat", "/dev/shm/x"])["Id"]) == b"donor\n",
+                 what="the donor's shm file")
+        _, code, out = run(dclient, ["ps", "-o", "pid,args"], host_config={"pid_mode": f"container:{donor}"})
+        assert code == 0 and "1 sleep 600" in " ".join(out.decode().split()), out
+        donor_ipc = dclient.exec_start(dclient.exec_create(donor, ["readlink", "/proc/self/ns/ipc"])["Id"])
+        _, code, out = run(dclient, ["sh", "-c", "cat /dev/shm/x; readlink /proc/self/ns/ipc; df -k /dev/shm"],
+                           host_config={"ipc_mode": f"container:{donor}"})
+        lines = out.decode().splitlines()
+        assert code == 0 and lines[:2] == ["donor", donor_ipc.decode().strip()], out
+        assert lines[-1].split()[1] == "8192"  # the donor's --shm-size
+
+        for mode, message in ((f"container:{private}", f"can't join IPC of container {private}: non-shareable IPC"),):
+            cid = dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(ipc_mode=mode))["Id"]
+            with pytest.raises(docker.errors.APIError) as err:
+                dclient.start(cid)
+            assert err.value.status_code == 500 and message in err.value.explanation
+            dclient.remove_container(cid)
+        dclient.stop(private, timeout=0)
+        cid = dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(
+            pid_mode=f"container:{private}"))["Id"]
+        with pytest.raises(docker.errors.APIError) as err:
+            dclient.start(cid)
+        assert err.value.explanation == f"container {private} is not running"
+        dclient.remove_container(cid)
+        for key in ("pid_mode", "ipc_mode"):
+            with pytest.raises(docker.errors.APIError) as err:
+                dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(
+                    **{key: "container:pe-no-such"}))
+            assert (err.value.status_code, err.value.explanation) == (400, "No such container: pe-no-such")
+    finally:
+        dclient.remove_container(donor, force=True)
+        dclient.remove_container(private, force=True)
+    assert not _mounted(shm)
+
+
+def test_ipc_host_and_none(dclient):
+    _, code, out = run(dclient, ["sh", "-c", "readlink /proc/self/ns/ipc; mount | grep -c ' /dev/shm '"],
+                       host_config={"ipc_mode": "host"})
+    assert out.decode().split() == [os.readlink("/proc/self/ns/ipc"), "1"]
+    _, code, out = run(dclient, ["sh", "-c", "test -e /dev/shm || echo no-shm; mount | grep -c ' /dev/shm '"],
+                       host_config={"ipc_mode": "none"})
+    assert out.decode().split() == ["no-shm", "0"]
+
+
+def test_wait_for_removal_of_a_failed_start_has_no_error(dclient):
+    """As dockerd: the docker CLI's `run --rm` reports a failed start once (from start), not
+    again as "Error waiting for container"."""
+    cid = dclient.create_container("busybox", ["pe-no-such-command"],
+                                   host_config=dclient.create_host_config(auto_remove=True))["Id"]
+    # the daemon answers with the headers at once, the body once the container is gone
+    waiting = dclient._post(dclient._url("/containers/{0}/wait", cid), params={"condition": "removed"},
+                            stream=True)
+    assert waiting.status_code == 200
+    with pytest.raises(docker.errors.APIError):
+        dclient.start(cid)
+    assert json.loads(waiting.raw.read()) == {"StatusCode": 127, "Error": None}

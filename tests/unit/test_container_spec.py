@@ -124,7 +124,9 @@ def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
     ({"RestartPolicy": {"Name": "sometimes"}}, "unknown policy 'sometimes'"),
     ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, "can't create 'AutoRemove' container with restart policy"),
     ({"LogConfig": {"Type": "syslog"}}, "no log driver named 'syslog'"),
-    ({"PidMode": "container:x"}, "invalid PidMode: container:x"),
+    ({"PidMode": "container:"}, "invalid PidMode: container:"),
+    ({"IpcMode": "sharable"}, "invalid IpcMode: sharable"),
+    ({"UTSMode": "container:x"}, "invalid UTSMode: container:x"),
 ])
 def test_dockerds_rules_on_the_values(host, message):
     with pytest.raises(errors.InvalidParameter, match=message):
