@@ -100,7 +100,7 @@ _BLKIO = {
 }
 _RESOURCE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
                   ("nano_cpus", "NanoCpus"), ("cpu_shares", "CpuShares"), ("cpu_quota", "CpuQuota"),
-                  ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"))
+                  ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"), ("kernel_memory", "KernelMemory"))
 
 
 # --- shape checks ------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def resource_limits(host: dict) -> ResourceLimits:
 
 # Docker HostConfig keys the typed HostConfig holds (everything else goes to `other`).
 _TYPED_HOST_KEYS = frozenset({
-    "Binds", "Mounts", "VolumesFrom", "Tmpfs", "VolumeDriver", "NetworkMode", "PortBindings", "PublishAllPorts", "Links",
+    "Binds", "Mounts", "VolumesFrom", "StorageOpt", "Tmpfs", "VolumeDriver", "NetworkMode", "PortBindings", "PublishAllPorts", "Links",
     "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "RestartPolicy", "AutoRemove", "LogConfig", "Privileged",
     "CapAdd", "CapDrop", "SecurityOpt", "GroupAdd", "ReadonlyRootfs", "MaskedPaths", "ReadonlyPaths", "Init",
     "OomScoreAdj", "ShmSize", "Ulimits", "Sysctls", "Devices", "DeviceCgroupRules", "CgroupParent",
@@ -364,6 +364,8 @@ def host_config(body: dict) -> HostConfig:
         binds=tuple(Bind.parse(b) for b in binds) if binds is not None else None,
         mounts=tuple(_mount(m) for m in mounts) if mounts is not None else None,
         volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
+        storage_opt={str(k): str(v) for k, v in _object(host["StorageOpt"], "StorageOpt").items()}
+        if host.get("StorageOpt") is not None else None,
         tmpfs={str(k): str(v or "") for k, v in _object(tmpfs, "Tmpfs").items()} if tmpfs is not None else None,
         volume_driver=_str(host.get("VolumeDriver"), "VolumeDriver"),
         network_mode=mode or "default",

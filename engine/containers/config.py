@@ -130,6 +130,12 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter(
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         )
+    if res.kernel_memory:
+        if res.kernel_memory < MIN_MEMORY:
+            raise errors.InvalidParameter("Minimum kernel memory limit allowed is 6MB")
+        warnings.append("Specifying a kernel memory limit is deprecated and will be removed in a future release.")
+    if host.storage_opt:  # dockerd's overlay2 takes a size only over xfs with project quotas
+        raise errors.SystemError_("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
     if res.nano_cpus and (res.cpu_quota or res.cpu_period):
         raise errors.InvalidParameter(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set"

@@ -288,6 +288,7 @@ class ResourceLimits:
     cpu_period: int = 0
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
+    kernel_memory: int = 0  # deprecated: kept and shown, not applied (as dockerd on cgroup v2 / new kernels)
     pids_limit: int | None = None
     blkio_weight: int = 0
     blkio_weight_device: tuple[DeviceLimit, ...] | None = ()
@@ -310,6 +311,7 @@ class HostConfig:
     binds: tuple[Bind, ...] | None = None
     mounts: tuple[Mount, ...] | None = None
     volumes_from: tuple[str, ...] | None = None  # "container[:ro|rw]", as given
+    storage_opt: dict[str, str] | None = None  # refused: no per-container quota on this storage
     #: The bind mounts the VolumesFrom containers had, copied at create as dockerd copies their
     #: mount points (their volumes are the volume manager's). Not Docker's HostConfig: inspect
     #: shows them under Mounts.

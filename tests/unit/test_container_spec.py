@@ -127,10 +127,20 @@ def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
     ({"PidMode": "container:"}, "invalid PidMode: container:"),
     ({"IpcMode": "sharable"}, "invalid IpcMode: sharable"),
     ({"UTSMode": "container:x"}, "invalid UTSMode: container:x"),
+    ({"KernelMemory": 4 << 20}, "Minimum kernel memory limit allowed is 6MB"),
 ])
 def test_dockerds_rules_on_the_values(host, message):
     with pytest.raises(errors.InvalidParameter, match=message):
         validate_host_config(host_config(host))
+
+
+def test_kernel_memory_is_kept_with_a_warning_and_storage_opt_refused():
+    host, warnings = validate_host_config(host_config({"KernelMemory": 8 << 20}))
+    assert host.resources.kernel_memory == 8 << 20
+    assert warnings == ["Specifying a kernel memory limit is deprecated and will be removed in a future release."]
+    with pytest.raises(errors.SystemError_, match="--storage-opt is supported only for overlay over xfs"):
+        validate_host_config(host_config({"StorageOpt": {"size": "1G"}}))
+    assert validate_host_config(host_config({"StorageOpt": {}}))[1] == []
 
 
 def test_image_defaults_and_an_empty_entrypoint():
