@@ -410,7 +410,7 @@ async def archive_head(req: Request):
 
     c, path, mounts = _archive_target(req)
     async with req.daemon.containers.rootfs_mounted(c) as rootfs:
-        stat = await trio.to_thread.run_sync(archive.stat_path, rootfs, mounts, path, c.id)
+        stat = await trio.to_thread.run_sync(archive.stat_path, rootfs, mounts, path, req.params["id"])
     return empty(200, headers={"X-Docker-Container-Path-Stat": path_stat_header(stat), "Content-Type": "application/json"})
 
 
@@ -422,7 +422,7 @@ async def archive_get(req: Request):
     mount = req.daemon.containers.rootfs_mounted(c)
     rootfs = await mount.__aenter__()
     try:
-        stat, chunks = await archive.archive_get(rootfs, mounts, path, c.id)
+        stat, chunks = await archive.archive_get(rootfs, mounts, path, req.params["id"])
     except BaseException:
         await mount.__aexit__(None, None, None)
         raise
@@ -447,5 +447,6 @@ async def archive_put(req: Request):
         raise errors.Forbidden("container rootfs is marked read-only")
     async with req.daemon.containers.rootfs_mounted(c) as rootfs:
         await archive.archive_put(rootfs, mounts, path, req.stream(),
-                                  no_overwrite_dir_non_dir=req.query.bool("noOverwriteDirNonDir"), container_id=c.id)
+                                  no_overwrite_dir_non_dir=req.query.bool("noOverwriteDirNonDir"),
+                                  container_id=req.params["id"])
     return empty(200)

@@ -21,7 +21,7 @@ Streaming: archive_get's tar is produced by a synchronous generator stepped in w
 archive_put's worker thread pulls request-body chunks back through `trio.from_thread.run`.
 
 Docker's errors: a missing path → NotFound("Could not find the file <path> in container
-<id>"); extracting into a non-directory → InvalidParameter("extraction point is not a
+<the name or id the request gave>"); extracting into a non-directory → InvalidParameter("extraction point is not a
 directory"); read-only volume / rootfs → Forbidden("mounted volume is marked read-only" /
 "container rootfs is marked read-only") — 403 as the v1.41 spec documents (moby itself has
 answered 500 and, later, 400 for these).

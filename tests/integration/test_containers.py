@@ -510,3 +510,13 @@ def test_wait_for_removal_of_a_failed_start_has_no_error(dclient):
     with pytest.raises(docker.errors.APIError):
         dclient.start(cid)
     assert json.loads(waiting.raw.read()) == {"StatusCode": 127, "Error": None}
+
+
+def test_archive_of_a_missing_path_names_the_container_as_asked(dclient, daemon):
+    cid = dclient.create_container("busybox", ["true"], name="pe-cp-named")["Id"]
+    try:
+        for ref in ("pe-cp-named", cid[:12]):
+            r = daemon.api("GET", f"/containers/{ref}/archive", params={"path": "/nope"})
+            assert (r.status_code, r.json()["message"]) == (404, f"Could not find the file /nope in container {ref}")
+    finally:
+        dclient.remove_container(cid)
