@@ -295,8 +295,10 @@ def resolve_user(rootfs: str, user: str, group_add=None) -> tuple[int, int, tupl
             )
     if group:
         gid = _group_id(groups, group)
-    supplementary = []
-    if username:
+    # As dockerd (and runc): the primary group first, then the user's memberships in
+    # /etc/group (only when the group was not given), then --group-add.
+    supplementary = [gid]
+    if username and not group:
         for entry in groups:
             if len(entry) > 3 and username in entry[3].split(",") and entry[2].isdigit():
                 supplementary.append(int(entry[2]))

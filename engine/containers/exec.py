@@ -68,7 +68,7 @@ class ExecManager:
     def create(self, ref: str, config: ExecConfig) -> ExecInstance:
         container = self.containers.get(ref)
         if container.state.status is Status.PAUSED:
-            raise errors.Conflict(f"Container {container.id} is paused, unpause the container before exec")
+            raise errors.Conflict(f"Container {ref} is paused, unpause the container before exec")
         if container.state.status is not Status.RUNNING:
             raise errors.Conflict(f"Container {container.id} is not running")
         if not config.cmd:

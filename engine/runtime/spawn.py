@@ -157,6 +157,8 @@ def _spawn_error(step_no: int, err: int, index: int, argv0: str, describe: Calla
         message = f'exec: "{argv0}": stat {argv0}: {es}'
     elif step in ("access", "exec"):
         message = f'exec: "{argv0}": {es}'
+    elif step == "chdir":  # runc's words
+        message = f"chdir to cwd ({describe(step, index)}) set in config.json failed: {es}"
     else:
         what = describe(step, index)
         message = f"{step.replace('_', ' ')}{' ' + what if what else ''}: {es}"
