@@ -16,6 +16,7 @@ from engine.runtime import (
     INIT_PATH,
     DeviceSpec,
     MASKED_PATHS,
+    MOUNT_FLAG_OPTIONS,
     READONLY_PATHS,
     MountSpec,
     ProcessSpec,
@@ -98,11 +99,24 @@ def host_devices() -> tuple[DeviceSpec, ...]:
 
 
 def _tmpfs_mounts(host: HostConfig) -> list[MountSpec]:
-    mounts = []
-    for destination, options in (host.tmpfs or {}).items():
-        opts = tuple(o for o in (options or "").split(",") if o) or ("rw", "nosuid", "nodev", "noexec")
-        mounts.append(MountSpec(destination=destination, type="tmpfs", source="tmpfs", options=opts))
-    return mounts
+    return [_tmpfs(destination, [o for o in (options or "").split(",") if o])
+            for destination, options in (host.tmpfs or {}).items()]
+
+
+#: File system data a tmpfs may be given, as dockerd's MergeTmpfsOptions allows.
+_TMPFS_DATA = frozenset({"size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"})
+
+
+def _tmpfs(destination: str, options: list[str]) -> MountSpec:
+    """A tmpfs as dockerd mounts one: noexec, nosuid and nodev unless the options say
+    otherwise (exec, suid, dev: later options win), with dockerd's refusal of the others."""
+    for option in options:
+        key, eq, _ = option.partition("=")
+        if option not in MOUNT_FLAG_OPTIONS and not (eq and key in _TMPFS_DATA):
+            quoted = " ".join(f'"{part}"' for part in option.split("=", 1))
+            raise errors.SystemError_(f"invalid tmpfs option [{quoted}]")
+    return MountSpec(destination=destination, type="tmpfs", source="tmpfs",
+                     options=("noexec", "nosuid", "nodev", *options))
 
 
 def _bind_mounts(container: Container) -> list[MountSpec]:
@@ -120,10 +134,11 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
         if kind == "bind":
             mounts.append(_bind(mount.source, mount.target, mount.propagation or bind_propagation.DEFAULT,
                                 mount.read_only))
-        elif kind == "tmpfs":
-            size = mount.tmpfs_size
-            options = ("nosuid", "nodev", "noexec") + ((f"size={size}",) if size else ())
-            mounts.append(MountSpec(destination=mount.target, type="tmpfs", source="tmpfs", options=options))
+        elif kind == "tmpfs":  # dockerd's ConvertTmpfsOptions
+            options = ["ro"] if mount.read_only else []
+            options += [f"mode={mount.tmpfs_mode:o}"] if mount.tmpfs_mode else []
+            options += [f"size={mount.tmpfs_size}"] if mount.tmpfs_size else []
+            mounts.append(_tmpfs(mount.target, options))
         elif kind != "volume":  # volumes: see volume_mounts
             raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
     mounts += [_bind(b.source, b.destination, b.propagation, b.read_only) for b in host.inherited_binds]

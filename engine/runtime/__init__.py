@@ -8,6 +8,7 @@ from engine.runtime.rootfs import (
     DEFAULT_SYMLINKS,
     INIT_PATH,
     MASKED_PATHS,
+    MOUNT_FLAG_OPTIONS,
     READONLY_PATHS,
     default_mounts,
     empty_except,
@@ -25,7 +26,7 @@ from engine.runtime.runtime import Adopted, HeldOutput, InProcessRuntime, Runtim
 from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 
 __all__ = [
-    "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS",
+    "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS", "MOUNT_FLAG_OPTIONS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
     "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "mount_shm", "parse_mount_options",
     "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",

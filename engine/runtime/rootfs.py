@@ -106,6 +106,10 @@ _PROPAGATION: dict[str, int] = {
 }
 
 
+#: The options parse_mount_options takes as flags (every other one is file system data).
+MOUNT_FLAG_OPTIONS = frozenset(_FLAGS) | frozenset(_PROPAGATION)
+
+
 @functools.lru_cache(maxsize=1024)
 def parse_mount_options(mount: MountSpec) -> tuple[int, int, str]:
     """(flags, propagation, data) for mount(2). A "bind" mount without bind/rbind in its

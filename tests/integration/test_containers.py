@@ -520,3 +520,32 @@ def test_archive_of_a_missing_path_names_the_container_as_asked(dclient, daemon)
             assert (r.status_code, r.json()["message"]) == (404, f"Could not find the file /nope in container {ref}")
     finally:
         dclient.remove_container(cid)
+
+
+@pytest.mark.parametrize("host_config, mount_options", [
+    ({"tmpfs": {"/t": ""}}, {"rw", "nosuid", "nodev", "noexec"}),
+    ({"tmpfs": {"/t": "exec,size=1m"}}, {"rw", "nosuid", "nodev", "size=1024k"}),
+    ({"tmpfs": {"/t": "ro,size=2m,mode=0750,uid=1000"}}, {"ro", "nosuid", "nodev", "noexec", "size=2048k",
+                                                        "mode=750", "uid=1000"}),
+    ({"mounts": [{"Type": "tmpfs", "Target": "/t", "ReadOnly": True,
+                  "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o700}}]},
+     {"ro", "nosuid", "nodev", "noexec", "size=1024k", "mode=700"}),
+])
+def test_tmpfs_options_as_dockerd_merges_them(dclient, host_config, mount_options):
+    """noexec, nosuid and nodev by default, the user's options added (exec wins over noexec),
+    --mount's read-only and mode applied: /proc/mounts as with dockerd."""
+    _, code, out = run(dclient, ["grep", " /t ", "/proc/mounts"], host_config=host_config)
+    assert code == 0, out
+    options = set(out.decode().split()[3].split(",")) - {"relatime"}
+    assert options == mount_options
+
+
+def test_invalid_tmpfs_option_fails_the_start_with_dockerds_message(dclient):
+    cid = dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(
+        tmpfs={"/t": "size=1m,foo=bar"}))["Id"]
+    try:
+        with pytest.raises(docker.errors.APIError) as err:
+            dclient.start(cid)
+        assert err.value.explanation == 'invalid tmpfs option ["foo" "bar"]'
+    finally:
+        dclient.remove_container(cid)
