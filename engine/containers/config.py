@@ -159,6 +159,8 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     if log_type == "json-file":
         validate_log_options(host.log_config.options)
     devices.validate(host)
+    for mount in host.mounts or ():
+        _validate_mount(mount)
     resolve_capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     for ulimit in host.ulimits or ():
         _rlimit(ulimit)
@@ -188,6 +190,40 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     if changes:
         host = attrs.evolve(host, **changes)
     return _validate_kernel_knobs(host, warnings), warnings
+
+
+def _validate_mount(mount) -> None:
+    """A --mount (HostConfig.Mounts entry), as dockerd's validateMountConfig checks it."""
+    kind = mount.type or "bind"
+
+    def refuse(reason: str) -> None:
+        raise errors.InvalidParameter(f'invalid mount config for type "{kind}": {reason}')
+
+    if mount.target in ("/", "") or os.path.normpath(mount.target) == "/":
+        refuse("invalid specification: destination can't be '/'")
+    if not mount.target.startswith("/"):
+        refuse(f"invalid mount path: '{mount.target}' mount path must be absolute")
+    if kind == "bind":
+        if not mount.source:
+            refuse("field Source must not be empty")
+        if mount.volume_options:
+            refuse("field VolumeOptions must not be specified")
+        if not mount.source.startswith("/"):
+            refuse(f"invalid mount path: '{mount.source}' mount path must be absolute")
+        if not os.path.exists(mount.source):
+            refuse(f"bind source path does not exist: {mount.source}")
+    elif kind == "volume":
+        if mount.bind_options:
+            refuse("field BindOptions must not be specified")
+        if not mount.source and mount.read_only:
+            refuse("must not set ReadOnly mode when using anonymous volumes")
+    elif kind == "tmpfs":
+        if mount.bind_options:
+            refuse("field BindOptions must not be specified")
+        if mount.source:
+            refuse("field Source must not be specified")
+    else:
+        refuse("mount type unknown")
 
 
 def _validate_kernel_knobs(host: HostConfig, warnings: list[str]) -> HostConfig:

@@ -180,3 +180,22 @@ def test_an_images_run_config_from_its_json():
     config = with_image_defaults(ContainerConfig(image="i", cmd=("x",), env=("A=2",)), got)
     assert config.env == ("A=2",) and config.stop_signal == "SIGINT" and config.shell == ("/bin/bash", "-c")
     assert config.exposed_ports == ("80/tcp",) and config.volumes == ("/data",)
+
+
+@pytest.mark.parametrize("mount, message", [
+    ({"Type": "bind", "Source": "/pe-no-such-dir", "Target": "/x"}, "bind source path does not exist: /pe-no-such-dir"),
+    ({"Type": "bind", "Source": "rel", "Target": "/x"}, "invalid mount path: 'rel' mount path must be absolute"),
+    ({"Type": "tmpfs", "Source": "foo", "Target": "/x"}, "field Source must not be specified"),
+    ({"Type": "volume", "Target": "/x", "ReadOnly": True}, "must not set ReadOnly mode when using anonymous volumes"),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/"}, "invalid specification: destination can't be '/'"),
+    ({"Type": "bind", "Source": "/tmp", "Target": "rel"}, "invalid mount path: 'rel' mount path must be absolute"),
+    ({"Type": "weird", "Source": "/tmp", "Target": "/x"}, "mount type unknown"),
+    ({"Type": "volume", "Source": "v", "Target": "/x", "BindOptions": {}}, "field BindOptions must not be specified"),
+    ({"Type": "bind", "Source": "/tmp", "Target": "/x", "VolumeOptions": {}}, "field VolumeOptions must not be specified"),
+    ({"Type": "bind", "Target": "/x"}, "field Source must not be empty"),
+])
+def test_mounts_are_checked_as_dockerd_checks_them(mount, message):
+    """Each message as dockerd 20.10 answers it (400), checked side by side."""
+    with pytest.raises(errors.InvalidParameter) as err:
+        validate_host_config(host_config({"Mounts": [mount]}))
+    assert err.value.message == f'invalid mount config for type "{mount["Type"]}": {message}'
