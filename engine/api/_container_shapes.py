@@ -162,11 +162,30 @@ _FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "si
 
 
 def _name_matches(pattern: str, name: str) -> bool:
-    """dockerd matches the regexp against the name with its leading slash ("^/web$")."""
+    """dockerd matches the regexp against the name with and without its leading slash
+    ("^/web$", "^web")."""
     try:
-        return re.search(pattern, "/" + name) is not None
+        return re.search(pattern, "/" + name) is not None or re.search(pattern, name) is not None
     except re.error:
         return False
+
+
+def _port_set(values: list[str], key: str) -> set[str]:
+    """Filter values "80", "80/udp", "8000-8010[/tcp]" → {"80/tcp", …}, as dockerd parses them."""
+    ports = set()
+    for value in values:
+        spec, _, proto = value.partition("/")
+        first, _, last = spec.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise errors.InvalidParameter(f"invalid port specification: {value!r} in filter '{key}'")
+        ports.update(f"{p}/{proto or 'tcp'}" for p in range(int(first), int(last or first) + 1))
+    return ports
+
+
+def _on_network(settings: dict, values: list[str]) -> bool:
+    networks = settings.get("Networks") or {}
+    return any(v in networks or any((ep or {}).get("NetworkID", "").startswith(v) for ep in networks.values())
+               for v in values)
 
 
 def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
@@ -213,7 +232,18 @@ def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
             status = c.state.health.status if c.state.health is not None else health.NO_HEALTHCHECK
             if status not in values:
                 return False
-        if key == "network":
-            if c.host_config.network_mode not in values:
+        if key == "network" and not _on_network(network_settings(c, daemon), values):
+            return False
+        if key == "volume":
+            mounted = {m.get("Name") or m.get("Source") for m in mounts(c, daemon)} | \
+                {m.get("Destination") for m in mounts(c, daemon)}
+            if not mounted & set(values):
+                return False
+        if key in ("expose", "publish"):
+            side = "PrivatePort" if key == "expose" else "PublicPort"
+            live = getattr(daemon, "networks", None)
+            ports = {f"{p[side]}/{p['Type']}" for p in (networks_api.ports_summary(live, c) if live else [])
+                     if p.get(side)}
+            if not ports & _port_set(values, key):
                 return False
     return True

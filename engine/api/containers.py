@@ -9,6 +9,7 @@ import json
 import trio
 
 from engine import errors
+from engine.containers import usage
 from engine.api._detach import Detacher, parse_detach_keys
 from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream, frame
 from engine.api._request import Request
@@ -35,15 +36,19 @@ async def list_containers(req: Request):
     containers = sorted(daemon.containers.all(), key=lambda c: c.created_ns, reverse=True)
     if limit and limit > 0:
         show_all = True
-    out = []
+    out, listed = [], []
     for c in containers:
         if not show_all and c.state.status not in (Status.RUNNING, Status.PAUSED, Status.RESTARTING) and "status" not in filters and "exited" not in filters:
             continue
         if not matches(c, filters, daemon):
             continue
         out.append(summary_shape(c, daemon))
+        listed.append(c)
         if limit and limit > 0 and len(out) >= limit:
             break
+    if req.query.bool("size"):
+        for shape, (rw, rootfs) in zip(out, await usage.sizes(daemon.images, listed)):
+            shape["SizeRw"], shape["SizeRootFs"] = rw, rootfs
     return json_response(out)
 
 
@@ -63,7 +68,10 @@ async def create(req: Request):
 @router.get("/containers/{id}/json")
 async def inspect(req: Request):
     c = req.daemon.containers.get(req.params["id"])
-    return json_response(inspect_shape(c, req.daemon))
+    shape = inspect_shape(c, req.daemon)
+    if req.query.bool("size"):
+        [(shape["SizeRw"], shape["SizeRootFs"])] = await usage.sizes(req.daemon.images, [c])
+    return json_response(shape)
 
 
 @router.post("/containers/{id}/start")

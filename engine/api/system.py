@@ -12,6 +12,7 @@ import trio
 
 import engine
 from engine import API_VERSION, MIN_API_VERSION
+from engine.containers import usage
 from engine.disk import directory_size
 from engine.timefmt import format_rfc3339nano
 
@@ -238,12 +239,12 @@ async def system_df(req: Request) -> Response:
 
     volume_shapes = [volume_shape(v, await daemon.volumes.status(v)) for v in daemon.volumes.all()]
 
-    def measure() -> tuple[list[int], list[int]]:
-        return ([directory_size(c.upper_dir) for c in containers],
-                [directory_size(v["Mountpoint"]) if v.get("Driver") == "local" and v.get("Mountpoint") else -1
-                 for v in volume_shapes])
+    def measure() -> list[int]:
+        return [directory_size(v["Mountpoint"]) if v.get("Driver") == "local" and v.get("Mountpoint") else -1
+                for v in volume_shapes]
 
-    container_sizes, volume_sizes = await trio.to_thread.run_sync(measure)
+    container_sizes = await usage.sizes(daemon.images, containers)
+    volume_sizes = await trio.to_thread.run_sync(measure)
     listed_images = listed(daemon.images.list(), False)
     shared, layers_size = daemon.images.layer_usage(listed_images)
     images = []
@@ -253,9 +254,9 @@ async def system_df(req: Request) -> Response:
         shape["SharedSize"] = shared[image.id]
         images.append(shape)
     container_shapes = []
-    for c, size in zip(containers, container_sizes):
+    for c, (rw, rootfs) in zip(containers, container_sizes):
         shape = summary_shape(c, daemon)
-        shape["SizeRw"], shape["SizeRootFs"] = size, size
+        shape["SizeRw"], shape["SizeRootFs"] = rw, rootfs
         container_shapes.append(shape)
     for shape, size in zip(volume_shapes, volume_sizes):
         shape["UsageData"] = {"Size": size, "RefCount": len(daemon.volumes.users(shape["Name"]))}

@@ -549,3 +549,42 @@ def test_invalid_tmpfs_option_fails_the_start_with_dockerds_message(dclient):
         assert err.value.explanation == 'invalid tmpfs option ["foo" "bar"]'
     finally:
         dclient.remove_container(cid)
+
+
+def test_list_filters_and_sizes_as_dockerd(dclient, daemon):
+    """ps filters dockerd has and this daemon accepted but ignored (volume, expose, publish),
+    network by attached network, name regexps with or without the slash, and --size."""
+    net = dclient.create_network("pe-ps-net")["Id"]
+    first = dclient.create_container(
+        "busybox", ["sh", "-c", "head -c 5000 /dev/zero > /f; exec sleep 600"], name="pe-ps-first",
+        ports=[80, 81], volumes=["/data"],
+        host_config=dclient.create_host_config(port_bindings={81: ("127.0.0.1", None)},
+                                               binds=["pe-ps-vol:/data"], network_mode="pe-ps-net"))["Id"]
+    second = dclient.create_container("busybox", ["sleep", "600"], name="pe-ps-second")["Id"]
+    try:
+        dclient.start(first)
+        dclient.start(second)
+        public = dclient.port(first, 81)[0]["HostPort"]
+
+        def names(**filters):
+            return {c["Names"][0] for c in dclient.containers(all=True, filters=filters)} & {"/pe-ps-first", "/pe-ps-second"}
+
+        assert names(volume="pe-ps-vol") == names(volume="/data") == {"/pe-ps-first"}
+        assert names(expose="80") == names(expose="81/tcp") == names(expose="70-90") == {"/pe-ps-first"}
+        assert names(expose="80/udp") == set() and names(publish="81") == set()
+        assert names(publish=public) == {"/pe-ps-first"}
+        assert names(network="pe-ps-net") == names(network=net[:12]) == {"/pe-ps-first"}
+        assert names(network="bridge") == {"/pe-ps-second"}
+        assert names(name="^pe-ps-f") == names(name="^/pe-ps-f") == {"/pe-ps-first"}
+        wait_for(lambda: dclient.exec_start(dclient.exec_create(first, ["stat", "-c", "%s", "/f"])["Id"]) == b"5000\n",
+                 what="the written file")
+        listed = next(c for c in dclient.containers(size=True) if c["Id"] == first)
+        inspected = daemon.api("GET", f"/containers/{first}/json", params={"size": 1}).json()
+        image_size = dclient.inspect_image("busybox")["Size"]
+        for shape in (listed, inspected):
+            assert shape["SizeRw"] >= 5000 and shape["SizeRootFs"] == shape["SizeRw"] + image_size
+    finally:
+        dclient.remove_container(first, force=True)
+        dclient.remove_container(second, force=True)
+        dclient.remove_network(net)
+        dclient.remove_volume("pe-ps-vol")
