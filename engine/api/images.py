@@ -125,28 +125,49 @@ def _publish(req: Request, action: str, image, name: str | None = None) -> None:
     req.daemon.events.publish("image", action, name or image.id, attributes)
 
 
+_IMAGE_FILTERS = {"dangling", "label", "before", "since", "reference"}
+
+
 @router.get("/images/json")
 async def list_images(req: Request):
     store = req.daemon.images
     filters = req.query.filters()
+    for key in filters:
+        if key not in _IMAGE_FILTERS:
+            raise errors.InvalidParameter(f"Invalid filter '{key}'")
+    before = [store.resolve(v).created_unix for v in filters.get("before", ())]
+    since = [store.resolve(v).created_unix for v in filters.get("since", ())]
+    patterns = filters.get("reference")
     out = []
     for image in listed(store.list(), req.query.bool("all")):
+        if any(image.created_unix >= t for t in before) or any(image.created_unix <= t for t in since):
+            continue
         if "dangling" in filters:
             dangling = not image.repo_tags
             if (filters["dangling"][0].lower() in ("true", "1")) != dangling:
-                continue
-        if "reference" in filters:
-            import fnmatch
-
-            if not any(fnmatch.fnmatch(tag, pattern) or fnmatch.fnmatch(tag.rsplit(":", 1)[0], pattern)
-                       for tag in image.repo_tags for pattern in filters["reference"]):
                 continue
         if "label" in filters:
             labels = (image.config.get("config") or {}).get("Labels") or {}
             if not all(label_matches(labels, v) for v in filters["label"]):
                 continue
-        out.append(image_summary(image))
+        shape = image_summary(image)
+        if patterns:  # as dockerd: only the references that match are listed
+            shape["RepoTags"] = [r for r in image.repo_tags if _reference_matches(r, patterns)]
+            shape["RepoDigests"] = [r for r in image.repo_digests if _reference_matches(r, patterns)]
+            if not shape["RepoTags"] and not shape["RepoDigests"]:
+                continue
+        out.append(shape)
     return json_response(out)
+
+
+def _reference_matches(reference: str, patterns: list[str]) -> bool:
+    """dockerd's reference.FamiliarMatch: the pattern against the familiar reference or its
+    name alone."""
+    import fnmatch
+
+    name = reference.split("@", 1)[0]
+    name = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    return any(fnmatch.fnmatchcase(reference, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def listed(images: list, all_: bool) -> list:

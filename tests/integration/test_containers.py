@@ -588,3 +588,29 @@ def test_list_filters_and_sizes_as_dockerd(dclient, daemon):
         dclient.remove_container(second, force=True)
         dclient.remove_network(net)
         dclient.remove_volume("pe-ps-vol")
+
+
+def test_image_list_filters_as_dockerd(dclient):
+    """reference lists only the matching tags of an image (the CLI shows one row per tag),
+    before/since compare creation times, unknown filters are refused."""
+    dclient.tag("busybox", "pe-ref-a", "one")
+    cid = dclient.create_container("busybox", ["true"])["Id"]
+    newer = dclient.commit(cid, repository="pe-ref-b", tag="two", changes=["LABEL k=v"])["Id"]
+    dclient.remove_container(cid)
+    try:
+        def tags(**filters):
+            return sorted(t for i in dclient.images(filters=filters) for t in i["RepoTags"])
+
+        assert tags(reference="pe-ref-a") == ["pe-ref-a:one"]  # not busybox:latest, the same image
+        assert tags(reference="pe-ref-*") == ["pe-ref-a:one", "pe-ref-b:two"]
+        assert tags(reference="pe-ref-b:two") == ["pe-ref-b:two"]
+        assert "pe-ref-b:two" not in tags(before="pe-ref-b:two") and "busybox:latest" in tags(before="pe-ref-b:two")
+        assert "pe-ref-b:two" in tags(since="busybox") and "busybox:latest" not in tags(since="busybox")
+        with pytest.raises(docker.errors.APIError) as err:
+            dclient.images(filters={"foo": "bar"})
+        assert (err.value.status_code, err.value.explanation) == (400, "Invalid filter 'foo'")
+        with pytest.raises(docker.errors.NotFound):
+            dclient.images(filters={"before": "pe-no-such-image"})
+    finally:
+        dclient.remove_image(newer)
+        dclient.remove_image("pe-ref-a:one")
