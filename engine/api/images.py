@@ -120,9 +120,21 @@ def _registry_auth(req: Request) -> dict | None:
     return decode_auth_header(req.headers.get("X-Registry-Auth"))
 
 
-def _publish(req: Request, action: str, image, name: str | None = None) -> None:
-    attributes = {"name": name or (image.repo_tags[0] if image.repo_tags else image.id)}
-    req.daemon.events.publish("image", action, name or image.id, attributes)
+def _image_event(req: Request, action: str, actor: str, name: str, labels: dict | None = None) -> None:
+    """An image event as dockerd logs it: `actor` the image id (a reference for pull and push),
+    its labels while it exists (`labels`: taken before a removal), and `name`."""
+    attributes = dict(labels if labels is not None else req.daemon.images.labels(actor))
+    attributes["name"] = name
+    req.daemon.events.publish("image", action, actor, attributes)
+
+
+def _imported(req: Request, image, reference: str | None) -> None:
+    """dockerd's events of an import: the tag it got, then the import."""
+    if reference:
+        from engine.images import parse_reference
+
+        _image_event(req, "tag", image.id, parse_reference(reference).familiar())
+    _image_event(req, "import", image.id, image.id)
 
 
 _IMAGE_FILTERS = {"dangling", "label", "before", "since", "reference"}
@@ -242,8 +254,7 @@ async def tag(req: Request):
     tag_name = req.query.get("tag") or "latest"
     image = store.resolve(req.params["name"])
     reference = f"{repo}:{tag_name}"
-    store.tag(image.id, reference)
-    _publish(req, "tag", image, reference)
+    _image_event(req, "tag", image.id, store.tag(image.id, reference))
     return json_response(None, status=201)
 
 
@@ -257,14 +268,21 @@ async def remove(req: Request):
     store = req.daemon.images
     containers = req.daemon.containers
     image = store.resolve(req.params["name"])
+    images = {i.id: store.labels(i.id) for i in store.list()}  # a removal also deletes layers
     result = store.remove(req.params["name"], force=req.query.bool("force"), in_use=containers.image_in_use,
                           prune_parents=not req.query.bool("noprune"))
+    _removal_events(req, image.id, result, images)
+    return json_response(_removal_shape(result))
+
+
+def _removal_events(req: Request, image_id: str, result, labels: dict[str, dict]) -> None:
+    """dockerd's: an untag per reference and a delete per image removed (its layers none),
+    named by id, with the labels the image had."""
     for entry in result:
         if isinstance(entry, Untagged):
-            req.daemon.events.publish("image", "untag", image.id, {"name": entry.reference})
-        else:
-            req.daemon.events.publish("image", "delete", entry.id, {"name": entry.id})
-    return json_response(_removal_shape(result))
+            _image_event(req, "untag", image_id, image_id, labels.get(image_id, {}))
+        elif entry.id in labels:
+            _image_event(req, "delete", entry.id, entry.id, {})  # gone: no labels, as dockerd
 
 
 @router.post("/images/create")
@@ -287,7 +305,7 @@ async def create(req: Request):
                                            message=q.get("message") or "")
         finally:
             os.unlink(spool)
-        _publish(req, "import", image)
+        _imported(req, image, reference)
 
         async def progress():
             yield {"status": image.id}
@@ -311,9 +329,8 @@ async def create(req: Request):
             async def step(event) -> None:
                 await emit(progress_message(event))
 
-            image = await dist.pull(plan, step)
-            req.daemon.events.publish("image", "pull", plan.shown, {"name": plan.shown})
-            del image
+            await dist.pull(plan, step)
+            _image_event(req, "pull", plan.shown, plan.ref.repository)
 
         return ProgressResponse(produce)
     raise errors.InvalidParameter("fromImage or fromSrc is required")
@@ -329,7 +346,7 @@ async def bootstrap(req: Request):
         raise errors.InvalidParameter(f"unknown bootstrap image {name!r}: use busybox or debian")
     tag_name = req.query.get("tag") or "latest"
     image = await req.daemon.images.bootstrap(name=name, tag=tag_name)
-    _publish(req, "import", image, f"{name}:{tag_name}")
+    _imported(req, image, f"{name}:{tag_name}")
     return json_response({"Id": image.id, "RepoTags": image.repo_tags}, status=201)
 
 
@@ -358,7 +375,7 @@ def _bootstrap_debian(req: Request):
                     log.exception("bootstrap debian failed")
                 await send.send({"errorDetail": {"message": message}, "error": message})
                 return
-            _publish(req, "import", image, f"debian:{tag_name}")
+            _imported(req, image, f"debian:{tag_name}")
             await send.send({"Id": image.id, "RepoTags": image.repo_tags})
 
     async def stream():
@@ -388,21 +405,16 @@ async def prune(req: Request):
             continue  # as dockerd: only images nothing is built on (keeps the build cache's chain)
         if dangling_only and image.repo_tags:
             continue
-        if "label" in filters:
-            labels = image.container_config.get("Labels") or {}
-            if not all(label_matches(labels, v) for v in filters["label"]):
-                continue
+        labels = image.container_config.get("Labels") or {}
+        if "label" in filters and not all(label_matches(labels, v) for v in filters["label"]):
+            continue
         try:
             result = store.remove(image.id, force=True, in_use=containers.image_in_use)
         except errors.EngineError:
             continue
         deleted.extend(_removal_shape(result))
         reclaimed += image.size
-        for entry in result:
-            if isinstance(entry, Untagged):
-                req.daemon.events.publish("image", "untag", image.id, {"name": entry.reference})
-            elif entry.id == image.id:
-                req.daemon.events.publish("image", "delete", image.id, {"name": image.id})
+        _removal_events(req, image.id, result, {image.id: labels})
     return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
@@ -436,8 +448,7 @@ async def push(req: Request):
 
         results = await dist.push(plan, auth, step)
         for r in results:
-            name = f"{plan.ref.repository}:{r.tag}"
-            req.daemon.events.publish("image", "push", name, {"name": name})
+            _image_event(req, "push", f"{plan.ref.repository}:{r.tag}", plan.ref.repository)
 
     return ProgressResponse(produce)
 
@@ -492,7 +503,7 @@ async def _save(req: Request, names: list[str]):
         os.unlink(path)
         raise
     for image in images:
-        req.daemon.events.publish("image", "save", image.id, {"name": image.repo_tags[0] if image.repo_tags else image.id})
+        _image_event(req, "save", image.id, image.id)
     return await _file_response(path)
 
 
@@ -526,13 +537,9 @@ async def load(req: Request):
         os.unlink(spool)
     messages = []
     for image, tags in loaded:
-        if tags:
-            for t in tags:
-                messages.append({"stream": f"Loaded image: {t}\n"})
-                req.daemon.events.publish("image", "load", image.id, {"name": t})
-        else:
-            messages.append({"stream": f"Loaded image ID: {image.id}\n"})
-            req.daemon.events.publish("image", "load", image.id, {"name": image.id})
+        messages += [{"stream": f"Loaded image: {t}\n"} for t in tags] or \
+            [{"stream": f"Loaded image ID: {image.id}\n"}]
+        _image_event(req, "load", image.id, image.id)
 
     async def out():
         for m in messages:
@@ -579,7 +586,11 @@ async def commit(req: Request):
     new = await trio.to_thread.run_sync(
         lambda: commit_image(store, _View, image, repo_tag=reference, comment=q.get("comment") or "",
                              author=q.get("author") or "", changes=changes, created=None))
-    req.daemon.events.publish("image", "commit", new.id, {"name": reference or new.id, "container": container.id})
+    # dockerd's: the tag the image got, then the container's commit
+    if reference:
+        _image_event(req, "tag", new.id, reference)
+    req.daemon.containers.publish(container, "commit", comment=q.get("comment") or "", imageID=new.id,
+                                  imageRef=reference or "")
     return json_response({"Id": new.id}, status=201)
 
 

@@ -438,7 +438,8 @@ class Builder:
                     familiar = parse_reference(tag).familiar()  # a rebuild: nothing to write
                 else:
                     familiar = await trio.to_thread.run_sync(self.images.tag, image.id, tag)
-                self.containers.events.publish("image", "tag", image.id, {"name": familiar})
+                self.containers.events.publish("image", "tag", image.id, {**self.images.labels(image.id),
+                                                                           "name": familiar})
                 await output.stream(f"Successfully tagged {familiar}\n")
             await output.done(image.id)
             return image.id

@@ -236,6 +236,15 @@ class ImageStore(LayerStore):
         except NotFound:
             return False
 
+    def labels(self, ref: str) -> dict[str, str]:
+        """The labels of the image `ref` names ({} when there is none): dockerd's image events
+        carry them."""
+        try:
+            image = self.resolve(ref)
+        except NotFound:
+            return {}
+        return dict((image.config.get("config") or {}).get("Labels") or {})
+
     def last_tag_time(self, image: Image) -> str:
         return self._meta.get(_hex(image.id), {}).get("last_tag_time", "0001-01-01T00:00:00Z")
 

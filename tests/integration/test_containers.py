@@ -614,3 +614,28 @@ def test_image_list_filters_as_dockerd(dclient):
     finally:
         dclient.remove_image(newer)
         dclient.remove_image("pe-ref-a:one")
+
+
+def test_image_events_as_dockerds(dclient, daemon):
+    """Checked side by side with dockerd 20.10: the image id as actor, the familiar tag or the
+    id as name, the image's labels while it exists; commit is the container's event."""
+    since = time.time()
+    dclient.tag("busybox", "pe-ev-tag", "x")
+    cid = dclient.create_container("busybox", ["true"], name="pe-ev-src", labels={"a": "b"})["Id"]
+    new = dclient.commit(cid, repository="pe-ev-commit", tag="v1", message="msg")["Id"]
+    dclient.remove_container(cid)
+    dclient.remove_image("pe-ev-tag:x")
+    dclient.remove_image("pe-ev-commit:v1")
+    busybox = dclient.inspect_image("busybox")["Id"]
+    events = list(dclient.events(since=since, until=time.time() + 1, decode=True))
+    seen = [(e["Type"], e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in events
+            if e["Type"] == "image" or e["Action"] == "commit"]
+    assert seen == [
+        ("image", "tag", busybox, {"name": "pe-ev-tag:x"}),
+        ("image", "tag", new, {"a": "b", "name": "pe-ev-commit:v1"}),
+        ("container", "commit", cid, {"a": "b", "comment": "msg", "image": "busybox", "imageID": new,
+                                      "imageRef": "pe-ev-commit:v1", "name": "pe-ev-src"}),
+        ("image", "untag", busybox, {"name": busybox}),
+        ("image", "untag", new, {"a": "b", "name": new}),
+        ("image", "delete", new, {"name": new}),
+    ]
