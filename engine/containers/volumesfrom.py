@@ -47,6 +47,8 @@ def own_destinations(host: HostConfig) -> set[str]:
 def resolve(host: HostConfig, get_container: Callable, volume_points: Callable) -> Inherited:
     """The mounts `host.volumes_from` brings. `get_container(ref)`: the container (NotFound as
     dockerd's "No such container"); `volume_points(container id)`: its volume MountPoints."""
+    if not host.volumes_from:  # the common case, on the create path: nothing to compute
+        return Inherited()
     by_destination: dict[str, MountPoint | InheritedBind] = {}
     for spec in host.volumes_from or ():
         ref, read_only = parse(spec)
