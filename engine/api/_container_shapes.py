@@ -7,6 +7,7 @@ import re
 
 from engine import errors
 from engine.api import _container_json as container_json
+from engine.api import _filters as filters_api
 from engine.api import networks as networks_api
 from engine.api.volumes import mount_point_shape
 from engine.containers import health
@@ -157,8 +158,6 @@ def summary_shape(c: Container, daemon=None) -> dict:
 
 
 # --- list / filters --------------------------------------------------------------------------
-_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume",
-            "network", "health", "isolation", "is-task", "publish", "expose"}
 
 
 def _name_matches(pattern: str, name: str) -> bool:
@@ -182,6 +181,19 @@ def _port_set(values: list[str], key: str) -> set[str]:
     return ports
 
 
+def _ports(key: str, values: list[str]) -> None:
+    _port_set(values, key)
+
+
+LIST_FILTERS: dict[str, filters_api.Check | None] = {
+    "id": None, "name": None, "label": None, "ancestor": None, "before": None, "since": None, "volume": None,
+    "network": None, "isolation": None, "publish": _ports, "expose": _ports, "exited": filters_api.integer,
+    "is-task": filters_api.boolean, "status": filters_api.one_of({s.value for s in Status}),
+    "health": filters_api.one_of(health.STATUSES, "Unrecognised filter value for health: {value}"),
+}
+"""docker ps's filters (before and since name containers: resolved by the route)."""
+
+
 def _on_network(settings: dict, values: list[str]) -> bool:
     networks = settings.get("Networks") or {}
     return any(v in networks or any((ep or {}).get("NetworkID", "").startswith(v) for ep in networks.values())
@@ -190,8 +202,6 @@ def _on_network(settings: dict, values: list[str]) -> bool:
 
 def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
     for key, values in filters.items():
-        if key not in _FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
         if not values:
             continue
         if key == "id" and not any(c.id.startswith(v) for v in values):
@@ -201,9 +211,6 @@ def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
         if key == "label" and not all(label_matches(c.config.labels, v) for v in values):
             return False
         if key == "status":
-            for v in values:
-                if v not in {s.value for s in Status}:
-                    raise errors.InvalidParameter(f"invalid filter 'status={v}'")
             if c.state.status.value not in values:
                 return False
         if key == "exited":
@@ -220,15 +227,14 @@ def matches(c: Container, filters: dict[str, list[str]], daemon) -> bool:
                 return False
         if key in ("before", "since"):
             for v in values:
-                other = daemon.containers.get(v)
+                other = daemon.containers.get(v)  # the route checked they exist
                 if key == "before" and not c.created_ns < other.created_ns:
                     return False
                 if key == "since" and not c.created_ns > other.created_ns:
                     return False
+        if key == "is-task" and filters_api.truthy(values):
+            return False  # no swarm: no container is a task
         if key == "health":
-            for v in values:
-                if v not in health.STATUSES:
-                    raise errors.InvalidParameter(f"Unrecognised filter value for health: {v}")
             status = c.state.health.status if c.state.health is not None else health.NO_HEALTHCHECK
             if status not in values:
                 return False

@@ -14,6 +14,7 @@ from engine.errors import InvalidParameter
 from engine.events import parse_filters
 
 from ._errors import PayloadTooLarge
+from ._filters import Check, checked
 
 __all__ = ["Headers", "QueryParams", "Request"]
 
@@ -107,9 +108,10 @@ class QueryParams:
         except ValueError as e:
             raise InvalidParameter(f"invalid JSON in {name}: {e}") from None
 
-    def filters(self, name: str = "filters") -> dict[str, list[str]]:
-        """Docker's `filters` param → {key: [values]} (map and legacy list forms)."""
-        return parse_filters(self.get(name))
+    def filters(self, accepted: Mapping[str, Check | None]) -> dict[str, list[str]]:
+        """Docker's `filters` param → {key: [values]} (map and legacy list forms), refused unless
+        every key is one of `accepted` and passes its check."""
+        return checked(parse_filters(self.get("filters")), accepted)
 
     def __repr__(self) -> str:
         return f"QueryParams({self._items!r})"

@@ -6,13 +6,14 @@ answers them before its first output."""
 from __future__ import annotations
 
 import json
-import time
 
 from engine import errors
+from engine.api import _filters as filters_api
 from engine.api._request import Request
 from engine.api._responses import json_response
 from engine.api._router import Router
 from engine.api.images import ProgressResponse
+from engine.timefmt import parse_since
 
 router = Router()
 
@@ -121,32 +122,14 @@ async def build(req: Request):
     return ProgressResponse(produce)
 
 
-def _until(value: str) -> int:
-    """A filter's `until`: a unix time, an RFC 3339 time or a Go duration before now."""
-    from engine.build.executor import parse_duration
-
-    value = value.strip()
-    try:
-        return int(float(value) * 1e9)
-    except ValueError:
-        pass
-    try:
-        import datetime
-
-        return int(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
-    except ValueError:
-        pass
-    try:
-        return time.time_ns() - parse_duration(value, "until")
-    except errors.EngineError:
-        raise errors.InvalidParameter(f"invalid until filter: {value!r}") from None
+_PRUNE_FILTERS = {"until": filters_api.timestamp, "unused-for": filters_api.timestamp}
 
 
 @router.post("/build/prune")
 async def prune(req: Request):
-    filters = req.query.filters()
-    until = filters.get("until")
+    filters = req.query.filters(_PRUNE_FILTERS)
+    until = filters.get("until") or filters.get("unused-for")  # dockerd: two names, one meaning
     keep = req.query.int("keep-storage", 0) or 0
     report = await req.daemon.builder.prune(all_=req.query.bool("all"), keep_storage=keep,
-                                            until_ns=_until(until[0]) if until else None)
+                                            until_ns=parse_since(until[0]) if until else None)
     return json_response({"CachesDeleted": list(report.deleted) or None, "SpaceReclaimed": report.space_reclaimed})

@@ -15,7 +15,8 @@ from engine.api._hijack import MULTIPLEXED, RAW_STREAM, HijackedStream, frame
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, empty, json_deferred, json_response, json_stream
 from engine.api import _container_json as container_json
-from engine.api._container_shapes import inspect_shape, matches, summary_shape, volume_points
+from engine.api import _filters as filters_api
+from engine.api._container_shapes import LIST_FILTERS, inspect_shape, matches, summary_shape, volume_points
 from engine.api import networks as networks_api
 from engine.api._router import Router
 from engine.api._stats_json import NO_CPU_STATS, stats_shape
@@ -28,7 +29,9 @@ router = Router()
 @router.get("/containers/json")
 async def list_containers(req: Request):
     daemon = req.daemon
-    filters = req.query.filters()
+    filters = req.query.filters(LIST_FILTERS)
+    for ref in filters.get("before", []) + filters.get("since", []):
+        daemon.containers.get(ref)  # a missing one is refused, also when nothing is listed
     show_all = req.query.bool("all")
     limit = req.query.int("limit", -1)
     if req.query.bool("latest"):
@@ -171,24 +174,10 @@ async def resize(req: Request):
     return empty(200)
 
 
-_PRUNE_FILTERS = {"until", "label", "label!"}
-
-
 @router.post("/containers/prune")
 async def prune(req: Request):
-    from engine.containers.prune import PruneFilters
-
-    filters = req.query.filters()
-    for key in filters:
-        if key not in _PRUNE_FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
-    until = filters.get("until") or []
-    if len(until) > 1:
-        raise errors.InvalidParameter("more than one until filter specified")
-    report = await req.daemon.containers.prune(PruneFilters(
-        until_ns=parse_since(until[0]) if until else 0,
-        labels=tuple(filters.get("label") or ()), not_labels=tuple(filters.get("label!") or ()),
-    ))
+    filters = req.query.filters(filters_api.PRUNE)
+    report = await req.daemon.containers.prune(filters_api.prune_filters(filters))
     return json_response({"ContainersDeleted": report.deleted or None, "SpaceReclaimed": report.space_reclaimed})
 
 

@@ -15,6 +15,7 @@ import trio
 
 from engine import errors
 from engine.api._image_json import image_inspect, image_summary
+from engine.api import _filters as filters_api
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
@@ -137,16 +138,14 @@ def _imported(req: Request, image, reference: str | None) -> None:
     _image_event(req, "import", image.id, image.id)
 
 
-_IMAGE_FILTERS = {"dangling", "label", "before", "since", "reference"}
+_LIST_FILTERS = {"dangling": filters_api.boolean, "label": None, "before": None, "since": None, "reference": None}
+_PRUNE_FILTERS = {**filters_api.PRUNE, "dangling": filters_api.boolean}
 
 
 @router.get("/images/json")
 async def list_images(req: Request):
     store = req.daemon.images
-    filters = req.query.filters()
-    for key in filters:
-        if key not in _IMAGE_FILTERS:
-            raise errors.InvalidParameter(f"Invalid filter '{key}'")
+    filters = req.query.filters(_LIST_FILTERS)
     before = [store.resolve(v).created_unix for v in filters.get("before", ())]
     since = [store.resolve(v).created_unix for v in filters.get("since", ())]
     patterns = filters.get("reference")
@@ -154,10 +153,8 @@ async def list_images(req: Request):
     for image in listed(store.list(), req.query.bool("all")):
         if any(image.created_unix >= t for t in before) or any(image.created_unix <= t for t in since):
             continue
-        if "dangling" in filters:
-            dangling = not image.repo_tags
-            if (filters["dangling"][0].lower() in ("true", "1")) != dangling:
-                continue
+        if "dangling" in filters and filters_api.truthy(filters["dangling"]) != (not image.repo_tags):
+            continue
         if "label" in filters:
             labels = (image.config.get("config") or {}).get("Labels") or {}
             if not all(label_matches(labels, v) for v in filters["label"]):
@@ -392,8 +389,9 @@ def _bootstrap_debian(req: Request):
 async def prune(req: Request):
     store = req.daemon.images
     containers = req.daemon.containers
-    filters = req.query.filters()
-    dangling_only = (filters.get("dangling") or ["true"])[0].lower() in ("true", "1")
+    filters = req.query.filters(_PRUNE_FILTERS)
+    dangling_only = filters_api.truthy(filters.get("dangling"), default=True)
+    selected = filters_api.prune_filters(filters)
     deleted = []
     reclaimed = 0
     images = store.list()
@@ -406,7 +404,7 @@ async def prune(req: Request):
         if dangling_only and image.repo_tags:
             continue
         labels = image.container_config.get("Labels") or {}
-        if "label" in filters and not all(label_matches(labels, v) for v in filters["label"]):
+        if not selected.selects(image.created_unix * 1_000_000_000, labels):
             continue
         try:
             result = store.remove(image.id, force=True, in_use=containers.image_in_use)

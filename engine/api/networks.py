@@ -6,6 +6,7 @@ part of container inspect)."""
 from __future__ import annotations
 
 from engine import errors
+from engine.api import _filters as filters_api
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
@@ -15,7 +16,9 @@ from engine.timefmt import parse_since
 
 router = Router()
 
-_FILTERS = {"name", "id", "driver", "label", "type", "scope", "dangling"}
+_LIST_FILTERS = {"name": None, "id": None, "driver": None, "label": None, "scope": None,
+                 "type": filters_api.one_of(("custom", "builtin"), "invalid filter: 'type'='{value}'"),
+                 "dangling": filters_api.boolean}
 _SHARED_MODES = ("host", "none")
 
 
@@ -237,8 +240,6 @@ def network_shape(manager, network) -> dict:
 # --- routes --------------------------------------------------------------------------------
 def _matches(network, filters: dict, manager) -> bool:
     for key, values in filters.items():
-        if key not in _FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
         if not values:
             continue
         if key == "name" and not any(v in network.name for v in values):
@@ -252,14 +253,10 @@ def _matches(network, filters: dict, manager) -> bool:
         if key == "scope" and "local" not in values:
             return False
         if key == "type":
-            for v in values:
-                if v not in ("custom", "builtin"):
-                    raise errors.InvalidParameter(f"invalid filter: 'type'='{v}'")
             if ("builtin" if network.builtin else "custom") not in values:
                 return False
         if key == "dangling":
-            want = values[0] in ("true", "1")
-            if want != (not network.builtin and not manager.in_use(network)):
+            if filters_api.truthy(values) != (not network.builtin and not manager.in_use(network)):
                 return False
     return True
 
@@ -267,7 +264,7 @@ def _matches(network, filters: dict, manager) -> bool:
 @router.get("/networks")
 async def list_networks(req: Request):
     manager = req.daemon.networks
-    filters = req.query.filters()
+    filters = req.query.filters(_LIST_FILTERS)
     out = [network_shape(manager, n) for n in manager.all() if _matches(n, filters, manager)]
     out.sort(key=lambda n: n["Name"])
     return json_response(out)
@@ -339,22 +336,10 @@ async def disconnect(req: Request):
 @router.post("/networks/prune")
 async def prune(req: Request):
     manager = req.daemon.networks
-    filters = req.query.filters()
-    for key in filters:
-        if key not in ("label", "label!", "until"):
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
-    labels = filters.get("label") or []
-    labels_not = filters.get("label!") or []
-    until = [parse_since(v) for v in filters.get("until") or []]
+    selected = filters_api.prune_filters(req.query.filters(filters_api.PRUNE))
 
     def keep(network) -> bool:
-        if labels and not all(label_matches(network.labels, v) for v in labels):
-            return True
-        if labels_not and any(label_matches(network.labels, v) for v in labels_not):
-            return True
-        if until and parse_since(network.created) >= min(until):
-            return True  # created at or after the cut-off
-        return False
+        return not selected.selects(parse_since(network.created), network.labels)
 
     removed = await manager.prune(keep)
     return json_response({"NetworksDeleted": removed or None})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine import errors
+from engine.api import _filters as filters_api
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
@@ -11,8 +12,8 @@ from engine.filters import label_matches
 
 router = Router()
 
-_FILTERS = {"dangling", "name", "label", "driver"}
-_PRUNE_FILTERS = {"label", "label!", "all"}
+_LIST_FILTERS = {"dangling": filters_api.boolean, "name": None, "label": None, "driver": None}
+_PRUNE_FILTERS = {"label": None, "label!": None, "all": filters_api.boolean}
 
 
 def _manager(req: Request):
@@ -37,18 +38,8 @@ def mount_point_shape(point: MountPoint) -> dict:
             "Driver": point.driver, "Mode": point.mode, "RW": point.rw, "Propagation": ""}
 
 
-def _truthy(value: str, key: str) -> bool:
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise errors.InvalidParameter(f"invalid filter '{key}={value}'")
-
-
 def _matches(manager, volume: Volume, filters: dict) -> bool:
     for key, values in (filters or {}).items():
-        if key not in _FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
         if not values:
             continue
         if key == "name" and not any(v in volume.name for v in values):
@@ -57,7 +48,7 @@ def _matches(manager, volume: Volume, filters: dict) -> bool:
             return False
         if key == "label" and not all(label_matches(volume.labels, v) for v in values):
             return False
-        if key == "dangling" and _truthy(values[0], key) != (not manager.users(volume.name)):
+        if key == "dangling" and filters_api.truthy(values) != (not manager.users(volume.name)):
             return False
     return True
 
@@ -73,7 +64,7 @@ def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
 @router.get("/volumes")
 async def list_volumes(req: Request):
     manager = _manager(req)
-    filters = req.query.filters()
+    filters = req.query.filters(_LIST_FILTERS)
     volumes = [v for v in manager.all() if _matches(manager, v, filters)]
     out = [volume_shape(v, await manager.status(v)) for v in sorted(volumes, key=lambda v: v.name)]
     return json_response({"Volumes": out, "Warnings": []})
@@ -97,11 +88,8 @@ async def create_volume(req: Request):
 
 @router.post("/volumes/prune")
 async def prune_volumes(req: Request):
-    filters = req.query.filters()
-    for key in filters:
-        if key not in _PRUNE_FILTERS:
-            raise errors.InvalidParameter(f"invalid filter '{key}'")
-    everything = bool(filters.get("all")) and _truthy(filters["all"][0], "all")
+    filters = req.query.filters(_PRUNE_FILTERS)
+    everything = filters_api.truthy(filters.get("all"))
     # API ≥ 1.42 (Docker 23): prune only anonymous volumes unless all=true.
     anonymous_only = not everything and _version_at_least(req.api_version, (1, 42))
     report = await _manager(req).prune(labels=filters.get("label") or (), not_labels=filters.get("label!") or (),

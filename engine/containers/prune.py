@@ -9,26 +9,10 @@ import attrs
 import trio
 
 from engine import errors
-from engine.containers.model import Container
 from engine.disk import directory_size
-from engine.filters import label_matches
+from engine.filters import PruneFilters
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class PruneFilters:
-    until_ns: int = 0  # 0: no bound
-    labels: tuple[str, ...] = ()  # "key" or "key=value", all must match
-    not_labels: tuple[str, ...] = ()  # skipped when all of these match
-
-    def selects(self, container: Container) -> bool:
-        labels = container.config.labels
-        if self.until_ns and not container.created_ns < self.until_ns:
-            return False
-        if not all(label_matches(labels, v) for v in self.labels):
-            return False
-        return not (self.not_labels and all(label_matches(labels, v) for v in self.not_labels))
 
 
 @attrs.frozen
@@ -40,7 +24,7 @@ class PruneReport:
 async def prune_containers(manager, filters: PruneFilters) -> PruneReport:
     deleted, space = [], 0
     for container in list(manager.all()):
-        if container.state.status.is_live() or not filters.selects(container):
+        if container.state.status.is_live() or not filters.selects(container.created_ns, container.config.labels):
             continue
         size = await trio.to_thread.run_sync(directory_size, container.upper_dir)
         try:

@@ -35,7 +35,7 @@ pytestmark = [needs_root, pytest.mark.acceptance]
     ("GET", "/v1.41/plugins/privileges?remote=vieux/sshfs", 501, NOT_SUPPORTED),
     ("POST", "/v1.41/plugins/pull?remote=vieux/sshfs", 501, NOT_SUPPORTED),
     ("POST", "/v1.41/plugins/create?name=foo", 501, NOT_SUPPORTED),
-    ("GET", "/v1.41/plugins?filters={\"bogus\":[\"x\"]}", 400, "invalid filter 'bogus'"),
+    ("GET", "/v1.41/plugins?filters={\"bogus\":[\"x\"]}", 400, "Invalid filter 'bogus'"),
 ])
 def test_routes_answer_as_dockerd_without_swarm_or_plugins(daemon, method, path, status, message):
     response = daemon.api(method, path)
