@@ -542,10 +542,10 @@ class StageRunner:
                     from engine.containers.config import resolve_user
 
                     try:
-                        uid, gid, _ = resolve_user(ws.rootfs, chown)
+                        user = resolve_user(ws.rootfs, chown)
                     except EngineError as exc:
                         raise StepFailed(f"unable to convert uid/gid chown string to host mapping: {exc.message}") from None
-                    owner = Owner(uid, gid)
+                    owner = Owner(user.uid, user.gid)
                 try:
                     copy_sources(ws.rootfs, sources, dest, workdir, owner=owner, chmod=chmod,
                                  extract=(what == "ADD"), what=what)

@@ -111,6 +111,10 @@ def with_image_defaults(request: ContainerConfig, image: RunConfig) -> Container
     return config
 
 
+_DOCKER_LOG_DRIVERS = {"local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs",
+                       "logentries"}  # dockerd's other built-in drivers
+
+
 def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     """dockerd's checks of a HostConfig (its messages), and its defaults filled in: swap as
     large as memory, what this host's cgroups cannot apply discarded with a warning.
@@ -147,6 +151,7 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         )
     if res.cpu_shares < 0:
         raise errors.InvalidParameter("invalid CPU shares")
+    cgroups.check_cpusets(res.cpuset_cpus, res.cpuset_mems, cgroups.support())
     policy = host.restart_policy
     policy.validate()
     policy = policy.normalized()
@@ -154,8 +159,10 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
 
     log_type = host.log_config.type or "json-file"
-    if log_type not in ("json-file", "none"):
-        raise errors.InvalidParameter(f'logger: no log driver named \'{log_type}\' is registered')
+    if log_type in _DOCKER_LOG_DRIVERS:
+        raise errors.InvalidParameter(f"log driver {log_type!r} is not supported by pyengine (json-file or none)")
+    if log_type not in ("json-file", "none"):  # dockerd looks for a plugin of that name
+        raise errors.InvalidParameter(f'error looking up logging plugin {log_type}: plugin "{log_type}" not found')
     if log_type == "json-file":
         validate_log_options(host.log_config.options)
     devices.validate(host)
@@ -305,25 +312,39 @@ def process_env(config: ContainerConfig, hostname: str) -> list[str]:
     return extra + env
 
 
-def resolve_user(rootfs: str, user: str, group_add=None) -> tuple[int, int, tuple[int, ...]]:
-    """"name|uid[:group|gid]" resolved against the container's /etc/passwd and /etc/group."""
+@attrs.frozen
+class ExecUser:
+    """Who a container's process runs as, and the HOME it gets when its env has none."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]  # supplementary, the primary group first
+    home: str = "/"
+
+
+def resolve_user(rootfs: str, user: str, group_add=None) -> ExecUser:
+    """"name|uid[:group|gid]" resolved against the container's /etc/passwd and /etc/group;
+    a uid that has no entry gets gid 0 and home "/" (as runc)."""
     user = user or "0"
     name, _, group = user.partition(":")
     passwd = _read_db(os.path.join(rootfs, "etc/passwd"))
     groups = _read_db(os.path.join(rootfs, "etc/group"))
     uid = gid = None
     username = None
+    home = "/"
     if name.isdigit():
         uid = int(name)
         for entry in passwd:
             if len(entry) > 3 and entry[2] == name:
                 username, gid = entry[0], int(entry[3])
+                home = _home(entry)
                 break
         gid = gid if gid is not None else 0
     else:
         for entry in passwd:
             if entry[0] == name and len(entry) > 3:
                 username, uid, gid = name, int(entry[2]), int(entry[3])
+                home = _home(entry)
                 break
         if uid is None:
             raise errors.InvalidParameter(
@@ -339,17 +360,28 @@ def resolve_user(rootfs: str, user: str, group_add=None) -> tuple[int, int, tupl
             if len(entry) > 3 and username in entry[3].split(",") and entry[2].isdigit():
                 supplementary.append(int(entry[2]))
     for extra in group_add or []:
-        supplementary.append(_group_id(groups, extra))
-    return uid, gid, tuple(dict.fromkeys(supplementary))
+        supplementary.append(_group_id(groups, extra, "Unable"))
+    return ExecUser(uid, gid, tuple(dict.fromkeys(supplementary)), home)
 
 
-def _group_id(groups: list[list[str]], group: str) -> int:
+def _home(entry: list[str]) -> str:
+    return entry[5] if len(entry) > 5 and entry[5] else "/"
+
+
+def with_home(env: list[str], user: ExecUser) -> list[str]:
+    """`env` with HOME=<the user's home> when it sets none: runc adds it to the process's
+    environment, and programs (shells, git, pip) look there."""
+    return env if any(e.startswith("HOME=") for e in env) else [*env, f"HOME={user.home}"]
+
+
+def _group_id(groups: list[list[str]], group: str, unable: str = "unable") -> int:
+    """A group name or gid; not found, runc's message (dockerd capitalizes it for --group-add)."""
     if group.isdigit():
         return int(group)
     for entry in groups:
         if entry[0] == group and len(entry) > 2:
             return int(entry[2])
-    raise errors.InvalidParameter(f"unable to find group {group}: no matching entries in group file")
+    raise errors.InvalidParameter(f"{unable} to find group {group}: no matching entries in group file")
 
 
 def _read_db(path: str) -> list[list[str]]:
@@ -413,24 +445,44 @@ def _host_resolv_conf() -> list[str]:
 
 
 def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
-    """Host's resolv.conf minus loopback resolvers (unreachable from a container's netns),
-    overridden by --dns/--dns-search/--dns-opt; `dns`: the servers to use instead of the
-    container's (the embedded DNS of a user network)."""
+    """The container's resolv.conf as dockerd writes it. Without --dns/--dns-search/--dns-opt
+    (and `dns`, the embedded DNS of a user network): the host's file, verbatim for the host's
+    network, else without loopback resolvers (unreachable from the container's netns) and with
+    Docker's public defaults if none is left. With them: search, nameserver and options lines
+    built from those given and the host's for the rest (--dns-search . means no search)."""
     host_lines = _host_resolv_conf()
+    given = dns or host.dns or host.dns_search or host.dns_options
+    if not given and host.shares_host_network:
+        return "".join(line + "\n" for line in host_lines)
+    if not given:
+        kept = [line for line in host_lines if not _loopback_nameserver(line)]
+        if not any(_words(line)[:1] == ["nameserver"] for line in kept):
+            kept += [f"nameserver {s}" for s in DEFAULT_DNS]
+        return "".join(line + "\n" for line in kept)
     servers = list(dns or host.dns) or [
-        line.split()[1] for line in host_lines
-        if line.startswith("nameserver") and len(line.split()) > 1
-        and not line.split()[1].startswith("127.") and line.split()[1] != "::1"
+        _words(line)[1] for line in host_lines
+        if _words(line)[:1] == ["nameserver"] and len(_words(line)) > 1 and not _loopback_nameserver(line)
     ]
-    search = list(host.dns_search) or [
-        word for line in host_lines if line.startswith("search") for word in line.split()[1:]
-    ]
-    options = list(host.dns_options) or [
-        word for line in host_lines if line.startswith("options") for word in line.split()[1:]
-    ]
-    out = [f"nameserver {s}" for s in servers]
-    if search:
+    search = list(host.dns_search) or [w for line in host_lines if _words(line)[:1] == ["search"]
+                                       for w in _words(line)[1:]]
+    options = list(host.dns_options) or [w for line in host_lines if _words(line)[:1] == ["options"]
+                                         for w in _words(line)[1:]]
+    out = []
+    if search and " ".join(search).strip() != ".":
         out.append("search " + " ".join(search))
+    out += [f"nameserver {s}" for s in servers]
     if options:
         out.append("options " + " ".join(options))
-    return "\n".join(out) + "\n"
+    return "".join(line + "\n" for line in out)
+
+
+DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")  # dockerd's, when the host has only loopback resolvers
+
+
+def _words(line: str) -> list[str]:
+    return line.split()
+
+
+def _loopback_nameserver(line: str) -> bool:
+    words = _words(line)
+    return words[:1] == ["nameserver"] and len(words) > 1 and (words[1].startswith("127.") or words[1] == "::1")

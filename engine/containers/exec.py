@@ -82,17 +82,17 @@ class ExecManager:
     def _process_spec(self, container, instance: ExecInstance) -> ProcessSpec:
         conf, host = instance.config, container.host_config
         hostname = container.config.hostname or container.short_id
-        env = cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.env))
-        uid, gid, groups = cfg.resolve_user(container.rootfs, conf.user or container.config.user, host.group_add)
+        user = cfg.resolve_user(container.rootfs, conf.user or container.config.user, host.group_add)
+        env = cfg.with_home(cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.env)), user)
         privileged = conf.privileged or host.privileged
         cap_add, cap_drop = host.cap_add or (), host.cap_drop or ()
         return ProcessSpec(
             args=list(conf.cmd),
             env=env,
             cwd=conf.working_dir or container.config.working_dir or "/",
-            uid=uid,
-            gid=gid,
-            additional_gids=groups,
+            uid=user.uid,
+            gid=user.gid,
+            additional_gids=user.groups,
             capabilities=tuple(resolve_capabilities(cap_add, cap_drop, privileged)),
             rlimits=cfg.rlimits(host),
             tty=conf.tty,

@@ -508,9 +508,9 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 raise
         if status.is_live():
             if not force:
-                verb = "paused" if status is Status.PAUSED else "running"
+                verb, advice = ("paused", "Unpause and then stop") if status is Status.PAUSED else ("running", "Stop")
                 raise errors.Conflict(
-                    f"You cannot remove a {verb} container {container.id}. Stop the container "
+                    f"You cannot remove a {verb} container {container.id}. {advice} the container "
                     "before attempting removal or force remove"
                 )
             container.manually_stopped = True
@@ -582,10 +582,13 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         container = self.get(ref)
         if not new_name:
             raise errors.InvalidParameter("Neither old nor new names may be empty")
-        new_name = cfg.validate_name(new_name)
-        if new_name == container.name:
+        if new_name.lstrip("/") == container.name:
             raise errors.InvalidParameter("Renaming a container with the same name as its current name")
-        self._check_name_free(new_name)
+        try:  # dockerd's messages: the new name with its slash, after what rename was doing
+            new_name = cfg.validate_name("/" + new_name.lstrip("/"))
+            self._check_name_free(new_name)
+        except (errors.InvalidParameter, errors.Conflict) as exc:
+            raise type(exc)(f"Error when allocating new name: {exc.message}") from None
         old = container.name
         del self._names[old]
         self._names[new_name] = container.id

@@ -166,7 +166,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     conf, host = container.config, container.host_config
     hostname = conf.hostname or container.short_id
     privileged = host.privileged
-    uid, gid, groups = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
+    user = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
     security = host.security_opt or ()
     capabilities = tuple(resolve_capabilities(host.cap_add or (), host.cap_drop or (), privileged))
     init = bool(host.init)
@@ -174,11 +174,11 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
         args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
         exec_signals_blocked=init,
-        env=cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)),
+        env=cfg.with_home(cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)), user),
         cwd=conf.working_dir or "/",
-        uid=uid,
-        gid=gid,
-        additional_gids=groups,
+        uid=user.uid,
+        gid=user.gid,
+        additional_gids=user.groups,
         capabilities=capabilities,
         no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
         rlimits=cfg.rlimits(host),

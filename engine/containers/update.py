@@ -63,6 +63,7 @@ async def update_container(manager, container: Container, resources: cgroups.Res
         raise errors.InvalidParameter("Range of blkio weight is from 10 to 1000")
     if restart_policy is not None:
         restart_policy.validate()
+    cgroups.check_cpusets(resources.cpuset_cpus, resources.cpuset_mems, cgroups.support())
     host = merged_host_config(container, resources, restart_policy)
     limits = resources_from(host)
     try:

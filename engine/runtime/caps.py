@@ -41,14 +41,15 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
 )
 
 
-def _normalize(names: Iterable[str] | None) -> list[str]:
+def _normalize(names: Iterable[str] | None, field: str = "") -> list[str]:
+    """CAP_-prefixed upper-case names; an unknown one is refused naming `field` (CapAdd…)."""
     out: list[str] = []
     for raw in names or ():
         name = raw.strip().upper()
         if name != "ALL" and not name.startswith("CAP_"):
             name = "CAP_" + name
         if name != "ALL" and name not in CAP_NUMBERS:
-            raise InvalidParameter(f'unknown capability: "{name}"')
+            raise InvalidParameter(f'invalid {field}: ' * bool(field) + f'unknown capability: "{name}"')
         if name not in out:
             out.append(name)
     return out
@@ -60,8 +61,8 @@ def resolve_capabilities(add: Iterable[str] | None = None, drop: Iterable[str] |
     """Docker's TweakCapabilities: privileged → all; "ALL" in add → all minus drop;
     "ALL" in drop → only add; else basics minus drop plus add. Names are case-insensitive,
     with or without the CAP_ prefix; an unknown name raises InvalidParameter."""
-    capdrop = _normalize(drop)
-    capadd = _normalize(add)
+    capdrop = _normalize(drop, "CapDrop")
+    capadd = _normalize(add, "CapAdd")
     if privileged:
         return grantable_capabilities()
     if "ALL" in capadd:

@@ -81,6 +81,21 @@ def test_user_workdir_env_readonly(dclient):
     assert "Read-only file system" in lines[3]
 
 
+def test_home_as_runc_sets_it(dclient):
+    """A process whose env has no HOME gets its user's home from /etc/passwd ("/" for a uid
+    without an entry), the run's and an exec's alike; an explicit HOME is kept."""
+    _, code, out = run(dclient, ["sh", "-c", "echo $HOME"])
+    assert (code, out) == (0, b"/root\n")
+    _, _, out = run(dclient, ["sh", "-c", "echo $HOME"], user="4242")
+    assert out == b"/\n"
+    _, _, out = run(dclient, ["sh", "-c", "echo $HOME"], environment={"HOME": "/srv"})
+    assert out == b"/srv\n"
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    exec_id = dclient.exec_create(cid, ["sh", "-c", "echo $HOME"], user="4242")["Id"]
+    assert dclient.exec_start(exec_id) == b"/\n"
+    dclient.kill(cid)
+
+
 @pytest.mark.parametrize("network", ["default", "none"])
 def test_missing_executable_gives_docker_error_and_cleans_up(dclient, daemon, network):
     """With a network to join the daemon prepares the child before it lets it go; with none
@@ -163,6 +178,11 @@ def test_pause_unpause_rename(dclient):
     cid, _, _ = run(dclient, ["sleep", "1000"], wait=False, name="pe-pause-me")
     dclient.pause(cid)
     assert dclient.inspect_container(cid)["State"]["Paused"] is True
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.remove_container(cid)
+    assert (info.value.status_code, info.value.explanation) == (
+        409, f"You cannot remove a paused container {cid}. Unpause and then stop the container before "
+        "attempting removal or force remove")
     dclient.unpause(cid)
     assert dclient.inspect_container(cid)["State"]["Status"] == "running"
     dclient.rename(cid, "pe-renamed")
@@ -170,7 +190,16 @@ def test_pause_unpause_rename(dclient):
     other = dclient.create_container("busybox", ["true"], name="pe-taken")
     with pytest.raises(docker.errors.APIError) as info:
         dclient.rename(cid, "pe-taken")
-    assert info.value.status_code == 409
+    assert (info.value.status_code, info.value.explanation) == (
+        409, f'Error when allocating new name: Conflict. The container name "/pe-taken" is already in use by '
+        f'container "{other["Id"]}". You have to remove (or rename) that container to be able to reuse that name.')
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.rename(cid, "bad name")
+    assert (info.value.status_code, info.value.explanation) == (
+        400, "Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+        "are allowed")
+    dclient.rename(cid, "/pe-slashed")
+    assert dclient.inspect_container(cid)["Name"] == "/pe-slashed"
     dclient.remove_container(other["Id"])
     with pytest.raises(docker.errors.APIError) as info:
         dclient.remove_container(cid)

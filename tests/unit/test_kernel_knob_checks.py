@@ -129,3 +129,17 @@ def test_host_cgroupns_binds_the_containers_own_cgroup():
     assert "ro" in mount.options
     (mount,) = v2.container_mounts()
     assert mount.type == "cgroup2"
+
+
+@pytest.mark.parametrize("cpus, mems, message", [
+    ("7", "", "Requested CPUs are not available - requested 7, available: 0-1"),
+    ("0-1,x", "", "Invalid value 0-1,x for cpuset cpus"),
+    ("", "1", "Requested memory nodes are not available - requested 1, available: 0"),
+    ("1-", "", "Invalid value 1- for cpuset cpus"),
+])
+def test_cpusets_the_host_lacks_are_refused_at_create(monkeypatch, cpus, mems, message):
+    support = cgroups.Support(cpus="0-1", mems="0")
+    with pytest.raises(errors.InvalidParameter, match=f"^{message}$"):
+        host_after_create({"CpusetCpus": cpus, "CpusetMems": mems}, monkeypatch, support)
+    host, _ = host_after_create({"CpusetCpus": "1,0", "CpusetMems": "0"}, monkeypatch, support)
+    assert (host["CpusetCpus"], host["CpusetMems"]) == ("1,0", "0")

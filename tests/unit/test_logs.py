@@ -312,3 +312,19 @@ async def test_follower_far_behind_loses_nothing_and_pins_are_released(tmp_path)
     assert got == [b"%02d\n" % i for i in range(40)]
     assert d.statistics()["pinned"] == 0 and d.statistics()["followers"] == 0
     assert len(os.listdir(tmp_path)) == 2  # the kept files only: rotation still deletes
+
+
+@pytest.mark.parametrize("driver, message", [
+    ("bogus", 'error looking up logging plugin bogus: plugin "bogus" not found'),  # dockerd's words
+    ("syslog", "log driver 'syslog' is not supported by pyengine (json-file or none)"),
+])
+def test_log_drivers_other_than_json_file_and_none_are_refused_at_create(driver, message):
+    from engine.containers import HostConfig
+    from engine.containers.config import validate_host_config
+    from engine.containers.spec import LogConfig
+
+    with pytest.raises(errors.InvalidParameter) as info:
+        validate_host_config(HostConfig(log_config=LogConfig(type=driver)))
+    assert info.value.message == message
+    for kept in ("json-file", "none"):
+        validate_host_config(HostConfig(log_config=LogConfig(type=kept)))

@@ -22,7 +22,7 @@ from ._resources import (
     shares_to_weight,
 )
 from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
-from ._support import Support, detect_support, support
+from ._support import Support, check_cpusets, detect_support, parse_cpu_list, support
 from ._v1 import V1Manager
 from ._v2 import V2Manager
 
@@ -31,7 +31,7 @@ __all__ = [
     "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "DeviceRule", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager", "Support", "detect_support", "support",
     "BLKIO_DEVICE_UNSUPPORTED_WARNINGS", "OOM_KILL_DISABLE_NO_LIMIT_WARNING", "OOM_KILL_DISABLE_UNSUPPORTED_WARNING",
-    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name", "build_layout",
+    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name", "build_layout", "check_cpusets", "parse_cpu_list",
     "BlkioEntry", "BlkioStats", "CgroupStats", "CpuStats", "MemoryStats", "PidsStats",
 ]
 

@@ -6,6 +6,8 @@ import os
 
 import attrs
 
+from engine.errors import InvalidParameter
+
 from ._detect import Layout, layout
 
 
@@ -18,6 +20,8 @@ class Support:
     blkio_write_bps: bool = False
     blkio_read_iops: bool = False
     blkio_write_iops: bool = False
+    cpus: str = ""  # the CPUs and memory nodes containers may use ("0-1"): the root cpuset's
+    mems: str = ""
 
 
 def detect_support(lay: Layout) -> Support:
@@ -30,7 +34,11 @@ def detect_support(lay: Layout) -> Support:
         except OSError:
             io = False
         return Support(blkio_weight_device=io, blkio_read_bps=io, blkio_write_bps=io,
-                       blkio_read_iops=io, blkio_write_iops=io)
+                       blkio_read_iops=io, blkio_write_iops=io,
+                       cpus=_read(root, "cpuset.cpus.effective") or _read("/sys/devices/system/cpu", "online"),
+                       mems=_read(root, "cpuset.mems.effective") or _read("/sys/devices/system/node", "online"))
+
+    cpuset = lay.by_controller("cpuset")
 
     def has(controller: str, name: str) -> bool:
         h = lay.by_controller(controller)
@@ -44,7 +52,46 @@ def detect_support(lay: Layout) -> Support:
         blkio_write_bps=has("blkio", "blkio.throttle.write_bps_device"),
         blkio_read_iops=has("blkio", "blkio.throttle.read_iops_device"),
         blkio_write_iops=has("blkio", "blkio.throttle.write_iops_device"),
+        cpus=_read(cpuset.mountpoint, "cpuset.cpus") if cpuset else _read("/sys/devices/system/cpu", "online"),
+        mems=_read(cpuset.mountpoint, "cpuset.mems") if cpuset else _read("/sys/devices/system/node", "online"),
     )
+
+
+def _read(directory: str, name: str) -> str:
+    try:
+        with open(os.path.join(directory, name)) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """A cpuset list ("0-2,4") → its numbers; ValueError when it is not one."""
+    out: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(text)
+        out.update(range(int(first), int(last or first) + 1))
+    return out
+
+
+def check_cpusets(cpus: str, mems: str, host: Support | None = None) -> None:
+    """--cpuset-cpus / --cpuset-mems against what this host has, with dockerd's messages
+    (the kernel's ERANGE at start said less)."""
+    host = host or support()
+    for value, available, what, unavailable in (
+        (cpus, host.cpus, "cpuset cpus", "Requested CPUs are not available"),
+        (mems, host.mems, "cpuset mems", "Requested memory nodes are not available"),
+    ):
+        if not value:
+            continue
+        try:
+            wanted = parse_cpu_list(value)
+        except ValueError:
+            raise InvalidParameter(f"Invalid value {value} for {what}") from None
+        if available and not wanted <= parse_cpu_list(available):
+            raise InvalidParameter(f"{unavailable} - requested {value}, available: {available}")
 
 
 @functools.cache
