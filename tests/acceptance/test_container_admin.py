@@ -11,7 +11,7 @@ import subprocess
 import docker
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance]
@@ -166,14 +166,28 @@ def test_an_exec_that_cannot_start_records_126(dclient):
 
 
 def test_an_update_the_kernel_refuses_changes_nothing(dclient):
-    c = dclient.create_container("busybox", ["sleep", "1000"],
+    """A memory limit below what the container holds in tmpfs (pages the kernel can neither
+    reclaim nor, with memsw limited too, swap out) is refused by the kernel (EBUSY): the update
+    fails as a whole and the cpu shares written before it are put back."""
+    c = dclient.create_container("busybox", ["sh", "-c", "dd if=/dev/zero of=/dev/shm/f bs=1M count=24 && "
+                                             "touch /dev/shm/done && sleep 1000"],
                                  host_config=dclient.create_host_config(cpu_shares=256))
     dclient.start(c)
+
+    def filled() -> bool:
+        probe = dclient.exec_create(c, ["test", "-e", "/dev/shm/done"])["Id"]
+        dclient.exec_start(probe)
+        return dclient.exec_inspect(probe)["ExitCode"] == 0
+
+    wait_for(filled, what="24 MiB written to the container's /dev/shm")
     with pytest.raises(docker.errors.APIError) as info:
-        dclient.update_container(c, cpu_shares=512, cpuset_cpus="999")  # no such CPU
+        dclient.update_container(c, cpuset_cpus="999")  # no such CPU: refused before the kernel sees it
+    assert info.value.status_code == 400 and "Requested CPUs are not available - requested 999" in str(info.value)
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.update_container(c, cpu_shares=512, mem_limit="8m", memswap_limit="16m")
     assert info.value.status_code == 500 and f"Cannot update container {c['Id']}" in str(info.value)
     host = dclient.inspect_container(c)["HostConfig"]
-    assert (host["CpuShares"], host["CpusetCpus"]) == (256, "")
+    assert (host["CpuShares"], host["Memory"], host["MemorySwap"]) == (256, 0, 0)
     pid = dclient.inspect_container(c)["State"]["Pid"]
     if os.path.exists("/sys/fs/cgroup/cpu"):
         assert cgroup_file(pid, "cpu", "cpu.shares") == "256"

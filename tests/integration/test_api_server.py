@@ -62,7 +62,7 @@ async def echo(req: Request):
             "body": body,
             "all": req.query.bool("all", False),
             "limit": req.query.int("limit", -1),
-            "filters": req.query.filters(),
+            "filters": req.query.filters({"label": None}),
             "version": req.api_version,
             "ua": req.headers.get("user-agent"),
         },

@@ -123,7 +123,7 @@ def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
     ({"Memory": 1024}, "Minimum memory limit allowed is 6MB"),
     ({"RestartPolicy": {"Name": "sometimes"}}, "unknown policy 'sometimes'"),
     ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, "can't create 'AutoRemove' container with restart policy"),
-    ({"LogConfig": {"Type": "syslog"}}, "no log driver named 'syslog'"),
+    ({"LogConfig": {"Type": "syslog"}}, "log driver 'syslog' is not supported by pyengine"),
     ({"PidMode": "container:"}, "invalid PidMode: container:"),
     ({"IpcMode": "sharable"}, "invalid IpcMode: sharable"),
     ({"UTSMode": "container:x"}, "invalid UTSMode: container:x"),
