@@ -1196,6 +1196,7 @@ int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const 
             goto out;                                                                             \
         }                                                                                         \
     } while (0)
+    FSCFG("source", "overlay"); /* what /proc/mounts and df show, as for the legacy mount */
     for (int i = 0; i < n; i++) {
         if (syscall(SYS_fsconfig, fsfd, PE_FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
             rc = -errno;

@@ -16,7 +16,7 @@ class SingletonDriver:
 
     async def create_network(self, network) -> None:
         if not network.builtin:
-            raise errors.Forbidden(f'only one instance of "{self.network_name}" network is allowed')
+            raise errors.Forbidden(f'only one instance of "{self.name}" network is allowed')  # the driver's name
 
     async def delete_network(self, network) -> None:
         pass

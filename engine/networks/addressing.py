@@ -25,6 +25,8 @@ def _network(value: str, what: str):
     try:
         return ipaddress.ip_network(value, strict=False)
     except ValueError:
+        if what == "subnet":  # dockerd's words
+            raise errors.InvalidParameter(f"Invalid subnet {value} : invalid CIDR address: {value}") from None
         raise errors.InvalidParameter(f"invalid {what}: {value}") from None
 
 

@@ -543,7 +543,12 @@ class NetworkManager:
         if network.config_only:
             attachments.validate(network, EndpointSettings())
         mode = container.host_config.network_mode or "default"
-        if mode in SHARED_MODES or mode.startswith("container:") or network.driver in ("host", "null"):
+        if mode == "none" or network.driver == "null":
+            raise errors.Forbidden("container cannot be connected to multiple networks with one of the networks in "
+                                   "private (none) mode")
+        if network.driver == "host":
+            raise errors.Forbidden("container cannot be disconnected from host network or connected to host network")
+        if mode in SHARED_MODES or mode.startswith("container:"):
             raise errors.Forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
         atts = self.attachments(container.id)
         if any(a.network_id == network.id for a in atts):

@@ -191,8 +191,11 @@ class VolumeManager:
             if not isinstance(options[key], str):
                 raise errors.InvalidParameter(f"create {name}: option {key} must be a string")
         driver_name = driver_name or "local"
-        driver = self.driver(driver_name)
-        await driver.create(name, dict(options))
+        try:  # dockerd names the volume before what its driver said
+            driver = self.driver(driver_name)
+            await driver.create(name, dict(options))
+        except errors.EngineError as exc:
+            raise type(exc)(f"create {name}: {exc.message}") from None
         if anonymous:
             labels = {**labels, ANONYMOUS_LABEL: ""}
         volume = Volume(name=name, driver=driver_name, created_at=rfc3339(time.time()), labels=dict(labels),

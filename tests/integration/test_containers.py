@@ -70,6 +70,8 @@ def test_defaults_dev_and_etc(dclient):
     for node in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx"):
         assert node in text.split(), node
     assert cid[:12] in text
+    _, _, out = run(dclient, ["sh", "-c", "grep ' / ' /proc/mounts"])
+    assert out.split()[:3] == [b"overlay", b"/", b"overlay"]  # as dockerd's: df and mount name it overlay
 
 
 def test_user_workdir_env_readonly(dclient):

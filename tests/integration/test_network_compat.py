@@ -169,6 +169,37 @@ def test_create_refuses_wrong_types_and_inconsistent_pools_with_400(compatd, bod
     assert compatd.api("GET", "/networks/nc-bad").status_code == 404
 
 
+@pytest.mark.parametrize("body, status, message", [
+    ({"Name": "nc-bad", "IPAM": {"Config": [{"Subnet": "10.1.0.0/33"}]}}, 400,
+     "Invalid subnet 10.1.0.0/33 : invalid CIDR address: 10.1.0.0/33"),
+    ({"Name": "nc-bad", "Driver": "null"}, 403, 'only one instance of "null" network is allowed'),
+    ({"Name": "nc-bad", "Driver": "host"}, 403, 'only one instance of "host" network is allowed'),
+])
+def test_create_refusals_in_dockerds_words(compatd, body, status, message):
+    response = compatd.api("POST", "/networks/create", json=body)
+    assert (response.status_code, response.json()) == (status, {"message": message})
+
+
+def test_none_and_host_networks_take_no_container_at_run_time(api):
+    net = _net(api, "nc-join")
+    cid = _run(api, host_config=api.create_host_config(network_mode="none"))
+    import docker
+
+    with pytest.raises(docker.errors.APIError) as info:
+        api.connect_container_to_network(cid, net)
+    assert (info.value.status_code, info.value.explanation) == (
+        403, "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+    bridged = _run(api)
+    with pytest.raises(docker.errors.APIError) as info:
+        api.connect_container_to_network(bridged, "none")
+    assert info.value.explanation == \
+        "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+    with pytest.raises(docker.errors.APIError) as info:
+        api.connect_container_to_network(bridged, "host")
+    assert (info.value.status_code, info.value.explanation) == (
+        403, "container cannot be disconnected from host network or connected to host network")
+
+
 def test_names_with_spaces_and_duplicates(api):
     import docker
 

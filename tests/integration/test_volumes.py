@@ -108,7 +108,10 @@ def test_volume_api_create_inspect_list_remove(vold):
     assert vold.api("POST", "/volumes/create", json={"Name": "x"}).status_code == 400
     assert vold.api("POST", "/volumes/create", json={"Name": "bad/name"}).status_code == 400
     r = vold.api("POST", "/volumes/create", json={"Name": "badopt", "DriverOpts": {"colour": "red"}})
-    assert r.status_code == 400 and "invalid option" in r.json()["message"]
+    assert (r.status_code, r.json()["message"]) == (400, 'create badopt: invalid option: "colour"')
+    r = vold.api("POST", "/volumes/create", json={"Name": "badrv", "Driver": "nosuchdriver"})
+    assert (r.status_code, r.json()["message"]) == (
+        404, 'create badrv: error looking up volume plugin nosuchdriver: plugin "nosuchdriver" not found')
     r = vold.api("POST", "/volumes/create", json={"Name": "crud1", "Driver": "nosuchdriver"})
     assert r.status_code in (404, 409)
 
