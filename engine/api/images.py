@@ -169,6 +169,42 @@ async def list_images(req: Request):
     return json_response(out)
 
 
+def _stars(key: str, values: list[str]) -> None:
+    for v in values:
+        try:
+            int(v)
+        except ValueError:
+            raise errors.InvalidParameter(f"Invalid filter '{key}={v}'") from None
+
+
+_SEARCH_FILTERS = {"is-automated": filters_api.one_of(("true", "false"), "Invalid filter '{key}=[{value}]'"),
+                   "is-official": filters_api.one_of(("true", "false"), "Invalid filter '{key}=[{value}]'"),
+                   "stars": _stars}
+
+
+@router.get("/images/search")
+async def search(req: Request):
+    from engine.images import search_index
+
+    filters = req.query.filters(_SEARCH_FILTERS)
+    limit = req.query.int("limit", 0) or 25
+    if not 1 <= limit <= 100:
+        raise errors.InvalidParameter(f"Limit {limit} is outside the range of [1, 100]")
+    results = await search_index(req.query.get("term") or "", limit, _registry_auth(req))
+    stars = max((int(v) for v in filters.get("stars", ())), default=0)
+    out = []
+    for r in results:
+        if "is-automated" in filters and r.is_automated != filters_api.truthy(filters["is-automated"]):
+            continue
+        if "is-official" in filters and r.is_official != filters_api.truthy(filters["is-official"]):
+            continue
+        if r.star_count < stars:
+            continue
+        out.append({"star_count": r.star_count, "is_official": r.is_official, "name": r.name,
+                    "is_automated": r.is_automated, "description": r.description})
+    return json_response(out)
+
+
 def _reference_matches(reference: str, patterns: list[str]) -> bool:
     """dockerd's reference.FamiliarMatch: the pattern against the familiar reference or its
     name alone."""
@@ -191,7 +227,12 @@ def listed(images: list, all_: bool) -> list:
 @router.get("/images/{name:path}/json")
 async def inspect(req: Request):
     store = req.daemon.images
-    return json_response(image_inspect(store, store.resolve(req.params["name"])))
+    name = req.params["name"]
+    try:
+        image = store.resolve(name)
+    except errors.NotFound as exc:  # dockerd 20.10's inspect names the image twice
+        raise errors.NotFound(f"no such image: {name}: {exc.message}") from None
+    return json_response(image_inspect(store, image))
 
 
 @router.get("/images/{name:path}/history")
@@ -488,8 +529,9 @@ async def _save(req: Request, names: list[str]):
     store = req.daemon.images
     if not names:
         raise errors.InvalidParameter("no image names given")
-    for n in names:
-        store.resolve(n)  # 404 before anything is written
+    for n in names:  # 404 before anything is written, naming the image as asked (as dockerd)
+        if not store.exists(n):
+            raise errors.NotFound(f"No such image: {n}")
     path = _tmp_path(req, "save-")
     try:
         def work():

@@ -309,8 +309,8 @@ def load(store, path: str) -> list[tuple[object, list[str]]]:
     [(image, [tags])] for each image loaded."""
     try:
         tf = tarfile.open(path, mode="r:*")
-    except tarfile.TarError as e:
-        raise InvalidParameter(f"invalid archive: {e}") from None
+    except tarfile.TarError:  # its text lists every decompressor tried, over several lines
+        raise InvalidParameter("invalid archive: not a tar file (plain, gzip, bzip2 or xz)") from None
     with tf:
         members = {_norm(m.name): m for m in tf.getmembers()}
 

@@ -117,7 +117,8 @@ class Registry:
 
     # ---------- auth ----------
 
-    def _basic(self) -> str | None:
+    def basic_authorization(self) -> str | None:
+        """"Basic …" from the request's credentials; None without a user name."""
         user, password = self.auth.get("username"), self.auth.get("password")
         if not user and self.auth.get("auth"):
             try:
@@ -132,7 +133,7 @@ class Registry:
         scheme, params = _parse_challenge(challenge)
         self._challenge = (scheme, params)
         if scheme == "basic":
-            basic = self._basic()
+            basic = self.basic_authorization()
             if basic is None:
                 raise Unauthorized("unauthorized: authentication required")
             return basic
@@ -151,7 +152,7 @@ class Registry:
                 form["scope"] = scope
             resp = await self.client.post(params["realm"], data=form)
         else:
-            basic = self._basic()
+            basic = self.basic_authorization()
             if basic:
                 headers["Authorization"] = basic
             resp = await self.client.get(params["realm"], params=query, headers=headers)
@@ -197,7 +198,7 @@ class Registry:
             except httpx.TransportError as e:
                 attempt += 1
                 if attempt >= _RETRIES or not replayable or method not in ("GET", "HEAD"):
-                    raise RegistryError(f'{method} "{target}": {_describe(e)}') from None
+                    raise RegistryError(f'{method} "{target}": {describe_transport_error(e)}') from None
                 await trio.sleep(0.2 * 2 ** attempt)
                 continue
             if resp.status_code == 401 and not authed and replayable:
@@ -226,9 +227,9 @@ class Registry:
         try:
             resp = await self.client.get(self.url(None, "/"))
         except httpx.TransportError as e:
-            raise RegistryError(f'Get "{self.url(None, "/")}": {_describe(e)}') from None
+            raise RegistryError(f'Get "{self.url(None, "/")}": {describe_transport_error(e)}') from None
         if resp.status_code == 200:
-            if self._basic() is None:
+            if self.basic_authorization() is None:
                 return
             # open registry: nothing to check the credentials against
             return
@@ -271,7 +272,7 @@ class Registry:
             raise
 
 
-def _describe(e: Exception) -> str:
+def describe_transport_error(e: Exception) -> str:
     text = str(e) or type(e).__name__
     if isinstance(e, httpx.ConnectError):
         return f"dial tcp: {text}"

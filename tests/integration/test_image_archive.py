@@ -258,3 +258,19 @@ def test_init_layer_as_dockerds(daemon, dclient):
     dclient.remove_image("initlayer/changed")
     dclient.remove_image("initlayer/same")
     assert not os.path.exists(os.path.dirname(top_init)) and os.path.isdir(init)
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, message", [
+    ("GET", "/v1.41/images/nosuch/json", {}, 404, "no such image: nosuch: No such image: nosuch:latest"),
+    ("GET", "/v1.41/images/nosuch/get", {}, 404, "No such image: nosuch"),
+    ("GET", "/v1.41/images/get", {"params": {"names": ["busybox", "nosuch"]}}, 404, "No such image: nosuch"),
+])
+def test_missing_images_named_as_dockerd_names_them(daemon, method, path, kwargs, status, message):
+    response = daemon.api(method, path, **kwargs)
+    assert (response.status_code, response.json()) == (status, {"message": message})
+
+
+def test_loading_what_is_not_an_archive_says_so_on_one_line(daemon):
+    response = daemon.api("POST", "/v1.41/images/load", content=b"not a tar")
+    assert json.loads(response.text.splitlines()[-1])["error"] == \
+        "invalid archive: not a tar file (plain, gzip, bzip2 or xz)"
