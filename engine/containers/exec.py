@@ -129,7 +129,11 @@ class ExecManager:
         instance.started = True
         if tty is not None:
             instance.config = attrs.evolve(instance.config, tty=tty)
-        process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance)
+        try:
+            process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance)
+        except errors.EngineError:  # e.g. an unknown user: the exec never ran
+            _never_started(instance)
+            raise
 
         parent_fds, child_fds = [], []
         if process_spec.tty:
@@ -155,8 +159,7 @@ class ExecManager:
         except SpawnError as exc:
             for fd in parent_fds:
                 os.close(fd)
-            instance.exit_code = 126  # dockerd records 126 for any exec that failed to start
-            instance.done.set()
+            _never_started(instance)
             message = f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
             raise (errors.InvalidParameter if exc.exit_code in (126, 127) else errors.SystemError_)(message) from None
         except BaseException:
@@ -214,3 +217,7 @@ class ExecManager:
         resize(instance.pty_master, height, width)
 
 
+def _never_started(instance: ExecInstance) -> None:
+    """dockerd records 126 for any exec that failed to start (docker exec exits with it)."""
+    instance.exit_code = 126
+    instance.done.set()

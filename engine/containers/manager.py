@@ -411,7 +411,13 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
         container = self.get(ref)
-        number = cfg.parse_signal(sig, default=signal.SIGKILL)
+        try:
+            number = cfg.parse_signal(sig, default=signal.SIGKILL)
+        except errors.InvalidParameter:
+            if str(sig).strip().isdigit():  # a number dockerd parses but Linux has no signal for
+                raise errors.InvalidParameter(
+                    f"Cannot kill container: {ref}: The linux daemon does not support signal {int(sig)}") from None
+            raise
         run = self._supervisors[container.id].run
         if not container.state.status.can_kill() or run is None:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")

@@ -126,21 +126,16 @@ class RestartPolicy:
     maximum_retry_count: int = 0
 
     def validate(self) -> None:
-        """dockerd's rules, with its messages."""
+        """dockerd 20.10's rules, with its messages (checked side by side)."""
         if self.name in ("no", "always", "unless-stopped"):
             if self.maximum_retry_count:
-                message = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                if self.maximum_retry_count < 0:
-                    message += " and cannot be negative"
-                raise errors.InvalidParameter(message)
+                raise errors.InvalidParameter(
+                    f"maximum retry count cannot be used with restart policy '{self.name}'")
         elif self.name == "on-failure":
             if self.maximum_retry_count < 0:
-                raise errors.InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+                raise errors.InvalidParameter("maximum retry count cannot be negative")
         elif self.name:
-            raise errors.InvalidParameter(
-                f"invalid restart policy: unknown policy '{self.name}'; use one of 'no', 'always', "
-                "'on-failure', or 'unless-stopped'"
-            )
+            raise errors.InvalidParameter(f"invalid restart policy '{self.name}'")
 
     def normalized(self) -> "RestartPolicy":
         return self if self.name else RestartPolicy("no", self.maximum_retry_count)

@@ -66,8 +66,8 @@ def test_diff_reports_added_changed_and_deleted_paths(dclient):
 
 
 @pytest.mark.parametrize("policy,message", [
-    ({"Name": "always", "MaximumRetryCount": 3}, "maximum retry count can only be used with 'on-failure'"),
-    ({"Name": "sometimes"}, "invalid restart policy: unknown policy 'sometimes'"),
+    ({"Name": "always", "MaximumRetryCount": 3}, "maximum retry count cannot be used with restart policy 'always'"),
+    ({"Name": "sometimes"}, "invalid restart policy 'sometimes'"),
 ])
 def test_create_refuses_bad_restart_policies(dclient, policy, message):
     with pytest.raises(docker.errors.APIError) as info:
@@ -162,6 +162,13 @@ def test_an_exec_that_cannot_start_records_126(dclient):
         said = str(exc)
     assert "executable file not found" in said
     assert dclient.exec_inspect(exec_id)["ExitCode"] == 126  # as dockerd (docker-py's exec_run checks it)
+    ghost = dclient.exec_create(c, ["true"], user="ghost")["Id"]
+    try:
+        said = dclient.exec_start(ghost).decode()
+    except docker.errors.APIError as exc:
+        said = str(exc)
+    assert "unable to find user ghost: no matching entries in passwd file" in said
+    assert dclient.exec_inspect(ghost)["ExitCode"] == 126  # the docker CLI exits with it (was 0)
 
 
 

@@ -143,6 +143,11 @@ def test_stop_timeout_then_sigkill(dclient):
 def test_kill_with_signal_reaches_handler(dclient):
     cid, _, _ = run(dclient, ["sh", "-c", "trap 'echo got-hup; exit 5' HUP; echo ready; while true; do sleep 0.1; done"], wait=False)
     wait_for(lambda: b"ready" in dclient.logs(cid))
+    for bad, message in (("BOGUS", "Invalid signal: BOGUS"),
+                         ("99", f"Cannot kill container: {cid}: The linux daemon does not support signal 99")):
+        with pytest.raises(docker.errors.APIError) as info:
+            dclient.kill(cid, signal=bad)
+        assert (info.value.status_code, info.value.explanation) == (400, message)
     dclient.kill(cid, signal="HUP")
     assert dclient.wait(cid, timeout=30)["StatusCode"] == 5
     assert b"got-hup" in dclient.logs(cid)

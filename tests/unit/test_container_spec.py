@@ -121,7 +121,7 @@ def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
 
 @pytest.mark.parametrize("host, message", [
     ({"Memory": 1024}, "Minimum memory limit allowed is 6MB"),
-    ({"RestartPolicy": {"Name": "sometimes"}}, "unknown policy 'sometimes'"),
+    ({"RestartPolicy": {"Name": "sometimes"}}, "invalid restart policy 'sometimes'"),
     ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, "can't create 'AutoRemove' container with restart policy"),
     ({"LogConfig": {"Type": "syslog"}}, "log driver 'syslog' is not supported by pyengine"),
     ({"PidMode": "container:"}, "invalid PidMode: container:"),
