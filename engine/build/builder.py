@@ -171,7 +171,9 @@ class Build:
                 raise StepFailed(f"failed to GET {url} with status {exc.code}: {exc.reason}") from None
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 reason = getattr(exc, "reason", None) or exc
-                raise StepFailed(f"ADD failed: failed to download {url}: {reason}") from None
+                if isinstance(reason, OSError) and reason.strerror:
+                    reason = f"connect: {reason.strerror.lower()}"  # as Go's dialer words it
+                raise StepFailed(f'ADD failed: Get "{url}": {reason}') from None
             os.chmod(path, 0o600)
             if modified:
                 try:

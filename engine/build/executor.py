@@ -307,7 +307,7 @@ class StageRunner:
                 try:
                     lo, hi = int(first), int(last or first)
                 except ValueError:
-                    raise StepFailed(f"invalid containerPort: {number}") from None
+                    raise StepFailed(f"Invalid containerPort: {number}") from None
                 for p in range(lo, hi + 1):
                     ports[f"{p}/{proto}"] = {}
         config["ExposedPorts"] = ports

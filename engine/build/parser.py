@@ -35,6 +35,15 @@ class ParseError(InvalidParameter):
         self.detail = message
 
 
+class SyntaxProblem(InvalidParameter):
+    """An instruction's arguments the Dockerfile grammar itself refuses (ENV's key=value
+    forms): dockerd reports these as "failed to parse Dockerfile: …", without a line."""
+
+    def __init__(self, message: str):
+        super().__init__(f"failed to parse Dockerfile: {message}")
+        self.detail = message
+
+
 @attrs.frozen
 class Node:
     keyword: str                   # lower case: "run", "copy", …
@@ -152,7 +161,7 @@ def parse_line(logical: str, line: int, escape: str = "\\") -> Node:
             if sub.keyword in ("onbuild", "from", "maintainer"):
                 raise ParseError(line, f"{sub.keyword.upper()} isn't allowed as an ONBUILD trigger")
             args = (rest.strip(),)
-    except ParseError:
+    except (ParseError, SyntaxProblem):
         raise
     except InvalidParameter as exc:
         raise ParseError(line, exc.message) from None
@@ -249,15 +258,15 @@ def _name_vals(rest: str, keyword: str, escape: str, allow_old_form: bool) -> tu
         return tuple(words)
     if "=" not in words[0]:
         if not allow_old_form:
-            raise InvalidParameter(f"{keyword.upper()} names can not be blank")
+            raise SyntaxProblem(f"{keyword.upper()} names can not be blank")
         parts = rest.strip().split(None, 1)
         if len(parts) < 2:
-            raise InvalidParameter(f"{keyword.upper()} must have two arguments")
+            raise SyntaxProblem(f"{keyword.upper()} must have two arguments")
         return (f"{parts[0]}={_quote_old_value(parts[1].strip())}",)
     for w in words:
         if "=" not in w:
-            raise InvalidParameter(f"Syntax error - can't find = in \"{w}\". Must be of the form: name=value")
-        if w.startswith("="):
+            raise SyntaxProblem(f"Syntax error - can't find = in \"{w}\". Must be of the form: name=value")
+        if w.startswith("="):  # this one dockerd reports at the line
             raise InvalidParameter(f"{keyword.upper()} names can not be blank")
     return tuple(words)
 
@@ -271,7 +280,7 @@ def _quote_old_value(value: str) -> str:
 def _healthcheck(rest: str) -> tuple[tuple[str, ...], bool]:
     text = rest.strip()
     if not text:
-        raise InvalidParameter("HEALTHCHECK requires an argument")
+        raise InvalidParameter("HEALTHCHECK requires at least one argument")
     kind, _, cmd = text.partition(" ")
     kind = kind.upper()
     if kind == "NONE":
@@ -279,7 +288,7 @@ def _healthcheck(rest: str) -> tuple[tuple[str, ...], bool]:
             raise InvalidParameter("HEALTHCHECK NONE takes no arguments")
         return ("NONE",), False
     if kind != "CMD":
-        raise InvalidParameter(f"Unknown type {kind!r} in HEALTHCHECK (try CMD)")
+        raise InvalidParameter(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)')
     args, json_form = _maybe_json(cmd)
     if not args:
         raise InvalidParameter("Missing command after HEALTHCHECK CMD")

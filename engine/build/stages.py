@@ -7,6 +7,8 @@ import re
 
 import attrs
 
+from engine.errors import InvalidParameter
+
 from .parser import Dockerfile, Node, ParseError
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
@@ -55,8 +57,6 @@ class Plan:
         for stage in self.stages:
             if stage.name == target.lower():
                 return stage
-        from engine.errors import InvalidParameter
-
         raise InvalidParameter(f"failed to reach build target {target} in Dockerfile")
 
     def needed(self, target: Stage) -> list[Stage]:
@@ -88,8 +88,6 @@ def plan(dockerfile: Dockerfile) -> Plan:
     meta_args: list[Node] = []
     stages: list[Stage] = []
     if not dockerfile.nodes:
-        from engine.errors import InvalidParameter
-
         raise InvalidParameter("the Dockerfile (Dockerfile) cannot be empty")
     for node in dockerfile.nodes:
         check(node)
@@ -110,7 +108,7 @@ def plan(dockerfile: Dockerfile) -> Plan:
                                 line=node.line, from_node=node))
         elif not stages:
             if node.keyword != "arg":
-                raise ParseError(node.line, "no build stage in current context")
+                raise InvalidParameter("no build stage in current context")  # dockerd names no line
             meta_args.append(node)
         else:
             stages[-1].nodes.append(node)
@@ -138,7 +136,7 @@ def check(node: Node) -> None:
         if n < 2:
             what = "none were" if n == 0 else "only one was"
             raise ParseError(node.line, f"{name} requires at least two arguments, but {what} provided. "
-                                        "Destination could not be determined.")
+                                        "Destination could not be determined")
     elif kw in ("workdir", "user", "stopsignal", "maintainer"):
         if n != 1:
             raise ParseError(node.line, f"{name} requires exactly one argument")

@@ -59,12 +59,16 @@ def test_unknown_instruction_names_its_line():
 
 @pytest.mark.parametrize("text,message", [
     ("FROM busybox\nCOPY onlyone\n", "line 2: COPY requires at least two arguments"),
-    ("RUN true\n", "line 1: no build stage in current context"),
+    ("RUN true\n", "no build stage in current context"),
     ("FROM busybox\nRUN --mount=type=cache,target=/x true\n", "line 2: the --mount option requires BuildKit"),
     ("FROM busybox\nCOPY --bogus=1 a b\n", "line 2: Unknown flag: bogus"),
     ("FROM busybox\nSHELL /bin/bash -c\n", "line 2: SHELL requires the arguments to be in JSON form"),
     ("FROM busybox AS 1bad\n", 'line 1: invalid name for build stage: "1bad"'),
-    ("FROM busybox\nENV a=b c\n", "line 2: Syntax error - can't find = in \"c\""),
+    ("FROM busybox\nENV a=b c\n", "failed to parse Dockerfile: Syntax error - can't find = in \"c\""),
+    ("FROM busybox\nENV a\n", "failed to parse Dockerfile: ENV must have two arguments"),
+    ("FROM busybox\nLABEL =x\n", "line 2: LABEL names can not be blank"),
+    ("FROM busybox\nHEALTHCHECK\n", "line 2: HEALTHCHECK requires at least one argument"),
+    ("FROM busybox\nHEALTHCHECK BOGUS\n", 'line 2: Unknown type "BOGUS" in HEALTHCHECK (try CMD)'),
     ("FROM busybox\nONBUILD FROM x\n", "line 2: FROM isn't allowed as an ONBUILD trigger"),
 ])
 def test_invalid_dockerfiles(text, message):
