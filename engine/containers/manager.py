@@ -392,10 +392,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         run = sup.run
         if run is None:
             return
-        if timeout != 0 or stop_signal == signal.SIGKILL:
-            await self._signal(container, run, stop_signal)
-            with trio.move_on_after(timeout if timeout >= 0 else float("inf")):
-                await run.exited.wait()
+        # As dockerd: the stop signal first, also with no time to act on it (-t 0).
+        await self._signal(container, run, stop_signal)
+        with trio.move_on_after(timeout if timeout >= 0 else float("inf")):
+            await run.exited.wait()
         if not run.exited.is_set():
             await self._signal(container, run, signal.SIGKILL)
             await run.exited.wait()

@@ -575,9 +575,9 @@ class NetworkManager:
             await self._leave(network.id, ep, stopped=False)
             if ep.ports:
                 await self._apply_nft()
-            self._publish(network, "disconnect", container.id)
         await trio.to_thread.run_sync(self._attachments.save, container.id,
                                       [a for a in atts if a.network_id != network.id])
+        self._publish(network, "disconnect", container.id)  # a stopped one's too, as dockerd
 
     # --- events ---------------------------------------------------------------------------
     def _publish(self, network: Network, action: str, container_id: str | None = None) -> None:

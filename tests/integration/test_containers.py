@@ -140,6 +140,16 @@ def test_stop_timeout_then_sigkill(dclient):
     dclient.stop(cid, timeout=1)
 
 
+def test_stop_without_grace_still_sends_the_stop_signal_first(dclient):
+    """As dockerd: -t 0 is the stop signal, then SIGKILL at once (two kill events)."""
+    cid, _, _ = run(dclient, ["sleep", "1000"], wait=False, stop_signal="SIGUSR1")
+    since = dclient.inspect_container(cid)["Created"]
+    dclient.stop(cid, timeout=0)
+    events = dclient.events(since=since, until=int(time.time()) + 1, decode=True,
+                            filters={"container": cid, "event": "kill"})
+    assert [e["Actor"]["Attributes"]["signal"] for e in events] == ["10", "9"]
+
+
 def test_kill_with_signal_reaches_handler(dclient):
     cid, _, _ = run(dclient, ["sh", "-c", "trap 'echo got-hup; exit 5' HUP; echo ready; while true; do sleep 0.1; done"], wait=False)
     wait_for(lambda: b"ready" in dclient.logs(cid))

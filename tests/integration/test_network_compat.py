@@ -304,6 +304,19 @@ def test_connect_stopped_container_then_start_and_force_disconnect(api):
         api.disconnect_container_from_network(cid, net_id, force=True)
 
 
+def test_disconnecting_a_stopped_container_is_an_event_as_dockerd_logs_it(api):
+    net_id = _net(api, "nc-quiet")
+    cid = api.create_container("busybox", "true")["Id"]
+    api.connect_container_to_network(cid, net_id)
+    since = api.inspect_container(cid)["Created"]
+    api.disconnect_container_from_network(cid, net_id)
+    events = api.events(since=since, until=int(__import__("time").time()) + 1, decode=True,
+                        filters={"type": "network", "network": net_id})
+    # as dockerd (checked side by side): connecting a container that is not running logs
+    # nothing, its disconnect does
+    assert [(e["Action"], e["Actor"]["Attributes"].get("container")) for e in events] == [("disconnect", cid)]
+
+
 def test_prune_filters(api, compatd):
     _net(api, "nc-prune-keep", labels={"keep": "1"})
     _net(api, "nc-prune-drop")
