@@ -67,8 +67,10 @@ class Daemon:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         from engine.api import create_app, serve_api, server_tls_context
+        from engine.runtime import dataroot
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
+        await trio.to_thread.run_sync(dataroot.share, self.config.data_root)
         await trio.to_thread.run_sync(self._clear_scratch)
         # The runtime outlives the managers: supervisors wait for their processes through it
         # until the very end of a shutdown.
@@ -100,6 +102,8 @@ class Daemon:
                         # After every container has stopped: bridges, veths and the nft table go.
                         await self.networks.shutdown()
                     await self.runtime.aclose(stop=not leaving)
+                    if not leaving:
+                        await trio.to_thread.run_sync(dataroot.release, self.config.data_root)
 
     def detach(self) -> None:
         """A stop that leaves running containers to the next daemon (live restore)."""

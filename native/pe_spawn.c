@@ -1235,6 +1235,13 @@ int pe_mount_tmpfs(const char *target, const char *data)
     return mount("shm", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, data) < 0 ? -errno : 0;
 }
 
+int pe_make_shared(const char *path, int bind_first)
+{
+    if (bind_first && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return -errno;
+    return mount(NULL, path, NULL, MS_SHARED, NULL) < 0 ? -errno : 0;
+}
+
 int pe_unmount(const char *target)
 {
     if (umount2(target, MNT_DETACH) < 0) {

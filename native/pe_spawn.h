@@ -214,6 +214,9 @@ int pe_release(int sync_w);
 int pe_recv_fd(int sock);
 int pe_mount_overlay(const char *const *lowers, int n, const char *upper, const char *work, const char *target);
 int pe_unmount(const char *target);
+/* `path` a shared mount (bind-mounted on itself first when `bind_first`): the daemon's data
+ * root, so that its mounts and unmounts reach a container's rslave copy of it. 0 or -errno. */
+int pe_make_shared(const char *path, int bind_first);
 /* A tmpfs (nosuid, nodev, noexec) at target with the mount data `data` ("mode=1777,size=…"). */
 int pe_mount_tmpfs(const char *target, const char *data);
 /* rm -rf without following symlinks or entering other file systems; 0 or -errno (the first

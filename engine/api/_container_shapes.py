@@ -11,7 +11,6 @@ from engine.api import _filters as filters_api
 from engine.api import networks as networks_api
 from engine.api.volumes import mount_point_shape
 from engine.containers import health
-from engine.containers import propagation as bind_propagation
 from engine.containers.health import Health
 from engine.containers.model import Container, Status, rfc3339_ns
 from engine.filters import label_matches
@@ -63,7 +62,7 @@ def mounts(c: Container, daemon=None) -> list[dict]:
             continue
         out.append({
             "Type": mount.type, "Source": mount.source, "Destination": mount.target, "Mode": "",
-            "RW": not mount.read_only, "Propagation": mount.propagation or bind_propagation.DEFAULT,
+            "RW": not mount.read_only, "Propagation": mount.effective_propagation,
         })
     out.extend({"Type": "bind", "Source": b.source, "Destination": b.destination, "Mode": "",
                 "RW": not b.read_only, "Propagation": b.propagation} for b in c.host_config.inherited_binds)

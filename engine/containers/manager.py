@@ -26,6 +26,7 @@ import trio
 from engine import errors
 from engine.containers import config as cfg
 from engine.containers import health, names, restore, volumesfrom
+from engine.containers import propagation as bind_propagation
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.initlayer import InitLayers
 from engine.containers.model import Container, ExitStatus, Status, now_ns
@@ -206,6 +207,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         image = self.images.resolve(config.image)
         config = cfg.with_image_defaults(config, image.run_config)
         host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
+        host_config = bind_propagation.for_daemon_root(host_config, self.config.data_root)
         check_donors(host_config, self.get)
         inherited = volumesfrom.resolve(host_config, self.get, self.volumes.container_mounts)
         if inherited.binds:

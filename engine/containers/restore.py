@@ -13,6 +13,7 @@ import shutil
 import trio
 
 from engine import errors
+from engine.containers import propagation as bind_propagation
 from engine.containers import record
 from engine.containers.cgroupparent import cgroup_of
 from engine.containers.hub import STDERR, STDOUT
@@ -45,6 +46,10 @@ def recover(containers_dir: str, cgroup_parent: str, adopted: dict,
                 unmount_quiet(os.path.join(directory, mounted))
             shutil.rmtree(directory, ignore_errors=True)
             continue
+        # Records written before binds over the data root defaulted to rslave (and those of
+        # format 1, which keep no default) get it too; a live one's mounts follow at its next start.
+        container.host_config = bind_propagation.for_daemon_root(
+            container.host_config, os.path.dirname(os.path.abspath(containers_dir)), strict=False)
         containers.append(container)
         status = container.state.status
         kept = adopted.get(container.id)

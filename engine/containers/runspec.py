@@ -128,12 +128,13 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
         if not os.path.exists(bind.source):
             # Docker creates a missing bind source directory.
             os.makedirs(bind.source, exist_ok=True)
-        mounts.append(_bind(bind.source, bind.destination, bind.propagation, bind.read_only))
+        mounts.append(_bind(bind.source, bind.destination, bind.propagation, bind.read_only,
+                            named=bool(bind.named_propagation)))
     for mount in host.mounts or ():
         kind = mount.type or "bind"
         if kind == "bind":
-            mounts.append(_bind(mount.source, mount.target, mount.propagation or bind_propagation.DEFAULT,
-                                mount.read_only))
+            mounts.append(_bind(mount.source, mount.target, mount.effective_propagation, mount.read_only,
+                                named=bool(mount.propagation)))
         elif kind == "tmpfs":  # dockerd's ConvertTmpfsOptions
             options = ["ro"] if mount.read_only else []
             options += [f"mode={mount.tmpfs_mode:o}"] if mount.tmpfs_mode else []
@@ -141,12 +142,18 @@ def _bind_mounts(container: Container) -> list[MountSpec]:
             mounts.append(_tmpfs(mount.target, options))
         elif kind != "volume":  # volumes: see volume_mounts
             raise errors.InvalidParameter(f"mount type {kind!r} is not supported yet")
-    mounts += [_bind(b.source, b.destination, b.propagation, b.read_only) for b in host.inherited_binds]
+    # A donor's rslave may be its default over the data root: not checked, as there.
+    mounts += [_bind(b.source, b.destination, b.propagation, b.read_only, named=b.propagation != "rslave")
+               for b in host.inherited_binds]
     return mounts
 
 
-def _bind(source: str, destination: str, propagation: str, read_only: bool | None) -> MountSpec:
-    bind_propagation.check(source, propagation)
+def _bind(source: str, destination: str, propagation: str, read_only: bool | None, named: bool = True) -> MountSpec:
+    """An rbind; a propagation the user named needs a source mount that can give it (rslave
+    given by default over the data root works on a private source too: only the root's copy,
+    which is shared, has a master)."""
+    if named or propagation != "rslave":
+        bind_propagation.check(source, propagation)
     options = ("rbind", propagation) + (("ro",) if read_only else ())
     return MountSpec(destination=destination, type="bind", source=source, options=options)
 
@@ -219,8 +226,11 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         hostname=hostname,
         process=process,
         mounts=tuple(mounts),
-        masked_paths=() if privileged else tuple(host.masked_paths or MASKED_PATHS),
-        readonly_paths=() if privileged else tuple(host.readonly_paths or READONLY_PATHS),
+        # [] (--security-opt systempaths=unconfined) masks nothing; None (a record from
+        # before create filled them in) the defaults.
+        masked_paths=() if privileged else tuple(MASKED_PATHS if host.masked_paths is None else host.masked_paths),
+        readonly_paths=() if privileged else tuple(READONLY_PATHS if host.readonly_paths is None
+                                                   else host.readonly_paths),
         namespaces=namespaces,
         privileged=privileged,
         sysctls=tuple(sorted((host.sysctls or {}).items())),

@@ -155,6 +155,7 @@ class Bind:
     source: str
     destination: str
     mode: str = ""  # the options part ("ro,rshared"), "" when none
+    default_propagation: str = ""  # when the mode names none ("": rprivate; rslave over the data root)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -169,10 +170,15 @@ class Bind:
         return not self.source.startswith("/")
 
     @property
-    def propagation(self) -> str:
-        from engine.containers.propagation import of_bind
+    def named_propagation(self) -> str:
+        """The propagation the mode names, "" when none."""
+        from engine.containers.propagation import PROPAGATIONS
 
-        return of_bind(self.text)
+        return next((o for o in self.options if o in PROPAGATIONS), "")
+
+    @property
+    def propagation(self) -> str:
+        return self.named_propagation or self.default_propagation or "rprivate"
 
     @classmethod
     def parse(cls, text: str) -> "Bind":
@@ -228,7 +234,8 @@ class Mount:
     read_only: bool | None = None  # None: not said (writable)
     consistency: str = ""
     bind_options: bool = False  # BindOptions given (even empty)
-    propagation: str = ""  # "": rprivate
+    propagation: str = ""  # as BindOptions give it ("": the default)
+    default_propagation: str = ""  # "": rprivate; rslave over the data root
     non_recursive: bool = False
     volume_options: bool = False  # VolumeOptions given (even empty)
     no_copy: bool = False
@@ -237,6 +244,10 @@ class Mount:
     tmpfs_options: bool = False  # TmpfsOptions given (even empty)
     tmpfs_size: int = 0
     tmpfs_mode: int = 0
+
+    @property
+    def effective_propagation(self) -> str:
+        return self.propagation or self.default_propagation or "rprivate"
 
 
 @attrs.frozen

@@ -12,7 +12,6 @@ from collections.abc import Callable
 import attrs
 
 from engine import errors
-from engine.containers.propagation import DEFAULT as DEFAULT_PROPAGATION
 from engine.containers.spec import HostConfig, InheritedBind
 from engine.volumes import MountPoint
 
@@ -75,6 +74,6 @@ def _binds_of(host: HostConfig) -> list[InheritedBind]:
     inherited itself."""
     binds = [InheritedBind(b.source, b.destination, b.read_only, b.propagation)
              for b in host.binds or () if not b.is_volume]
-    binds += [InheritedBind(m.source, m.target, bool(m.read_only), m.propagation or DEFAULT_PROPAGATION)
+    binds += [InheritedBind(m.source, m.target, bool(m.read_only), m.effective_propagation)
               for m in host.mounts or () if (m.type or "bind") == "bind"]
     return binds + list(host.inherited_binds)

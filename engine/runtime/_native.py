@@ -271,6 +271,10 @@ def mount_tmpfs(target: str, data: str) -> None:
     _check(lib.pe_mount_tmpfs(os.fsencode(target), os.fsencode(data)), "mount tmpfs", target)
 
 
+def make_shared(path: str, bind_first: bool) -> None:
+    _check(lib.pe_make_shared(os.fsencode(path), int(bind_first)), "make shared", path)
+
+
 def unmount(target: str) -> None:
     _check(lib.pe_unmount(os.fsencode(target)), "unmount", target)
 

@@ -36,3 +36,19 @@ def is_mount_point(path: str) -> bool:
         return path in mount_points()
     except OSError:
         return False
+
+
+def mount_of(path: str, text: str | None = None) -> tuple[str, list[str]]:
+    """(mount point, optional fields such as "shared:1") of the mount holding `path`: the
+    longest mount point that contains it, the later entry winning when one is mounted over
+    another."""
+    best, fields = "/", []
+    for line in (read() if text is None else text).splitlines():
+        parts = line.split()
+        if len(parts) < 7 or "-" not in parts:
+            continue
+        point = unescape(parts[4])
+        if path == point or path.startswith(point.rstrip("/") + "/"):
+            if len(point) >= len(best):
+                best, fields = point, parts[6:parts.index("-")]
+    return best, fields

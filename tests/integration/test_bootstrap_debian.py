@@ -82,7 +82,7 @@ def test_failed_debootstrap_leaves_nothing(debian_daemon):
     result = pe(debian_daemon, "bootstrap", "debian:bookworm")
     assert result.returncode != 0
     assert b"debootstrap bookworm failed" in result.stderr and b"libc6" in result.stderr
-    assert _mounts_under(debian_daemon.data_root) == []
+    assert _mounts_under(debian_daemon.data_root + "/") == []
     assert not os.listdir(os.path.join(debian_daemon.data_root, "tmp"))
     assert "debian" not in pe(debian_daemon, "images").stdout.decode()
 

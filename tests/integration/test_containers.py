@@ -488,6 +488,34 @@ def _mounted(path: str) -> bool:
         return any(line.split()[4] == path for line in f)
 
 
+def test_a_bind_over_the_data_root_does_not_pin_other_containers_mounts(dclient, daemon):
+    """As dockerd: the data root is a shared mount and a bind of a directory holding it is
+    rslave, so a rootfs overlay unmounted on the host also leaves such a container (it stayed
+    there, alive over a directory the daemon reuses)."""
+    assert any(f.startswith("shared:") for f in _mount_fields(daemon.data_root))
+    before, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    watcher, _, _ = run(dclient, ["sleep", "1000"], wait=False, host_config={"binds": [f"{daemon.root}:/h"]})
+    assert [m["Propagation"] for m in dclient.inspect_container(watcher)["Mounts"]] == ["rslave"]
+    after, _, _ = run(dclient, ["sleep", "1000"], wait=False)
+    pid = dclient.inspect_container(watcher)["State"]["Pid"]
+
+    def seen() -> set[str]:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            text = f.read()
+        return {cid for cid in (before, after) if cid in text}
+
+    assert seen() == {before, after}
+    for cid in (before, after):
+        dclient.remove_container(cid, force=True)
+    assert seen() == set()
+
+
+def _mount_fields(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        fields = [line.split() for line in f]
+    return next(parts[6:parts.index("-")] for parts in reversed(fields) if parts[4] == path)
+
+
 def test_pid_and_ipc_of_another_container(dclient, daemon):
     """PidMode and IpcMode container:<ref>, as dockerd: the joiner sees the donor's processes,
     and its SysV IPC and /dev/shm when the donor is IpcMode shareable (a host-side tmpfs, gone
