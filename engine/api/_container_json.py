@@ -308,6 +308,8 @@ def resource_limits(host: dict) -> ResourceLimits:
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None and (not isinstance(swappiness, int) or isinstance(swappiness, bool)):
         raise errors.InvalidParameter(f"invalid value for MemorySwappiness: {swappiness!r}")
+    if swappiness == -1:
+        swappiness = None  # the CLI's "not set": dockerd keeps null
     oom_kill_disable = host.get("OomKillDisable")
     if oom_kill_disable is not None and not isinstance(oom_kill_disable, bool):
         raise errors.InvalidParameter("invalid value for OomKillDisable: a boolean is expected")
@@ -398,7 +400,7 @@ def host_config(body: dict) -> HostConfig:
         cgroup_parent=parent,
         cgroupns_mode=_str(host.get("CgroupnsMode"), "CgroupnsMode") or "private",
         pid_mode=host.get("PidMode", ""),
-        ipc_mode=host.get("IpcMode", "private"),
+        ipc_mode=host.get("IpcMode") or "private",  # dockerd's daemon default for "" too
         uts_mode=host.get("UTSMode", ""),
         other={k: v for k, v in host.items() if k not in _TYPED_HOST_KEYS},
     )
@@ -466,7 +468,7 @@ def config_shape(config: ContainerConfig) -> dict:
         "AttachStdin": config.attach_stdin,
         "AttachStdout": config.attach_stdout,
         "AttachStderr": config.attach_stderr,
-        "ExposedPorts": {p: {} for p in config.exposed_ports} if config.exposed_ports else None,
+        "ExposedPorts": {p: {} for p in config.exposed_ports or ()},
         "Tty": config.tty,
         "OpenStdin": config.open_stdin,
         "StdinOnce": config.stdin_once,
@@ -479,6 +481,8 @@ def config_shape(config: ContainerConfig) -> dict:
         "OnBuild": None,
         "Labels": dict(config.labels),
     }
+    if not config.exposed_ports:
+        del out["ExposedPorts"]  # Go's omitempty, as HostConfig's Mounts
     if config.mac_address:
         out["MacAddress"] = config.mac_address
     if config.healthcheck is not None:
@@ -593,6 +597,8 @@ def host_config_shape(host: HostConfig) -> dict:
     if host.sysctls is not None:
         out["Sysctls"] = dict(host.sysctls)
     out.update((key, value) for key, value in host.other.items() if key not in out)
+    if not out.get("Mounts"):
+        del out["Mounts"]  # Go's omitempty
     return out
 
 

@@ -16,7 +16,7 @@ import attrs
 from engine import errors
 from engine.containers import blkio, cgroupparent, devices, sysctls
 from engine.containers.logs import validate_options as validate_log_options
-from engine.runtime import cgroups, resolve_capabilities
+from engine.runtime import MASKED_PATHS, READONLY_PATHS, cgroups, resolve_capabilities
 from engine.containers.spec import (
     BLKIO_DEVICE_FIELDS, ContainerConfig, HealthConfig, HostConfig, Ulimit)
 
@@ -194,6 +194,11 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         changes["log_config"] = attrs.evolve(host.log_config, type=log_type)
     if swap != res.memory_swap:
         changes["resources"] = attrs.evolve(res, memory_swap=swap)
+    if not host.privileged:  # dockerd shows the paths it masks in HostConfig ([]: none)
+        if host.masked_paths is None:
+            changes["masked_paths"] = MASKED_PATHS
+        if host.readonly_paths is None:
+            changes["readonly_paths"] = READONLY_PATHS
     if changes:
         host = attrs.evolve(host, **changes)
     return _validate_kernel_knobs(host, warnings), warnings

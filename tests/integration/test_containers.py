@@ -63,6 +63,16 @@ def test_masked_and_readonly_paths(dclient):
     sys_mount = [line for line in text.splitlines() if line.startswith("sysfs /sys ")]
     assert sys_mount and sys_mount[0].split()[3].startswith("ro,")
 
+    # --security-opt systempaths=unconfined: the CLI sends both lists empty, nothing is masked
+    probe = ["sh", "-c", "test -c /proc/keys && echo masked; grep -c ' /proc/sys ' /proc/mounts; true"]
+    cid, _, out = run(dclient, probe)
+    assert out.split() == [b"masked", b"1"]
+    assert len(dclient.inspect_container(cid)["HostConfig"]["MaskedPaths"]) > 5  # shown, as dockerd
+    dclient.remove_container(cid)
+    cid = dclient.create_container("busybox", probe, host_config={"MaskedPaths": [], "ReadonlyPaths": []})["Id"]
+    dclient.start(cid)
+    assert dclient.wait(cid, timeout=60)["StatusCode"] == 0 and dclient.logs(cid).split() == [b"0"]
+
 
 def test_defaults_dev_and_etc(dclient):
     cid, code, out = run(dclient, ["sh", "-c", "ls /dev; cat /etc/hostname; grep localhost /etc/hosts | head -1"])

@@ -11,6 +11,8 @@ import os
 import attrs
 import pytest
 
+from engine.runtime import MASKED_PATHS, READONLY_PATHS
+
 from engine import errors
 from engine.api import container_spec_from_docker
 from engine.api._container_json import (
@@ -36,8 +38,14 @@ def test_a_record_of_the_previous_format_loads_and_inspects_as_before(name, tmp_
     expected = dict(old["config"])
     if "Healthcheck" in expected:  # docker-py's null fields are left out, as dockerd does (omitempty)
         expected["Healthcheck"] = {k: v for k, v in expected["Healthcheck"].items() if v is not None}
+    # empty ExposedPorts and HostConfig.Mounts are left out now, as dockerd does (omitempty)
+    expected = {k: v for k, v in expected.items() if k != "ExposedPorts" or v}
     assert config_shape(container.config) == expected
-    assert host_config_shape(container.host_config) == old["host_config"]
+    # and the CLI's unset values as dockerd keeps them: MemorySwappiness -1 → null, IpcMode "" → private
+    unset = {"MemorySwappiness": (-1, None), "IpcMode": ("", "private")}
+    assert host_config_shape(container.host_config) == {
+        k: unset[k][1] if k in unset and v == unset[k][0] else v
+        for k, v in old["host_config"].items() if k != "Mounts" or v}
     # written back in format 2, it reads the same
     container.directory = str(tmp_path)
     container.save()
@@ -163,6 +171,21 @@ def test_exec_config_and_its_inspect_shape():
                                              config=config))
     assert shape["ProcessConfig"]["entrypoint"] == "ls" and shape["OpenStdout"] and not shape["OpenStderr"]
     assert exec_config({"Cmd": 5}).cmd == ()  # refused by the engine after its state checks
+
+
+@pytest.mark.parametrize("given, shown", [
+    ({}, {"IpcMode": "private", "MemorySwappiness": None, "MaskedPaths": list(MASKED_PATHS),
+          "ReadonlyPaths": list(READONLY_PATHS)}),
+    ({"IpcMode": "", "MemorySwappiness": -1, "MaskedPaths": [], "ReadonlyPaths": []},  # the CLI's unset values
+     {"IpcMode": "private", "MemorySwappiness": None, "MaskedPaths": [], "ReadonlyPaths": []}),
+    ({"Privileged": True}, {"MaskedPaths": None, "ReadonlyPaths": None}),
+])
+def test_create_fills_in_what_dockerd_fills_in(given, shown):
+    _, host = create_request({"Image": "busybox", "HostConfig": given})
+    host, _ = validate_host_config(host)
+    out = host_config_shape(host)
+    assert {k: out[k] for k in shown} == shown
+    assert "Mounts" not in out and "ExposedPorts" not in config_shape(create_request({"Image": "x"})[0])
 
 
 def test_a_host_config_built_in_python_has_dockers_defaults():
