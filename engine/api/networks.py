@@ -67,7 +67,7 @@ def network_spec(body: dict) -> NetworkSpec:
         labels=_str_map(body.get("Labels"), "NetworkCreateRequest.Labels"),
         options=_str_map(body.get("Options"), "NetworkCreateRequest.Options"),
         ipam_driver=_expect(ipam.get("Driver"), str, "IPAM.Driver", "") or "default",
-        ipam_options=_str_map(ipam.get("Options"), "IPAM.Options"),
+        ipam_options=_str_map(ipam["Options"], "IPAM.Options") if ipam.get("Options") is not None else None,
         pools=pools,
         config_only=_expect(body.get("ConfigOnly"), bool, "NetworkCreateRequest.ConfigOnly", False),
         config_from=_expect(_expect(body.get("ConfigFrom"), dict, "NetworkCreateRequest.ConfigFrom", {}).get("Network"),
@@ -230,7 +230,7 @@ def network_shape(manager, network) -> dict:
     return {
         "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
         "Driver": network.driver, "EnableIPv6": network.enable_ipv6,
-        "IPAM": {"Driver": "default", "Options": dict(network.ipam_options) or None, "Config": _ipam_shape(network)},
+        "IPAM": {"Driver": "default", "Options": dict(network.ipam_options) if network.ipam_options is not None else None, "Config": _ipam_shape(network)},
         "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
         "ConfigFrom": {"Network": network.config_from}, "ConfigOnly": network.config_only, "Containers": members,
         "Options": dict(network.options), "Labels": dict(network.labels),

@@ -260,7 +260,7 @@ class NetworkManager:
             network = Network(
                 id=secrets.token_hex(32), name=name, driver=spec.driver, created=created_now(),
                 internal=spec.internal, attachable=spec.attachable, labels=dict(spec.labels),
-                options=dict(spec.options), ipam_options=dict(spec.ipam_options),
+                options=dict(spec.options), ipam_options=_copy(spec.ipam_options),
                 enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_from=spec.config_from,
             )
             if getattr(driver, "attaches", False):
@@ -298,14 +298,14 @@ class NetworkManager:
             raise errors.InvalidParameter("user specified configurations are not supported if the network "
                                           "depends on a configuration network")
         return attrs.evolve(spec, pools=list(source.pools), options=dict(source.options),
-                            ipam_options=dict(source.ipam_options), enable_ipv6=source.enable_ipv6,
+                            ipam_options=_copy(source.ipam_options), enable_ipv6=source.enable_ipv6,
                             config_from=source.name)
 
     async def _create_config_only(self, spec: NetworkSpec) -> Network:
         """A record only: no subnet picked, no driver state, nothing can attach."""
         addressing.split_pools(spec.pools)
         network = Network(id=secrets.token_hex(32), name=spec.name, driver="null", created=created_now(),
-                          labels=dict(spec.labels), options=dict(spec.options), ipam_options=dict(spec.ipam_options),
+                          labels=dict(spec.labels), options=dict(spec.options), ipam_options=_copy(spec.ipam_options),
                           enable_ipv6=spec.enable_ipv6, pools=list(spec.pools), config_only=True)
         await trio.to_thread.run_sync(network.save, self.directory)
         self._networks[network.id] = network
@@ -586,3 +586,6 @@ class NetworkManager:
             attributes["container"] = container_id
         self.events.publish("network", action, network.id, attributes)
 
+
+def _copy(mapping: dict | None) -> dict | None:
+    return dict(mapping) if mapping is not None else None

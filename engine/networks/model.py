@@ -43,7 +43,7 @@ class NetworkSpec:
     labels: dict = attrs.Factory(dict)
     options: dict = attrs.Factory(dict)
     ipam_driver: str = "default"
-    ipam_options: dict = attrs.Factory(dict)
+    ipam_options: dict | None = None  # None: not given (inspect shows null; {} when given empty)
     pools: list = attrs.field(factory=list, converter=_pools)
     #: only holds configuration for networks made with `config_from` (no bridge, no endpoints)
     config_only: bool = False
@@ -78,7 +78,7 @@ class Network:
     builtin: bool = False
     labels: dict = attrs.Factory(dict)
     options: dict = attrs.Factory(dict)
-    ipam_options: dict = attrs.Factory(dict)
+    ipam_options: dict | None = None  # None: not given (inspect shows null; {} when given empty)
     enable_ipv6: bool = False
     subnet6: str = ""
     gateway6: str = ""

@@ -200,6 +200,18 @@ def test_none_and_host_networks_take_no_container_at_run_time(api):
         403, "container cannot be disconnected from host network or connected to host network")
 
 
+def test_ipam_options_shown_as_given(compatd):
+    """dockerd keeps IPAM.Options as sent: null when absent, {} as the CLI sends it."""
+    for name, ipam, shown in (("nc-opt-none", None, None), ("nc-opt-empty", {"Driver": "default", "Options": {}}, {}),
+                              ("nc-opt-set", {"Options": {"a": "b"}}, {"a": "b"})):
+        body = {"Name": name, **({"IPAM": ipam} if ipam is not None else {})}
+        assert compatd.api("POST", "/networks/create", json=body).status_code == 201
+        try:
+            assert compatd.api("GET", f"/networks/{name}").json()["IPAM"]["Options"] == shown
+        finally:
+            compatd.api("DELETE", f"/networks/{name}")
+
+
 def test_names_with_spaces_and_duplicates(api):
     import docker
 
