@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import sys
+import time
 
 import trio
 
@@ -102,15 +103,24 @@ def _fs_type(path: str) -> str:
     return fstype
 
 
-def _os_name() -> str:
+def _os_release(key: str, default: str = "") -> str:
     try:
         with open("/etc/os-release") as f:
             for line in f:
-                if line.startswith("PRETTY_NAME="):
+                if line.startswith(key + "="):
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return "Linux"
+    return default
+
+
+def _backing_fs(path: str) -> str:
+    """The data root's file system as dockerd names it (its "extfs" for ext2/3/4)."""
+    try:
+        fstype = _fs_type(path)
+    except OSError:
+        return "unknown"
+    return {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs", "overlay": "overlayfs"}.get(fstype, fstype or "unknown")
 
 
 def _mem_total() -> int:
@@ -127,7 +137,8 @@ def _mem_total() -> int:
 def _host_facts() -> dict:
     return {
         "cgroup": _cgroup_version(),
-        "os": _os_name(),
+        "os": _os_release("PRETTY_NAME", "Linux"),
+        "os_version": _os_release("VERSION_ID"),
         "mem": _mem_total(),
         "ncpu": os.cpu_count() or 1,
         "name": socket.gethostname(),
@@ -157,7 +168,8 @@ async def info(req: Request) -> Response:
         "ID": getattr(daemon, "id", "") or "",
         **counts,
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Native Overlay Diff", "true"]],
+        "DriverStatus": [["Backing Filesystem", _backing_fs(data_root)], ["Supports d_type", "true"],
+                         ["Native Overlay Diff", "true"]],
         "Plugins": {
             "Volume": ["local"],
             "Network": ["bridge", "host", "null"],
@@ -180,14 +192,14 @@ async def info(req: Request) -> Response:
         "Debug": bool(getattr(config, "debug", False)),
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": trio.lowlevel.current_statistics().tasks_living,
-        "SystemTime": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(),
+        "SystemTime": format_rfc3339nano(time.time_ns()),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version,
         "NEventsListener": listeners,
         "KernelVersion": facts["kernel"],
         "OperatingSystem": facts["os"],
-        "OSVersion": "",
+        "OSVersion": facts["os_version"],
         "OSType": "linux",
         "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
@@ -224,7 +236,7 @@ async def info(req: Request) -> Response:
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": security,
-        "Warnings": [],
+        "Warnings": None,
     })
 
 
