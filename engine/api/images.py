@@ -325,22 +325,32 @@ def _removal_events(req: Request, image_id: str, result, labels: dict[str, dict]
 
 @router.post("/images/create")
 async def create(req: Request):
-    """`docker import` (fromSrc=-, body is the tar). Pulling (fromImage) needs the registry
-    client of the images issue."""
+    """`docker import` (fromSrc: - for the body's tar, or a URL to fetch it from), or a pull
+    (fromImage)."""
     q = req.query
     store = req.daemon.images
     if q.get("fromSrc"):
-        if q.get("fromSrc") != "-":
-            raise errors.InvalidParameter("importing from a URL is not supported; send the tar as the body")
+        source = q.get("fromSrc")
         repo, tag_name = q.get("repo") or "", q.get("tag") or ""
         reference = None
         if repo:
             reference = f"{repo}:{tag_name}" if tag_name else repo
         changes = q.getall("changes")
-        spool = await _spool(req, store)
+        if source == "-":
+            spool = await _spool(req, store)
+        else:  # a URL (dockerd takes one without a scheme as http)
+            from engine.images import download
+
+            source = source if "://" in source else "http://" + source
+            spool = _tmp_path(req, "import-")
+            try:
+                await download(source, spool)
+            except BaseException:
+                os.unlink(spool)
+                raise
         try:
             image = await store.import_tar(spool, reference=reference, changes=changes,
-                                           message=q.get("message") or "")
+                                           message=q.get("message") or f"Imported from {source}")
         finally:
             os.unlink(spool)
         _imported(req, image, reference)

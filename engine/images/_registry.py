@@ -272,6 +272,22 @@ class Registry:
             raise
 
 
+async def download(url: str, path: str, timeout: float = 60.0) -> None:
+    """GET `url` into the file `path` (docker import of a URL); RegistryError in Go's words
+    when it cannot be had."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=True,
+                                 headers={"User-Agent": _USER_AGENT}) as client:
+        try:
+            async with client.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    raise RegistryError(f"failed to GET {url} with status {resp.status_code} {resp.reason_phrase}")
+                with open(path, "wb") as out:
+                    async for chunk in resp.aiter_bytes(1 << 20):
+                        await trio.to_thread.run_sync(out.write, chunk)
+        except httpx.TransportError as exc:
+            raise RegistryError(f'Get "{url}": {describe_transport_error(exc)}') from None
+
+
 def describe_transport_error(e: Exception) -> str:
     text = str(e) or type(e).__name__
     if isinstance(e, httpx.ConnectError):

@@ -137,6 +137,46 @@ def test_docker_commit_and_export(docker, tmp_path):
 
 
 @needs_docker
+def test_docker_import_from_stdin_and_from_a_url(docker, tmp_path):
+    """docker import of a file and of a URL (served here on loopback), with the comment
+    dockerd gives each (Imported from - / from <url>); an unreachable URL in Go's words."""
+    import http.server
+    import socket
+    import threading
+
+    docker("create", "--name", "cli-imp", "busybox", "true", check=True)
+    try:
+        (tmp_path / "www").mkdir()
+        docker("export", "-o", str(tmp_path / "www" / "rootfs.tar"), "cli-imp", check=True)
+    finally:
+        docker("rm", "cli-imp")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar"
+    try:
+        docker("import", str(tmp_path / "www" / "rootfs.tar"), "cli-imp:file", check=True)
+        docker("import", url, "cli-imp:url", check=True)
+        for tag, comment in (("file", "Imported from -"), ("url", f"Imported from {url}")):
+            shown = docker("inspect", "-f", "{{.Comment}}", f"cli-imp:{tag}", check=True).stdout.decode().strip()
+            assert shown == comment
+            assert docker("run", "--rm", f"cli-imp:{tag}", "/bin/busybox", "true").returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        docker("rmi", "cli-imp:file", "cli-imp:url")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    refused = docker("import", f"http://127.0.0.1:{closed}/rootfs.tar", "cli-imp:gone")
+    assert refused.returncode == 1
+    assert refused.stderr.decode().startswith(f'Error response from daemon: Get "http://127.0.0.1:{closed}/rootfs.tar": ')
+    assert docker("image", "inspect", "cli-imp:gone").returncode == 1
+
+
+@needs_docker
 def test_docker_login(docker, auth_registry):
     ok = docker("login", "-u", "bob", "--password-stdin", auth_registry.host, input=b"pa55\n")
     assert ok.returncode == 0, ok.stderr
