@@ -186,7 +186,7 @@ def _ports(key: str, values: list[str]) -> None:
 
 LIST_FILTERS: dict[str, filters_api.Check | None] = {
     "id": None, "name": None, "label": None, "ancestor": None, "before": None, "since": None, "volume": None,
-    "network": None, "isolation": None, "publish": _ports, "expose": _ports, "exited": filters_api.integer,
+    "network": None, "isolation": None, "publish": _ports, "expose": _ports, "exited": filters_api.integer(),
     "is-task": filters_api.boolean, "status": filters_api.one_of({s.value for s in Status}),
     "health": filters_api.one_of(health.STATUSES, "Unrecognised filter value for health: {value}"),
 }

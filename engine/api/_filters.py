@@ -30,12 +30,18 @@ def boolean(key: str, values: list[str]) -> None:
         raise errors.InvalidParameter(f"Invalid filter '{key}={_go_list(values)}'")
 
 
-def integer(key: str, values: list[str]) -> None:
-    for v in values:
-        try:
-            int(v)
-        except ValueError:
-            raise errors.InvalidParameter(f'strconv.Atoi: parsing "{v}": invalid syntax') from None
+def integer(message: str = 'strconv.Atoi: parsing "{value}": invalid syntax') -> Check:
+    """Whole numbers; `message` (dockerd's words where a number would not parse) is formatted
+    with the key and the offending value."""
+
+    def check(key: str, values: list[str]) -> None:
+        for v in values:
+            try:
+                int(v)
+            except ValueError:
+                raise errors.InvalidParameter(message.format(key=key, value=v)) from None
+
+    return check
 
 
 def timestamp(key: str, values: list[str]) -> None:
