@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote_plus
 
 import trio
 
@@ -233,7 +234,7 @@ async def logs(req: Request):
     tail_n = None if tail in (None, "", "all") else _tail(tail)
     since = parse_since(q.get("since")) if q.get("since") not in (None, "", "0") else None
     until = parse_since(q.get("until")) if q.get("until") not in (None, "", "0") else None
-    timestamps = q.bool("timestamps")
+    timestamps, details = q.bool("timestamps"), q.bool("details")
     tty = c.config.tty
     await manager.catch_up_log(c)
     driver, live = manager.log_reader(c)
@@ -242,26 +243,33 @@ async def logs(req: Request):
     async def body():
         async for record in driver.read(follow=follow, since_ns=since, until_ns=until, tail=tail_n,
                                         stdout=stdout, stderr=stderr):
-            line = log_line(record, timestamps)
+            line = log_line(record, timestamps, details)
             yield line if tty else frame(1 if record.stream == "stdout" else 2, line)
 
     content_type = RAW_STREAM if tty else MULTIPLEXED
     return StreamingResponse(body(), content_type)
 
 
-def log_line(record, timestamps: bool) -> bytes:
-    """The bytes `docker logs` shows for one LogRecord (before framing)."""
+def log_line(record, timestamps: bool, details: bool = False) -> bytes:
+    """The bytes `docker logs` shows for one LogRecord (before framing): with details, its
+    attributes as dockerd prints them (k=v query-escaped, sorted, comma-separated) and a space,
+    after the timestamp."""
+    data = record.data
+    if details:
+        data = ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in record.attrs).encode() + b" " + data
     if timestamps:
-        return format_rfc3339nano(record.time_ns, fixed=True).encode() + b" " + record.data
-    return record.data
+        return format_rfc3339nano(record.time_ns, fixed=True).encode() + b" " + data
+    return data
 
 
-def _tail(value: str) -> int:
+def _tail(value: str) -> int | None:
+    """The last n lines; None (all) for "all", a negative number or one that does not parse,
+    as dockerd takes them."""
     try:
         n = int(value)
     except ValueError:
-        raise errors.InvalidParameter(f"invalid value for tail: {value!r}") from None
-    return max(n, 0) if n >= 0 else None
+        return None
+    return n if n >= 0 else None
 
 
 @router.hijack("POST", "/containers/{id}/attach")

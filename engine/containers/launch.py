@@ -220,9 +220,11 @@ class Launching:
         log_config = container.host_config.log_config
         if log_config.type == "none":
             return None
-        from engine.containers.logs import JsonFileLogDriver
+        from engine.containers.logs import JsonFileLogDriver, extra_attributes
 
-        return JsonFileLogDriver(container.log_path, dict(log_config.options))
+        options = dict(log_config.options)
+        return JsonFileLogDriver(container.log_path, options,
+                                 extra_attributes(options, container.config.labels, container.config.env))
 
     def _teardown_host(self, container: Container, cgroup) -> None:
         try:

@@ -34,7 +34,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import attrs
 import trio
@@ -61,6 +61,7 @@ class LogRecord:
     stream: str
     data: bytes
     time_ns: int
+    attrs: tuple[tuple[str, str], ...] = ()  # the run's --log-opt env/labels values (docker logs --details)
 
 
 # --- options ------------------------------------------------------------------------------
@@ -99,6 +100,9 @@ def validate_options(options: dict[str, str]) -> tuple[int, int]:
     for key in options:
         if key not in _KNOWN_OPTIONS:
             raise errors.InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+    for key in ("labels-regex", "env-regex"):
+        if options.get(key):
+            _regex(options[key])
     max_size = -1
     if options.get("max-size") not in (None, ""):
         max_size = _parse_max_size(str(options["max-size"]))
@@ -119,21 +123,45 @@ def validate_options(options: dict[str, str]) -> tuple[int, int]:
     return max_size, max_file
 
 
-def _encode_record(stream: str, data: bytes, when_ns: int) -> bytes:
-    return (
-        json.dumps(
-            {"log": data.decode("utf-8", "replace"), "stream": stream, "time": format_rfc3339nano(when_ns)},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-        + b"\n"
-    )
+def extra_attributes(options: Mapping[str, str], labels: Mapping[str, str], env: Sequence[str]) -> dict[str, str]:
+    """What the labels, labels-regex, env and env-regex options pick of the container's labels
+    and environment, as dockerd's logger.Info.ExtraAttributes: written with every line."""
+    picked: dict[str, str] = {}
+    names = [n for n in (options.get("labels") or "").split(",") if n]
+    picked.update((n, labels[n]) for n in names if n in labels)
+    if options.get("labels-regex"):
+        pattern = _regex(options["labels-regex"])
+        picked.update((k, v) for k, v in labels.items() if pattern.search(k))
+    variables = dict(e.split("=", 1) for e in env if "=" in e)
+    names = [n for n in (options.get("env") or "").split(",") if n]
+    picked.update((n, variables[n]) for n in names if n in variables)
+    if options.get("env-regex"):
+        pattern = _regex(options["env-regex"])
+        picked.update((k, v) for k, v in variables.items() if pattern.search(k))
+    return picked
+
+
+def _regex(text: str) -> re.Pattern:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise errors.InvalidParameter(f"error parsing regexp: {exc}: `{text}`") from None
+
+
+def _encode_record(stream: str, data: bytes, when_ns: int, extra: dict[str, str] | None = None) -> bytes:
+    record = {"log": data.decode("utf-8", "replace"), "stream": stream}
+    if extra:
+        record["attrs"] = extra
+    record["time"] = format_rfc3339nano(when_ns)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
 def _decode_record(line: bytes) -> LogRecord | None:
     try:
         obj = json.loads(line)
-        return LogRecord(obj.get("stream", "stdout"), obj["log"].encode("utf-8"), parse_rfc3339_ns(obj["time"]))
+        extra = obj.get("attrs") or {}
+        return LogRecord(obj.get("stream", "stdout"), obj["log"].encode("utf-8"), parse_rfc3339_ns(obj["time"]),
+                         tuple(sorted((str(k), str(v)) for k, v in extra.items())))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # a torn or foreign line: skip it like Docker's decoder does
 
@@ -145,9 +173,10 @@ class JsonFileLogDriver:
 
     name = "json-file"
 
-    def __init__(self, path: str, options: dict[str, str] | None = None):
+    def __init__(self, path: str, options: dict[str, str] | None = None, extra: dict[str, str] | None = None):
         self.path = path
         self.max_size, self.max_file = validate_options(dict(options or {}))
+        self.extra = dict(extra or {})  # extra_attributes(): in every record written
         self._fh = None  # opened lazily by the first write
         self._size = 0
         self._generation = 0  # bumped by every rotation
@@ -232,7 +261,7 @@ class JsonFileLogDriver:
         else:
             self._tail_ns.pop(stream, None)
         if cuts:
-            records = [_encode_record(stream, data[a:b], when) for a, b in cuts]
+            records = [_encode_record(stream, data[a:b], when, self.extra) for a, b in cuts]
             ends = [(stream, base + b) for _, b in cuts] if base is not None and self._journal else None
             await self._append(records, ends)
 
@@ -241,7 +270,7 @@ class JsonFileLogDriver:
         records, ends = [], []
         for stream, tail in self._tails.items():
             if tail:
-                records.append(_encode_record(stream, tail, self._tail_ns.pop(stream, time.time_ns())))
+                records.append(_encode_record(stream, tail, self._tail_ns.pop(stream, time.time_ns()), self.extra))
                 off = self._tail_off.pop(stream, None)
                 ends.append((stream, off + len(tail)) if off is not None else None)
         self._tails.clear()

@@ -143,6 +143,25 @@ def test_logs_follow_ends_when_container_stops(docker, daemon):
     assert b"n3\n" in rest
 
 
+def test_logs_details_show_the_env_and_labels_the_log_options_pick(docker):
+    """--log-opt env/labels/…-regex: each json-file line carries those values (attrs), and
+    docker logs --details prints them first, query-escaped and sorted, as dockerd does."""
+    docker("run", "--name", "cli-details", "-e", "E1=a b&c", "-e", "E2=z", "-l", "L1=y", "--log-opt", "env-regex=^E",
+           "--log-opt", "labels=L1,missing", "busybox", "echo", "hi", check=True)
+    try:
+        shown = docker("logs", "--details", "cli-details", check=True).stdout
+        assert shown == b"E1=a+b%26c,E2=z,L1=y hi\n"
+        plain = docker("logs", "cli-details", check=True).stdout
+        assert plain == b"hi\n"
+    finally:
+        docker("rm", "cli-details")
+    docker("run", "--name", "cli-details", "busybox", "echo", "hi", check=True)
+    try:  # no attributes: the separating space alone, as dockerd prints it
+        assert docker("logs", "--details", "cli-details", check=True).stdout == b" hi\n"
+    finally:
+        docker("rm", "cli-details")
+
+
 def test_stop_wait_start_restart(docker):
     docker.names.append("pe-cli-stop")
     docker("run", "-d", "--name", "pe-cli-stop", "busybox", "sleep", "1000", check=True)

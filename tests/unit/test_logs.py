@@ -328,3 +328,37 @@ def test_log_drivers_other_than_json_file_and_none_are_refused_at_create(driver,
     assert info.value.message == message
     for kept in ("json-file", "none"):
         validate_host_config(HostConfig(log_config=LogConfig(type=kept)))
+
+
+@pytest.mark.parametrize("given, lines", [("3", 3), ("0", 0), ("-1", None), ("bogus", None)])
+def test_tail_values_as_dockerd_takes_them(given, lines):
+    """A tail that does not parse or is negative shows every line (dockerd), not an error."""
+    from engine.api.containers import _tail
+
+    assert _tail(given) == lines
+
+
+def test_extra_attributes_pick_what_the_options_name():
+    from engine.containers.logs import extra_attributes
+
+    labels, env = {"team": "a", "tier": "web", "other": "x"}, ["E1=1", "E2=2", "PATH=/bin", "NOVALUE"]
+    assert extra_attributes({}, labels, env) == {}
+    assert extra_attributes({"labels": "team,missing", "env": "E2,NOVALUE"}, labels, env) == {"team": "a", "E2": "2"}
+    assert extra_attributes({"labels-regex": "^t", "env-regex": "^E"}, labels, env) == \
+        {"team": "a", "tier": "web", "E1": "1", "E2": "2"}
+    with pytest.raises(errors.InvalidParameter, match="error parsing regexp"):
+        extra_attributes({"env-regex": "("}, labels, env)
+
+
+async def test_records_carry_their_attributes_and_details_print_them(tmp_path):
+    from engine.api.containers import log_line
+
+    driver = JsonFileLogDriver(str(tmp_path / "log.json"), {}, {"b": "x y", "a": "1&2"})
+    await driver.write("stdout", b"hi\n", when_ns=0)
+    await driver.aclose()
+    line = json.loads((tmp_path / "log.json").read_text())
+    assert list(line) == ["log", "stream", "attrs", "time"] and line["attrs"] == {"b": "x y", "a": "1&2"}
+    records = [r async for r in JsonFileLogDriver.reader(str(tmp_path / "log.json")).read(follow=False)]
+    assert records[0].attrs == (("a", "1&2"), ("b", "x y"))
+    assert log_line(records[0], timestamps=False, details=True) == b"a=1%262,b=x+y hi\n"
+    assert log_line(records[0], timestamps=False) == b"hi\n"
