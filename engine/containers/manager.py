@@ -412,7 +412,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             container.state.status = Status.RUNNING
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
-        container = self.get(ref)
+        try:
+            container = self.get(ref)
+        except errors.NotFound as exc:  # dockerd's kill says what it was doing
+            raise errors.NotFound(f"Cannot kill container: {ref}: {exc.message}") from None
         try:
             number = cfg.parse_signal(sig, default=signal.SIGKILL)
         except errors.InvalidParameter:

@@ -93,7 +93,7 @@ class Supervising:
         the restart policy."""
         sup = self._supervisors[container.id]
         first = True
-        delay = 0.1
+        delay = 0.0
         try:
             with trio.CancelScope() as scope:
                 sup.cancel_scope = scope
@@ -129,7 +129,7 @@ class Supervising:
                     if not self._should_restart(container, run.exit_code):
                         break
                     ran_ns = container.state.finished_at_ns - run.started_at_ns
-                    delay = 0.1 if ran_ns > 10_000_000_000 else min(delay * 2, 60)
+                    delay = next_restart_delay(delay, ran_ns)
                     container.restart_count += 1
                     container.state.status = Status.RESTARTING
                     container.save()
@@ -262,3 +262,11 @@ def _oom_killed(cgroup) -> bool:
         return cgroup.oom_kill_count() > 0
     except (OSError, errors.EngineError):
         return False
+
+
+def next_restart_delay(previous: float, ran_ns: int) -> float:
+    """Seconds before a restart, as dockerd's restart manager counts them: 100 ms the first
+    time and after a run of 10 s or more, else twice the previous delay, at most a minute."""
+    if not previous or ran_ns >= 10_000_000_000:
+        return 0.1
+    return min(previous * 2, 60.0)

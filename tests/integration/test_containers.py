@@ -168,6 +168,9 @@ def test_kill_with_signal_reaches_handler(dclient):
         with pytest.raises(docker.errors.APIError) as info:
             dclient.kill(cid, signal=bad)
         assert (info.value.status_code, info.value.explanation) == (400, message)
+    with pytest.raises(docker.errors.NotFound) as info:
+        dclient.kill("pe-no-such-container")
+    assert info.value.explanation == "Cannot kill container: pe-no-such-container: No such container: pe-no-such-container"
     dclient.kill(cid, signal="HUP")
     assert dclient.wait(cid, timeout=30)["StatusCode"] == 5
     assert b"got-hup" in dclient.logs(cid)

@@ -85,3 +85,14 @@ def test_blkio_weight_v2_converts_to_io_weight(tmp_path):
     assert (tmp_path / "io.weight").read_text().strip() == "default 10000"
     with pytest.raises(errors.InvalidParameter, match="Range of blkio weight is from 10 to 1000"):
         Resources(blkio_weight=5).validate()
+
+
+def test_restart_delays_as_dockerds_restart_manager():
+    from engine.containers.supervision import next_restart_delay
+
+    delays, delay = [], 0.0
+    for _ in range(12):
+        delay = next_restart_delay(delay, ran_ns=300_000_000)
+        delays.append(delay)
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8] and delays[-1] == 60.0  # the first restart waits 100 ms (was 200)
+    assert next_restart_delay(12.8, ran_ns=10_000_000_000) == 0.1  # a run of 10 s starts over
