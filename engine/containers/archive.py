@@ -30,8 +30,11 @@ answered 500 and, later, 400 for these).
 from __future__ import annotations
 
 import errno
+import functools
+import grp
 import os
 import posixpath
+import pwd
 import shutil
 import stat as stat_mod
 import tarfile
@@ -264,11 +267,29 @@ def _walk(scope: _Scope, cpath: str, host: str, arcname: str) -> Iterator[tuple[
         yield from _walk(scope, child, scope.host(child), f"{prefix}/{name}")
 
 
+@functools.lru_cache(maxsize=256)
+def _user_name(uid: int) -> str:
+    """The host's name for a uid, as Go's tar.FileInfoHeader puts it in dockerd's headers."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@functools.lru_cache(maxsize=256)
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
 def _tarinfo(arcname: str, host: str, st: os.stat_result, hardlinks: dict) -> tarfile.TarInfo:
     info = tarfile.TarInfo(arcname)
     info.mode = stat_mod.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.mtime = st.st_mtime
+    info.uname, info.gname = _user_name(st.st_uid), _group_name(st.st_gid)
+    info.mtime = int(st.st_mtime)  # whole seconds, as dockerd's tars: no PAX header for the fraction
     info.size = 0
     mode = st.st_mode
     if stat_mod.S_ISREG(mode):
@@ -542,6 +563,9 @@ def _extract_all(extractor: _Extractor, reader: _BodyReader) -> None:
         with tarfile.open(fileobj=reader, mode="r|*") as tar:
             for member in tar:
                 extractor.extract(tar, member)
+    except tarfile.ReadError as exc:
+        if str(exc) != "empty file":  # an empty body puts nothing, as dockerd takes it
+            raise errors.InvalidParameter(f"invalid tar archive: {exc}") from None
     except tarfile.TarError as exc:
         raise errors.InvalidParameter(f"invalid tar archive: {exc}") from None
     except OSError as exc:

@@ -299,3 +299,21 @@ async def test_archive_put_errors(fs):
     # garbage body
     with pytest.raises(errors.InvalidParameter):
         await archive_put(root, mounts, "/dir", body(b"not a tar at all" * 100))
+
+
+async def test_tars_are_headed_as_dockerds_and_an_empty_put_is_nothing(fs):
+    """Whole-second mtimes (no PAX header of its own per file) and the host's user and group
+    names, as Go's tar headers carry them; an empty body extracts nothing without an error."""
+    tmp, root, mounts = fs
+    os.utime(os.path.join(root, "file"), ns=(1_700_000_000_500_000_000, 1_700_000_000_500_000_000))
+    _, chunks = await archive_get(root, mounts, "/file", CID)
+    data = b"".join([c async for c in chunks])
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == ["file"] and b"PaxHeader" not in data
+    import pwd
+
+    assert (members[0].mtime, members[0].uname) == (1_700_000_000, pwd.getpwuid(os.getuid()).pw_name)
+    before = sorted(os.listdir(os.path.join(root, "dir")))
+    await archive_put(root, mounts, "/dir", body(b""), container_id=CID)
+    assert sorted(os.listdir(os.path.join(root, "dir"))) == before
