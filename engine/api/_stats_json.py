@@ -20,9 +20,9 @@ def _memory(m) -> dict:
     if m is None:
         return {}
     out = {"usage": m.usage}
-    if m.max_usage is not None:
+    if m.max_usage:  # Go's omitempty: v2 has neither, v1 shows them when not 0
         out["max_usage"] = m.max_usage
-    if m.failcnt is not None:
+    if m.failcnt:
         out["failcnt"] = m.failcnt
     out["limit"] = m.limit
     out["stats"] = dict(m.stats)
