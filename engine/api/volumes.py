@@ -13,7 +13,7 @@ from engine.filters import label_matches
 router = Router()
 
 _LIST_FILTERS = {"dangling": filters_api.boolean, "name": None, "label": None, "driver": None}
-_PRUNE_FILTERS = {"label": None, "label!": None, "all": filters_api.boolean}
+_PRUNE_FILTERS = {"label": None, "label!": None}
 
 
 def _manager(req: Request):
@@ -53,14 +53,6 @@ def _matches(manager, volume: Volume, filters: dict) -> bool:
     return True
 
 
-def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
-    try:
-        major, minor = (int(x) for x in (version or "").lstrip("v").split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= wanted
-
-
 @router.get("/volumes")
 async def list_volumes(req: Request):
     manager = _manager(req)
@@ -88,12 +80,10 @@ async def create_volume(req: Request):
 
 @router.post("/volumes/prune")
 async def prune_volumes(req: Request):
-    filters = req.query.filters(_PRUNE_FILTERS)
-    everything = filters_api.truthy(filters.get("all"))
-    # API ≥ 1.42 (Docker 23): prune only anonymous volumes unless all=true.
-    anonymous_only = not everything and _version_at_least(req.api_version, (1, 42))
-    report = await _manager(req).prune(labels=filters.get("label") or (), not_labels=filters.get("label!") or (),
-                                       anonymous_only=anonymous_only)
+    # API 1.41: every unused volume (1.42 narrowed it to anonymous ones unless all=true; dockerd
+    # 20.10 refuses an `all` filter as unknown).
+    selected = filters_api.prune_filters(req.query.filters(_PRUNE_FILTERS))
+    report = await _manager(req).prune(selected)
     return json_response({"VolumesDeleted": list(report.deleted) or None, "SpaceReclaimed": report.space_reclaimed})
 
 

@@ -28,7 +28,7 @@ import attrs
 import trio
 
 from engine import errors
-from engine.filters import label_matches
+from engine.filters import PruneFilters
 from engine.volumes.driver import load_drivers
 from engine.volumes.model import (
     ANONYMOUS_LABEL, MountPoint, PruneReport, Volume, VolumeStatus, load_mounts, rfc3339, save_mounts, validate_name,
@@ -237,19 +237,12 @@ class VolumeManager:
         self._volumes.pop(volume.name, None)
         self.events.publish("volume", "destroy", volume.name, {"driver": volume.driver})
 
-    async def prune(self, *, labels=(), not_labels=(), anonymous_only: bool = False) -> PruneReport:
-        """Remove the volumes no container references, with all of `labels` and none of
-        `not_labels` ("key" or "key=value"); `anonymous_only`: only anonymous ones."""
+    async def prune(self, selected: PruneFilters = PruneFilters()) -> PruneReport:
+        """Remove the volumes no container references that the label / label! filters select."""
         deleted, reclaimed = [], 0
         async with self._lock:
             for volume in list(self._volumes.values()):
-                if self.users(volume.name):
-                    continue
-                if anonymous_only and not volume.anonymous:
-                    continue
-                if not all(label_matches(volume.labels, v) for v in labels):
-                    continue
-                if any(label_matches(volume.labels, v) for v in not_labels):
+                if self.users(volume.name) or not selected.selects(0, volume.labels):
                     continue
                 size = 0
                 driver = self.drivers.get(volume.driver)

@@ -41,7 +41,7 @@ def _filters(**values) -> dict:
     ("POST", "/images/prune", _filters(bogus="1"), 400, "Invalid filter 'bogus'"),
     ("POST", "/images/prune", _filters(until="bogus"), 400, 'failed to parse value as time or duration: "bogus"'),
     ("POST", "/networks/prune", _filters(bogus="1"), 400, "Invalid filter 'bogus'"),
-    ("POST", "/volumes/prune", _filters(all="maybe"), 400, "Invalid filter 'all=[maybe]'"),
+    ("POST", "/volumes/prune", _filters(all="1"), 400, "Invalid filter 'all'"),  # API 1.41 has no `all`
     ("POST", "/build/prune", _filters(bogus="1"), 400, "Invalid filter 'bogus'"),
 ])
 def test_bad_filters_are_refused_with_nothing_to_match(empty_daemon, method, path, filters, status, message):

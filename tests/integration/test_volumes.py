@@ -212,6 +212,21 @@ def test_anonymous_volumes_removed_with_rm_v(vold):
     assert volume(vold, name) is None
 
 
+def test_prune_label_filters_as_dockerd_applies_them(vold):
+    """label selects the volumes with all its labels; label! keeps those with all of its."""
+    for name, labels in (("pl-ab", {"a": "1", "b": "2"}), ("pl-a", {"a": "1"}), ("pl-none", {})):
+        assert vold.api("POST", "/volumes/create", json={"Name": name, "Labels": labels}).status_code == 201
+
+    def prune(**filters):
+        r = vold.api("POST", "/volumes/prune", params={"filters": json.dumps({k.replace("_", "!"): v
+                                                                               for k, v in filters.items()})})
+        return {n for n in r.json()["VolumesDeleted"] or [] if n.startswith("pl-")}  # others' may go too
+
+    assert prune(label=["a=1", "b"], label_=["nothing"]) == {"pl-ab"}
+    assert prune(label_=["a=1"]) == {"pl-none"}
+    assert prune() == {"pl-a"}
+
+
 def test_autoremove_removes_anonymous_volumes(vold):
     body = {"Image": "busybox", "Cmd": ["true"], "Volumes": {"/x": {}}, "HostConfig": {"AutoRemove": True}}
     before = {v["Name"] for v in vold.api("GET", "/volumes").json()["Volumes"]}
