@@ -65,7 +65,7 @@ async def create(req: Request):
     config, host_config = container_json.create_request(body)
     endpoints = networks_api.endpoints_config(body)
     container, warnings = await req.daemon.containers.create(config, host_config, req.query.get("name"),
-                                                             endpoints=endpoints)
+                                                             endpoints=endpoints, platform=req.query.get("platform") or "")
     return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
 

@@ -171,6 +171,9 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     resolve_capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     for ulimit in host.ulimits or ():
         _rlimit(ulimit)
+    isolation = host.other.get("Isolation") or ""
+    if isolation not in ("", "default"):
+        raise errors.InvalidParameter(f'Invalid isolation: "{isolation}" - linux only supports \'default\'')
     for opt in host.security_opt or ():
         if opt.split("=", 1)[0].split(":", 1)[0] not in ("no-new-privileges", "seccomp", "apparmor", "label"):
             raise errors.InvalidParameter(f"invalid --security-opt: {opt!r}")
@@ -252,10 +255,15 @@ def _validate_kernel_knobs(host: HostConfig, warnings: list[str]) -> HostConfig:
     cgroupparent.validate(host.cgroup_parent)
     sysctls.validate(host)
     res = host.resources
-    if (res.memory_swappiness in (None, -1) and not res.oom_kill_disable
+    if (res.memory_swappiness in (None, -1) and not res.oom_kill_disable and not res.blkio_weight
             and not any(getattr(res, f) for f in BLKIO_DEVICE_FIELDS)):
         return host  # nothing that needs the host's cgroups looked at
     support = cgroups.support()
+    if res.blkio_weight and not support.blkio_weight:  # before the range, as dockerd
+        warnings.append(cgroups.BLKIO_WEIGHT_UNSUPPORTED_WARNING)
+        res = attrs.evolve(res, blkio_weight=0)
+    elif res.blkio_weight and not 10 <= res.blkio_weight <= 1000:
+        raise errors.InvalidParameter("Range of blkio weight is from 10 to 1000")
     swappiness = res.memory_swappiness
     if swappiness is not None:
         if not support.memory_swappiness and swappiness != -1:

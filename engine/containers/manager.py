@@ -199,12 +199,17 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
     # --- create -------------------------------------------------------------------------------
     async def create(self, config: ContainerConfig, host_config: HostConfig | None = None,
-                     name: str | None = None, endpoints: dict | None = None) -> tuple[Container, list[str]]:
+                     name: str | None = None, endpoints: dict | None = None,
+                     platform: str = "") -> tuple[Container, list[str]]:
         """`config` as requested (the image's defaults are merged in here, once); `endpoints`:
-        network ref → engine.networks.EndpointSettings (the API's typed NetworkingConfig)."""
+        network ref → engine.networks.EndpointSettings (the API's typed NetworkingConfig);
+        `platform` ("linux/arm64"): the image must be of it."""
         if not config.image:
             raise errors.InvalidParameter("Config cannot be empty in order to create a container")
         image = self.images.resolve(config.image)
+        if platform and not image.matches_platform(platform):
+            raise errors.NotFound(f"image with reference {config.image} was found but does not match the specified "
+                                  f"platform: wanted {platform}, actual: {image.platform}")
         config = cfg.with_image_defaults(config, image.run_config)
         host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
         host_config = bind_propagation.for_daemon_root(host_config, self.config.data_root)

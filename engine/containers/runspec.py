@@ -49,7 +49,8 @@ def namespaces_for(container: Container, donor_pid) -> dict[str, str | None]:
 
 def check_donors(host: HostConfig, get_container) -> None:
     """At create, as dockerd: the container a PidMode or IpcMode "container:<ref>" names must
-    exist (its namespaces are joined at start, when it must run)."""
+    exist (its namespaces are joined at start, when it must run), and so must every container
+    a link names (400, not 404: the CLI would go and pull the image)."""
     for mode in (host.pid_mode, host.ipc_mode):
         ref = mode.split(":", 1)[1] if mode.startswith("container:") else ""
         if ref:
@@ -57,6 +58,14 @@ def check_donors(host: HostConfig, get_container) -> None:
                 get_container(ref)
             except errors.NotFound as exc:
                 raise errors.InvalidParameter(exc.message) from None
+    if host.links:
+        from engine.networks import links
+
+        for name, _alias in links.parse_all(host.links):
+            try:
+                get_container(name)
+            except errors.NotFound as exc:
+                raise errors.InvalidParameter(f"could not get container for {name}: {exc.message}") from None
 
 
 def _shm_mount(host: HostConfig, shm_source: str | None) -> MountSpec | None:

@@ -98,6 +98,21 @@ class Image:
         return _hex(self.id)[:12]
 
     @property
+    def platform(self) -> str:
+        """"os/architecture[/variant]" of its config ("linux/amd64")."""
+        parts = (self.config.get("os") or "linux", self.config.get("architecture") or "", self.config.get("variant"))
+        return "/".join(p for p in parts if p)
+
+    def matches_platform(self, wanted: str) -> bool:
+        """Whether `wanted` ("linux/arm64", "linux/arm/v7", "linux") names this image's
+        platform: os and architecture under their common aliases, the variant when both say one."""
+        mine, theirs = self.platform.lower().split("/"), wanted.lower().split("/")
+        aliases = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i386": "386"}
+        mine[1:2] = [aliases.get(p, p) for p in mine[1:2]]
+        theirs[1:2] = [aliases.get(p, p) for p in theirs[1:2]]
+        return all(a == b for a, b in zip(mine, theirs))
+
+    @property
     def container_config(self) -> dict:
         """The image's "config" section (Env, Cmd, Entrypoint, WorkingDir, User…)."""
         return self.config.get("config") or {}

@@ -93,6 +93,25 @@ def test_user_workdir_env_readonly(dclient):
     assert "Read-only file system" in lines[3]
 
 
+def test_create_refusals_in_dockerds_words(dclient):
+    """--platform the image is not of (404: the CLI then tries a pull of that platform), an
+    isolation Linux lacks, a link to a container that does not exist (400, named)."""
+    arch = dclient.inspect_image("busybox")["Architecture"]
+    other = "arm64" if arch != "arm64" else "amd64"
+    with pytest.raises(docker.errors.NotFound) as info:
+        dclient.create_container("busybox", "true", platform=f"linux/{other}")
+    assert info.value.explanation == ("image with reference busybox was found but does not match the specified "
+                                      f"platform: wanted linux/{other}, actual: linux/{arch}")
+    dclient.remove_container(dclient.create_container("busybox", "true", platform=f"linux/{arch}")["Id"])
+    for host_config, status, message in (
+        ({"Isolation": "hyperv"}, 400, "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
+        ({"Links": ["pe-no-such:alias"]}, 400, "could not get container for pe-no-such: No such container: pe-no-such"),
+    ):
+        with pytest.raises(docker.errors.APIError) as info:
+            dclient.create_container("busybox", "true", host_config=host_config)
+        assert (info.value.status_code, info.value.explanation) == (status, message)
+
+
 def test_home_as_runc_sets_it(dclient):
     """A process whose env has no HOME gets its user's home from /etc/passwd ("/" for a uid
     without an entry), the run's and an exec's alike; an explicit HOME is kept."""

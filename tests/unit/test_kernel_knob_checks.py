@@ -143,3 +143,12 @@ def test_cpusets_the_host_lacks_are_refused_at_create(monkeypatch, cpus, mems, m
         host_after_create({"CpusetCpus": cpus, "CpusetMems": mems}, monkeypatch, support)
     host, _ = host_after_create({"CpusetCpus": "1,0", "CpusetMems": "0"}, monkeypatch, support)
     assert (host["CpusetCpus"], host["CpusetMems"]) == ("1,0", "0")
+
+
+def test_blkio_weight_without_the_hosts_support_is_discarded_with_dockerds_warning(monkeypatch):
+    host, warnings = host_after_create({"BlkioWeight": 5}, monkeypatch, cgroups.Support(blkio_weight=False))
+    assert (host["BlkioWeight"], warnings) == (0, [cgroups.BLKIO_WEIGHT_UNSUPPORTED_WARNING])  # no range check
+    with pytest.raises(errors.InvalidParameter, match="^Range of blkio weight is from 10 to 1000$"):
+        host_after_create({"BlkioWeight": 5}, monkeypatch, cgroups.Support(blkio_weight=True))
+    host, warnings = host_after_create({"BlkioWeight": 300}, monkeypatch, cgroups.Support(blkio_weight=True))
+    assert (host["BlkioWeight"], warnings) == (300, [])

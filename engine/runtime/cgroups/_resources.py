@@ -93,7 +93,7 @@ class Resources:
         if self.nano_cpus < 0:
             raise InvalidParameter("Range of CPUs is from 0.01 to the number of CPUs available")
         if self.cpu_period and not (1000 <= self.cpu_period <= 1_000_000):
-            raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)")
+            raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
         if self.cpu_quota and self.cpu_quota != -1 and self.cpu_quota < 1000:
             raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
         if self.cpu_shares < 0:

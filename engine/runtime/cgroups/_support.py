@@ -15,6 +15,7 @@ from ._detect import Layout, layout
 class Support:
     memory_swappiness: bool = False
     oom_kill_disable: bool = False
+    blkio_weight: bool = False
     blkio_weight_device: bool = False
     blkio_read_bps: bool = False
     blkio_write_bps: bool = False
@@ -33,7 +34,7 @@ def detect_support(lay: Layout) -> Support:
                 io = "io" in f.read().split()
         except OSError:
             io = False
-        return Support(blkio_weight_device=io, blkio_read_bps=io, blkio_write_bps=io,
+        return Support(blkio_weight=io, blkio_weight_device=io, blkio_read_bps=io, blkio_write_bps=io,
                        blkio_read_iops=io, blkio_write_iops=io,
                        cpus=_read(root, "cpuset.cpus.effective") or _read("/sys/devices/system/cpu", "online"),
                        mems=_read(root, "cpuset.mems.effective") or _read("/sys/devices/system/node", "online"))
@@ -47,6 +48,7 @@ def detect_support(lay: Layout) -> Support:
     return Support(
         memory_swappiness=has("memory", "memory.swappiness"),
         oom_kill_disable=has("memory", "memory.oom_control"),
+        blkio_weight=has("blkio", "blkio.weight") or has("blkio", "blkio.bfq.weight"),
         blkio_weight_device=has("blkio", "blkio.weight_device") or has("blkio", "blkio.bfq.weight_device"),
         blkio_read_bps=has("blkio", "blkio.throttle.read_bps_device"),
         blkio_write_bps=has("blkio", "blkio.throttle.write_bps_device"),
