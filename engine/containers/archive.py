@@ -267,19 +267,11 @@ def _walk(scope: _Scope, cpath: str, host: str, arcname: str) -> Iterator[tuple[
         yield from _walk(scope, child, scope.host(child), f"{prefix}/{name}")
 
 
-@functools.lru_cache(maxsize=256)
-def _user_name(uid: int) -> str:
-    """The host's name for a uid, as Go's tar.FileInfoHeader puts it in dockerd's headers."""
+@functools.lru_cache(maxsize=512)
+def _owner_name(of_group: bool, number: int) -> str:
+    """The host's name for a uid or gid, as Go's tar.FileInfoHeader puts it in dockerd's headers."""
     try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return ""
-
-
-@functools.lru_cache(maxsize=256)
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
+        return grp.getgrgid(number).gr_name if of_group else pwd.getpwuid(number).pw_name
     except KeyError:
         return ""
 
@@ -288,7 +280,7 @@ def _tarinfo(arcname: str, host: str, st: os.stat_result, hardlinks: dict) -> ta
     info = tarfile.TarInfo(arcname)
     info.mode = stat_mod.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname, info.gname = _user_name(st.st_uid), _group_name(st.st_gid)
+    info.uname, info.gname = _owner_name(False, st.st_uid), _owner_name(True, st.st_gid)
     info.mtime = int(st.st_mtime)  # whole seconds, as dockerd's tars: no PAX header for the fraction
     info.size = 0
     mode = st.st_mode

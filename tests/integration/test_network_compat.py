@@ -250,10 +250,14 @@ def test_legacy_links_on_the_default_bridge_and_removing_one(api, compatd):
     for line in (f"DBALIAS_PORT_5432_TCP_ADDR={db_ip}", "DBALIAS_PORT_5432_TCP_PORT=5432",
                  f"DBALIAS_PORT=tcp://{db_ip}:5432", "DBALIAS_NAME=/nc-web/dbalias", "DBALIAS_ENV_SECRET=s3"):
         assert line in out, out
-    # a link to a container that is not running fails the start with the reason
-    lonely = api.create_container("busybox", "true", host_config=api.create_host_config(links={"nc-nothere": "x"}))
+    # a link to a container that is not running fails the start with the reason; to one that
+    # does not exist, the create (as dockerd)
+    api.create_container("busybox", "true", name="nc-stopped")
+    lonely = api.create_container("busybox", "true", host_config=api.create_host_config(links={"nc-stopped": "x"}))
     with pytest.raises(Exception, match="non running container"):
         api.start(lonely)
+    with pytest.raises(Exception, match="could not get container for nc-nothere: No such container: nc-nothere"):
+        api.create_container("busybox", "true", host_config=api.create_host_config(links={"nc-nothere": "x"}))
     # DELETE /containers/{parent}/{alias}?link=1 forgets the link, keeps both containers
     response = compatd.api("DELETE", "/containers//nc-web/dbalias", params={"link": "1"})
     assert response.status_code == 204, response.text
