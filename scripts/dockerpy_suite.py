@@ -253,7 +253,11 @@ def needs_elsewhere(nodeid: str) -> str | None:
 def run_suite(src: Path, host: str, args, junit: Path) -> int:
     # A config dir of its own: context tests create contexts there, detach tests a config.json.
     config = tempfile.mkdtemp(prefix="pe-dockerpy-config-")
-    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_TEST_API_VERSION": "1.41", "DOCKER_CONFIG": config}
+    # docker-py's tests leave their temp files and dirs behind (archives, build contexts, bind
+    # sources): they go to a directory of their own, removed after the run.
+    scratch = tempfile.mkdtemp(prefix="pe-dockerpy-tmp-")
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_TEST_API_VERSION": "1.41", "DOCKER_CONFIG": config,
+           "TMPDIR": scratch}
     env.pop("PYTHONPATH", None)
     env.pop("DOCKER_TLS_VERIFY", None)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
@@ -274,6 +278,7 @@ def run_suite(src: Path, host: str, args, junit: Path) -> int:
         return subprocess.run(cmd, cwd=src, env=env, stdout=None if args.verbose else subprocess.DEVNULL).returncode
     finally:
         shutil.rmtree(config, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def results(junit: Path) -> dict[str, str]:
