@@ -468,18 +468,13 @@ def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
     if not given and host.shares_host_network:
         return "".join(line + "\n" for line in host_lines)
     if not given:
-        kept = [line for line in host_lines if not _loopback_nameserver(line)]
-        if not any(_words(line)[:1] == ["nameserver"] for line in kept):
+        kept = [line for line in host_lines if not _loopback(_values([line], "nameserver"))]
+        if not _values(kept, "nameserver"):
             kept += [f"nameserver {s}" for s in DEFAULT_DNS]
         return "".join(line + "\n" for line in kept)
-    servers = list(dns or host.dns) or [
-        _words(line)[1] for line in host_lines
-        if _words(line)[:1] == ["nameserver"] and len(_words(line)) > 1 and not _loopback_nameserver(line)
-    ]
-    search = list(host.dns_search) or [w for line in host_lines if _words(line)[:1] == ["search"]
-                                       for w in _words(line)[1:]]
-    options = list(host.dns_options) or [w for line in host_lines if _words(line)[:1] == ["options"]
-                                         for w in _words(line)[1:]]
+    servers = list(dns or host.dns) or [s for s in _values(host_lines, "nameserver") if not _loopback([s])]
+    search = list(host.dns_search) or _values(host_lines, "search")
+    options = list(host.dns_options) or _values(host_lines, "options")
     out = []
     if search and " ".join(search).strip() != ".":
         out.append("search " + " ".join(search))
@@ -492,10 +487,12 @@ def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
 DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")  # dockerd's, when the host has only loopback resolvers
 
 
-def _words(line: str) -> list[str]:
-    return line.split()
+def _values(lines: list[str], keyword: str) -> list[str]:
+    """The words after `keyword` on the resolv.conf lines that start with it."""
+    return [w for line in lines if (words := line.split())[:1] == [keyword] for w in words[1:]]
 
 
-def _loopback_nameserver(line: str) -> bool:
-    words = _words(line)
-    return words[:1] == ["nameserver"] and len(words) > 1 and (words[1].startswith("127.") or words[1] == "::1")
+def _loopback(servers: list[str]) -> bool:
+    return any(s.startswith("127.") or s == "::1" for s in servers)
+
+

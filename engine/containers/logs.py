@@ -127,6 +127,8 @@ def extra_attributes(options: Mapping[str, str], labels: Mapping[str, str], env:
     """What the labels, labels-regex, env and env-regex options pick of the container's labels
     and environment, as dockerd's logger.Info.ExtraAttributes: written with every line."""
     picked: dict[str, str] = {}
+    if not any(options.get(k) for k in ("labels", "labels-regex", "env", "env-regex")):
+        return picked  # the usual start: no environment parsed
     names = [n for n in (options.get("labels") or "").split(",") if n]
     picked.update((n, labels[n]) for n in names if n in labels)
     if options.get("labels-regex"):

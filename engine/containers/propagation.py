@@ -38,6 +38,8 @@ def for_daemon_root(host, root: str, strict: bool = True):
             'invalid mount config: must use either propagation mode "rslave" or "rshared" when mount source is '
             f'within the daemon root, daemon root: "{root}", bind mount source: "{source}", propagation: "{named}"')
 
+    if not host.binds and not host.mounts:
+        return host  # most creates: nothing to look at
     binds = tuple(attrs.evolve(b, default_propagation=default_for(b.source, b.named_propagation))
                   for b in host.binds or ())
     mounts = tuple(attrs.evolve(m, default_propagation=default_for(m.source, m.propagation))
@@ -46,13 +48,6 @@ def for_daemon_root(host, root: str, strict: bool = True):
         return host
     return attrs.evolve(host, binds=binds if host.binds is not None else None,
                         mounts=mounts if host.mounts is not None else None)
-
-
-def of_bind(bind: str) -> str:
-    """The propagation named in a "src:dst:opts" bind, rprivate when none is."""
-    parts = bind.split(":")
-    options = parts[2].split(",") if len(parts) == 3 else []
-    return next((o for o in options if o in PROPAGATIONS), DEFAULT)
 
 
 def mount_of(path: str, mountinfo: str) -> tuple[str, list[str]]:

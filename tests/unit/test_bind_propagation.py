@@ -20,7 +20,9 @@ MOUNTINFO = """\
     ("/a:/b", "rprivate"), ("/a:/b:ro", "rprivate"), ("/a:/b:rw,rshared", "rshared"), ("/a:/b:slave,ro", "slave"),
 ])
 def test_propagation_of_a_bind(bind, expected):
-    assert propagation.of_bind(bind) == expected
+    from engine.containers.spec import Bind
+
+    assert Bind.parse(bind).propagation == expected
 
 
 def test_shared_needs_a_shared_mount_and_slave_a_shared_or_slave_one():
