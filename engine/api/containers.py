@@ -184,7 +184,7 @@ async def prune(req: Request):
 
 _UPDATE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
                 ("nano_cpus", "NanoCpus"), ("cpu_shares", "CpuShares"), ("cpu_quota", "CpuQuota"),
-                ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"))
+                ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"), ("kernel_memory", "KernelMemory"))
 
 
 @router.post("/containers/{id}/update")
@@ -205,8 +205,10 @@ async def update(req: Request):
     pids = body.get("PidsLimit")
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)):
         raise errors.InvalidParameter(f"invalid PidsLimit: {pids!r}")
+    kernel_memory = fields.pop("kernel_memory")
     policy = container_json.restart_policy(body["RestartPolicy"]) if body.get("RestartPolicy") else None
-    warnings = await req.daemon.containers.update(req.params["id"], Resources(pids_limit=pids, **fields), policy)
+    warnings = await req.daemon.containers.update(req.params["id"], Resources(pids_limit=pids, **fields), policy,
+                                                  kernel_memory)
     return json_response({"Warnings": warnings})
 
 

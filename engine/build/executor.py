@@ -182,9 +182,10 @@ class StageRunner:
 
     async def commit_config(self, config: dict, comment: str, make_layer=None) -> None:
         """A step recorded as a no-op command: probe the cache, else make an image — with an
-        empty layer, or with the layer `make_layer()` (async → diff id) commits (WORKDIR)."""
+        empty layer, or with the layer `make_layer()` (async → diff id) commits (WORKDIR,
+        whose comment dockerd records as one word as it does COPY's)."""
         container_config = dict(config)
-        container_config["Cmd"] = _nop_cmd(self.shell(), comment)
+        container_config["Cmd"] = _nop_cmd(self.shell(), comment, one_word=make_layer is not None)
         hit = self._probe(container_config, config)
         if hit is not None:
             await self.out(" ---> Using cache\n")
@@ -524,7 +525,7 @@ class StageRunner:
             comment = f"{what} {flags_text}{digest} in {dest} "
             config = dict(self.state.config)
             container_config = dict(config)
-            container_config["Cmd"] = _nop_cmd(self.shell(), comment)
+            container_config["Cmd"] = _nop_cmd(self.shell(), comment, one_word=True)
             hit = self._probe(container_config, config)
             if hit is not None:
                 await self.out(" ---> Using cache\n")
@@ -569,8 +570,10 @@ def copy_sources_mkdir(rootfs: str, path: str) -> None:
     _mkdir_p(rootfs, path, Owner())
 
 
-def _nop_cmd(shell: list[str], comment: str) -> list[str]:
-    return list(shell) + ["#(nop) ", comment]
+def _nop_cmd(shell: list[str], comment: str, one_word: bool = False) -> list[str]:
+    """A step's no-op command as dockerd records it (history's CreatedBy is it joined): the
+    comment a word of its own, or, for COPY/ADD/WORKDIR, one word with "#(nop) "."""
+    return list(shell) + (["#(nop) " + comment] if one_word else ["#(nop) ", comment])
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

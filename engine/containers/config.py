@@ -58,14 +58,36 @@ def parse_signal(value: str | int | None, default: int = signal.SIGTERM) -> int:
 
 
 def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
-    """Image env first, request overrides by key (Docker's order)."""
-    merged: dict[str, str] = {}
+    """A create's Env as dockerd makes it: the request's entries as given, then the image's
+    whose name the request does not set."""
     for entry in [*image_env, *request_env]:
-        key = entry.split("=", 1)[0]
-        if not key:
+        if not entry.split("=", 1)[0]:
             raise errors.InvalidParameter(f"invalid environment variable: {entry}")
-        merged[key] = entry
-    return list(merged.values())
+    names = {entry.split("=", 1)[0] for entry in request_env}
+    return [*request_env, *(e for e in image_env if e.split("=", 1)[0] not in names)]
+
+
+def check_kernel_memory(value: int) -> str:
+    """--kernel-memory (create, update): kept and shown, never applied; dockerd's warning."""
+    if value < MIN_MEMORY:
+        raise errors.InvalidParameter("Minimum kernel memory limit allowed is 6MB")
+    return "Specifying a kernel memory limit is deprecated and will be removed in a future release."
+
+
+def replace_or_append(defaults: list[str], overrides) -> list[str]:
+    """dockerd's ReplaceOrAppendEnvValues: each override takes the place of the entry of its
+    name or is appended; then entries without "=" are dropped (`-e NAME` of a variable the
+    client did not have: unset, not passed on as a malformed entry)."""
+    env = list(defaults)
+    position = {entry.split("=", 1)[0]: i for i, entry in enumerate(env)}
+    for entry in overrides:
+        name = entry.split("=", 1)[0]
+        if name in position:
+            env[position[name]] = entry
+        else:
+            position[name] = len(env)
+            env.append(entry)
+    return [entry for entry in env if "=" in entry]
 
 
 def with_image_defaults(request: ContainerConfig, image: RunConfig) -> ContainerConfig:
@@ -135,9 +157,7 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         )
     if res.kernel_memory:
-        if res.kernel_memory < MIN_MEMORY:
-            raise errors.InvalidParameter("Minimum kernel memory limit allowed is 6MB")
-        warnings.append("Specifying a kernel memory limit is deprecated and will be removed in a future release.")
+        warnings.append(check_kernel_memory(res.kernel_memory))
     if host.storage_opt:  # dockerd's overlay2 takes a size only over xfs with project quotas
         raise errors.SystemError_("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
     if res.nano_cpus and (res.cpu_quota or res.cpu_period):
@@ -311,18 +331,12 @@ def rlimits(host: HostConfig) -> tuple[tuple[int, int, int], ...]:
     return tuple(limits.values())
 
 
-def process_env(config: ContainerConfig, hostname: str) -> list[str]:
-    """The env the process sees: PATH and HOSTNAME added when missing, TERM with a TTY."""
-    env = list(config.env)
-    keys = {e.split("=", 1)[0] for e in env}
-    extra = []
-    if "PATH" not in keys:
-        extra.append(f"PATH={DEFAULT_PATH}")
-    if "HOSTNAME" not in keys:
-        extra.append(f"HOSTNAME={hostname}")
-    if config.tty and "TERM" not in keys:
-        extra.append("TERM=xterm")
-    return extra + env
+def process_env(env, hostname: str, tty: bool, linked=()) -> list[str]:
+    """The environment a container's process (and each exec's) starts from, in dockerd's
+    order: PATH, HOSTNAME, TERM with a TTY, legacy link variables, then the container's Env
+    over them."""
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else []), *linked]
+    return replace_or_append(defaults, env)
 
 
 @attrs.frozen

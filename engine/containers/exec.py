@@ -79,11 +79,14 @@ class ExecManager:
         self.containers.publish(container, "exec_create: " + " ".join(config.cmd), execID=instance.id)
         return instance
 
-    def _process_spec(self, container, instance: ExecInstance) -> ProcessSpec:
+    def _process_spec(self, container, instance: ExecInstance, linked: list[str]) -> ProcessSpec:
+        """Reads the container's /etc/passwd (for -u name): from a worker thread. The env is
+        dockerd's: the container's own (with the exec's TTY) with the exec's Env over it."""
         conf, host = instance.config, container.host_config
         hostname = container.config.hostname or container.short_id
         user = cfg.resolve_user(container.rootfs, conf.user or container.config.user, host.group_add)
-        env = cfg.with_home(cfg.merge_env(cfg.process_env(container.config, hostname), list(conf.env)), user)
+        base = cfg.process_env(container.config.env, hostname, conf.tty, linked)
+        env = cfg.with_home(cfg.replace_or_append(base, conf.env), user)
         privileged = conf.privileged or host.privileged
         cap_add, cap_drop = host.cap_add or (), host.cap_drop or ()
         return ProcessSpec(
@@ -129,8 +132,10 @@ class ExecManager:
         instance.started = True
         if tty is not None:
             instance.config = attrs.evolve(instance.config, tty=tty)
+        networks = self.containers.networks
+        linked = networks.link_env(container) if networks is not None else []
         try:
-            process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance)
+            process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance, linked)
         except errors.EngineError:  # e.g. an unknown user: the exec never ran
             _never_started(instance)
             raise

@@ -613,11 +613,12 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         self.publish(container, "rename", oldName="/" + old)
 
     # --- io -----------------------------------------------------------------------------------
-    async def update(self, ref: str, resources: cgroups.Resources, restart_policy=None) -> list[str]:
+    async def update(self, ref: str, resources: cgroups.Resources, restart_policy=None,
+                     kernel_memory: int = 0) -> list[str]:
         """docker update (engine/containers/update.py). Returns warnings."""
         from engine.containers.update import update_container
 
-        return await update_container(self, self.get(ref), resources, restart_policy)
+        return await update_container(self, self.get(ref), resources, restart_policy, kernel_memory)
 
     async def prune(self, filters):
         """docker container prune (engine/containers/prune.py) -> PruneReport."""

@@ -190,7 +190,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
         args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
         exec_signals_blocked=init,
-        env=cfg.with_home(cfg.merge_env(list(extra_env), cfg.process_env(conf, hostname)), user),
+        env=cfg.with_home(cfg.process_env(conf.env, hostname, conf.tty, extra_env), user),
         cwd=conf.working_dir or "/",
         uid=user.uid,
         gid=user.gid,

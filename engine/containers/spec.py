@@ -191,7 +191,7 @@ class Bind:
         if not destination.startswith("/"):
             raise errors.InvalidParameter(
                 f"invalid volume specification: '{text}': invalid mount config for type \"bind\": "
-                "invalid mount path: '{destination}' mount path must be absolute"
+                f"invalid mount path: '{destination}' mount path must be absolute"
             )
         if not source.startswith("/"):
             from engine.volumes.model import NAME_RE

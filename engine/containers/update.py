@@ -8,7 +8,7 @@ import attrs
 import trio
 
 from engine import errors
-from engine.containers.config import MIN_MEMORY
+from engine.containers.config import MIN_MEMORY, check_kernel_memory
 from engine.containers.model import Container, Status
 from engine.containers.spec import HostConfig, RestartPolicy
 from engine.runtime import cgroups
@@ -51,8 +51,9 @@ def merged_host_config(container: Container, resources: cgroups.Resources,
 
 
 async def update_container(manager, container: Container, resources: cgroups.Resources,
-                           restart_policy: RestartPolicy | None) -> list[str]:
-    """Validate, apply to the live cgroups (running or paused), then persist. Returns warnings."""
+                           restart_policy: RestartPolicy | None, kernel_memory: int = 0) -> list[str]:
+    """Validate, apply to the live cgroups (running or paused), then persist. Returns warnings.
+    A kernel memory limit is recorded only (deprecated, as at create)."""
     from engine.containers.launch import resources_from
 
     if container.state.status in (Status.REMOVING, Status.DEAD):
@@ -63,18 +64,20 @@ async def update_container(manager, container: Container, resources: cgroups.Res
         raise errors.InvalidParameter("Range of blkio weight is from 10 to 1000")
     if restart_policy is not None:
         restart_policy.validate()
+    warnings = [check_kernel_memory(kernel_memory)] if kernel_memory else []
     cgroups.check_cpusets(resources.cpuset_cpus, resources.cpuset_mems, cgroups.support())
     host = merged_host_config(container, resources, restart_policy)
+    if kernel_memory:
+        host = attrs.evolve(host, resources=attrs.evolve(host.resources, kernel_memory=kernel_memory))
     limits = resources_from(host)
     try:
         limits.validate()
     except errors.InvalidParameter as exc:
         raise errors.InvalidParameter(f"Cannot update container {container.id}: {exc.message}") from None
-    warnings: list[str] = []
     run = manager.supervisor(container).run
     if run is not None and container.state.status in (Status.RUNNING, Status.PAUSED):
         try:
-            warnings = await trio.to_thread.run_sync(run.cgroup.update, limits)
+            warnings += await trio.to_thread.run_sync(run.cgroup.update, limits)
         except errors.EngineError as exc:
             # Some controllers may have taken the new values: put the recorded ones back.
             try:

@@ -66,7 +66,7 @@ def apply_changes(config: dict, changes) -> dict:
         instr, _, arg = line.partition(" ")
         instr = instr.upper()
         if instr not in ALLOWED:
-            raise InvalidParameter(f"{instr} is not a valid change command")
+            raise InvalidParameter(f"{instr.lower()} is not a valid change command")  # dockerd's case
         if not arg.strip() and instr not in ("CMD", "ENTRYPOINT"):
             raise InvalidParameter(f"{instr} requires at least one argument")
         if instr == "CMD":

@@ -244,11 +244,11 @@ class NetworkManager:
         name = spec.name
         if not name or name.strip() != name or "/" in name:
             raise errors.InvalidParameter(f"invalid network name: {name!r}")
+        if name in (*BUILTIN, "default"):  # "default": what NetworkMode calls the bridge
+            raise errors.Forbidden(f"operation is not permitted on predefined {name} network")
         async with self._lock:
             if any(n.name == name for n in self._networks.values()):
                 raise errors.Conflict(f"network with name {name} already exists")
-            if name in BUILTIN:
-                raise errors.Forbidden(f"{name} is a pre-defined network and cannot be created")
             if spec.ipam_driver not in ("", "default"):
                 raise errors.InvalidParameter(f"IPAM driver {spec.ipam_driver!r} is not supported")
             if spec.ingress:

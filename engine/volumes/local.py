@@ -99,9 +99,11 @@ class LocalDriver:
         argv += [opts.get("device") or opts["type"], target]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
+            # mount(8)'s reason on one line, without its pointer to dmesg
+            reason = " ".join(line.strip() for line in done.stderr.splitlines() if "dmesg(1)" not in line)
             raise errors.SystemError_(
                 f"error while mounting volume '{target}': failed to mount local volume: "
-                f"mount {opts.get('device')}:{target}, data: {opts.get('o', '')}: {done.stderr.strip()}")
+                f"mount {opts.get('device')}:{target}, data: {opts.get('o', '')}: {reason}")
 
     async def unmount(self, name: str, mount_id: str) -> None:
         refs = self._refs.get(name)

@@ -51,6 +51,12 @@ def test_update_applies_to_the_running_cgroups_and_persists(dclient, daemon):
         dclient.update_container(c, mem_limit=900 << 20)  # above MemorySwap
     assert info.value.status_code == 400 and "update the memoryswap at the same time" in str(info.value)
     assert dclient.inspect_container(c)["HostConfig"]["Memory"] == 300 << 20  # nothing changed
+    # a kernel memory limit: recorded (never applied), with dockerd's deprecation warning
+    assert dclient.update_container(c, kernel_memory="10m") == {"Warnings": [
+        "Specifying a kernel memory limit is deprecated and will be removed in a future release."]}
+    assert dclient.inspect_container(c)["HostConfig"]["KernelMemory"] == 10 << 20
+    with pytest.raises(docker.errors.APIError, match="Minimum kernel memory limit allowed is 6MB"):
+        dclient.update_container(c, kernel_memory=1024)
 
 
 def test_diff_reports_added_changed_and_deleted_paths(dclient):

@@ -143,6 +143,13 @@ ENV abc=bye def=$abc
                                 "Interval": 5_000_000_000, "Timeout": 2_000_000_000, "Retries": 4}
     assert c["OnBuild"] == ["RUN echo triggered > /tmp/triggered"]
     assert c["Entrypoint"] == ["/bin/sh", "-c"] and c["Cmd"] == ["echo ${UNSET:-dflt}"]
+    # history as dockerd records it: COPY/ADD/WORKDIR "#(nop) X", the other steps "#(nop)  X"
+    created_by = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", "pe-cfg",
+                        check=True).stdout.decode().splitlines()
+    assert "/bin/sh -c #(nop) WORKDIR /opt/app" in created_by
+    assert any(line.startswith("/bin/sh -c #(nop) ADD file:") and line.endswith(" in /opt/ ") for line in created_by)
+    assert any(line.startswith("/bin/sh -c #(nop) COPY --chown=1000:1000 multi:") for line in created_by)
+    assert '/bin/sh -ec #(nop)  CMD ["echo ${UNSET:-dflt}"]' in created_by
     out = docker("run", "--rm", "--user", "0", "pe-cfg", "cat /opt/pkg/readme.txt; stat -c '%u %n' a.txt b.txt",
                  check=True).stdout.decode()
     assert out == "from the archive\n1000 a.txt\n1000 b.txt\n"

@@ -81,6 +81,26 @@ def test_run_with_stdin(docker):
     assert result.stdout == b"SHOUT\n"
 
 
+def test_process_env_is_dockerds(docker):
+    """PATH, HOSTNAME, TERM (with -t), then the container's Env over them; `-e NAME` of a
+    variable the client does not have is unset, not passed on as "NAME"; an exec's Env goes
+    over the container's, TERM only with the exec's own -t."""
+    assert "PE_UNSET_VAR" not in os.environ
+    out = docker("run", "--rm", "-t", "-e", "A=1", "-e", "PE_UNSET_VAR", "-e", "PATH=/bin", "busybox", "env",
+                 check=True).stdout.decode().replace("\r\n", "\n").splitlines()
+    assert [line.split("=")[0] for line in out] == ["PATH", "HOSTNAME", "TERM", "A", "HOME"]
+    assert (out[0], out[2], out[3]) == ("PATH=/bin", "TERM=xterm", "A=1")
+    docker.names.append("pe-cli-env")
+    docker("run", "-d", "-t", "--name", "pe-cli-env", "-e", "PE_UNSET_VAR", "-e", "C=1", "busybox", "sleep", "60",
+           check=True)
+    inspected = docker("inspect", "-f", "{{json .Config.Env}}", "pe-cli-env", check=True).stdout
+    assert inspected.startswith(b'["PE_UNSET_VAR","C=1","PATH=')  # the request's first, then the image's
+    out = docker("exec", "-e", "PE_UNSET_VAR", "-e", "C=2", "-e", "A=3", "pe-cli-env", "env",
+                 check=True).stdout.decode().splitlines()
+    assert [line.split("=")[0] for line in out] == ["PATH", "HOSTNAME", "C", "A", "HOME"]
+    assert (out[2], out[3]) == ("C=2", "A=3")
+
+
 def test_run_tty(docker, daemon):
     output, code = run_in_pty([DOCKER, "run", "--rm", "-it", "busybox", "sh", "-c", "tty; exit 3"], daemon.env())
     assert b"/dev/pts/0" in output

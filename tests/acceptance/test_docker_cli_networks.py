@@ -52,6 +52,9 @@ def test_docker_network_lifecycle(docker):
     info = json.loads(docker("network", "inspect", "dk-appnet").stdout)[0]
     assert info["Id"] == net_id and info["IPAM"]["Config"][0]["Subnet"]
     assert "already exists" in docker("network", "create", "dk-appnet", check=False).stderr
+    for name in ("bridge", "host", "none", "default"):  # dockerd's 403 before any duplicate check
+        refused = docker("network", "create", name, check=False)
+        assert f"operation is not permitted on predefined {name} network" in refused.stderr, refused.stderr
 
     docker.containers += ["dk-db", "dk-web"]
     docker("run", "-d", "--network", "dk-appnet", "--name", "dk-db", "busybox", "sleep", "60")

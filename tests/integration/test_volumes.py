@@ -249,6 +249,23 @@ def test_tmpfs_option_volume(vold):
     assert vold.api("DELETE", "/volumes/tmpvol").status_code == 204
 
 
+def test_a_bind_volume_of_a_missing_device_fails_the_start_in_one_line(vold, tmp_path):
+    missing = str(tmp_path / "missing")
+    r = vold.api("POST", "/volumes/create", json={
+        "Name": "badbind", "DriverOpts": {"type": "none", "device": missing, "o": "bind"}})
+    assert r.status_code == 201, r.text
+    cid = vold.api("POST", "/containers/create", json={
+        "Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["badbind:/m"]}}).json()["Id"]
+    r = vold.api("POST", f"/containers/{cid}/start")
+    assert r.status_code == 500
+    message = r.json()["message"]
+    assert "failed to mount local volume" in message and missing in message and "\n" not in message, message
+    assert "dmesg" not in message
+    assert vold.api("DELETE", f"/containers/{cid}").status_code == 204
+    assert vold.api("DELETE", "/volumes/badbind").status_code == 204
+    assert _mounts_under(os.path.join(vold.data_root, "volumes")) == []
+
+
 def test_pyengine_cli_volume_commands(vold):
     assert cli(vold, "volume", "create", "--label", "k=v", "clivol").stdout.strip() == "clivol"
     out = cli(vold, "volume", "ls").stdout

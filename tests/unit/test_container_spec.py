@@ -92,7 +92,7 @@ def test_the_cli_body_round_trips_and_unknown_fields_are_shown_back():
     assert shown["Sysctls"] == {"net.ipv4.ip_forward": "1"} and shown["PidsLimit"] is None
     assert (shown["MemorySwap"], shown["CgroupnsMode"], shown["ShmSize"]) == (128 << 20, "private", 64 << 20)
     cshape = config_shape(config)
-    assert cshape["Env"] == ["PATH=/bin", "A=1"] and cshape["Cmd"] == ["sh"] and cshape["Entrypoint"] is None
+    assert cshape["Env"] == ["A=1", "PATH=/bin"] and cshape["Cmd"] == ["sh"] and cshape["Entrypoint"] is None
     assert cshape["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 5_000_000_000}
     assert cshape["ExposedPorts"] == {"80/tcp": {}} and "Unknown" not in cshape
 
@@ -222,3 +222,24 @@ def test_mounts_are_checked_as_dockerd_checks_them(mount, message):
     with pytest.raises(errors.InvalidParameter) as err:
         validate_host_config(host_config({"Mounts": [mount]}))
     assert err.value.message == f'invalid mount config for type "{mount["Type"]}": {message}'
+
+
+def test_env_merges_as_dockerd():
+    from engine.containers.config import merge_env, process_env, replace_or_append
+
+    # create: the request's entries as given, then the image's it does not set
+    assert merge_env(["PATH=/img", "Q=2"], ["A=1", "B", "Q=3", "A=4"]) == ["A=1", "B", "Q=3", "A=4", "PATH=/img"]
+    with pytest.raises(errors.InvalidParameter):
+        merge_env([], ["=1"])
+    # start: replaced in place or appended, entries without "=" unset
+    assert replace_or_append(["PATH=/a", "B=2"], ["B", "C=1", "PATH=/b", "C=2"]) == ["PATH=/b", "C=2"]
+    assert process_env(["A=1", "HOSTNAME=h2", "B"], "h", True, ["L_NAME=/x/l"]) == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=h2", "TERM=xterm",
+        "L_NAME=/x/l", "A=1"]
+
+
+def test_bind_to_a_relative_path_names_it():
+    from engine.containers.spec import Bind
+
+    with pytest.raises(errors.InvalidParameter, match="invalid mount path: 'relative' mount path must be absolute"):
+        Bind.parse("/etc:relative")

@@ -48,5 +48,5 @@ def test_changes():
     assert cfg["Labels"] == {"a": "b", "c d": "e"}
     assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
     assert cfg["Volumes"] == {"/data": {}} and cfg["StopSignal"] == "SIGINT"
-    with pytest.raises(InvalidParameter, match="not a valid change command"):
+    with pytest.raises(InvalidParameter, match="^run is not a valid change command$"):
         apply_changes({}, ["RUN echo"])
