@@ -11,7 +11,7 @@ import logging
 
 import trio
 
-from engine.errors import Unavailable
+from engine.errors import InvalidParameter, Unavailable
 from engine.events import LAGGED, parse_filters, parse_time
 
 from ._request import Request
@@ -34,8 +34,9 @@ def _params(req: Request):
     # Validate here so a bad value is a 400 before any header goes out.
     since = req.query.get("since") or None
     until = req.query.get("until") or None
-    parse_time(since)
-    parse_time(until)
+    since_ns, until_ns = parse_time(since), parse_time(until)
+    if since_ns is not None and until_ns is not None and until_ns < since_ns:
+        raise InvalidParameter(f"`since` time ({since}) cannot be after `until` time ({until})")
     filters = parse_filters(req.query.get("filters"))
     return since, until, filters
 

@@ -27,7 +27,7 @@ import trio
 from engine.buildcontext import DockerIgnore
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.images import Deleted, Progress, parse_reference
+from engine.images import Deleted, Progress, download, parse_reference
 
 from . import context as ctx
 from .cache import BuildCache, CacheUsage
@@ -152,37 +152,19 @@ class Build:
         return Workspace(self.images, image, os.path.join(self.tmp_dir, "ws-" + os.urandom(6).hex()))
 
     async def download(self, url: str) -> tuple[str, str]:
-        """ADD <url>: fetch into the scratch dir. Returns (host path, file name)."""
-        import email.utils
-        import urllib.error
-        import urllib.request
-
+        """ADD <url>: fetch into the scratch dir (the file takes the Last-Modified time it
+        was served with). Returns (host path, file name)."""
         name = os.path.basename(url.split("?", 1)[0].split("#", 1)[0].rstrip("/")) or "download"
         directory = os.path.join(self.tmp_dir, "dl-" + os.urandom(6).hex())
         path = os.path.join(directory, name)
-
-        def fetch() -> None:
-            os.makedirs(directory, exist_ok=True)
-            try:
-                with urllib.request.urlopen(url, timeout=20) as resp, open(path, "wb") as out:
-                    shutil.copyfileobj(resp, out, 1 << 20)
-                    modified = resp.headers.get("Last-Modified")
-            except urllib.error.HTTPError as exc:
-                raise StepFailed(f"failed to GET {url} with status {exc.code}: {exc.reason}") from None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                if isinstance(reason, OSError) and reason.strerror:
-                    reason = f"connect: {reason.strerror.lower()}"  # as Go's dialer words it
-                raise StepFailed(f'ADD failed: Get "{url}": {reason}') from None
-            os.chmod(path, 0o600)
-            if modified:
-                try:
-                    t = email.utils.parsedate_to_datetime(modified).timestamp()
-                    os.utime(path, (t, t))
-                except (TypeError, ValueError):
-                    pass
-
-        await trio.to_thread.run_sync(fetch)
+        os.makedirs(directory, exist_ok=True)
+        try:
+            modified = await download(url, path)
+        except EngineError as exc:
+            raise StepFailed(f"ADD failed: {exc.message}") from None
+        os.chmod(path, 0o600)
+        if modified is not None:
+            os.utime(path, (modified, modified))
         return path, name
 
     async def run_container(self, runner: StageRunner, cmd: list[str], args_env: list[str],
@@ -284,32 +266,22 @@ class Builder:
     async def remote_context(self, url: str):
         """`remote=<url>`: the context (a tar, or a Dockerfile alone) downloaded by the
         daemon, as chunks for prepare(). Git repositories are not fetched."""
-        import urllib.error
-        import urllib.request
-
         if not re.match(r"^https?://", url) or re.search(r"\.git($|#)", url) or url.startswith("git@"):
             raise InvalidParameter(f"unsupported remote context {url!r}: only an http(s) URL of a tar "
                                    "archive or a Dockerfile is fetched (no git)")
         os.makedirs(self.scratch, exist_ok=True)
-        spool = tempfile.SpooledTemporaryFile(max_size=32 << 20, dir=self.scratch)
-
-        def fetch() -> None:
-            try:
-                with urllib.request.urlopen(url, timeout=30) as resp:
-                    shutil.copyfileobj(resp, spool, 1 << 20)
-            except urllib.error.HTTPError as exc:
-                raise InvalidParameter(f"error downloading remote context {url}: {exc.code} {exc.reason}") from None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                raise InvalidParameter(f"error downloading remote context {url}: {reason}") from None
-            spool.seek(0)
-
+        path = os.path.join(self.scratch, "remote-" + os.urandom(6).hex())
         try:
-            await trio.to_thread.run_sync(fetch)
-            while chunk := await trio.to_thread.run_sync(spool.read, 1 << 20):
-                yield chunk
+            try:
+                await download(url, path)
+            except EngineError as exc:
+                raise InvalidParameter(f"error downloading remote context {url}: {exc.message}") from None
+            async with await trio.open_file(path, "rb") as f:
+                while chunk := await f.read(1 << 20):
+                    yield chunk
         finally:
-            spool.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     # -------------------------------------------------------------- prepare
 

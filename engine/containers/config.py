@@ -184,7 +184,10 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     if log_type not in ("json-file", "none"):  # dockerd looks for a plugin of that name
         raise errors.InvalidParameter(f'error looking up logging plugin {log_type}: plugin "{log_type}" not found')
     if log_type == "json-file":
-        validate_log_options(host.log_config.options)
+        try:
+            validate_log_options(host.log_config.options)
+        except errors.InvalidParameter as exc:
+            raise errors.InvalidParameter(f"failed to initialize logging driver: {exc.message}") from None
     devices.validate(host)
     for mount in host.mounts or ():
         _validate_mount(mount)

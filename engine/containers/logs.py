@@ -70,10 +70,8 @@ _DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
 
 def _parse_max_size(text: str) -> int:
-    """docker/go-units FromHumanSize (decimal: 1k = 1000 bytes); -1 = unlimited."""
+    """docker/go-units FromHumanSize (decimal: 1k = 1000 bytes)."""
     text = text.strip()
-    if text == "-1":
-        return -1
     m = _SIZE_RE.match(text)
     if not m:
         raise errors.InvalidParameter(f"invalid size: '{text}'")

@@ -15,11 +15,13 @@ connection errors and 5xx answers."""
 from __future__ import annotations
 
 import base64
+import email.utils
 import ipaddress
 import logging
 import json
 import os
 import re
+import socket
 
 import httpx
 import trio
@@ -198,7 +200,7 @@ class Registry:
             except httpx.TransportError as e:
                 attempt += 1
                 if attempt >= _RETRIES or not replayable or method not in ("GET", "HEAD"):
-                    raise RegistryError(f'{method} "{target}": {describe_transport_error(e)}') from None
+                    raise transport_error(method, target, e) from None
                 await trio.sleep(0.2 * 2 ** attempt)
                 continue
             if resp.status_code == 401 and not authed and replayable:
@@ -227,7 +229,7 @@ class Registry:
         try:
             resp = await self.client.get(self.url(None, "/"))
         except httpx.TransportError as e:
-            raise RegistryError(f'Get "{self.url(None, "/")}": {describe_transport_error(e)}') from None
+            raise transport_error("GET", self.url(None, "/"), e) from None
         if resp.status_code == 200:
             if self.basic_authorization() is None:
                 return
@@ -272,27 +274,73 @@ class Registry:
             raise
 
 
-async def download(url: str, path: str, timeout: float = 60.0) -> None:
-    """GET `url` into the file `path` (docker import of a URL); RegistryError in Go's words
-    when it cannot be had."""
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=True,
-                                 headers={"User-Agent": _USER_AGENT}) as client:
-        try:
+async def download(url: str, path: str, timeout: float = 60.0) -> float | None:
+    """GET `url` into the file `path` (`docker import` of a URL, a Dockerfile's ADD of one,
+    a remote build context). Returns the Last-Modified time it came with (ADD gives the
+    file that mtime), if any. RegistryError in dockerd's words when it cannot be had."""
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=True,
+                                     headers={"User-Agent": _USER_AGENT}) as client:
             async with client.stream("GET", url) as resp:
                 if resp.status_code >= 400:
-                    raise RegistryError(f"failed to GET {url} with status {resp.status_code} {resp.reason_phrase}")
+                    raise RegistryError(f"failed to GET {url} with status {resp.status_code} {resp.reason_phrase}"
+                                        + await _body_excerpt(resp))
                 with open(path, "wb") as out:
                     async for chunk in resp.aiter_bytes(1 << 20):
                         await trio.to_thread.run_sync(out.write, chunk)
-        except httpx.TransportError as exc:
-            raise RegistryError(f'Get "{url}": {describe_transport_error(exc)}') from None
+                modified = resp.headers.get("last-modified")
+    except httpx.TransportError as exc:
+        raise transport_error("GET", url, exc) from None
+    except httpx.InvalidURL as exc:
+        raise RegistryError(f'parse "{url}": {exc}') from None
+    try:
+        return email.utils.parsedate_to_datetime(modified).timestamp() if modified else None
+    except (TypeError, ValueError):
+        return None
 
 
-def describe_transport_error(e: Exception) -> str:
-    text = str(e) or type(e).__name__
-    if isinstance(e, httpx.ConnectError):
-        return f"dial tcp: {text}"
-    return text
+async def _body_excerpt(resp: httpx.Response) -> str:
+    """": <the start of an error response's body>" on one line (dockerd appends all of it)."""
+    async for chunk in resp.aiter_bytes(1024):
+        text = " ".join(chunk[:1024].decode("utf-8", "replace").split())
+        return f": {text}" if text else ""
+    return ""
+
+
+def transport_error(method: str, url, exc: httpx.TransportError) -> RegistryError:
+    """A request that got no response, in the words of Go's net/http (the docker CLI shows
+    them as dockerd's): `Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect:
+    connection refused`, `… dial tcp: lookup nowhere.example: no such host`."""
+    return RegistryError(f'{method[:1]}{method[1:].lower()} "{url}": {_dial_failure(exc, httpx.URL(str(url)))}')
+
+
+def _dial_failure(exc: httpx.TransportError, url: httpx.URL) -> str:
+    cause = _os_error(exc)
+    address = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    if isinstance(cause, socket.gaierror):
+        return f"dial tcp: lookup {url.host}: no such host"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"dial tcp {address}: i/o timeout"
+    if isinstance(exc, httpx.ConnectError) and cause is not None and cause.errno:
+        reason = os.strerror(cause.errno)
+        return f"dial tcp {address}: connect: {reason[:1].lower()}{reason[1:]}"
+    return str(exc) or type(exc).__name__
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError under an httpx error (trio puts one per address tried in a group)."""
+    seen = 0
+    while exc is not None and seen < 16:
+        seen += 1
+        if isinstance(exc, OSError) and exc.errno:
+            return exc
+        group = getattr(exc, "exceptions", None)
+        if group:
+            found = next((e for e in map(_os_error, group) if e is not None), None)
+            if found is not None:
+                return found
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _error_text(resp: httpx.Response) -> str:

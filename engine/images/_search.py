@@ -13,7 +13,7 @@ import httpx
 from engine.errors import InvalidParameter
 
 from ._reference import DEFAULT_DOMAIN
-from ._registry import Registry, RegistryError, describe_transport_error, is_insecure
+from ._registry import Registry, RegistryError, transport_error, is_insecure
 
 __all__ = ["SearchResult", "search_index", "split_search_term"]
 
@@ -53,7 +53,7 @@ async def search_index(term: str, limit: int, auth: dict | None) -> list[SearchR
         try:
             resp = await registry.client.get(url, params={"q": remote, "n": str(limit)}, headers=headers)
         except httpx.TransportError as exc:
-            raise RegistryError(f'Get "{url}?q={remote}&n={limit}": {describe_transport_error(exc)}') from None
+            raise transport_error("GET", f"{url}?q={remote}&n={limit}", exc) from None
     if resp.status_code != 200:
         raise RegistryError(f"Unexpected status code {resp.status_code}")
     try:

@@ -166,6 +166,36 @@ ENV abc=bye def=$abc
     docker("rmi", "pe-child", "pe-cfg")
 
 
+def test_add_of_a_url_keeps_its_modified_time_and_names_a_missing_one(docker, tmp_path):
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "served.txt").write_text("served\n")
+    os.utime(www / "served.txt", (1_000_000_000, 1_000_000_000))  # sent as Last-Modified
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(www))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        ctx = tmp_path / "ctx"
+        _write(ctx, {"Dockerfile": f"FROM busybox\nADD {base}/served.txt /srv/\n"})
+        docker("build", "-t", "pe-addurl", str(ctx), check=True)
+        out = docker("run", "--rm", "pe-addurl", "stat", "-c", "%Y %a %n", "/srv/served.txt", check=True).stdout
+        assert out == b"1000000000 600 /srv/served.txt\n"
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {base}/missing.txt /srv/\n")
+        missing = docker("build", str(ctx))
+        assert missing.returncode == 1
+        assert f"ADD failed: failed to GET {base}/missing.txt with status 404 File not found: " in missing.stderr.decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join()
+        docker("rmi", "pe-addurl")
+
+
 def test_failed_build_leaves_nothing(daemon, docker, tmp_path):
     tmp_root = os.path.join(daemon.data_root, "tmp")
     before_images = set(docker("images", "-aq", "--no-trunc").stdout.decode().split())
@@ -191,7 +221,8 @@ def test_failed_build_leaves_nothing(daemon, docker, tmp_path):
     url = f"http://127.0.0.1:{port}/file.tar"
     unreachable = docker("build", "-f", "-", str(tmp_path), input=f"FROM busybox\nADD {url} /x\n".encode())
     assert unreachable.returncode == 1
-    assert f'ADD failed: Get "{url}": connect: connection refused' in unreachable.stderr.decode()
+    assert (f'ADD failed: Get "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused'
+            in unreachable.stderr.decode())
     assert docker("ps", "-aq").stdout.strip() == b""
     after_images = set(docker("images", "-aq", "--no-trunc").stdout.decode().split())
     # only the cached COPY step remains (as dockerd keeps it), no tagged or half image
@@ -216,6 +247,10 @@ def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
         assert "via" not in target.labels
         df = client.df()
         assert df["BuildCache"] and all(entry["Type"] == "regular" for entry in df["BuildCache"])
+        # a rebuild that moves a tag leaves the old image to the cache alone (dangling)
+        for line in ("RUN echo one > /d", "RUN echo two > /d"):
+            _write(tmp_path / "moved", {"Dockerfile": f"FROM busybox\n{line}\n"})
+            client.images.build(path=str(tmp_path / "moved"), tag="pe-py:moved", rm=True)
         # /build/prune forgets the cache and frees the layers only it held
         saved = b"".join(client.images.get("pe-py:1").save(named=True))
         client.images.remove("pe-py:1")
@@ -258,6 +293,11 @@ def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
             remote, _ = client.images.build(path=f"http://127.0.0.1:{server.server_port}/ctx.tar.gz", tag="pe-remote")
             assert client.containers.run("pe-remote", "cat /hello", remove=True) == b"remote\n"
             client.images.remove("pe-remote")
+            missing = f"http://127.0.0.1:{server.server_port}/missing.tar"
+            Handler.do_GET = lambda self: self.send_error(404)
+            with pytest.raises(dockerpy.errors.APIError, match=f"error downloading remote context {missing}: "
+                               f"failed to GET {missing} with status 404 Not Found"):
+                client.images.build(path=missing)
         finally:
             server.shutdown()
             server.server_close()
@@ -266,6 +306,7 @@ def test_docker_py_build_cache_from_df_and_prune(daemon, tmp_path):
             client.images.build(path=str(tmp_path), rm=True)
         client.images.remove("pe-py:1")
         client.images.remove("pe-py:2")
+        client.images.remove("pe-py:moved")
         client.api.prune_builds(all=True)
     finally:
         for c in client.containers.list(all=True):

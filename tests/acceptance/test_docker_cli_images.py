@@ -158,6 +158,10 @@ def test_docker_import_from_stdin_and_from_a_url(docker, tmp_path):
     try:
         docker("import", str(tmp_path / "www" / "rootfs.tar"), "cli-imp:file", check=True)
         docker("import", url, "cli-imp:url", check=True)
+        gone = docker("import", url + ".gone", "cli-imp:gone")
+        assert gone.returncode == 1
+        assert gone.stderr.decode().startswith(
+            f"Error response from daemon: failed to GET {url}.gone with status 404 File not found: <")
         for tag, comment in (("file", "Imported from -"), ("url", f"Imported from {url}")):
             shown = docker("inspect", "-f", "{{.Comment}}", f"cli-imp:{tag}", check=True).stdout.decode().strip()
             assert shown == comment
@@ -172,7 +176,8 @@ def test_docker_import_from_stdin_and_from_a_url(docker, tmp_path):
         closed = probe.getsockname()[1]
     refused = docker("import", f"http://127.0.0.1:{closed}/rootfs.tar", "cli-imp:gone")
     assert refused.returncode == 1
-    assert refused.stderr.decode().startswith(f'Error response from daemon: Get "http://127.0.0.1:{closed}/rootfs.tar": ')
+    assert refused.stderr.decode() == (f'Error response from daemon: Get "http://127.0.0.1:{closed}/rootfs.tar": '
+                                       f"dial tcp 127.0.0.1:{closed}: connect: connection refused\n")
     assert docker("image", "inspect", "cli-imp:gone").returncode == 1
 
 

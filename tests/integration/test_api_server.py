@@ -720,6 +720,9 @@ async def test_events_bad_since_is_400(server):
     async with client(server) as c:
         r = await c.get("/events", params={"since": "yesterday"})
     assert r.status_code == 400 and "invalid timestamp" in r.json()["message"]
+    async with client(server) as c:  # dockerd's check, with the values as given
+        r = await c.get("/events", params={"since": "1s", "until": "2s"})
+    assert r.status_code == 400 and r.json()["message"] == "`since` time (1s) cannot be after `until` time (2s)"
 
 
 async def test_events_websocket(server, daemon, nursery):

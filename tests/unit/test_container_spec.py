@@ -243,3 +243,12 @@ def test_bind_to_a_relative_path_names_it():
 
     with pytest.raises(errors.InvalidParameter, match="invalid mount path: 'relative' mount path must be absolute"):
         Bind.parse("/etc:relative")
+
+
+def test_bad_log_options_are_refused_at_create_in_dockerds_words():
+    from engine.containers.spec import LogConfig
+
+    host = HostConfig(log_config=LogConfig(type="json-file", options={"max-size": "-1"}))
+    with pytest.raises(errors.InvalidParameter) as info:
+        validate_host_config(host)
+    assert info.value.message == "failed to initialize logging driver: invalid size: '-1'"
