@@ -305,6 +305,8 @@ def resource_limits(host: dict) -> ResourceLimits:
     pids = host.get("PidsLimit")
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)):
         raise errors.InvalidParameter("invalid PidsLimit")
+    if pids is not None and pids <= 0:
+        pids = None  # dockerd: 0, -1 and any other negative value mean no limit (shown as null)
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None and (not isinstance(swappiness, int) or isinstance(swappiness, bool)):
         raise errors.InvalidParameter(f"invalid value for MemorySwappiness: {swappiness!r}")

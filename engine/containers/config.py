@@ -271,6 +271,8 @@ def _validate_kernel_knobs(host: HostConfig, warnings: list[str]) -> HostConfig:
     score = host.oom_score_adj
     if not -1000 <= score <= 1000:
         raise errors.InvalidParameter(f"Invalid value {score}, range for oom score adj is [-1000, 1000]")
+    if host.shm_size < 0:
+        raise errors.InvalidParameter("SHM size can not be less than 0")
     if not host.cgroupns_mode:
         host = attrs.evolve(host, cgroupns_mode="private")  # this daemon's default on v1 and v2
     elif host.cgroupns_mode not in ("host", "private"):

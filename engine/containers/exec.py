@@ -76,7 +76,7 @@ class ExecManager:
         instance = ExecInstance(id=secrets.token_hex(32), container_id=container.id, config=config)
         self._execs[instance.id] = instance
         container.exec_ids.append(instance.id)
-        self.containers.publish(container, "exec_create: " + " ".join(config.cmd), execID=instance.id)
+        self.containers.publish(container, "exec_create: " + _shown(config.cmd), execID=instance.id)
         return instance
 
     def _process_spec(self, container, instance: ExecInstance, linked: list[str]) -> ProcessSpec:
@@ -177,7 +177,7 @@ class ExecManager:
         instance.pid = process.pid
         instance.running = True
         instance.pty_master = process.pty_master
-        self.containers.publish(container, "exec_start: " + " ".join(instance.config.cmd), execID=instance.id)
+        self.containers.publish(container, "exec_start: " + _shown(instance.config.cmd), execID=instance.id)
 
         if process.pty_master is not None:
             outputs = [(process.pty_master, STDOUT)]
@@ -226,3 +226,9 @@ def _never_started(instance: ExecInstance) -> None:
     """dockerd records 126 for any exec that failed to start (docker exec exits with it)."""
     instance.exit_code = 126
     instance.done.set()
+
+
+def _shown(cmd) -> str:
+    """An exec's command in its events as dockerd shows it: the program, a space, the
+    arguments (so `exec_create: true ` for one without arguments)."""
+    return f"{cmd[0]} {' '.join(cmd[1:])}"

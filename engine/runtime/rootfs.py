@@ -26,15 +26,15 @@ DEFAULT_DEVICES: tuple[DeviceSpec, ...] = (
     DeviceSpec("/dev/tty", "c", 5, 0),
 )
 
-#: (link path, target) created in the container's /dev.
+#: (link path, target) created in the container's /dev; /dev/core only where the kernel has
+#: a /proc/kcore (runc's rule: a link to nothing otherwise).
 DEFAULT_SYMLINKS: tuple[tuple[str, str], ...] = (
     ("/dev/fd", "/proc/self/fd"),
     ("/dev/stdin", "/proc/self/fd/0"),
     ("/dev/stdout", "/proc/self/fd/1"),
     ("/dev/stderr", "/proc/self/fd/2"),
     ("/dev/ptmx", "pts/ptmx"),
-    ("/dev/core", "/proc/kcore"),
-)
+) + ((("/dev/core", "/proc/kcore"),) if os.path.exists("/proc/kcore") else ())
 
 
 #: Where `--init` finds its PID 1 in the container (Docker's path for docker-init).

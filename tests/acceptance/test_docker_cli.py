@@ -214,9 +214,14 @@ def test_errors(docker):
 def test_events(docker):
     since = str(int(time.time()) - 1)
     docker("run", "--rm", "--name", "pe-cli-events", "busybox", "true", check=True)
-    until = str(int(time.time()) + 1)
-    time.sleep(1.1)
+    docker.names.append("pe-cli-exec-events")
+    docker("run", "-d", "--name", "pe-cli-exec-events", "busybox", "sleep", "60", check=True)
+    docker("exec", "pe-cli-exec-events", "true", check=True)
+    until = str(int(time.time()) + 1)  # in the future: `docker events` returns once it has passed
     out = docker("events", "--since", since, "--until", until, "--filter", "container=pe-cli-events",
                  "--format", "{{.Action}}", check=True).stdout.decode().split()
     assert out[:3] == ["create", "attach", "start"] or out[:2] == ["create", "start"]
     assert "die" in out and "destroy" in out
+    actions = docker("events", "--since", since, "--until", until, "--filter", "container=pe-cli-exec-events",
+                     "--format", "{{json .Action}}", check=True).stdout.decode().splitlines()
+    assert '"exec_create: true "' in actions and '"exec_start: true "' in actions  # dockerd's trailing space

@@ -145,6 +145,9 @@ async def test_dev_and_default_mounts(rootfs):
     assert "crw-rw-rw-" in out and "/dev/ptmx -> pts/ptmx" in out and "/dev/fd -> /proc/self/fd" in out
     assert "devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666" in out
     assert "shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=65536k" in out
+    # /dev/core only where the kernel has the /proc/kcore it points to
+    code, out = await run(rootfs, ["sh", "-c", "test -L /dev/core && echo link || echo none"])
+    assert out.strip() == ("link" if os.path.exists("/proc/kcore") else "none")
 
 
 async def test_missing_executable(rootfs):

@@ -41,8 +41,9 @@ def test_a_record_of_the_previous_format_loads_and_inspects_as_before(name, tmp_
     # empty ExposedPorts and HostConfig.Mounts are left out now, as dockerd does (omitempty)
     expected = {k: v for k, v in expected.items() if k != "ExposedPorts" or v}
     assert config_shape(container.config) == expected
-    # and the CLI's unset values as dockerd keeps them: MemorySwappiness -1 → null, IpcMode "" → private
-    unset = {"MemorySwappiness": (-1, None), "IpcMode": ("", "private")}
+    # and the CLI's unset values as dockerd keeps them: MemorySwappiness -1 → null, IpcMode "" → private,
+    # PidsLimit 0 (no limit) → null
+    unset = {"MemorySwappiness": (-1, None), "IpcMode": ("", "private"), "PidsLimit": (0, None)}
     assert host_config_shape(container.host_config) == {
         k: unset[k][1] if k in unset and v == unset[k][0] else v
         for k, v in old["host_config"].items() if k != "Mounts" or v}
@@ -252,3 +253,15 @@ def test_bad_log_options_are_refused_at_create_in_dockerds_words():
     with pytest.raises(errors.InvalidParameter) as info:
         validate_host_config(host)
     assert info.value.message == "failed to initialize logging driver: invalid size: '-1'"
+
+
+@pytest.mark.parametrize("value, shown", [(0, None), (-1, None), (-5, None), (None, None), (7, 7)])
+def test_pids_limit_of_zero_or_less_is_no_limit(value, shown):
+    _, host = create_request({"Image": "busybox", "HostConfig": {"PidsLimit": value}})
+    assert host.resources.pids_limit == shown and host_config_shape(host)["PidsLimit"] == shown
+
+
+def test_negative_shm_size_is_refused():
+    _, host = create_request({"Image": "busybox", "HostConfig": {"ShmSize": -1}})
+    with pytest.raises(errors.InvalidParameter, match="^SHM size can not be less than 0$"):
+        validate_host_config(host)
