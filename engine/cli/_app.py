@@ -284,13 +284,34 @@ def _usage() -> str:
              "  -H, --host string   Daemon socket to connect to (env PYENGINE_HOST)",
              "  -D, --debug         Enable debug mode",
              "  -v, --version       Print version information and quit", "", "Commands:"]
-    groups = {"container": "Manage containers", "image": "Manage images",
-              "system": "Manage pyengine", "network": "Manage networks", "volume": "Manage volumes"}
     names = {n.split()[0]: REGISTRY[n].help for n in REGISTRY if " " not in n}
-    names.update(groups)
+    names.update(GROUPS)
     for name in sorted(names):
         lines.append(f"  {name:<12}{names[name]}")
     lines += ["", "Run 'pyengine COMMAND --help' for more information on a command."]
+    return "\n".join(lines)
+
+
+#: Management commands: each of their commands is a command or an alias named "<group> <name>".
+GROUPS = {"container": "Manage containers", "image": "Manage images", "network": "Manage networks",
+          "system": "Manage pyengine", "volume": "Manage volumes"}
+
+
+def _group_usage(group: str) -> str:
+    """`pyengine container` (or `… --help`): the group's commands, one name each (`ls`, not
+    also its aliases `list` and `ps`), as the docker CLI lists them."""
+    names: dict[str, list[str]] = {}  # target command -> its names in the group
+    for name in [*REGISTRY, *ALIASES]:
+        head, _, sub = name.partition(" ")
+        if head == group and sub and " " not in sub:
+            names.setdefault(name if name in REGISTRY else ALIASES[name][0], []).append(sub)
+    shown = {}
+    for target, subs in names.items():
+        preferred = ["ls"] * ("ls" in subs) + [s for s in subs if s == target.split()[-1]] + ["rm"] * ("rm" in subs)
+        shown[(preferred or sorted(subs))[0]] = REGISTRY[target].help
+    lines = [f"Usage:  pyengine {group} COMMAND", "", GROUPS[group], "", "Commands:"]
+    lines += [f"  {sub:<12}{text}" for sub, text in sorted(shown.items())]
+    lines += ["", f"Run 'pyengine {group} COMMAND --help' for more information on a command."]
     return "\n".join(lines)
 
 
@@ -308,7 +329,7 @@ def _resolve(rest: list[str]) -> tuple[Command | None, list[str], str]:
     return None, rest, rest[0]
 
 
-COMMAND_MODULES = ("_containers", "_copy", "_events", "_images", "_system", "_build", "_compose",
+COMMAND_MODULES = ("_containers", "_container_admin", "_copy", "_events", "_images", "_system", "_build", "_compose",
                    "_networks", "_volumes")
 
 
@@ -356,7 +377,14 @@ def _run(argv: list[str] | None) -> int:
     if not rest or rest[0] == "help" or gopts["help"] and not rest:
         print(_usage())
         return 0
+    if rest[0] in GROUPS and (len(rest) == 1 or rest[1] in ("--help", "-h", "help")):
+        print(_group_usage(rest[0]))
+        return 0
     cmd, cmd_argv, used = _resolve(rest)
+    if cmd is None and rest[0] in GROUPS:
+        sys.stderr.write(f"pyengine: unknown command: pyengine {rest[0]} {rest[1]}\n\n"
+                         f"Run 'pyengine {rest[0]} --help' for more information\n")
+        return 1
     if cmd is None:
         sys.stderr.write(f"pyengine: '{rest[0]}' is not a pyengine command.\n"
                          f"See 'pyengine --help'\n")

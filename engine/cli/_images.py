@@ -541,3 +541,38 @@ def image_prune(cli: Cli, a: argparse.Namespace) -> int:
         cli.print("")
     cli.print(f"Total reclaimed space: {human_size(res.get('SpaceReclaimed') or 0)}")
     return 0
+
+
+SEARCH_HEADERS = {"Name": "NAME", "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL",
+                  "IsAutomated": "AUTOMATED"}
+SEARCH_TABLE = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}"
+
+
+@command("search", "Search a registry for images",
+         arg("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided"),
+         arg("--format", default=None, help="Pretty-print search using a Go template"),
+         arg("--limit", type=int, default=None, help="Max number of search results"),
+         arg("--no-trunc", action="store_true", help="Don't truncate output"),
+         arg("term"))
+def search(cli: Cli, a: argparse.Namespace) -> int:
+    from ._format import ellipsis
+
+    try:
+        filters = filters_param(a.filter)
+    except ValueError as exc:
+        raise CommandError(str(exc), 125) from None
+    params = {"term": a.term, "filters": filters}
+    if a.limit is not None:
+        params["limit"] = str(a.limit)
+    rows = [{
+        "Name": r.get("name", ""),
+        "Description": r.get("description", "") if a.no_trunc else ellipsis(r.get("description", ""), 45),
+        "StarCount": str(r.get("star_count", 0)),
+        "IsOfficial": "[OK]" if r.get("is_official") else "",
+        "IsAutomated": "[OK]" if r.get("is_automated") else "",
+    } for r in cli.client.get("/images/search", params=params) or []]
+    try:
+        cli.out.write(render_rows(a.format or SEARCH_TABLE, rows, SEARCH_HEADERS))
+    except TemplateError as exc:
+        raise CommandError(f"template parsing error: {exc}") from None
+    return 0

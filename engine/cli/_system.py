@@ -1,4 +1,4 @@
-"""System commands: version, info, system prune."""
+"""System commands: version, info, system prune, system df."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from engine import API_VERSION, __version__
 
 from ._app import Cli, CommandError, arg, command
 from ._client import ClientError
-from ._format import TemplateError, bytes_size, human_size, render
+from ._format import TemplateError, bytes_size, human_size, render, render_rows
 
 
 def _kv(lines: list[str], indent: str, pairs: list[tuple[str, object]]) -> None:
@@ -75,7 +75,7 @@ def _arch(machine: str) -> str:
 
 
 @command("info", "Display system-wide information",
-         arg("-f", "--format", default=None, help="Format output using a Go template"))
+         arg("-f", "--format", default=None, help="Format output using a Go template"), aliases=("system info",))
 def info(cli: Cli, a: argparse.Namespace) -> int:
     i = cli.client.get("/info")
     if a.format:
@@ -121,31 +121,45 @@ def info(cli: Cli, a: argparse.Namespace) -> int:
 
 
 @command("system prune", "Remove unused data",
-         arg("-a", "--all", action="store_true", help="Remove all unused images"),
+         arg("-a", "--all", action="store_true", help="Remove all unused images not just dangling ones"),
          arg("-f", "--force", action="store_true", help="Do not prompt for confirmation"),
-         arg("--filter", action="append", default=[], help="Provide filter values"))
+         arg("--volumes", action="store_true", help="Prune anonymous volumes"),
+         arg("--filter", action="append", default=[], help="Provide filter values (e.g. 'label=<key>=<value>')"))
 def system_prune(cli: Cli, a: argparse.Namespace) -> int:
+    """The docker CLI's order: stopped containers, unused networks, (volumes), images, build cache."""
     if not a.force:
-        sys.stdout.write("WARNING! This will remove:\n  - all stopped containers\n"
-                         + ("  - all images without at least one container associated to them\n"
-                            if a.all else "  - all dangling images\n")
+        what = ["all stopped containers", "all networks not used by at least one container"]
+        what += ["all anonymous volumes not used by at least one container"] if a.volumes else []
+        what += ["all images without at least one container associated to them" if a.all else "all dangling images",
+                 "all build cache" if a.all else "unused build cache"]
+        sys.stdout.write("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
                          + "\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     from ._format import filters_param
-    filters = filters_param(a.filter)
+
+    try:
+        filters = filters_param(a.filter)
+    except ValueError as exc:
+        raise CommandError(str(exc), 125) from None
     reclaimed = 0
     res = cli.client.post("/containers/prune", params={"filters": filters}) or {}
-    deleted = res.get("ContainersDeleted") or []
-    if deleted:
+    if deleted := res.get("ContainersDeleted") or []:
         cli.print("Deleted Containers:\n" + "\n".join(deleted) + "\n")
     reclaimed += res.get("SpaceReclaimed") or 0
+    res = cli.client.post("/networks/prune", params={"filters": filters}) or {}
+    if deleted := res.get("NetworksDeleted") or []:
+        cli.print("Deleted Networks:\n" + "\n".join(deleted) + "\n")
+    if a.volumes:
+        res = cli.client.post("/volumes/prune", params={"filters": filters}) or {}
+        if deleted := res.get("VolumesDeleted") or []:
+            cli.print("Deleted Volumes:\n" + "\n".join(deleted) + "\n")
+        reclaimed += res.get("SpaceReclaimed") or 0
     img_filters = json.loads(filters) if filters else {}
     img_filters["dangling"] = ["false" if a.all else "true"]
     res = cli.client.post("/images/prune", params={"filters": json.dumps(img_filters)}) or {}
-    items = res.get("ImagesDeleted") or []
-    if items:
+    if items := res.get("ImagesDeleted") or []:
         cli.print("Deleted Images:")
         for it in items:
             for k in ("Untagged", "Deleted"):
@@ -153,5 +167,63 @@ def system_prune(cli: Cli, a: argparse.Namespace) -> int:
                     cli.print(f"{k.lower()}: {it[k]}")
         cli.print()
     reclaimed += res.get("SpaceReclaimed") or 0
+    res = cli.client.post("/build/prune", params={"all": "1" if a.all else "0"}) or {}
+    if deleted := res.get("CachesDeleted") or []:
+        cli.print("Deleted build cache objects:\n" + "\n".join(deleted) + "\n")
+    reclaimed += res.get("SpaceReclaimed") or 0
     cli.print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+              "Reclaimable": "RECLAIMABLE"}
+DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+
+
+def _share(reclaimable: int, total: int) -> str:
+    size = human_size(reclaimable, 4)
+    return f"{size} ({reclaimable * 100 // total}%)" if total > 0 else size
+
+
+def disk_usage_rows(du: dict) -> list[dict]:
+    """GET /system/df as the docker CLI sums it up: one row per kind of object."""
+    images = du.get("Images") or []
+    layers = du.get("LayersSize") or 0
+    used = sum(i.get("Size", 0) - i.get("SharedSize", 0) for i in images
+               if i.get("Containers") and i.get("SharedSize", 0) != -1)
+    containers = du.get("Containers") or []
+    active = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
+    container_size = sum(c.get("SizeRw") or 0 for c in containers)
+    volumes = du.get("Volumes") or []
+    usage = [(v.get("UsageData") or {}) for v in volumes]
+    volume_size = sum(u.get("Size", 0) for u in usage if u.get("Size", -1) != -1)
+    unused_volumes = sum(u.get("Size", 0) for u in usage if u.get("RefCount", 0) == 0 and u.get("Size", -1) != -1)
+    cache = du.get("BuildCache") or []
+    cache_size = sum(b.get("Size", 0) for b in cache if not b.get("Shared"))
+    cache_used = sum(b.get("Size", 0) for b in cache if b.get("InUse") and not b.get("Shared"))
+
+    def row(kind: str, total: int, in_use: int, size: int, reclaimable: str) -> dict:
+        return {"Type": kind, "TotalCount": str(total), "Active": str(in_use), "Size": human_size(size, 4),
+                "Reclaimable": reclaimable}
+
+    return [
+        row("Images", len(images), sum(1 for i in images if i.get("Containers")), layers,
+            _share(layers - used, layers)),
+        row("Containers", len(containers), len(active), container_size,
+            _share(container_size - sum(c.get("SizeRw") or 0 for c in active), container_size)),
+        row("Local Volumes", len(volumes), sum(1 for u in usage if u.get("RefCount", 0) > 0), volume_size,
+            _share(unused_volumes, volume_size)),
+        row("Build Cache", len(cache), sum(1 for b in cache if b.get("InUse")), cache_size,
+            human_size(cache_size - cache_used, 4)),
+    ]
+
+
+@command("system df", "Show pyengine disk usage",
+         arg("--format", default=None, help="Format output using a custom template"))
+def system_df(cli: Cli, a: argparse.Namespace) -> int:
+    rows = disk_usage_rows(cli.client.get("/system/df") or {})
+    try:
+        cli.out.write(render_rows(a.format or DF_TABLE, rows, DF_HEADERS))
+    except TemplateError as exc:
+        raise CommandError(f"template parsing error: {exc}") from None
     return 0

@@ -113,3 +113,16 @@ def test_docker_cli_search(daemon, index):
     refused = docker("search", f"127.0.0.1:{closed}/busybox")
     assert refused.returncode == 1
     assert refused.stderr.startswith(f'Error response from daemon: Get "http://127.0.0.1:{closed}/v1/search')
+
+
+def test_pyengine_cli_search(daemon, index):
+    import sys
+
+    host, asked = index
+    found = subprocess.run([sys.executable, "-m", "engine.cli", "-H", daemon.host, "search", "--limit", "5",
+                            "--filter", "stars=1", f"{host}/busy"], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert [line.split() for line in found.stdout.splitlines()] == [
+        ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], ["busybox", "the", "official", "one", "10", "[OK]"],
+        ["team/busybox-plus", "with", "extras", "2"]]
+    assert asked[-1] == {"q": "busy", "n": "5"}

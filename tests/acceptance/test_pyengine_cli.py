@@ -126,3 +126,76 @@ def test_exec_interactive_tty(pe, daemon):
                                "pe-exec-it", "sh", "-c", "tty; exit 4"], daemon.env())
     assert b"/dev/pts/" in output
     assert code == 4
+
+
+def test_management_commands_list_their_commands(pe):
+    listed = pe("container", check=True).stdout.decode()
+    assert listed.startswith("Usage:  pyengine container COMMAND\n")
+    names = [line.split()[0] for line in listed.splitlines() if line.startswith("  ")]
+    assert {"attach", "diff", "ls", "prune", "rm", "update"} <= set(names) and "list" not in names
+    assert pe("container", "--help", check=True).stdout.decode() == listed
+    assert "  df " in pe("system", check=True).stdout.decode()
+    unknown = pe("container", "bogus")
+    assert unknown.returncode == 1 and b"unknown command: pyengine container bogus" in unknown.stderr
+    assert pe("container", "ls", "-a", "--format", "{{.Names}}", check=True).returncode == 0
+
+
+def test_diff_update_and_container_prune(pe):
+    pe.names += ["pe-diff", "pe-upd"]
+    pe("run", "--name", "pe-diff", "busybox", "sh", "-c", "touch /new; rm /etc/group", check=True)
+    assert pe("container", "diff", "pe-diff", check=True).stdout.decode().splitlines() == [
+        "C /etc", "D /etc/group", "A /new"]
+    pe("run", "-d", "--name", "pe-upd", "busybox", "sleep", "60", check=True)
+    out = pe("update", "--memory", "64m", "--memory-swap", "-1", "--pids-limit", "50", "--restart", "on-failure:2",
+             "--kernel-memory", "10m", "pe-upd", check=True)
+    assert out.stdout == b"pe-upd\n" and b"kernel memory limit is deprecated" in out.stderr
+    host = json.loads(pe("inspect", "pe-upd", check=True).stdout)[0]["HostConfig"]
+    assert (host["Memory"], host["MemorySwap"], host["PidsLimit"]) == (64 << 20, -1, 50)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    none = pe("update", "pe-upd")
+    assert none.returncode == 125 and b"you must provide one or more flags" in none.stderr
+    missing = pe("update", "--cpu-shares", "512", "pe-nosuch")
+    assert missing.returncode == 1 and b"No such container: pe-nosuch" in missing.stderr
+    diff_id = json.loads(pe("inspect", "pe-diff", check=True).stdout)[0]["Id"]
+    pruned = pe("container", "prune", "-f", check=True).stdout.decode()
+    assert pruned.startswith("Deleted Containers:\n") and diff_id in pruned and "Total reclaimed space: " in pruned
+    assert pe("inspect", "pe-diff").returncode == 1 and pe("inspect", "pe-upd").returncode == 0
+
+
+def test_attach_follows_a_running_container_to_its_exit(pe, daemon):
+    pe.names.append("pe-attach")
+    stopped = pe("attach", "pe-attach")
+    assert stopped.returncode == 1 and b"No such container" in stopped.stderr
+    pe("create", "--name", "pe-attach", "busybox", "sh", "-c",
+       "while [ ! -f /go ]; do echo tick; sleep 0.1; done; echo late; exit 4", check=True)
+    not_running = pe("attach", "pe-attach")
+    assert not_running.returncode == 1
+    assert not_running.stderr == b"You cannot attach to a stopped container, start it first\n"
+    pe("start", "pe-attach", check=True)
+    attached = subprocess.Popen([sys.executable, "-m", "engine.cli", "-H", daemon.host, "attach", "pe-attach"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert attached.stdout.readline() == b"tick\n"  # attached: the output reaches us
+        pe("exec", "pe-attach", "touch", "/go", check=True)
+        rest = attached.stdout.read()
+        assert rest.endswith(b"late\n") and attached.wait(timeout=30) == 4
+    finally:
+        attached.kill()
+        attached.wait()
+
+
+def test_system_df_and_prune(pe):
+    rows = pe("system", "df", check=True).stdout.decode().splitlines()
+    assert rows[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    assert [row.split()[0] for row in rows[1:]] == ["Images", "Containers", "Local", "Build"]
+    assert int(rows[1].split()[1]) >= 1  # busybox at least
+    kinds = pe("system", "df", "--format", "{{.Type}}", check=True).stdout.decode().splitlines()
+    assert kinds == ["Images", "Containers", "Local Volumes", "Build Cache"]
+    pe("network", "create", "pe-unused-net", check=True)
+    pe.names.append("pe-stopped")
+    pe("run", "--name", "pe-stopped", "busybox", "true", check=True)
+    out = pe("system", "prune", "-f", check=True).stdout.decode()
+    networks = out.split("Deleted Networks:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "Deleted Containers:\n" in out and "pe-unused-net" in networks
+    assert pe("network", "inspect", "pe-unused-net").returncode == 1
+    assert pe("inspect", "pe-stopped").returncode == 1
