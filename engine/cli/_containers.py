@@ -4,6 +4,7 @@ inspect ps logs exec top stats cp port."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -55,19 +56,52 @@ def _start_error_status(message: str) -> int:
 
 
 def create_container(cli: Cli, a: argparse.Namespace, cmd_name: str) -> str:
+    """POST /containers/create as the docker CLI does it: the image pulled first with
+    --pull always, or when it is missing with --pull missing (the default); the id written
+    to --cidfile."""
+    from ._images import pull_image
+
+    if a.pull not in ("always", "missing", "never"):
+        raise _run_error(f"invalid pull option: '{a.pull}': must be one of \"always\", \"missing\" or "
+                         "\"never\"", cmd_name)
+    if a.cidfile and os.path.exists(a.cidfile):
+        raise _run_error(f"container ID file found, make sure the other container isn't running or delete "
+                         f"{a.cidfile}", cmd_name)
     try:
         body = build_create_body(a, a.cmd)
     except OptError as exc:
         raise _run_error(exc, cmd_name) from None
     params = {"name": a.name} if a.name else None
+
+    def pull() -> None:
+        try:
+            pull_image(cli, a.image, a.platform, quiet=a.quiet, out=sys.stderr)
+        except (ClientError, CommandError) as exc:
+            raise _run_error(exc, cmd_name) from None
+
+    if a.pull == "always":
+        pull()
     try:
         res = cli.client.post("/containers/create", body, params=params)
     except ClientError as exc:
-        if exc.not_found and ("image" in exc.message.lower() or "No such" in exc.message):
-            cli.warn(f"Unable to find image '{familiar_ref(a.image)}' locally")
-        raise _run_error(exc, cmd_name) from None
+        if not (exc.not_found and ("image" in exc.message.lower() or "No such" in exc.message)):
+            raise _run_error(exc, cmd_name) from None
+        cli.warn(f"Unable to find image '{familiar_ref(a.image)}' locally")
+        if a.pull != "missing":
+            raise _run_error(exc, cmd_name) from None
+        pull()
+        try:
+            res = cli.client.post("/containers/create", body, params=params)
+        except ClientError as again:
+            raise _run_error(again, cmd_name) from None
     for w in res.get("Warnings") or []:
         cli.warn(f"WARNING: {w}")
+    if a.cidfile:
+        try:
+            with open(a.cidfile, "x") as f:
+                f.write(res["Id"])
+        except OSError as exc:
+            raise _run_error(f"failed to create the container ID file: {exc}", cmd_name) from None
     return res["Id"]
 
 

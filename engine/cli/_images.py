@@ -281,10 +281,12 @@ def auth_header(registry: str) -> dict:
     return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()}
 
 
-def show_progress(cli: Cli, chunks: Iterator[bytes]) -> list[dict]:
+def show_progress(cli: Cli, chunks: Iterator[bytes], out=None) -> list[dict]:
     """Docker's JSON progress stream: one line per status; progress bars only on a tty.
-    Returns the aux messages; raises CommandError on an error message."""
-    tty = sys.stdout.isatty()
+    Returns the aux messages; raises CommandError on an error message. `out`: stdout, or
+    stderr where stdout is a container's (run's pull)."""
+    out = out or sys.stdout
+    tty = out.isatty()
     aux = []
     for msg in iter_json_stream(chunks):
         if not isinstance(msg, dict):
@@ -301,12 +303,12 @@ def show_progress(cli: Cli, chunks: Iterator[bytes]) -> list[dict]:
         line = f"{msg['id']}: {status}" if msg.get("id") else status
         if msg.get("progress") or (msg.get("progressDetail") or {}).get("current"):
             if tty:
-                sys.stdout.write(f"\r{line} {msg.get('progress', '')}\x1b[K")
-                sys.stdout.flush()
+                out.write(f"\r{line} {msg.get('progress', '')}\x1b[K")
+                out.flush()
             continue
         if tty:
-            sys.stdout.write("\r\x1b[K")
-        cli.print(line.rstrip("\n"))
+            out.write("\r\x1b[K")
+        out.write(line.rstrip("\n") + "\n")
     return aux
 
 
@@ -315,19 +317,23 @@ def show_progress(cli: Cli, chunks: Iterator[bytes]) -> list[dict]:
          arg("--platform", default=None),
          arg("name"), aliases=("image pull",))
 def pull(cli: Cli, a: argparse.Namespace) -> int:
-    name = a.name
-    params = {"fromImage": name, "platform": a.platform}
+    pull_image(cli, a.name, a.platform, quiet=a.quiet)
+    if a.quiet:
+        cli.print(a.name if ("@" in a.name or ":" in a.name.rsplit("/", 1)[-1]) else f"{a.name}:latest")
+    return 0
+
+
+def pull_image(cli: Cli, name: str, platform: str | None, *, quiet: bool, out=None) -> None:
+    """POST /images/create with the saved credentials, its progress shown unless quiet."""
+    params = {"fromImage": name, "platform": platform}
     with cli.client.stream("POST", "/images/create", params=params,
                            headers=auth_header(registry_of(name))) as resp:
-        if a.quiet:
+        if quiet:
             for msg in iter_json_stream(resp.iter_raw()):
                 if isinstance(msg, dict) and (msg.get("error") or msg.get("errorDetail")):
                     raise CommandError(str(msg.get("error") or msg["errorDetail"].get("message")))
         else:
-            show_progress(cli, resp.iter_raw())
-    if a.quiet:
-        cli.print(name if ("@" in name or ":" in name.rsplit("/", 1)[-1]) else f"{name}:latest")
-    return 0
+            show_progress(cli, resp.iter_raw(), out)
 
 
 @command("push", "Upload an image to a registry",

@@ -83,6 +83,23 @@ RUN_ARGS = [
     arg("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK"),
     arg("--init", action="store_true", help="Run an init inside the container that forwards signals and reaps processes"),
     arg("--platform", default=None, help="Set platform if server is multi-platform capable"),
+    arg("--mount", action="append", default=[], help="Attach a filesystem mount to the container"),
+    arg("--network-alias", action="append", default=[], help="Add network-scoped alias for the container"),
+    arg("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)"),
+    arg("--ip6", default="", help="IPv6 address (e.g., 2001:db8::33)"),
+    arg("--link", action="append", default=[], help="Add link to another container"),
+    arg("--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    arg("--label-file", action="append", default=[], help="Read in a line delimited file of labels"),
+    arg("--cidfile", default="", help="Write the container ID to the file"),
+    arg("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)"),
+    arg("--kernel-memory", default=None, help="Kernel memory limit (deprecated)"),
+    arg("--pull", default="missing", help='Pull image before running ("always", "missing", "never")'),
+    arg("-q", "--quiet", action="store_true", help="Suppress the pull output"),
+    arg("--runtime", default="", help="Runtime to use for this container"),
+    arg("--isolation", default="", help="Container isolation technology"),
+    arg("--storage-opt", action="append", default=[], help="Storage driver options for the container"),
+    arg("--userns", default="", help="User namespace to use"),
+    arg("--volume-driver", default="", help="Optional volume driver for the container"),
     arg("image", help="Image"),
 ]
 
@@ -275,6 +292,90 @@ def parse_volumes(items: list[str]) -> tuple[list[str], dict[str, dict]]:
     return binds, volumes
 
 
+_GO_BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
+             "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
+
+
+def parse_mount(spec: str) -> dict[str, Any]:
+    """--mount type=bind,src=/a,dst=/b,ro,… (CSV, as the docker CLI reads it) -> a Mount of
+    the API; a volume mount unless the type says otherwise."""
+    import csv
+
+    def fail(why: str) -> OptError:
+        return _flag_err("--mount", spec, why)
+
+    mount: dict[str, Any] = {"Type": "volume"}
+    options: dict[str, dict[str, Any]] = {}
+    fields = next(csv.reader([spec]), [])
+    for field in fields:
+        key, sep, value = field.partition("=")
+        key = key.lower()
+        if not sep and key in ("readonly", "ro"):
+            mount["ReadOnly"] = True
+            continue
+        if not sep and key == "volume-nocopy":
+            options.setdefault("VolumeOptions", {})["NoCopy"] = True
+            continue
+        if not sep:
+            raise fail(f"invalid field '{field}' must be a key=value pair")
+        if key == "type":
+            mount["Type"] = value.lower()
+        elif key in ("source", "src"):
+            mount["Source"] = os.path.abspath(value) if value == "." or value.startswith("./") else value
+        elif key in ("target", "dst", "destination"):
+            mount["Target"] = value
+        elif key in ("readonly", "ro", "volume-nocopy"):
+            if value not in _GO_BOOLS:
+                raise fail(f"invalid value for {key}: {value}")
+            if key == "volume-nocopy":
+                options.setdefault("VolumeOptions", {})["NoCopy"] = _GO_BOOLS[value]
+            else:
+                mount["ReadOnly"] = _GO_BOOLS[value]
+        elif key == "consistency":
+            mount["Consistency"] = value.lower()
+        elif key == "bind-propagation":
+            options.setdefault("BindOptions", {})["Propagation"] = value.lower()
+        elif key in ("volume-label", "volume-opt"):
+            name, _, item = value.partition("=")
+            volume = options.setdefault("VolumeOptions", {})
+            target = volume.setdefault("Labels", {}) if key == "volume-label" else \
+                volume.setdefault("DriverConfig", {}).setdefault("Options", {})
+            target[name] = item
+        elif key == "volume-driver":
+            options.setdefault("VolumeOptions", {}).setdefault("DriverConfig", {})["Name"] = value
+        elif key == "tmpfs-size":
+            try:
+                options.setdefault("TmpfsOptions", {})["SizeBytes"] = ram_in_bytes(value)
+            except ValueError:
+                raise fail(f"invalid value for {key}: {value}") from None
+        elif key == "tmpfs-mode":
+            try:
+                options.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
+            except ValueError:
+                raise fail(f"invalid value for {key}: {value}") from None
+        else:
+            raise fail(f"unexpected key '{key}' in '{field}'")
+    if not mount.get("Target"):
+        raise fail("target is required")
+    for kind, prefix in (("VolumeOptions", "volume"), ("BindOptions", "bind"), ("TmpfsOptions", "tmpfs")):
+        if kind in options and mount["Type"] != prefix:
+            raise fail(f"cannot mix '{prefix}-*' options with mount type '{mount['Type']}'")
+    return {**mount, **options}
+
+
+def read_label_files(paths: list[str]) -> list[str]:
+    """--label-file: one key=value per line; blank lines and # comments skipped."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as exc:
+            raise OptError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from None
+        out += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return out
+
+
 def parse_tmpfs(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -433,8 +534,10 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         "Volumes": volumes,
         "WorkingDir": a.workdir,
         "Entrypoint": entrypoint,
-        "Labels": parse_kv_list(a.label),
+        "Labels": parse_kv_list(read_label_files(a.label_file) + a.label),
     }
+    if a.mac_address:
+        config["MacAddress"] = a.mac_address
     if exposed:
         config["ExposedPorts"] = exposed
     if a.stop_signal is not None:
@@ -497,5 +600,23 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         host["Devices"] = [parse_device(d) for d in a.device]
     if a.device_cgroup_rule:
         host["DeviceCgroupRules"] = a.device_cgroup_rule
+    if a.mount:
+        host["Mounts"] = [parse_mount(m) for m in a.mount]
+    if a.link:
+        host["Links"] = a.link
+    if a.cpuset_mems:
+        host["CpusetMems"] = a.cpuset_mems
+    if a.kernel_memory:
+        host["KernelMemory"] = _size("--kernel-memory", a.kernel_memory)
+    if a.storage_opt:
+        host["StorageOpt"] = parse_kv_list(a.storage_opt)
+    for value, key in ((a.runtime, "Runtime"), (a.isolation, "Isolation"), (a.userns, "UsernsMode"),
+                       (a.volume_driver, "VolumeDriver")):
+        if value:
+            host[key] = value
     host.update(kernel_knobs(a))
-    return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": {}}}
+    endpoints = {}
+    if a.network_alias or a.ip or a.ip6:
+        ipam = {k: v for k, v in (("IPv4Address", a.ip), ("IPv6Address", a.ip6)) if v}
+        endpoints[a.network] = {"Aliases": a.network_alias or None, "IPAMConfig": ipam or None}
+    return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": endpoints}}

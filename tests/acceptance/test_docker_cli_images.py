@@ -230,6 +230,14 @@ def test_pyengine_cli_image_story(pe, registry, auth_registry, tmp_path):
         pe("rm", "-f", "pe-commit")
     pe("rmi", "pe-commit:snap", check=True)
     pe("rmi", ref, check=True)
+    # run pulls an image it does not have (--pull missing), its progress on stderr
+    ran = pe("run", "--rm", ref, "echo", "pulled", check=True)
+    assert ran.stdout == b"pulled\n"
+    assert f"Unable to find image '{ref}' locally" in ran.stderr.decode() and b"Digest: sha256:" in ran.stderr
+    never = pe("run", "--rm", "--pull", "never", f"{registry.host}/pe/bb:absent", "true")
+    assert never.returncode == 125 and b"No such image" in never.stderr
+    assert pe("run", "--rm", "-q", "--pull", "always", ref, "true", check=True).stderr == b""
+    pe("rmi", ref, check=True)
 
     # login: credentials saved 0600 on the CLI side, used by push
     bad = pe("login", "-u", "bob", "--password-stdin", auth_registry.host, input=b"nope\n")

@@ -199,3 +199,39 @@ def test_system_df_and_prune(pe):
     assert "Deleted Containers:\n" in out and "pe-unused-net" in networks
     assert pe("network", "inspect", "pe-unused-net").returncode == 1
     assert pe("inspect", "pe-stopped").returncode == 1
+
+
+def test_run_flags_mount_labels_cidfile_and_network_alias(pe, tmp_path):
+    (tmp_path / "labels").write_text("a=1\n# a comment\n\nb=2\n")
+    cidfile = tmp_path / "cid"
+    out = pe("run", "--rm", "--mount", "type=tmpfs,dst=/m,tmpfs-size=64k", "--label-file", str(tmp_path / "labels"),
+             "-l", "b=3", "--cidfile", str(cidfile), "--cpuset-mems", "0", "busybox", "sh", "-c",
+             "df -k /m | tail -1 | awk '{print $2}'", check=True).stdout
+    assert out == b"64\n" and len(cidfile.read_text()) == 64
+    again = pe("run", "--rm", "--cidfile", str(cidfile), "busybox", "true")
+    assert again.returncode == 125 and b"container ID file found" in again.stderr
+    pe.names.append("pe-flags")
+    pe("create", "--name", "pe-flags", "--label-file", str(tmp_path / "labels"), "-l", "b=3",
+       "--mount", "type=bind,src=/etc,dst=/host-etc,ro", "busybox", check=True)
+    info = json.loads(pe("inspect", "pe-flags", check=True).stdout)[0]
+    assert info["Config"]["Labels"] == {"a": "1", "b": "3"}
+    assert info["HostConfig"]["Mounts"] == [{"Type": "bind", "Source": "/etc", "Target": "/host-etc",
+                                             "ReadOnly": True}]
+    for spec, why in (("bogus", "invalid field 'bogus' must be a key=value pair"), ("src=/x", "target is required"),
+                      ("type=bind,dst=/x,volume-nocopy", "cannot mix 'volume-*' options with mount type 'bind'")):
+        bad = pe("run", "--rm", "--mount", spec, "busybox", "true")
+        assert bad.returncode == 125 and why.encode() in bad.stderr, bad.stderr
+    bad = pe("run", "--rm", "--pull", "sometimes", "busybox", "true")
+    assert bad.returncode == 125 and b"invalid pull option: 'sometimes'" in bad.stderr
+    pe("network", "create", "--subnet", "10.251.7.0/24", "pe-alias-net", check=True)
+    try:
+        pe.names.append("pe-aliased")
+        pe("run", "-d", "--name", "pe-aliased", "--network", "pe-alias-net", "--network-alias", "db",
+           "--ip", "10.251.7.9", "--mac-address", "02:42:0a:fb:07:09", "busybox", "sleep", "60", check=True)
+        found = pe("run", "--rm", "--network", "pe-alias-net", "busybox", "ping", "-c1", "-W3", "db", check=True)
+        assert b"10.251.7.9" in found.stdout
+        assert pe("exec", "pe-aliased", "cat", "/sys/class/net/eth0/address", check=True).stdout == \
+            b"02:42:0a:fb:07:09\n"
+    finally:
+        pe("rm", "-f", "pe-aliased")
+        pe("network", "rm", "pe-alias-net")

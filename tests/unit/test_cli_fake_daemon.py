@@ -325,7 +325,7 @@ def test_run_detached_prints_id(daemon, capsys):
 
 
 def test_run_missing_image(daemon, capsys):
-    assert main(["run", "missing"]) == 125
+    assert main(["run", "--pull", "never", "missing"]) == 125  # (the pull of a missing image: acceptance)
     err = capsys.readouterr().err
     assert err.splitlines() == [
         "Unable to find image 'missing:latest' locally",
