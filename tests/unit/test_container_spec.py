@@ -16,6 +16,7 @@ from engine.runtime import MASKED_PATHS, READONLY_PATHS
 from engine import errors
 from engine.api import container_spec_from_docker
 from engine.api._container_json import (
+    OMITTED_WHEN_EMPTY,
     config_shape, create_request, exec_config, exec_shape, host_config, host_config_shape)
 from engine.containers import ContainerConfig, HostConfig, record
 from engine.containers.config import validate_host_config, with_image_defaults
@@ -46,7 +47,7 @@ def test_a_record_of_the_previous_format_loads_and_inspects_as_before(name, tmp_
     unset = {"MemorySwappiness": (-1, None), "IpcMode": ("", "private"), "PidsLimit": (0, None)}
     assert host_config_shape(container.host_config) == {
         k: unset[k][1] if k in unset and v == unset[k][0] else v
-        for k, v in old["host_config"].items() if k != "Mounts" or v}
+        for k, v in old["host_config"].items() if k not in OMITTED_WHEN_EMPTY or (v if k != "Init" else v is not None)}
     # written back in format 2, it reads the same
     container.directory = str(tmp_path)
     container.save()
