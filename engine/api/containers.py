@@ -86,13 +86,13 @@ async def start(req: Request):
 
 @router.post("/containers/{id}/stop")
 async def stop(req: Request):
-    await req.daemon.containers.stop(req.params["id"], req.query.int("t"))
+    await req.daemon.containers.stop(req.params["id"], req.query.int("t"), req.query.get("signal") or None)
     return empty(204)
 
 
 @router.post("/containers/{id}/restart")
 async def restart(req: Request):
-    await req.daemon.containers.restart(req.params["id"], req.query.int("t"))
+    await req.daemon.containers.restart(req.params["id"], req.query.int("t"), req.query.get("signal") or None)
     return empty(204)
 
 

@@ -99,7 +99,7 @@ def plan(dockerfile: Dockerfile) -> Plan:
                     raise ParseError(node.line, f'invalid name for build stage: "{node.args[2]}", '
                                                 "name can't start with a number or contain symbols")
                 if any(s.name == name for s in stages):
-                    raise ParseError(node.line, f"duplicate name {name}")
+                    raise ParseError(node.line, "a stage name already used")  # dockerd's words
             platform = None
             for flag in node.flags:
                 if flag.startswith("--platform="):

@@ -125,6 +125,7 @@ def _dockerfile_args(a: argparse.Namespace) -> tuple[str, str, bytes | None]:
          arg("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping"),
          arg("--shm-size", default=None, help="Size of /dev/shm"),
          arg("-q", "--quiet", action="store_true", help="Print the image ID only"),
+         arg("--iidfile", default="", help="Write the image ID to the file"),
          arg("--platform", default=None),
          arg("--progress", default="auto", choices=["auto", "plain", "tty"], help="Progress output"),
          aliases=("image build", "builder build"))
@@ -133,6 +134,8 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
     from ._format import ram_in_bytes
 
     context, dockerfile, text = _dockerfile_args(a)
+    if a.iidfile and os.path.lexists(a.iidfile):
+        os.unlink(a.iidfile)  # a failed build leaves none behind (the docker CLI's way)
     buildargs = {}
     for item in a.build_arg:
         key, eq, value = item.partition("=")
@@ -185,6 +188,9 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
         if live and view.steps and view.steps[-1]["output"]:
             sys.stderr.write("\n".join(view.steps[-1]["output"][-20:]) + "\n")
         raise CommandError(message, code or 1)
+    if a.iidfile:
+        with open(a.iidfile, "w") as f:
+            f.write(image_id)
     return 0  # with -q the daemon's only output was the image id (or a failed build's log)
 
 

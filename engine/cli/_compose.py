@@ -376,7 +376,7 @@ def exec_cmd(ctx: Ctx, a: argparse.Namespace) -> int:
     c = _find_container(ctx, a.service, a.index)
     tty = not a.no_tty and sys.stdin.isatty()
     ns = argparse.Namespace(detach=a.detach, interactive=not a.detach, tty=tty, user=a.user,
-                            workdir=a.workdir, env=a.env, privileged=a.privileged,
+                            workdir=a.workdir, env=a.env, env_file=[], privileged=a.privileged,
                             container=c["Id"], cmd=a.cmd, detach_keys=None)
     return _containers.exec_(ctx.cli, ns)
 

@@ -15,7 +15,7 @@ from ._client import ClientError
 from ._format import (Demuxer, SYSTEMERR, bytes_size, ellipsis, familiar_ref, filters_param,
                       go_quote, human_size, parse_api_time, parse_timestamp,
                       render_rows, short_id, tabulate, time_ago, TemplateError)
-from ._opts import RUN_ARGS, OptError, build_create_body
+from ._opts import RUN_ARGS, OptError, build_create_body, parse_env
 from ._images import _load_config
 from ._stream import StreamError, Waiter, detach_key_bytes, session
 
@@ -202,20 +202,23 @@ def start(cli: Cli, a: argparse.Namespace) -> int:
     return status
 
 
-@command("stop", "Stop one or more running containers",
-         arg("-t", "--time", type=int, default=None, help="Seconds to wait before killing it"),
-         arg("containers", nargs="+"))
+STOP_ARGS = (
+    arg("-s", "--signal", default=None, help="Signal to send to the container"),
+    arg("-t", "--time", "--timeout", dest="time", type=int, default=None, help="Seconds to wait before killing it"),
+    arg("containers", nargs="+"),
+)
+
+
+@command("stop", "Stop one or more running containers", *STOP_ARGS)
 def stop(cli: Cli, a: argparse.Namespace) -> int:
     return for_each(cli, a.containers,
-                    lambda n: cli.client.post(f"/containers/{n}/stop", params={"t": a.time}))
+                    lambda n: cli.client.post(f"/containers/{n}/stop", params={"t": a.time, "signal": a.signal}))
 
 
-@command("restart", "Restart one or more containers",
-         arg("-t", "--time", type=int, default=None, help="Seconds to wait before killing it"),
-         arg("containers", nargs="+"))
+@command("restart", "Restart one or more containers", *STOP_ARGS)
 def restart(cli: Cli, a: argparse.Namespace) -> int:
     return for_each(cli, a.containers,
-                    lambda n: cli.client.post(f"/containers/{n}/restart", params={"t": a.time}))
+                    lambda n: cli.client.post(f"/containers/{n}/restart", params={"t": a.time, "signal": a.signal}))
 
 
 @command("kill", "Kill one or more running containers",
@@ -465,6 +468,7 @@ def logs(cli: Cli, a: argparse.Namespace) -> int:
          arg("-u", "--user", default="", help="Username or UID"),
          arg("-w", "--workdir", default="", help="Working directory inside the container"),
          arg("-e", "--env", action="append", default=[], help="Set environment variables"),
+         arg("--env-file", action="append", default=[], help="Read in a file of environment variables"),
          arg("--privileged", action="store_true", help="Give extended privileges"),
          arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
          arg("container"), stop_after=1,
@@ -474,10 +478,14 @@ def exec_(cli: Cli, a: argparse.Namespace) -> int:
         raise CommandError("pyengine exec: requires at least 2 arguments.\n"
                            "See 'pyengine exec --help'.", 125)
     keys = detach_keys_option(cli, getattr(a, "detach_keys", None), "exec")
+    try:
+        exec_env = parse_env(a.env, a.env_file)
+    except OptError as exc:
+        raise CommandError(f"pyengine: {exc}", 125) from None
     body = {"User": a.user, "Privileged": a.privileged, "Tty": a.tty,
             "AttachStdin": a.interactive and not a.detach, "AttachStdout": not a.detach,
             "AttachStderr": not a.detach, "Detach": a.detach, "DetachKeys": keys[0],
-            "Env": a.env, "WorkingDir": a.workdir, "Cmd": a.cmd}
+            "Env": exec_env, "WorkingDir": a.workdir, "Cmd": a.cmd}
     client = cli.client
     eid = client.post(f"/containers/{a.container}/exec", body)["Id"]
     if a.detach:

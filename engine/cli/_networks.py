@@ -23,8 +23,16 @@ NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
          arg("--ipv6", action="store_true", help="Enable IPv6 networking"),
          arg("-o", "--opt", action="append", default=[], help="Set driver specific options"),
          arg("--ipam-opt", action="append", default=[], help="Set IPAM driver specific options"),
+         arg("--ipam-driver", default="default", help="IP Address Management Driver"),
+         arg("--aux-address", action="append", default=[], help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+         arg("--config-only", action="store_true", help="Create a configuration only network"),
+         arg("--config-from", default="", help="The network from which to copy the configuration"),
+         arg("--scope", default="", help="Control the network's scope"),
+         arg("--ingress", action="store_true", help="Create swarm routing-mesh network"),
          arg("--label", action="append", default=[], help="Set metadata on a network"))
 def network_create(cli: Cli, a: argparse.Namespace) -> int:
+    import ipaddress
+
     if len(a.gateway) > len(a.subnet) or len(a.ip_range) > len(a.subnet):
         raise CommandError("Error response from daemon: every ip-range or gateway must have a corresponding subnet", 1)
     configs = []
@@ -35,10 +43,22 @@ def network_create(cli: Cli, a: argparse.Namespace) -> int:
         if i < len(a.ip_range):
             entry["IPRange"] = a.ip_range[i]
         configs.append(entry)
+    for aux in a.aux_address:  # name=address, given to the subnet that holds the address (the docker CLI's rule)
+        name, _, address = aux.partition("=")
+        try:
+            owner = next(c for c in configs
+                         if ipaddress.ip_address(address) in ipaddress.ip_network(c["Subnet"], strict=False))
+        except (ValueError, StopIteration):
+            raise CommandError(f"no matching subnet for aux-address {address}", 1) from None
+        owner.setdefault("AuxiliaryAddresses", {})[name] = address
     body = {"Name": a.name, "CheckDuplicate": True, "Driver": a.driver, "Internal": a.internal,
             "Attachable": a.attachable, "EnableIPv6": a.ipv6, "Options": key_values(a.opt, "--opt"),
-            "Labels": key_values(a.label, "--label"),
-            "IPAM": {"Driver": "default", "Config": configs, "Options": key_values(a.ipam_opt, "--ipam-opt")}}
+            "Labels": key_values(a.label, "--label"), "Ingress": a.ingress, "ConfigOnly": a.config_only,
+            "IPAM": {"Driver": a.ipam_driver, "Config": configs, "Options": key_values(a.ipam_opt, "--ipam-opt")}}
+    if a.config_from:
+        body["ConfigFrom"] = {"Network": a.config_from}
+    if a.scope:
+        body["Scope"] = a.scope
     res = cli.client.post("/networks/create", body)
     cli.print(res["Id"])
     return 0

@@ -205,12 +205,13 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     if mode == "container:":
         raise errors.InvalidParameter(f"invalid NetworkMode: {mode!r}")
     # Network names are checked by the network manager (engine.networks).
-    for field, value, allowed in (("PidMode", host.pid_mode, ("", "host")),
-                                  ("IpcMode", host.ipc_mode, ("", "private", "shareable", "host", "none")),
-                                  ("UTSMode", host.uts_mode, ("", "host"))):
+    for field, value, allowed, refusal in (
+            ("PidMode", host.pid_mode, ("", "host"), "invalid PID mode"),
+            ("IpcMode", host.ipc_mode, ("", "private", "shareable", "host", "none"), "Invalid IPC mode"),
+            ("UTSMode", host.uts_mode, ("", "host"), "invalid UTS mode")):
         joins = field != "UTSMode" and value.startswith("container:") and value != "container:"
         if value not in allowed and not joins:
-            raise errors.InvalidParameter(f"invalid {field}: {value}")
+            raise errors.InvalidParameter(f"{refusal}: {value}")  # dockerd's words
     changes = {}  # evolve only what changed: a create pays each evolve of this wide class
     if policy != host.restart_policy:
         changes["restart_policy"] = policy

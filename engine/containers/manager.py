@@ -376,8 +376,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
 
 
 
-    async def stop(self, ref: str, timeout: int | None = None) -> None:
+    async def stop(self, ref: str, timeout: int | None = None, stop_signal: str | None = None) -> None:
+        """`stop_signal` (stop -s) over the container's StopSignal, checked before anything."""
         container = self.get(ref)
+        number = cfg.parse_signal(stop_signal or container.config.stop_signal)
         if not container.state.status.can_stop():
             raise errors.NotModified("container already stopped")
         container.manually_stopped = True
@@ -386,8 +388,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             timeout = container.config.stop_timeout
             if timeout is None:
                 timeout = STOP_GRACE_DEFAULT
-        stop_signal = cfg.parse_signal(container.config.stop_signal)
-        await self._terminate(container, stop_signal, timeout)
+        await self._terminate(container, number, timeout)
         self.publish(container, "stop")
 
     async def _terminate(self, container: Container, stop_signal: int, timeout: float) -> None:
@@ -438,10 +439,10 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
         if number == signal.SIGKILL:
             await run.exited.wait()
 
-    async def restart(self, ref: str, timeout: int | None = None) -> None:
+    async def restart(self, ref: str, timeout: int | None = None, stop_signal: str | None = None) -> None:
         container = self.get(ref)
         if container.state.status.can_stop():
-            await self.stop(container.id, timeout)
+            await self.stop(container.id, timeout, stop_signal)
         await self.start(container.id)
         self.publish(container, "restart")
 

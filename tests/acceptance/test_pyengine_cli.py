@@ -235,3 +235,48 @@ def test_run_flags_mount_labels_cidfile_and_network_alias(pe, tmp_path):
     finally:
         pe("rm", "-f", "pe-aliased")
         pe("network", "rm", "pe-alias-net")
+
+
+def test_stop_signal_exec_env_file_network_options_and_iidfile(pe, tmp_path):
+    pe.names.append("pe-sig")
+    pe("run", "-d", "--name", "pe-sig", "busybox", "sh", "-c",
+       "trap 'exit 42' USR1; while true; do sleep 0.1; done", check=True)
+    (tmp_path / "env").write_text("A=from-file\n# comment\nB=2\n")
+    out = pe("exec", "--env-file", str(tmp_path / "env"), "-e", "B=3", "pe-sig", "sh", "-c", "echo $A $B",
+             check=True).stdout
+    assert out == b"from-file 3\n"
+    bad = pe("stop", "-s", "NOSUCHSIG", "pe-sig")
+    assert bad.returncode == 1 and b"NOSUCHSIG" in bad.stderr
+    assert pe("stop", "-s", "USR1", "--timeout", "30", "pe-sig", check=True).stdout == b"pe-sig\n"
+    assert json.loads(pe("inspect", "pe-sig", check=True).stdout)[0]["State"]["ExitCode"] == 42
+
+    created = pe("network", "create", "--subnet", "10.252.3.0/24", "--aux-address", "router=10.252.3.5",
+                 "--ipam-driver", "default", "pe-aux-net", check=True)
+    try:
+        ipam = json.loads(pe("network", "inspect", "pe-aux-net", check=True).stdout)[0]["IPAM"]
+        assert ipam["Config"][0]["AuxiliaryAddresses"] == {"router": "10.252.3.5"}, ipam
+        assert len(created.stdout.strip()) == 64
+    finally:
+        pe("network", "rm", "pe-aux-net")
+    stray = pe("network", "create", "--subnet", "10.252.4.0/24", "--aux-address", "x=10.9.9.9", "pe-aux-bad")
+    assert stray.returncode == 1 and b"no matching subnet for aux-address 10.9.9.9" in stray.stderr
+    pe("network", "create", "--config-only", "--subnet", "10.252.5.0/24", "pe-cfg-only", check=True)
+    try:
+        pe("network", "create", "--config-from", "pe-cfg-only", "pe-cfg-user", check=True)
+        user = json.loads(pe("network", "inspect", "pe-cfg-user", check=True).stdout)[0]
+        assert user["ConfigFrom"] == {"Network": "pe-cfg-only"}
+        assert user["IPAM"]["Config"][0]["Subnet"] == "10.252.5.0/24"
+    finally:
+        pe("network", "rm", "pe-cfg-user")
+        pe("network", "rm", "pe-cfg-only")
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM busybox\nLABEL iid=1\n")
+    iidfile = tmp_path / "iid"
+    pe("build", "-q", "--iidfile", str(iidfile), str(tmp_path / "ctx"), check=True)
+    image_id = iidfile.read_text()
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    assert pe("build", "-q", "--iidfile", str(iidfile), str(tmp_path / "ctx")).returncode != 0
+    assert not iidfile.exists()  # a failed build leaves no id behind
+    pe("rmi", image_id, check=True)

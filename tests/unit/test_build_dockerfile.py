@@ -273,3 +273,8 @@ def test_context_index_matches_disk_rules(tmp_path):
     out = context.extract(str(tmp_path / "x"))
     assert sorted(os.listdir(os.path.join(out, "src"))) == ["a.txt"]
     assert before.startswith("dir:") and context.checksum(["src"]) == before
+
+
+def test_a_stage_name_used_twice_is_refused_in_dockerds_words():
+    with pytest.raises(ParseError, match="line 2: a stage name already used"):
+        plan(parse("FROM busybox AS a\nFROM busybox AS A\n"))

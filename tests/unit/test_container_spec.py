@@ -134,9 +134,9 @@ def test_wrong_shapes_are_400s_with_dockerds_words(body, message):
     ({"RestartPolicy": {"Name": "sometimes"}}, "invalid restart policy 'sometimes'"),
     ({"AutoRemove": True, "RestartPolicy": {"Name": "always"}}, "can't create 'AutoRemove' container with restart policy"),
     ({"LogConfig": {"Type": "syslog"}}, "log driver 'syslog' is not supported by pyengine"),
-    ({"PidMode": "container:"}, "invalid PidMode: container:"),
-    ({"IpcMode": "sharable"}, "invalid IpcMode: sharable"),
-    ({"UTSMode": "container:x"}, "invalid UTSMode: container:x"),
+    ({"PidMode": "container:"}, "invalid PID mode: container:"),
+    ({"IpcMode": "sharable"}, "Invalid IPC mode: sharable"),
+    ({"UTSMode": "container:x"}, "invalid UTS mode: container:x"),
     ({"KernelMemory": 4 << 20}, "Minimum kernel memory limit allowed is 6MB"),
 ])
 def test_dockerds_rules_on_the_values(host, message):
