@@ -599,14 +599,16 @@ def host_config_shape(host: HostConfig) -> dict:
     if host.sysctls is not None:
         out["Sysctls"] = dict(host.sysctls)
     out.update((key, value) for key, value in host.other.items() if key not in out)
-    for key in OMITTED_WHEN_EMPTY:  # Go's omitempty (Init is a pointer: a false one shows)
-        if out.get(key) is None if key == "Init" else not out.get(key):
+    for key in OMITTED_WHEN_EMPTY:  # Go's omitempty
+        if not out.get(key):
             out.pop(key, None)
+    if out.get("Init") is None:  # a pointer: a false one shows
+        out.pop("Init", None)
     return out
 
 
 #: HostConfig fields dockerd leaves out when empty.
-OMITTED_WHEN_EMPTY = ("Mounts", "Tmpfs", "StorageOpt", "Sysctls", "Init")
+OMITTED_WHEN_EMPTY = ("Mounts", "Tmpfs", "StorageOpt", "Sysctls")
 
 
 def exec_shape(instance) -> dict:

@@ -128,6 +128,21 @@ class Cli:
     def print(self, text: str = "", end: str = "\n") -> None:
         sys.stdout.write(text + end)
 
+    def print_deleted(self, kind: str, items: list) -> None:
+        """A prune's "Deleted <kind>:" section, then a blank line; nothing when none was.
+        Images' items are {"Untagged"|"Deleted": ref} and show as "untagged: ref"."""
+        if not items:
+            return
+        self.print(f"Deleted {kind}:")
+        for item in items:
+            if isinstance(item, dict):
+                for key in ("Untagged", "Deleted"):
+                    if item.get(key):
+                        self.print(f"{key.lower()}: {item[key]}")
+            else:
+                self.print(item)
+        self.print()
+
     def warn(self, text: str) -> None:
         sys.stdout.flush()
         sys.stderr.write(text + "\n")

@@ -7,10 +7,9 @@ import argparse
 import sys
 
 from ._app import Cli, CommandError, alias, arg, command
-from ._containers import detach_keys_option, for_each
+from ._containers import attached_start, detach_keys_option, for_each
 from ._format import filters_param, human_size
 from ._opts import OptError, _size, parse_cpus, parse_restart
-from ._stream import StreamError, Waiter, detach_key_bytes, session
 
 for _name in ("attach", "create", "diff", "exec", "kill", "logs", "pause", "port", "rename", "restart", "rm",
               "run", "start", "stats", "stop", "top", "unpause", "update", "wait"):
@@ -21,7 +20,6 @@ alias("container remove", "rm")
 @command("attach", "Attach local standard input, output, and error streams to a running container",
          arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
          arg("--no-stdin", action="store_true", help="Do not attach STDIN"),
-         arg("--sig-proxy", default="true", help="Proxy all received signals to the process"),
          arg("container"))
 def attach(cli: Cli, a: argparse.Namespace) -> int:
     """Until the container stops (its exit status is ours) or the user detaches (0)."""
@@ -32,25 +30,10 @@ def attach(cli: Cli, a: argparse.Namespace) -> int:
         raise CommandError("You cannot attach to a stopped container, start it first")
     if state.get("Paused"):
         raise CommandError("You cannot attach to a paused container, unpause it first")
-    cid, cfg = info["Id"], info.get("Config") or {}
-    tty, interactive = bool(cfg.get("Tty")), bool(cfg.get("OpenStdin")) and not a.no_stdin
-    params = {"stream": True, "stdin": interactive, "stdout": True, "stderr": True}
-    if keys[0]:
-        params["detachKeys"] = keys[0]
-    client = cli.client
-    with client.hijack(f"/containers/{cid}/attach", params) as conn:
-        waiter = Waiter(client, cid, "next-exit")
-        waiter.wait_headers()
-        resize = (lambda h, w: client.post(f"/containers/{cid}/resize", params={"h": h, "w": w})) if tty else None
-        try:
-            if session(cli, conn, tty=tty, interactive=interactive, resize=resize, detach_keys=keys[1] or detach_key_bytes(None)):
-                return 0
-        except StreamError as exc:
-            raise CommandError(str(exc)) from None
-    try:
-        return waiter.status()
-    except StreamError as exc:
-        raise CommandError(f"Error waiting for container: {exc}") from None
+    cfg = info.get("Config") or {}
+    return attached_start(cli, info["Id"], tty=bool(cfg.get("Tty")),
+                          interactive=bool(cfg.get("OpenStdin")) and not a.no_stdin, auto_remove=False,
+                          run=False, detach_keys=keys, start=False)
 
 
 _CHANGE_KINDS = {0: "C", 1: "A", 2: "D"}
@@ -121,8 +104,6 @@ def container_prune(cli: Cli, a: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     result = cli.client.post("/containers/prune", params={"filters": filters}) or {}
-    deleted = result.get("ContainersDeleted") or []
-    if deleted:
-        cli.print("Deleted Containers:\n" + "\n".join(deleted) + "\n")
+    cli.print_deleted("Containers", result.get("ContainersDeleted") or [])
     cli.print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed') or 0)}")
     return 0

@@ -116,9 +116,10 @@ def detach_keys_option(cli: Cli, flag_value: str | None, cmd: str) -> tuple[str,
 
 
 def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_remove: bool,
-                   run: bool, detach_keys: tuple[str, bytes] = ("", b"")) -> int:
-    """Attach, wait (headers first), start, pump, return the container's exit status (0 when
-    the user detached: the container goes on)."""
+                   run: bool, detach_keys: tuple[str, bytes] = ("", b""), start: bool = True) -> int:
+    """Attach, wait (headers first), start (unless `start` is False: `attach` to a running
+    one), pump, return the container's exit status (0 when the user detached: the container
+    goes on)."""
     client = cli.client
     params = {"stream": True, "stdin": interactive, "stdout": True, "stderr": True}
     if detach_keys[0]:
@@ -128,7 +129,8 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
         waiter = Waiter(client, cid, "removed" if auto_remove else "next-exit")
         try:
             waiter.wait_headers()
-            client.post(f"/containers/{cid}/start")
+            if start:
+                client.post(f"/containers/{cid}/start")
         except ClientError as exc:
             if run:
                 err = _run_error(exc, "run")
@@ -146,7 +148,7 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
     try:
         return waiter.status()
     except StreamError as exc:
-        raise CommandError(f"Error waiting for container: {exc}", 125) from None
+        raise CommandError(f"Error waiting for container: {exc}", 125 if start else 1) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -537,14 +537,7 @@ def image_prune(cli: Cli, a: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     res = cli.client.post("/images/prune", params={"filters": filters}) or {}
-    deleted = res.get("ImagesDeleted") or []
-    if deleted:
-        cli.print("Deleted Images:")
-        for item in deleted:
-            for key in ("Untagged", "Deleted"):
-                if item.get(key):
-                    cli.print(f"{key.lower()}: {item[key]}")
-        cli.print("")
+    cli.print_deleted("Images", res.get("ImagesDeleted") or [])
     cli.print(f"Total reclaimed space: {human_size(res.get('SpaceReclaimed') or 0)}")
     return 0
 

@@ -145,31 +145,21 @@ def system_prune(cli: Cli, a: argparse.Namespace) -> int:
         raise CommandError(str(exc), 125) from None
     reclaimed = 0
     res = cli.client.post("/containers/prune", params={"filters": filters}) or {}
-    if deleted := res.get("ContainersDeleted") or []:
-        cli.print("Deleted Containers:\n" + "\n".join(deleted) + "\n")
+    cli.print_deleted("Containers", res.get("ContainersDeleted") or [])
     reclaimed += res.get("SpaceReclaimed") or 0
     res = cli.client.post("/networks/prune", params={"filters": filters}) or {}
-    if deleted := res.get("NetworksDeleted") or []:
-        cli.print("Deleted Networks:\n" + "\n".join(deleted) + "\n")
+    cli.print_deleted("Networks", res.get("NetworksDeleted") or [])
     if a.volumes:
         res = cli.client.post("/volumes/prune", params={"filters": filters}) or {}
-        if deleted := res.get("VolumesDeleted") or []:
-            cli.print("Deleted Volumes:\n" + "\n".join(deleted) + "\n")
+        cli.print_deleted("Volumes", res.get("VolumesDeleted") or [])
         reclaimed += res.get("SpaceReclaimed") or 0
     img_filters = json.loads(filters) if filters else {}
     img_filters["dangling"] = ["false" if a.all else "true"]
     res = cli.client.post("/images/prune", params={"filters": json.dumps(img_filters)}) or {}
-    if items := res.get("ImagesDeleted") or []:
-        cli.print("Deleted Images:")
-        for it in items:
-            for k in ("Untagged", "Deleted"):
-                if it.get(k):
-                    cli.print(f"{k.lower()}: {it[k]}")
-        cli.print()
+    cli.print_deleted("Images", res.get("ImagesDeleted") or [])
     reclaimed += res.get("SpaceReclaimed") or 0
     res = cli.client.post("/build/prune", params={"all": "1" if a.all else "0"}) or {}
-    if deleted := res.get("CachesDeleted") or []:
-        cli.print("Deleted build cache objects:\n" + "\n".join(deleted) + "\n")
+    cli.print_deleted("build cache objects", res.get("CachesDeleted") or [])
     reclaimed += res.get("SpaceReclaimed") or 0
     cli.print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0

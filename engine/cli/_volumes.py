@@ -86,12 +86,7 @@ def volume_prune(cli: Cli, a: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), 125) from None
     res = cli.client.post("/volumes/prune", params={"filters": filters}) or {}
-    deleted = res.get("VolumesDeleted") or []
-    if deleted:
-        cli.print("Deleted Volumes:")
-        for name in deleted:
-            cli.print(name)
-        cli.print("")
+    cli.print_deleted("Volumes", res.get("VolumesDeleted") or [])
     cli.print(f"Total reclaimed space: {_size(res.get('SpaceReclaimed') or 0)}")
     return 0
 

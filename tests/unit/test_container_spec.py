@@ -47,7 +47,7 @@ def test_a_record_of_the_previous_format_loads_and_inspects_as_before(name, tmp_
     unset = {"MemorySwappiness": (-1, None), "IpcMode": ("", "private"), "PidsLimit": (0, None)}
     assert host_config_shape(container.host_config) == {
         k: unset[k][1] if k in unset and v == unset[k][0] else v
-        for k, v in old["host_config"].items() if k not in OMITTED_WHEN_EMPTY or (v if k != "Init" else v is not None)}
+        for k, v in old["host_config"].items() if (v if k in OMITTED_WHEN_EMPTY else k != "Init" or v is not None)}
     # written back in format 2, it reads the same
     container.directory = str(tmp_path)
     container.save()
