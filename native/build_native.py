@@ -21,7 +21,7 @@ def _cdef_from_header(text: str) -> str:
     keep = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith(("#ifndef", "#endif", "#if ")) or s == "#define PE_SPAWN_H":
+        if s.startswith(("#ifndef", "#endif", "#if ")) or s in ("#define PE_SPAWN_H", "#define PE_HOSTOPS_H"):
             continue
         keep.append(line)
     return "\n".join(keep)
@@ -29,11 +29,12 @@ def _cdef_from_header(text: str) -> str:
 
 ffibuilder = cffi.FFI()
 ffibuilder.cdef(_cdef_from_header(_read("pe_spawn.h")))
+ffibuilder.cdef(_cdef_from_header(_read("pe_hostops.h")))
 ffibuilder.set_source(
     "engine._native",
     # One translation unit: the generated module includes the C source (no setuptools
     # `sources=` path games between pip builds and in-place builds).
-    '#include "pe_spawn.c"\n#include "pe_wire.c"\n',
+    '#include "pe_spawn.c"\n#include "pe_wire.c"\n#include "pe_hostops.c"\n',
     include_dirs=[HERE],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
 )

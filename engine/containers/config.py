@@ -358,10 +358,17 @@ class ExecUser:
 def resolve_user(rootfs: str, user: str, group_add=None) -> ExecUser:
     """"name|uid[:group|gid]" resolved against the container's /etc/passwd and /etc/group;
     a uid that has no entry gets gid 0 and home "/" (as runc)."""
+    return resolve_user_from(_read_file(os.path.join(rootfs, "etc/passwd")),
+                             _read_file(os.path.join(rootfs, "etc/group")), user, group_add)
+
+
+def resolve_user_from(passwd_file: bytes | None, group_file: bytes | None, user: str, group_add=None) -> ExecUser:
+    """resolve_user with the container's /etc/passwd and /etc/group already read (None: it
+    could not be)."""
     user = user or "0"
     name, _, group = user.partition(":")
-    passwd = _read_db(os.path.join(rootfs, "etc/passwd"))
-    groups = _read_db(os.path.join(rootfs, "etc/group"))
+    passwd = _parse_db(passwd_file)
+    groups = _parse_db(group_file)
     uid = gid = None
     username = None
     home = "/"
@@ -417,22 +424,29 @@ def _group_id(groups: list[list[str]], group: str, unable: str = "unable") -> in
     raise errors.InvalidParameter(f"{unable} to find group {group}: no matching entries in group file")
 
 
-def _read_db(path: str) -> list[list[str]]:
-    """A passwd/group file's entries; [] when it cannot be read. Read with os.open/os.read
+def _read_file(path: str) -> bytes | None:
+    """A passwd/group file's bytes; None when it cannot be read. Read with os.open/os.read
     (four syscalls; open() in text mode takes eight): a start reads two of them."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return []
+        return None
     try:
         chunks = []
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
     except OSError:
-        return []
+        return None
     finally:
         os.close(fd)
-    text = b"".join(chunks).decode(locale.getpreferredencoding(False))
+    return b"".join(chunks)
+
+
+def _parse_db(data: bytes | None) -> list[list[str]]:
+    """A passwd/group file's entries; [] for None."""
+    if data is None:
+        return []
+    text = data.decode(locale.getpreferredencoding(False))
     # open()'s universal newlines, then its line iteration
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return [line.split(":") for line in lines if line.strip() and not line.startswith("#")]

@@ -57,6 +57,13 @@ class InitLayers:
         path = self.images.derived_dir(image, DIR_NAME)
         return path is None or os.path.isdir(path)
 
+    def ready_lower_dirs(self, image: Image) -> list[str] | None:
+        """lower_dirs(image) when it has nothing to make, else None (one stat)."""
+        path, layers = self._locate(image)
+        if path is None:
+            return layers
+        return [path, *layers] if os.path.isdir(path) else None
+
     def existing_lower_dirs(self, image: Image) -> list[str]:
         """lower_dirs without making anything (inspect, diff)."""
         path, layers = self._locate(image)

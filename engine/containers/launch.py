@@ -14,12 +14,13 @@ import trio
 from engine import errors
 from engine.containers import blkio, devices
 from engine.containers.cgroupparent import cgroup_of
+from engine.containers.config import resolve_user_from
 from engine.containers.hub import STDERR, STDOUT
 from engine.containers.model import Container, Status, now_ns
 from engine.containers.pumps import SpillSource
 from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
-from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, mount_shm, unmount
+from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, hostops, mount_shm, unmount
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,17 @@ class Launching:
         async with contextlib.AsyncExitStack() as undo:
             volume_points = await self.volumes.mount(container.id)
             _undo(undo, "unmounting volumes", self.volumes.unmount, container.id)
-            spec = await trio.to_thread.run_sync(prepare_host, volume_points)
-            _undo(undo, "removing the rootfs mount and cgroup", trio.to_thread.run_sync,
-                  self._teardown_host, container, cgroup)
+            databases = None if volume_points else await self._prepare_host_natively(container, cgroup)
+            if databases is not None:
+                _undo(undo, "removing the rootfs mount and cgroup", self._undo_host, container, cgroup)
+                passwd, group = databases
+                spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
+                                          extra_env=link_env, shm_source=shm_source,
+                                          user=resolve_user_from(passwd, group, container.config.user, host.group_add))
+                spec = attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
+            else:
+                spec = await trio.to_thread.run_sync(prepare_host, volume_points)
+                _undo(undo, "removing the rootfs mount and cgroup", self._undo_host, container, cgroup)
             log_driver = self._open_log(container)
             if log_driver is not None:
                 _undo(undo, "closing the log", log_driver.aclose)
@@ -225,6 +234,66 @@ class Launching:
         options = dict(log_config.options)
         return JsonFileLogDriver(container.log_path, options,
                                  extra_attributes(options, container.config.labels, container.config.env))
+
+    async def _prepare_host_natively(self, container: Container, cgroup) -> tuple[bytes | None, bytes | None] | None:
+        """prepare_host's work for a start that needs only the rootfs mounted (unless a
+        `docker cp` holds it mounted) and plain cgroups, as one list of host operations
+        (engine.runtime.hostops: no worker thread), which also reads the container's
+        /etc/passwd and /etc/group: their bytes (None: unreadable). None when the start needs
+        more (a WorkingDir or device nodes to make, binds, a shareable /dev/shm, limits to
+        write) or a step failed (undone; the worker-thread path then runs and reports it)."""
+        host = container.host_config
+        if (container.config.working_dir or host.ipc_mode == "shareable" or host.devices or host.privileged
+                or host.binds or host.mounts or any(getattr(host.resources, name) for name in blkio.FIELDS)):
+            return None
+        ops = cgroup.create_ops(resources_from(host, devices.resolve(host)[1]))
+        if ops is None:
+            return None
+        sup = self._supervisors[container.id]
+        if not sup.mount_lock.acquire(blocking=False):  # a worker thread (cp) is mounting it
+            return None
+        try:
+            mount = sup.mount_refs == 0
+            if mount:
+                lowers = self._init_layers.ready_lower_dirs(self.images.resolve(container.image_id))
+                if lowers is None:
+                    return None
+                ops.insert(0, hostops.MountOverlay(container.rootfs, container.upper_dir, container.work_dir,
+                                                   tuple(lowers)))
+            etc = os.path.join(container.rootfs, "etc")
+            try:
+                passwd, group = await hostops.run(
+                    [*ops, hostops.Read(os.path.join(etc, "passwd")), hostops.Read(os.path.join(etc, "group"))])
+            except OSError as exc:
+                log.debug("container %s: host set-up as host operations: %s; in a worker thread", container.short_id,
+                          exc)
+                with contextlib.suppress(OSError):
+                    await hostops.run([*cgroup.destroy_ops(), *([hostops.Unmount(container.rootfs)] if mount else [])])
+                return None
+            sup.host_clean = False
+            sup.mount_refs += 1
+            return passwd, group
+        finally:
+            sup.mount_lock.release()
+
+    async def _undo_host(self, container: Container, cgroup) -> None:
+        """_teardown_host as host operations (no worker thread) when the cgroups are plain
+        and empty; else, or when that fails (a task still leaving), in a worker thread."""
+        sup = self._supervisors[container.id]
+        ops = cgroup.destroy_ops()
+        if ops is not None and container.host_config.ipc_mode != "shareable" and sup.mount_lock.acquire(blocking=False):
+            try:
+                last = sup.mount_refs <= 1
+                try:
+                    await hostops.run([*ops, *([hostops.Unmount(container.rootfs)] if last else [])])
+                except OSError:
+                    pass
+                else:
+                    sup.mount_refs = max(sup.mount_refs - 1, 0)
+                    return
+            finally:
+                sup.mount_lock.release()
+        await trio.to_thread.run_sync(self._teardown_host, container, cgroup)
 
     def _teardown_host(self, container: Container, cgroup) -> None:
         try:

@@ -174,15 +174,18 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
-                       volume_mounts=(), extra_env=(), devices=(), shm_source: str | None = None) -> RuntimeSpec:
+                       volume_mounts=(), extra_env=(), devices=(), shm_source: str | None = None,
+                       user: cfg.ExecUser | None = None) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
-    (for -u name), so call it after the rootfs is mounted and from a worker thread.
+    (for -u name) unless given the `user` it names, so call it after the rootfs is mounted
+    and from a worker thread (when it reads, or a bind source is made).
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
     `devices` (--device nodes) come after the default ones and, privileged, the host's."""
     conf, host = container.config, container.host_config
     hostname = conf.hostname or container.short_id
     privileged = host.privileged
-    user = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
+    if user is None:
+        user = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
     security = host.security_opt or ()
     capabilities = tuple(resolve_capabilities(host.cap_add or (), host.cap_drop or (), privileged))
     init = bool(host.init)

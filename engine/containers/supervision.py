@@ -228,7 +228,7 @@ class Supervising:
             self.publish(container, "oom")
         self.publish(container, "die", exitCode=str(run.exit_code))
         sup.notify()
-        await trio.to_thread.run_sync(self._teardown_host, container, run.cgroup)
+        await self._undo_host(container, run.cgroup)
         sup.host_clean = sup.mount_refs == 0
         if self.networks is not None:
             await self.networks.teardown(container)

@@ -1,7 +1,8 @@
 """Container runtime: OCI-style spec → rootfs (overlay) → native spawn.
 
 Blocking helpers (mount_overlay, mount_shm, unmount, remove_tree, resize) are synchronous:
-call all but resize in trio.to_thread. The cgroups package (engine.runtime.cgroups) is separate."""
+call all but resize in trio.to_thread. engine.runtime.hostops runs lists of such operations on
+a native thread instead (awaitable). The cgroups package (engine.runtime.cgroups) is separate."""
 from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capability_mask, resolve_capabilities
 from engine.runtime.rootfs import (
     DEFAULT_DEVICES,

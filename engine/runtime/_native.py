@@ -300,3 +300,44 @@ def pack_spec(cspec: CSpec) -> bytes:
     buf = ffi.new("unsigned char[]", size)
     lib.pe_spec_pack(cspec.ptr, buf, size)
     return ffi.buffer(buf, size)[:]
+
+
+# --------------------------------------------------------------------------- host operations
+HOP_MKDIR, HOP_RMDIR, HOP_WRITE = lib.PE_HOP_MKDIR, lib.PE_HOP_RMDIR, lib.PE_HOP_WRITE
+HOP_OVERLAY, HOP_UNMOUNT, HOP_READ = lib.PE_HOP_OVERLAY, lib.PE_HOP_UNMOUNT, lib.PE_HOP_READ
+HOP_OK_EXISTS, HOP_OK_MISSING = lib.PE_HOP_OK_EXISTS, lib.PE_HOP_OK_MISSING
+
+
+def pack_host_op(code: int, flags: int, args) -> bytes:
+    """One record of pe_hostops.h: u32 code, flags, nargs, then each argument as a u32
+    length and its bytes with a NUL."""
+    parts = [int.to_bytes(code, 4, "little"), int.to_bytes(flags, 4, "little"), int.to_bytes(len(args), 4, "little")]
+    for arg in args:
+        data = (os.fsencode(arg) if isinstance(arg, str) else arg) + b"\0"
+        parts += (len(data).to_bytes(4, "little"), data)
+    return b"".join(parts)
+
+
+@attrs.define
+class HostOpsJob:
+    """A started pe_hostops job: done once `efd` is readable; its buffers live with it."""
+
+    job: object
+    keep: list
+    efd: int
+
+    def outcome(self) -> tuple[int, int, bytes]:
+        """(index of the op that failed or -1, its errno, the READ results)."""
+        return self.job.failed, self.job.err, bytes(ffi.buffer(self.job.out, self.job.out_len))
+
+
+def start_host_ops(packed: bytes, count: int, efd: int, out_cap: int) -> HostOpsJob:
+    job = ffi.new("struct pe_hostops_job *")
+    ops = ffi.new("unsigned char[]", packed)
+    out = ffi.new("unsigned char[]", max(out_cap, 1))
+    job.ops, job.len, job.nops, job.efd = ops, len(packed), count, efd
+    job.out, job.out_cap = out, out_cap
+    rc = lib.pe_hostops_start(job)
+    if rc:
+        raise OSError(rc, f"starting a host-operations thread: {os.strerror(rc)}")
+    return HostOpsJob(job, [ops, out], efd)

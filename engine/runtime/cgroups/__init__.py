@@ -23,6 +23,7 @@ from ._resources import (
 )
 from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
 from ._support import Support, check_cpusets, detect_support, parse_cpu_list, support
+from . import _v1
 from ._v1 import V1Manager
 from ._v2 import V2Manager
 
@@ -65,7 +66,9 @@ def cleanup_stale(parent: str, keep_ids, _layout: Layout | None = None) -> list[
 def remove_parent(parent: str, _layout: Layout | None = None) -> None:
     """Daemon shutdown: remove `parent` in every hierarchy once no container cgroup is left
     under it (a busy or missing directory is left alone)."""
-    for d in for_container(parent, "probe", _layout).parent_dirs():
+    probe = for_container(parent, "probe", _layout)
+    _v1.forget_parent(probe)
+    for d in probe.parent_dirs():
         try:
             os.rmdir(d)
         except OSError:

@@ -46,11 +46,23 @@ def host_memory() -> int:
 
 class CgroupManager(abc.ABC):
     """One container's cgroup(s). Every method is plain sync file IO: the daemon calls
-    them inside trio.to_thread.run_sync."""
+    them inside trio.to_thread.run_sync. `create_ops` and `destroy_ops` are the exception:
+    they only say what to do (engine.runtime.hostops), for the hot path of start and exit."""
 
     mode: str
     container_id: str
     parent: str
+
+    def create_ops(self, resources: Resources) -> list | None:
+        """What `create(resources)` does, as host operations, when that is a fixed list
+        (no file to read first, nothing to warn about); None when only `create` will do."""
+        return None
+
+    def destroy_ops(self) -> list | None:
+        """What `destroy` does for cgroups their tasks have left (an rmdir each), as host
+        operations; None when only `destroy` will do. A directory still busy fails them:
+        `destroy` then kills and waits."""
+        return None
 
     # ---- per-version pieces ----
 

@@ -2,6 +2,8 @@
 
 import os
 
+import attrs
+
 from engine.errors import SystemError_
 
 from . import _fs
@@ -98,12 +100,26 @@ _DEFAULT_V1_LINES = tuple(rule.v1_line() for rule in DEFAULT_DEVICE_RULES)
 _ALLOW_ALL_V1_LINES = tuple(rule.v1_line() for rule in ALLOW_ALL)
 
 
+def _device_lines(res: Resources) -> tuple[str, ...]:
+    return _ALLOW_ALL_V1_LINES if res.allow_all_devices else \
+        _DEFAULT_V1_LINES + tuple(rule.v1_line() for rule in res.device_rules)
+
+
 def set_devices(path: str, res: Resources) -> list[str]:
     _fs.write(os.path.join(path, "devices.deny"), "a")
-    lines = _ALLOW_ALL_V1_LINES if res.allow_all_devices else \
-        _DEFAULT_V1_LINES + tuple(rule.v1_line() for rule in res.device_rules)
-    _fs.write_each(os.path.join(path, "devices.allow"), lines)  # one rule per write
+    _fs.write_each(os.path.join(path, "devices.allow"), _device_lines(res))  # one rule per write
     return []
+
+
+#: (layout, parent) under which V1Manager.create_ops may make a container's cgroups: a
+#: `create` found the parents there, and the cpuset parent copying cpus/mems to children.
+_PLAIN_PARENTS: set = set()
+_NO_LIMITS = Resources()
+
+
+def forget_parent(manager) -> None:
+    """The parent is going away: the next create under it is a full one."""
+    _PLAIN_PARENTS.discard((getattr(manager, "layout", None), manager.parent))
 
 
 def inherit_cpuset(path: str) -> None:
@@ -173,7 +189,37 @@ class V1Manager(CgroupManager):
 
     # lifecycle
 
+    def create_ops(self, resources: Resources) -> list | None:
+        """A directory per hierarchy and the devices rules, once a `create` under the same
+        parent found the parents there and cpuset's copying cpus/mems into new children
+        (clone_children); only for no limits but devices (the rest reads or warns)."""
+        unlimited_pids = resources.pids_max() in (None, -1)  # a new cgroup's pids.max is "max"
+        if (self.layout, self.parent) not in _PLAIN_PARENTS or not unlimited_pids or \
+                attrs.evolve(resources, device_rules=(), allow_all_devices=False, pids_limit=None) != _NO_LIMITS:
+            return None
+        from engine.runtime.hostops import Mkdir, Write
+
+        ops: list = [Mkdir(d) for d in self.dirs()]
+        if (p := self.path("devices")) is not None:
+            ops += [Write(os.path.join(p, "devices.deny"), ("a",)),
+                    Write(os.path.join(p, "devices.allow"), _device_lines(resources))]
+        return ops
+
+    def destroy_ops(self) -> list:
+        from engine.runtime.hostops import Rmdir
+
+        return [Rmdir(d) for d in self.dirs()]
+
     def create(self, resources: Resources) -> list[str]:
+        warnings = self._create(resources)
+        cpuset = self.path("cpuset")
+        if cpuset is None or _fs.read(os.path.join(os.path.dirname(cpuset), "cgroup.clone_children")).strip() == "1":
+            _PLAIN_PARENTS.add((self.layout, self.parent))
+        else:
+            _PLAIN_PARENTS.discard((self.layout, self.parent))
+        return warnings
+
+    def _create(self, resources: Resources) -> list[str]:
         resources.validate()
         made: list[str] = []
         try:

@@ -1,0 +1,97 @@
+"""Host operations on the native thread (engine.runtime.hostops): order, results, the first
+failure stopping the list, and the cgroup lists doing what the full create/destroy do."""
+
+import os
+import secrets
+
+import pytest
+import trio
+
+from engine.runtime import hostops
+from engine.runtime.cgroups import Resources, cleanup_stale, detect_mode, for_container
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for real mounts and cgroups")
+
+
+def test_ops_run_in_order_and_read(tmp_path):
+    a = tmp_path / "a"
+    (tmp_path / "file").write_bytes(b"x:0:0\n")
+
+    async def main():
+        return await hostops.run([
+            hostops.Mkdir(str(a)), hostops.Mkdir(str(a / "b"), mode=0o700),
+            hostops.Mkdir(str(a), exist_ok=True),
+            hostops.Read(str(tmp_path / "file")), hostops.Read(str(tmp_path / "missing")),
+            hostops.Write(str(tmp_path / "file"), ("ab", "cd")),
+            hostops.Rmdir(str(a / "b")), hostops.Rmdir(str(a / "b")),  # missing is fine by default
+        ])
+
+    assert trio.run(main) == [b"x:0:0\n", None]
+    assert a.is_dir() and not (a / "b").exists()
+    # one open (no O_TRUNC: cgroupfs files take each write whole), one write per value
+    assert (tmp_path / "file").read_bytes() == b"abcd0\n"
+
+
+def test_first_failure_stops_the_list(tmp_path):
+    async def main():
+        await hostops.run([hostops.Mkdir(str(tmp_path / "one")), hostops.Mkdir(str(tmp_path / "one")),
+                           hostops.Mkdir(str(tmp_path / "two"))])
+
+    with pytest.raises(hostops.HostOpError) as info:
+        trio.run(main)
+    assert info.value.errno == 17 and info.value.index == 1
+    assert info.value.op == hostops.Mkdir(str(tmp_path / "one"))
+    assert sorted(os.listdir(tmp_path)) == ["one"]  # done before it, nothing after
+
+
+def test_read_larger_than_the_room_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(hostops, "READ_MAX", 8)
+    (tmp_path / "big").write_bytes(b"0123456789")
+    with pytest.raises(hostops.HostOpError) as info:
+        trio.run(hostops.run, [hostops.Read(str(tmp_path / "big"))])
+    assert info.value.errno == 27  # EFBIG
+
+
+@needs_root
+def test_overlay_mount_and_unmount(tmp_path):
+    for name in ("lower", "upper", "work", "merged"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "lower" / "etc").mkdir()
+    (tmp_path / "lower" / "etc" / "passwd").write_bytes(b"root:x:0:0::/root:/bin/sh\n")
+    merged = str(tmp_path / "merged")
+    try:
+        reads = trio.run(hostops.run, [
+            hostops.MountOverlay(merged, str(tmp_path / "upper"), str(tmp_path / "work"), (str(tmp_path / "lower"),)),
+            hostops.Read(merged + "/etc/passwd")])
+        assert reads == [b"root:x:0:0::/root:/bin/sh\n"]
+        assert os.path.ismount(merged)
+    finally:
+        trio.run(hostops.run, [hostops.Unmount(merged), hostops.Unmount(merged)])  # twice: no error
+    assert not os.path.ismount(merged)
+
+
+@needs_root
+@pytest.mark.skipif(detect_mode() != "v1", reason="the lists are v1's (v2 creates in full)")
+def test_cgroup_lists_match_create_and_destroy():
+    parent = f"pyengine-test-{secrets.token_hex(4)}"
+    full, listed = for_container(parent, secrets.token_hex(32)), for_container(parent, secrets.token_hex(32))
+    try:
+        assert listed.create_ops(Resources()) is None  # no create under this parent yet
+        full.create(Resources())
+        assert listed.create_ops(Resources(memory=64 << 20)) is None  # limits: the full create
+        trio.run(hostops.run, listed.create_ops(Resources(pids_limit=0)))  # 0: unlimited
+        for mine, theirs in zip(listed.dirs(), full.dirs()):
+            assert os.path.isdir(mine)
+            assert sorted(os.listdir(mine)) == sorted(os.listdir(theirs))
+        devices = [os.path.join(d, "devices.list") for d in (listed.path("devices"), full.path("devices"))]
+        lists = [open(p).read() for p in devices]
+        assert lists[0] == lists[1] and "c 1:3 rwm" in lists[0]
+        trio.run(hostops.run, listed.destroy_ops())
+        assert not any(os.path.exists(d) for d in listed.dirs())
+    finally:
+        cleanup_stale(parent, [])
+        for d in full.parent_dirs():
+            try:
+                os.rmdir(d)
+            except FileNotFoundError:
+                pass
