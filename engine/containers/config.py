@@ -4,6 +4,7 @@ rlimits, /etc files). The runtime never sees API JSON."""
 
 from __future__ import annotations
 
+import functools
 import locale
 import os
 import re
@@ -414,7 +415,7 @@ def with_home(env: list[str], user: ExecUser) -> list[str]:
     return env if any(e.startswith("HOME=") for e in env) else [*env, f"HOME={user.home}"]
 
 
-def _group_id(groups: list[list[str]], group: str, unable: str = "unable") -> int:
+def _group_id(groups: tuple[tuple[str, ...], ...], group: str, unable: str = "unable") -> int:
     """A group name or gid; not found, runc's message (dockerd capitalizes it for --group-add)."""
     if group.isdigit():
         return int(group)
@@ -442,14 +443,16 @@ def _read_file(path: str) -> bytes | None:
     return b"".join(chunks)
 
 
-def _parse_db(data: bytes | None) -> list[list[str]]:
-    """A passwd/group file's entries; [] for None."""
+@functools.lru_cache(maxsize=64)
+def _parse_db(data: bytes | None) -> tuple[tuple[str, ...], ...]:
+    """A passwd/group file's entries; () for None. Cached by content: the containers of one
+    image read the same files at every start."""
     if data is None:
-        return []
+        return ()
     text = data.decode(locale.getpreferredencoding(False))
     # open()'s universal newlines, then its line iteration
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return [line.split(":") for line in lines if line.strip() and not line.startswith("#")]
+    return tuple(tuple(line.split(":")) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def hosts_file(hostname: str, host: HostConfig) -> str:

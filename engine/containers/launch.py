@@ -21,6 +21,7 @@ from engine.containers.pumps import SpillSource
 from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
 from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, hostops, mount_shm, unmount
+from engine.runtime.seccomp import reads_a_profile_file
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +242,12 @@ class Launching:
         (engine.runtime.hostops: no worker thread), which also reads the container's
         /etc/passwd and /etc/group: their bytes (None: unreadable). None when the start needs
         more (a WorkingDir or device nodes to make, binds, a shareable /dev/shm, limits to
-        write) or a step failed (undone; the worker-thread path then runs and reports it)."""
+        write, a seccomp profile to read) or a step failed (undone; the worker-thread path
+        then runs and reports it)."""
         host = container.host_config
         if (container.config.working_dir or host.ipc_mode == "shareable" or host.devices or host.privileged
-                or host.binds or host.mounts or any(getattr(host.resources, name) for name in blkio.FIELDS)):
+                or host.binds or host.mounts or any(getattr(host.resources, name) for name in blkio.FIELDS)
+                or reads_a_profile_file(host.security_opt)):
             return None
         ops = cgroup.create_ops(resources_from(host, devices.resolve(host)[1]))
         if ops is None:

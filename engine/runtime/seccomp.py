@@ -140,7 +140,8 @@ _OPS = ("SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE
         "SCMP_CMP_MASKED_EQ")
 
 
-@attrs.frozen
+# cache_hash: compile_profile's cache hashes the profile at every start (~300 rules).
+@attrs.frozen(cache_hash=True)
 class Arg:
     """One argument condition (libseccomp's scmp_arg_cmp): args[index] <op> value, or for
     SCMP_CMP_MASKED_EQ (args[index] & value) == value_two. 64-bit unsigned."""
@@ -151,7 +152,7 @@ class Arg:
     op: str = "SCMP_CMP_EQ"
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Rule:
     """`names` get `action` (a SECCOMP_RET_* value, data included) when every `args`
     condition holds. The rule is part of the profile only if the container holds all of
@@ -179,7 +180,7 @@ class Rule:
         return self.min_kernel is None or kernel >= self.min_kernel
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Profile:
     default_action: int
     rules: tuple[Rule, ...] = attrs.field(converter=tuple)
@@ -540,6 +541,12 @@ def profile_option(security_opt: Iterable[str] | None) -> str | None:
                 value = rest
                 break
     return value
+
+
+def reads_a_profile_file(security_opt: Iterable[str] | None) -> bool:
+    """program_for will read a profile from a file on the daemon's host (blocking)."""
+    value = profile_option(security_opt)
+    return value not in (None, "", "builtin", "default", "unconfined") and not value.lstrip().startswith("{")
 
 
 def program_for(security_opt: Iterable[str] | None, privileged: bool, capabilities: Iterable[str]) -> bytes | None:

@@ -105,6 +105,30 @@ def test_process_env_is_dockerds(docker):
     assert (out[2], out[3]) == ("C=2", "A=3")
 
 
+def test_start_with_a_passwd_too_large_for_the_host_operations(docker, daemon):
+    """A start's host side runs as host operations, which read /etc/passwd into 256 KiB: a
+    larger one fails that list, which is undone, and the start is done in a worker thread
+    instead — the container runs as its user, and leaves no mount or cgroup behind."""
+    docker.names.append("pe-cli-bigpasswd")
+    docker("run", "--name", "pe-cli-bigpasswd", "busybox", "sh", "-c",
+           "yes 'filler:x:1000:1000::/home/filler:/bin/sh' | head -n 8000 >> /etc/passwd;"
+           " echo 'big:x:4242:4242::/home/big:/bin/sh' >> /etc/passwd", check=True)
+    docker("commit", "pe-cli-bigpasswd", "pe-bigpasswd:1", check=True)
+    try:
+        result = docker("run", "--name", "pe-cli-bigpasswd-run", "-u", "big", "pe-bigpasswd:1", "sh", "-c",
+                        "id -u; echo $HOME; wc -c < /etc/passwd", check=True)
+        docker.names.append("pe-cli-bigpasswd-run")
+        uid, home, size = result.stdout.decode().split()
+        assert (uid, home) == ("4242", "/home/big") and int(size) > 256 * 1024
+        cid = docker("inspect", "-f", "{{.Id}}", "pe-cli-bigpasswd-run", check=True).stdout.decode().strip()
+        with open("/proc/self/mountinfo") as f:
+            assert cid not in f.read()  # exited: its rootfs is unmounted
+        assert not any(cid in dirs for _, dirs, _ in os.walk("/sys/fs/cgroup/memory"))
+    finally:
+        docker("rm", "-f", "pe-cli-bigpasswd-run")
+        docker("rmi", "pe-bigpasswd:1")
+
+
 def test_run_tty(docker, daemon):
     output, code = run_in_pty([DOCKER, "run", "--rm", "-it", "busybox", "sh", "-c", "tty; exit 3"], daemon.env())
     assert b"/dev/pts/0" in output
