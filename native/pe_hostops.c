@@ -133,6 +133,19 @@ static int hop_run(const struct hop *h, struct pe_hostops_job *job)
         return h->nargs == 1 ? pe_unmount(h->args[0]) : -EINVAL;
     case PE_HOP_READ:
         return hop_read(h, job);
+    case PE_HOP_MKDIR_IN_ROOT: {
+        if (h->nargs != 2)
+            return -EINVAL;
+        int rootfd = open(h->args[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+            return -errno;
+        int fd = open_in_root(rootfd, h->args[1], PE_CREATE_DIR);
+        int rc = fd < 0 ? -errno : 0;
+        if (fd >= 0)
+            close(fd);
+        close(rootfd);
+        return rc;
+    }
     }
     return -EINVAL;
 }

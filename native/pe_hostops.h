@@ -13,6 +13,8 @@
 #define PE_HOP_OVERLAY 4   /* target, upper, work, lower… (top first): pe_mount_overlay */
 #define PE_HOP_UNMOUNT 5   /* target: pe_unmount (lazy; not mounted is no error) */
 #define PE_HOP_READ 6      /* path: its bytes into `out` (u32 length; 0xffffffff: missing) */
+#define PE_HOP_MKDIR_IN_ROOT 7 /* root, path: mkdir -p of path resolved inside root (every
+                                * symlink as if root were "/"): pe_spawn.c's open_in_root */
 
 #define PE_HOP_OK_EXISTS 1
 #define PE_HOP_OK_MISSING 2

@@ -240,12 +240,12 @@ class Launching:
         """prepare_host's work for a start that needs only the rootfs mounted (unless a
         `docker cp` holds it mounted) and plain cgroups, as one list of host operations
         (engine.runtime.hostops: no worker thread), which also reads the container's
-        /etc/passwd and /etc/group: their bytes (None: unreadable). None when the start needs
-        more (a WorkingDir or device nodes to make, binds, a shareable /dev/shm, limits to
-        write, a seccomp profile to read) or a step failed (undone; the worker-thread path
-        then runs and reports it)."""
+        /etc/passwd and /etc/group: their bytes (None: unreadable), and makes a missing
+        WorkingDir. None when the start needs more (device nodes to make, binds, a shareable
+        /dev/shm, limits to write, a seccomp profile to read) or a step failed (undone; the
+        worker-thread path then runs and reports it)."""
         host = container.host_config
-        if (container.config.working_dir or host.ipc_mode == "shareable" or host.devices or host.privileged
+        if (host.ipc_mode == "shareable" or host.devices or host.privileged
                 or host.binds or host.mounts or any(getattr(host.resources, name) for name in blkio.FIELDS)
                 or reads_a_profile_file(host.security_opt)):
             return None
@@ -263,6 +263,8 @@ class Launching:
                     return None
                 ops.insert(0, hostops.MountOverlay(container.rootfs, container.upper_dir, container.work_dir,
                                                    tuple(lowers)))
+            if container.config.working_dir:
+                ops.append(hostops.MkdirInRoot(container.rootfs, container.config.working_dir))
             etc = os.path.join(container.rootfs, "etc")
             try:
                 passwd, group = await hostops.run(

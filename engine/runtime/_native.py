@@ -305,6 +305,7 @@ def pack_spec(cspec: CSpec) -> bytes:
 # --------------------------------------------------------------------------- host operations
 HOP_MKDIR, HOP_RMDIR, HOP_WRITE = lib.PE_HOP_MKDIR, lib.PE_HOP_RMDIR, lib.PE_HOP_WRITE
 HOP_OVERLAY, HOP_UNMOUNT, HOP_READ = lib.PE_HOP_OVERLAY, lib.PE_HOP_UNMOUNT, lib.PE_HOP_READ
+HOP_MKDIR_IN_ROOT = lib.PE_HOP_MKDIR_IN_ROOT
 HOP_OK_EXISTS, HOP_OK_MISSING = lib.PE_HOP_OK_EXISTS, lib.PE_HOP_OK_MISSING
 
 

@@ -33,6 +33,18 @@ class Mkdir:
 
 
 @attrs.frozen
+class MkdirInRoot:
+    """mkdir -p of `path` inside `root`, every symlink resolved as if `root` were "/" (a
+    container's WorkingDir: the image cannot make it create directories on the host)."""
+
+    root: str
+    path: str
+
+    def pack(self) -> bytes:
+        return _native.pack_host_op(_native.HOP_MKDIR_IN_ROOT, 0, (self.root, self.path))
+
+
+@attrs.frozen
 class Rmdir:
     path: str
     missing_ok: bool = True
@@ -83,7 +95,7 @@ class Read:
         return _native.pack_host_op(_native.HOP_READ, 0, (self.path,))
 
 
-HostOp = Mkdir | Rmdir | Write | MountOverlay | Unmount | Read
+HostOp = Mkdir | MkdirInRoot | Rmdir | Write | MountOverlay | Unmount | Read
 
 
 class HostOpError(OSError):

@@ -32,6 +32,18 @@ def test_ops_run_in_order_and_read(tmp_path):
     assert (tmp_path / "file").read_bytes() == b"abcd0\n"
 
 
+def test_mkdir_in_root_keeps_symlinks_inside(tmp_path):
+    """A WorkingDir under an absolute symlink of the image is made inside the rootfs, never
+    where the link would point on the host."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (root / "link").symlink_to(str(outside))  # absolute: the host's path, were it followed
+    trio.run(hostops.run, [hostops.MkdirInRoot(str(root), "/link/app/../work"),
+                           hostops.MkdirInRoot(str(root), "/link/work")])  # there already: fine
+    assert (root / str(outside).lstrip("/") / "work").is_dir()
+    assert not outside.exists()
+
+
 def test_first_failure_stops_the_list(tmp_path):
     async def main():
         await hostops.run([hostops.Mkdir(str(tmp_path / "one")), hostops.Mkdir(str(tmp_path / "one")),
