@@ -6,7 +6,7 @@ container records written before the typed spec (the daemon hands it to Containe
 
 from ._app import App, create_app
 from ._container_json import legacy_record as container_spec_from_docker
-from ._errors import MethodNotAllowed, error_response
+from ._errors import error_response
 from ._hijack import MULTIPLEXED, RAW_STREAM, STDERR, STDIN, STDOUT, HijackedStream
 from ._request import Headers, QueryParams, Request
 from ._responses import (
@@ -31,7 +31,6 @@ __all__ = [
     "Headers",
     "HijackedStream",
     "MULTIPLEXED",
-    "MethodNotAllowed",
     "QueryParams",
     "RAW_STREAM",
     "Request",

@@ -11,13 +11,9 @@ from engine.errors import EngineError, InvalidParameter, NotFound
 
 from ._responses import Response, empty, json_response
 
-__all__ = ["MethodNotAllowed", "error_response", "page_not_found"]
+__all__ = ["error_response", "page_not_found"]
 
 log = logging.getLogger("engine.api")
-
-
-class MethodNotAllowed(EngineError):
-    status = 405
 
 
 class PayloadTooLarge(EngineError):

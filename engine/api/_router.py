@@ -23,7 +23,7 @@ import attrs
 from engine import API_VERSION, MIN_API_VERSION
 from engine.errors import InvalidParameter
 
-from ._errors import MethodNotAllowed, page_not_found
+from ._errors import page_not_found
 
 __all__ = ["Route", "Router", "split_version"]
 
@@ -183,7 +183,9 @@ class Router:
 
     def resolve(self, method: str, path: str, *, websocket: bool = False) -> tuple[Route, dict[str, str]]:
         """The route for (method, path without version prefix). Literal templates win over
-        templates with params; HEAD falls back to GET. 404 / 405 as EngineErrors."""
+        templates with params; HEAD falls back to GET. NotFound ("page not found") when none
+        matches, also when only another method's route does: dockerd's answer (its router
+        has no 405)."""
         method = method.upper()
         index = self._index or self._build_index()
         # The first route of the method that matches, in the order below (the common case:
@@ -197,16 +199,12 @@ class Router:
             m = r.regex.fullmatch(path)
             if m is not None:
                 return r, m.groupdict()
-        # None: 405 when another method's route matches (HEAD: GET's), else 404.
-        candidates = index.literal.get((websocket, path), []) + index.segments.get(key, index.any_segment[websocket])
-        matched = [(r, params) for r in candidates if (params := r.match(path)) is not None]
-        if not matched:
-            raise page_not_found()
-        if method == "HEAD":
-            for r, params in matched:
-                if r.method == "GET" and r.kind == HTTP:
+        if method == "HEAD":  # none of its own: GET's
+            candidates = index.literal.get((websocket, path), []) + index.segments.get(key, index.any_segment[websocket])
+            for r in candidates:
+                if r.method == "GET" and r.kind == HTTP and (params := r.match(path)) is not None:
                     return r, params
-        raise MethodNotAllowed(f"method {method} not allowed for {path}")
+        raise page_not_found()
 
 
 @attrs.define
