@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from engine.buildcontext import DockerIgnore
+from engine.containers.model import Status
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.images import Deleted, Progress, download, parse_reference
@@ -170,7 +171,9 @@ class Build:
     async def run_container(self, runner: StageRunner, cmd: list[str], args_env: list[str],
                             config: dict, container_config: dict):
         """RUN: a real container on the current image; its upper dir becomes the layer.
-        Returns (image, diff id or None). The container is removed unless --rm=false."""
+        Returns (image, diff id or None). The container is removed unless --rm=false; one
+        whose command failed (or would not start) stays, as dockerd's classic builder leaves
+        it for a look, unless --force-rm."""
         from engine.containers import ContainerConfig, HealthConfig, HostConfig
 
         options = self.options
@@ -219,6 +222,9 @@ class Build:
             image, diff_id = await trio.to_thread.run_sync(commit)
             keep = not options.rm and not options.forcerm
             return image, diff_id
+        except StepFailed:
+            keep = not options.forcerm
+            raise
         finally:
             if not keep:
                 with trio.CancelScope(shield=True):
@@ -255,9 +261,10 @@ class Builder:
         self.scratch = os.path.join(config.data_root, "tmp")
 
     async def recover(self) -> None:
-        """At daemon start: remove RUN containers of builds a dead daemon left behind."""
+        """At daemon start: remove RUN containers of builds a dead daemon left behind (still
+        created or running). Exited ones stay: a failed step's, or a step's kept by --rm=false."""
         for container in self.containers.all():
-            if container.config.labels.get(BUILD_LABEL):
+            if container.config.labels.get(BUILD_LABEL) and container.state.status is not Status.EXITED:
                 try:
                     await self.containers.remove(container.id, force=True, volumes=True)
                 except EngineError:

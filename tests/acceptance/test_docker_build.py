@@ -204,6 +204,15 @@ def test_failed_build_leaves_nothing(daemon, docker, tmp_path):
     assert result.returncode == 3
     assert "step-output" in result.stdout.decode()
     assert "The command '/bin/sh -c echo step-output && exit 3' returned a non-zero code: 3" in result.stderr.decode()
+    # dockerd's classic builder leaves the failed step's container (to look into), exited;
+    # --force-rm leaves none
+    left = docker("ps", "-aq", "--no-trunc").stdout.decode().split()
+    assert len(left) == 1
+    state = docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", left[0]).stdout
+    assert state.decode().strip() == 'exited 3 ["/bin/sh","-c","echo step-output \u0026\u0026 exit 3"]'
+    assert docker("rm", left[0]).returncode == 0
+    result = docker("build", "--force-rm", "-t", "pe-fail", str(tmp_path))  # COPY from the cache
+    assert result.returncode == 3
     assert docker("ps", "-aq").stdout.strip() == b""
     assert docker("images", "-q", "pe-fail").stdout.strip() == b""
     assert not _mounts_under(tmp_root + "/")  # no build workspace left mounted
