@@ -70,42 +70,55 @@ static int hop_write(const struct hop *h)
     return rc;
 }
 
+int pe_read_in_root(const char *root, const char *path, unsigned char *buf, unsigned long cap,
+                    unsigned long *len)
+{
+    *len = 0;
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return -errno;
+    int fd = pe_openat2(rootfd, path, O_RDONLY | O_CLOEXEC, PE_RESOLVE_IN_ROOT | PE_RESOLVE_NO_MAGICLINKS);
+    int rc = fd < 0 ? -errno : 0;
+    close(rootfd);
+    if (fd < 0)
+        return rc;
+    for (;;) {
+        unsigned char more;
+        ssize_t got = *len < cap ? read(fd, buf + *len, cap - *len) : read(fd, &more, 1);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (got == 0)
+            break;
+        if (*len >= cap) {
+            rc = -EFBIG;
+            break;
+        }
+        *len += (unsigned long)got;
+    }
+    close(fd);
+    return rc;
+}
+
 static int hop_read(const struct hop *h, struct pe_hostops_job *job)
 {
-    uint32_t n = 0;
-    if (h->nargs != 1)
+    uint32_t n;
+    unsigned long len;
+    if (h->nargs != 2)
         return -EINVAL;
     if (job->out_cap - job->out_len < sizeof n)
         return -EFBIG;
     unsigned long at = job->out_len;
-    job->out_len += sizeof n;
-    int fd = open(h->args[0], O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        n = 0xffffffffu;
-        memcpy(job->out + at, &n, sizeof n);
-        return 0; /* a missing file is an answer, not a failure */
-    }
-    int rc = 0;
-    for (;;) {
-        if (job->out_len == job->out_cap) {
-            rc = -EFBIG;
-            break;
-        }
-        ssize_t got = read(fd, job->out + job->out_len, job->out_cap - job->out_len);
-        if (got < 0) {
-            rc = errno == EINTR ? 0 : -errno;
-            if (rc)
-                break;
-            continue;
-        }
-        if (got == 0)
-            break;
-        job->out_len += (unsigned long)got;
-        n += (uint32_t)got;
-    }
-    close(fd);
+    int rc = pe_read_in_root(h->args[0], h->args[1], job->out + at + sizeof n, job->out_cap - at - sizeof n, &len);
+    if (rc == -EFBIG)
+        return rc; /* the caller reads it another way */
+    n = rc == 0 ? (uint32_t)len : 0xffffffffu; /* unreadable is an answer, not a failure */
     memcpy(job->out + at, &n, sizeof n);
-    return rc;
+    job->out_len = at + sizeof n + (rc == 0 ? len : 0);
+    return 0;
 }
 
 static int hop_run(const struct hop *h, struct pe_hostops_job *job)

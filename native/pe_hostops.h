@@ -12,7 +12,8 @@
 #define PE_HOP_WRITE 3     /* path, value…: one open, one write(2) per value */
 #define PE_HOP_OVERLAY 4   /* target, upper, work, lower… (top first): pe_mount_overlay */
 #define PE_HOP_UNMOUNT 5   /* target: pe_unmount (lazy; not mounted is no error) */
-#define PE_HOP_READ 6      /* path: its bytes into `out` (u32 length; 0xffffffff: missing) */
+#define PE_HOP_READ 6      /* root, path: pe_read_in_root's bytes into `out` (u32 length;
+                            * 0xffffffff: unreadable) */
 #define PE_HOP_MKDIR_IN_ROOT 7 /* root, path: mkdir -p of path resolved inside root (every
                                 * symlink as if root were "/"): pe_spawn.c's open_in_root */
 
@@ -30,6 +31,12 @@ struct pe_hostops_job {
     int failed;             /* the index of the op that failed, -1 when none did */
     int err;                /* its errno (EFBIG: READ results larger than out_cap) */
 };
+
+/* Read `path` resolved inside `root` (every symlink as if root were "/": an image cannot
+ * point it at a host file) into buf: 0 and *len; -EFBIG when it holds more than cap; another
+ * -errno when it cannot be opened or read. */
+int pe_read_in_root(const char *root, const char *path, unsigned char *buf, unsigned long cap,
+                    unsigned long *len);
 
 /* Start the job's thread: 0, or an errno (the job did not start; efd is never written).
  * The caller keeps the job, ops and out alive until efd is readable. */

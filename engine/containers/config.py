@@ -359,8 +359,9 @@ class ExecUser:
 def resolve_user(rootfs: str, user: str, group_add=None) -> ExecUser:
     """"name|uid[:group|gid]" resolved against the container's /etc/passwd and /etc/group;
     a uid that has no entry gets gid 0 and home "/" (as runc)."""
-    return resolve_user_from(_read_file(os.path.join(rootfs, "etc/passwd")),
-                             _read_file(os.path.join(rootfs, "etc/group")), user, group_add)
+    from engine.runtime import read_in_root
+
+    return resolve_user_from(read_in_root(rootfs, "etc/passwd"), read_in_root(rootfs, "etc/group"), user, group_add)
 
 
 def resolve_user_from(passwd_file: bytes | None, group_file: bytes | None, user: str, group_add=None) -> ExecUser:
@@ -423,24 +424,6 @@ def _group_id(groups: tuple[tuple[str, ...], ...], group: str, unable: str = "un
         if entry[0] == group and len(entry) > 2:
             return int(entry[2])
     raise errors.InvalidParameter(f"{unable} to find group {group}: no matching entries in group file")
-
-
-def _read_file(path: str) -> bytes | None:
-    """A passwd/group file's bytes; None when it cannot be read. Read with os.open/os.read
-    (four syscalls; open() in text mode takes eight): a start reads two of them."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
 
 
 @functools.lru_cache(maxsize=64)

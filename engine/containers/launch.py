@@ -265,10 +265,10 @@ class Launching:
                                                    tuple(lowers)))
             if container.config.working_dir:
                 ops.append(hostops.MkdirInRoot(container.rootfs, container.config.working_dir))
-            etc = os.path.join(container.rootfs, "etc")
+            rootfs = container.rootfs
             try:
                 passwd, group = await hostops.run(
-                    [*ops, hostops.Read(os.path.join(etc, "passwd")), hostops.Read(os.path.join(etc, "group"))])
+                    [*ops, hostops.Read(rootfs, "etc/passwd"), hostops.Read(rootfs, "etc/group")])
             except OSError as exc:
                 log.debug("container %s: host set-up as host operations: %s; in a worker thread", container.short_id,
                           exc)

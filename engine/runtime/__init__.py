@@ -1,6 +1,6 @@
 """Container runtime: OCI-style spec → rootfs (overlay) → native spawn.
 
-Blocking helpers (mount_overlay, mount_shm, unmount, remove_tree, resize) are synchronous:
+Blocking helpers (mount_overlay, mount_shm, unmount, read_in_root, remove_tree, resize) are synchronous:
 call all but resize in trio.to_thread. engine.runtime.hostops runs lists of such operations on
 a native thread instead (awaitable). The cgroups package (engine.runtime.cgroups) is separate."""
 from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capability_mask, resolve_capabilities
@@ -17,6 +17,7 @@ from engine.runtime.rootfs import (
     mount_overlay,
     mount_shm,
     parse_mount_options,
+    read_in_root,
     remove_tree,
     unmount,
 )
@@ -30,5 +31,5 @@ __all__ = [
     "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS", "MOUNT_FLAG_OPTIONS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
     "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "mount_shm", "parse_mount_options",
-    "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
+    "read_in_root", "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

@@ -2,6 +2,7 @@
 negative errno returns into OSError. No protocol logic here (that is spawn.py)."""
 from __future__ import annotations
 
+import errno
 import os
 
 import attrs
@@ -334,6 +335,17 @@ class HostOpsJob:
 
 #: READ results are written before they are read: no need to clear the room first.
 _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def read_in_root(root: str, path: str, limit: int) -> bytes | None:
+    """pe_read_in_root: the file's bytes, None when it cannot be opened or read; OSError
+    (EFBIG) when it holds more than `limit`."""
+    buf = _uncleared("unsigned char[]", max(limit, 1))
+    length = ffi.new("unsigned long *")
+    rc = lib.pe_read_in_root(os.fsencode(root), os.fsencode(path), buf, limit, length)
+    if rc == -errno.EFBIG:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", os.path.join(root, path.lstrip("/")))
+    return bytes(ffi.buffer(buf, length[0])) if rc == 0 else None
 
 
 def start_host_ops(packed: bytes, count: int, efd: int, out_cap: int) -> HostOpsJob:

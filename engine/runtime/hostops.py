@@ -87,12 +87,14 @@ class Unmount:
 
 @attrs.frozen
 class Read:
-    """The file's bytes in run()'s results; None when it cannot be opened."""
+    """The bytes of `path` resolved inside `root` (symlinks as if `root` were "/") in
+    run()'s results; None when it cannot be opened or read."""
 
+    root: str
     path: str
 
     def pack(self) -> bytes:
-        return _native.pack_host_op(_native.HOP_READ, 0, (self.path,))
+        return _native.pack_host_op(_native.HOP_READ, 0, (self.root, self.path))
 
 
 HostOp = Mkdir | MkdirInRoot | Rmdir | Write | MountOverlay | Unmount | Read

@@ -154,6 +154,22 @@ def unmount(target: str) -> None:
     _native.unmount(target)
 
 
+#: The largest file read_in_root reads (a container's /etc/passwd or /etc/group).
+READ_IN_ROOT_MAX = 16 << 20
+
+
+def read_in_root(root: str, path: str) -> bytes | None:
+    """The bytes of `path` inside the container's rootfs `root`, every symlink resolved as if
+    `root` were "/" (an image cannot point /etc/passwd at a host file); None when it cannot be
+    opened or read, or holds more than READ_IN_ROOT_MAX. Blocking: a worker thread."""
+    from engine.runtime import _native
+
+    try:
+        return _native.read_in_root(root, path, READ_IN_ROOT_MAX)
+    except OSError:
+        return None
+
+
 def remove_tree(path: str) -> None:
     """rm -rf in one C call (the GIL is released once, not at every unlink): never follows
     symlinks nor enters another file system. Missing is not an error; raises OSError."""

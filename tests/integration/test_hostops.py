@@ -21,7 +21,7 @@ def test_ops_run_in_order_and_read(tmp_path):
         return await hostops.run([
             hostops.Mkdir(str(a)), hostops.Mkdir(str(a / "b"), mode=0o700),
             hostops.Mkdir(str(a), exist_ok=True),
-            hostops.Read(str(tmp_path / "file")), hostops.Read(str(tmp_path / "missing")),
+            hostops.Read(str(tmp_path), "file"), hostops.Read(str(tmp_path), "/missing"),
             hostops.Write(str(tmp_path / "file"), ("ab", "cd")),
             hostops.Rmdir(str(a / "b")), hostops.Rmdir(str(a / "b")),  # missing is fine by default
         ])
@@ -44,6 +44,25 @@ def test_mkdir_in_root_keeps_symlinks_inside(tmp_path):
     assert not outside.exists()
 
 
+def test_reads_stay_inside_the_root(tmp_path):
+    """An image's /etc/passwd that is an absolute symlink names a file of the rootfs, never
+    the host's: both the host operations and the worker-thread path read it there."""
+    from engine.runtime import read_in_root
+
+    root, host_file = tmp_path / "root", tmp_path / "host-passwd"
+    (root / "etc").mkdir(parents=True)
+    host_file.write_bytes(b"host:x:0:0::/:/bin/sh\n")
+    (root / "etc" / "passwd").symlink_to(str(host_file))  # absolute: the host's, were it followed
+    (root / "etc" / "group").symlink_to("../../../../../../etc/group")  # climbs no higher than root
+    assert trio.run(hostops.run, [hostops.Read(str(root), "etc/passwd"), hostops.Read(str(root), "etc/group")]) \
+        == [None, None]
+    assert read_in_root(str(root), "etc/passwd") is None and read_in_root(str(root), "etc/group") is None
+    (root / str(tmp_path).lstrip("/")).mkdir(parents=True)
+    (root / str(host_file).lstrip("/")).write_bytes(b"inside:x:7:7::/:/bin/sh\n")
+    assert trio.run(hostops.run, [hostops.Read(str(root), "/etc/passwd")]) == [b"inside:x:7:7::/:/bin/sh\n"]
+    assert read_in_root(str(root), "etc/passwd") == b"inside:x:7:7::/:/bin/sh\n"
+
+
 def test_first_failure_stops_the_list(tmp_path):
     async def main():
         await hostops.run([hostops.Mkdir(str(tmp_path / "one")), hostops.Mkdir(str(tmp_path / "one")),
@@ -60,7 +79,7 @@ def test_read_larger_than_the_room_fails(tmp_path, monkeypatch):
     monkeypatch.setattr(hostops, "READ_MAX", 8)
     (tmp_path / "big").write_bytes(b"0123456789")
     with pytest.raises(hostops.HostOpError) as info:
-        trio.run(hostops.run, [hostops.Read(str(tmp_path / "big"))])
+        trio.run(hostops.run, [hostops.Read(str(tmp_path), "big")])
     assert info.value.errno == 27  # EFBIG
 
 
@@ -74,7 +93,7 @@ def test_overlay_mount_and_unmount(tmp_path):
     try:
         reads = trio.run(hostops.run, [
             hostops.MountOverlay(merged, str(tmp_path / "upper"), str(tmp_path / "work"), (str(tmp_path / "lower"),)),
-            hostops.Read(merged + "/etc/passwd")])
+            hostops.Read(merged, "etc/passwd")])
         assert reads == [b"root:x:0:0::/root:/bin/sh\n"]
         assert os.path.ismount(merged)
     finally:
