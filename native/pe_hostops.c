@@ -70,18 +70,40 @@ static int hop_write(const struct hop *h)
     return rc;
 }
 
-int pe_read_in_root(const char *root, const char *path, unsigned char *buf, unsigned long cap,
-                    unsigned long *len)
+int pe_open_in_root(const char *root, const char *path)
 {
-    *len = 0;
     int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         return -errno;
     int fd = pe_openat2(rootfd, path, O_RDONLY | O_CLOEXEC, PE_RESOLVE_IN_ROOT | PE_RESOLVE_NO_MAGICLINKS);
-    int rc = fd < 0 ? -errno : 0;
+    int rc = fd < 0 ? -errno : fd;
     close(rootfd);
+    return rc;
+}
+
+int pe_mkdir_in_root(const char *root, const char *path)
+{
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return -errno;
+    int fd = open_in_root(rootfd, path, PE_CREATE_DIR);
+    int rc = fd < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    close(rootfd);
+    return rc;
+}
+
+/* The file into buf: 0 and *len; -EFBIG when it holds more than cap; another -errno when
+ * it cannot be opened or read. */
+static int read_in_root(const char *root, const char *path, unsigned char *buf, unsigned long cap,
+                        unsigned long *len)
+{
+    *len = 0;
+    int fd = pe_open_in_root(root, path);
     if (fd < 0)
-        return rc;
+        return fd;
+    int rc = 0;
     for (;;) {
         unsigned char more;
         ssize_t got = *len < cap ? read(fd, buf + *len, cap - *len) : read(fd, &more, 1);
@@ -112,7 +134,7 @@ static int hop_read(const struct hop *h, struct pe_hostops_job *job)
     if (job->out_cap - job->out_len < sizeof n)
         return -EFBIG;
     unsigned long at = job->out_len;
-    int rc = pe_read_in_root(h->args[0], h->args[1], job->out + at + sizeof n, job->out_cap - at - sizeof n, &len);
+    int rc = read_in_root(h->args[0], h->args[1], job->out + at + sizeof n, job->out_cap - at - sizeof n, &len);
     if (rc == -EFBIG)
         return rc; /* the caller reads it another way */
     n = rc == 0 ? (uint32_t)len : 0xffffffffu; /* unreadable is an answer, not a failure */
@@ -146,19 +168,8 @@ static int hop_run(const struct hop *h, struct pe_hostops_job *job)
         return h->nargs == 1 ? pe_unmount(h->args[0]) : -EINVAL;
     case PE_HOP_READ:
         return hop_read(h, job);
-    case PE_HOP_MKDIR_IN_ROOT: {
-        if (h->nargs != 2)
-            return -EINVAL;
-        int rootfd = open(h->args[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0)
-            return -errno;
-        int fd = open_in_root(rootfd, h->args[1], PE_CREATE_DIR);
-        int rc = fd < 0 ? -errno : 0;
-        if (fd >= 0)
-            close(fd);
-        close(rootfd);
-        return rc;
-    }
+    case PE_HOP_MKDIR_IN_ROOT:
+        return h->nargs == 2 ? pe_mkdir_in_root(h->args[0], h->args[1]) : -EINVAL;
     }
     return -EINVAL;
 }

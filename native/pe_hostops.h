@@ -12,10 +12,9 @@
 #define PE_HOP_WRITE 3     /* path, value…: one open, one write(2) per value */
 #define PE_HOP_OVERLAY 4   /* target, upper, work, lower… (top first): pe_mount_overlay */
 #define PE_HOP_UNMOUNT 5   /* target: pe_unmount (lazy; not mounted is no error) */
-#define PE_HOP_READ 6      /* root, path: pe_read_in_root's bytes into `out` (u32 length;
-                            * 0xffffffff: unreadable) */
-#define PE_HOP_MKDIR_IN_ROOT 7 /* root, path: mkdir -p of path resolved inside root (every
-                                * symlink as if root were "/"): pe_spawn.c's open_in_root */
+#define PE_HOP_READ 6      /* root, path: the bytes of pe_open_in_root's file into `out` (u32
+                            * length; 0xffffffff: unreadable) */
+#define PE_HOP_MKDIR_IN_ROOT 7 /* root, path: pe_mkdir_in_root */
 
 #define PE_HOP_OK_EXISTS 1
 #define PE_HOP_OK_MISSING 2
@@ -32,11 +31,12 @@ struct pe_hostops_job {
     int err;                /* its errno (EFBIG: READ results larger than out_cap) */
 };
 
-/* Read `path` resolved inside `root` (every symlink as if root were "/": an image cannot
- * point it at a host file) into buf: 0 and *len; -EFBIG when it holds more than cap; another
- * -errno when it cannot be opened or read. */
-int pe_read_in_root(const char *root, const char *path, unsigned char *buf, unsigned long cap,
-                    unsigned long *len);
+/* `path` resolved inside `root` (every symlink as if root were "/": an image cannot point
+ * it at a host file), opened read-only: the fd, or -errno. */
+int pe_open_in_root(const char *root, const char *path);
+/* mkdir -p of `path` resolved inside `root` the same way (pe_spawn.c's open_in_root): 0 or
+ * -errno. */
+int pe_mkdir_in_root(const char *root, const char *path);
 
 /* Start the job's thread: 0, or an errno (the job did not start; efd is never written).
  * The caller keeps the job, ops and out alive until efd is readable. */

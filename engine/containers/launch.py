@@ -20,7 +20,8 @@ from engine.containers.model import Container, Status, now_ns
 from engine.containers.pumps import SpillSource
 from engine.containers.spec import HostConfig
 from engine.containers.supervision import Run, remove_output_files
-from engine.runtime import HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, hostops, mount_shm, unmount
+from engine.runtime import (HeldOutput, SpawnError, Stdio, cgroups, enlarge_pipe, hostops, mkdir_in_root, mount_shm,
+                            unmount)
 from engine.runtime.seccomp import reads_a_profile_file
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,12 @@ class Launching:
         shm_source = self._shm_source(container)
         link_env = self.networks.link_env(container) if self.networks is not None else []
 
+        def runtime_spec(volume_points=(), device_nodes=(), user=None):
+            spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
+                                      volume_points, extra_env=link_env, devices=device_nodes,
+                                      shm_source=shm_source, user=user)
+            return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
+
         def prepare_host(volume_points):
             # One thread hop for the whole host side (start is the hot path); its own undo.
             with contextlib.ExitStack() as undo_host:
@@ -93,7 +100,7 @@ class Launching:
                 undo_host.callback(self._unmount_rootfs, container)
                 workdir = container.config.working_dir
                 if workdir:
-                    _mkdir_in_rootfs(container.rootfs, workdir)
+                    mkdir_in_root(container.rootfs, workdir)
                 copy_up(container.rootfs, volume_points)
                 if host.ipc_mode == "shareable":
                     os.makedirs(container.shm_path, exist_ok=True)
@@ -102,10 +109,7 @@ class Launching:
                 device_nodes, device_rules = devices.resolve(host)
                 cgroup.create(resources_from(host, device_rules, blkio.resolve(host.resources)))
                 undo_host.callback(cgroup.destroy)
-                spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
-                                          volume_points, extra_env=link_env, devices=device_nodes,
-                                          shm_source=shm_source)
-                spec = attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
+                spec = runtime_spec(volume_points, device_nodes)
                 undo_host.pop_all()
                 return spec
 
@@ -122,10 +126,7 @@ class Launching:
             if databases is not None:
                 _undo(undo, "removing the rootfs mount and cgroup", self._undo_host, container, cgroup)
                 passwd, group = databases
-                spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
-                                          extra_env=link_env, shm_source=shm_source,
-                                          user=resolve_user_from(passwd, group, container.config.user, host.group_add))
-                spec = attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
+                spec = runtime_spec(user=resolve_user_from(passwd, group, container.config.user, host.group_add))
             else:
                 spec = await trio.to_thread.run_sync(prepare_host, volume_points)
                 _undo(undo, "removing the rootfs mount and cgroup", self._undo_host, container, cgroup)
@@ -352,23 +353,3 @@ def start_error(exc: SpawnError) -> errors.EngineError:
     if exc.exit_code in (126, 127):
         return errors.InvalidParameter(message)
     return errors.SystemError_(message)
-
-
-def _mkdir_in_rootfs(rootfs: str, path: str) -> None:
-    """Docker creates a missing WorkingDir. Resolve inside the rootfs so a symlink in the image
-    cannot make us create directories on the host."""
-    current = rootfs
-    for part in [p for p in path.split("/") if p and p != "."]:
-        if part == "..":
-            current = os.path.dirname(current) if current != rootfs else rootfs
-            continue
-        candidate = os.path.join(current, part)
-        if os.path.islink(candidate):
-            target = os.readlink(candidate)
-            base = rootfs if target.startswith("/") else current
-            candidate = os.path.normpath(os.path.join(base, target.lstrip("/")))
-            if not (candidate + "/").startswith(rootfs.rstrip("/") + "/"):
-                candidate = rootfs
-        if not os.path.exists(candidate):
-            os.mkdir(candidate, 0o755)
-        current = candidate

@@ -1,8 +1,8 @@
 """Container runtime: OCI-style spec → rootfs (overlay) → native spawn.
 
-Blocking helpers (mount_overlay, mount_shm, unmount, read_in_root, remove_tree, resize) are synchronous:
-call all but resize in trio.to_thread. engine.runtime.hostops runs lists of such operations on
-a native thread instead (awaitable). The cgroups package (engine.runtime.cgroups) is separate."""
+Blocking helpers (mount_overlay, mount_shm, unmount, mkdir_in_root, read_in_root, remove_tree,
+resize) are synchronous: call all but resize in trio.to_thread. engine.runtime.hostops runs
+lists of such operations on a native thread instead (awaitable). The cgroups package (engine.runtime.cgroups) is separate."""
 from engine.runtime.caps import ALL_CAPABILITIES, DEFAULT_CAPABILITIES, capability_mask, resolve_capabilities
 from engine.runtime.rootfs import (
     DEFAULT_DEVICES,
@@ -14,6 +14,7 @@ from engine.runtime.rootfs import (
     default_mounts,
     empty_except,
     init_mount,
+    mkdir_in_root,
     mount_overlay,
     mount_shm,
     parse_mount_options,
@@ -30,6 +31,6 @@ from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 __all__ = [
     "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS", "MOUNT_FLAG_OPTIONS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
-    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mount_overlay", "mount_shm", "parse_mount_options",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mkdir_in_root", "mount_overlay", "mount_shm", "parse_mount_options",
     "read_in_root", "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

@@ -2,7 +2,6 @@
 negative errno returns into OSError. No protocol logic here (that is spawn.py)."""
 from __future__ import annotations
 
-import errno
 import os
 
 import attrs
@@ -337,15 +336,12 @@ class HostOpsJob:
 _uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
-def read_in_root(root: str, path: str, limit: int) -> bytes | None:
-    """pe_read_in_root: the file's bytes, None when it cannot be opened or read; OSError
-    (EFBIG) when it holds more than `limit`."""
-    buf = _uncleared("unsigned char[]", max(limit, 1))
-    length = ffi.new("unsigned long *")
-    rc = lib.pe_read_in_root(os.fsencode(root), os.fsencode(path), buf, limit, length)
-    if rc == -errno.EFBIG:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes", os.path.join(root, path.lstrip("/")))
-    return bytes(ffi.buffer(buf, length[0])) if rc == 0 else None
+def open_in_root(root: str, path: str) -> int:
+    return _check(lib.pe_open_in_root(os.fsencode(root), os.fsencode(path)), "open", os.path.join(root, path))
+
+
+def mkdir_in_root(root: str, path: str) -> None:
+    _check(lib.pe_mkdir_in_root(os.fsencode(root), os.fsencode(path)), "mkdir", os.path.join(root, path))
 
 
 def start_host_ops(packed: bytes, count: int, efd: int, out_cap: int) -> HostOpsJob:

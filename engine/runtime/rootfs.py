@@ -154,20 +154,34 @@ def unmount(target: str) -> None:
     _native.unmount(target)
 
 
-#: The largest file read_in_root reads (a container's /etc/passwd or /etc/group).
-READ_IN_ROOT_MAX = 16 << 20
-
-
 def read_in_root(root: str, path: str) -> bytes | None:
     """The bytes of `path` inside the container's rootfs `root`, every symlink resolved as if
     `root` were "/" (an image cannot point /etc/passwd at a host file); None when it cannot be
-    opened or read, or holds more than READ_IN_ROOT_MAX. Blocking: a worker thread."""
+    opened or read. Blocking: a worker thread."""
     from engine.runtime import _native
 
     try:
-        return _native.read_in_root(root, path, READ_IN_ROOT_MAX)
+        fd = _native.open_in_root(root, path)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def mkdir_in_root(root: str, path: str) -> None:
+    """mkdir -p of `path` inside the container's rootfs `root`, symlinks resolved as if `root`
+    were "/" (Docker makes a missing WorkingDir; the image cannot have it made on the host).
+    Blocking: a worker thread."""
+    from engine.runtime import _native
+
+    _native.mkdir_in_root(root, path)
 
 
 def remove_tree(path: str) -> None:

@@ -119,7 +119,7 @@ _NO_LIMITS = Resources()
 
 def forget_parent(manager) -> None:
     """The parent is going away: the next create under it is a full one."""
-    _PLAIN_PARENTS.discard((getattr(manager, "layout", None), manager.parent))
+    _PLAIN_PARENTS.discard((manager.layout, manager.parent))
 
 
 def inherit_cpuset(path: str) -> None:
