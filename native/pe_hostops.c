@@ -1,6 +1,7 @@
 /*
  * pe_hostops.c — a start's and an exit's host work (overlay mount, cgroup mkdirs and
- * writes, unmount, rmdirs) on a native thread: see pe_hostops.h for the record format.
+ * writes, unmount, rmdirs) and a removal's (emptying or deleting the directory) on a native
+ * thread: see pe_hostops.h for the record format.
  *
  * Why not a Python worker thread: such a thread takes the GIL back after every syscall, and
  * under a burst of starts the event loop holds it most of the time, so a few dozen quick
@@ -143,6 +144,22 @@ static int hop_read(const struct hop *h, struct pe_hostops_job *job)
     return 0;
 }
 
+static int hop_empty_except(const struct hop *h)
+{
+    const char *kept[3][HOP_MAX_ARGS]; /* by kind: dirs, files, pristine */
+    int n[3] = {0, 0, 0};
+    if (h->nargs < 1)
+        return -EINVAL;
+    for (uint32_t i = 1; i < h->nargs; i++) {
+        const char *kind = strchr("dfp", h->args[i][0]);
+        if (kind == NULL || *kind == 0 || h->args[i][1] == 0)
+            return -EINVAL;
+        int k = (int)(kind - "dfp");
+        kept[k][n[k]++] = h->args[i] + 1;
+    }
+    return pe_empty_except(h->args[0], kept[0], n[0], kept[1], n[1], kept[2], n[2]);
+}
+
 static int hop_run(const struct hop *h, struct pe_hostops_job *job)
 {
     switch (h->code) {
@@ -170,6 +187,16 @@ static int hop_run(const struct hop *h, struct pe_hostops_job *job)
         return hop_read(h, job);
     case PE_HOP_MKDIR_IN_ROOT:
         return h->nargs == 2 ? pe_mkdir_in_root(h->args[0], h->args[1]) : -EINVAL;
+    case PE_HOP_RENAME:
+        if (h->nargs != 2)
+            return -EINVAL;
+        if (rename(h->args[0], h->args[1]) < 0)
+            return errno == ENOENT && (h->flags & PE_HOP_OK_MISSING) ? 0 : -errno;
+        return 0;
+    case PE_HOP_EMPTY_EXCEPT:
+        return hop_empty_except(h);
+    case PE_HOP_REMOVE_TREE:
+        return h->nargs == 1 ? pe_remove_tree(h->args[0]) : -EINVAL;
     }
     return -EINVAL;
 }

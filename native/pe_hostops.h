@@ -1,7 +1,8 @@
 #ifndef PE_HOSTOPS_H
 #define PE_HOSTOPS_H
 
-/* Host operations (rootfs mounts, cgroup directories and files) run in order on a native
+/* Host operations (rootfs mounts, cgroup directories and files, a removed container's
+ * directory) run in order on a native
  * thread of their own, finished when `efd` (an eventfd) becomes readable: the event loop
  * waits on the fd, and no Python thread needs the GIL to run them.
  *
@@ -15,6 +16,10 @@
 #define PE_HOP_READ 6      /* root, path: the bytes of pe_open_in_root's file into `out` (u32
                             * length; 0xffffffff: unreadable) */
 #define PE_HOP_MKDIR_IN_ROOT 7 /* root, path: pe_mkdir_in_root */
+#define PE_HOP_RENAME 8    /* from, to: rename(2); flag OK_MISSING (no `from`) */
+#define PE_HOP_EMPTY_EXCEPT 9 /* path, then names each after a kind letter: 'd' dirs, 'f'
+                               * files, 'p' pristine (pe_spawn.h's pe_empty_except) */
+#define PE_HOP_REMOVE_TREE 10 /* path: pe_remove_tree */
 
 #define PE_HOP_OK_EXISTS 1
 #define PE_HOP_OK_MISSING 2

@@ -1,10 +1,10 @@
-"""The background half of `docker rm`: deleting removed containers' directories.
+"""The background half of `docker rm`: emptying or deleting removed containers' directories.
 
 `rm` answers once the record is gone and the directory has been moved into
-<data_root>/tmp (which every daemon start empties); the files go here, later. Removals that
-arrive while a deletion runs are batched into the next one: one worker-thread hop and one C
-call per directory (engine.runtime.remove_tree: the GIL is not taken back at every unlink),
-so a burst of removals costs the event loop almost nothing.
+<data_root>/tmp (which every daemon start empties); the files go here, later, as host
+operations on a native thread (engine.runtime.hostops: no Python worker thread takes the GIL
+while a burst of containers runs). Removals that arrive while others are reclaimed wait for
+the next round.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import os
 import trio
 
 from engine.containers import record
-from engine.runtime import empty_except, remove_tree
+from engine.runtime import hostops, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -61,36 +61,36 @@ class Reclaimer:
             await self._wake.wait()
             self._wake = trio.Event()
             batch, self._pending = self._pending, []
-            await trio.to_thread.run_sync(self._delete, batch)
+            await self.reclaim(batch)
 
-    def _delete(self, batch: list[tuple[str, str]]) -> None:
+    async def reclaim(self, batch: list[tuple[str, str]]) -> None:
+        """Each (container id, directory): kept as a spare while fewer than SPARES_MAX are,
+        else (or when it cannot be: a mount point left in it…) deleted."""
         for container_id, path in batch:
-            if len(self._spares) < SPARES_MAX and _make_spare(container_id, path):
+            if len(self._spares) < SPARES_MAX:
                 spare = os.path.join(os.path.dirname(path), f"spare-{next(self._numbers)}")
-                try:
-                    os.rename(path, spare)  # nothing named after the container is left
-                except OSError:
-                    reclaim_now(container_id, path)
+                try:  # nothing named after the container is left
+                    await hostops.run(_spare_ops(path, spare))
+                except OSError as exc:
+                    log.debug("reusing removed container %s's directory: %s", container_id[:12], exc)
                 else:
                     self._spares.append(spare)
-            else:
-                reclaim_now(container_id, path)
+                    continue
+            try:
+                await hostops.run([hostops.RemoveTree(path)])
+            except hostops.HostOpError as exc:
+                log.warning("cleaning up removed container %s: %s", container_id[:12], exc)
+            except OSError:  # no native thread could be started
+                await trio.to_thread.run_sync(reclaim_now, container_id, path)
 
 
-def _make_spare(container_id: str, path: str) -> bool:
+def _spare_ops(path: str, spare: str) -> list[hostops.HostOp]:
     """Empty a removed container's directory down to SPARE_DIRS, themselves emptied, its
-    record (as the spare: SPARE_FILES) and what of SPARE_IF_UNTOUCHED looks untouched, in one
-    C call (a mount point left there fails it). False when it cannot be: the caller deletes it."""
-    try:
-        try:
-            os.replace(record.path_in(path), record.path_in(path) + record.SPARE_SUFFIX)
-        except FileNotFoundError:
-            pass
-        empty_except(path, SPARE_DIRS, SPARE_FILES, SPARE_IF_UNTOUCHED)
-        return True
-    except OSError as exc:
-        log.debug("reusing removed container %s's directory: %s", container_id[:12], exc)
-        return False
+    record (as the spare: SPARE_FILES) and what of SPARE_IF_UNTOUCHED looks untouched, then
+    name it `spare`."""
+    return [hostops.Rename(record.path_in(path), record.path_in(path) + record.SPARE_SUFFIX, missing_ok=True),
+            hostops.EmptyExcept(path, SPARE_DIRS, SPARE_FILES, SPARE_IF_UNTOUCHED),
+            hostops.Rename(path, spare)]
 
 
 def reclaim_now(container_id: str, path: str) -> None:

@@ -12,7 +12,6 @@ from engine.runtime.rootfs import (
     MOUNT_FLAG_OPTIONS,
     READONLY_PATHS,
     default_mounts,
-    empty_except,
     init_mount,
     mkdir_in_root,
     mount_overlay,
@@ -31,6 +30,6 @@ from engine.runtime.spawner import SpawnerRuntime, enlarge_pipe
 __all__ = [
     "ALL_CAPABILITIES", "Adopted", "HeldOutput", "InProcessRuntime", "Runtime", "SpawnerRuntime", "enlarge_pipe", "DEFAULT_CAPABILITIES", "DEFAULT_DEVICES", "DEFAULT_SYMLINKS", "INIT_PATH", "MASKED_PATHS", "MOUNT_FLAG_OPTIONS",
     "READONLY_PATHS", "ContainerProcess", "DeviceSpec", "MountSpec", "ProcessSpec", "RuntimeSpec",
-    "SpawnError", "Stdio", "capability_mask", "default_mounts", "empty_except", "init_mount", "mkdir_in_root", "mount_overlay", "mount_shm", "parse_mount_options",
+    "SpawnError", "Stdio", "capability_mask", "default_mounts", "init_mount", "mkdir_in_root", "mount_overlay", "mount_shm", "parse_mount_options",
     "read_in_root", "remove_tree", "resize", "resolve_capabilities", "seccomp_program", "spawn_container", "spawn_exec", "unmount",
 ]

@@ -283,13 +283,6 @@ def remove_tree(path: str) -> None:
     _check(lib.pe_remove_tree(os.fsencode(path)), "remove", path)
 
 
-def empty_except(path: str, dirs, files=(), pristine=()) -> None:
-    lists = [[ffi.new("char[]", os.fsencode(k)) for k in names] for names in (dirs, files, pristine)]
-    arrays = [ffi.new("char *[]", names or 1) for names in lists]
-    _check(lib.pe_empty_except(os.fsencode(path), arrays[0], len(lists[0]), arrays[1], len(lists[1]),
-                               arrays[2], len(lists[2])), "empty", path)
-
-
 def resize(fd: int, rows: int, cols: int) -> None:
     _check(lib.pe_resize(fd, rows, cols), "resize tty")
 
@@ -305,7 +298,8 @@ def pack_spec(cspec: CSpec) -> bytes:
 # --------------------------------------------------------------------------- host operations
 HOP_MKDIR, HOP_RMDIR, HOP_WRITE = lib.PE_HOP_MKDIR, lib.PE_HOP_RMDIR, lib.PE_HOP_WRITE
 HOP_OVERLAY, HOP_UNMOUNT, HOP_READ = lib.PE_HOP_OVERLAY, lib.PE_HOP_UNMOUNT, lib.PE_HOP_READ
-HOP_MKDIR_IN_ROOT = lib.PE_HOP_MKDIR_IN_ROOT
+HOP_MKDIR_IN_ROOT, HOP_RENAME = lib.PE_HOP_MKDIR_IN_ROOT, lib.PE_HOP_RENAME
+HOP_EMPTY_EXCEPT, HOP_REMOVE_TREE = lib.PE_HOP_EMPTY_EXCEPT, lib.PE_HOP_REMOVE_TREE
 HOP_OK_EXISTS, HOP_OK_MISSING = lib.PE_HOP_OK_EXISTS, lib.PE_HOP_OK_MISSING
 
 

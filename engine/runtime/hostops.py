@@ -1,5 +1,6 @@
-"""Host operations for the hot path of start and exit — overlay mount, cgroup directories
-and files, unmount — run in order on a native thread (native/pe_hostops.c) while the event
+"""Host operations for the hot path of start, exit and removal — overlay mount, cgroup
+directories and files, unmount, emptying or deleting a removed container's directory — run in
+order on a native thread (native/pe_hostops.c) while the event
 loop waits on an eventfd.
 
 A Python worker thread would do: but it takes the GIL back after each syscall, and under a
@@ -97,7 +98,47 @@ class Read:
         return _native.pack_host_op(_native.HOP_READ, 0, (self.root, self.path))
 
 
-HostOp = Mkdir | MkdirInRoot | Rmdir | Write | MountOverlay | Unmount | Read
+@attrs.frozen
+class Rename:
+    path: str
+    to: str
+    missing_ok: bool = False
+
+    def pack(self) -> bytes:
+        return _native.pack_host_op(_native.HOP_RENAME, _native.HOP_OK_MISSING if self.missing_ok else 0,
+                                    (self.path, self.to))
+
+
+@attrs.frozen
+class EmptyExcept:
+    """Empty the directory `path` down to its entries named in `dirs`, which must be
+    directories on the same file system (not mount points) and are emptied too, those in
+    `files` that are plain files linked nowhere else (kept as they are), and those in
+    `pristine` that look as the first of `dirs` (a directory, emptied and rid of overlayfs'
+    trusted.overlay.* marks) or of `files` does (mode, owner, inode flags and project, no
+    extended attributes, no other link); following nothing, like RemoveTree."""
+
+    path: str
+    dirs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    pristine: tuple[str, ...] = ()
+
+    def pack(self) -> bytes:
+        kept = [*("d" + n for n in self.dirs), *("f" + n for n in self.files), *("p" + n for n in self.pristine)]
+        return _native.pack_host_op(_native.HOP_EMPTY_EXCEPT, 0, (self.path, *kept))
+
+
+@attrs.frozen
+class RemoveTree:
+    """`path` and everything under it (engine.runtime.remove_tree); missing is no error."""
+
+    path: str
+
+    def pack(self) -> bytes:
+        return _native.pack_host_op(_native.HOP_REMOVE_TREE, 0, (self.path,))
+
+
+HostOp = Mkdir | MkdirInRoot | Rmdir | Write | MountOverlay | Unmount | Read | Rename | EmptyExcept | RemoveTree
 
 
 class HostOpError(OSError):

@@ -191,15 +191,3 @@ def remove_tree(path: str) -> None:
 
     _native.remove_tree(path)
 
-
-def empty_except(path: str, dirs, files=(), pristine=()) -> None:
-    """Empty the directory `path` down to its entries named in `dirs`, which must be
-    directories on the same file system (not mount points) and are emptied too, those in
-    `files` that are plain files linked nowhere else (kept as they are), and those in
-    `pristine` that look as the first of `dirs` (a directory, emptied and rid of overlayfs'
-    trusted.overlay.* marks) or of `files` does (mode, owner, inode flags and project, no
-    extended attributes, no other link); in one C call,
-    following nothing, like remove_tree. Raises OSError (the first failure)."""
-    from engine.runtime import _native
-
-    _native.empty_except(path, dirs, files, pristine)

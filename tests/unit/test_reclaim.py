@@ -19,9 +19,9 @@ def removed_dir(path) -> str:
     return str(path)
 
 
-def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_point(tmp_path):
+async def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_point(tmp_path):
     reclaimer = Reclaimer()
-    reclaimer._delete([("c" * 64, removed_dir(tmp_path / "removed-c"))])
+    await reclaimer.reclaim([("c" * 64, removed_dir(tmp_path / "removed-c"))])
     spare = reclaimer.take_spare()
     assert spare is not None and not os.path.exists(tmp_path / "removed-c")
     assert "c" * 12 not in spare
@@ -32,33 +32,33 @@ def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_point(
     assert reclaimer.take_spare() is None
 
 
-def test_spares_are_bounded_and_the_rest_deleted(tmp_path):
+async def test_spares_are_bounded_and_the_rest_deleted(tmp_path):
     reclaimer = Reclaimer()
     batch = [(f"{i:064x}", removed_dir(tmp_path / f"removed-{i}")) for i in range(SPARES_MAX + 3)]
-    reclaimer._delete(batch)
+    await reclaimer.reclaim(batch)
     spares = [reclaimer.take_spare() for _ in range(SPARES_MAX)]
     assert None not in spares and reclaimer.take_spare() is None
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(s) for s in spares)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
-def test_a_directory_with_its_mount_point_still_mounted_is_not_kept(tmp_path):
+async def test_a_directory_with_its_mount_point_still_mounted_is_not_kept(tmp_path):
     path = removed_dir(tmp_path / "removed-m")
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(path, "merged")], check=True)
     try:
         reclaimer = Reclaimer()
-        reclaimer._delete([("m" * 64, path)])
+        await reclaimer.reclaim([("m" * 64, path)])
         assert reclaimer.take_spare() is None
         assert sorted(os.listdir(path)) == ["merged"]  # all else deleted; the mount left alone
     finally:
         subprocess.run(["umount", os.path.join(path, "merged")], check=True)
 
 
-def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
+async def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
     path = removed_dir(tmp_path / "removed-r")
     os.link(os.path.join(path, "hosts"), os.path.join(path, "config.v2.json.tmp"))
     reclaimer = Reclaimer()
-    reclaimer._delete([("r" * 64, path)])
+    await reclaimer.reclaim([("r" * 64, path)])
     spare = reclaimer.take_spare()
     with open(os.path.join(spare, "config.v2.json.tmp")) as f:
         assert f.read() == "x"  # the record's content; the hard-linked old spare was replaced
@@ -66,14 +66,14 @@ def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
     os.unlink(os.path.join(spare, "config.v2.json.tmp"))
     os.symlink("/etc/passwd", os.path.join(spare, "config.v2.json.tmp"))
     os.rename(spare, tmp_path / "removed-s")
-    reclaimer._delete([("s" * 64, str(tmp_path / "removed-s"))])
+    await reclaimer.reclaim([("s" * 64, str(tmp_path / "removed-s"))])
     again = reclaimer.take_spare()
     # no record to compare the /etc files with: they go too
     assert sorted(os.listdir(again)) == ["diff", "merged", "work"] and os.path.isfile("/etc/passwd")
 
 
 @pytest.mark.parametrize("change", ["chmod", "chown", "xattr", "acl", "link", "symlink", "dir-mode", "dir-xattr"])
-def test_what_a_container_changed_is_not_kept(tmp_path, change):
+async def test_what_a_container_changed_is_not_kept(tmp_path, change):
     """The upper dir and the /etc files are kept only as the work dir and the record look:
     a mode, owner, extended attribute (ACLs, file capabilities) or link the container made
     sends them to deletion, and the next container gets new ones."""
@@ -100,7 +100,7 @@ def test_what_a_container_changed_is_not_kept(tmp_path, change):
     elif change == "dir-xattr":
         os.setxattr(diff, "user.mark", b"1")
     reclaimer = Reclaimer()
-    reclaimer._delete([("x" * 64, path)])
+    await reclaimer.reclaim([("x" * 64, path)])
     spare = reclaimer.take_spare()
     kept = sorted(os.listdir(spare))
     gone = "diff" if change.startswith("dir-") else "hosts"
@@ -109,12 +109,12 @@ def test_what_a_container_changed_is_not_kept(tmp_path, change):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* xattrs need root")
-def test_an_upper_dir_is_kept_without_the_marks_overlayfs_left(tmp_path):
+async def test_an_upper_dir_is_kept_without_the_marks_overlayfs_left(tmp_path):
     path = removed_dir(tmp_path / "removed-o")
     os.setxattr(os.path.join(path, "diff"), "trusted.overlay.uuid", b"0123456789abcdef")
     os.setxattr(os.path.join(path, "diff"), "trusted.overlay.impure", b"y")
     reclaimer = Reclaimer()
-    reclaimer._delete([("o" * 64, path)])
+    await reclaimer.reclaim([("o" * 64, path)])
     spare = reclaimer.take_spare()
     assert "diff" in os.listdir(spare)
     assert os.listxattr(os.path.join(spare, "diff")) == [] and os.listdir(os.path.join(spare, "diff")) == []
