@@ -312,7 +312,7 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
     def _reuse_spare(self, directory: str, spare: str | None = None) -> bool:
         """Take a removed container's emptied directory (its empty work dir and mount point, the
         record's spare file, its upper dir and /etc files when untouched:
-        engine/containers/reclaim.py) as `directory`, if the reclaimer holds one: up to eight
+        engine/containers/reclaim.py) as `directory`, if the reclaimer holds one: up to nine
         inodes neither allocated here nor freed by the reclaimer."""
         while (spare := spare or self._reclaimer.take_spare()) is not None:
             try:

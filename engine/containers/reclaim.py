@@ -21,17 +21,19 @@ from engine.runtime import hostops, remove_tree
 log = logging.getLogger(__name__)
 
 #: What a new container's directory reuses of a removed one's: the directory itself, the
-#: overlay's work dir and its mount point, emptied, and the record's spare file (the next
-#: record is written into it: engine.containers.record), none of which the container could
+#: overlay's work dir and its mount point, emptied, and the record and its spare file (the
+#: next records are written into them: engine.containers.record), none of which the container could
 #: see or change; and, when they look untouched (as the work dir or the record do: mode,
 #: owner, inode flags and project, no extended attributes or other links), its upper dir
 #: (emptied, without the trusted.overlay.* marks overlayfs puts on it at mount) and the
 #: files bound at /etc, which create rewrites. On ext4 without a journal every inode
 #: allocated skips each inode of its group freed in the last minute or more (tens to
-#: hundreds of µs per file while a burst churns them): up to eight inodes a container
+#: hundreds of µs per file while a burst churns them): up to nine inodes a container
 #: neither allocates nor frees.
 SPARE_DIRS = ("work", "merged")
-SPARE_FILES = (record.RECORD_NAME + record.SPARE_SUFFIX,)
+# (the record, renamed, first: the /etc files are compared with it, and a container that was
+# never started has no spare)
+SPARE_FILES = (record.RECORD_NAME + record.SECOND_SPARE_SUFFIX, record.RECORD_NAME + record.SPARE_SUFFIX)
 SPARE_IF_UNTOUCHED = ("diff", "hostname", "hosts", "resolv.conf")
 SPARES_MAX = 32
 
@@ -86,9 +88,9 @@ class Reclaimer:
 
 def _spare_ops(path: str, spare: str) -> list[hostops.HostOp]:
     """Empty a removed container's directory down to SPARE_DIRS, themselves emptied, its
-    record (as the spare: SPARE_FILES) and what of SPARE_IF_UNTOUCHED looks untouched, then
-    name it `spare`."""
-    return [hostops.Rename(record.path_in(path), record.path_in(path) + record.SPARE_SUFFIX, missing_ok=True),
+    record and the record's spare (the next container's two spares: SPARE_FILES) and what of
+    SPARE_IF_UNTOUCHED looks untouched, then name it `spare`."""
+    return [hostops.Rename(record.path_in(path), record.path_in(path) + record.SECOND_SPARE_SUFFIX, missing_ok=True),
             hostops.EmptyExcept(path, SPARE_DIRS, SPARE_FILES, SPARE_IF_UNTOUCHED),
             hostops.Rename(path, spare)]
 

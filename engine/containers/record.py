@@ -183,6 +183,9 @@ def _from_data(record: dict, legacy: LegacyReader | None):
 
 
 SPARE_SUFFIX = ".tmp"
+#: A reused directory's second spare (engine/containers/reclaim.py): after the first save
+#: renames the spare to the record, it becomes the spare, so no save allocates an inode.
+SECOND_SPARE_SUFFIX = ".tmp2"
 
 # Saves come from the event loop and from worker threads (network connect, update): one at a
 # time, so two never write the spare at once and the record always ends as the last snapshot.
@@ -225,7 +228,11 @@ def save(container) -> None:
             container._record_sizes = (len(data), record_size)
         else:
             os.replace(spare, target)
-            container._record_sizes = (len(data), 0)  # no spare: the next save makes it
+            try:
+                os.rename(target + SECOND_SPARE_SUFFIX, spare)
+                container._record_sizes = (len(data), None)
+            except FileNotFoundError:
+                container._record_sizes = (len(data), 0)  # no spare: the next save makes it
 
 
 _RENAME_EXCHANGE = 2
@@ -266,7 +273,8 @@ def _exchange(a: str, b: str) -> bool:
 
 def load(directory: str, legacy: LegacyReader | None = None):
     """The container of a record. A record that is not whole JSON (a power loss after a
-    save, which does not fsync) is read from the spare: the record before it."""
+    save, which does not fsync) is read from the spare: the record before it, if it is this
+    container's (a reused directory's spare may still hold a removed container's)."""
     path = path_in(directory)
     with open(path) as f:
         text = f.read()
@@ -276,6 +284,8 @@ def load(directory: str, legacy: LegacyReader | None = None):
         try:
             with open(path + SPARE_SUFFIX) as f:
                 data = json.load(f)
-        except (OSError, ValueError):
+            if data.get("id") != os.path.basename(os.path.normpath(directory)):
+                raise ValueError("another container's record")
+        except (OSError, ValueError, AttributeError):
             raise ValueError(f"{path}: not a whole record, and no whole spare") from None
     return from_data(data, legacy)

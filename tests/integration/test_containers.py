@@ -403,12 +403,12 @@ def test_a_new_container_gets_nothing_of_a_removed_one(dclient, daemon):
     spares = [e for e in os.listdir(scratch) if e.startswith("spare-")]
     assert spares  # an emptied directory kept for reuse, with what the container left untouched
     assert sorted(os.listdir(os.path.join(scratch, spares[-1]))) == [
-        "config.v2.json.tmp", "diff", "hostname", "hosts", "merged", "resolv.conf", "work"]
+        "config.v2.json.tmp", "config.v2.json.tmp2", "diff", "hostname", "hosts", "merged", "resolv.conf", "work"]
     new = dclient.create_container("busybox", ["true"])["Id"]
     assert len([e for e in os.listdir(scratch) if e.startswith("spare-")]) == len(spares) - 1
     directory = os.path.join(daemon.data_root, "containers", new)
-    assert sorted(os.listdir(directory)) == ["config.v2.json", "diff", "hostname", "hosts", "merged",
-                                              "resolv.conf", "work"]
+    assert sorted(os.listdir(directory)) == ["config.v2.json", "config.v2.json.tmp", "diff", "hostname", "hosts",
+                                              "merged", "resolv.conf", "work"]
     assert os.listdir(os.path.join(directory, "diff")) == [] and os.listdir(os.path.join(directory, "work")) == []
     dclient.start(new)
     assert dclient.wait(new)["StatusCode"] == 0

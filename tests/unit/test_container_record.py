@@ -54,6 +54,8 @@ def test_each_save_replaces_the_record_and_keeps_the_previous_as_spare(tmp_path)
 
 
 def test_a_torn_record_is_read_from_the_spare(tmp_path):
+    tmp_path = tmp_path / ("c" * 64)  # a record's directory is named after its container
+    tmp_path.mkdir()
     c = make_container(tmp_path)
     c.save()
     c.state.status = Status.RUNNING
@@ -72,6 +74,35 @@ def test_a_torn_record_is_read_from_the_spare(tmp_path):
         pass  # neither whole: a half-created container for recovery, as before
     else:
         raise AssertionError("a torn record with a torn spare loaded")
+
+
+def test_a_reused_directory_saves_without_new_files_and_never_loads_its_stale_spare(tmp_path):
+    """A removed container's directory, reused (engine/containers/reclaim.py), holds its old
+    record and that record's spare as the two spares: the first save renames one to the
+    record and the other to the spare, so no save creates a file; the stale spare (another
+    container's record) is never read for a torn record."""
+    directory = tmp_path / ("c" * 64)
+    directory.mkdir()
+    old = json.dumps({"id": "d" * 64, "name": "removed"})
+    for suffix in (record.SPARE_SUFFIX, record.SECOND_SPARE_SUFFIX):
+        (directory / (record.RECORD_NAME + suffix)).write_text(old)
+    inodes = sorted(os.stat(directory / e).st_ino for e in os.listdir(directory))
+    c = make_container(directory)
+    c.save()
+    assert sorted(os.listdir(directory)) == [record.RECORD_NAME, record.RECORD_NAME + record.SPARE_SUFFIX]
+    path = directory / record.RECORD_NAME
+    path.write_bytes(path.read_bytes()[:40])
+    try:
+        record.load(str(directory))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a torn record loaded from another container's spare")
+    c.save()
+    c.state.status = Status.RUNNING
+    c.save()
+    assert sorted(os.stat(directory / e).st_ino for e in os.listdir(directory)) == inodes
+    assert record.load(str(directory)).state.status is Status.RUNNING
 
 
 def test_saves_from_threads_never_tear_the_record(tmp_path):

@@ -13,7 +13,8 @@ def removed_dir(path) -> str:
     """A removed container's directory as rm leaves it (files, an upper dir with content)."""
     for d in ("work/work/x", "merged", "diff/etc/deep"):
         os.makedirs(path / d)
-    for f in ("hosts", "hostname", "config.v2.json", "c-json.log", "diff/etc/deep/f", "work/work/x/f"):
+    for f in ("hosts", "hostname", "config.v2.json", "config.v2.json.tmp", "c-json.log", "diff/etc/deep/f",
+              "work/work/x/f"):
         (path / f).write_text("x")
     os.symlink("/etc", path / "diff" / "link")
     return str(path)
@@ -26,7 +27,7 @@ async def test_a_removed_directory_is_kept_empty_but_for_its_work_dir_and_mount_
     assert spare is not None and not os.path.exists(tmp_path / "removed-c")
     assert "c" * 12 not in spare
     assert sorted((os.path.relpath(d, spare), sorted(ds), sorted(files)) for d, ds, files in os.walk(spare)) == [
-        (".", ["diff", "merged", "work"], ["config.v2.json.tmp", "hostname", "hosts"]),
+        (".", ["diff", "merged", "work"], ["config.v2.json.tmp", "config.v2.json.tmp2", "hostname", "hosts"]),
         ("diff", [], []), ("merged", [], []), ("work", [], [])]
     assert os.path.exists("/etc/passwd")  # the link was removed, not followed
     assert reclaimer.take_spare() is None
@@ -54,17 +55,19 @@ async def test_a_directory_with_its_mount_point_still_mounted_is_not_kept(tmp_pa
         subprocess.run(["umount", os.path.join(path, "merged")], check=True)
 
 
-async def test_the_record_becomes_the_spare_and_a_linked_spare_goes(tmp_path):
+async def test_the_record_and_its_spare_become_the_spares_and_a_linked_one_goes(tmp_path):
     path = removed_dir(tmp_path / "removed-r")
+    os.unlink(os.path.join(path, "config.v2.json.tmp"))
     os.link(os.path.join(path, "hosts"), os.path.join(path, "config.v2.json.tmp"))
     reclaimer = Reclaimer()
     await reclaimer.reclaim([("r" * 64, path)])
     spare = reclaimer.take_spare()
-    with open(os.path.join(spare, "config.v2.json.tmp")) as f:
-        assert f.read() == "x"  # the record's content; the hard-linked old spare was replaced
+    with open(os.path.join(spare, "config.v2.json.tmp2")) as f:
+        assert f.read() == "x"  # the record's content
+    assert "config.v2.json.tmp" not in os.listdir(spare)  # hard-linked elsewhere: not kept
     os.symlink("/etc/passwd", os.path.join(spare, "link"))
-    os.unlink(os.path.join(spare, "config.v2.json.tmp"))
-    os.symlink("/etc/passwd", os.path.join(spare, "config.v2.json.tmp"))
+    os.unlink(os.path.join(spare, "config.v2.json.tmp2"))
+    os.symlink("/etc/passwd", os.path.join(spare, "config.v2.json.tmp2"))
     os.rename(spare, tmp_path / "removed-s")
     await reclaimer.reclaim([("s" * 64, str(tmp_path / "removed-s"))])
     again = reclaimer.take_spare()
