@@ -20,7 +20,7 @@ from engine.timefmt import format_rfc3339nano
 from ._image_json import image_summary
 from .images import listed
 from ._request import Request
-from ._responses import DOCKER_COMPAT_VERSION, Response, json_response
+from ._responses import DOCKER_COMPAT_VERSION, Response, empty, json_response
 from ._router import Router
 
 router = Router()
@@ -34,6 +34,13 @@ _PING_HEADERS = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
 }
+
+
+@router.route("OPTIONS", "/")
+@router.route("OPTIONS", "/{anyroute:path}")
+async def options(req: Request) -> Response:
+    """dockerd answers OPTIONS on any path (its CORS preflight route) with an empty 200."""
+    return empty(200)
 
 
 @router.get("/_ping")

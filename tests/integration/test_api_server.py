@@ -275,6 +275,9 @@ async def test_error_mapping_and_500_containment(server):
         assert r.status_code == 404 and r.json() == {"message": "page not found"}
         r = await c.delete("/v1.41/info")
         assert r.status_code == 404 and r.json() == {"message": "page not found"}
+        for path in ("/v1.41/info", "/containers/x/json", "/nope", "/"):  # dockerd's CORS preflight route
+            r = await c.options(path)
+            assert (r.status_code, r.content, r.headers["api-version"]) == (200, b"", "1.41"), path
         r = await c.get("/test/boom")
         assert r.status_code == 500 and r.json() == {"message": "kaboom"}
         assert r.headers["api-version"] == "1.41"
