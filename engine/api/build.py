@@ -9,6 +9,7 @@ import json
 
 from engine import errors
 from engine.api import _filters as filters_api
+from engine.api._container_json import host_config
 from engine.api._request import Request
 from engine.api._responses import json_response
 from engine.api._router import Router
@@ -42,6 +43,24 @@ def _extra_hosts(req: Request) -> list[str]:
     return out
 
 
+def _run_host_config(req: Request):
+    """The HostConfig of the build's RUN containers from the classic builder's query: what
+    `docker build` sends for --network, --add-host, --shm-size, -m, --memory-swap, -c,
+    --cpu-period, --cpu-quota, --cpuset-cpus, --cpuset-mems, --cgroup-parent and --ulimit
+    (checked as a container create checks them, at the first RUN)."""
+    q = req.query
+    ulimits = _json_param(req, "ulimits", None)
+    if ulimits is not None and not isinstance(ulimits, list):
+        raise errors.InvalidParameter("ulimits must be a JSON array")
+    return host_config({
+        "NetworkMode": q.get("networkmode") or None, "ExtraHosts": _extra_hosts(req) or None,
+        "ShmSize": q.int("shmsize", 0) or None, "Memory": q.int("memory", 0), "MemorySwap": q.int("memswap", 0),
+        "CpuShares": q.int("cpushares", 0), "CpuPeriod": q.int("cpuperiod", 0), "CpuQuota": q.int("cpuquota", 0),
+        "CpusetCpus": q.get("cpusetcpus") or None, "CpusetMems": q.get("cpusetmems") or None,
+        "CgroupParent": q.get("cgroupparent") or None, "Ulimits": ulimits,
+    })
+
+
 def build_options(req: Request):
     from engine.build import BuildOptions
 
@@ -62,9 +81,7 @@ def build_options(req: Request):
         rm=q.bool("rm", True) if q.get("rm") not in (None, "") else True,
         forcerm=q.bool("forcerm"),
         cachefrom=[str(c) for c in cachefrom],
-        networkmode=q.get("networkmode") or "",
-        extrahosts=_extra_hosts(req),
-        shmsize=q.int("shmsize", 0) or 0,
+        run_host_config=_run_host_config(req),
         quiet=q.bool("q"),
         platform=q.get("platform") or "",
     )

@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from engine.buildcontext import DockerIgnore
+from engine.containers import HostConfig
 from engine.containers.model import Status
 from engine.containers.hub import STDERR, STDOUT
 from engine.errors import EngineError, InvalidParameter, NotFound
@@ -58,9 +59,8 @@ class BuildOptions:
     rm: bool = True
     forcerm: bool = False
     cachefrom: list[str] = attrs.Factory(list)
-    networkmode: str = ""
-    extrahosts: list[str] = attrs.Factory(list)
-    shmsize: int = 0
+    #: RUN containers' network, extra hosts, /dev/shm size, resource limits, cgroup parent, ulimits
+    run_host_config: HostConfig = attrs.Factory(HostConfig)
     quiet: bool = False
     platform: str = ""
 
@@ -174,13 +174,10 @@ class Build:
         Returns (image, diff id or None). The container is removed unless --rm=false; one
         whose command failed (or would not start) stays, as dockerd's classic builder leaves
         it for a look, unless --force-rm."""
-        from engine.containers import ContainerConfig, HealthConfig, HostConfig
+        from engine.containers import ContainerConfig, HealthConfig
 
         options = self.options
         state = runner.state
-        host = HostConfig(network_mode=options.networkmode or "default",
-                          extra_hosts=tuple(options.extrahosts) if options.extrahosts else None,
-                          **({"shm_size": options.shmsize} if options.shmsize else {}))
         spec = ContainerConfig(
             image=state.image.id, cmd=tuple(cmd), entrypoint=("",),
             env=tuple(config.get("Env") or ()) + tuple(args_env),
@@ -189,7 +186,7 @@ class Build:
             labels={BUILD_LABEL: "1"},
         )
         try:
-            container, _ = await self.containers.create(spec, host)
+            container, _ = await self.containers.create(spec, options.run_host_config)
         except EngineError as exc:
             raise StepFailed(exc.message) from None
         await self.output.stream(f" ---> Running in {container.short_id}\n")
@@ -516,6 +513,3 @@ def _validate(options: BuildOptions) -> None:
         if wanted[0] != "linux" or (len(wanted) > 1 and wanted[1] not in (_go_arch(), "")):
             raise InvalidParameter(f'"{options.platform}": platform not supported by this daemon '
                                    f"(linux/{_go_arch()})")
-    if options.networkmode and options.networkmode not in ("default", "bridge", "host", "none") \
-            and not options.networkmode.startswith("container:"):
-        pass  # a user network: the container create validates it

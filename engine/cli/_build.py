@@ -124,6 +124,15 @@ def _dockerfile_args(a: argparse.Namespace) -> tuple[str, str, bytes | None]:
          arg("--network", default=None, help="Networking mode for the RUN instructions"),
          arg("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping"),
          arg("--shm-size", default=None, help="Size of /dev/shm"),
+         arg("-m", "--memory", default=None, help="Memory limit of the RUN containers"),
+         arg("--memory-swap", default=None, help="Swap limit equal to memory plus swap: -1 unlimited"),
+         arg("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)"),
+         arg("--cpu-period", type=int, default=0, help="Limit the CPU CFS period"),
+         arg("--cpu-quota", type=int, default=0, help="Limit the CPU CFS quota"),
+         arg("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)"),
+         arg("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)"),
+         arg("--cgroup-parent", default="", help="Parent cgroup of the RUN containers"),
+         arg("--ulimit", action="append", default=[], help="Ulimit options"),
          arg("-q", "--quiet", action="store_true", help="Print the image ID only"),
          arg("--iidfile", default="", help="Write the image ID to the file"),
          arg("--platform", default=None),
@@ -132,6 +141,7 @@ def _dockerfile_args(a: argparse.Namespace) -> tuple[str, str, bytes | None]:
 def build(cli: Cli, a: argparse.Namespace) -> int:
     from engine.buildcontext import pack_context
     from ._format import ram_in_bytes
+    from ._opts import parse_ulimits, size_flag
 
     context, dockerfile, text = _dockerfile_args(a)
     if a.iidfile and os.path.lexists(a.iidfile):
@@ -149,6 +159,14 @@ def build(cli: Cli, a: argparse.Namespace) -> int:
         "cachefrom": json.dumps(a.cache_from) if a.cache_from else None,
         "networkmode": a.network, "extrahosts": ",".join(a.add_host) if a.add_host else None,
         "shmsize": str(ram_in_bytes(a.shm_size)) if a.shm_size else None,
+        "memory": str(size_flag("-m, --memory", a.memory)) if a.memory else None,
+        "memswap": str(size_flag("--memory-swap", a.memory_swap, allow_minus_one=True)) if a.memory_swap else None,
+        "cpushares": str(a.cpu_shares) if a.cpu_shares else None,
+        "cpuperiod": str(a.cpu_period) if a.cpu_period else None,
+        "cpuquota": str(a.cpu_quota) if a.cpu_quota else None,
+        "cpusetcpus": a.cpuset_cpus or None, "cpusetmems": a.cpuset_mems or None,
+        "cgroupparent": a.cgroup_parent or None,
+        "ulimits": json.dumps(parse_ulimits(a.ulimit)) if a.ulimit else None,
         "q": "1" if a.quiet else None, "platform": a.platform,
     }
     try:

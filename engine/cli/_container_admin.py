@@ -9,7 +9,7 @@ import sys
 from ._app import Cli, CommandError, alias, arg, command
 from ._containers import attached_start, detach_keys_option, for_each
 from ._format import filters_param, human_size
-from ._opts import OptError, _size, parse_cpus, parse_restart
+from ._opts import OptError, parse_cpus, parse_restart, size_flag
 
 for _name in ("attach", "create", "diff", "exec", "kill", "logs", "pause", "port", "rename", "restart", "rm",
               "run", "start", "stats", "stop", "top", "unpause", "update", "wait"):
@@ -67,11 +67,11 @@ def update(cli: Cli, a: argparse.Namespace) -> int:
             ("BlkioWeight", a.blkio_weight), ("CpuPeriod", a.cpu_period), ("CpuQuota", a.cpu_quota),
             ("CpuShares", a.cpu_shares), ("NanoCpus", parse_cpus(a.cpus) if a.cpus is not None else None),
             ("CpusetCpus", a.cpuset_cpus), ("CpusetMems", a.cpuset_mems),
-            ("KernelMemory", _size("--kernel-memory", a.kernel_memory) if a.kernel_memory else None),
-            ("Memory", _size("--memory", a.memory) if a.memory else None),
-            ("MemoryReservation", _size("--memory-reservation", a.memory_reservation)
+            ("KernelMemory", size_flag("--kernel-memory", a.kernel_memory) if a.kernel_memory else None),
+            ("Memory", size_flag("--memory", a.memory) if a.memory else None),
+            ("MemoryReservation", size_flag("--memory-reservation", a.memory_reservation)
              if a.memory_reservation else None),
-            ("MemorySwap", _size("--memory-swap", a.memory_swap, allow_minus_one=True) if a.memory_swap else None),
+            ("MemorySwap", size_flag("--memory-swap", a.memory_swap, allow_minus_one=True) if a.memory_swap else None),
             ("PidsLimit", a.pids_limit),
             ("RestartPolicy", parse_restart(a.restart) if a.restart is not None else None),
         ) if value is not None}

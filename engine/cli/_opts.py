@@ -191,7 +191,8 @@ def parse_restart(policy: str) -> dict[str, Any]:
     return {"Name": name, "MaximumRetryCount": 0}
 
 
-def _size(flag: str, value: str | None, allow_minus_one: bool = False) -> int:
+def size_flag(flag: str, value: str | None, allow_minus_one: bool = False) -> int:
+    """A size flag's bytes ("64m"); 0 when not given."""
     if value is None:
         return 0
     if allow_minus_one and value == "-1":
@@ -506,8 +507,8 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         for p in _port_range(e, e):
             exposed.setdefault(f"{p}/{proto}", {})
     binds, volumes = parse_volumes(a.volume)
-    memory = _size("-m, --memory", a.memory)
-    memory_swap = _size("--memory-swap", a.memory_swap, allow_minus_one=True)
+    memory = size_flag("-m, --memory", a.memory)
+    memory_swap = size_flag("--memory-swap", a.memory_swap, allow_minus_one=True)
     if memory_swap and memory_swap != -1 and memory and memory_swap < memory:
         raise OptError("Minimum memoryswap limit should be larger than memory limit, "
                        "see usage")
@@ -562,7 +563,7 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
         "LogConfig": {"Type": a.log_driver, "Config": parse_kv_list(a.log_opt)},
         "Memory": memory,
         "MemorySwap": memory_swap,
-        "MemoryReservation": _size("--memory-reservation", a.memory_reservation),
+        "MemoryReservation": size_flag("--memory-reservation", a.memory_reservation),
         "NanoCpus": parse_cpus(a.cpus),
         "CpuShares": a.cpu_shares,
         "CpuPeriod": a.cpu_period,
@@ -588,7 +589,7 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
     if a.security_opt:
         host["SecurityOpt"] = a.security_opt
     if a.shm_size is not None:
-        host["ShmSize"] = _size("--shm-size", a.shm_size)
+        host["ShmSize"] = size_flag("--shm-size", a.shm_size)
     for flag, key in ((a.pid, "PidMode"), (a.ipc, "IpcMode"), (a.uts, "UTSMode")):
         if flag is not None:
             host[key] = flag
@@ -607,7 +608,7 @@ def build_create_body(a: argparse.Namespace, cmd: list[str]) -> dict[str, Any]:
     if a.cpuset_mems:
         host["CpusetMems"] = a.cpuset_mems
     if a.kernel_memory:
-        host["KernelMemory"] = _size("--kernel-memory", a.kernel_memory)
+        host["KernelMemory"] = size_flag("--kernel-memory", a.kernel_memory)
     if a.storage_opt:
         host["StorageOpt"] = parse_kv_list(a.storage_opt)
     for value, key in ((a.runtime, "Runtime"), (a.isolation, "Isolation"), (a.userns, "UsernsMode"),

@@ -369,6 +369,38 @@ def test_pyengine_build_cli(daemon, tmp_path):
     assert set(pe("images", "-aq", "--no-trunc").stdout.decode().split()) == before
 
 
+LIMITS_PROBE = """\
+FROM busybox
+RUN for f in memory/memory.limit_in_bytes memory.max cpu/cpu.shares cpu/cpu.cfs_quota_us cpu.max; do \\
+      [ -r /sys/fs/cgroup/$f ] && echo "$f=$(cat /sys/fs/cgroup/$f)"; done; echo "nofile=$(ulimit -n)"
+"""
+
+
+def _limits_seen(out: str) -> None:
+    assert "memory/memory.limit_in_bytes=67108864" in out or "memory.max=67108864" in out, out
+    assert "cpu/cpu.cfs_quota_us=50000" in out or "cpu.max=50000 100000" in out, out
+    assert "nofile=1024" in out, out
+
+
+def test_run_steps_get_the_resource_limits_asked_for(daemon, docker, tmp_path):
+    """`docker build -m/--cpu-period/--cpu-quota/--ulimit` (the classic builder's query) and
+    `pyengine build` with the same flags limit the RUN containers as `docker run` would; a
+    limit a container create refuses fails the build with its message."""
+    import sys
+
+    _write(tmp_path, {"Dockerfile": LIMITS_PROBE})
+    flags = ["-m", "64m", "--cpu-period", "100000", "--cpu-quota", "50000", "--ulimit", "nofile=1024:2048"]
+    built = docker("build", "--no-cache", *flags, str(tmp_path))
+    assert built.returncode == 0, built.stderr.decode()
+    _limits_seen(built.stdout.decode())
+    pe = subprocess.run([sys.executable, "-m", "engine.cli", "-H", daemon.host, "build", "--no-cache", *flags,
+                         str(tmp_path)], capture_output=True, timeout=180, env=daemon.env())
+    assert pe.returncode == 0, pe.stderr.decode()
+    _limits_seen(pe.stdout.decode())
+    refused = docker("build", "--no-cache", "-m", "1m", str(tmp_path))
+    assert refused.returncode != 0 and "Minimum memory limit allowed is 6MB" in refused.stderr.decode()
+
+
 def test_run_layers_carry_whiteouts(docker, tmp_path):
     _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN mkdir -p /d/sub && touch /d/sub/a /d/b\n"
                                     "RUN rm /bin/ls && rm -rf /d && mkdir /d && echo new > /d/only\n"})
