@@ -10,6 +10,10 @@ Task tree (structured concurrency):
 Stopping a container signals its process and waits for the supervisor to record the exit;
 shutting the daemon down cancels the manager's nursery, and every supervisor's `finally`
 kills and reaps its process and undoes mounts and cgroups.
+
+The manager's jobs are mixed in from their own modules: the container's directory and rootfs
+mount (directory.py), a run's launch (launch.py), its supervision (supervision.py), attach and
+log streams (streams.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from engine.containers import config as cfg
 from engine.containers import health, names, restore, volumesfrom
 from engine.containers import propagation as bind_propagation
 from engine.containers.cgroupparent import cgroup_of
+from engine.containers.directory import ContainerDirectory
 from engine.containers.initlayer import InitLayers
 from engine.containers.model import Container, ExitStatus, Status, now_ns
 from engine.containers.spec import ContainerConfig, HostConfig
@@ -36,7 +41,7 @@ from engine.containers.reclaim import Reclaimer, reclaim_now as _reclaim_now
 from engine.containers.runspec import check_donors
 from engine.containers.streams import ContainerStreams
 from engine.containers.supervision import Run, Supervising, Supervisor
-from engine.runtime import InProcessRuntime, SpawnError, cgroups, mount_overlay, unmount
+from engine.runtime import InProcessRuntime, SpawnError, cgroups
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ class ContainerCounts:
         return self.running + self.paused + self.stopped
 
 
-class ContainerManager(Launching, Supervising, ContainerStreams):
+class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStreams):
     """Owns every container record and its lifecycle verbs; launching, supervision and the
     run's streams live in their own modules (launch.py, supervision.py, streams.py)."""
 
@@ -274,78 +279,6 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
                 f'"{self._names[name]}". You have to remove (or rename) that container to be able '
                 "to reuse that name."
             )
-
-    def _create_files_and_init_layer(self, container: Container, image) -> None:
-        self._init_layers.lower_dirs(image)  # shared: it stays if the container's files fail
-        self._create_files(container)
-
-    def _create_files(self, container: Container, spare: str | None = None) -> None:
-        """All or nothing: the directory is removed if any step fails. `spare`: a spare
-        directory taken already."""
-        try:
-            reused = self._reuse_spare(container.directory, spare)
-            if not reused:
-                os.makedirs(container.directory)  # a new id: nothing there yet
-                os.mkdir(container.work_dir)
-                os.mkdir(container.rootfs)
-            try:
-                os.mkdir(container.upper_dir)
-            except FileExistsError:
-                if not reused:
-                    raise
-                os.utime(container.upper_dir, follow_symlinks=False)  # kept (empty): now, as a new one
-            host = container.host_config
-            write = _write_over if reused else _write_new
-            for path, content in (
-                (container.hostname_path, container.config.hostname + "\n"),
-                (container.hosts_path, cfg.hosts_file(container.config.hostname, host)),
-                (container.resolv_conf_path, cfg.resolv_conf(host)),
-            ):
-                write(path, content.encode())
-            if host.shares_host_network:
-                shutil.copyfile("/etc/hosts", container.hosts_path)
-            container.save()
-        except BaseException:
-            shutil.rmtree(container.directory, ignore_errors=True)
-            raise
-
-    def _reuse_spare(self, directory: str, spare: str | None = None) -> bool:
-        """Take a removed container's emptied directory (its empty work dir and mount point, the
-        record's spare file, its upper dir and /etc files when untouched:
-        engine/containers/reclaim.py) as `directory`, if the reclaimer holds one: up to nine
-        inodes neither allocated here nor freed by the reclaimer."""
-        while (spare := spare or self._reclaimer.take_spare()) is not None:
-            try:
-                os.rename(spare, directory)
-                return True
-            except OSError:
-                _reclaim_now("spare", spare)
-                spare = None
-        return False
-
-    # --- rootfs -------------------------------------------------------------------------------
-    def _mount_rootfs(self, container: Container) -> None:
-        """Refcounted: a running container holds one, `docker cp` on a stopped one another.
-        Runs in worker threads, so the count is guarded by a lock."""
-        sup = self._supervisors[container.id]
-        with sup.mount_lock:
-            if sup.mount_refs == 0:
-                sup.host_clean = False
-                image = self.images.resolve(container.image_id)
-                mount_overlay(self._init_layers.lower_dirs(image), container.upper_dir, container.work_dir,
-                              container.rootfs)
-            sup.mount_refs += 1
-
-    def _unmount_rootfs(self, container: Container) -> None:
-        sup = self._supervisors[container.id]
-        with sup.mount_lock:
-            sup.mount_refs = max(sup.mount_refs - 1, 0)
-            if sup.mount_refs == 0:
-                _unmount_quiet(container.rootfs)
-
-    def rootfs_mounted(self, container: Container) -> "_RootfsRef":
-        """Async context manager: the container's rootfs is mounted inside."""
-        return _RootfsRef(self, container)
 
     # --- start --------------------------------------------------------------------------------
     async def start(self, ref: str) -> None:
@@ -568,33 +501,6 @@ class ContainerManager(Launching, Supervising, ContainerStreams):
             else:
                 await trio.to_thread.run_sync(_reclaim_now, container.id, trash)
 
-    def _detach_files(self, container: Container) -> str | None:
-        """What `rm` does before it answers: unmount the rootfs (a `docker cp` may hold it),
-        remove the (already empty) cgroups, move the directory into <data_root>/tmp, which every
-        daemon start empties (with what is mounted there). Deleting the files, a third of
-        create→start→wait→rm, follows in the background (engine/containers/reclaim.py). Returns the moved
-        directory, or None when it could not move and was removed in place."""
-        _unmount_quiet(container.rootfs)
-        cgroup_of(container, self.config.cgroup_parent).destroy()  # empty once the run ended: cheap
-        return self._move_to_trash(container)
-
-    def _move_to_trash(self, container: Container) -> str | None:
-        """Move the directory into <data_root>/tmp for the Reclaimer. Returns the moved
-        directory, or None when it could not move and was removed in place."""
-        trash = self._trash_path(container)
-        try:
-            os.makedirs(os.path.dirname(trash), exist_ok=True)
-            os.rename(container.directory, trash)
-            return trash
-        except FileNotFoundError:
-            return None
-        except OSError:  # another file system (or a leftover of the same name): in place
-            shutil.rmtree(container.directory, ignore_errors=True)
-            return None
-
-    def _trash_path(self, container: Container) -> str:
-        return os.path.join(self.config.data_root, "tmp", f"removed-{container.id}")
-
     async def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)
         if not new_name:
@@ -662,51 +568,3 @@ class _IdSource:
             self._buffer, self._at = os.urandom(32 * self._batch), 0
         self._at += 32
         return self._buffer[self._at - 32:self._at].hex()
-
-
-class _RootfsRef:
-    def __init__(self, manager: ContainerManager, container: Container) -> None:
-        self.manager, self.container = manager, container
-
-    async def __aenter__(self) -> str:
-        await trio.to_thread.run_sync(self.manager._mount_rootfs, self.container)
-        return self.container.rootfs
-
-    async def __aexit__(self, *exc) -> None:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(self.manager._unmount_rootfs, self.container)
-
-
-def _write_new(path: str, data: bytes) -> None:
-    """A small new file in three syscalls (open() in text mode takes seven)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def _write_over(path: str, data: bytes) -> None:
-    """A small file in a reused directory (engine/containers/reclaim.py): written over what
-    the reclaimer kept (checked untouched), else new; its times are now's either way."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        offset = 0
-        while offset < len(data):
-            offset += os.pwrite(fd, view[offset:], offset)
-        os.ftruncate(fd, len(data))  # no O_TRUNC: a truncation to 0 forces writeback on ext4
-        os.utime(fd)
-    finally:
-        os.close(fd)
-
-
-def _unmount_quiet(path: str) -> None:
-    try:
-        unmount(path)
-    except OSError:
-        pass
-
-
