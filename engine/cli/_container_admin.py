@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from ._app import Cli, CommandError, alias, arg, command
-from ._containers import attached_start, detach_keys_option, for_each
+from ._containers import SIG_PROXY_FLAG, attached_start, detach_keys_option, for_each
 from ._format import filters_param, human_size
 from ._opts import OptError, parse_cpus, parse_restart, size_flag
 
@@ -20,6 +20,7 @@ alias("container remove", "rm")
 @command("attach", "Attach local standard input, output, and error streams to a running container",
          arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
          arg("--no-stdin", action="store_true", help="Do not attach STDIN"),
+         arg("--sig-proxy", **SIG_PROXY_FLAG),
          arg("container"))
 def attach(cli: Cli, a: argparse.Namespace) -> int:
     """Until the container stops (its exit status is ours) or the user detaches (0)."""
@@ -33,7 +34,7 @@ def attach(cli: Cli, a: argparse.Namespace) -> int:
     cfg = info.get("Config") or {}
     return attached_start(cli, info["Id"], tty=bool(cfg.get("Tty")),
                           interactive=bool(cfg.get("OpenStdin")) and not a.no_stdin, auto_remove=False,
-                          run=False, detach_keys=keys, start=False)
+                          run=False, detach_keys=keys, start=False, sig_proxy=a.sig_proxy == "true")
 
 
 _CHANGE_KINDS = {0: "C", 1: "A", 2: "D"}

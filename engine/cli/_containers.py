@@ -17,7 +17,7 @@ from ._format import (Demuxer, SYSTEMERR, bytes_size, ellipsis, familiar_ref, fi
                       render_rows, short_id, tabulate, time_ago, TemplateError)
 from ._opts import RUN_ARGS, OptError, build_create_body, parse_env
 from ._images import _load_config
-from ._stream import StreamError, Waiter, detach_key_bytes, session
+from ._stream import StreamError, Waiter, detach_key_bytes, proxy_signals, session
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -105,6 +105,11 @@ def create_container(cli: Cli, a: argparse.Namespace, cmd_name: str) -> str:
     return res["Id"]
 
 
+#: --sig-proxy as the docker CLI takes it: alone (true) or =true/=false.
+SIG_PROXY_FLAG = dict(nargs="?", const="true", default="true", choices=["true", "false"],
+                      help="Proxy received signals to the process (default true)")
+
+
 def detach_keys_option(cli: Cli, flag_value: str | None, cmd: str) -> tuple[str, bytes]:
     """--detach-keys, else the config file's "detachKeys" (as the docker CLI), else the
     default; (the spec sent to the daemon, its bytes for the local side)."""
@@ -116,16 +121,18 @@ def detach_keys_option(cli: Cli, flag_value: str | None, cmd: str) -> tuple[str,
 
 
 def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_remove: bool,
-                   run: bool, detach_keys: tuple[str, bytes] = ("", b""), start: bool = True) -> int:
+                   run: bool, detach_keys: tuple[str, bytes] = ("", b""), start: bool = True,
+                   sig_proxy: bool = True) -> int:
     """Attach, wait (headers first), start (unless `start` is False: `attach` to a running
     one), pump, return the container's exit status (0 when the user detached: the container
-    goes on)."""
+    goes on). Without a TTY the signals this process gets go to the container meanwhile
+    (`sig_proxy`, the docker CLI's --sig-proxy)."""
     client = cli.client
     params = {"stream": True, "stdin": interactive, "stdout": True, "stderr": True}
     if detach_keys[0]:
         params["detachKeys"] = detach_keys[0]
     conn = client.hijack(f"/containers/{cid}/attach", params)
-    with conn:
+    with conn, proxy_signals(client, cid, sig_proxy and not tty):
         waiter = Waiter(client, cid, "removed" if auto_remove else "next-exit")
         try:
             waiter.wait_headers()
@@ -145,10 +152,10 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
                 return 0
         except StreamError as exc:
             raise CommandError(str(exc), 125 if run else 1) from None
-    try:
-        return waiter.status()
-    except StreamError as exc:
-        raise CommandError(f"Error waiting for container: {exc}", 125 if start else 1) from None
+        try:
+            return waiter.status()
+        except StreamError as exc:
+            raise CommandError(f"Error waiting for container: {exc}", 125 if start else 1) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +164,7 @@ def attached_start(cli: Cli, cid: str, *, tty: bool, interactive: bool, auto_rem
 
 @command("run", "Create and run a new container from an image", *RUN_ARGS,
          arg("--detach-keys", default=None, help="Override the key sequence for detaching a container"),
+         arg("--sig-proxy", **SIG_PROXY_FLAG),
          stop_after=1,
          usage="pyengine run [OPTIONS] IMAGE [COMMAND] [ARG...]")
 def run(cli: Cli, a: argparse.Namespace) -> int:
@@ -172,7 +180,7 @@ def run(cli: Cli, a: argparse.Namespace) -> int:
         cli.print(cid)
         return 0
     return attached_start(cli, cid, tty=a.tty, interactive=a.interactive, auto_remove=a.rm,
-                          run=True, detach_keys=keys)
+                          run=True, detach_keys=keys, sig_proxy=a.sig_proxy == "true")
 
 
 @command("create", "Create a new container", *RUN_ARGS, stop_after=1,

@@ -1,13 +1,15 @@
 """Attached sessions: the hijacked stream pumps, raw terminal mode, resize and `wait`.
 
-The order follows the docker CLI: attach (hijack) → wait (headers must arrive) → start →
-resize → pump stdin in a thread (half-close on EOF) while the main thread copies output →
-take the exit status from wait (containers) or from the exec's inspect (exec).
+The order follows the docker CLI: attach (hijack) → wait (headers must arrive) → signals
+proxied (no TTY) → start → resize → pump stdin in a thread (half-close on EOF) while the main
+thread copies output → take the exit status from wait (containers) or from the exec's
+inspect (exec).
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import threading
 from contextlib import contextmanager
@@ -77,6 +79,60 @@ def monitor_resize(resize: Callable[[int, int], None], enable: bool) -> Iterator
     finally:
         if in_main:
             signal.signal(signal.SIGWINCH, old or signal.SIG_DFL)
+
+
+# ---------------------------------------------------------------------------------------------
+# signals
+
+#: Not forwarded: what the docker CLI skips (SIGCHLD, SIGPIPE, SIGURG), what cannot be caught,
+#: and the signals of a fault in this process, which a handler would only repeat.
+_NOT_PROXIED = {signal.SIGCHLD, signal.SIGPIPE, signal.SIGURG, signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV,
+                signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP, signal.SIGSYS, signal.SIGABRT}
+
+
+@contextmanager
+def proxy_signals(client: Client, cid: str, enable: bool) -> Iterator[None]:
+    """--sig-proxy: every signal this process gets (but those above) is sent on to the
+    container (POST /containers/{id}/kill) by a thread, as the docker CLI does; the third
+    SIGINT or SIGTERM ends this process (status 1) instead, the container going on."""
+    if not enable or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    interrupts = 0
+
+    def caught(signum: int, _frame: object) -> None:
+        nonlocal interrupts
+        if signum in (signal.SIGINT, signal.SIGTERM):
+            interrupts += 1
+            if interrupts >= 3:
+                os.write(2, b"\ngot 3 SIGTERM/SIGINTs, forcefully exiting\n")
+                os._exit(1)
+        pending.put(signum)  # the request goes from a thread, not from the handler
+
+    def forward() -> None:
+        while (signum := pending.get()) is not None:
+            try:
+                client.post(f"/containers/{cid}/kill", params={"signal": signal.Signals(signum).name[3:]})
+            except ClientError:
+                pass  # gone already: its wait ends the session
+
+    saved = {}
+    for sig in signal.Signals:
+        if sig in _NOT_PROXIED or sig >= signal.SIGRTMIN:
+            continue
+        try:
+            saved[sig] = signal.signal(sig, caught)
+        except (OSError, ValueError):
+            continue
+    thread = threading.Thread(target=forward, name="sig-proxy", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        pending.put(None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -184,6 +184,59 @@ def test_attach_follows_a_running_container_to_its_exit(pe, daemon):
         attached.wait()
 
 
+TRAPS = 'trap "echo got-INT" INT; trap "echo got-TERM; exit 3" TERM; while :; do echo tick; sleep 0.1; done'
+
+
+def _line(proc: subprocess.Popen, wanted: bytes) -> None:
+    """Read the CLI's output up to a line `wanted` (ticks pass by); fail at its end."""
+    while (line := proc.stdout.readline()) != wanted:
+        assert line, f"output ended before {wanted!r}"
+
+
+def test_run_and_attach_proxy_signals_to_the_container(pe, daemon):
+    """Without a TTY, `pyengine run` and `pyengine attach` send the signals they get on to the
+    container (--sig-proxy, default true), as the docker CLI does; the third SIGINT/SIGTERM
+    ends the CLI, the container going on; --sig-proxy=false leaves the signal to the CLI."""
+    import signal
+
+    pe.names += ["pe-sig-run", "pe-sig-attach", "pe-sig-off"]
+    cli = [sys.executable, "-m", "engine.cli", "-H", daemon.host]
+    procs = []
+
+    def start(*args):
+        proc = subprocess.Popen([*cli, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(proc)
+        _line(proc, b"tick\n")  # running, attached and proxying
+        return proc
+
+    try:
+        run = start("run", "--name", "pe-sig-run", "busybox", "sh", "-c", TRAPS)
+        run.send_signal(signal.SIGINT)
+        _line(run, b"got-INT\n")
+        run.send_signal(signal.SIGTERM)
+        _line(run, b"got-TERM\n")
+        assert run.wait(timeout=30) == 3
+
+        pe("run", "-d", "--name", "pe-sig-attach", "busybox", "sh", "-c", TRAPS, check=True)
+        attach = start("attach", "pe-sig-attach")
+        for _ in range(2):
+            attach.send_signal(signal.SIGINT)
+            _line(attach, b"got-INT\n")
+        attach.send_signal(signal.SIGINT)
+        assert attach.wait(timeout=30) == 1
+        assert b"got 3 SIGTERM/SIGINTs, forcefully exiting" in attach.stderr.read()
+        assert json.loads(pe("inspect", "pe-sig-attach", check=True).stdout)[0]["State"]["Running"] is True
+
+        off = start("run", "--sig-proxy=false", "--name", "pe-sig-off", "busybox", "sh", "-c", TRAPS)
+        off.send_signal(signal.SIGTERM)
+        assert off.wait(timeout=30) != 3 and b"got-TERM" not in off.stdout.read()
+        assert json.loads(pe("inspect", "pe-sig-off", check=True).stdout)[0]["State"]["Running"] is True
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def test_system_df_and_prune(pe):
     rows = pe("system", "df", check=True).stdout.decode().splitlines()
     assert rows[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
