@@ -21,15 +21,14 @@ from engine.runtime import hostops, remove_tree
 log = logging.getLogger(__name__)
 
 #: What a new container's directory reuses of a removed one's: the directory itself, the
-#: overlay's work dir and its mount point, emptied, and the record and its spare file (the
-#: next records are written into them: engine.containers.record), none of which the container could
-#: see or change; and, when they look untouched (as the work dir or the record do: mode,
-#: owner, inode flags and project, no extended attributes or other links), its upper dir
-#: (emptied, without the trusted.overlay.* marks overlayfs puts on it at mount) and the
-#: files bound at /etc, which create rewrites. On ext4 without a journal every inode
-#: allocated skips each inode of its group freed in the last minute or more (tens to
-#: hundreds of µs per file while a burst churns them): up to nine inodes a container
-#: neither allocates nor frees.
+#: overlay's work dir and its mount point, emptied, and the record and its spare file (the next
+#: records are written into them: engine.containers.record), none of which the container could
+#: see or change; and, when they look untouched (as the work dir or the record do: mode, owner,
+#: inode flags and project, no extended attributes or other links), its upper dir (emptied,
+#: without the trusted.overlay.* marks overlayfs puts on it at mount) and the files bound at
+#: /etc, which create rewrites. On ext4 without a journal every inode allocated skips each
+#: inode of its group freed in the last minute or more (tens to hundreds of µs per file while a
+#: burst churns them): up to nine inodes a container neither allocates nor frees.
 SPARE_DIRS = ("work", "merged")
 # (the record, renamed, first: the /etc files are compared with it, and a container that was
 # never started has no spare)
@@ -67,8 +66,10 @@ class Reclaimer:
 
     async def reclaim(self, batch: list[tuple[str, str]]) -> None:
         """Each (container id, directory): kept as a spare while fewer than SPARES_MAX are,
-        else (or when it cannot be: a mount point left in it…) deleted."""
+        else (or when it cannot be: a mount point left in it…) deleted. A cancelled reclaim
+        stops between directories (those left in <data_root>/tmp go at the next start)."""
         for container_id, path in batch:
+            await trio.lowlevel.checkpoint_if_cancelled()  # hostops.run itself waits shielded
             if len(self._spares) < SPARES_MAX:
                 spare = os.path.join(os.path.dirname(path), f"spare-{next(self._numbers)}")
                 try:  # nothing named after the container is left

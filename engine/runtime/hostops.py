@@ -1,7 +1,6 @@
 """Host operations for the hot path of start, exit and removal — overlay mount, cgroup
-directories and files, unmount, emptying or deleting a removed container's directory — run in
-order on a native thread (native/pe_hostops.c) while the event
-loop waits on an eventfd.
+directories and files, unmount, emptying or deleting a removed container's directory — run
+in order on a native thread (native/pe_hostops.c) while the event loop waits on an eventfd.
 
 A Python worker thread would do: but it takes the GIL back after each syscall, and under a
 burst of starts, when the loop holds the GIL most of the time, a start's ~30 quick syscalls

@@ -121,3 +121,17 @@ async def test_an_upper_dir_is_kept_without_the_marks_overlayfs_left(tmp_path):
     spare = reclaimer.take_spare()
     assert "diff" in os.listdir(spare)
     assert os.listxattr(os.path.join(spare, "diff")) == [] and os.listdir(os.path.join(spare, "diff")) == []
+
+
+async def test_a_cancelled_reclaim_stops_between_directories(tmp_path):
+    """Shutdown cancels the reclaimer: it does not go on through the rest of its batch (what
+    is left in <data_root>/tmp goes at the next start)."""
+    import trio
+
+    batch = [(f"{i:064x}", removed_dir(tmp_path / f"removed-{i}")) for i in range(3)]
+    reclaimer = Reclaimer()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await reclaimer.reclaim(batch)
+    assert sorted(os.listdir(tmp_path)) == ["removed-0", "removed-1", "removed-2"]
+    assert reclaimer.take_spare() is None
