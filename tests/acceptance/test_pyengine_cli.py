@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import needs_root
+from tests.conftest import needs_root, wait_for
 
 pytestmark = [needs_root, pytest.mark.acceptance]
 
@@ -47,9 +47,13 @@ def test_detached_container_story(pe, tmp_path):
     assert len(cid) == 64
     assert "pe-story" in pe("ps", check=True).stdout.decode()
     assert pe("ps", "-q", "--filter", "name=pe-story", "--filter", "label=k=v", check=True).stdout.decode().split() == [cid[:12]]
-    time.sleep(0.6)
-    logs = pe("logs", "--tail", "2", "-t", "pe-story", check=True).stdout.decode().splitlines()
-    assert len(logs) == 2 and logs[0].endswith(" tick") and logs[0][:4].isdigit()
+
+    def two_ticks():
+        lines = pe("logs", "--tail", "2", "-t", "pe-story", check=True).stdout.decode().splitlines()
+        return lines if len(lines) == 2 else None
+
+    logs = wait_for(two_ticks, what="two ticks logged")
+    assert logs[0].endswith(" tick") and logs[0][:4].isdigit()
     assert pe("exec", "pe-story", "cat", "/etc/hostname", check=True).stdout.strip() == cid[:12].encode()
     inspect = json.loads(pe("inspect", "pe-story", check=True).stdout)
     assert inspect[0]["State"]["Running"] is True
@@ -100,11 +104,15 @@ def test_events_since(pe):
 
 
 def test_events_follow_over_websocket(pe, daemon):
+    def listeners() -> int:
+        return json.loads(pe("info", "--format", "{{json .NEventsListener}}", check=True).stdout)
+
+    before = listeners()
     follower = subprocess.Popen([sys.executable, "-m", "engine.cli", "-H", daemon.host, "events", "--follow",
                                  "--filter", "container=pe-follow"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.0)  # let the websocket subscribe
+        wait_for(lambda: listeners() > before, what="the websocket to subscribe")
         pe("run", "--rm", "--name", "pe-follow", "busybox", "true", check=True)
         lines = []
         deadline = time.monotonic() + 20
