@@ -10,10 +10,6 @@ Task tree (structured concurrency):
 Stopping a container signals its process and waits for the supervisor to record the exit;
 shutting the daemon down cancels the manager's nursery, and every supervisor's `finally`
 kills and reaps its process and undoes mounts and cgroups.
-
-The manager's jobs are mixed in from their own modules: the container's directory and rootfs
-mount (directory.py), a run's launch (launch.py), its supervision (supervision.py), attach and
-log streams (streams.py).
 """
 
 from __future__ import annotations
@@ -62,8 +58,9 @@ class ContainerCounts:
 
 
 class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStreams):
-    """Owns every container record and its lifecycle verbs; launching, supervision and the
-    run's streams live in their own modules (launch.py, supervision.py, streams.py)."""
+    """Owns every container record and its lifecycle verbs; the container's directory and
+    rootfs mount, launching, supervision and the run's streams live in their own modules
+    (directory.py, launch.py, supervision.py, streams.py), mixed in."""
 
     def __init__(self, config, images, events, volumes, runtime=None, legacy_records=None) -> None:
         self.config = config
