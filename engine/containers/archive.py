@@ -9,11 +9,16 @@ switches to the mount's host directory. Nothing is ever followed on the host sid
 
 Extraction (archive_put) resolves each entry's parent in the same way, so an archive cannot
 escape with `..`, absolute names, or a symlink it planted earlier (`link -> /` then
-`link/etc/x` lands in the container's /etc, as with Docker's chrootarchive); the final
-component is created with O_NOFOLLOW / O_EXCL. Known limit: like Docker's pre-openat2 code,
-this is path based, so a process inside a *running* container racing to swap a directory for
-a symlink between our check and our use could redirect a write; openat2(RESOLVE_IN_ROOT) per
-component would close that (see the report/TODO).
+`link/etc/x` lands in the container's /etc, as with Docker's chrootarchive).
+
+Every step goes through directory handles, never through a host path string: each component
+is opened (O_PATH|O_NOFOLLOW) relative to the handle of the directory before it, a symlink is
+read through its own handle, and every operation (create, replace, stat, read, chown, chmod,
+utime) is done relative to the handle of the resolved parent, or on the object's own handle.
+A process inside a *running* container that swaps a directory for a symlink while we work
+(CVE-2018-15664, the symlink-exchange race Docker closed by extracting in a chroot) can only
+make us see the swap at our next lookup, which resolves it in the container's scope again:
+nothing we do lands outside the rootfs and its mounts' host directories.
 
 Streaming: archive_get's tar is produced by a synchronous generator stepped in worker threads
 (one `trio.to_thread.run_sync` per ~256 KiB chunk), pulled by the consumer: bounded memory
@@ -29,7 +34,9 @@ answered 500 and, later, 400 for these).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import functools
 import grp
 import os
@@ -100,6 +107,40 @@ def go_file_mode(st_mode: int) -> int:
 
 
 # --- path resolution ----------------------------------------------------------------------
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@attrs.define
+class _Resolved:
+    """A container path resolved in scope: `cpath` (symlink-free), `fd` (an O_PATH handle of
+    the object itself; None when it does not exist), `parent` (the handle of the directory
+    holding it under `name`; None for the root of the rootfs or of a mount, and below a
+    missing directory). Owns its handles: close() it."""
+
+    cpath: str
+    name: str
+    fd: int | None
+    parent: int | None
+
+    def close(self) -> None:
+        for fd in (self.fd, self.parent):
+            if fd is not None:
+                os.close(fd)
+        self.fd = self.parent = None
+
+    def __enter__(self) -> _Resolved:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def stat(self) -> os.stat_result:
+        """lstat of the object (FileNotFoundError when missing)."""
+        if self.fd is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.cpath)
+        return os.fstat(self.fd)
+
+
 class _Scope:
     """A container's filesystem as seen from the host."""
 
@@ -121,7 +162,8 @@ class _Scope:
         return None
 
     def host(self, cpath: str) -> str:
-        """Host path of a symlink-free, normalised container path."""
+        """Host path of a symlink-free, normalised container path (for messages and tests;
+        the operations go through handles)."""
         mount = self.mount_for(cpath)
         if mount is None:
             base, rel = self.rootfs, cpath.lstrip("/")
@@ -132,42 +174,73 @@ class _Scope:
     def is_mount_point(self, cpath: str) -> bool:
         return any(m[0] == cpath for m in self.mounts)
 
-    def resolve(self, path: str, follow_final: bool = True) -> tuple[str, str]:
-        """→ (symlink-free container path, host path). Missing components are appended
-        as they are (the result may not exist)."""
+    def open_top(self, cpath: str) -> int:
+        """A handle of the rootfs ("/") or of the host directory (or file) mounted at `cpath`:
+        trusted host paths, the daemon's own."""
+        if cpath == "/" and not self.is_mount_point("/"):
+            return os.open(self.rootfs, _PATH_FLAGS | os.O_DIRECTORY)
+        return os.open(self.host(cpath), os.O_PATH | os.O_CLOEXEC)
+
+    def resolve(self, path: str, follow_final: bool = True) -> _Resolved:
+        """Walk `path` as the container sees it, one handle per directory. A missing
+        component and everything after it stay in the result's `cpath` as given (`..`
+        still climbs): the object is then missing (fd None)."""
         todo = deque(c for c in path.split("/") if c)
-        resolved = "/"
+        stack: list[tuple[str, int | None]] = [("/", self.open_top("/"))]
         links = 0
-        while todo:
-            comp = todo.popleft()
-            if comp == ".":
-                continue
-            if comp == "..":
-                resolved = posixpath.dirname(resolved)
-                continue
-            candidate = posixpath.join(resolved, comp)
-            if not todo and not follow_final:
-                resolved = candidate
-                break
-            if self.is_mount_point(candidate):
-                resolved = candidate
-                continue
-            try:
-                st = os.lstat(self.host(candidate))
-            except (FileNotFoundError, NotADirectoryError):
-                resolved = candidate
-                continue
-            if not stat_mod.S_ISLNK(st.st_mode):
-                resolved = candidate
-                continue
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise errors.InvalidParameter(f"too many levels of symbolic links: {path}")
-            target = os.readlink(self.host(candidate))
-            if target.startswith("/"):
-                resolved = "/"
-            todo.extendleft(reversed([c for c in target.split("/") if c]))
-        return resolved, self.host(resolved)
+        try:
+            while todo:
+                comp = todo.popleft()
+                if comp == ".":
+                    continue
+                if comp == "..":
+                    if len(stack) > 1:
+                        _close(stack.pop()[1])
+                    continue
+                here, here_fd = stack[-1]
+                candidate = posixpath.join(here, comp)
+                if self.is_mount_point(candidate):
+                    stack.append((candidate, self.open_top(candidate)))
+                    continue
+                fd = None
+                if here_fd is not None:
+                    try:
+                        fd = os.open(comp, _PATH_FLAGS, dir_fd=here_fd)
+                    except (FileNotFoundError, NotADirectoryError):
+                        pass
+                if fd is None or (not todo and not follow_final) or not stat_mod.S_ISLNK(os.fstat(fd).st_mode):
+                    stack.append((candidate, fd))
+                    continue
+                try:
+                    target = os.readlink("", dir_fd=fd)  # the link this handle holds
+                finally:
+                    os.close(fd)
+                links += 1
+                if links > _MAX_SYMLINKS:
+                    raise errors.InvalidParameter(f"too many levels of symbolic links: {path}")
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        _close(stack.pop()[1])
+                todo.extendleft(reversed([c for c in target.split("/") if c]))
+            cpath, fd = stack.pop()
+            parent = None
+            if stack and not self.is_mount_point(cpath):
+                parent = stack.pop()[1]
+            return _Resolved(cpath, posixpath.basename(cpath) or "/", fd, parent)
+        finally:
+            for _, fd in stack:  # what the result does not own
+                _close(fd)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _reopen(fd: int, flags: int) -> int:
+    """Open the very object an O_PATH handle holds (through its /proc/self/fd link, which
+    names that inode, not a path)."""
+    return os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
 
 
 def resolve_in_container(
@@ -175,7 +248,9 @@ def resolve_in_container(
 ) -> str:
     """The host path of container `path`, resolved as the container sees it (never outside
     the rootfs or a mount's host dir). Blocking: call from a worker thread."""
-    return _Scope(rootfs, mounts).resolve(path, follow_final_symlink)[1]
+    scope = _Scope(rootfs, mounts)
+    with scope.resolve(path, follow_final_symlink) as found:
+        return scope.host(found.cpath)
 
 
 def _trailing_means_follow(path: str) -> bool:
@@ -219,52 +294,61 @@ class PathStat:
     link_target: str = ""  # a symlink's target, resolved inside the container
 
 
-def _stat(scope: _Scope, path: str, container_id: str) -> tuple[PathStat, str, str]:
-    """→ (PathStat, resolved container path, host path)."""
+def _stat(scope: _Scope, path: str, container_id: str) -> PathStat:
     if not path:
         raise errors.InvalidParameter("must specify path parameter")
     abs_path = _abs_container_path(path)
-    cpath, host = scope.resolve(abs_path, follow_final=_trailing_means_follow(path))
-    try:
-        st = os.lstat(host)
-    except (FileNotFoundError, NotADirectoryError):
-        raise _not_found(path, container_id) from None
+    with scope.resolve(abs_path, follow_final=_trailing_means_follow(path)) as found:
+        try:
+            st = found.stat()
+        except FileNotFoundError:
+            raise _not_found(path, container_id) from None
     link_target = ""
     if stat_mod.S_ISLNK(st.st_mode):
-        link_target, _ = scope.resolve(abs_path, follow_final=True)
-    result = PathStat(name=_go_base(abs_path), size=st.st_size, mode=go_file_mode(st.st_mode),
-                      mtime_ns=st.st_mtime_ns, link_target=link_target)
-    return result, cpath, host
+        with scope.resolve(abs_path, follow_final=True) as target:
+            link_target = target.cpath
+    return PathStat(name=_go_base(abs_path), size=st.st_size, mode=go_file_mode(st.st_mode),
+                    mtime_ns=st.st_mtime_ns, link_target=link_target)
 
 
 def stat_path(rootfs: str, mounts: Sequence[Mount], path: str, container_id: str = "") -> PathStat:
     """The PathStat of `path` (the last component not followed, unless the path ends in "/"
     or "/."). Blocking."""
-    return _stat(_Scope(rootfs, mounts), path, container_id)[0]
+    return _stat(_Scope(rootfs, mounts), path, container_id)
 
 
 # --- archive out --------------------------------------------------------------------------
-def _walk(scope: _Scope, cpath: str, host: str, arcname: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(arcname, host path, lstat) of cpath and, for a directory, everything below it — in
-    the container's view: bind mounts below cpath are entered, symlinks are not followed."""
-    try:
-        st = os.lstat(host)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    yield arcname, host, st
+def _walk(scope: _Scope, cpath: str, fd: int, arcname: str) -> Iterator[tuple[str, int, os.stat_result]]:
+    """(arcname, handle, lstat) of the object `fd` holds (at container path `cpath`) and, for
+    a directory, of everything below it — in the container's view: bind mounts below cpath
+    are entered, symlinks are not followed. Each handle is valid until the next step."""
+    st = os.fstat(fd)
+    yield arcname, fd, st
     if not stat_mod.S_ISDIR(st.st_mode):
         return
     try:
-        names = set(os.listdir(host))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        listing = _reopen(fd, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
         return
-    for mpath, _, _ in scope.mounts:  # mount points the rootfs dir may not show
-        if mpath != cpath and posixpath.dirname(mpath) == cpath:
-            names.add(posixpath.basename(mpath))
-    prefix = "" if arcname == "/" else arcname.rstrip("/")
-    for name in sorted(names):
-        child = posixpath.join(cpath, name)
-        yield from _walk(scope, child, scope.host(child), f"{prefix}/{name}")
+    try:
+        names = set(os.listdir(listing))
+        for mpath, _, _ in scope.mounts:  # mount points the rootfs dir may not show
+            if mpath != cpath and posixpath.dirname(mpath) == cpath:
+                names.add(posixpath.basename(mpath))
+        prefix = "" if arcname == "/" else arcname.rstrip("/")
+        for name in sorted(names):
+            child = posixpath.join(cpath, name)
+            try:
+                child_fd = scope.open_top(child) if scope.is_mount_point(child) else \
+                    os.open(name, _PATH_FLAGS, dir_fd=listing)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone since the listing
+            try:
+                yield from _walk(scope, child, child_fd, f"{prefix}/{name}")
+            finally:
+                os.close(child_fd)
+    finally:
+        os.close(listing)
 
 
 @functools.lru_cache(maxsize=512)
@@ -276,7 +360,7 @@ def _owner_name(of_group: bool, number: int) -> str:
         return ""
 
 
-def _tarinfo(arcname: str, host: str, st: os.stat_result, hardlinks: dict) -> tarfile.TarInfo:
+def _tarinfo(arcname: str, fd: int, st: os.stat_result, hardlinks: dict) -> tarfile.TarInfo:
     info = tarfile.TarInfo(arcname)
     info.mode = stat_mod.S_IMODE(st.st_mode)
     info.uid, info.gid = st.st_uid, st.st_gid
@@ -297,7 +381,7 @@ def _tarinfo(arcname: str, host: str, st: os.stat_result, hardlinks: dict) -> ta
         if not info.name.endswith("/"):
             info.name += "/"
     elif stat_mod.S_ISLNK(mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(host)
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink("", dir_fd=fd)
     elif stat_mod.S_ISFIFO(mode):
         info.type = tarfile.FIFOTYPE
     elif stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
@@ -308,39 +392,41 @@ def _tarinfo(arcname: str, host: str, st: os.stat_result, hardlinks: dict) -> ta
     return info
 
 
-def _tar_stream(scope: _Scope, cpath: str, host: str, arcname: str) -> Iterator[bytes]:
-    """A tar of cpath as ~_CHUNK byte pieces. Synchronous; step it in a worker thread."""
+def _tar_stream(scope: _Scope, path: str, arcname: str) -> Iterator[bytes]:
+    """A tar of container `path` (resolved as `_stat` does, at the first step) as ~_CHUNK
+    byte pieces. Synchronous; step it in a worker thread."""
     buf = bytearray()
     hardlinks: dict = {}
-    for name, path, st in _walk(scope, cpath, host, arcname):
-        try:
-            info = _tarinfo(name, path, st, hardlinks)
-        except (ValueError, OSError):
-            continue
-        if info.type == tarfile.REGTYPE:
+    with scope.resolve(_abs_container_path(path), follow_final=_trailing_means_follow(path)) as found:
+        for name, fd, st in _walk(scope, found.cpath, found.fd, arcname) if found.fd is not None else ():
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError:
-                continue  # vanished or replaced since the walk
-            with os.fdopen(fd, "rb") as f:
+                info = _tarinfo(name, fd, st, hardlinks)
+            except (ValueError, OSError):
+                continue
+            if info.type == tarfile.REGTYPE:
+                try:
+                    content = _reopen(fd, os.O_RDONLY)
+                except OSError:
+                    continue
+                with os.fdopen(content, "rb") as f:
+                    buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+                    remaining = info.size
+                    while remaining > 0:
+                        data = f.read(min(_CHUNK, remaining))
+                        if not data:  # the file shrank: pad to the size in the header
+                            data = bytes(min(_CHUNK, remaining))
+                        buf += data
+                        remaining -= len(data)
+                        if len(buf) >= _CHUNK:
+                            yield bytes(buf)
+                            buf.clear()
+                    pad = (-info.size) % _BLOCK
+                    buf += bytes(pad)
+            else:
                 buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-                remaining = info.size
-                while remaining > 0:
-                    data = f.read(min(_CHUNK, remaining))
-                    if not data:  # the file shrank: pad to the size in the header
-                        data = bytes(min(_CHUNK, remaining))
-                    buf += data
-                    remaining -= len(data)
-                    if len(buf) >= _CHUNK:
-                        yield bytes(buf)
-                        buf.clear()
-                pad = (-info.size) % _BLOCK
-                buf += bytes(pad)
-        else:
-            buf += info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        if len(buf) >= _CHUNK:
-            yield bytes(buf)
-            buf.clear()
+            if len(buf) >= _CHUNK:
+                yield bytes(buf)
+                buf.clear()
     buf += bytes(2 * _BLOCK)
     yield bytes(buf)
 
@@ -352,9 +438,8 @@ async def archive_get(
     "dir/x"…; "/a/dir/." → "./", "./x" (contents only); "/link" → the symlink itself;
     "/link/" → the target's content under the name "link"."""
     scope = _Scope(rootfs, mounts)
-    stat, cpath, host = await trio.to_thread.run_sync(_stat, scope, path, container_id)
-    abs_path = _abs_container_path(path)
-    gen = _tar_stream(scope, cpath, host, _go_base(abs_path))
+    stat = await trio.to_thread.run_sync(_stat, scope, path, container_id)
+    gen = _tar_stream(scope, path, _go_base(_abs_container_path(path)))
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -416,13 +501,16 @@ def _clean_member_name(name: str) -> list[str]:
 
 
 class _Extractor:
+    """Writes archive entries below `dest` (a symlink-free container path), each through the
+    handle of its resolved parent directory."""
+
     def __init__(self, scope: _Scope, dest: str, no_overwrite_dir_non_dir: bool, readonly_rootfs: bool):
         self.scope = scope
-        self.dest = dest  # symlink-free container path of the extraction point
+        self.dest = dest
         self.no_overwrite = no_overwrite_dir_non_dir
         self.readonly_rootfs = readonly_rootfs
         self.is_root = os.geteuid() == 0
-        self.dir_times: list[tuple[str, int]] = []
+        self.dir_times: list[tuple[str, int]] = []  # (container path, mtime), set at the end
 
     def check_writable(self, cpath: str) -> None:
         mount = self.scope.mount_for(cpath)
@@ -432,33 +520,55 @@ class _Extractor:
         elif self.readonly_rootfs:
             raise errors.Forbidden("container rootfs is marked read-only")
 
-    def ensure_dir(self, parts: list[str]) -> str:
-        """Resolve (in scope) and create the parent directories → parent's container path."""
+    def ensure_dir(self, parts: list[str]) -> _Resolved:
+        """Resolve (in scope) and create the parent directories → the parent, resolved."""
         cpath = self.dest
-        for comp in parts:
-            cpath, host = self.scope.resolve(posixpath.join(cpath, comp), follow_final=True)
-            try:
-                st = os.lstat(host)
-            except FileNotFoundError:
-                self.check_writable(cpath)
-                os.mkdir(host, 0o755)
-                continue
-            if not stat_mod.S_ISDIR(st.st_mode):
-                raise errors.InvalidParameter(f"cannot extract below {cpath}: not a directory")
-        return cpath
+        found = None
+        try:
+            for comp in parts:
+                if found is not None:
+                    found.close()
+                found = self.scope.resolve(posixpath.join(cpath, comp), follow_final=True)
+                cpath = found.cpath
+                if found.fd is None:
+                    if found.parent is None:
+                        raise FileNotFoundError(errno.ENOENT, "a directory above it vanished", cpath)
+                    self.check_writable(cpath)
+                    os.mkdir(found.name, 0o755, dir_fd=found.parent)
+                    found.fd = os.open(found.name, _PATH_FLAGS | os.O_DIRECTORY, dir_fd=found.parent)
+                elif not stat_mod.S_ISDIR(found.stat().st_mode):
+                    raise errors.InvalidParameter(f"cannot extract below {cpath}: not a directory")
+            return found if found is not None else self.scope.resolve(cpath)
+        except BaseException:
+            if found is not None:
+                found.close()
+            raise
 
     def extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = _clean_member_name(member.name)
         if not parts:
             return  # "./": the extraction point itself is left as it is
-        parent = self.ensure_dir(parts[:-1])
-        cpath = posixpath.join(parent, parts[-1])
-        host = self.scope.host(cpath)
+        with self.ensure_dir(parts[:-1]) as parent:
+            if parent.fd is None:
+                raise FileNotFoundError(errno.ENOENT, "the extraction point vanished", parent.cpath)
+            self._extract_into(tar, member, parent, parts[-1])
+
+    def _extract_into(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parent: _Resolved, name: str) -> None:
+        """Create `name` in the directory `parent` holds, as `member` says."""
+        cpath = posixpath.join(parent.cpath, name)
         self.check_writable(cpath)
         is_dir = member.isdir()
+        at = parent.fd
+        mount_point = self.scope.is_mount_point(cpath)
         try:
-            existing = os.lstat(host)
+            if mount_point:
+                with _Resolved(cpath, name, self.scope.open_top(cpath), None) as mounted:
+                    existing = mounted.stat()
+            else:
+                existing = os.stat(name, dir_fd=at, follow_symlinks=False)
         except FileNotFoundError:
+            if mount_point:
+                raise errors.InvalidParameter(f"cannot replace mount point {cpath}") from None
             existing = None
         if existing is not None:
             existing_dir = stat_mod.S_ISDIR(existing.st_mode)
@@ -471,17 +581,21 @@ class _Extractor:
                     f'cannot overwrite non-directory "{cpath}" with directory "{member.name}"'
                 )
             if not (existing_dir and is_dir):
-                if self.scope.is_mount_point(cpath):
+                if mount_point:
                     raise errors.InvalidParameter(f"cannot replace mount point {cpath}")
                 if existing_dir:
-                    shutil.rmtree(host)
+                    shutil.rmtree(name, dir_fd=at)  # its fd-based walk follows no symlink
                 else:
-                    os.unlink(host)
+                    os.unlink(name, dir_fd=at)
+            elif mount_point:  # the mounted directory takes the entry's metadata
+                with _Resolved(cpath, name, self.scope.open_top(cpath), None) as mounted:
+                    self.apply_metadata(member, cpath, mounted.fd)
+                return
         if is_dir:
             if existing is None or not stat_mod.S_ISDIR(existing.st_mode):
-                os.mkdir(host, 0o700)
+                os.mkdir(name, 0o700, dir_fd=at)
         elif member.isreg():
-            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=at)
             with os.fdopen(fd, "wb") as out:
                 source = tar.extractfile(member)
                 while True:
@@ -489,57 +603,74 @@ class _Extractor:
                     if not data:
                         break
                     out.write(data)
+                out.flush()
+                self.apply_metadata(member, cpath, fd)  # the file we wrote, whatever its name holds now
+            return
         elif member.issym():
-            os.symlink(member.linkname, host)  # interpreted in the container's scope later
+            os.symlink(member.linkname, name, dir_fd=at)  # interpreted in the container's scope later
+            mtime_ns = int(member.mtime * 1_000_000_000)
+            with contextlib.suppress(OSError):  # by name, following nothing: whatever is there now
+                if self.is_root:
+                    os.chown(name, member.uid, member.gid, dir_fd=at, follow_symlinks=False)
+                os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=at, follow_symlinks=False)
+            return
         elif member.islnk():
             target_parts = _clean_member_name(member.linkname)
-            _, target_h = self.scope.resolve(
-                posixpath.join(self.dest, *target_parts), follow_final=False
-            )
-            os.link(target_h, host, follow_symlinks=False)
+            with self.scope.resolve(posixpath.join(self.dest, *target_parts), follow_final=False) as target:
+                if target.fd is None or target.parent is None:
+                    raise FileNotFoundError(errno.ENOENT, "hard link target not found", member.linkname)
+                os.link(target.name, name, src_dir_fd=target.parent, dst_dir_fd=at, follow_symlinks=False)
             return  # a hard link shares the target's metadata
         elif member.isfifo():
-            os.mkfifo(host, 0o600)
+            os.mkfifo(name, 0o600, dir_fd=at)
         elif member.ischr() or member.isblk():
             kind = stat_mod.S_IFCHR if member.ischr() else stat_mod.S_IFBLK
-            os.mknod(host, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=at)
         else:
             return  # other types (GNU volume headers…) are ignored
-        self.apply_metadata(member, host)
+        try:
+            fd = os.open(name, _PATH_FLAGS, dir_fd=at)
+        except FileNotFoundError:
+            return  # removed from inside the container meanwhile
+        try:
+            self.apply_metadata(member, cpath, fd)
+        finally:
+            os.close(fd)
 
-    def apply_metadata(self, member: tarfile.TarInfo, host: str) -> None:
+    def apply_metadata(self, member: tarfile.TarInfo, cpath: str, fd: int) -> None:
+        """Owner, mode and mtime of a (non-symlink) entry, on the object `fd` holds — left
+        alone when that is a symlink now (swapped in from inside the container)."""
+        if stat_mod.S_ISLNK(os.fstat(fd).st_mode):
+            return
+        # An O_PATH handle takes no f* call: its /proc/self/fd link names that inode, not a path.
+        target = fd if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_PATH else f"/proc/self/fd/{fd}"
         if self.is_root:
-            try:
-                os.lchown(host, member.uid, member.gid)
-            except OSError:
-                pass
-        if not member.issym():
-            os.chmod(host, member.mode & 0o7777)
+            with contextlib.suppress(OSError):
+                os.chown(target, member.uid, member.gid)
+        os.chmod(target, member.mode & 0o7777)
         mtime_ns = int(member.mtime * 1_000_000_000)
         if member.isdir():
-            self.dir_times.append((host, mtime_ns))  # after the children are written
+            self.dir_times.append((cpath, mtime_ns))  # after the children are written
         else:
-            try:
-                os.utime(host, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                os.utime(target, ns=(mtime_ns, mtime_ns))
 
     def finish(self) -> None:
-        for host, mtime_ns in reversed(self.dir_times):
-            try:
-                os.utime(host, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
-            except OSError:
-                pass
+        for cpath, mtime_ns in reversed(self.dir_times):
+            with contextlib.suppress(OSError, errors.EngineError), self.scope.resolve(cpath, follow_final=False) as found:
+                if found.fd is not None and stat_mod.S_ISDIR(found.stat().st_mode):
+                    os.utime(f"/proc/self/fd/{found.fd}", ns=(mtime_ns, mtime_ns))
 
 
 def _prepare_extract(scope: _Scope, path: str, container_id: str, readonly_rootfs: bool) -> str:
     if not path:
         raise errors.InvalidParameter("must specify path parameter")
-    cpath, host = scope.resolve(_abs_container_path(path), follow_final=True)
-    try:
-        st = os.lstat(host)
-    except (FileNotFoundError, NotADirectoryError):
-        raise _not_found(path, container_id) from None
+    with scope.resolve(_abs_container_path(path), follow_final=True) as found:
+        try:
+            st = found.stat()
+        except FileNotFoundError:
+            raise _not_found(path, container_id) from None
+        cpath = found.cpath
     if not stat_mod.S_ISDIR(st.st_mode):
         raise errors.InvalidParameter("extraction point is not a directory")
     mount = scope.mount_for(cpath)

@@ -1,4 +1,5 @@
 import base64
+import contextlib
 import gzip
 import io
 import json
@@ -317,3 +318,64 @@ async def test_tars_are_headed_as_dockerds_and_an_empty_put_is_nothing(fs):
     before = sorted(os.listdir(os.path.join(root, "dir")))
     await archive_put(root, mounts, "/dir", body(b""), container_id=CID)
     assert sorted(os.listdir(os.path.join(root, "dir"))) == before
+
+
+async def test_archive_put_race_cannot_reach_the_host(fs):
+    """CVE-2018-15664's symlink exchange: while an entry is written, a process in the
+    container swaps its directory for a symlink to a host path. The entry's owner, mode and
+    mtime still go to the file we wrote, never through the symlink to the host's file."""
+    tmp, root, mounts = fs
+    host_dir = tmp / "host-dir"
+    host_dir.mkdir()
+    host_file = host_dir / "a"
+    host_file.write_text("host")
+    os.chmod(host_file, 0o600)
+    os.utime(host_file, ns=(1_600_000_000_000_000_000,) * 2)
+    payload = os.urandom(1024 * 1024)
+    tar = make_tar([("sub/a", "file", payload)])  # mode 0644, mtime 1_700_000_000
+    swapped = False
+
+    async def racing_body():
+        nonlocal swapped
+        for i in range(0, len(tar), 4096):
+            if i >= 256 * 1024 and not swapped:  # well into the payload: the file is open
+                os.rename(f"{root}/dir/sub", f"{root}/dir/sub.moved")
+                os.symlink(str(host_dir), f"{root}/dir/sub")
+                swapped = True
+            yield tar[i:i + 4096]
+
+    await archive_put(root, mounts, "/dir", racing_body())
+    assert swapped
+    st = os.stat(host_file)
+    assert (host_file.read_text(), st.st_mode & 0o7777, st.st_mtime_ns) == ("host", 0o600, 1_600_000_000_000_000_000)
+    written = f"{root}/dir/sub.moved/a"
+    assert open(written, "rb").read() == payload
+    assert (os.stat(written).st_mode & 0o7777, os.stat(written).st_mtime) == (0o644, 1_700_000_000)
+
+
+async def test_archive_operations_leave_no_open_handle(fs):
+    """Every directory handle a resolution opens is closed again, on success and on error."""
+    tmp, root, mounts = fs
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    for path in ("/dir", "/etc/", "/data", "/", "/nope", "/file/below", "/escape/etc/passwd"):
+        with pytest.raises(errors.NotFound) if "nope" in path or "below" in path else contextlib.nullcontext():
+            stat_path(root, mounts, path, CID)
+            await read_tar((await archive_get(root, mounts, path, CID))[1])
+    _, chunks = await archive_get(root, mounts, "/dir", CID)
+    await chunks.aclose()  # never started
+    os.symlink("loop", os.path.join(root, "loop"))
+    with pytest.raises(errors.InvalidParameter):
+        stat_path(root, mounts, "/loop/x", CID)
+    tar = make_tar([("new", "dir", None), ("new/f", "file", b"x"), ("new/l", "sym", "/etc"),
+                    ("new/h", "hard", "new/f"), ("new/l/deeper", "file", b"y")])
+    await archive_put(root, mounts, "/dir", body(tar))
+    for bad in (make_tar([("h2", "hard", "missing")]), make_tar([("file/x", "file", b"x")])):
+        with pytest.raises((errors.InvalidParameter, errors.SystemError_)):
+            await archive_put(root, mounts, "/", body(bad))
+    with pytest.raises(errors.Forbidden):
+        await archive_put(root, mounts, "/", body(make_tar([("ro/f", "file", b"x")])))
+    assert open_fds() == before
