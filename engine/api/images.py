@@ -5,6 +5,7 @@ POST /images/bootstrap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -625,14 +626,16 @@ async def commit(req: Request):
     _View.config = {**config, **{k: v for k, v in body.items() if v not in (None, "", [], {})}} \
         if isinstance(body, dict) else config
 
-    new = await trio.to_thread.run_sync(
-        lambda: commit_image(store, _View, image, repo_tag=reference, comment=q.get("comment") or "",
-                             author=q.get("author") or "", changes=changes, created=None))
-    # dockerd's: the tag the image got, then the container's commit
-    if reference:
-        _image_event(req, "tag", new.id, reference)
-    req.daemon.containers.publish(container, "commit", comment=q.get("comment") or "", imageID=new.id,
-                                  imageRef=reference or "")
+    pause = q.get("pause") in (None, "") or q.bool("pause")  # dockerd: pauses unless told not to
+    async with req.daemon.containers.held_still(container) if pause else contextlib.nullcontext():
+        new = await trio.to_thread.run_sync(
+            lambda: commit_image(store, _View, image, repo_tag=reference, comment=q.get("comment") or "",
+                                 author=q.get("author") or "", changes=changes, created=None))
+        # dockerd's order: pause, the tag the image got, the container's commit, unpause
+        if reference:
+            _image_event(req, "tag", new.id, reference)
+        req.daemon.containers.publish(container, "commit", comment=q.get("comment") or "", imageID=new.id,
+                                      imageRef=reference or "")
     return json_response({"Id": new.id}, status=201)
 
 

@@ -14,11 +14,13 @@ kills and reaps its process and undoes mounts and cgroups.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
 import signal
+from collections.abc import AsyncIterator
 
 import attrs
 import trio
@@ -401,6 +403,25 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
         container.save()
         self._supervisors[container.id].notify()
         self.publish(container, "unpause")
+
+    @contextlib.asynccontextmanager
+    async def held_still(self, container: Container) -> AsyncIterator[None]:
+        """The container paused while the body reads its filesystem (`docker commit`'s
+        default, as dockerd's: one consistent layer, no process changing it meanwhile); one
+        that is not running, or is paused already, stays as it is."""
+        paused = False
+        if container.state.status is Status.RUNNING:
+            try:
+                await self.pause(container.id)
+                paused = True
+            except errors.Conflict:
+                pass  # it stopped meanwhile
+        try:
+            yield
+        finally:
+            if paused:
+                with trio.CancelScope(shield=True), contextlib.suppress(errors.EngineError):
+                    await self.unpause(container.id)
 
     # --- wait ---------------------------------------------------------------------------------
     def wait_nowait(self, ref: str, condition: str = "not-running") -> ExitStatus | None:

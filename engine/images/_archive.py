@@ -31,7 +31,7 @@ from ._unpack import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.",)
 
 
-def _tarinfo(path: str, name: str, st: os.stat_result) -> tarfile.TarInfo:
+def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.mode = stat.S_IMODE(st.st_mode)
     ti.uid, ti.gid = st.st_uid, st.st_gid
@@ -40,98 +40,147 @@ def _tarinfo(path: str, name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def _xattrs(path: str) -> dict[str, str]:
+def _xattrs(fd: int | str) -> dict[str, str]:
+    """The PAX xattr headers of the object an open fd (or a /proc/self/fd path) holds."""
     out = {}
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(fd)
     except OSError:
         return out
     for n in names:
         if n.startswith(_SKIP_XATTR_PREFIXES):
             continue
         try:
-            out["SCHILY.xattr." + n] = os.getxattr(path, n, follow_symlinks=False).decode("utf-8", "surrogateescape")
+            out["SCHILY.xattr." + n] = os.getxattr(fd, n).decode("utf-8", "surrogateescape")
         except OSError:
             pass
     return out
 
 
-def _is_opaque(path: str) -> bool:
+def _is_opaque(fd: int) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
     except OSError:
         return False
+
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def tar_directory(root: str, out, *, overlay: bool = True) -> None:
     """Write a tar of `root` (sorted walk, hardlinks kept) to the binary file `out`.
     overlay=True converts overlay whiteouts to AUFS whiteouts (layer diffs); overlay=False
-    writes the tree as it is (export of a merged rootfs)."""
+    writes the tree as it is (export of a merged rootfs).
+
+    Walked through directory handles, every open O_NOFOLLOW and every stat taken of what was
+    opened: a process of a running container (commit, export) that swaps a directory or a
+    file for a symlink while we read cannot make us read through it, into the host."""
     seen_inodes: dict[tuple[int, int], str] = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
 
-        def add(path: str, rel: str) -> None:
-            st = os.lstat(path)
+        def add(at: int, n: str, rel: str) -> int | None:
+            """Add entry `n` of the directory `at` → an open handle of it when it is a
+            directory to walk (the caller closes it), else None."""
+            try:
+                st = os.stat(n, dir_fd=at, follow_symlinks=False)
+            except FileNotFoundError:
+                return None  # gone since the listing
             mode = st.st_mode
             if overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
                 parent, base = os.path.split(rel)
-                ti = _tarinfo(path, os.path.join(parent, WHITEOUT_PREFIX + base), st)
+                ti = _tarinfo(os.path.join(parent, WHITEOUT_PREFIX + base), st)
                 ti.type, ti.size, ti.mode = tarfile.REGTYPE, 0, 0o644
                 tf.addfile(ti)
-                return
-            name = rel + "/" if stat.S_ISDIR(mode) else rel
-            ti = _tarinfo(path, name, st)
-            pax = _xattrs(path)
+                return None
+            if stat.S_ISLNK(mode):
+                try:
+                    target = os.readlink(n, dir_fd=at)
+                except OSError:
+                    return None  # not a symlink any more
+                ti = _tarinfo(rel, st)
+                ti.type, ti.linkname = tarfile.SYMTYPE, target
+                tf.addfile(ti)
+                return None
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                flags = os.O_RDONLY | _NOFOLLOW | (os.O_DIRECTORY if stat.S_ISDIR(mode) else 0)
+                try:
+                    fd = os.open(n, flags, dir_fd=at)
+                except OSError:
+                    return None  # swapped for something else since the stat
+                try:
+                    return add_open(fd, rel)
+                except BaseException:
+                    os.close(fd)
+                    raise
+            if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+                return None  # sockets
+            try:
+                fd = os.open(n, os.O_PATH | _NOFOLLOW, dir_fd=at)
+            except OSError:
+                return None
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISLNK(st.st_mode):
+                    return None
+                ti = _tarinfo(rel, st)
+                pax = _xattrs(f"/proc/self/fd/{fd}")  # that inode, not a path
+                if pax:
+                    ti.pax_headers = pax
+                if stat.S_ISFIFO(st.st_mode):
+                    ti.type = tarfile.FIFOTYPE
+                else:
+                    ti.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+                    ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                tf.addfile(ti)
+            finally:
+                os.close(fd)
+            return None
+
+        def add_open(fd: int, rel: str) -> int | None:
+            """Add the directory or regular file open as `fd` (closed here unless returned)."""
+            st = os.fstat(fd)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            ti = _tarinfo(rel + "/" if is_dir else rel, st)
+            pax = _xattrs(fd)
             if pax:
                 ti.pax_headers = pax
-            if stat.S_ISDIR(mode):
+            if is_dir:
                 ti.type = tarfile.DIRTYPE
                 tf.addfile(ti)
-                if overlay and _is_opaque(path):
-                    wh = _tarinfo(path, os.path.join(rel, WHITEOUT_OPAQUE), st)
+                if overlay and _is_opaque(fd):
+                    wh = _tarinfo(os.path.join(rel, WHITEOUT_OPAQUE), st)
                     wh.type, wh.size, wh.mode = tarfile.REGTYPE, 0, 0o644
                     tf.addfile(wh)
-                return
-            if stat.S_ISLNK(mode):
-                ti.type = tarfile.SYMTYPE
-                ti.linkname = os.readlink(path)
-                tf.addfile(ti)
-                return
-            if stat.S_ISREG(mode):
+                return fd
+            with os.fdopen(fd, "rb") as f:
                 key = (st.st_dev, st.st_ino)
                 if st.st_nlink > 1 and key in seen_inodes:
-                    ti.type = tarfile.LNKTYPE
-                    ti.linkname = seen_inodes[key]
+                    ti.type, ti.linkname = tarfile.LNKTYPE, seen_inodes[key]
                     tf.addfile(ti)
-                    return
+                    return None
                 seen_inodes[key] = rel
-                ti.type = tarfile.REGTYPE
-                ti.size = st.st_size
-                with open(path, "rb") as f:
-                    tf.addfile(ti, f)
-                return
-            if stat.S_ISFIFO(mode):
-                ti.type = tarfile.FIFOTYPE
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            else:
-                return  # sockets
-            tf.addfile(ti)
+                ti.type, ti.size = tarfile.REGTYPE, st.st_size
+                tf.addfile(ti, f)
+            return None
 
-        def walk(directory: str, rel: str) -> None:
-            try:
-                names = sorted(os.listdir(directory))
-            except FileNotFoundError:
-                return
-            for n in names:
-                path = os.path.join(directory, n)
+        def walk(at: int, rel: str) -> None:
+            for n in sorted(os.listdir(at)):
                 r = os.path.join(rel, n) if rel else n
-                add(path, r)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    walk(path, r)
+                child = add(at, n, r)
+                if child is not None:
+                    try:
+                        walk(child, r)
+                    finally:
+                        os.close(child)
 
-        walk(root, "")
+        try:
+            top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the daemon's own path
+        except FileNotFoundError:
+            return  # an empty tar
+        try:
+            walk(top, "")
+        finally:
+            os.close(top)
 
 
 # ---------------------------------------------------------------------------- commit

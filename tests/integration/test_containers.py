@@ -722,6 +722,35 @@ def test_image_list_filters_as_dockerd(dclient):
         dclient.remove_image("pe-ref-a:one")
 
 
+def test_commit_pauses_a_running_container_as_dockerd(dclient, daemon):
+    """dockerd's commit holds a running container still (pause=true by default): pause, the
+    tag, commit, unpause; `pause=0` commits it running. It runs on afterwards either way."""
+    cid = dclient.create_container("busybox", ["sh", "-c", "echo x > /f; sleep 300"], name="pe-commit-pause")["Id"]
+    try:
+        dclient.start(cid)
+        wait_for(lambda: dclient.exec_start(dclient.exec_create(cid, ["cat", "/f"])["Id"]) == b"x\n",
+                 what="the container's file")
+        since = time.time()
+        held = dclient.commit(cid, repository="pe-commit-paused", tag="v1")["Id"]
+        live = dclient.commit(cid, repository="pe-commit-live", tag="v1", pause=False)["Id"]
+        events = list(dclient.events(since=since, until=time.time() + 1, decode=True,
+                                     filters={"container": cid}))
+        assert [e["Action"] for e in events] == ["pause", "commit", "unpause", "commit"]
+        assert dclient.inspect_container(cid)["State"]["Status"] == "running"
+        for image in (held, live):
+            out = dclient.create_container(image, ["cat", "/f"])["Id"]
+            dclient.start(out)
+            assert dclient.wait(out)["StatusCode"] == 0 and dclient.logs(out) == b"x\n"
+            dclient.remove_container(out)
+    finally:
+        dclient.remove_container(cid, force=True)
+        for ref in ("pe-commit-paused:v1", "pe-commit-live:v1"):
+            try:
+                dclient.remove_image(ref)
+            except docker.errors.NotFound:
+                pass
+
+
 def test_image_events_as_dockerds(dclient, daemon):
     """Checked side by side with dockerd 20.10: the image id as actor, the familiar tag or the
     id as name, the image's labels while it exists; commit is the container's event."""
