@@ -17,6 +17,7 @@ import stat
 import attrs
 
 from engine.containers.initlayer import ENTRIES as INIT_ENTRIES
+from engine.disk import walk_handles
 
 # The init layer's entries: made by the engine for every container, never shown by `docker diff`.
 INIT_PATHS = frozenset(path for path, _kind in INIT_ENTRIES)
@@ -35,14 +36,22 @@ class Change:
     kind: ChangeKind
 
 
-def _opaque(path: str) -> bool:
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
+def _opaque(name: str, at: int) -> bool:
+    """Whether directory `name` of the directory `at` holds is marked opaque by overlayfs."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=at)
+    except OSError:
+        return False
+    try:
+        for xattr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+            try:
+                if os.getxattr(fd, xattr) == b"y":
+                    return True
+            except OSError:
+                continue
+        return False
+    finally:
+        os.close(fd)
 
 
 def _below(lowers: list[str], path: str) -> os.stat_result | None:
@@ -56,21 +65,21 @@ def _below(lowers: list[str], path: str) -> os.stat_result | None:
 
 def rootfs_changes(upper: str, lowers: list[str]) -> list[Change]:
     """Changes in `upper` over `lowers` (top layer first), sorted by path. Sync: run it in
-    a worker thread."""
+    a worker thread. The upper dir is walked through directory handles (walk_handles): a
+    container swapping one of its directories for a symlink cannot send us into the host."""
     changes: dict[str, ChangeKind] = {}
-    for root, dirs, files in os.walk(upper):
+    for root, dirs, files, at in walk_handles(upper):
         dirs.sort()
         for name in sorted(dirs) + sorted(files):
-            full = os.path.join(root, name)
-            path = "/" + os.path.relpath(full, upper)
+            path = "/" + os.path.relpath(os.path.join(root, name), upper)
             try:
-                st = os.lstat(full)
+                st = os.stat(name, dir_fd=at, follow_symlinks=False)
             except FileNotFoundError:
                 continue
             lower = _below(lowers, path)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 kind = ChangeKind.DELETED
-            elif stat.S_ISDIR(st.st_mode) and lower is not None and _opaque(full):
+            elif stat.S_ISDIR(st.st_mode) and lower is not None and _opaque(name, at):
                 kind = ChangeKind.DELETED
             elif lower is None:
                 kind = ChangeKind.ADDED

@@ -386,7 +386,13 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
             raise errors.Conflict(f"Container {container.id} is already paused")
         if not container.state.status.can_pause() or run is None:
             raise errors.Conflict(f"Container {container.id} is not running")
-        await trio.to_thread.run_sync(run.cgroup.freeze)
+        try:
+            await trio.to_thread.run_sync(run.cgroup.freeze)
+        except (OSError, errors.EngineError):
+            sup = self._supervisors.get(container.id)
+            if sup is None or sup.run is not run or not container.state.status.can_pause():
+                raise errors.Conflict(f"Container {container.id} is not running") from None  # exited meanwhile
+            raise
         container.state.status = Status.PAUSED
         health.paused(container)
         container.save()
@@ -414,8 +420,8 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
             try:
                 await self.pause(container.id)
                 paused = True
-            except errors.Conflict:
-                pass  # it stopped meanwhile
+            except errors.EngineError:
+                pass  # it stopped meanwhile; dockerd too commits what it can when pausing fails
         try:
             yield
         finally:

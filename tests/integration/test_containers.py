@@ -751,6 +751,25 @@ def test_commit_pauses_a_running_container_as_dockerd(dclient, daemon):
                 pass
 
 
+def test_commit_of_a_container_exiting_meanwhile_still_commits(dclient, daemon):
+    """docker-py's own commit test: `touch /test` started and committed at once, so the
+    container often exits while commit pauses it; pausing then fails (its cgroup is gone),
+    which commit lets go of, as dockerd does, and `docker pause` answers 409, not 500."""
+    for _ in range(20):
+        cid = dclient.create_container("busybox", ["touch", "/test"])["Id"]
+        try:
+            dclient.start(cid)
+            image = dclient.commit(cid)["Id"]
+            dclient.remove_image(image)
+            try:
+                dclient.pause(cid)
+                dclient.unpause(cid)  # still running when paused: nothing to check
+            except docker.errors.APIError as exc:
+                assert exc.status_code == 409, exc
+        finally:
+            dclient.remove_container(cid, force=True)
+
+
 def test_image_events_as_dockerds(dclient, daemon):
     """Checked side by side with dockerd 20.10: the image id as actor, the familiar tag or the
     id as name, the image's labels while it exists; commit is the container's event."""
