@@ -29,6 +29,32 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def racing_tree(tmp_path, monkeypatch, listing: str):
+    """A tree as a container's files (<tmp>/tree/dir/mine, holding "mine") and the race its
+    process can run against a walk of them: the first time `os.<listing>` ("listdir",
+    "scandir") is asked to list tree/dir (by path or through a handle), dir is renamed to
+    dir.moved and a symlink to a host directory holding `secret` ("host secret") takes its
+    place. → (the tree's root, a list that holds True once the swap happened)."""
+    root, host = tmp_path / "tree", tmp_path / "host"
+    (root / "dir").mkdir(parents=True)
+    (root / "dir" / "mine").write_text("mine")
+    host.mkdir()
+    (host / "secret").write_text("host secret")
+    real = getattr(os, listing)
+    swapped: list = []
+
+    def racing(what="."):
+        named = os.readlink(f"/proc/self/fd/{what}") if isinstance(what, int) else str(what)
+        if named == str(root / "dir") and not swapped:
+            os.rename(root / "dir", root / "dir.moved")
+            os.symlink(str(host), root / "dir")
+            swapped.append(True)
+        return real(what)
+
+    monkeypatch.setattr(os, listing, racing)
+    return root, swapped
+
+
 def _mounts_under(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(path)]

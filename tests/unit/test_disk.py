@@ -3,6 +3,7 @@
 import os
 
 from engine.disk import directory_size, walk_handles
+from tests.conftest import racing_tree
 
 
 def test_directory_size_counts_a_hard_linked_file_once(tmp_path):
@@ -19,24 +20,7 @@ def test_a_directory_swapped_for_a_symlink_mid_walk_is_not_entered(tmp_path, mon
     """What a container can do to its upper dir while `docker diff`, `ps --size` or
     `system df` walk it: swap a directory for a symlink to a host directory just as the
     walk is about to list it. The walk lists the directory it had opened, never the host's."""
-    root = tmp_path / "upper"
-    (root / "dir").mkdir(parents=True)
-    (root / "dir" / "mine").write_text("m")
-    host = tmp_path / "host"
-    host.mkdir()
-    (host / "secret").write_text("s")
-    real_scandir = os.scandir
-    swapped = []
-
-    def racing_scandir(what="."):
-        named = os.readlink(f"/proc/self/fd/{what}") if isinstance(what, int) else str(what)
-        if named.endswith("/dir") and not swapped:
-            os.rename(root / "dir", root / "moved")
-            os.symlink(str(host), root / "dir")
-            swapped.append(True)
-        return real_scandir(what)
-
-    monkeypatch.setattr(os, "scandir", racing_scandir)
+    root, swapped = racing_tree(tmp_path, monkeypatch, "scandir")
     seen = [name for _root, _dirs, files, _at in walk_handles(str(root)) for name in files]
     assert swapped and seen == ["mine"]
-    assert directory_size(str(root)) == 1  # moved/mine; the link to the host dir is not entered
+    assert directory_size(str(root)) == 4  # dir.moved/mine; the link to the host dir is not entered

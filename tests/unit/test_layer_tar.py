@@ -7,6 +7,7 @@ import stat
 import tarfile
 
 from engine.images import tar_directory
+from tests.conftest import racing_tree
 
 
 def members(data: bytes) -> dict[str, tarfile.TarInfo]:
@@ -48,30 +49,13 @@ def test_a_directory_swapped_for_a_symlink_is_not_read_through(tmp_path, monkeyp
     """A running container's process swaps a directory for a symlink to a host directory
     right before we list it (commit and export read live containers): the tar holds what
     the directory held, never the host's files."""
-    root = tmp_path / "rootfs"
-    (root / "dir").mkdir(parents=True)
-    (root / "dir" / "inner").write_text("mine")
-    host = tmp_path / "host"
-    host.mkdir()
-    (host / "secret").write_text("host secret")
-    real_listdir = os.listdir
-    swapped = []
-
-    def racing_listdir(what="."):
-        named = os.readlink(f"/proc/self/fd/{what}") if isinstance(what, int) else str(what)
-        if named.endswith("/dir") and not swapped:
-            os.rename(root / "dir", root / "dir.moved")
-            os.symlink(str(host), root / "dir")
-            swapped.append(True)
-        return real_listdir(what)
-
-    monkeypatch.setattr(os, "listdir", racing_listdir)
+    root, swapped = racing_tree(tmp_path, monkeypatch, "listdir")
     out = io.BytesIO()
     tar_directory(str(root), out, overlay=False)
     assert swapped
     got = members(out.getvalue())
     assert "dir/secret" not in got and b"host secret" not in out.getvalue()
-    assert got["dir/inner"].size == 4
+    assert got["dir/mine"].size == 4
 
 
 def test_a_missing_root_is_an_empty_tar(tmp_path):
