@@ -15,44 +15,12 @@ import tarfile
 import attrs
 
 from engine.errors import InvalidParameter, NotFound
+from engine.scope import resolve_in_root
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 # ------------------------------------------------------------------------- scoped paths
-
-def resolve_in_root(root: str, path: str, *, follow_last: bool = True, _depth: int = 0) -> str:
-    """`path` (absolute or relative to root) as a host path under `root`, following symlinks
-    as if root were `/` (Docker's FollowSymlinkInScope)."""
-    root = os.path.abspath(root)
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
-    current = root
-    links = 0
-    i = 0
-    while i < len(parts):
-        part = parts[i]
-        i += 1
-        if part == "..":
-            current = os.path.dirname(current) if current != root else root
-            if not (current + "/").startswith(root + "/"):
-                current = root
-            continue
-        candidate = os.path.join(current, part)
-        last = i == len(parts)
-        if os.path.islink(candidate) and (follow_last or not last):
-            links += 1
-            if links > 255:
-                raise InvalidParameter(f"too many levels of symbolic links: {path}")
-            target = os.readlink(candidate)
-            rest = parts[i:]
-            if target.startswith("/"):
-                current = root
-            parts = [p for p in target.split("/") if p not in ("", ".")] + rest
-            i = 0
-            continue
-        current = candidate
-    return current
-
 
 def rel_inside(root: str, host_path: str) -> str:
     rel = os.path.relpath(host_path, root)

@@ -16,8 +16,7 @@ import tarfile
 import attrs
 
 from engine.errors import InvalidParameter
-
-from .context import resolve_in_root
+from engine.scope import resolve_in_root
 
 
 @attrs.frozen

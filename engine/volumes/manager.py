@@ -29,6 +29,7 @@ import trio
 
 from engine import errors
 from engine.filters import PruneFilters
+from engine.scope import resolve_in_root
 from engine.volumes.driver import load_drivers
 from engine.volumes.model import (
     ANONYMOUS_LABEL, MountPoint, PruneReport, Volume, VolumeStatus, load_mounts, rfc3339, save_mounts, validate_name,
@@ -393,44 +394,17 @@ class VolumeManager:
 
 
 # --- copy-up (sync: call from a worker thread, after the rootfs is mounted) --------------------
-def resolve_in_root(root: str, path: str) -> str | None:
-    """`path` as the container sees it, resolved inside `root` (symlinks never leave it);
-    None when it does not exist."""
-    root = root.rstrip("/") or "/"
-    parts = [p for p in path.split("/") if p and p != "."]
-    current = root
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            current = os.path.dirname(current) if current != root else root
-            if not (current + "/").startswith(root + "/"):
-                current = root
-            continue
-        candidate = os.path.join(current, part)
-        if os.path.islink(candidate):
-            hops += 1
-            if hops > 40:
-                return None
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                current = root
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        if not os.path.lexists(candidate):
-            return None
-        current = candidate
-    return current
-
-
 def copy_up(rootfs: str, points: list[MountPoint]) -> None:
     """Docker's CopyData: an empty volume gets the image's content at its mount path (and the
     directory's owner and mode)."""
     for point in points:
         if not point.copy_data or not point.source or not os.path.isdir(point.source):
             continue
-        source = resolve_in_root(rootfs, point.destination)
-        if source is None or not os.path.isdir(source) or os.path.islink(source):
+        try:
+            source = resolve_in_root(rootfs, point.destination)
+        except errors.InvalidParameter:
+            continue  # a symlink loop: nothing to copy
+        if not os.path.isdir(source) or os.path.islink(source):
             continue
         if os.listdir(point.source):
             continue

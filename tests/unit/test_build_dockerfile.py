@@ -8,10 +8,11 @@ import os
 import pytest
 
 from engine.build import ParseError, ShellLex, cache_key, parse, plan
-from engine.build.context import checksum, extract_tar, find_sources, go_match, resolve_in_root
+from engine.build.context import checksum, extract_tar, find_sources, go_match
 from engine.build.copy import destination
 from engine.buildcontext import DockerIgnore, read_patterns
 from engine.errors import InvalidParameter
+from engine.scope import resolve_in_root
 
 
 # ---------------------------------------------------------------------------- parser
