@@ -244,6 +244,17 @@ class Request:
         except ValueError as e:
             raise InvalidParameter(f"invalid JSON: {e}") from None
 
+    async def json_object(self, go_type: str) -> dict:
+        """The JSON body as an object ({} when empty); anything else is a 400, worded as
+        dockerd's decoder words it for `go_type`."""
+        value = await self.json(default={})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            kind = {list: "array", str: "string", bool: "bool"}.get(type(value), "number")
+            raise InvalidParameter(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
+        return value
+
     # -- connection
 
     @property

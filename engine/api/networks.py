@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine import errors
 from engine.api import _filters as filters_api
+from engine.api._gotypes import expect, str_list, str_map
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
@@ -23,80 +24,55 @@ _SHARED_MODES = ("host", "none")
 
 
 # --- Docker JSON → typed -------------------------------------------------------------------
-def _expect(value, kind, field: str, default):
-    """dockerd decodes into Go types: a value of the wrong JSON type is a 400."""
-    if value is None:
-        return default
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = {dict: "map", list: "array", str: "string", bool: "bool"}
-        raise errors.InvalidParameter(
-            f"json: cannot unmarshal {type(value).__name__} into Go struct field {field} of type {names.get(kind, kind)}")
-    return value
-
-
-def _str_map(value, field: str) -> dict:
-    value = _expect(value, dict, field, {})
-    if not all(isinstance(v, str) for v in value.values()):
-        raise errors.InvalidParameter(f"json: cannot unmarshal a non-string value into Go struct field {field} of type string")
-    return dict(value)
-
-
-def _str_list(value, field: str) -> list:
-    value = _expect(value, list, field, [])
-    if not all(isinstance(v, str) for v in value):
-        raise errors.InvalidParameter(f"json: cannot unmarshal a non-string value into Go struct field {field} of type string")
-    return list(value)
-
-
 def network_spec(body: dict) -> NetworkSpec:
-    ipam = _expect(body.get("IPAM"), dict, "NetworkCreateRequest.IPAM", {})
+    ipam = expect(body.get("IPAM"), dict, "NetworkCreateRequest.IPAM", {})
     pools = []
-    for pool in _expect(ipam.get("Config"), list, "IPAM.Config", []):
-        pool = _expect(pool, dict, "IPAM.Config", {})
-        pools.append(IpamPool(subnet=_expect(pool.get("Subnet"), str, "IPAMConfig.Subnet", ""),
-                              ip_range=_expect(pool.get("IPRange"), str, "IPAMConfig.IPRange", ""),
-                              gateway=_expect(pool.get("Gateway"), str, "IPAMConfig.Gateway", ""),
-                              aux_addresses=_str_map(pool.get("AuxiliaryAddresses"), "IPAMConfig.AuxiliaryAddresses")))
+    for pool in expect(ipam.get("Config"), list, "IPAM.Config", []):
+        pool = expect(pool, dict, "IPAM.Config", {})
+        pools.append(IpamPool(subnet=expect(pool.get("Subnet"), str, "IPAMConfig.Subnet", ""),
+                              ip_range=expect(pool.get("IPRange"), str, "IPAMConfig.IPRange", ""),
+                              gateway=expect(pool.get("Gateway"), str, "IPAMConfig.Gateway", ""),
+                              aux_addresses=str_map(pool.get("AuxiliaryAddresses"), "IPAMConfig.AuxiliaryAddresses")))
     return NetworkSpec(
-        name=_expect(body.get("Name"), str, "NetworkCreateRequest.Name", ""),
-        driver=_expect(body.get("Driver"), str, "NetworkCreateRequest.Driver", "") or "bridge",
-        internal=_expect(body.get("Internal"), bool, "NetworkCreateRequest.Internal", False),
-        attachable=_expect(body.get("Attachable"), bool, "NetworkCreateRequest.Attachable", False),
-        ingress=_expect(body.get("Ingress"), bool, "NetworkCreateRequest.Ingress", False),
-        enable_ipv6=_expect(body.get("EnableIPv6"), bool, "NetworkCreateRequest.EnableIPv6", False),
-        labels=_str_map(body.get("Labels"), "NetworkCreateRequest.Labels"),
-        options=_str_map(body.get("Options"), "NetworkCreateRequest.Options"),
-        ipam_driver=_expect(ipam.get("Driver"), str, "IPAM.Driver", "") or "default",
-        ipam_options=_str_map(ipam["Options"], "IPAM.Options") if ipam.get("Options") is not None else None,
+        name=expect(body.get("Name"), str, "NetworkCreateRequest.Name", ""),
+        driver=expect(body.get("Driver"), str, "NetworkCreateRequest.Driver", "") or "bridge",
+        internal=expect(body.get("Internal"), bool, "NetworkCreateRequest.Internal", False),
+        attachable=expect(body.get("Attachable"), bool, "NetworkCreateRequest.Attachable", False),
+        ingress=expect(body.get("Ingress"), bool, "NetworkCreateRequest.Ingress", False),
+        enable_ipv6=expect(body.get("EnableIPv6"), bool, "NetworkCreateRequest.EnableIPv6", False),
+        labels=str_map(body.get("Labels"), "NetworkCreateRequest.Labels"),
+        options=str_map(body.get("Options"), "NetworkCreateRequest.Options"),
+        ipam_driver=expect(ipam.get("Driver"), str, "IPAM.Driver", "") or "default",
+        ipam_options=str_map(ipam["Options"], "IPAM.Options") if ipam.get("Options") is not None else None,
         pools=pools,
-        config_only=_expect(body.get("ConfigOnly"), bool, "NetworkCreateRequest.ConfigOnly", False),
-        config_from=_expect(_expect(body.get("ConfigFrom"), dict, "NetworkCreateRequest.ConfigFrom", {}).get("Network"),
+        config_only=expect(body.get("ConfigOnly"), bool, "NetworkCreateRequest.ConfigOnly", False),
+        config_from=expect(expect(body.get("ConfigFrom"), dict, "NetworkCreateRequest.ConfigFrom", {}).get("Network"),
                             str, "ConfigReference.Network", ""),
     )
 
 
 def endpoint_settings(conf) -> EndpointSettings:
     """An EndpointSettings object (create's EndpointsConfig value, connect's EndpointConfig)."""
-    conf = _expect(conf, dict, "EndpointSettings", {})
-    ipam = _expect(conf.get("IPAMConfig"), dict, "EndpointSettings.IPAMConfig", {})
+    conf = expect(conf, dict, "EndpointSettings", {})
+    ipam = expect(conf.get("IPAMConfig"), dict, "EndpointSettings.IPAMConfig", {})
     return EndpointSettings(
-        aliases=_str_list(conf.get("Aliases"), "EndpointSettings.Aliases"),
-        links=_str_list(conf.get("Links"), "EndpointSettings.Links"),
-        ipv4_address=_expect(ipam.get("IPv4Address"), str, "EndpointIPAMConfig.IPv4Address", ""),
-        ipv6_address=_expect(ipam.get("IPv6Address"), str, "EndpointIPAMConfig.IPv6Address", ""),
-        link_local_ips=_str_list(ipam.get("LinkLocalIPs"), "EndpointIPAMConfig.LinkLocalIPs"),
-        mac_address=_expect(conf.get("MacAddress"), str, "EndpointSettings.MacAddress", ""),
-        driver_opts=_str_map(conf.get("DriverOpts"), "EndpointSettings.DriverOpts"),
+        aliases=str_list(conf.get("Aliases"), "EndpointSettings.Aliases"),
+        links=str_list(conf.get("Links"), "EndpointSettings.Links"),
+        ipv4_address=expect(ipam.get("IPv4Address"), str, "EndpointIPAMConfig.IPv4Address", ""),
+        ipv6_address=expect(ipam.get("IPv6Address"), str, "EndpointIPAMConfig.IPv6Address", ""),
+        link_local_ips=str_list(ipam.get("LinkLocalIPs"), "EndpointIPAMConfig.LinkLocalIPs"),
+        mac_address=expect(conf.get("MacAddress"), str, "EndpointSettings.MacAddress", ""),
+        driver_opts=str_map(conf.get("DriverOpts"), "EndpointSettings.DriverOpts"),
     )
 
 
 def endpoints_config(body: dict) -> dict[str, EndpointSettings]:
     """A container create body's NetworkingConfig.EndpointsConfig, typed; the container-wide
     Config.MacAddress goes to the primary network's endpoint (as dockerd does for API < 1.44)."""
-    networking = _expect(body.get("NetworkingConfig"), dict, "NetworkingConfig", {})
-    raw = _expect(networking.get("EndpointsConfig"), dict, "NetworkingConfig.EndpointsConfig", {})
+    networking = expect(body.get("NetworkingConfig"), dict, "NetworkingConfig", {})
+    raw = expect(networking.get("EndpointsConfig"), dict, "NetworkingConfig.EndpointsConfig", {})
     out = {ref: endpoint_settings(conf) for ref, conf in raw.items()}
-    mac = _expect(body.get("MacAddress"), str, "Config.MacAddress", "")
+    mac = expect(body.get("MacAddress"), str, "Config.MacAddress", "")
     if mac:
         host = body.get("HostConfig")
         mode = (host.get("NetworkMode") if isinstance(host, dict) else None) or "default"
@@ -310,8 +286,8 @@ def _running_pid(daemon, container) -> int | None:
 
 @router.post("/networks/{id}/connect")
 async def connect(req: Request):
-    body = await req.json(default=None) or {}
-    ref = body.get("Container") or ""
+    body = await req.json_object("types.NetworkConnect")
+    ref = expect(body.get("Container"), str, "NetworkConnect.Container", "")
     if not ref:
         raise errors.InvalidParameter("no container specified")
     daemon = req.daemon
@@ -323,13 +299,14 @@ async def connect(req: Request):
 
 @router.post("/networks/{id}/disconnect")
 async def disconnect(req: Request):
-    body = await req.json(default=None) or {}
-    ref = body.get("Container") or ""
+    body = await req.json_object("types.NetworkDisconnect")
+    ref = expect(body.get("Container"), str, "NetworkDisconnect.Container", "")
     if not ref:
         raise errors.InvalidParameter("no container specified")
+    force = expect(body.get("Force"), bool, "NetworkDisconnect.Force", False)
     daemon = req.daemon
     container = daemon.containers.get(ref)
-    await daemon.networks.disconnect(req.params["id"], container, bool(body.get("Force")))
+    await daemon.networks.disconnect(req.params["id"], container, force)
     return empty(200)
 
 

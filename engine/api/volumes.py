@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import errors
 from engine.api import _filters as filters_api
+from engine.api._gotypes import expect, str_map
 from engine.api._request import Request
 from engine.api._responses import empty, json_response
 from engine.api._router import Router
@@ -64,17 +64,13 @@ async def list_volumes(req: Request):
 
 @router.post("/volumes/create")
 async def create_volume(req: Request):
-    body = await req.json(default=None)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise errors.InvalidParameter("volume create needs a JSON object body")
-    for field in ("DriverOpts", "Labels"):
-        if body.get(field) is not None and not isinstance(body[field], dict):
-            raise errors.InvalidParameter(f"{field} must be a JSON object")
+    body = await req.json_object("volume.VolumeCreateBody")
+    name = expect(body.get("Name"), str, "VolumeCreateBody.Name", "")
+    driver = expect(body.get("Driver"), str, "VolumeCreateBody.Driver", "") or "local"
+    options = str_map(body.get("DriverOpts"), "VolumeCreateBody.DriverOpts")
+    labels = str_map(body.get("Labels"), "VolumeCreateBody.Labels")
     manager = _manager(req)
-    volume = await manager.create(body.get("Name") or "", body.get("Driver") or "local",
-                                  body.get("DriverOpts") or {}, body.get("Labels") or {})
+    volume = await manager.create(name, driver, options, labels)
     return json_response(volume_shape(volume, await manager.status(volume)), status=201)
 
 

@@ -65,12 +65,15 @@ def routed_except(own_bridges: set[str]) -> list:
     return [net for net, dev in _netlink.routed_networks() if dev not in own_bridges]
 
 
-async def _check_free(net, networks: list[Network]) -> None:
+async def _check_free(net, networks: list[Network], own_bridge: str = "") -> None:
+    """`net` overlaps no network of ours nor a host route, but those through `own_bridge`:
+    the host bridge a network is told to use (com.docker.network.bridge.name) carries its
+    subnet already when the user set it up for it, as dockerd documents that use."""
     for other in networks:
         for mine in (other.subnet, other.subnet6):
             if mine and ipaddress.ip_network(mine).overlaps(net):
                 raise errors.Forbidden("Pool overlaps with other one on this address space")
-    ours = {n.bridge for n in networks if n.bridge}
+    ours = {n.bridge for n in networks if n.bridge} | ({own_bridge} if own_bridge else set())
     routed = await trio.to_thread.run_sync(routed_except, ours)
     if any(r.version == net.version and r.overlaps(net) for r in routed):
         raise errors.Forbidden(f"Pool overlaps with other one on this address space ({net} is routed on the host)")
@@ -80,9 +83,10 @@ async def assign(network: Network, networks: list[Network], *, tag: str, data_ro
                  default_bridge: str) -> None:
     """Fill `network`'s subnet/gateway/range (both families) from `network.pools`."""
     v4, v6 = split_pools(network.pools)
+    named_bridge = network.options.get("com.docker.network.bridge.name") or ""
     if v4 is not None:
         net = ipaddress.ip_network(v4.subnet, strict=False)
-        await _check_free(net, networks)
+        await _check_free(net, networks, named_bridge)
         network.subnet = str(net)
     else:
         network.subnet = await pick_subnet(networks, tag=tag, data_root=data_root, default_bridge=default_bridge)
@@ -92,7 +96,7 @@ async def assign(network: Network, networks: list[Network], *, tag: str, data_ro
         network.ip_range = str(ipaddress.ip_network(v4.ip_range, strict=False))
     if v6 is not None:
         net6 = ipaddress.ip_network(v6.subnet, strict=False)
-        await _check_free(net6, networks)
+        await _check_free(net6, networks, named_bridge)
         network.subnet6 = str(net6)
         network.gateway6 = v6.gateway or str(net6.network_address + 1)
         if v6.ip_range:

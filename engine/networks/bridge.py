@@ -57,6 +57,9 @@ class BridgeDriver:
                               or self.context.bridge_name_for(network))
         await self.context.links_deleted()  # a removed network's bridge may hold the subnet
         existed = await trio.to_thread.run_sync(_netlink.existing_links, {network.bridge})
+        # A host bridge named by the user is borrowed, not owned; one of our own names that is
+        # there already is a leftover of ours.
+        network.bridge_adopted = bool(existed) and network.bridge != self.context.bridge_name_for(network)
         try:
             await self.restore_network(network)
         except BaseException as exc:
@@ -73,6 +76,8 @@ class BridgeDriver:
                                       f"{network.gateway}/{network.prefixlen}", self._mtu(network), gateway6)
 
     async def release_network(self, network) -> None:
+        if network.bridge_adopted:
+            return  # the host's bridge: it stays, with what it had (dockerd's behaviour)
         await trio.to_thread.run_sync(_netlink.delete_link, network.bridge)
 
     async def delete_network(self, network) -> None:

@@ -87,6 +87,9 @@ class Network:
     pools: list = attrs.field(factory=list, converter=_pools)
     config_only: bool = False
     config_from: str = ""  # name of the config-only network this one took its configuration from
+    #: the bridge (com.docker.network.bridge.name) was on the host before the network: the
+    #: network uses it and never deletes it (dockerd since 1.13)
+    bridge_adopted: bool = False
 
     @property
     def prefixlen(self) -> int:

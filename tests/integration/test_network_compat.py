@@ -412,6 +412,34 @@ def test_bridge_driver_options_icc_host_binding_and_validation(api, compatd):
         assert response.status_code == 400, (options, response.text)
 
 
+def test_a_host_bridge_named_by_the_user_is_borrowed_not_deleted(tmp_path):
+    """`-o com.docker.network.bridge.name=br0` on a bridge the host already has: the network
+    uses it and, as dockerd since 1.13, neither `network rm` nor stopping the daemon deletes
+    it (it may carry the host's own uplink)."""
+    name = "pnchostbr0"
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        with private_daemon("pe-netborrow-") as handle:
+            response = handle.api("POST", "/networks/create", json={
+                "Name": "nc-borrow", "Options": {"com.docker.network.bridge.name": name},
+                "IPAM": {"Config": [{"Subnet": "10.251.77.0/24"}]}})
+            assert response.status_code == 201, response.text
+            created = subprocess.run(["ip", "-o", "addr", "show", "dev", name], capture_output=True, text=True).stdout
+            assert "10.251.77.1/24" in created  # it is the network's gateway
+            handle.stop()
+            handle.extra_args = ["--no-live-restore"]  # its stop releases every network
+            handle.start()  # the record keeps that the bridge was the host's
+            assert handle.api("DELETE", "/networks/nc-borrow").status_code == 204
+            assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+            assert handle.api("POST", "/networks/create", json={
+                "Name": "nc-borrow2", "Options": {"com.docker.network.bridge.name": name},
+                "IPAM": {"Config": [{"Subnet": "10.251.77.0/24"}]}}).status_code == 201
+            handle.stop()
+        assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
 def test_bridge_name_of_a_non_bridge_link_and_small_ipv6_mtu_are_refused(compatd):
     name = "pncveth0"  # a host link that is not a bridge (a veth pair: the dummy module may be absent)
     subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", "pncveth1"], check=True)
