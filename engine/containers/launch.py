@@ -82,6 +82,8 @@ class Launching:
         from engine.volumes import copy_up
 
         host = container.host_config
+        if self.networks is not None:
+            await self.networks.resolve(container)  # before anything is made: a 404 leaves nothing
         cgroup = cgroup_of(container, self.config.cgroup_parent)
         namespaces = namespaces_for(container, self._namespace_donor)
         shm_source = self._shm_source(container)

@@ -26,8 +26,9 @@ class Attachment:
     """A container attached to a network, whether it runs or not (its Endpoint is the
     running side)."""
 
-    network_id: str
+    network_id: str  # "" until `ref` names a network (dockerd resolves a container's networks at start)
     settings: EndpointSettings = attrs.Factory(EndpointSettings)
+    ref: str = ""  # the network as the container was created with it, when none had that name then
 
 
 def validate(network: Network, settings: EndpointSettings) -> None:
@@ -58,7 +59,7 @@ def _to_record(att: Attachment) -> dict:
         ipam["LinkLocalIPs"] = list(settings.link_local_ips)
     return {"NetworkID": att.network_id, "Aliases": list(settings.aliases), "Links": list(settings.links),
             "IPAMConfig": ipam or None, "MacAddress": settings.mac_address,
-            "DriverOpts": dict(settings.driver_opts) or None}
+            "DriverOpts": dict(settings.driver_opts) or None, **({"Ref": att.ref} if att.ref else {})}
 
 
 def _from_record(record: dict) -> Attachment:
@@ -68,7 +69,7 @@ def _from_record(record: dict) -> Attachment:
         ipv4_address=ipam.get("IPv4Address") or "", ipv6_address=ipam.get("IPv6Address") or "",
         link_local_ips=list(ipam.get("LinkLocalIPs") or []),
         mac_address=record.get("MacAddress") or "", driver_opts=dict(record.get("DriverOpts") or {}))
-    return Attachment(record["NetworkID"], settings)
+    return Attachment(record["NetworkID"], settings, ref=record.get("Ref") or "")
 
 
 class AttachmentStore:

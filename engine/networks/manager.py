@@ -383,24 +383,53 @@ class NetworkManager:
         ports.validate(host_config)
         if mode in SHARED_MODES or mode.startswith("container:"):
             return mode, []
-        primary = self.get("bridge" if mode == "default" else mode)
-        if primary.config_only:
+        primary = self._find("bridge" if mode == "default" else mode)
+        if primary is not None and primary.config_only:
             attachments.validate(primary, EndpointSettings())
-        if primary.driver in ("host", "null"):
+        if primary is not None and primary.driver in ("host", "null"):
             return primary.name, []
         legacy = links.parse_all(host_config.links or ())
         out = []
         for ref in [mode if mode != "default" else "bridge", *endpoints]:
-            network = self.get("bridge" if ref == "default" else ref)
+            settings = endpoints.get(ref) or endpoints.get("default" if ref == "bridge" else ref) or EndpointSettings()
+            network = self._find("bridge" if ref == "default" else ref)
+            if network is None:  # as dockerd: the start looks it up again, and fails if it is still missing
+                if not any(a.ref == ref for a in out):
+                    out.append(Attachment("", settings, ref=ref))
+                continue
             if any(a.network_id == network.id for a in out):
                 continue
-            settings = endpoints.get(ref) or endpoints.get("default" if ref == "bridge" else ref) or EndpointSettings()
             if network is primary and legacy and network.user_defined:
                 settings = attrs.evolve(settings, links=list(dict.fromkeys(
                     [*settings.links, *(f"{n}:{a}" for n, a in legacy)])))
             attachments.validate(network, settings)
             out.append(Attachment(network.id, settings))
         return mode, out
+
+    def _find(self, ref: str) -> Network | None:
+        """The network `ref` names; None when none does (an ambiguous prefix is an error)."""
+        try:
+            return self.get(ref)
+        except errors.NotFound as exc:
+            if "ambiguous" in exc.message:
+                raise
+            return None
+
+    async def resolve(self, container) -> None:
+        """Before a start: the networks the container was created with before they existed
+        are looked up again (dockerd's 404 "network … not found" when one still is not)."""
+        atts = self.attachments(container.id)
+        if all(a.network_id for a in atts):
+            return
+        resolved = []
+        for att in atts:
+            if not att.network_id:
+                network = self.get(att.ref)
+                attachments.validate(network, att.settings)
+                att = Attachment(network.id, att.settings)
+            if not any(a.network_id == att.network_id for a in resolved):
+                resolved.append(att)
+        await trio.to_thread.run_sync(self._attachments.save, container.id, resolved)
 
     def record(self, container_id: str, atts: list[Attachment]) -> None:
         """Blocking (a worker thread): a new container's attachments (validate_create's)."""

@@ -458,3 +458,21 @@ def test_bridge_name_of_a_non_bridge_link_and_small_ipv6_mtu_are_refused(compatd
     assert response.status_code == 400 and "1280" in response.json()["message"], response.text
     assert compatd.api("GET", "/networks/nc-hijack").status_code == 404
     assert compatd.api("GET", "/networks/nc-smallmtu").status_code == 404
+
+
+def test_a_network_missing_at_create_is_looked_up_at_start(api, compatd):
+    """As dockerd: create takes a network that does not exist yet (the docker CLI reads a
+    create's 404 as a missing image, and pulls); start answers 404 "network … not found" and
+    leaves the container created; once the network exists, the same container starts on it."""
+    cid = api.create_container("busybox", ["sleep", "60"], name="nc-later",
+                               host_config=api.create_host_config(network_mode="nc-later-net"))["Id"]
+    response = compatd.api("POST", f"/containers/{cid}/start")
+    assert response.status_code == 404, response.text
+    assert response.json()["message"] == "network nc-later-net not found"
+    assert api.inspect_container(cid)["State"]["Status"] == "created"
+    api.create_network("nc-later-net", driver="bridge")
+    api.made_networks.append("nc-later-net")
+    api.start(cid)
+    networks = api.inspect_container(cid)["NetworkSettings"]["Networks"]
+    assert list(networks) == ["nc-later-net"] and networks["nc-later-net"]["IPAddress"]
+    api.remove_container(cid, force=True)
