@@ -200,7 +200,10 @@ class _Scope:
                 here, here_fd = stack[-1]
                 candidate = posixpath.join(here, comp)
                 if self.is_mount_point(candidate):
-                    stack.append((candidate, self.open_top(candidate)))
+                    try:
+                        stack.append((candidate, self.open_top(candidate)))
+                    except FileNotFoundError:
+                        stack.append((candidate, None))  # its host directory is gone
                     continue
                 fd = None
                 if here_fd is not None:

@@ -379,3 +379,12 @@ async def test_archive_operations_leave_no_open_handle(fs):
     with pytest.raises(errors.Forbidden):
         await archive_put(root, mounts, "/", body(make_tar([("ro/f", "file", b"x")])))
     assert open_fds() == before
+
+
+async def test_a_mount_whose_host_directory_is_gone_is_not_found(fs):
+    tmp, root, mounts = fs
+    mounts = [*mounts, ("/gone", str(tmp / "deleted-volume"), False)]
+    with pytest.raises(errors.NotFound):
+        stat_path(root, mounts, "/gone/x", CID)
+    with pytest.raises(errors.NotFound):
+        await archive_put(root, mounts, "/gone", body(make_tar([("f", "file", b"x")])), container_id=CID)
