@@ -104,13 +104,14 @@ def _aliases(network, container, ep, settings: EndpointSettings) -> list | None:
 
 def endpoint_shape(network, container, ep, att: Attachment | None) -> dict:
     """An EndpointSettings of NetworkSettings.Networks: as configured (`att`; none for
-    --network host/none) and, while the container runs, its endpoint `ep`."""
+    --network host/none) and, while the container runs, its endpoint `ep`. `network` is None
+    for one the container was created with before it existed (ep is None then too)."""
     settings = att.settings if att is not None else EndpointSettings()
     return {
         "IPAMConfig": _ipam_config(settings), "Links": list(settings.links) or None,
         # a live endpoint also answers to the short id (dockerd for API < 1.45); as configured before
         "Aliases": _aliases(network, container, ep, settings),
-        "NetworkID": network.id, "EndpointID": ep.id if ep else "",
+        "NetworkID": network.id if network is not None else "", "EndpointID": ep.id if ep else "",
         "Gateway": ep.gateway if ep else "", "IPAddress": ep.ip if ep else "",
         "IPPrefixLen": ep.prefixlen if ep else 0,
         "IPv6Gateway": ep.gateway6 if ep else "", "GlobalIPv6Address": ep.ip6 if ep else "",
@@ -129,6 +130,9 @@ def container_settings(manager, container) -> dict:
         network = manager.get(mode)
         networks[mode] = endpoint_shape(network, container, None, None)
     for att in manager.attachments(container.id):
+        if not att.network_id:  # created before its network existed: listed, as by dockerd
+            networks[att.ref] = endpoint_shape(None, container, None, att)
+            continue
         try:
             network = manager.get(att.network_id)
         except errors.NotFound:

@@ -469,7 +469,10 @@ def test_a_network_missing_at_create_is_looked_up_at_start(api, compatd):
     response = compatd.api("POST", f"/containers/{cid}/start")
     assert response.status_code == 404, response.text
     assert response.json()["message"] == "network nc-later-net not found"
-    assert api.inspect_container(cid)["State"]["Status"] == "created"
+    created = api.inspect_container(cid)
+    assert created["State"]["Status"] == "created"
+    pending = created["NetworkSettings"]["Networks"]["nc-later-net"]  # listed, as dockerd lists it
+    assert (pending["NetworkID"], pending["EndpointID"], pending["IPAddress"]) == ("", "", "")
     api.create_network("nc-later-net", driver="bridge")
     api.made_networks.append("nc-later-net")
     api.start(cid)
