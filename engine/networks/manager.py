@@ -200,17 +200,23 @@ class NetworkManager:
 
     # --- lookup ---------------------------------------------------------------------------
     def get(self, ref: str) -> Network:
+        network = self._find(ref)
+        if network is None:
+            raise errors.NotFound(f"network {ref} not found")
+        return network
+
+    def _find(self, ref: str) -> Network | None:
+        """The network `ref` (id, name or unique id prefix) names; None when none does, a
+        NotFound when a prefix names several."""
         if ref in self._networks:
             return self._networks[ref]
         for network in self._networks.values():
             if network.name == ref:
                 return network
         matches = [n for n in self._networks.values() if n.id.startswith(ref)] if ref else []
-        if len(matches) == 1:
-            return matches[0]
         if len(matches) > 1:
             raise errors.NotFound(f"network {ref} is ambiguous ({len(matches)} matches found based on ID prefix)")
-        raise errors.NotFound(f"network {ref} not found")
+        return matches[0] if matches else None
 
     def all(self) -> list[Network]:
         return list(self._networks.values())
@@ -405,15 +411,6 @@ class NetworkManager:
             attachments.validate(network, settings)
             out.append(Attachment(network.id, settings))
         return mode, out
-
-    def _find(self, ref: str) -> Network | None:
-        """The network `ref` names; None when none does (an ambiguous prefix is an error)."""
-        try:
-            return self.get(ref)
-        except errors.NotFound as exc:
-            if "ambiguous" in exc.message:
-                raise
-            return None
 
     async def resolve(self, container) -> None:
         """Before a start: the networks the container was created with before they existed
