@@ -105,7 +105,7 @@ def _aliases(network, container, ep, settings: EndpointSettings) -> list | None:
 def endpoint_shape(network, container, ep, att: Attachment | None) -> dict:
     """An EndpointSettings of NetworkSettings.Networks: as configured (`att`; none for
     --network host/none) and, while the container runs, its endpoint `ep`. `network` is None
-    for one the container was created with before it existed (ep is None then too)."""
+    for one the container was created with before it existed, or removed since (ep is None then too)."""
     settings = att.settings if att is not None else EndpointSettings()
     return {
         "IPAMConfig": _ipam_config(settings), "Links": list(settings.links) or None,
@@ -135,7 +135,11 @@ def container_settings(manager, container) -> dict:
             continue
         try:
             network = manager.get(att.network_id)
-        except errors.NotFound:
+        except errors.NotFound:  # removed since: listed until the next start, as by dockerd
+            if att.ref:
+                networks[att.ref] = gone = endpoint_shape(None, container, None, att)
+                if container.state.started_at_ns:  # dockerd learns a network's id when it joins it
+                    gone["NetworkID"] = att.network_id
             continue
         networks[network.name] = endpoint_shape(network, container, eps.get(network.id), att)
     port_map: dict = {}

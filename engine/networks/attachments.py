@@ -28,7 +28,10 @@ class Attachment:
 
     network_id: str  # "" until `ref` names a network (dockerd resolves a container's networks at start)
     settings: EndpointSettings = attrs.Factory(EndpointSettings)
-    ref: str = ""  # the network as the container was created with it, when none had that name then
+    #: The network as the container was created with (or connected to) it: its name, or the
+    #: ref given when no network had that name then. A start looks a network that has gone
+    #: since up again by it (NetworkManager.resolve). "" in records older than that.
+    ref: str = ""
 
 
 def validate(network: Network, settings: EndpointSettings) -> None:
@@ -93,9 +96,6 @@ class AttachmentStore:
 
     def get(self, container_id: str) -> list[Attachment]:
         return list(self._attachments.get(container_id, []))
-
-    def items(self) -> list[tuple[str, list[Attachment]]]:
-        return list(self._attachments.items())
 
     def uses(self, network_id: str) -> bool:
         return any(a.network_id == network_id for atts in self._attachments.values() for a in atts)

@@ -336,10 +336,8 @@ class NetworkManager:
             self._networks.pop(network.id, None)
             self._leases.forget(network.id)
             await trio.to_thread.run_sync(self._remove_files, network)
-            for cid, atts in self._attachments.items():
-                kept = [a for a in atts if a.network_id != network.id]
-                if kept != atts:
-                    await trio.to_thread.run_sync(self._attachments.save, cid, kept)
+            # Containers that are not running keep their attachment, as in dockerd: their next
+            # start fails on it (resolve) until the network is back or they are disconnected.
             await self._apply_nft()
         self._publish(network, "destroy")
 
@@ -409,21 +407,27 @@ class NetworkManager:
                 settings = attrs.evolve(settings, links=list(dict.fromkeys(
                     [*settings.links, *(f"{n}:{a}" for n, a in legacy)])))
             attachments.validate(network, settings)
-            out.append(Attachment(network.id, settings))
+            out.append(Attachment(network.id, settings, ref=network.name))
         return mode, out
 
     async def resolve(self, container) -> None:
-        """Before a start: the networks the container was created with before they existed
-        are looked up again (dockerd's 404 "network … not found" when one still is not)."""
+        """Before a start, as dockerd: a network the container was created with before it
+        existed, or that was removed since, is looked up again by the name it was given
+        (404 "network … not found" while there is none; then the container stays as it
+        is). Once a container has run, dockerd looks its networks up by id: one removed
+        since is a 404 naming its id, even if another has its name now."""
         atts = self.attachments(container.id)
-        if all(a.network_id for a in atts):
+        if all(a.network_id in self._networks for a in atts):
             return
+        ran = container.state.started_at_ns != 0
         resolved = []
         for att in atts:
-            if not att.network_id:
+            if att.network_id not in self._networks:
+                if att.network_id and (ran or not att.ref):
+                    raise errors.NotFound(f"network {att.network_id} not found")
                 network = self.get(att.ref)
                 attachments.validate(network, att.settings)
-                att = Attachment(network.id, att.settings)
+                att = Attachment(network.id, att.settings, ref=network.name)
             if not any(a.network_id == att.network_id for a in resolved):
                 resolved.append(att)
         await trio.to_thread.run_sync(self._attachments.save, container.id, resolved)
@@ -581,7 +585,7 @@ class NetworkManager:
             raise errors.Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
         settings = settings or EndpointSettings()
         attachments.validate(network, settings)
-        att = Attachment(network.id, settings)
+        att = Attachment(network.id, settings, ref=network.name)
         if pid is not None:
             await self._join(container, network, att, pid, route=not self._endpoints.get(container.id), publish=True)
             await trio.to_thread.run_sync(self._write_files, container, self._legacy_links(container))
@@ -589,9 +593,16 @@ class NetworkManager:
 
     async def disconnect(self, ref: str, container, force: bool = False) -> None:
         """Detach `container`; `force` also when its network is on the way out (dockerd refuses
-        a container that is not connected either way)."""
-        network = self.get(ref)
+        a container that is not connected either way). A network removed since the container
+        last ran, or not created yet, is forgotten by the container, as by dockerd."""
+        network = self._find(ref)
         atts = self.attachments(container.id)
+        if network is None:
+            kept = [a for a in atts if a.network_id in self._networks or ref not in (a.ref, a.network_id)]
+            if len(kept) == len(atts):
+                raise errors.NotFound(f"network {ref} not found")
+            await trio.to_thread.run_sync(self._attachments.save, container.id, kept)
+            return
         if not any(a.network_id == network.id for a in atts):
             raise errors.Forbidden(f"container {container.id} is not connected to network {network.name}")
         ep = self._endpoints.get(container.id, {}).pop(network.id, None)

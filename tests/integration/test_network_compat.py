@@ -479,3 +479,52 @@ def test_a_network_missing_at_create_is_looked_up_at_start(api, compatd):
     networks = api.inspect_container(cid)["NetworkSettings"]["Networks"]
     assert list(networks) == ["nc-later-net"] and networks["nc-later-net"]["IPAddress"]
     api.remove_container(cid, force=True)
+
+
+def test_a_network_removed_after_create_fails_the_start_by_name(api, compatd):
+    """As dockerd: `network rm` leaves a created container's network setting in place; its
+    start answers 404 "network <name> not found" (before: it started with no network at
+    all); a network made again under that name is the one it then starts on."""
+    old_id = _net(api, "nc-gone-net")
+    cid = api.create_container("busybox", ["sleep", "60"], name="nc-gone",
+                               host_config=api.create_host_config(network_mode="nc-gone-net"))["Id"]
+    api.remove_network(old_id)
+    response = compatd.api("POST", f"/containers/{cid}/start")
+    assert response.status_code == 404, response.text
+    assert response.json()["message"] == "network nc-gone-net not found"
+    state = api.inspect_container(cid)
+    assert state["State"]["Status"] == "created"
+    assert state["NetworkSettings"]["Networks"]["nc-gone-net"]["NetworkID"] == ""  # never joined
+    new_id = _net(api, "nc-gone-net")
+    api.start(cid)
+    networks = api.inspect_container(cid)["NetworkSettings"]["Networks"]
+    assert list(networks) == ["nc-gone-net"] and networks["nc-gone-net"]["NetworkID"] == new_id
+    assert networks["nc-gone-net"]["IPAddress"]
+
+
+def test_a_network_removed_after_a_run_fails_the_start_by_id_until_disconnected(api, compatd):
+    """As dockerd: a container that ran on a network removed since fails its start with 404
+    "network <id> not found" (its id, which dockerd learnt at the first start: a new network
+    of that name does not stand in); `network disconnect` of the gone network lets it start
+    again, with no network."""
+    net_id = _net(api, "nc-ran-net")
+    cid = api.create_container("busybox", ["sleep", "60"], name="nc-ran",
+                               host_config=api.create_host_config(network_mode="nc-ran-net"))["Id"]
+    api.start(cid)
+    api.stop(cid, timeout=0)
+    api.remove_network(net_id)
+    api.made_networks.remove(net_id)
+    _net(api, "nc-ran-net")  # same name, another network
+    response = compatd.api("POST", f"/containers/{cid}/start")
+    assert response.status_code == 404, response.text
+    assert response.json()["message"] == f"network {net_id} not found"
+    state = api.inspect_container(cid)
+    assert state["State"]["Status"] == "exited" and state["State"]["Error"] == f"network {net_id} not found"
+    assert state["NetworkSettings"]["Networks"]["nc-ran-net"]["NetworkID"] == net_id
+    response = compatd.api("POST", f"/networks/{net_id}/disconnect", json={"Container": cid})
+    assert response.status_code == 200, response.text
+    assert api.inspect_container(cid)["NetworkSettings"]["Networks"] == {}
+    api.start(cid)
+    assert api.inspect_container(cid)["State"]["Running"]
+    response = compatd.api("POST", "/networks/nc-never-was/disconnect", json={"Container": cid})
+    assert response.status_code == 404 and response.json()["message"] == "network nc-never-was not found"
