@@ -594,13 +594,16 @@ class NetworkManager:
     async def disconnect(self, ref: str, container, force: bool = False) -> None:
         """Detach `container`; `force` also when its network is on the way out (dockerd refuses
         a container that is not connected either way). A network removed since the container
-        last ran, or not created yet, is forgotten by the container, as by dockerd."""
+        last ran, or not created yet, is forgotten by the container, as by dockerd (which calls
+        an unknown one "not found" for a running container, "not connected" for another)."""
         network = self._find(ref)
         atts = self.attachments(container.id)
         if network is None:
             kept = [a for a in atts if a.network_id in self._networks or ref not in (a.ref, a.network_id)]
             if len(kept) == len(atts):
-                raise errors.NotFound(f"network {ref} not found")
+                if container.state.status.is_live():
+                    raise errors.NotFound(f"network {ref} not found")
+                raise errors.SystemError_(f"container {container.id} is not connected to the network {ref}")
             await trio.to_thread.run_sync(self._attachments.save, container.id, kept)
             return
         if not any(a.network_id == network.id for a in atts):

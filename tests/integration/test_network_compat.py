@@ -528,3 +528,7 @@ def test_a_network_removed_after_a_run_fails_the_start_by_id_until_disconnected(
     assert api.inspect_container(cid)["State"]["Running"]
     response = compatd.api("POST", "/networks/nc-never-was/disconnect", json={"Container": cid})
     assert response.status_code == 404 and response.json()["message"] == "network nc-never-was not found"
+    api.stop(cid, timeout=0)  # dockerd's answer for a container that is not running
+    response = compatd.api("POST", "/networks/nc-never-was/disconnect", json={"Container": cid})
+    assert response.status_code == 500, response.text
+    assert response.json()["message"] == f"container {cid} is not connected to the network nc-never-was"
