@@ -52,14 +52,18 @@ class ExecManager:
     def forget(self, exec_id: str) -> None:
         """Drop a finished exec (healthcheck probes: one per interval must not pile up)."""
         instance = self._execs.pop(exec_id, None)
-        if instance is None:
-            return
+        if instance is not None:
+            self._unlist(instance)
+
+    def _unlist(self, instance: ExecInstance) -> None:
+        """Take an exec that ended (or could not start) off its container's ExecIDs, as dockerd
+        does; it stays inspectable (its exit code) until the container goes."""
         try:
             container = self.containers.get(instance.container_id)
         except errors.NotFound:
             return
-        if exec_id in container.exec_ids:
-            container.exec_ids.remove(exec_id)
+        if instance.id in container.exec_ids:
+            container.exec_ids.remove(instance.id)
 
     def forget_container(self, container_id: str) -> None:
         for exec_id in [e.id for e in self._execs.values() if e.container_id == container_id]:
@@ -137,7 +141,7 @@ class ExecManager:
         try:
             process_spec = await trio.to_thread.run_sync(self._process_spec, container, instance, linked)
         except errors.EngineError:  # e.g. an unknown user: the exec never ran
-            _never_started(instance)
+            self._never_started(instance)
             raise
 
         parent_fds, child_fds = [], []
@@ -164,7 +168,7 @@ class ExecManager:
         except SpawnError as exc:
             for fd in parent_fds:
                 os.close(fd)
-            _never_started(instance)
+            self._never_started(instance)
             message = f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
             raise (errors.InvalidParameter if exc.exit_code in (126, 127) else errors.SystemError_)(message) from None
         except BaseException:
@@ -198,6 +202,7 @@ class ExecManager:
         async def finish(code: int) -> None:
             instance.exit_code = code
             instance.running = False
+            self._unlist(instance)
             instance.done.set()
             self.containers.publish(container, "exec_die", execID=instance.id, exitCode=str(code))
 
@@ -213,6 +218,12 @@ class ExecManager:
         await finish(code)
         return code
 
+    def _never_started(self, instance: ExecInstance) -> None:
+        """dockerd records 126 for any exec that failed to start (docker exec exits with it)."""
+        instance.exit_code = 126
+        self._unlist(instance)
+        instance.done.set()
+
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         from engine.runtime import resize
 
@@ -220,12 +231,6 @@ class ExecManager:
         if instance.pty_master is None or not instance.running:
             raise errors.Conflict(f"Exec {exec_id} is not running with a TTY")
         resize(instance.pty_master, height, width)
-
-
-def _never_started(instance: ExecInstance) -> None:
-    """dockerd records 126 for any exec that failed to start (docker exec exits with it)."""
-    instance.exit_code = 126
-    instance.done.set()
 
 
 def _shown(cmd) -> str:

@@ -264,6 +264,15 @@ def test_exec_top_stats(dclient):
     out = dclient.exec_start(exec_id, demux=True)
     assert out == (cid[:12].encode() + b"\n", b"err\n")
     assert dclient.exec_inspect(exec_id)["ExitCode"] == 4
+    # As dockerd: ExecIDs lists the execs that have not ended (created or running); one that
+    # ended, or could not start, stays inspectable.
+    pending = dclient.exec_create(cid, ["true"])["Id"]
+    failed = dclient.exec_create(cid, ["no-such-program"])["Id"]
+    assert b"executable file not found" in dclient.exec_start(failed)  # in the stream, as dockerd
+    assert dclient.inspect_container(cid)["ExecIDs"] == [pending]
+    assert dclient.exec_inspect(failed)["ExitCode"] == 126
+    dclient.exec_start(pending)
+    assert dclient.inspect_container(cid)["ExecIDs"] is None
     top = dclient.top(cid)
     assert "PID" in top["Titles"]
     assert any("sleep 1000" in " ".join(p) for p in top["Processes"])
