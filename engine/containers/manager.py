@@ -350,17 +350,21 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
             container.state.status = Status.RUNNING
 
     async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        # As dockerd: the signal is parsed before the container is looked up; a number Linux
+        # has no signal for passes that parse and is refused after the lookup.
+        try:
+            number = cfg.parse_signal(sig, default=signal.SIGKILL)
+        except errors.InvalidParameter:
+            if not str(sig).strip().isdigit() or int(sig) == 0:
+                raise
+            number = None
         try:
             container = self.get(ref)
         except errors.NotFound as exc:  # dockerd's kill says what it was doing
             raise errors.NotFound(f"Cannot kill container: {ref}: {exc.message}") from None
-        try:
-            number = cfg.parse_signal(sig, default=signal.SIGKILL)
-        except errors.InvalidParameter:
-            if str(sig).strip().isdigit():  # a number dockerd parses but Linux has no signal for
-                raise errors.InvalidParameter(
-                    f"Cannot kill container: {ref}: The linux daemon does not support signal {int(sig)}") from None
-            raise
+        if number is None:
+            raise errors.InvalidParameter(
+                f"Cannot kill container: {ref}: The linux daemon does not support signal {int(sig)}")
         run = self._supervisors[container.id].run
         if not container.state.status.can_kill() or run is None:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")

@@ -385,13 +385,15 @@ class NetworkManager:
         links (hosts entries, env) on the default bridge."""
         mode = host_config.network_mode or "default"
         ports.validate(host_config)
-        if mode in SHARED_MODES or mode.startswith("container:"):
+        if mode.startswith("container:"):
             return mode, []
         primary = self._find("bridge" if mode == "default" else mode)
         if primary is not None and primary.config_only:
             attachments.validate(primary, EndpointSettings())
-        if primary is not None and primary.driver in ("host", "null"):
-            return primary.name, []
+        if mode in SHARED_MODES or primary is not None and primary.driver in ("host", "null"):
+            if primary is not None:  # dockerd's refusals of an address or alias there (--network none --ip …)
+                attachments.validate(primary, endpoints.get(mode) or endpoints.get(primary.name) or EndpointSettings())
+            return (mode if mode in SHARED_MODES else primary.name), []
         legacy = links.parse_all(host_config.links or ())
         out = []
         for ref in [mode if mode != "default" else "bridge", *endpoints]:

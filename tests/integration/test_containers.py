@@ -190,6 +190,9 @@ def test_kill_with_signal_reaches_handler(dclient):
     with pytest.raises(docker.errors.NotFound) as info:
         dclient.kill("pe-no-such-container")
     assert info.value.explanation == "Cannot kill container: pe-no-such-container: No such container: pe-no-such-container"
+    with pytest.raises(docker.errors.APIError) as info:  # the signal first, as dockerd
+        dclient.kill("pe-no-such-container", signal="BOGUS")
+    assert (info.value.status_code, info.value.explanation) == (400, "Invalid signal: BOGUS")
     dclient.kill(cid, signal="HUP")
     assert dclient.wait(cid, timeout=30)["StatusCode"] == 5
     assert b"got-hup" in dclient.logs(cid)

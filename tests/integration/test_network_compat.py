@@ -481,6 +481,20 @@ def test_a_network_missing_at_create_is_looked_up_at_start(api, compatd):
     api.remove_container(cid, force=True)
 
 
+def test_an_address_or_alias_on_none_or_host_is_refused_as_dockerd(api, compatd):
+    """--network none/host with --ip or --network-alias: dockerd's 400s (the settings were
+    dropped without a word)."""
+    for mode in ("none", "host"):
+        for settings, message in (
+                ({"IPAMConfig": {"IPv4Address": "10.1.2.3"}}, "user specified IP address is supported on user defined networks only"),
+                ({"Aliases": ["x"]}, "network-scoped alias is supported only for containers in user defined networks")):
+            response = compatd.api("POST", "/containers/create", json={
+                "Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": mode},
+                "NetworkingConfig": {"EndpointsConfig": {mode: settings}}})
+            assert (response.status_code, response.json()["message"]) == (400, message), (mode, response.text)
+    assert not api.containers(all=True)
+
+
 def test_a_network_removed_after_create_fails_the_start_by_name(api, compatd):
     """As dockerd: `network rm` leaves a created container's network setting in place; its
     start answers 404 "network <name> not found" (before: it started with no network at
