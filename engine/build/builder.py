@@ -385,8 +385,11 @@ class Builder:
             if options.labels:
                 words = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(options.labels.items()))
                 extra.append(parse_line("LABEL " + words, target.line, plan.escape))
-            total = sum(1 + len(s.nodes) for s in stages) + len(extra)
+            total = len(plan.meta_args) + sum(1 + len(s.nodes) for s in stages) + len(extra)
             step = 0
+            for node in plan.meta_args:  # dockerd shows the ARGs before the first FROM as steps
+                step += 1
+                await output.stream(f"Step {step}/{total} : {node.original}\n")
             for stage in stages:
                 runner = StageRunner(build, stage)
                 step += 1
