@@ -184,7 +184,8 @@ async def prune(req: Request):
 
 _UPDATE_INTS = (("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
                 ("nano_cpus", "NanoCpus"), ("cpu_shares", "CpuShares"), ("cpu_quota", "CpuQuota"),
-                ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"), ("kernel_memory", "KernelMemory"))
+                ("cpu_period", "CpuPeriod"), ("blkio_weight", "BlkioWeight"), ("kernel_memory", "KernelMemory"),
+                ("cpu_realtime_period", "CpuRealtimePeriod"), ("cpu_realtime_runtime", "CpuRealtimeRuntime"))
 
 
 @router.post("/containers/{id}/update")

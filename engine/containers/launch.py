@@ -43,6 +43,8 @@ def resources_from(host: HostConfig, device_rules=(), blkio_devices=None) -> cgr
         cpu_shares=res.cpu_shares,
         cpu_quota=res.cpu_quota,
         cpu_period=res.cpu_period,
+        cpu_realtime_period=res.cpu_realtime_period,
+        cpu_realtime_runtime=res.cpu_realtime_runtime,
         cpuset_cpus=res.cpuset_cpus,
         cpuset_mems=res.cpuset_mems,
         pids_limit=res.pids_limit or 0,

@@ -292,6 +292,8 @@ class ResourceLimits:
     cpu_shares: int = 0
     cpu_quota: int = 0
     cpu_period: int = 0
+    cpu_realtime_period: int = 0  # µs (v1 cpu.rt_period_us)
+    cpu_realtime_runtime: int = 0  # µs (v1 cpu.rt_runtime_us)
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     kernel_memory: int = 0  # deprecated: kept and shown, not applied (as dockerd on cgroup v2 / new kernels)

@@ -15,7 +15,7 @@ from engine.runtime import cgroups
 
 # cgroups.Resources ↔ ResourceLimits fields where zero means "keep".
 _FIELDS = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
-           "memory", "memory_swap", "memory_reservation")
+           "memory", "memory_swap", "memory_reservation", "cpu_realtime_period", "cpu_realtime_runtime")
 
 
 def merged_host_config(container: Container, resources: cgroups.Resources,
@@ -66,6 +66,8 @@ async def update_container(manager, container: Container, resources: cgroups.Res
         restart_policy.validate()
     warnings = [check_kernel_memory(kernel_memory)] if kernel_memory else []
     cgroups.check_cpusets(resources.cpuset_cpus, resources.cpuset_mems, cgroups.support())
+    if (resources.cpu_realtime_period or resources.cpu_realtime_runtime) and not cgroups.support().cpu_realtime:
+        raise errors.InvalidParameter("Your kernel does not support CPU real-time scheduler")
     host = merged_host_config(container, resources, restart_policy)
     if kernel_memory:
         host = attrs.evolve(host, resources=attrs.evolve(host.resources, kernel_memory=kernel_memory))

@@ -111,6 +111,44 @@ def test_a_missing_sysctl_fails_the_start_and_leaves_nothing(daemon, dclient):
             os.rmdir(d)
 
 
+def test_cpu_realtime_settings_are_kept_and_written_as_dockerd(daemon, dclient):
+    """--cpu-rt-period/--cpu-rt-runtime (they were dropped without a word): kept in HostConfig
+    and written to the container's cpu cgroup at start. A runtime the parent cgroup has no
+    real-time budget for (this daemon's, like dockerd's, has none unless given one) is
+    refused by the kernel: the start fails with the reason and leaves nothing. Cgroup v2
+    has no real-time groups: a 400 at create, as dockerd's."""
+    realtime = {"CpuRealtimePeriod": 1000, "CpuRealtimeRuntime": 500}
+    if not cgroups.support().cpu_realtime:
+        with pytest.raises(docker.errors.APIError) as info:
+            dclient.create_container("busybox", ["true"], host_config=realtime)
+        assert (info.value.status_code, info.value.explanation) == (
+            400, "Your kernel does not support CPU real-time scheduler")
+        return
+    with pytest.raises(docker.errors.APIError) as info:
+        dclient.create_container("busybox", ["true"], host_config={"CpuRealtimePeriod": 1000,
+                                                                   "CpuRealtimeRuntime": 2000})
+    assert (info.value.status_code, info.value.explanation) == (400, "cpu-rt-runtime cannot be higher than cpu-rt-period")
+    refused = dclient.create_container("busybox", ["true"], host_config=realtime)["Id"]
+    period_only = dclient.create_container("busybox", ["sleep", "60"], host_config={"CpuRealtimePeriod": 20000})["Id"]
+    try:
+        host = dclient.inspect_container(refused)["HostConfig"]
+        assert (host["CpuRealtimePeriod"], host["CpuRealtimeRuntime"]) == (1000, 500)
+        with pytest.raises(docker.errors.APIError) as info:
+            dclient.start(refused)
+        assert "cpu.rt_runtime_us" in info.value.explanation and "invalid argument" in info.value.explanation.lower()
+        assert cgroup_dirs(refused) == [] and not [m for m in _mounts_under(daemon.root) if refused in m]
+        dclient.start(period_only)
+        [cpu] = [d for d in cgroup_dirs(period_only) if os.path.exists(os.path.join(d, "cpu.rt_period_us"))]
+        with open(os.path.join(cpu, "cpu.rt_period_us")) as f:
+            assert f.read().strip() == "20000"
+        result = docker_cli(daemon, "update", "--cpu-rt-runtime", "30000", period_only)
+        assert result.returncode != 0 and (f"Cannot update container {period_only}: "
+                                           "cpu-rt-runtime cannot be higher than cpu-rt-period") in result.stderr
+    finally:
+        dclient.remove_container(refused, force=True)
+        dclient.remove_container(period_only, force=True)
+
+
 def test_cgroup_parent_holds_the_container_everywhere(daemon, dclient):
     parent = f"/pe-test-{uuid.uuid4().hex[:8]}"
     cid = dclient.create_container("busybox", ["sleep", "60"], host_config={"CgroupParent": parent})["Id"]

@@ -52,6 +52,8 @@ class Resources:
     cpu_shares: int = 0
     cpu_quota: int = 0
     cpu_period: int = 0
+    cpu_realtime_period: int = 0  # µs; real-time group scheduling (v1 only)
+    cpu_realtime_runtime: int = 0
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     pids_limit: int | None = None
@@ -98,6 +100,8 @@ class Resources:
             raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
         if self.cpu_shares < 0:
             raise InvalidParameter("invalid CPU shares")
+        if self.cpu_realtime_period and self.cpu_realtime_runtime and self.cpu_realtime_runtime > self.cpu_realtime_period:
+            raise InvalidParameter("cpu-rt-runtime cannot be higher than cpu-rt-period")
         if self.blkio_weight and not (10 <= self.blkio_weight <= 1000):
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
         if self.memory_swappiness is not None and not (-1 <= self.memory_swappiness <= 100):

@@ -21,6 +21,7 @@ class Support:
     blkio_write_bps: bool = False
     blkio_read_iops: bool = False
     blkio_write_iops: bool = False
+    cpu_realtime: bool = False  # real-time group scheduling (v1 cpu.rt_runtime_us: CONFIG_RT_GROUP_SCHED)
     cpus: str = ""  # the CPUs and memory nodes containers may use ("0-1"): the root cpuset's
     mems: str = ""
 
@@ -54,6 +55,7 @@ def detect_support(lay: Layout) -> Support:
         blkio_write_bps=has("blkio", "blkio.throttle.write_bps_device"),
         blkio_read_iops=has("blkio", "blkio.throttle.read_iops_device"),
         blkio_write_iops=has("blkio", "blkio.throttle.write_iops_device"),
+        cpu_realtime=has("cpu", "cpu.rt_runtime_us"),
         cpus=_read(cpuset.mountpoint, "cpuset.cpus") if cpuset else _read("/sys/devices/system/cpu", "online"),
         mems=_read(cpuset.mountpoint, "cpuset.mems") if cpuset else _read("/sys/devices/system/node", "online"),
     )

@@ -4,7 +4,7 @@ import os
 
 import attrs
 
-from engine.errors import SystemError_
+from engine.errors import InvalidParameter, SystemError_
 
 from . import _fs
 from ._detect import Layout
@@ -60,7 +60,27 @@ def set_cpu(path: str, res: Resources) -> list[str]:
         quota, period = cfs
         _fs.write(os.path.join(path, "cpu.cfs_period_us"), period)
         _fs.write(os.path.join(path, "cpu.cfs_quota_us"), quota)
+    set_cpu_rt(path, res)
     return []
+
+
+def set_cpu_rt(path: str, res: Resources) -> None:
+    """cpu.rt_period_us and cpu.rt_runtime_us, in runc's order: the two depend on each other
+    (and on the parent's real-time budget), so a period refused while the runtime is to be
+    set too is written again after it."""
+    period_file, runtime_file = os.path.join(path, "cpu.rt_period_us"), os.path.join(path, "cpu.rt_runtime_us")
+    period_pending = False
+    if res.cpu_realtime_period:
+        try:
+            _fs.write(period_file, res.cpu_realtime_period)
+        except InvalidParameter:
+            if not res.cpu_realtime_runtime:
+                raise
+            period_pending = True
+    if res.cpu_realtime_runtime:
+        _fs.write(runtime_file, res.cpu_realtime_runtime)
+        if period_pending:
+            _fs.write(period_file, res.cpu_realtime_period)
 
 
 def set_cpuset(path: str, res: Resources) -> list[str]:
