@@ -286,7 +286,7 @@ def _validate_kernel_knobs(host: HostConfig, warnings: list[str]) -> HostConfig:
         if not cgroups.support().cpu_realtime:
             raise errors.InvalidParameter("Your kernel does not support CPU real-time scheduler")
         if res.cpu_realtime_period and res.cpu_realtime_runtime > res.cpu_realtime_period:
-            raise errors.InvalidParameter("cpu-rt-runtime cannot be higher than cpu-rt-period")
+            raise errors.InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
     if (res.memory_swappiness in (None, -1) and not res.oom_kill_disable and not res.blkio_weight
             and not any(getattr(res, f) for f in BLKIO_DEVICE_FIELDS)):
         return host  # nothing that needs the host's cgroups looked at

@@ -127,7 +127,8 @@ def test_cpu_realtime_settings_are_kept_and_written_as_dockerd(daemon, dclient):
     with pytest.raises(docker.errors.APIError) as info:
         dclient.create_container("busybox", ["true"], host_config={"CpuRealtimePeriod": 1000,
                                                                    "CpuRealtimeRuntime": 2000})
-    assert (info.value.status_code, info.value.explanation) == (400, "cpu-rt-runtime cannot be higher than cpu-rt-period")
+    assert (info.value.status_code, info.value.explanation) == (
+        400, "cpu real-time runtime cannot be higher than cpu real-time period")
     refused = dclient.create_container("busybox", ["true"], host_config=realtime)["Id"]
     period_only = dclient.create_container("busybox", ["sleep", "60"], host_config={"CpuRealtimePeriod": 20000})["Id"]
     try:
@@ -143,7 +144,7 @@ def test_cpu_realtime_settings_are_kept_and_written_as_dockerd(daemon, dclient):
             assert f.read().strip() == "20000"
         result = docker_cli(daemon, "update", "--cpu-rt-runtime", "30000", period_only)
         assert result.returncode != 0 and (f"Cannot update container {period_only}: "
-                                           "cpu-rt-runtime cannot be higher than cpu-rt-period") in result.stderr
+                                           "cpu real-time runtime cannot be higher than cpu real-time period") in result.stderr
     finally:
         dclient.remove_container(refused, force=True)
         dclient.remove_container(period_only, force=True)

@@ -101,7 +101,7 @@ class Resources:
         if self.cpu_shares < 0:
             raise InvalidParameter("invalid CPU shares")
         if self.cpu_realtime_period and self.cpu_realtime_runtime and self.cpu_realtime_runtime > self.cpu_realtime_period:
-            raise InvalidParameter("cpu-rt-runtime cannot be higher than cpu-rt-period")
+            raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
         if self.blkio_weight and not (10 <= self.blkio_weight <= 1000):
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
         if self.memory_swappiness is not None and not (-1 <= self.memory_swappiness <= 100):
