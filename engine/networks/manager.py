@@ -390,7 +390,7 @@ class NetworkManager:
         primary = self._find("bridge" if mode == "default" else mode)
         if primary is not None and primary.config_only:
             attachments.validate(primary, EndpointSettings())
-        if mode in SHARED_MODES or primary is not None and primary.driver in ("host", "null"):
+        if mode in SHARED_MODES or (primary is not None and primary.driver in ("host", "null")):
             if primary is not None:  # dockerd's refusals of an address or alias there (--network none --ip …)
                 attachments.validate(primary, endpoints.get(mode) or endpoints.get(primary.name) or EndpointSettings())
             return (mode if mode in SHARED_MODES else primary.name), []
