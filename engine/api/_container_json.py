@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 
 from engine import errors
+from engine.api._gotypes import go_keys
 from engine.containers.spec import (
     Bind, ContainerConfig, DeviceLimit, DeviceMapping, ExecConfig, HealthConfig, HostConfig, LogConfig, Mount,
     PortBinding, ResourceLimits, RestartPolicy, Ulimit, VolumeDriverConfig)
@@ -336,8 +337,9 @@ _TYPED_HOST_KEYS = frozenset({
 
 
 def host_config(body: dict) -> HostConfig:
-    """Docker's HostConfig → HostConfig. A field given as null counts as not given."""
-    host = {k: v for k, v in body.items() if v is not None}
+    """Docker's HostConfig → HostConfig. A field given as null counts as not given; keys are
+    matched to fields as Go matches them (go_keys)."""
+    host = {k: v for k, v in go_keys(body, _TYPED_HOST_KEYS).items() if v is not None}
     mode = host.get("NetworkMode", "default")
     if not isinstance(mode, str):
         raise errors.InvalidParameter(f"invalid NetworkMode: {mode!r}")
@@ -437,12 +439,12 @@ def exec_config(body) -> ExecConfig:
 
 
 def detach_keys(body: dict) -> str | None:
-    """DetachKeys from an exec config (Go decodes JSON keys case-insensitively: docker-py
-    sends "detachKeys")."""
-    for key, value in body.items():
-        if key.lower() == "detachkeys" and value:
-            return str(value)
-    return None
+    """DetachKeys from an exec config (docker-py sends "detachKeys": go_keys)."""
+    value = go_keys(body, _DETACH_KEYS).get("DetachKeys")
+    return str(value) if value else None
+
+
+_DETACH_KEYS = frozenset({"DetachKeys"})
 
 
 # --- spec → Docker's JSON ----------------------------------------------------------------

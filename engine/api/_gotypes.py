@@ -3,9 +3,11 @@ type is a 400 ("json: cannot unmarshal …"), never a Python error further in (a
 
 from __future__ import annotations
 
+import functools
+
 from engine import errors
 
-__all__ = ["expect", "str_list", "str_map"]
+__all__ = ["expect", "go_keys", "str_list", "str_map"]
 
 _GO_NAMES = {dict: "map", list: "array", str: "string", bool: "bool", int: "int"}
 _JSON_NAMES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
@@ -20,6 +22,20 @@ def expect(value, kind, field: str, default):
             f"json: cannot unmarshal {_JSON_NAMES.get(type(value), type(value).__name__)} into Go struct field "
             f"{field} of type {_GO_NAMES.get(kind, kind.__name__)}")
     return value
+
+
+def go_keys(body: dict, fields: frozenset[str]) -> dict:
+    """`body` with each key named as the struct field Go's decoder puts it in: `fields`
+    matched exactly or, failing that, case-insensitively (docker-py sends
+    "CPURealtimePeriod" for CpuRealtimePeriod); a later key wins, as in Go. Keys of no field
+    stay as they are."""
+    canonical = _canonical(fields)
+    return {canonical.get(key.lower(), key) if key not in fields else key: value for key, value in body.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _canonical(fields: frozenset[str]) -> dict[str, str]:
+    return {name.lower(): name for name in fields}
 
 
 def str_map(value, field: str) -> dict:

@@ -129,7 +129,9 @@ def test_cpu_realtime_settings_are_kept_and_written_as_dockerd(daemon, dclient):
                                                                    "CpuRealtimeRuntime": 2000})
     assert (info.value.status_code, info.value.explanation) == (
         400, "cpu real-time runtime cannot be higher than cpu real-time period")
-    refused = dclient.create_container("busybox", ["true"], host_config=realtime)["Id"]
+    # docker-py spells them "CPURealtime…": Go matches JSON keys to fields case-insensitively
+    refused = dclient.create_container("busybox", ["true"], host_config=dclient.create_host_config(
+        cpu_rt_period=1000, cpu_rt_runtime=500))["Id"]
     period_only = dclient.create_container("busybox", ["sleep", "60"], host_config={"CpuRealtimePeriod": 20000})["Id"]
     try:
         host = dclient.inspect_container(refused)["HostConfig"]
