@@ -7,7 +7,7 @@ import functools
 
 from engine import errors
 
-__all__ = ["expect", "go_keys", "str_list", "str_map"]
+__all__ = ["expect", "go_keys", "json_object", "str_list", "str_map"]
 
 _GO_NAMES = {dict: "map", list: "array", str: "string", bool: "bool", int: "int"}
 _JSON_NAMES = {dict: "object", list: "array", str: "string", bool: "bool", int: "number", float: "number"}
@@ -21,6 +21,17 @@ def expect(value, kind, field: str, default):
         raise errors.InvalidParameter(
             f"json: cannot unmarshal {_JSON_NAMES.get(type(value), type(value).__name__)} into Go struct field "
             f"{field} of type {_GO_NAMES.get(kind, kind.__name__)}")
+    return value
+
+
+def json_object(value, go_type: str) -> dict:
+    """A whole request body that must be a JSON object ({} for null), worded as dockerd's
+    decoder words a body of another type for `go_type`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.InvalidParameter(
+            f"json: cannot unmarshal {_JSON_NAMES.get(type(value), 'number')} into Go value of type {go_type}")
     return value
 
 

@@ -15,6 +15,7 @@ from engine.events import parse_filters
 
 from ._errors import PayloadTooLarge
 from ._filters import Check, checked
+from ._gotypes import json_object
 
 __all__ = ["Headers", "QueryParams", "Request"]
 
@@ -247,13 +248,7 @@ class Request:
     async def json_object(self, go_type: str) -> dict:
         """The JSON body as an object ({} when empty); anything else is a 400, worded as
         dockerd's decoder words it for `go_type`."""
-        value = await self.json(default={})
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            kind = {list: "array", str: "string", bool: "bool"}.get(type(value), "number")
-            raise InvalidParameter(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
-        return value
+        return json_object(await self.json(default={}), go_type)
 
     # -- connection
 

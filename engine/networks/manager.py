@@ -385,8 +385,8 @@ class NetworkManager:
         links (hosts entries, env) on the default bridge."""
         mode = host_config.network_mode or "default"
         ports.validate(host_config)
-        if mode.startswith("container:"):
-            return mode, []
+        if mode.startswith("container:") or (mode in SHARED_MODES and not endpoints):
+            return mode, []  # (create's hot path: --network none, nothing to check)
         primary = self._find("bridge" if mode == "default" else mode)
         if primary is not None and primary.config_only:
             attachments.validate(primary, EndpointSettings())
