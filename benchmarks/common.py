@@ -387,8 +387,10 @@ def start_pyengined(args, stack: contextlib.ExitStack, tmp: Path, cgroup_parent:
     host = f"unix://{tmp / 'pyengine.sock'}"
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    config_file = tmp / "daemon.json"  # not the host's /etc/pyengine/daemon.json
+    config_file.write_text("{}\n")
     cmd = [sys.executable, "-m", "engine.daemon", "--data-root", str(data), "--exec-root", str(tmp / "exec"),
-           "-H", host, "--no-live-restore"]
+           "-H", host, "--config-file", str(config_file), "--no-live-restore"]
     if cgroup_parent:
         cmd += ["--cgroup-parent", cgroup_parent]
     proc = _start_daemon(args, stack, tmp, "pyengined", cmd, host, env, [cgroup_parent] if cgroup_parent else [])

@@ -14,7 +14,7 @@ import sys
 import trio
 
 from engine import __version__
-from engine.config import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, DEFAULT_HOST, Config
+from engine.config import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, DEFAULT_HOST, Config, options
 
 log = logging.getLogger("pyengined")
 
@@ -31,13 +31,13 @@ class Daemon:
         from engine.containers.exec import ExecManager
         from engine.containers.manager import ContainerManager
         from engine.events import EventBus
-        from engine.images import ImageStore
+        from engine.images import ImageStore, RegistryPolicy
         from engine.volumes import VolumeManager
         from engine.networks import NetworkManager
 
         self.config = config
         self.events = EventBus()
-        self.images = ImageStore(config.images_dir)
+        self.images = ImageStore(config.images_dir, RegistryPolicy(tuple(config.insecure_registries)))
         self.networks = NetworkManager(config, self.events)
         self.volumes = VolumeManager(config, self.events)
         self.runtime = _make_runtime(config)
@@ -157,67 +157,43 @@ def _default_cgroup_parent(data_root: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> Config:
+    """Flags and the configuration file (engine.config.options) into a Config; a bad option
+    exits with a one-line message."""
     parser = argparse.ArgumentParser(prog="pyengined", description="pyengine daemon")
-    parser.add_argument("--data-root", default=os.environ.get("PYENGINE_DATA_ROOT", DEFAULT_DATA_ROOT))
-    parser.add_argument("--exec-root", default=DEFAULT_EXEC_ROOT,
-                        help=f"host-wide state shared by this host's daemons (default {DEFAULT_EXEC_ROOT})")
-    parser.add_argument("-H", "--host", action="append", dest="hosts",
-                        help=f"listen address (unix:///path or tcp://host:port); default {DEFAULT_HOST}")
-    parser.add_argument("--cgroup-parent", default=None)
-    parser.add_argument("--bridge-name", default=None, help="device name of the default bridge network")
-    parser.add_argument("--bip", default=None, help="default bridge gateway address/prefix, e.g. 10.99.0.1/24")
-    parser.add_argument("--plugin-dir", action="append", dest="plugin_dirs", default=None,
-                        help="directory searched for Docker plugin sockets (repeatable)")
-    parser.add_argument("--live-restore", dest="live_restore", action="store_true", default=True,
-                        help="containers keep running when the daemon stops (default)")
-    parser.add_argument("--no-live-restore", dest="live_restore", action="store_false",
-                        help="stopping the daemon stops its containers")
-    parser.add_argument("--no-spawner", dest="spawner", action="store_false", default=True,
-                        help="clone containers from the daemon process (no live restore)")
-    parser.add_argument("--spill-max-size", dest="spill_max", type=_size, default=64 << 20, metavar="SIZE",
-                        help="output kept per container while no daemon logs it, e.g. 64m (default)")
-    parser.add_argument("--tlsverify", action="store_true")
-    parser.add_argument("--tlscacert")
-    parser.add_argument("--tlscert")
-    parser.add_argument("--tlskey")
-    parser.add_argument("-D", "--debug", action="store_true")
+    parser.add_argument("--config-file", default=None,
+                        help=f"daemon options as JSON, dockerd's keys (default {options.DEFAULT_CONFIG_FILE})")
+    options.add_flags(parser)
     parser.add_argument("-v", "--version", action="version", version=f"pyengined {__version__}")
-    args = parser.parse_args(argv)
-    hosts = args.hosts or [os.environ.get("PYENGINE_HOST") or DEFAULT_HOST]
+    given = vars(parser.parse_args(argv))
+    path, explicit = options.config_file_path(given.pop("config_file"))
+    try:
+        values = options.merge(given, options.read_file(path, explicit), path)
+        _check_container_defaults(values)
+    except options.ConfigError as exc:
+        parser.exit(1, f"pyengined: {exc}\n")
+    hosts = values.pop("hosts", None) or [os.environ.get("PYENGINE_HOST") or DEFAULT_HOST]
     for host in hosts:
         if not (host.startswith("unix://") or host.startswith("tcp://")):
-            parser.error(f"invalid host {host!r}: use unix:///path or tcp://host:port")
-    data_root = os.path.abspath(args.data_root)
-    return Config(
-        data_root=data_root,
-        exec_root=os.path.abspath(args.exec_root),
-        hosts=hosts,
-        cgroup_parent=args.cgroup_parent or _default_cgroup_parent(data_root),
-        tlsverify=args.tlsverify,
-        tlscacert=args.tlscacert,
-        tlscert=args.tlscert,
-        tlskey=args.tlskey,
-        debug=args.debug,
-        bridge_name=args.bridge_name,
-        bip=args.bip,
-        plugin_dirs=args.plugin_dirs,
-        live_restore=args.live_restore,
-        spawner=args.spawner,
-        spill_max=args.spill_max,
-    )
+            parser.exit(1, f"pyengined: invalid host {host!r}: use unix:///path or tcp://host:port\n")
+    data_root = os.path.abspath(values.pop("data_root", None)
+                                or os.environ.get("PYENGINE_DATA_ROOT") or DEFAULT_DATA_ROOT)
+    values["exec_root"] = os.path.abspath(values.get("exec_root") or DEFAULT_EXEC_ROOT)
+    values["cgroup_parent"] = values.get("cgroup_parent") or _default_cgroup_parent(data_root)
+    return Config(data_root=data_root, hosts=hosts, **values)
 
 
-def _size(text: str) -> int:
-    """Bytes, or a number with k/m/g (binary units)."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+def _check_container_defaults(values: dict) -> None:
+    """What the container defaults must be to this engine (as a container's own would be)."""
+    from engine import errors
+    from engine.containers.config import validate_log_config, validate_ulimit
+    from engine.containers.spec import Ulimit
+
     try:
-        value = text.strip().lower().rstrip("b")
-        size = int(float(value[:-1]) * units[value[-1]]) if value[-1:] in units else int(value)
-    except (ValueError, IndexError):
-        raise argparse.ArgumentTypeError(f"invalid size: {text!r}") from None
-    if size < 1 << 16:
-        raise argparse.ArgumentTypeError("the spill size must be at least 64k")
-    return size
+        validate_log_config(values.get("log_driver", "json-file"), values.get("log_opts", {}))
+        for limit in values.get("default_ulimits", ()):
+            validate_ulimit(Ulimit(limit.name, limit.soft, limit.hard))
+    except errors.EngineError as exc:
+        raise options.ConfigError(exc.message) from None
 
 
 async def _serve(config: Config) -> None:

@@ -1,4 +1,6 @@
-"""Human-readable units as Docker prints them (go-units), shared by the daemon and the CLI."""
+"""Human-readable units as Docker prints and reads them (go-units), shared by the daemon and the CLI."""
+
+import re
 
 
 def human_duration(seconds: float) -> str:
@@ -27,3 +29,20 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_RAM_MULT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units RAMInBytes: "64m" -> 67108864, "1g", "512k", "100" (bytes)."""
+    m = _RAM_RE.match(text)
+    if not m:
+        raise ValueError(f"invalid size: '{text}'")
+    try:
+        num = float(m.group(1))
+    except ValueError:
+        raise ValueError(f"invalid size: '{text}'") from None
+    unit = (m.group(2) or "").lower()
+    return int(num * _RAM_MULT.get(unit, 1))

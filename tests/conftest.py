@@ -68,15 +68,22 @@ class DaemonHandle:
         self.socket = os.path.join(root, "pyengine.sock")
         self.host = f"unix://{self.socket}"
         self.log_path = os.path.join(root, "daemon.log")
+        # The daemon's configuration file (empty unless a test writes one before start):
+        # never the host's /etc/pyengine/daemon.json
+        self.config_file = os.path.join(root, "daemon.json")
         self.process: subprocess.Popen | None = None
         self.extra_env: dict[str, str] = {}
         self.extra_args: list[str] = []
 
     def start(self) -> None:
+        if not os.path.exists(self.config_file):
+            os.makedirs(self.root, exist_ok=True)
+            with open(self.config_file, "w") as f:
+                f.write("{}\n")
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine.daemon", "--data-root", self.data_root,
-             "--exec-root", self.exec_root, "-H", self.host, *self.extra_args],
+             "--exec-root", self.exec_root, "-H", self.host, "--config-file", self.config_file, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env},
         )
         log.close()

@@ -385,7 +385,8 @@ def host_config(body: dict) -> HostConfig:
         extra_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
         restart_policy=restart_policy(host.get("RestartPolicy")).normalized(),
         auto_remove=bool(host.get("AutoRemove")),
-        log_config=LogConfig(_str(log_config.get("Type"), "LogConfig.Type") or "json-file",
+        # An empty Type or ShmSize: the daemon's default (engine.containers.config.with_daemon_defaults)
+        log_config=LogConfig(_str(log_config.get("Type"), "LogConfig.Type"),
                              {str(k): str(v) for k, v in _object(log_config.get("Config"), "LogConfig.Config").items()}),
         privileged=bool(host.get("Privileged")),
         cap_add=_strings(host.get("CapAdd"), "CapAdd"),
@@ -397,7 +398,7 @@ def host_config(body: dict) -> HostConfig:
         readonly_paths=_strings(host.get("ReadonlyPaths"), "ReadonlyPaths"),
         init=bool(host["Init"]) if "Init" in host else None,
         oom_score_adj=_int(host.get("OomScoreAdj"), "OomScoreAdj"),
-        shm_size=_int(host.get("ShmSize", HOST_CONFIG_DEFAULTS["ShmSize"]), "ShmSize"),
+        shm_size=_int(host.get("ShmSize"), "ShmSize"),
         ulimits=tuple(_ulimit(u) for u in ulimits) if isinstance(ulimits, list) else None,
         sysctls=dict(sysctls) if sysctls is not None else None,
         devices=tuple(_device(d) for d in devices),

@@ -183,7 +183,8 @@ async def search(req: Request):
     limit = req.query.int("limit", 0) or 25
     if not 1 <= limit <= 100:
         raise errors.InvalidParameter(f"Limit {limit} is outside the range of [1, 100]")
-    results = await search_index(req.query.get("term") or "", limit, _registry_auth(req))
+    results = await search_index(req.query.get("term") or "", limit, _registry_auth(req),
+                                 req.daemon.images.registry_policy)
     stars = max((int(v) for v in filters.get("stars", ())), default=0)
     out = []
     for r in results:
@@ -671,7 +672,7 @@ async def auth(req: Request):
     if not isinstance(body, dict):
         raise errors.InvalidParameter("invalid auth configuration")
     server = body.get("serveraddress") or "https://index.docker.io/v1/"
-    async with Registry(server, body) as registry:
+    async with Registry(server, body, policy=req.daemon.images.registry_policy) as registry:
         try:
             await registry.ping()
         except errors.Unauthorized as e:
@@ -687,7 +688,7 @@ async def distribution(req: Request):
     from engine.images import INDEX_TYPES, Registry
 
     ref = parse_reference(req.params["name"])
-    async with Registry(ref.domain, _registry_auth(req)) as registry:
+    async with Registry(ref.domain, _registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
         body, media, digest = await registry.get_manifest(ref.path, ref.digest or ref.tag)
     manifest = json.loads(body)
     platforms = []
@@ -696,7 +697,7 @@ async def distribution(req: Request):
     else:
         try:
             cfg_digest = manifest["config"]["digest"]
-            async with Registry(ref.domain, _registry_auth(req)) as registry:
+            async with Registry(ref.domain, _registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
                 cfg = json.loads((await registry.request("GET", ref.path, f"/blobs/{cfg_digest}")).content)
             platforms = [{"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}]
         except (KeyError, ValueError):

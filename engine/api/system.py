@@ -200,7 +200,7 @@ async def info(req: Request) -> Response:
         "NFd": len(os.listdir("/proc/self/fd")),
         "NGoroutines": trio.lowlevel.current_statistics().tasks_living,
         "SystemTime": format_rfc3339nano(time.time_ns()),
-        "LoggingDriver": "json-file",
+        "LoggingDriver": getattr(config, "log_driver", "json-file"),
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version,
         "NEventsListener": listeners,
@@ -210,15 +210,7 @@ async def info(req: Request) -> Response:
         "OSType": "linux",
         "Architecture": platform.machine(),
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "AllowNondistributableArtifactsCIDRs": [],
-            "AllowNondistributableArtifactsHostnames": [],
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "IndexConfigs": {
-                "docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
-            },
-            "Mirrors": [],
-        },
+        "RegistryConfig": _registry_config(daemon),
         "NCPU": facts["ncpu"],
         "MemTotal": facts["mem"],
         "GenericResources": None,
@@ -227,7 +219,7 @@ async def info(req: Request) -> Response:
         "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""),
         "Name": facts["name"],
-        "Labels": [],
+        "Labels": list(getattr(config, "labels", [])),
         "ExperimentalBuild": False,
         "ServerVersion": DOCKER_COMPAT_VERSION,
         "Runtimes": {"pyengine": {"path": "pyengine-native"}},
@@ -243,8 +235,24 @@ async def info(req: Request) -> Response:
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
         "SecurityOptions": security,
+        "DefaultAddressPools": [{"Base": p.base, "Size": p.size}
+                                for p in getattr(config, "default_address_pools", [])] or None,
         "Warnings": None,
     })
+
+
+def _registry_config(daemon) -> dict:
+    """dockerd's: loopback and the CIDRs of --insecure-registry; its host names as index
+    entries that are not secure."""
+    images = getattr(daemon, "images", None)
+    policy = getattr(images, "registry_policy", None)
+    cidrs = ["127.0.0.0/8"] + [str(net) for net in (policy.cidrs() if policy else [])]
+    indexes = {name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
+               for name in (policy.hostnames() if policy else [])}
+    indexes["docker.io"] = {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
+    return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": list(dict.fromkeys(cidrs)), "IndexConfigs": dict(sorted(indexes.items())),
+            "Mirrors": []}
 
 
 @router.get("/system/df")

@@ -13,7 +13,7 @@ import struct
 import time
 from typing import Any, Iterable, Iterator
 
-from engine.units import human_duration
+from engine.units import human_duration, ram_in_bytes  # noqa: F401 - the CLI reads sizes through here
 
 # ---------------------------------------------------------------------------------------------
 # go-units
@@ -43,23 +43,6 @@ def human_size(size: float, precision: int = 3) -> str:
 def bytes_size(size: float) -> str:
     """go-units BytesSize (1024 base, 4 significant digits): 67108864 -> "64MiB"."""
     return _custom_size(float(size), 1024.0, _BINARY_ABBRS, 4)
-
-
-_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_RAM_MULT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units RAMInBytes: "64m" -> 67108864, "1g", "512k", "100" (bytes)."""
-    m = _RAM_RE.match(text)
-    if not m:
-        raise ValueError(f"invalid size: '{text}'")
-    try:
-        num = float(m.group(1))
-    except ValueError:
-        raise ValueError(f"invalid size: '{text}'") from None
-    unit = (m.group(2) or "").lower()
-    return int(num * _RAM_MULT.get(unit, 1))
 
 
 def parse_duration(text: str) -> float:

@@ -309,7 +309,7 @@ def _extra_hosts(value: Any) -> list[str] | None:
 def _logging(value: dict | None) -> dict | None:
     if not value:
         return None
-    return {"Type": value.get("driver") or "json-file", "Config": value.get("options") or {}}
+    return {"Type": value.get("driver") or "", "Config": value.get("options") or {}}  # "": the daemon's
 
 
 def _ulimit(name: str, value: Any) -> dict:

@@ -19,7 +19,7 @@ from engine.containers import blkio, cgroupparent, devices, sysctls
 from engine.containers.logs import validate_options as validate_log_options
 from engine.runtime import MASKED_PATHS, READONLY_PATHS, cgroups, resolve_capabilities
 from engine.containers.spec import (
-    BLKIO_DEVICE_FIELDS, ContainerConfig, HealthConfig, HostConfig, Ulimit)
+    BLKIO_DEVICE_FIELDS, ContainerConfig, HealthConfig, HostConfig, LogConfig, Ulimit)
 
 if TYPE_CHECKING:
     from engine.images import RunConfig
@@ -180,21 +180,13 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
 
     log_type = host.log_config.type or "json-file"
-    if log_type in _DOCKER_LOG_DRIVERS:
-        raise errors.InvalidParameter(f"log driver {log_type!r} is not supported by pyengine (json-file or none)")
-    if log_type not in ("json-file", "none"):  # dockerd looks for a plugin of that name
-        raise errors.InvalidParameter(f'error looking up logging plugin {log_type}: plugin "{log_type}" not found')
-    if log_type == "json-file":
-        try:
-            validate_log_options(host.log_config.options)
-        except errors.InvalidParameter as exc:
-            raise errors.InvalidParameter(f"failed to initialize logging driver: {exc.message}") from None
+    validate_log_config(log_type, host.log_config.options)
     devices.validate(host)
     for mount in host.mounts or ():
         _validate_mount(mount)
     resolve_capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     for ulimit in host.ulimits or ():
-        _rlimit(ulimit)
+        validate_ulimit(ulimit)
     isolation = host.other.get("Isolation") or ""
     if isolation not in ("", "default"):
         raise errors.InvalidParameter(f'Invalid isolation: "{isolation}" - linux only supports \'default\'')
@@ -319,7 +311,36 @@ _RLIMITS = {
 }
 
 
-def _rlimit(ulimit: Ulimit) -> tuple[int, int, int]:
+def validate_log_config(log_type: str, options: dict[str, str]) -> None:
+    """A log driver this engine has, with options it takes (a container's or the daemon's)."""
+    if log_type in _DOCKER_LOG_DRIVERS:
+        raise errors.InvalidParameter(f"log driver {log_type!r} is not supported by pyengine (json-file or none)")
+    if log_type not in ("json-file", "none"):  # dockerd looks for a plugin of that name
+        raise errors.InvalidParameter(f'error looking up logging plugin {log_type}: plugin "{log_type}" not found')
+    if log_type == "json-file":
+        try:
+            validate_log_options(options)
+        except errors.InvalidParameter as exc:
+            raise errors.InvalidParameter(f"failed to initialize logging driver: {exc.message}") from None
+
+
+def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
+    """What the daemon's options (engine.config.Config) fill in at create, as dockerd's:
+    the log driver when none is named, and its options under the container's own when the
+    container uses that driver; the /dev/shm size when the container gives none (0)."""
+    log = host.log_config
+    changes = {}
+    if not log.type or log.type == daemon.log_driver:
+        merged = {**daemon.log_opts, **log.options} if daemon.log_opts else log.options
+        if log.type != daemon.log_driver or merged != log.options:
+            changes["log_config"] = LogConfig(daemon.log_driver, merged)
+    if not host.shm_size:
+        changes["shm_size"] = daemon.default_shm_size
+    return attrs.evolve(host, **changes) if changes else host
+
+
+def validate_ulimit(ulimit: Ulimit) -> tuple[int, int, int]:
+    """(resource number, soft, hard) of a known ulimit name whose soft ≤ hard."""
     name = ulimit.name
     if name not in _RLIMITS:
         raise errors.InvalidParameter(f"invalid ulimit type: {name}")
@@ -331,14 +352,16 @@ def _rlimit(ulimit: Ulimit) -> tuple[int, int, int]:
     return _RLIMITS[name], soft, hard
 
 
-def rlimits(host: HostConfig) -> tuple[tuple[int, int, int], ...]:
+def rlimits(host: HostConfig, defaults=()) -> tuple[tuple[int, int, int], ...]:
+    """The process's rlimits: `defaults` (the daemon's --default-ulimit), then the
+    container's own over them."""
     # containerd gives containers nofile 1048576; never above what this daemon may grant
     # (raising a hard limit needs CAP_SYS_RESOURCE in the initial user namespace).
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     nofile = 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
     limits = {7: (7, nofile, nofile)}
-    for ulimit in host.ulimits or ():
-        number, soft, hard = _rlimit(ulimit)
+    for ulimit in (*defaults, *(host.ulimits or ())):
+        number, soft, hard = validate_ulimit(ulimit)
         limits[number] = (number, soft, hard)
     return tuple(limits.values())
 
@@ -482,14 +505,16 @@ def _host_resolv_conf() -> list[str]:
     return list(lines)
 
 
-def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
+def resolv_conf(host: HostConfig, dns: tuple[str, ...] = (), daemon=None) -> str:
     """The container's resolv.conf as dockerd writes it. Without --dns/--dns-search/--dns-opt
-    (and `dns`, the embedded DNS of a user network): the host's file, verbatim for the host's
-    network, else without loopback resolvers (unreachable from the container's netns) and with
-    Docker's public defaults if none is left. With them: search, nameserver and options lines
-    built from those given and the host's for the rest (--dns-search . means no search)."""
+    of the container or of the daemon (`daemon`: engine.config.Config), nor `dns` (the
+    embedded DNS of a user network): the host's file, verbatim for the host's network, else
+    without loopback resolvers (unreachable from the container's netns) and with Docker's
+    public defaults if none is left. With them: search, nameserver and options lines, each
+    the container's, else the daemon's, else the host's (--dns-search . means no search)."""
     host_lines = _host_resolv_conf()
-    given = dns or host.dns or host.dns_search or host.dns_options
+    d_dns, d_search, d_options = (daemon.dns, daemon.dns_search, daemon.dns_options) if daemon else ((), (), ())
+    given = dns or host.dns or host.dns_search or host.dns_options or d_dns or d_search or d_options
     if not given and host.shares_host_network:
         return "".join(line + "\n" for line in host_lines)
     if not given:
@@ -497,9 +522,10 @@ def resolv_conf(host: HostConfig, dns: tuple[str, ...] = ()) -> str:
         if not _values(kept, "nameserver"):
             kept += [f"nameserver {s}" for s in DEFAULT_DNS]
         return "".join(line + "\n" for line in kept)
-    servers = list(dns or host.dns) or [s for s in _values(host_lines, "nameserver") if not _loopback([s])]
-    search = list(host.dns_search) or _values(host_lines, "search")
-    options = list(host.dns_options) or _values(host_lines, "options")
+    servers = (list(dns or host.dns or d_dns)
+               or [s for s in _values(host_lines, "nameserver") if not _loopback([s])])
+    search = list(host.dns_search or d_search) or _values(host_lines, "search")
+    options = list(host.dns_options or d_options) or _values(host_lines, "options")
     out = []
     if search and " ".join(search).strip() != ".":
         out.append("search " + " ".join(search))

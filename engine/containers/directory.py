@@ -45,7 +45,7 @@ class ContainerDirectory:
             for path, content in (
                 (container.hostname_path, container.config.hostname + "\n"),
                 (container.hosts_path, cfg.hosts_file(container.config.hostname, host)),
-                (container.resolv_conf_path, cfg.resolv_conf(host)),
+                (container.resolv_conf_path, cfg.resolv_conf(host, daemon=self.config)),
             ):
                 write(path, content.encode())
             if host.shares_host_network:

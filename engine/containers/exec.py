@@ -101,7 +101,7 @@ class ExecManager:
             gid=user.gid,
             additional_gids=user.groups,
             capabilities=tuple(resolve_capabilities(cap_add, cap_drop, privileged)),
-            rlimits=cfg.rlimits(host),
+            rlimits=cfg.rlimits(host, self.containers.config.default_ulimits),
             tty=conf.tty,
             # docker exec runs under the container's profile (compiled for the container's caps).
             seccomp_bpf=seccomp_program(host.security_opt, host.privileged,

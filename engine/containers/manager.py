@@ -215,7 +215,8 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
             raise errors.NotFound(f"image with reference {config.image} was found but does not match the specified "
                                   f"platform: wanted {platform}, actual: {image.platform}")
         config = cfg.with_image_defaults(config, image.run_config)
-        host_config, warnings = cfg.validate_host_config(host_config or HostConfig())
+        host_config = cfg.with_daemon_defaults(host_config or HostConfig(), self.config)
+        host_config, warnings = cfg.validate_host_config(host_config)
         host_config = bind_propagation.for_daemon_root(host_config, self.config.data_root)
         check_donors(host_config, self.get)
         inherited = volumesfrom.resolve(host_config, self.get, self.volumes.container_mounts)

@@ -175,12 +175,13 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
                        volume_mounts=(), extra_env=(), devices=(), shm_source: str | None = None,
-                       user: cfg.ExecUser | None = None) -> RuntimeSpec:
+                       user: cfg.ExecUser | None = None, default_ulimits=()) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
     (for -u name) unless given the `user` it names, so call it after the rootfs is mounted
     and from a worker thread (when it reads, or a bind source is made).
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
-    `devices` (--device nodes) come after the default ones and, privileged, the host's."""
+    `devices` (--device nodes) come after the default ones and, privileged, the host's;
+    `default_ulimits`: the daemon's (engine.config), under the container's own."""
     conf, host = container.config, container.host_config
     hostname = conf.hostname or container.short_id
     privileged = host.privileged
@@ -200,7 +201,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         additional_gids=user.groups,
         capabilities=capabilities,
         no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
-        rlimits=cfg.rlimits(host),
+        rlimits=cfg.rlimits(host, default_ulimits),
         tty=conf.tty,
         seccomp_bpf=seccomp_program(security, privileged, capabilities),
         oom_score_adj=host.oom_score_adj,

@@ -84,7 +84,7 @@ class Distribution:
 
     async def resolve_pull(self, name: str, auth: dict | None) -> PullPlan:
         ref = parse_reference(name)
-        registry = Registry(ref.domain, auth)
+        registry = Registry(ref.domain, auth, policy=self.store.registry_policy)
         try:
             reference = ref.digest or ref.tag
             try:
@@ -340,7 +340,7 @@ class Distribution:
         ref = plan.ref
         await emit(Progress(f"The push refers to repository [{ref.full_name}]"))
         out = []
-        async with Registry(ref.domain, auth) as reg:
+        async with Registry(ref.domain, auth, policy=self.store.registry_policy) as reg:
             for tag in plan.tags:
                 out.append(await self._push_tag(reg, ref, tag, emit))
         return out

@@ -8,8 +8,8 @@
 Auth: a 401 answer's WWW-Authenticate picks the scheme. Basic → the credentials go on the
 request; Bearer → a token from the realm (GET with basic credentials, or POST with the
 identity token as a refresh token), cached per scope, and the request is sent again once.
-Loopback and localhost registries (and PYENGINE_INSECURE_REGISTRIES) speak plain http, as
-dockerd's default insecure list does. Idempotent requests are retried with back-off on
+Loopback and localhost registries, and those of the daemon's --insecure-registry
+(`RegistryPolicy`; also PYENGINE_INSECURE_REGISTRIES), speak plain http, as dockerd's. Idempotent requests are retried with back-off on
 connection errors and 5xx answers."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import re
 import socket
 
+import attrs
 import httpx
 import trio
 
@@ -76,18 +77,42 @@ def normalize_server(server: str) -> str:
     return s
 
 
-def is_insecure(host: str) -> bool:
-    extra = {h.strip() for h in os.environ.get("PYENGINE_INSECURE_REGISTRIES", "").split(",") if h.strip()}
-    if host in extra:
-        return True
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") or "]:" in host else host
-    name = name.strip("[]")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+@attrs.frozen
+class RegistryPolicy:
+    """The daemon's --insecure-registry entries: "host[:port]" names or CIDRs (an IP-literal
+    registry in one of them is spoken to over http)."""
+
+    insecure: tuple[str, ...] = ()
+
+    def is_insecure(self, host: str) -> bool:
+        extra = {h.strip() for h in os.environ.get("PYENGINE_INSECURE_REGISTRIES", "").split(",") if h.strip()}
+        if host in extra or host in self.insecure:
+            return True
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") or "]:" in host else host
+        name = name.strip("[]")
+        if name == "localhost" or name.endswith(".localhost") or name in self.insecure:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or any(address in net for net in self.cidrs())
+
+    def cidrs(self) -> list:
+        out = []
+        for entry in self.insecure:
+            if "/" in entry:
+                try:
+                    out.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    pass
+        return out
+
+    def hostnames(self) -> list[str]:
+        return [entry for entry in self.insecure if "/" not in entry]
+
+
+DEFAULT_POLICY = RegistryPolicy()
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -97,10 +122,11 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 class Registry:
-    def __init__(self, host: str, auth: dict | None = None, timeout: float = 60.0):
+    def __init__(self, host: str, auth: dict | None = None, timeout: float = 60.0,
+                 policy: RegistryPolicy = DEFAULT_POLICY):
         self.host = normalize_server(host)
         endpoint = "registry-1.docker.io" if self.host == DEFAULT_DOMAIN else self.host
-        self.base = f"{'http' if is_insecure(self.host) else 'https'}://{endpoint}"
+        self.base = f"{'http' if policy.is_insecure(self.host) else 'https'}://{endpoint}"
         self.auth = auth or {}
         self._tokens: dict[str, str] = {}  # scope → "Bearer …" / "Basic …"
         self._challenge: tuple[str, dict] | None = None

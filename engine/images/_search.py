@@ -13,7 +13,7 @@ import httpx
 from engine.errors import InvalidParameter
 
 from ._reference import DEFAULT_DOMAIN
-from ._registry import Registry, RegistryError, transport_error, is_insecure
+from ._registry import DEFAULT_POLICY, Registry, RegistryError, RegistryPolicy, transport_error
 
 __all__ = ["SearchResult", "search_index", "split_search_term"]
 
@@ -39,14 +39,15 @@ def split_search_term(term: str) -> tuple[str, str]:
     return DEFAULT_DOMAIN, term
 
 
-async def search_index(term: str, limit: int, auth: dict | None) -> list[SearchResult]:
+async def search_index(term: str, limit: int, auth: dict | None,
+                       policy: RegistryPolicy = DEFAULT_POLICY) -> list[SearchResult]:
     index, remote = split_search_term(term)
     if index == DEFAULT_DOMAIN:
         host, remote = HUB_INDEX, remote.removeprefix("library/")
     else:
         host = index
-    url = f"{'http' if is_insecure(host) else 'https'}://{host}/v1/search"
-    async with Registry(index, auth) as registry:
+    url = f"{'http' if policy.is_insecure(host) else 'https'}://{host}/v1/search"
+    async with Registry(index, auth, policy=policy) as registry:
         headers = {}
         if (basic := registry.basic_authorization()) is not None:
             headers["Authorization"] = basic

@@ -31,6 +31,7 @@ from . import _bootstrap
 from ._blobs import BlobStore
 from ._changes import apply_changes
 from ._reference import ID_RE, parse_reference
+from ._registry import DEFAULT_POLICY, RegistryPolicy
 from ._runconfig import RunConfig
 from ._layers import _HEX64, LayerStore, _dumps, _hex, _is_hex64, atomic_write, chain_ids
 
@@ -134,8 +135,9 @@ class Image:
 
 
 class ImageStore(LayerStore):
-    def __init__(self, root: str):
+    def __init__(self, root: str, registry_policy: RegistryPolicy = DEFAULT_POLICY):
         self.root = root
+        self.registry_policy = registry_policy  # which registries are spoken to over http
         self.layers_dir = os.path.join(root, "layers")
         self.images_dir = os.path.join(root, "images")
         self.repos_path = os.path.join(root, "repositories.json")

@@ -80,8 +80,9 @@ async def _check_free(net, networks: list[Network], own_bridge: str = "") -> Non
 
 
 async def assign(network: Network, networks: list[Network], *, tag: str, data_root: str,
-                 default_bridge: str) -> None:
-    """Fill `network`'s subnet/gateway/range (both families) from `network.pools`."""
+                 default_bridge: str, default_pools=()) -> None:
+    """Fill `network`'s subnet/gateway/range (both families) from `network.pools`, or a free
+    subnet (of `default_pools`, the daemon's --default-address-pool, when it has some)."""
     v4, v6 = split_pools(network.pools)
     named_bridge = network.options.get("com.docker.network.bridge.name") or ""
     if v4 is not None:
@@ -89,7 +90,8 @@ async def assign(network: Network, networks: list[Network], *, tag: str, data_ro
         await _check_free(net, networks, named_bridge)
         network.subnet = str(net)
     else:
-        network.subnet = await pick_subnet(networks, tag=tag, data_root=data_root, default_bridge=default_bridge)
+        network.subnet = await pick_subnet(networks, tag=tag, data_root=data_root, default_bridge=default_bridge,
+                                           pools=default_pools)
     net = ipaddress.ip_network(network.subnet)
     network.gateway = (v4.gateway if v4 and v4.gateway else str(next(net.hosts())))
     if v4 and v4.ip_range:
@@ -119,23 +121,39 @@ def pick_subnet6(networks: list[Network], *, tag: str, salt: str) -> str:
 
 
 async def pick_subnet(networks: list[Network], *, tag: str, data_root: str, default_bridge: str,
-                      default: bool = False) -> str:
-    """A /24 in 10.100-199.x.0 that neither another network nor a host route uses; the
-    system daemon's default bridge gets 172.17.0.0/16 when it is free, as Docker's."""
+                      default: bool = False, pools=()) -> str:
+    """A subnet that neither another network nor a host route uses: the first free one of
+    `pools` (engine.config.options.AddressPool: base split into /size) when given, as dockerd's
+    --default-address-pool; else a /24 in 10.100-199.x.0 (the system daemon's default bridge
+    gets 172.17.0.0/16 when it is free, as Docker's)."""
     ours = {n.bridge for n in networks if n.bridge}
     ours.add(default_bridge)
     routed = await trio.to_thread.run_sync(routed_except, ours)
     taken = routed + [ipaddress.ip_network(n.subnet) for n in networks if n.subnet]
+
+    def free(candidate) -> bool:
+        return not any(candidate.version == t.version and candidate.overlaps(t) for t in taken)
+
+    if pools:
+        for pool in pools:
+            base = ipaddress.ip_network(pool.base)
+            if base.version != 4:
+                continue
+            for candidate in base.subnets(new_prefix=pool.size):
+                if free(candidate):
+                    return str(candidate)
+        raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool among the "
+                                 "defaults to assign to the network")
     if default and os.path.abspath(data_root) == DEFAULT_DATA_ROOT:
         docker0 = ipaddress.ip_network("172.17.0.0/16")
-        if not any(docker0.overlaps(t) for t in taken):
+        if free(docker0):
             return str(docker0)
     h = int(hashlib.sha256((tag + ("d" if default else "u")).encode()).hexdigest(), 16)
     for i in range(100 * 256):
         second = 100 + ((h >> 8) + i // 256) % 100
         third = (h + i) % 256
         candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
-        if not any(candidate.version == t.version and candidate.overlaps(t) for t in taken):
+        if free(candidate):
             return str(candidate)
     raise errors.Unavailable("could not find an available, non-overlapping IPv4 address pool")
 

@@ -15,7 +15,7 @@ from engine.networks.model import Network, created_now
 
 
 async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: str | None, bridge_name: str,
-                         tag: str, data_root: str) -> Network:
+                         tag: str, data_root: str, default_pools=()) -> Network:
     """Add the missing built-in networks to `networks` (id → Network) and save their records
     under `directory`; the default bridge is returned."""
     by_name = {n.name: n for n in networks.values()}
@@ -40,7 +40,7 @@ async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: s
             subnet, gateway = str(iface.network), str(iface.ip)
         else:
             subnet = await addressing.pick_subnet(list(networks.values()), tag=tag, data_root=data_root,
-                                                  default_bridge=bridge_name, default=True)
+                                                  default_bridge=bridge_name, default=True, pools=default_pools)
             gateway = str(next(ipaddress.ip_network(subnet).hosts()))
         bridge = Network(id=secrets.token_hex(32), name="bridge", driver="bridge",
                          created=created_now(), subnet=subnet, gateway=gateway,

@@ -134,8 +134,9 @@ class EmbeddedDns:
     """The DNS servers of a NetworkManager: one per user-defined bridge network, run in the
     manager's nursery, answering from `endpoints_on(network id) -> {container id: Endpoint}`."""
 
-    def __init__(self, endpoints_on) -> None:
+    def __init__(self, endpoints_on, upstreams=None) -> None:
         self._endpoints_on = endpoints_on
+        self._upstreams = upstreams  # the daemon's --dns; None: the host's resolvers
         self._scopes: dict[str, trio.CancelScope] = {}
 
     def __len__(self) -> int:
@@ -150,7 +151,7 @@ class EmbeddedDns:
             return
         port = int(os.environ.get("PYENGINE_DNS_PORT", "53"))
         server = DnsServer(network.gateway, lambda name, client, nid=network.id: self.resolve(nid, name, client),
-                           port=port)
+                           upstreams=self._upstreams, port=port)
 
         async def serve(*, task_status=trio.TASK_STATUS_IGNORED):
             with trio.CancelScope() as scope:

@@ -8,15 +8,15 @@ from engine.networks.dns import EmbeddedDns
 from engine.networks.model import Endpoint, Network
 
 
-def write(container, eps: dict[str, Endpoint], networks: dict[str, Network], legacy=()) -> None:
+def write(container, eps: dict[str, Endpoint], networks: dict[str, Network], legacy=(), daemon=None) -> None:
     """resolv.conf → the embedded DNS of the first user-defined network among `eps` (unless
-    --dns); /etc/hosts gets the container's own addresses and its legacy links."""
+    --dns), with the daemon's (`daemon`: engine.config.Config) search and options; /etc/hosts gets the container's own addresses and its legacy links."""
     from engine.containers import config as cfg
 
     host = container.host_config
     dns_net = next((networks[nid] for nid in eps if EmbeddedDns.wants(networks[nid])), None)
     if dns_net is not None and not host.dns:
-        text = cfg.resolv_conf(host, dns=(dns_net.gateway,))
+        text = cfg.resolv_conf(host, dns=(dns_net.gateway,), daemon=daemon)
         with open(container.resolv_conf_path, "w") as f:
             f.write(text)
     if eps and not host.shares_host_network:

@@ -74,7 +74,7 @@ class NetworkManager:
         self._drivers: dict[str, object] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}  # container id → network id → ep
         self._attachments = AttachmentStore(os.path.join(self.directory, "containers"))
-        self._dns = EmbeddedDns(self.endpoints_on)
+        self._dns = EmbeddedDns(self.endpoints_on, upstreams=config.dns or None)
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()
         self._reaper = VethReaper()
@@ -159,7 +159,8 @@ class NetworkManager:
     async def _ensure_builtin(self) -> None:
         bridge = await defaults.ensure_builtin(
             self._networks, self.directory, bip=getattr(self.config, "bip", None),
-            bridge_name=self.default_bridge_name, tag=self.tag, data_root=self.config.data_root)
+            bridge_name=self.default_bridge_name, tag=self.tag, data_root=self.config.data_root,
+            default_pools=self.config.default_address_pools)
         if bridge.id not in self._leases:
             await trio.to_thread.run_sync(self._leases.open, bridge)
 
@@ -271,7 +272,8 @@ class NetworkManager:
             )
             if getattr(driver, "attaches", False):
                 await addressing.assign(network, self.all(), tag=self.tag, data_root=self.config.data_root,
-                                        default_bridge=self.default_bridge_name)
+                                        default_bridge=self.default_bridge_name,
+                                        default_pools=self.config.default_address_pools)
             elif spec.enable_ipv6 or spec.pools:
                 addressing.split_pools(spec.pools)  # validated, recorded for the driver
             await driver.create_network(network)
@@ -567,7 +569,7 @@ class NetworkManager:
         and hosts (hostfiles.py). Blocking."""
         eps = self._endpoints.get(container.id, {})
         saved_endpoints.save(self._endpoints_dir, container.id, eps)
-        hostfiles.write(container, eps, self._networks, legacy)
+        hostfiles.write(container, eps, self._networks, legacy, daemon=self.config)
 
     async def connect(self, ref: str, container, pid: int | None, settings: EndpointSettings | None) -> None:
         """Attach `container` (running: `pid`; stopped or created: at its next start)."""

@@ -19,7 +19,8 @@ from engine.api._container_json import (
     OMITTED_WHEN_EMPTY,
     config_shape, create_request, exec_config, exec_shape, host_config, host_config_shape)
 from engine.containers import ContainerConfig, HostConfig, record
-from engine.containers.config import validate_host_config, with_image_defaults
+from engine.config import Config
+from engine.containers.config import validate_host_config, with_daemon_defaults, with_image_defaults
 from engine.images import RunConfig
 from engine.containers.model import Status
 
@@ -85,7 +86,7 @@ def test_the_cli_body_round_trips_and_unknown_fields_are_shown_back():
     assert host.resources.memory == 64 << 20 and host.restart_policy.maximum_retry_count == 2
     assert host.other == {"Isolation": "", "ConsoleSize": [10, 20], "Annotations": {"a": "b"}}
     config = with_image_defaults(config, RunConfig.from_json({"Env": ["PATH=/bin", "A=0"], "Cmd": ["ignored"]}))
-    host, warnings = validate_host_config(host)
+    host, warnings = validate_host_config(with_daemon_defaults(host, Config()))  # as ContainerManager.create
     assert warnings == [] and host.resources.memory_swap == 128 << 20  # dockerd's default: 2 × memory
     shown = host_config_shape(host)
     for key, value in body["HostConfig"].items():

@@ -1,5 +1,6 @@
-"""Daemon configuration: data root, listeners, defaults. Overridable by flags and env so
-tests run a private daemon on a temp root and socket beside any other daemon."""
+"""Daemon configuration: data root, listeners, defaults. Set by flags and the configuration
+file (engine.config.options), and env, so tests run a private daemon on a temp root and socket
+beside any other daemon."""
 
 import os
 from dataclasses import dataclass, field
@@ -41,6 +42,20 @@ class Config:
     # Per run, the most container output the spawner keeps in its spill file while no daemon
     # has logged it; beyond it the container blocks on its full pipe until a daemon reads.
     spill_max: int = 64 << 20
+    # Container defaults (dockerd's daemon options of these names; engine.config.options).
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    default_ulimits: list = field(default_factory=list)  # [options.DefaultUlimit]
+    default_shm_size: int = 64 << 20
+    # Networks created without a subnet take theirs from these ([options.AddressPool]; none:
+    # a free /24 of 10.100-199.x.0).
+    default_address_pools: list = field(default_factory=list)
+    # Registries spoken to over plain http besides loopback ones: host[:port] or CIDR.
+    insecure_registries: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # the daemon's, key=value (docker info)
 
     @property
     def containers_dir(self) -> str:

@@ -1,0 +1,134 @@
+"""A pyengined configured by its daemon.json (dockerd's keys), seen through the real docker
+CLI: the daemon's log options, DNS, /dev/shm size and ulimits reach containers that do not
+set their own, networks take subnets from its address pools, `docker info` shows them; a
+bad file stops the daemon before it touches anything."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from tests.conftest import needs_root, private_daemon
+
+DOCKER = shutil.which("docker")
+pytestmark = [needs_root, pytest.mark.acceptance,
+              pytest.mark.skipif(DOCKER is None, reason="docker CLI not installed")]
+
+DAEMON_JSON = {
+    "log-opts": {"max-size": "1m", "max-file": "2"},
+    "dns": ["10.9.9.9"],
+    "dns-search": ["corp.example"],
+    "dns-opts": ["ndots:2"],
+    "default-shm-size": "32M",
+    "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}},
+    "default-address-pools": [{"base": "10.213.0.0/16", "size": 24}],
+    "labels": ["team=infra"],
+    "insecure-registries": ["10.55.0.0/16", "myreg.example:5000"],
+}
+
+
+@pytest.fixture(scope="module")
+def configured():
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump(DAEMON_JSON, f)
+
+    with private_daemon(prefix="pe-conf-", prepare=prepare) as handle:
+        yield handle
+
+
+@pytest.fixture
+def docker(configured):
+    names: list[str] = []
+
+    def run(*args, check=True):
+        result = subprocess.run([DOCKER, *args], env=configured.env(), capture_output=True, text=True, timeout=60)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr, configured.log()[-2000:])
+        return result
+
+    run.names = names
+    yield run
+    for name in names:
+        run("rm", "-f", name, check=False)
+    for name in ("pe-conf-net1", "pe-conf-net2"):
+        run("network", "rm", name, check=False)
+
+
+def test_info_shows_the_daemons_configuration(docker):
+    info = json.loads(docker("info", "--format", "{{json .}}").stdout)
+    assert info["LoggingDriver"] == "json-file"
+    assert info["Labels"] == ["team=infra"]
+    assert info["DefaultAddressPools"] == [{"Base": "10.213.0.0/16", "Size": 24}]
+    registry = info["RegistryConfig"]
+    assert registry["InsecureRegistryCIDRs"] == ["127.0.0.0/8", "10.55.0.0/16"]
+    assert registry["IndexConfigs"]["myreg.example:5000"]["Secure"] is False
+    shown = docker("info").stdout
+    assert "team=infra" in shown and "myreg.example:5000" in shown
+
+
+def test_containers_get_the_daemons_defaults_under_their_own(docker):
+    out = docker("run", "--rm", "--pull", "never", "busybox", "sh", "-c",
+                 "cat /etc/resolv.conf; ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1").stdout.splitlines()
+    assert out[:3] == ["search corp.example", "nameserver 10.9.9.9", "options ndots:2"]
+    assert out[3:5] == ["1024", "2048"]
+    assert out[5].split()[1] == "32768"  # KiB of /dev/shm
+    own = docker("run", "--rm", "--pull", "never", "--ulimit", "nofile=500:600", "--shm-size", "8m",
+                 "--dns", "10.8.8.8", "busybox", "sh", "-c",
+                 "ulimit -Sn; grep nameserver /etc/resolv.conf; df -k /dev/shm | tail -1").stdout.splitlines()
+    assert own[:2] == ["500", "nameserver 10.8.8.8"] and own[2].split()[1] == "8192"
+
+    docker.names += ["pe-conf-a", "pe-conf-b", "pe-conf-c"]
+    docker("create", "--name", "pe-conf-a", "busybox", "true")
+    docker("create", "--name", "pe-conf-b", "--log-opt", "max-size=5m", "busybox", "true")
+    docker("create", "--name", "pe-conf-c", "--log-driver", "none", "busybox", "true")
+
+    def host_config(name):
+        return json.loads(docker("inspect", "--format", "{{json .HostConfig}}", name).stdout)
+
+    a, b, c = (host_config(n) for n in ("pe-conf-a", "pe-conf-b", "pe-conf-c"))
+    assert a["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
+    assert a["ShmSize"] == 32 << 20 and a["Dns"] == [] and a["Ulimits"] in (None, [])
+    assert b["LogConfig"]["Config"] == {"max-size": "5m", "max-file": "2"}
+    assert c["LogConfig"] == {"Type": "none", "Config": {}}
+
+
+def test_networks_take_subnets_from_the_default_pools(docker):
+    pool = ipaddress.ip_network("10.213.0.0/16")
+    subnets = []
+    for name in ("pe-conf-net1", "pe-conf-net2"):
+        docker("network", "create", name)
+        config = json.loads(docker("network", "inspect", "--format", "{{json .IPAM.Config}}", name).stdout)
+        subnets.append(ipaddress.ip_network(config[0]["Subnet"]))
+    assert all(s.subnet_of(pool) and s.prefixlen == 24 for s in subnets) and subnets[0] != subnets[1]
+    bridge = json.loads(docker("network", "inspect", "--format", "{{json .IPAM.Config}}", "bridge").stdout)
+    assert ipaddress.ip_network(bridge[0]["Subnet"]).subnet_of(pool)
+    # on a user network the embedded DNS answers; the daemon's search and options stay
+    resolv = docker("run", "--rm", "--pull", "never", "--network", "pe-conf-net1", "busybox",
+                    "cat", "/etc/resolv.conf").stdout.splitlines()
+    assert resolv == ["search corp.example", f"nameserver {next(subnets[0].hosts())}", "options ndots:2"]
+
+
+def test_a_bad_config_file_stops_the_daemon_before_it_starts():
+    root = tempfile.mkdtemp(prefix="pe-conf-bad-")
+    try:
+        path = os.path.join(root, "daemon.json")
+        with open(path, "w") as f:
+            json.dump({"log-opts": {"max-size": "1m"}, "dnss": ["10.0.0.1"]}, f)
+        data_root = os.path.join(root, "data")
+        result = subprocess.run([sys.executable, "-m", "engine.daemon", "--data-root", data_root,
+                                 "--exec-root", os.path.join(root, "exec"), "-H", f"unix://{root}/s.sock",
+                                 "--config-file", path], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr == (f"pyengined: unable to configure the daemon with file {path}: the following "
+                                 "directives don't match any configuration option: dnss\n")
+        assert sorted(os.listdir(root)) == ["daemon.json"]  # no data root, exec root or socket
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

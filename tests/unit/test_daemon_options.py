@@ -1,0 +1,194 @@
+"""pyengined's options from flags and the configuration file (engine.config.options), and the
+container defaults they set (engine.containers.config)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+import trio
+
+from engine.config import options
+from engine.config.options import AddressPool, DefaultUlimit
+from engine.containers import config as cfg
+from engine.containers.spec import HostConfig, LogConfig, Ulimit
+from engine.daemon import parse_args
+from engine.images import RegistryPolicy
+from engine.networks import addressing
+
+
+@pytest.fixture
+def conf_file(tmp_path, monkeypatch):
+    """Writes a daemon.json; the default path points into tmp_path (never the host's)."""
+    monkeypatch.setattr(options, "DEFAULT_CONFIG_FILE", str(tmp_path / "absent.json"))
+    monkeypatch.delenv("PYENGINE_CONFIG_FILE", raising=False)
+
+    def write(doc) -> str:
+        path = tmp_path / "daemon.json"
+        path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+        return str(path)
+
+    return write
+
+
+def refused(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pyengined: ") and err.count("\n") == 1
+    return err
+
+
+def test_file_and_flags_fill_the_config(conf_file, tmp_path):
+    path = conf_file({
+        "log-opts": {"max-size": "10m"}, "dns": ["10.0.0.53"], "dns-search": ["corp"], "dns-opts": ["ndots:2"],
+        "default-address-pools": [{"base": "10.50.0.0/16", "size": 26}], "labels": ["team=infra", "team=infra"],
+        "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 4096}}, "default-shm-size": "128M",
+        "insecure-registries": ["10.9.0.0/16", "reg.corp:5000"], "live-restore": False, "debug": True,
+    })
+    config = parse_args(["--config-file", path, "--data-root", str(tmp_path / "root"), "--log-driver", "json-file",
+                         "--bip", "10.77.0.1/24"])
+    assert config.data_root == str(tmp_path / "root")
+    assert config.log_driver == "json-file" and config.log_opts == {"max-size": "10m"}
+    assert (config.dns, config.dns_search, config.dns_options) == (["10.0.0.53"], ["corp"], ["ndots:2"])
+    assert config.default_address_pools == [AddressPool("10.50.0.0/16", 26)]
+    assert config.labels == ["team=infra"]
+    assert config.default_ulimits == [DefaultUlimit("nofile", 1024, 4096)]
+    assert config.default_shm_size == 128 << 20
+    assert config.insecure_registries == ["10.9.0.0/16", "reg.corp:5000"]
+    assert config.live_restore is False and config.debug is True and config.bip == "10.77.0.1/24"
+
+
+def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
+    config = parse_args(["--data-root", str(tmp_path), "--log-opt", "max-size=1m", "--log-opt", "max-file=3",
+                         "--default-address-pool", "base=10.60.0.0/16,size=24", "--default-ulimit", "nproc=100",
+                         "--default-ulimit", "nofile=10:20", "--dns", "10.1.1.1", "--dns", "10.1.1.2", "-D",
+                         "--no-live-restore", "--label", "a=b"])
+    assert config.log_opts == {"max-size": "1m", "max-file": "3"}
+    assert config.default_address_pools == [AddressPool("10.60.0.0/16", 24)]
+    assert config.default_ulimits == [DefaultUlimit("nproc", 100, 100), DefaultUlimit("nofile", 10, 20)]
+    assert config.dns == ["10.1.1.1", "10.1.1.2"] and config.debug and not config.live_restore
+    assert config.labels == ["a=b"]
+    # nothing given: the defaults, and no file needed at the default path
+    plain = parse_args(["--data-root", str(tmp_path)])
+    assert (plain.log_driver, plain.log_opts, plain.dns, plain.default_shm_size) == ("json-file", {}, [], 64 << 20)
+    assert plain.live_restore is True and plain.default_address_pools == []
+
+
+@pytest.mark.parametrize("doc, flags, message", [
+    ({"bogus": 1, "debug": True}, [], "the following directives don't match any configuration option: bogus"),
+    ({"no-live-restore": True}, [], "don't match any configuration option: no-live-restore"),
+    ({"debug": False}, ["-D"], "specified both as a flag and in the configuration file: debug: "
+                               "(from flag: true, from file: false)"),
+    ({"live-restore": True}, ["--no-live-restore"], "specified both as a flag and in the configuration file"),
+    ({"dns": ["10.0.0.1"]}, ["--dns", "10.0.0.2"], 'dns: (from flag: ["10.0.0.2"], from file: ["10.0.0.1"])'),
+    ("[1, 2]", [], "not a JSON object"),
+    ("{nope", [], "unable to configure the daemon with file"),
+    ({"log-driver": "syslog"}, [], "log driver 'syslog' is not supported"),
+    ({"log-driver": "fancy"}, [], 'plugin "fancy" not found'),
+    ({"log-opts": {"max-size": "-1"}}, [], "failed to initialize logging driver"),
+    ({"log-opts": {"bogus": "1"}}, [], "failed to initialize logging driver"),
+    ({"dns": ["not-an-ip"]}, [], 'invalid value for "dns"'),
+    ({"dns": "10.0.0.1"}, [], "expected a list of strings"),
+    ({"default-shm-size": "lots"}, [], "invalid size: 'lots'"),
+    ({"default-shm-size": "0"}, [], "must be greater than 0"),
+    ({"default-address-pools": [{"base": "10.0.0.0/16", "size": 8}]}, [], "invalid pools size: 8"),
+    ({"default-address-pools": [{"base": "nonsense"}]}, [], "invalid base pool 'nonsense'"),
+    ({"default-ulimits": {"nofiles": {"Soft": 1, "Hard": 2}}}, [], "invalid ulimit type: nofiles"),
+    ({"default-ulimits": {"nofile": {"Soft": 3, "Hard": 2}}}, [], "soft limit must be less than or equal"),
+    ({"labels": ["a=1", "a=2"]}, [], "conflict labels for a=1 and a=2"),
+    ({"labels": ["novalue"]}, [], "bad attribute format: novalue"),
+    ({"debug": "yes"}, [], "expected true or false"),
+    ({"bridge": "none"}, [], "without a default bridge network (none) is not supported"),
+    ({}, ["--bridge", "a-name-far-too-long"], "invalid interface name"),
+    ({}, ["--log-opt", "nokv"], "invalid argument for --log-opt: invalid key=value: 'nokv'"),
+    ({}, ["--live-restore", "--no-live-restore"], "conflicting options: --live-restore and --no-live-restore"),
+    ({}, ["--default-ulimit", "nofile=a"], "invalid argument for --default-ulimit"),
+    ({}, ["--default-address-pool", "base=10.1.0.0/16,size=x"], "invalid argument for --default-address-pool"),
+    ({"hosts": ["ftp://x"]}, [], "invalid host 'ftp://x'"),
+])
+def test_bad_options_are_refused_in_one_line(conf_file, capsys, doc, flags, message):
+    path = conf_file(doc)
+    assert message in refused(["--config-file", path, *flags], capsys)
+
+
+def test_a_named_config_file_must_exist(conf_file, capsys, tmp_path, monkeypatch):
+    missing = str(tmp_path / "missing.json")
+    assert f"open {missing}: no such file or directory" in refused(["--config-file", missing], capsys)
+    monkeypatch.setenv("PYENGINE_CONFIG_FILE", missing)
+    assert "no such file or directory" in refused([], capsys)
+
+
+def test_daemon_log_defaults_fill_what_the_container_leaves_out():
+    daemon = parse_args_like(log_driver="json-file", log_opts={"max-size": "10m", "max-file": "3"},
+                             default_shm_size=1 << 20)
+    host = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("", {}), shm_size=0), daemon)
+    assert host.log_config == LogConfig("json-file", {"max-size": "10m", "max-file": "3"})
+    assert host.shm_size == 1 << 20
+    # the container's own options win; another driver takes none of the daemon's options
+    own = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("json-file", {"max-size": "1m"})), daemon)
+    assert own.log_config.options == {"max-size": "1m", "max-file": "3"}
+    assert own.shm_size == 64 << 20  # a container's own size stays
+    none = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("none", {})), daemon)
+    assert none.log_config == LogConfig("none", {})
+    # a daemon whose driver is none: a container without one gets none, with no options
+    quiet = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("", {})), parse_args_like(log_driver="none"))
+    assert quiet.log_config == LogConfig("none", {})
+
+
+def test_default_ulimits_sit_under_the_containers_own():
+    defaults = [DefaultUlimit("nofile", 100, 200), DefaultUlimit("nproc", 50, 60)]
+    limits = {n: (s, h) for n, s, h in cfg.rlimits(HostConfig(ulimits=(Ulimit("nproc", 5, 6),)), defaults)}
+    import resource
+
+    assert limits[resource.RLIMIT_NOFILE] == (100, 200)
+    assert limits[resource.RLIMIT_NPROC] == (5, 6)
+
+
+def test_resolv_conf_takes_the_daemons_dns_under_the_containers(monkeypatch):
+    monkeypatch.setattr(cfg, "_host_resolv_conf", lambda: ["search host.example", "nameserver 192.0.2.1",
+                                                           "options ndots:5"])
+    daemon = parse_args_like(dns=["10.0.0.53"], dns_search=["corp"], dns_options=[])
+    assert cfg.resolv_conf(HostConfig(), daemon=daemon) == "search corp\nnameserver 10.0.0.53\noptions ndots:5\n"
+    own = HostConfig(dns=("10.1.1.1",))
+    assert cfg.resolv_conf(own, daemon=daemon) == "search corp\nnameserver 10.1.1.1\noptions ndots:5\n"
+    # the embedded DNS of a user network stays the nameserver
+    assert "nameserver 10.99.0.1\n" in cfg.resolv_conf(HostConfig(), dns=("10.99.0.1",), daemon=daemon)
+    # no daemon DNS: the host's file without loopback resolvers, as before
+    assert cfg.resolv_conf(HostConfig(), daemon=parse_args_like()) == (
+        "search host.example\nnameserver 192.0.2.1\noptions ndots:5\n")
+
+
+def test_networks_take_subnets_from_the_default_pools_in_order(monkeypatch):
+    monkeypatch.setattr(addressing, "routed_except", lambda ours: [ipaddress.ip_network("10.50.0.0/26")])
+    pools = [AddressPool("10.50.0.0/25", 26), AddressPool("10.60.0.0/16", 24)]
+
+    class Net:
+        def __init__(self, subnet):
+            self.subnet, self.bridge = subnet, None
+
+    async def pick(networks):
+        return await addressing.pick_subnet(networks, tag="t", data_root="/x", default_bridge="b", pools=pools)
+
+    assert trio.run(pick, []) == "10.50.0.64/26"  # the first is routed on the host
+    assert trio.run(pick, [Net("10.50.0.64/26")]) == "10.60.0.0/24"
+    full = [Net("10.50.0.64/26"), *(Net(f"10.60.{i}.0/24") for i in range(256))]
+    with pytest.raises(Exception, match="non-overlapping IPv4 address pool among the defaults"):
+        trio.run(pick, full)
+
+
+def test_registry_policy_names_and_cidrs():
+    policy = RegistryPolicy(("10.9.0.0/16", "reg.corp:5000", "plain.corp"))
+    assert policy.is_insecure("10.9.3.4:5000") and policy.is_insecure("10.9.3.4")
+    assert policy.is_insecure("reg.corp:5000") and not policy.is_insecure("reg.corp:6000")
+    assert policy.is_insecure("plain.corp:443") and policy.is_insecure("127.0.0.1:5000")
+    assert not policy.is_insecure("10.10.0.1:5000") and not policy.is_insecure("docker.io")
+    assert not RegistryPolicy().is_insecure("reg.corp:5000")
+
+
+def parse_args_like(**fields):
+    from engine.config import Config
+
+    return Config(**fields)
