@@ -37,7 +37,9 @@ class Daemon:
 
         self.config = config
         self.events = EventBus()
-        self.images = ImageStore(config.images_dir, RegistryPolicy(tuple(config.insecure_registries)))
+        self.images = ImageStore(config.images_dir, RegistryPolicy(
+            tuple(config.insecure_registries), tuple(config.registry_mirrors),
+            config.max_concurrent_downloads, config.max_concurrent_uploads))
         self.networks = NetworkManager(config, self.events)
         self.volumes = VolumeManager(config, self.events)
         self.runtime = _make_runtime(config)
@@ -218,8 +220,10 @@ def _tune_gc() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
+              "fatal": logging.CRITICAL}
     logging.basicConfig(
-        level=logging.DEBUG if config.debug else logging.INFO,
+        level=logging.DEBUG if config.debug else levels[config.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -385,7 +385,7 @@ def host_config(body: dict) -> HostConfig:
         extra_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
         restart_policy=restart_policy(host.get("RestartPolicy")).normalized(),
         auto_remove=bool(host.get("AutoRemove")),
-        # An empty Type or ShmSize: the daemon's default (engine.containers.config.with_daemon_defaults)
+        # An empty Type (or ShmSize, CgroupnsMode): the daemon's default (engine.containers.config.with_daemon_defaults)
         log_config=LogConfig(_str(log_config.get("Type"), "LogConfig.Type"),
                              {str(k): str(v) for k, v in _object(log_config.get("Config"), "LogConfig.Config").items()}),
         privileged=bool(host.get("Privileged")),
@@ -404,7 +404,7 @@ def host_config(body: dict) -> HostConfig:
         devices=tuple(_device(d) for d in devices),
         device_cgroup_rules=_strings(rules, "DeviceCgroupRules"),
         cgroup_parent=parent,
-        cgroupns_mode=_str(host.get("CgroupnsMode"), "CgroupnsMode") or "private",
+        cgroupns_mode=_str(host.get("CgroupnsMode"), "CgroupnsMode"),  # "": the daemon's default
         pid_mode=host.get("PidMode", ""),
         ipc_mode=host.get("IpcMode") or "private",  # dockerd's daemon default for "" too
         uts_mode=host.get("UTSMode", ""),

@@ -243,16 +243,17 @@ async def info(req: Request) -> Response:
 
 def _registry_config(daemon) -> dict:
     """dockerd's: loopback and the CIDRs of --insecure-registry; its host names as index
-    entries that are not secure."""
+    entries that are not secure; Docker Hub's mirrors."""
     images = getattr(daemon, "images", None)
     policy = getattr(images, "registry_policy", None)
     cidrs = ["127.0.0.0/8"] + [str(net) for net in (policy.cidrs() if policy else [])]
     indexes = {name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
                for name in (policy.hostnames() if policy else [])}
-    indexes["docker.io"] = {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}
+    mirrors = list(policy.mirrors) if policy else []
+    indexes["docker.io"] = {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}
     return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
             "InsecureRegistryCIDRs": list(dict.fromkeys(cidrs)), "IndexConfigs": dict(sorted(indexes.items())),
-            "Mirrors": []}
+            "Mirrors": mirrors}
 
 
 @router.get("/system/df")

@@ -55,7 +55,18 @@ class Config:
     default_address_pools: list = field(default_factory=list)
     # Registries spoken to over plain http besides loopback ones: host[:port] or CIDR.
     insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)  # for Docker Hub's images, in order
     labels: list[str] = field(default_factory=list)  # the daemon's, key=value (docker info)
+    log_level: str = "info"  # engine.config.options.LOG_LEVELS; debug also by `debug`
+    experimental: bool = False  # dockerd's key, accepted as false (no experimental features)
+    max_concurrent_downloads: int = 3  # layers at once per pull
+    max_concurrent_uploads: int = 3  # layers at once per push
+    default_cgroupns_mode: str = "private"  # a container's, when it names none
+    mtu: int = 1500  # the default bridge network's
+    # Accepted as dockerd's, with the only values this engine has (so a dockerd config file
+    # carries over): overlay2, native.cgroupdriver=cgroupfs
+    storage_driver: str = "overlay2"
+    exec_opts: list[str] = field(default_factory=list)
 
     @property
     def containers_dir(self) -> str:

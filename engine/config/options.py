@@ -82,6 +82,63 @@ def _bridge(value: Any) -> str:
     return name
 
 
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+def _log_level(value: Any) -> str:
+    level = _string(value)
+    level = "warn" if level == "warning" else level
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unable to parse logging level: {level}")
+    return level
+
+
+def _storage_driver(value: Any) -> str:
+    driver = _string(value)
+    if driver != "overlay2":
+        raise ValueError(f"{driver}: pyengine stores layers with overlay2 only")
+    return driver
+
+
+def _exec_opts(value: Any) -> list[str]:
+    """native.cgroupdriver=cgroupfs, the one cgroup driver this engine has."""
+    for opt in _strings(value):
+        key, _, val = opt.partition("=")
+        if key.strip() != "native.cgroupdriver":
+            raise ValueError(f"unknown exec-opt {opt!r}")
+        if val.strip() != "cgroupfs":
+            raise ValueError(f"native.cgroupdriver={val.strip()}: pyengine manages cgroups through cgroupfs only")
+    return _strings(value)
+
+
+def _not_experimental(value: Any) -> bool:
+    if _boolean(value):
+        raise ValueError("pyengine has no experimental features to turn on")
+    return False
+
+
+def _cgroupns_mode(value: Any) -> str:
+    mode = _string(value)
+    if mode not in ("host", "private"):
+        raise ValueError(f'default cgroup namespace mode must be "host" or "private", not "{mode}"')
+    return mode
+
+
+def _positive(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"expected a positive number, got {json.dumps(value)}")
+    return value
+
+
+def _mtu(value: Any) -> int:
+    mtu = _positive(value)
+    if not 68 <= mtu <= 65535:
+        raise ValueError(f"invalid MTU {mtu}: it must be a number from 68 to 65535")
+    return mtu
+
+
 def _size(value: Any) -> int:
     text = _string(value) if not isinstance(value, int) or isinstance(value, bool) else str(value)
     try:
@@ -112,6 +169,25 @@ def _ip_addresses(value: Any) -> list[str]:
         except ValueError:
             raise ValueError(f"{text} is not an ip address") from None
     return out
+
+
+def _mirrors(value: Any) -> list[str]:
+    """dockerd's ValidateMirror: an http(s) URL of a host, nothing after it but "/";
+    normalized with a trailing slash."""
+    from urllib.parse import urlsplit
+
+    out = []
+    for text in _strings(value):
+        url = urlsplit(text)
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f'invalid mirror: unsupported scheme "{url.scheme}" in "{text}"')
+        if not url.hostname or url.username or url.password:
+            raise ValueError(f'invalid mirror: no host in "{text}"' if not url.hostname
+                             else f'invalid mirror: username/password not allowed in URI "{text}"')
+        if url.path not in ("", "/") or url.query or url.fragment:
+            raise ValueError(f'invalid mirror: path, query, or fragment at end of the URI "{text}"')
+        out.append(f"{url.scheme}://{url.netloc}/")
+    return list(dict.fromkeys(out))
 
 
 def _labels(value: Any) -> list[str]:
@@ -245,6 +321,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("tlscert", "tlscert", _string, ("--tlscert",)),
     Option("tlskey", "tlskey", _string, ("--tlskey",)),
     Option("debug", "debug", _boolean, ("-D", "--debug"), "debug logging", switch=True),
+    Option("log-level", "log_level", _log_level, ("-l", "--log-level"), "debug, info (default), warn, error or fatal"),
+    Option("storage-driver", "storage_driver", _storage_driver, ("-s", "--storage-driver"), "overlay2 (the only one)"),
+    Option("exec-opts", "exec_opts", _exec_opts, ("--exec-opt",), "native.cgroupdriver=cgroupfs (the only one)",
+           repeat=True),
+    Option("experimental", "experimental", _not_experimental, in_file=True),
+    Option("max-concurrent-downloads", "max_concurrent_downloads", _positive, ("--max-concurrent-downloads",),
+           "layers downloaded at once per pull (3)"),
+    Option("max-concurrent-uploads", "max_concurrent_uploads", _positive, ("--max-concurrent-uploads",),
+           "layers uploaded at once per push (3)"),
+    Option("default-cgroupns-mode", "default_cgroupns_mode", _cgroupns_mode, ("--default-cgroupns-mode",),
+           "containers' cgroup namespace: private (default) or host"),
+    Option("mtu", "mtu", _mtu, ("--mtu",), "MTU of the default bridge network (1500)"),
     Option("log-driver", "log_driver", _string, ("--log-driver",), "containers' default log driver (json-file)"),
     Option("log-opts", "log_opts", _string_map, ("--log-opt",), "default log driver option key=value",
            repeat=True, from_flags=_pairs),
@@ -255,6 +343,8 @@ OPTIONS: tuple[Option, ...] = (
            "subnets for networks: base=CIDR,size=prefix length", repeat=True, from_flags=_pool_flags),
     Option("insecure-registries", "insecure_registries", _strings, ("--insecure-registry",),
            "registry (host[:port] or CIDR) spoken to over plain http", repeat=True),
+    Option("registry-mirrors", "registry_mirrors", _mirrors, ("--registry-mirror",),
+           "Docker Hub mirror (http(s)://host[:port]), tried before the Hub", repeat=True),
     Option("labels", "labels", _labels, ("--label",), "daemon label key=value", repeat=True),
     Option("default-ulimits", "default_ulimits", _ulimits, ("--default-ulimit",),
            "containers' default ulimit name=soft[:hard]", repeat=True, from_flags=_ulimit_flags),

@@ -327,7 +327,8 @@ def validate_log_config(log_type: str, options: dict[str, str]) -> None:
 def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
     """What the daemon's options (engine.config.Config) fill in at create, as dockerd's:
     the log driver when none is named, and its options under the container's own when the
-    container uses that driver; the /dev/shm size when the container gives none (0)."""
+    container uses that driver; the /dev/shm size (0) and cgroup namespace mode ("") when the
+    container gives none."""
     log = host.log_config
     changes = {}
     if not log.type or log.type == daemon.log_driver:
@@ -336,6 +337,8 @@ def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
             changes["log_config"] = LogConfig(daemon.log_driver, merged)
     if not host.shm_size:
         changes["shm_size"] = daemon.default_shm_size
+    if not host.cgroupns_mode:
+        changes["cgroupns_mode"] = daemon.default_cgroupns_mode
     return attrs.evolve(host, **changes) if changes else host
 
 

@@ -7,7 +7,7 @@
     await dist.push(plan, auth, emit)
 
 Pull: manifest (an index picks this platform), config, then the layers: downloads run
-concurrently (at most `max_downloads`) into temp files that are verified and renamed into the
+concurrently (at most the policy's `max_downloads`) into temp files that are verified and renamed into the
 blob store; extraction runs in layer order as downloads finish. Two pulls that need the same
 blob (or layer) at once share one download (an in-flight map of digest → trio.Event). The
 image (config + tags) is written last, so a pull killed half way leaves no image, only
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +34,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound
 
 from . import _bootstrap
 from ._progress import Progress, Pushed
-from ._reference import Reference, parse_reference
+from ._reference import DEFAULT_DOMAIN, Reference, parse_reference
 from ._registry import (INDEX_TYPES, MEDIA_DOCKER_CONFIG, MEDIA_DOCKER_LAYER, MEDIA_DOCKER_MANIFEST,
                         MEDIA_OCI_MANIFEST, Registry, RegistryError)
 
@@ -44,6 +45,8 @@ GZIP_TYPES = ("application/vnd.docker.image.rootfs.diff.tar.gzip", "application/
               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip")
 PLAIN_TYPES = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
 ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
+
+log = logging.getLogger(__name__)
 
 
 def _short(digest: str) -> str:
@@ -70,8 +73,6 @@ class PushPlan:
 
 
 class Distribution:
-    max_downloads = 3
-    max_uploads = 3
     chunk_size = 8 << 20
 
     def __init__(self, store) -> None:
@@ -83,8 +84,21 @@ class Distribution:
     # ------------------------------------------------------------------ pull
 
     async def resolve_pull(self, name: str, auth: dict | None) -> PullPlan:
+        """The manifest to pull. Docker Hub's images are asked of the daemon's mirrors first,
+        in order (without the Hub credentials, as dockerd); a mirror that fails or lacks the
+        image passes to the next, then to the Hub."""
         ref = parse_reference(name)
-        registry = Registry(ref.domain, auth, policy=self.store.registry_policy)
+        policy = self.store.registry_policy
+        if ref.domain == DEFAULT_DOMAIN:
+            for mirror in policy.mirrors:
+                try:
+                    return await self._resolve_on(Registry(ref.domain, None, policy=policy, mirror=mirror), ref)
+                except EngineError as exc:
+                    log.info("pull %s: mirror %s: %s; trying the next source", ref.familiar(), mirror, exc.message)
+        return await self._resolve_on(Registry(ref.domain, auth, policy=policy), ref)
+
+    async def _resolve_on(self, registry: Registry, ref: Reference) -> PullPlan:
+        """The plan for `ref` from `registry`, which the plan then holds (closed on failure)."""
         try:
             reference = ref.digest or ref.tag
             try:
@@ -153,7 +167,7 @@ class Distribution:
         for i, layer in enumerate(layers):
             await emit(Progress("Pulling fs layer" if need[i] else "Already exists", _short(layer["digest"]),
                                 layer=True))
-        limiter = trio.Semaphore(self.max_downloads)
+        limiter = trio.Semaphore(self.store.registry_policy.max_downloads)
 
         async def download(i: int) -> None:
             desc = layers[i]
@@ -353,7 +367,7 @@ class Distribution:
         for d in reversed(image.diff_ids):
             await emit(Progress("Preparing", _short(d), layer=True))
         blobs: list[dict | None] = [None] * len(chains)
-        limiter = trio.Semaphore(self.max_uploads)
+        limiter = trio.Semaphore(self.store.registry_policy.max_uploads)
         source = f"{ref.domain}/{ref.path}"
 
         async def one(i: int) -> None:

@@ -80,9 +80,14 @@ def normalize_server(server: str) -> str:
 @attrs.frozen
 class RegistryPolicy:
     """The daemon's --insecure-registry entries: "host[:port]" names or CIDRs (an IP-literal
-    registry in one of them is spoken to over http)."""
+    registry in one of them is spoken to over http); its Docker Hub mirrors; how many layers
+    a pull or push moves at once."""
 
     insecure: tuple[str, ...] = ()
+    # --registry-mirror URLs ("https://mirror.corp/"), tried in order for Docker Hub's images
+    mirrors: tuple[str, ...] = ()
+    max_downloads: int = 3  # layers at once per pull (--max-concurrent-downloads)
+    max_uploads: int = 3  # per push
 
     def is_insecure(self, host: str) -> bool:
         extra = {h.strip() for h in os.environ.get("PYENGINE_INSECURE_REGISTRIES", "").split(",") if h.strip()}
@@ -123,10 +128,11 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 class Registry:
     def __init__(self, host: str, auth: dict | None = None, timeout: float = 60.0,
-                 policy: RegistryPolicy = DEFAULT_POLICY):
+                 policy: RegistryPolicy = DEFAULT_POLICY, mirror: str | None = None):
+        """`mirror`: a --registry-mirror URL serving `host`'s repositories (Docker Hub's)."""
         self.host = normalize_server(host)
         endpoint = "registry-1.docker.io" if self.host == DEFAULT_DOMAIN else self.host
-        self.base = f"{'http' if policy.is_insecure(self.host) else 'https'}://{endpoint}"
+        self.base = mirror.rstrip("/") if mirror else f"{'http' if policy.is_insecure(self.host) else 'https'}://{endpoint}"
         self.auth = auth or {}
         self._tokens: dict[str, str] = {}  # scope → "Bearer …" / "Basic …"
         self._challenge: tuple[str, dict] | None = None

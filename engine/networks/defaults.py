@@ -6,6 +6,7 @@ changed --bip or name replaces the old link at the next start."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import secrets
 
 import trio
@@ -13,11 +14,14 @@ import trio
 from engine.networks import _netlink, addressing
 from engine.networks.model import Network, created_now
 
+log = logging.getLogger(__name__)
+
 
 async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: str | None, bridge_name: str,
-                         tag: str, data_root: str, default_pools=()) -> Network:
+                         tag: str, data_root: str, default_pools=(), mtu: int = 1500) -> Network:
     """Add the missing built-in networks to `networks` (id → Network) and save their records
-    under `directory`; the default bridge is returned."""
+    under `directory`; the default bridge is returned. `mtu` is the default bridge's when it
+    is made (an existing one keeps its own: its live containers' veths have it)."""
     by_name = {n.name: n for n in networks.values()}
     for name, driver in (("host", "host"), ("none", "null")):
         if name not in by_name:
@@ -49,8 +53,11 @@ async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: s
                                   "com.docker.network.bridge.enable_icc": "true",
                                   "com.docker.network.bridge.enable_ip_masquerade": "true",
                                   "com.docker.network.bridge.name": bridge_name,
-                                  "com.docker.network.driver.mtu": "1500"})
+                                  "com.docker.network.driver.mtu": str(mtu)})
         networks[bridge.id] = bridge
+    elif bridge.options.get("com.docker.network.driver.mtu", "1500") != str(mtu):
+        log.warning("the default bridge network keeps its MTU %s (the daemon's is %s) until it is made again",
+                    bridge.options.get("com.docker.network.driver.mtu", "1500"), mtu)
     bridge.options["com.docker.network.bridge.name"] = bridge.bridge
     bridge.options.setdefault("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
     await trio.to_thread.run_sync(bridge.save, directory)

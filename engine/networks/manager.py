@@ -160,7 +160,7 @@ class NetworkManager:
         bridge = await defaults.ensure_builtin(
             self._networks, self.directory, bip=getattr(self.config, "bip", None),
             bridge_name=self.default_bridge_name, tag=self.tag, data_root=self.config.data_root,
-            default_pools=self.config.default_address_pools)
+            default_pools=self.config.default_address_pools, mtu=self.config.mtu)
         if bridge.id not in self._leases:
             await trio.to_thread.run_sync(self._leases.open, bridge)
 

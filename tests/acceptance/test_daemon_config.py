@@ -31,6 +31,9 @@ DAEMON_JSON = {
     "default-address-pools": [{"base": "10.213.0.0/16", "size": 24}],
     "labels": ["team=infra"],
     "insecure-registries": ["10.55.0.0/16", "myreg.example:5000"],
+    # dockerd's keys with the values this engine has, and those it honours
+    "storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"], "experimental": False,
+    "log-level": "warn", "max-concurrent-downloads": 2, "default-cgroupns-mode": "host", "mtu": 1400,
 }
 
 
@@ -98,6 +101,21 @@ def test_containers_get_the_daemons_defaults_under_their_own(docker):
     assert a["ShmSize"] == 32 << 20 and a["Dns"] == [] and a["Ulimits"] in (None, [])
     assert b["LogConfig"]["Config"] == {"max-size": "5m", "max-file": "2"}
     assert c["LogConfig"] == {"Type": "none", "Config": {}}
+    assert (a["CgroupnsMode"], c["CgroupnsMode"]) == ("host", "host")
+
+
+def test_default_cgroupns_mode_and_mtu(docker):
+    """host cgroupns: the container sees its cgroup's full path; the default bridge (and the
+    container's end of it) has the daemon's MTU."""
+    out = docker("run", "--rm", "--pull", "never", "busybox", "sh", "-c",
+                 "grep -E '^[0-9]+:(memory|pids):' /proc/self/cgroup; cat /sys/class/net/eth0/mtu").stdout.splitlines()
+    assert out[-1] == "1400"
+    assert all(line.split(":", 2)[2] != "/" for line in out[:-1]) and out[:-1], out
+    private = docker("run", "--rm", "--pull", "never", "--cgroupns", "private", "busybox",
+                     "grep", "-E", "^[0-9]+:memory:", "/proc/self/cgroup").stdout.strip()
+    assert private.endswith(":/"), private
+    options = json.loads(docker("network", "inspect", "--format", "{{json .Options}}", "bridge").stdout)
+    assert options["com.docker.network.driver.mtu"] == "1400"
 
 
 def test_networks_take_subnets_from_the_default_pools(docker):
@@ -132,3 +150,48 @@ def test_a_bad_config_file_stops_the_daemon_before_it_starts():
         assert sorted(os.listdir(root)) == ["daemon.json"]  # no data root, exec root or socket
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_hub_images_come_from_the_registry_mirror_first(daemon, tmp_path):
+    """busybox pushed to a local registry as library/busybox; a daemon with it as its mirror
+    pulls `busybox:<tag>` from there. Whatever would go on to Docker Hub goes to a closed
+    local proxy port instead, so a fallback shows as that failure and never leaves the host."""
+    from registry_util import start_registry
+
+    registry = start_registry()
+    tag = f"mirrored-{os.urandom(3).hex()}"
+    pushed = f"{registry.host}/library/busybox:{tag}"
+
+    def docker(d, *args, check=True):
+        env = {**d.env(), "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        result = subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=120)
+        if check:
+            assert result.returncode == 0, (args, result.stdout, result.stderr, d.log()[-2000:])
+        return result
+
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump({"registry-mirrors": [f"http://{registry.host}"]}, f)
+        handle.extra_env = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+    try:
+        docker(daemon, "tag", "busybox", pushed)
+        docker(daemon, "push", pushed)
+        with private_daemon(prefix="pe-mirror-", bootstrap=False, prepare=prepare) as mirrored:
+            info = json.loads(docker(mirrored, "info", "--format", "{{json .RegistryConfig}}").stdout)
+            assert info["Mirrors"] == [f"http://{registry.host}/"]
+            assert info["IndexConfigs"]["docker.io"]["Mirrors"] == [f"http://{registry.host}/"]
+            docker(mirrored, "pull", f"busybox:{tag}")
+            image = json.loads(docker(mirrored, "image", "inspect", f"busybox:{tag}").stdout)[0]
+            assert image["RepoTags"] == [f"busybox:{tag}"]
+            assert image["RepoDigests"][0].startswith("busybox@sha256:")
+            assert docker(mirrored, "run", "--rm", "--pull", "never", f"busybox:{tag}", "echo", "hi").stdout == "hi\n"
+            # not on the mirror: on to the Hub, here the closed proxy port
+            missing = docker(mirrored, "pull", "busybox:not-on-the-mirror", check=False)
+            assert missing.returncode != 0
+            # (refused by the closed proxy port: a lookup of the Hub would say "no such host")
+            assert "registry-1.docker.io" in missing.stderr and "connection refused" in missing.stderr, missing.stderr
+            assert f"mirror http://{registry.host}/" in mirrored.log()
+    finally:
+        docker(daemon, "rmi", pushed, check=False)
+        registry.stop()

@@ -47,6 +47,10 @@ def test_file_and_flags_fill_the_config(conf_file, tmp_path):
         "default-address-pools": [{"base": "10.50.0.0/16", "size": 26}], "labels": ["team=infra", "team=infra"],
         "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 4096}}, "default-shm-size": "128M",
         "insecure-registries": ["10.9.0.0/16", "reg.corp:5000"], "live-restore": False, "debug": True,
+        "registry-mirrors": ["https://mirror.corp", "http://10.0.0.5:5000/", "https://mirror.corp/"],
+        "log-level": "warn", "storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"],
+        "experimental": False, "max-concurrent-downloads": 5, "max-concurrent-uploads": 2,
+        "default-cgroupns-mode": "host", "mtu": 1400,
     })
     config = parse_args(["--config-file", path, "--data-root", str(tmp_path / "root"), "--log-driver", "json-file",
                          "--bip", "10.77.0.1/24"])
@@ -59,6 +63,9 @@ def test_file_and_flags_fill_the_config(conf_file, tmp_path):
     assert config.default_shm_size == 128 << 20
     assert config.insecure_registries == ["10.9.0.0/16", "reg.corp:5000"]
     assert config.live_restore is False and config.debug is True and config.bip == "10.77.0.1/24"
+    assert config.registry_mirrors == ["https://mirror.corp/", "http://10.0.0.5:5000/"]
+    assert (config.log_level, config.max_concurrent_downloads, config.max_concurrent_uploads) == ("warn", 5, 2)
+    assert (config.default_cgroupns_mode, config.mtu) == ("host", 1400)
 
 
 def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
@@ -101,6 +108,19 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
     ({"labels": ["a=1", "a=2"]}, [], "conflict labels for a=1 and a=2"),
     ({"labels": ["novalue"]}, [], "bad attribute format: novalue"),
     ({"debug": "yes"}, [], "expected true or false"),
+    ({"log-level": "loud"}, [], "unable to parse logging level: loud"),
+    ({"storage-driver": "vfs"}, [], "vfs: pyengine stores layers with overlay2 only"),
+    ({"exec-opts": ["native.cgroupdriver=systemd"]}, [], "manages cgroups through cgroupfs only"),
+    ({"exec-opts": ["native.umask=normal"]}, [], "unknown exec-opt 'native.umask=normal'"),
+    ({"experimental": True}, [], "no experimental features"),
+    ({"max-concurrent-downloads": 0}, [], "expected a positive number, got 0"),
+    ({"default-cgroupns-mode": "shared"}, [], 'must be "host" or "private", not "shared"'),
+    ({"mtu": 9999999}, [], "invalid MTU 9999999"),
+    ({}, ["--mtu", "abc"], "expected a positive number"),
+    ({"registry-mirrors": ["ftp://m.corp"]}, [], 'invalid mirror: unsupported scheme "ftp"'),
+    ({"registry-mirrors": ["https://m.corp/v2/"]}, [], "invalid mirror: path, query, or fragment"),
+    ({"registry-mirrors": ["https://u:p@m.corp"]}, [], "username/password not allowed"),
+    ({"registry-mirrors": ["m.corp"]}, [], 'unsupported scheme ""'),
     ({"bridge": "none"}, [], "without a default bridge network (none) is not supported"),
     ({}, ["--bridge", "a-name-far-too-long"], "invalid interface name"),
     ({}, ["--log-opt", "nokv"], "invalid argument for --log-opt: invalid key=value: 'nokv'"),
@@ -136,6 +156,10 @@ def test_daemon_log_defaults_fill_what_the_container_leaves_out():
     # a daemon whose driver is none: a container without one gets none, with no options
     quiet = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("", {})), parse_args_like(log_driver="none"))
     assert quiet.log_config == LogConfig("none", {})
+    # the cgroup namespace: the container's, else the daemon's
+    host_ns = parse_args_like(default_cgroupns_mode="host")
+    assert cfg.with_daemon_defaults(HostConfig(cgroupns_mode=""), host_ns).cgroupns_mode == "host"
+    assert cfg.with_daemon_defaults(HostConfig(cgroupns_mode="private"), host_ns).cgroupns_mode == "private"
 
 
 def test_default_ulimits_sit_under_the_containers_own():
