@@ -4,6 +4,8 @@ start; stops everything by cancellation on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import gc
 import hashlib
 import logging
@@ -92,7 +94,8 @@ class Daemon:
                     if self.config.tlscert:
                         tls = server_tls_context(self.config.tlscert, self.config.tlskey,
                                                  self.config.tlscacert, verify=self.config.tlsverify)
-                    await nursery.start(serve_api, create_app(self), self.config.hosts, tls)
+                    await nursery.start(functools.partial(serve_api, socket_gid=self.config.group),
+                                        create_app(self), self.config.hosts, tls)
                     log.info("pyengined %s listening on %s", __version__, ", ".join(self.config.hosts))
                     task_status.started()
             finally:
@@ -111,6 +114,12 @@ class Daemon:
         """A stop that leaves running containers to the next daemon (live restore)."""
         if self.runtime.live_restore:
             self.containers.detach()
+
+    async def stop_containers(self) -> None:
+        """A stop without live restore: running containers are stopped as `docker stop` does
+        (engine.containers.ContainerManager.shut_down) before anything is torn down."""
+        if not self.runtime.live_restore:
+            await self.containers.shut_down(self.config.shutdown_timeout)
 
 
 async def _stop_adopted(adopted: dict) -> dict:
@@ -207,8 +216,23 @@ async def _serve(config: Config) -> None:
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 daemon.detach()
+                await _stop_containers(daemon, signals)
                 nursery.cancel_scope.cancel()
                 break
+
+
+async def _stop_containers(daemon: Daemon, signals) -> None:
+    """Without live restore, containers stop gracefully first (Daemon.stop_containers); one
+    more SIGTERM/SIGINT meanwhile cuts that short (they are killed)."""
+    async with trio.open_nursery() as stopping:
+        async def on_next_signal() -> None:
+            async for signum in signals:
+                log.warning("received %s again: killing the containers", signal.Signals(signum).name)
+                stopping.cancel_scope.cancel()
+
+        stopping.start_soon(on_next_signal)
+        await daemon.stop_containers()
+        stopping.cancel_scope.cancel()
 
 
 def _tune_gc() -> None:
@@ -231,10 +255,42 @@ def main(argv: list[str] | None = None) -> int:
         print("pyengined: must run as root", file=sys.stderr)
         return 1
     try:
-        trio.run(_serve, config)
+        with _pidfile(config.pidfile):
+            trio.run(_serve, config)
     except KeyboardInterrupt:
         pass
+    except _PidfileInUse as exc:
+        print(f"pyengined: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+class _PidfileInUse(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _pidfile(path: str | None):
+    """--pidfile: our pid there while we run; refused while it names another live process
+    (dockerd's check), removed at exit."""
+    if not path:
+        yield
+        return
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and os.path.exists(f"/proc/{pid}"):
+        raise _PidfileInUse(f"pid file found, ensure pyengined is not running or delete {path}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,12 @@ def private_pyengined():
     host = f"unix://{sock}"
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}".rstrip(":")}
     logf = open(os.path.join(root, "daemon.log"), "ab")
+    config_file = os.path.join(root, "daemon.json")  # not the host's /etc/pyengine/daemon.json
+    with open(config_file, "w") as f:
+        f.write("{}\n")
     proc = subprocess.Popen([sys.executable, "-m", "engine.daemon", "--data-root",
                              os.path.join(root, "data"), "--exec-root", os.path.join(root, "exec"), "-H", host,
+                             "--config-file", config_file,
                              "--no-live-restore"],  # a throwaway daemon: its stop stops everything
                             stdout=logf, stderr=subprocess.STDOUT, env=env)
     try:

@@ -385,7 +385,7 @@ def host_config(body: dict) -> HostConfig:
         extra_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
         restart_policy=restart_policy(host.get("RestartPolicy")).normalized(),
         auto_remove=bool(host.get("AutoRemove")),
-        # An empty Type (or ShmSize, CgroupnsMode): the daemon's default (engine.containers.config.with_daemon_defaults)
+        # An empty Type (or ShmSize, CgroupnsMode, IpcMode): the daemon's default (engine.containers.config.with_daemon_defaults)
         log_config=LogConfig(_str(log_config.get("Type"), "LogConfig.Type"),
                              {str(k): str(v) for k, v in _object(log_config.get("Config"), "LogConfig.Config").items()}),
         privileged=bool(host.get("Privileged")),
@@ -406,7 +406,7 @@ def host_config(body: dict) -> HostConfig:
         cgroup_parent=parent,
         cgroupns_mode=_str(host.get("CgroupnsMode"), "CgroupnsMode"),  # "": the daemon's default
         pid_mode=host.get("PidMode", ""),
-        ipc_mode=host.get("IpcMode") or "private",  # dockerd's daemon default for "" too
+        ipc_mode=_str(host.get("IpcMode"), "IpcMode"),  # "": the daemon's default
         uts_mode=host.get("UTSMode", ""),
         other={k: v for k, v in host.items() if k not in _TYPED_HOST_KEYS},
     )
@@ -414,7 +414,12 @@ def host_config(body: dict) -> HostConfig:
 
 def legacy_record(config: dict, host: dict) -> tuple[ContainerConfig, HostConfig]:
     """engine.containers.record.LegacyReader: a record written before the typed spec kept
-    Docker's Config and HostConfig (as normalized at create)."""
+    Docker's Config and HostConfig (as normalized at create), read with the defaults of then
+    for what it left out (a daemon without options: json-file, private IPC and cgroupns)."""
+    log_config = host.get("LogConfig") if isinstance(host.get("LogConfig"), dict) else {}
+    host = {**host, "ShmSize": host.get("ShmSize", HOST_CONFIG_DEFAULTS["ShmSize"]),
+            "IpcMode": host.get("IpcMode") or "private", "CgroupnsMode": host.get("CgroupnsMode") or "private",
+            "LogConfig": {**log_config, "Type": log_config.get("Type") or "json-file"}}
     return container_config(config), host_config(host)
 
 

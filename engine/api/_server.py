@@ -96,8 +96,9 @@ def _remove_stale_socket(path: str) -> None:
     raise OSError(errno.EADDRINUSE, f"another daemon is listening on {path}")
 
 
-async def _open_unix_listener(path: str) -> _socket.socket:
-    """A listening, non-blocking unix socket (served by `_accept_loop`)."""
+async def _open_unix_listener(path: str, gid: int | None = None) -> _socket.socket:
+    """A listening, non-blocking unix socket (served by `_accept_loop`), mode 0660 and of
+    group `gid` when given (--group: its members may use the API without root)."""
     def prepare() -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         _remove_stale_socket(path)
@@ -107,6 +108,8 @@ async def _open_unix_listener(path: str) -> _socket.socket:
     try:
         sock.bind(path)
         os.chmod(path, UNIX_SOCKET_MODE)
+        if gid is not None:
+            os.chown(path, -1, gid)
         sock.listen(_socket.SOMAXCONN)
         sock.setblocking(False)
     except BaseException:
@@ -115,12 +118,12 @@ async def _open_unix_listener(path: str) -> _socket.socket:
     return sock
 
 
-async def _open_listeners(host: str, tls: ssl.SSLContext | None):
+async def _open_listeners(host: str, tls: ssl.SSLContext | None, socket_gid: int | None = None):
     """→ (listeners, addresses, unix_path or None); a unix listener is a plain socket, the
     others trio listeners."""
     if host.startswith("unix://"):
         path = host[len("unix://"):]
-        listener = await _open_unix_listener(path)
+        listener = await _open_unix_listener(path, socket_gid)
         return [listener], [f"unix://{path}"], path
     if host.startswith("fd://"):
         raise ValueError("fd:// (socket activation) is not supported yet")
@@ -295,16 +298,16 @@ _ACCEPT_TRANSIENT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno
 
 
 async def serve_api(app, hosts: Sequence[str], tls: ssl.SSLContext | None = None, *,
-                    task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on every host (`unix:///path`, `tcp://host:port`; TLS for tcp when `tls` is
-    given) until cancelled. `task_status.started(addresses)` once listening; on cancellation
+                    socket_gid: int | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on every host (`unix:///path` (of group `socket_gid`), `tcp://host:port`; TLS
+    for tcp when `tls` is given) until cancelled. `task_status.started(addresses)` once listening; on cancellation
     stop accepting, cancel the handlers, unlink the unix sockets."""
     listeners: list = []
     unix_paths: list[str] = []
     addresses: list[str] = []
     try:
         for host in hosts:
-            ls, addrs, path = await _open_listeners(host, tls)
+            ls, addrs, path = await _open_listeners(host, tls, socket_gid)
             listeners += ls
             addresses += addrs
             if path:

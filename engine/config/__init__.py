@@ -63,6 +63,16 @@ class Config:
     max_concurrent_uploads: int = 3  # layers at once per push
     default_cgroupns_mode: str = "private"  # a container's, when it names none
     mtu: int = 1500  # the default bridge network's
+    icc: bool = True  # containers on the default bridge reach each other
+    ip: str = "0.0.0.0"  # host address of the default bridge's ports published without one
+    init: bool = False  # containers' --init when they give none
+    no_new_privileges: bool = False  # containers' no-new-privileges when they give none
+    default_ipc_mode: str = "private"  # or "shareable"
+    # A stop without live restore stops running containers as `docker stop` does, all at once,
+    # within this many seconds (or the longest --stop-timeout among them, if longer).
+    shutdown_timeout: int = 15
+    pidfile: str | None = None  # the daemon's pid is written there while it runs
+    group: int | None = None  # gid of the unix API sockets (None: root's)
     # Accepted as dockerd's, with the only values this engine has (so a dockerd config file
     # carries over): overlay2, native.cgroupdriver=cgroupfs
     storage_driver: str = "overlay2"

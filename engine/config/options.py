@@ -124,11 +124,43 @@ def _cgroupns_mode(value: Any) -> str:
     return mode
 
 
+def _ipc_mode(value: Any) -> str:
+    mode = _string(value)
+    if mode not in ("private", "shareable"):
+        raise ValueError(f'invalid default IPC mode "{mode}": must be "private" or "shareable"')
+    return mode
+
+
+def _ip_address(value: Any) -> str:
+    return _ip_addresses([_string(value)])[0]
+
+
+def _group(value: Any) -> int:
+    """A group name or number → its gid (the API sockets' group)."""
+    import grp
+
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else _string(value)
+    if text.isdigit():
+        return int(text)
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ValueError(f"group {text} not found") from None
+
+
 def _positive(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"expected a positive number, got {json.dumps(value)}")
+    return value
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a number of seconds (0 or more), got {json.dumps(value)}")
     return value
 
 
@@ -240,6 +272,16 @@ def _ulimits(value: Any) -> list[DefaultUlimit]:
 # ------------------------------------------------------------------------- flag values
 # A flag's text(s) into the JSON shape of its file key.
 
+def _boolean_text(text: str) -> bool:
+    """A flag's true/false (Go's strconv.ParseBool words)."""
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise ValueError(f"invalid boolean {text!r}")
+
+
 def _pairs(texts: list[str]) -> dict[str, str]:
     out = {}
     for text in texts:
@@ -292,7 +334,8 @@ class Option:
     help: str = ""
     repeat: bool = False  # a flag given once per value
     switch: bool | None = None  # a flag without a value setting this
-    from_flags: Callable[[list[str]], Any] | None = None  # repeated flags' texts → the JSON shape
+    # the flag's text (a list of them when repeated) → the file key's JSON shape
+    from_flags: Callable[[Any], Any] | None = None
     metavar: str | None = None
     in_file: bool = True  # False: a flag only
 
@@ -333,6 +376,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("default-cgroupns-mode", "default_cgroupns_mode", _cgroupns_mode, ("--default-cgroupns-mode",),
            "containers' cgroup namespace: private (default) or host"),
     Option("mtu", "mtu", _mtu, ("--mtu",), "MTU of the default bridge network (1500)"),
+    Option("icc", "icc", _boolean, ("--icc",), "containers on the default bridge reach each other (true)",
+           from_flags=_boolean_text, metavar="true|false"),
+    Option("ip", "ip", _ip_address, ("--ip",), "host address of ports published without one (0.0.0.0)"),
+    Option("init", "init", _boolean, ("--init",), "containers run pe-init as PID 1 unless they say", switch=True),
+    Option("no-new-privileges", "no_new_privileges", _boolean, ("--no-new-privileges",),
+           "containers get no-new-privileges unless they say", switch=True),
+    Option("default-ipc-mode", "default_ipc_mode", _ipc_mode, ("--default-ipc-mode",),
+           "containers' IPC mode: private (default) or shareable"),
+    Option("shutdown-timeout", "shutdown_timeout", _seconds, ("--shutdown-timeout",),
+           "seconds a stop without live restore gives containers to stop (15)", metavar="SECONDS"),
+    Option("pidfile", "pidfile", _string, ("-p", "--pidfile"), "file the daemon writes its pid to"),
+    Option("group", "group", _group, ("-G", "--group"), "group of the unix API sockets (root's by default)"),
     Option("log-driver", "log_driver", _string, ("--log-driver",), "containers' default log driver (json-file)"),
     Option("log-opts", "log_opts", _string_map, ("--log-opt",), "default log driver option key=value",
            repeat=True, from_flags=_pairs),

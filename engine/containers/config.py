@@ -327,8 +327,8 @@ def validate_log_config(log_type: str, options: dict[str, str]) -> None:
 def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
     """What the daemon's options (engine.config.Config) fill in at create, as dockerd's:
     the log driver when none is named, and its options under the container's own when the
-    container uses that driver; the /dev/shm size (0) and cgroup namespace mode ("") when the
-    container gives none."""
+    container uses that driver; the /dev/shm size (0), cgroup namespace and IPC modes ("")
+    when the container gives none."""
     log = host.log_config
     changes = {}
     if not log.type or log.type == daemon.log_driver:
@@ -339,7 +339,19 @@ def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
         changes["shm_size"] = daemon.default_shm_size
     if not host.cgroupns_mode:
         changes["cgroupns_mode"] = daemon.default_cgroupns_mode
+    if not host.ipc_mode:
+        changes["ipc_mode"] = daemon.default_ipc_mode
     return attrs.evolve(host, **changes) if changes else host
+
+
+def no_new_privileges(security_opt, default: bool) -> bool:
+    """--security-opt no-new-privileges[=|:true|false], the last one given; else `default`
+    (the daemon's no-new-privileges)."""
+    for opt in reversed(tuple(security_opt)):
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges":
+            return value != "false"
+    return default
 
 
 def validate_ulimit(ulimit: Ulimit) -> tuple[int, int, int]:

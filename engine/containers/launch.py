@@ -95,7 +95,7 @@ class Launching:
             spec = build_runtime_spec(container, cgroup.container_mounts("cgroup" in namespaces), namespaces,
                                       volume_points, extra_env=link_env, devices=device_nodes,
                                       shm_source=shm_source, user=user,
-                                      default_ulimits=self.config.default_ulimits)
+                                      daemon=self.config)
             return attrs.evolve(spec, cgroup_tasks=cgroup.self_join_files())
 
         def prepare_host(volume_points):

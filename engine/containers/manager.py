@@ -69,6 +69,7 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
         # engine.containers.record.LegacyReader: records of the format before the typed spec
         self.legacy_records = legacy_records
         self._detaching = False
+        self._shutting_down = False  # the daemon stops them: no restart policy applies
         # engine.runtime.Runtime: creates, waits for and re-adopts container processes.
         self.runtime = runtime if runtime is not None else InProcessRuntime()
         self.images = images
@@ -138,6 +139,27 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
     def detach(self) -> None:
         """Live restore: the daemon stops but running containers stay with the runtime."""
         self._detaching = True
+
+    async def shut_down(self, minimum: float) -> None:
+        """The daemon stops without live restore, as dockerd's: every running container gets
+        its stop signal and, after its stop timeout (--stop-timeout, else 10 s), SIGKILL, all
+        at once; none is restarted and none counts as stopped by hand (a restart policy
+        brings it back at the next daemon start). All of it takes at most `minimum` seconds or
+        the longest stop timeout, if longer; what still runs then goes with the cancellation."""
+        self._shutting_down = True
+        running = [c for c in self._containers.values()
+                   if (sup := self._supervisors.get(c.id)) is not None and (sup.run is not None or sup.cancel_scope)]
+        timeouts = {}
+        for c in running:
+            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else STOP_GRACE_DEFAULT
+            timeouts[c.id] = timeout if timeout >= 0 else float("inf")
+        if not running:
+            return
+        log.info("stopping %d running containers (live restore is off)", len(running))
+        with trio.move_on_after(max(minimum, *timeouts.values())):
+            async with trio.open_nursery() as nursery:
+                for c in running:
+                    nursery.start_soon(self._terminate, c, cfg.parse_signal(c.config.stop_signal), timeouts[c.id])
 
     def leaves_containers(self) -> bool:
         """Whether the stopping daemon leaves running containers behind (live restore)."""

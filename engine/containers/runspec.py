@@ -175,13 +175,14 @@ def _volume_mounts(points) -> list[MountSpec]:
 
 def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], namespaces: dict,
                        volume_mounts=(), extra_env=(), devices=(), shm_source: str | None = None,
-                       user: cfg.ExecUser | None = None, default_ulimits=()) -> RuntimeSpec:
+                       user: cfg.ExecUser | None = None, daemon=None) -> RuntimeSpec:
     """Everything the child needs between clone and exec. Reads the container's /etc/passwd
     (for -u name) unless given the `user` it names, so call it after the rootfs is mounted
     and from a worker thread (when it reads, or a bind source is made).
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
     `devices` (--device nodes) come after the default ones and, privileged, the host's;
-    `default_ulimits`: the daemon's (engine.config), under the container's own."""
+    `daemon` (engine.config.Config): its default ulimits (under the container's own), --init
+    and no-new-privileges (when the container says nothing of them)."""
     conf, host = container.config, container.host_config
     hostname = conf.hostname or container.short_id
     privileged = host.privileged
@@ -189,7 +190,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         user = cfg.resolve_user(container.rootfs, conf.user, host.group_add)
     security = host.security_opt or ()
     capabilities = tuple(resolve_capabilities(host.cap_add or (), host.cap_drop or (), privileged))
-    init = bool(host.init)
+    init = bool(host.init if host.init is not None else daemon is not None and daemon.init)
     process = ProcessSpec(
         # --init: pe-init is PID 1 and runs the command as its child (signals, zombies).
         args=([INIT_PATH, "--"] if init else []) + [container.path, *container.args],
@@ -200,8 +201,8 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         gid=user.gid,
         additional_gids=user.groups,
         capabilities=capabilities,
-        no_new_privileges=any(o.split("=")[0].split(":")[0] == "no-new-privileges" and not o.endswith("false") for o in security),
-        rlimits=cfg.rlimits(host, default_ulimits),
+        no_new_privileges=cfg.no_new_privileges(security, daemon is not None and daemon.no_new_privileges),
+        rlimits=cfg.rlimits(host, daemon.default_ulimits if daemon is not None else ()),
         tty=conf.tty,
         seccomp_bpf=seccomp_program(security, privileged, capabilities),
         oom_score_adj=host.oom_score_adj,

@@ -243,7 +243,7 @@ class Supervising:
             await sup.done.wait()
 
     def _should_restart(self, container: Container, exit_code: int) -> bool:
-        if container.manually_stopped:
+        if container.manually_stopped or self._shutting_down:
             return False
         policy = container.restart_policy
         name = policy.name

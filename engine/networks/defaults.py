@@ -18,10 +18,12 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: str | None, bridge_name: str,
-                         tag: str, data_root: str, default_pools=(), mtu: int = 1500) -> Network:
+                         tag: str, data_root: str, default_pools=(), mtu: int = 1500, icc: bool = True,
+                         host_ip: str = "0.0.0.0") -> Network:
     """Add the missing built-in networks to `networks` (id → Network) and save their records
     under `directory`; the default bridge is returned. `mtu` is the default bridge's when it
-    is made (an existing one keeps its own: its live containers' veths have it)."""
+    is made (an existing one keeps its own: its live containers' veths have it); `icc` and
+    `host_ip` (--icc, --ip) are its options at every start."""
     by_name = {n.name: n for n in networks.values()}
     for name, driver in (("host", "host"), ("none", "null")):
         if name not in by_name:
@@ -59,7 +61,10 @@ async def ensure_builtin(networks: dict[str, Network], directory: str, *, bip: s
         log.warning("the default bridge network keeps its MTU %s (the daemon's is %s) until it is made again",
                     bridge.options.get("com.docker.network.driver.mtu", "1500"), mtu)
     bridge.options["com.docker.network.bridge.name"] = bridge.bridge
-    bridge.options.setdefault("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0")
+    # As dockerd's default bridge, these follow the daemon's options at every start (a live
+    # container keeps what it was attached with: isolation and bindings are set per endpoint).
+    bridge.options["com.docker.network.bridge.host_binding_ipv4"] = host_ip
+    bridge.options["com.docker.network.bridge.enable_icc"] = "true" if icc else "false"
     await trio.to_thread.run_sync(bridge.save, directory)
     return bridge
 

@@ -160,7 +160,8 @@ class NetworkManager:
         bridge = await defaults.ensure_builtin(
             self._networks, self.directory, bip=getattr(self.config, "bip", None),
             bridge_name=self.default_bridge_name, tag=self.tag, data_root=self.config.data_root,
-            default_pools=self.config.default_address_pools, mtu=self.config.mtu)
+            default_pools=self.config.default_address_pools, mtu=self.config.mtu, icc=self.config.icc,
+            host_ip=self.config.ip)
         if bridge.id not in self._leases:
             await trio.to_thread.run_sync(self._leases.open, bridge)
 

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from tests.conftest import needs_root, private_daemon
+from tests.conftest import needs_root, private_daemon, wait_for
 
 DOCKER = shutil.which("docker")
 pytestmark = [needs_root, pytest.mark.acceptance,
@@ -34,6 +34,8 @@ DAEMON_JSON = {
     # dockerd's keys with the values this engine has, and those it honours
     "storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"], "experimental": False,
     "log-level": "warn", "max-concurrent-downloads": 2, "default-cgroupns-mode": "host", "mtu": 1400,
+    "init": True, "no-new-privileges": True, "default-ipc-mode": "shareable", "icc": False, "ip": "127.0.0.1",
+    "group": 4321,
 }
 
 
@@ -41,7 +43,7 @@ DAEMON_JSON = {
 def configured():
     def prepare(handle):
         with open(handle.config_file, "w") as f:
-            json.dump(DAEMON_JSON, f)
+            json.dump({**DAEMON_JSON, "pidfile": os.path.join(handle.root, "pyengined.pid")}, f)
 
     with private_daemon(prefix="pe-conf-", prepare=prepare) as handle:
         yield handle
@@ -102,6 +104,51 @@ def test_containers_get_the_daemons_defaults_under_their_own(docker):
     assert b["LogConfig"]["Config"] == {"max-size": "5m", "max-file": "2"}
     assert c["LogConfig"] == {"Type": "none", "Config": {}}
     assert (a["CgroupnsMode"], c["CgroupnsMode"]) == ("host", "host")
+    assert a["IpcMode"] == "shareable" and a.get("Init") is None  # the daemon's --init applies at start
+
+
+def test_init_and_no_new_privileges_by_default_unless_the_container_says(docker):
+    def pid1_and_nnp(*flags):
+        out = docker("run", "--rm", "--pull", "never", *flags, "busybox", "sh", "-c",
+                     "tr '\\0' ' ' < /proc/1/cmdline; echo; grep NoNewPrivs /proc/self/status").stdout
+        return out.splitlines()
+
+    cmdline, nnp = pid1_and_nnp()
+    assert cmdline.startswith("/sbin/docker-init -- sh -c") and nnp.split() == ["NoNewPrivs:", "1"]
+    cmdline, nnp = pid1_and_nnp("--init=false", "--security-opt", "no-new-privileges=false")
+    assert cmdline.startswith("sh -c") and nnp.split() == ["NoNewPrivs:", "0"]
+
+
+def test_icc_off_and_the_default_binding_address(docker):
+    docker.names += ["pe-conf-web"]
+    docker("run", "-d", "--name", "pe-conf-web", "--pull", "never", "-p", "80", "busybox",
+           "sh", "-c", "echo hi > /i; httpd -f -p 80 -h /")
+    options = json.loads(docker("network", "inspect", "--format", "{{json .Options}}", "bridge").stdout)
+    assert options["com.docker.network.bridge.enable_icc"] == "false"
+    assert options["com.docker.network.bridge.host_binding_ipv4"] == "127.0.0.1"
+    assert docker("port", "pe-conf-web", "80").stdout.startswith("127.0.0.1:")
+    ip = docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "pe-conf-web").stdout.strip()
+    reached = docker("run", "--rm", "--pull", "never", "busybox", "wget", "-T", "2", "-qO-", f"http://{ip}/i",
+                     check=False)
+    assert reached.returncode != 0 and reached.stdout == ""
+
+
+def test_pidfile_and_socket_group(configured):
+    with open(os.path.join(configured.root, "pyengined.pid")) as f:
+        assert int(f.read()) == configured.process.pid
+    assert os.stat(configured.socket).st_gid == 4321
+    # a second daemon naming a live process's pid file is refused
+    root = tempfile.mkdtemp(prefix="pe-conf-pid-")
+    try:
+        result = subprocess.run([sys.executable, "-m", "engine.daemon", "--data-root", os.path.join(root, "data"),
+                                 "--exec-root", os.path.join(root, "exec"), "-H", f"unix://{root}/s.sock",
+                                 "--config-file", configured.config_file],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert "pid file found, ensure pyengined is not running or delete" in result.stderr
+        assert not os.path.exists(os.path.join(root, "s.sock"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_default_cgroupns_mode_and_mtu(docker):
@@ -195,3 +242,39 @@ def test_hub_images_come_from_the_registry_mirror_first(daemon, tmp_path):
     finally:
         docker(daemon, "rmi", pushed, check=False)
         registry.stop()
+
+
+def test_a_stop_without_live_restore_stops_containers_as_docker_stop():
+    """SIGTERM to a daemon without live restore: each container gets its stop signal and
+    its stop timeout (a trapping shell exits 0 and logs it; a `sleep` that ignores TERM is
+    killed after --stop-timeout 1); nothing is restarted then, and an `always` container is
+    started again by the next daemon."""
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump({"live-restore": False, "shutdown-timeout": 3}, f)
+
+    with private_daemon(prefix="pe-shutdown-", prepare=prepare) as d:
+        def docker(*args, check=True):
+            result = subprocess.run([DOCKER, *args], env=d.env(), capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0 or not check, (args, result.stderr, d.log()[-2000:])
+            return result
+
+        trapping = "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"
+        docker("run", "-d", "--name", "graceful", "--pull", "never", "busybox", "sh", "-c", trapping)
+        docker("run", "-d", "--name", "stubborn", "--stop-timeout", "1", "--pull", "never", "busybox", "sleep", "1000")
+        docker("run", "-d", "--name", "always", "--restart", "always", "--pull", "never", "busybox",
+               "sh", "-c", "trap 'exit 3' TERM; echo up; while true; do sleep 0.1; done")
+        wait_for(lambda: "ready" in docker("logs", "graceful").stdout and "up" in docker("logs", "always").stdout,
+                 what="both shells to trap TERM")
+        d.stop()
+        assert d.process.returncode == 0
+        assert "stopping 3 running containers" in d.log()
+        d.start()
+        states = {name: json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
+                  for name in ("graceful", "stubborn", "always")}
+        assert (states["graceful"]["Status"], states["graceful"]["ExitCode"]) == ("exited", 0)
+        assert docker("logs", "graceful").stdout.splitlines() == ["ready", "got TERM"]
+        assert (states["stubborn"]["Status"], states["stubborn"]["ExitCode"]) == ("exited", 137)
+        assert states["always"]["Status"] == "running"  # by the new daemon's restart policy
+        assert docker("logs", "always").stdout.splitlines() == ["up", "up"]
+        docker("rm", "-f", "graceful", "stubborn", "always")

@@ -185,7 +185,7 @@ def test_exec_config_and_its_inspect_shape():
 ])
 def test_create_fills_in_what_dockerd_fills_in(given, shown):
     _, host = create_request({"Image": "busybox", "HostConfig": given})
-    host, _ = validate_host_config(host)
+    host, _ = validate_host_config(with_daemon_defaults(host, Config()))  # as ContainerManager.create
     out = host_config_shape(host)
     assert {k: out[k] for k in shown} == shown
     assert "Mounts" not in out and "ExposedPorts" not in config_shape(create_request({"Image": "x"})[0])

@@ -117,6 +117,11 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
     ({"default-cgroupns-mode": "shared"}, [], 'must be "host" or "private", not "shared"'),
     ({"mtu": 9999999}, [], "invalid MTU 9999999"),
     ({}, ["--mtu", "abc"], "expected a positive number"),
+    ({"default-ipc-mode": "host"}, [], 'invalid default IPC mode "host"'),
+    ({"ip": "localhost"}, [], "localhost is not an ip address"),
+    ({"group": "no-such-group-here"}, [], "group no-such-group-here not found"),
+    ({}, ["--icc", "maybe"], "invalid argument for --icc: invalid boolean 'maybe'"),
+    ({"icc": "false"}, [], "expected true or false"),
     ({"registry-mirrors": ["ftp://m.corp"]}, [], 'invalid mirror: unsupported scheme "ftp"'),
     ({"registry-mirrors": ["https://m.corp/v2/"]}, [], "invalid mirror: path, query, or fragment"),
     ({"registry-mirrors": ["https://u:p@m.corp"]}, [], "username/password not allowed"),
@@ -132,6 +137,26 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
 def test_bad_options_are_refused_in_one_line(conf_file, capsys, doc, flags, message):
     path = conf_file(doc)
     assert message in refused(["--config-file", path, *flags], capsys)
+
+
+def test_third_batch_of_dockerd_options(conf_file, tmp_path):
+    path = conf_file({"init": True, "no-new-privileges": True, "default-ipc-mode": "shareable", "ip": "127.0.0.1",
+                      "pidfile": str(tmp_path / "p.pid"), "group": "root"})
+    config = parse_args(["--config-file", path, "--icc=false"])
+    assert (config.init, config.no_new_privileges, config.default_ipc_mode) == (True, True, "shareable")
+    assert (config.icc, config.ip, config.pidfile, config.group) == (False, "127.0.0.1", str(tmp_path / "p.pid"), 0)
+    plain = parse_args(["--data-root", str(tmp_path)])
+    assert (plain.icc, plain.ip, plain.init, plain.group, plain.default_ipc_mode) == (True, "0.0.0.0", False, None,
+                                                                                        "private")
+
+
+def test_no_new_privileges_the_last_opt_else_the_daemons():
+    assert cfg.no_new_privileges([], True) and not cfg.no_new_privileges([], False)
+    assert cfg.no_new_privileges(["no-new-privileges"], False)
+    assert cfg.no_new_privileges(["no-new-privileges:true"], False)
+    assert not cfg.no_new_privileges(["no-new-privileges=false"], True)
+    assert cfg.no_new_privileges(["no-new-privileges=false", "no-new-privileges=true"], False)
+    assert cfg.no_new_privileges(["seccomp=unconfined"], True)
 
 
 def test_a_named_config_file_must_exist(conf_file, capsys, tmp_path, monkeypatch):
@@ -157,8 +182,10 @@ def test_daemon_log_defaults_fill_what_the_container_leaves_out():
     quiet = cfg.with_daemon_defaults(HostConfig(log_config=LogConfig("", {})), parse_args_like(log_driver="none"))
     assert quiet.log_config == LogConfig("none", {})
     # the cgroup namespace: the container's, else the daemon's
-    host_ns = parse_args_like(default_cgroupns_mode="host")
+    host_ns = parse_args_like(default_cgroupns_mode="host", default_ipc_mode="shareable")
     assert cfg.with_daemon_defaults(HostConfig(cgroupns_mode=""), host_ns).cgroupns_mode == "host"
+    assert cfg.with_daemon_defaults(HostConfig(ipc_mode=""), host_ns).ipc_mode == "shareable"
+    assert cfg.with_daemon_defaults(HostConfig(ipc_mode="host"), host_ns).ipc_mode == "host"
     assert cfg.with_daemon_defaults(HostConfig(cgroupns_mode="private"), host_ns).cgroupns_mode == "private"
 
 
