@@ -11,7 +11,9 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import sys
+import uuid
 
 import trio
 
@@ -27,21 +29,23 @@ log = logging.getLogger("pyengined")
 #: goes, once this many more objects are alive.
 GC_THRESHOLD0 = 5000
 
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
+              "fatal": logging.CRITICAL}
+
 
 class Daemon:
     def __init__(self, config: Config) -> None:
         from engine.containers.exec import ExecManager
         from engine.containers.manager import ContainerManager
         from engine.events import EventBus
-        from engine.images import ImageStore, RegistryPolicy
+        from engine.images import ImageStore
         from engine.volumes import VolumeManager
         from engine.networks import NetworkManager
 
         self.config = config
         self.events = EventBus()
-        self.images = ImageStore(config.images_dir, RegistryPolicy(
-            tuple(config.insecure_registries), tuple(config.registry_mirrors),
-            config.max_concurrent_downloads, config.max_concurrent_uploads))
+        self.images = ImageStore(config.images_dir, _registry_policy(config))
+        self.id = ""  # the engine's ID (<data root>/engine-id), read at run
         self.networks = NetworkManager(config, self.events)
         self.volumes = VolumeManager(config, self.events)
         self.runtime = _make_runtime(config)
@@ -74,6 +78,7 @@ class Daemon:
         from engine.runtime import dataroot
 
         os.makedirs(self.config.data_root, mode=0o711, exist_ok=True)
+        self.id = await trio.to_thread.run_sync(engine_id, self.config.data_root)
         await trio.to_thread.run_sync(dataroot.share, self.config.data_root)
         await trio.to_thread.run_sync(self._clear_scratch)
         # The runtime outlives the managers: supervisors wait for their processes through it
@@ -115,11 +120,72 @@ class Daemon:
         if self.runtime.live_restore:
             self.containers.detach()
 
+    async def reload(self) -> None:
+        """SIGHUP: the configuration file read again; its reloadable options
+        (engine.config.options.RELOADABLE) apply from now on, as dockerd's, announced by a
+        `daemon reload` event; a bad file changes nothing (logged)."""
+        if self.config.sources is None:
+            return
+        try:
+            changed, waiting = await trio.to_thread.run_sync(options.reload, self.config.sources, self.config)
+        except options.ConfigError as exc:
+            log.error("configuration not reloaded: %s", exc)
+            return
+        for field, value in changed.items():
+            setattr(self.config, field, value)
+        _set_log_level(self.config)
+        self.images.registry_policy = _registry_policy(self.config)
+        if waiting:
+            log.warning("configuration reloaded; these change only at a restart: %s", ", ".join(waiting))
+        log.info("configuration reloaded (%s)", ", ".join(changed) or "no change")
+        self.events.publish("daemon", "reload", self.id, reload_attributes(self.config))
+
     async def stop_containers(self) -> None:
         """A stop without live restore: running containers are stopped as `docker stop` does
         (engine.containers.ContainerManager.shut_down) before anything is torn down."""
         if not self.runtime.live_restore:
             await self.containers.shut_down(self.config.shutdown_timeout)
+
+
+def reload_attributes(config: Config) -> dict[str, str]:
+    """A `daemon reload` event's attributes: the reloadable options as dockerd shows them
+    (Go's %v of a list: "[a b]"), and the host name."""
+    def shown(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return "[" + " ".join(map(str, value)) + "]"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    out = {field.replace("_", "-"): shown(getattr(config, field)) for field in options.RELOADABLE}
+    out["name"] = socket.gethostname()
+    return dict(sorted(out.items()))
+
+
+def _registry_policy(config: Config):
+    from engine.images import RegistryPolicy
+
+    return RegistryPolicy(tuple(config.insecure_registries), tuple(config.registry_mirrors),
+                          config.max_concurrent_downloads, config.max_concurrent_uploads)
+
+
+def _set_log_level(config: Config) -> None:
+    logging.getLogger().setLevel(logging.DEBUG if config.debug else LOG_LEVELS[config.log_level])
+
+
+def engine_id(data_root: str) -> str:
+    """The engine's ID (docker info's), made once per data root."""
+    path = os.path.join(data_root, "engine-id")
+    try:
+        with open(path) as f:
+            ident = f.read().strip()
+        if ident:
+            return ident
+    except FileNotFoundError:
+        pass
+    ident = str(uuid.uuid4())
+    with open(path + ".tmp", "w") as f:
+        f.write(ident + "\n")
+    os.replace(path + ".tmp", path)
+    return ident
 
 
 async def _stop_adopted(adopted: dict) -> dict:
@@ -177,6 +243,7 @@ def parse_args(argv: list[str] | None) -> Config:
     parser.add_argument("-v", "--version", action="version", version=f"pyengined {__version__}")
     given = vars(parser.parse_args(argv))
     path, explicit = options.config_file_path(given.pop("config_file"))
+    sources = options.Sources(path, explicit, dict(given))
     try:
         values = options.merge(given, options.read_file(path, explicit), path)
         _check_container_defaults(values)
@@ -190,7 +257,7 @@ def parse_args(argv: list[str] | None) -> Config:
                                 or os.environ.get("PYENGINE_DATA_ROOT") or DEFAULT_DATA_ROOT)
     values["exec_root"] = os.path.abspath(values.get("exec_root") or DEFAULT_EXEC_ROOT)
     values["cgroup_parent"] = values.get("cgroup_parent") or _default_cgroup_parent(data_root)
-    return Config(data_root=data_root, hosts=hosts, **values)
+    return Config(data_root=data_root, hosts=hosts, sources=sources, **values)
 
 
 def _check_container_defaults(values: dict) -> None:
@@ -208,12 +275,15 @@ def _check_container_defaults(values: dict) -> None:
 
 
 async def _serve(config: Config) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             daemon = Daemon(config)
             await nursery.start(daemon.run)
             _tune_gc()
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await daemon.reload()
+                    continue
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 daemon.detach()
                 await _stop_containers(daemon, signals)
@@ -227,8 +297,9 @@ async def _stop_containers(daemon: Daemon, signals) -> None:
     async with trio.open_nursery() as stopping:
         async def on_next_signal() -> None:
             async for signum in signals:
-                log.warning("received %s again: killing the containers", signal.Signals(signum).name)
-                stopping.cancel_scope.cancel()
+                if signum != signal.SIGHUP:
+                    log.warning("received %s again: killing the containers", signal.Signals(signum).name)
+                    stopping.cancel_scope.cancel()
 
         stopping.start_soon(on_next_signal)
         await daemon.stop_containers()
@@ -244,10 +315,8 @@ def _tune_gc() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR,
-              "fatal": logging.CRITICAL}
     logging.basicConfig(
-        level=logging.DEBUG if config.debug else levels[config.log_level],
+        level=logging.DEBUG if config.debug else LOG_LEVELS[config.log_level],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -77,6 +77,9 @@ class Config:
     # carries over): overlay2, native.cgroupdriver=cgroupfs
     storage_driver: str = "overlay2"
     exec_opts: list[str] = field(default_factory=list)
+    # Where these came from (engine.config.options.Sources), read again at SIGHUP; None: built
+    # in code, nothing to reload
+    sources: object = None
 
     @property
     def containers_dir(self) -> str:

@@ -148,20 +148,21 @@ def _group(value: Any) -> int:
         raise ValueError(f"group {text} not found") from None
 
 
-def _positive(value: Any) -> int:
+def _integer(value: Any, minimum: int, what: str) -> int:
+    """A JSON number (or a flag's digits) of at least `minimum`."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"expected a positive number, got {json.dumps(value)}")
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"expected {what}, got {json.dumps(value)}")
     return value
+
+
+def _positive(value: Any) -> int:
+    return _integer(value, 1, "a positive number")
 
 
 def _seconds(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"expected a number of seconds (0 or more), got {json.dumps(value)}")
-    return value
+    return _integer(value, 0, "a number of seconds (0 or more)")
 
 
 def _mtu(value: Any) -> int:
@@ -507,3 +508,33 @@ def config_file_path(explicit: str | None) -> tuple[str, bool]:
         return explicit, True
     env = os.environ.get("PYENGINE_CONFIG_FILE")
     return (env, True) if env else (DEFAULT_CONFIG_FILE, False)
+
+
+# ------------------------------------------------------------------------- reload (SIGHUP)
+
+#: What a running daemon takes again from its file at SIGHUP (those of dockerd's reloadable
+#: options that pyengine has); other changes wait for a restart.
+RELOADABLE = ("debug", "log_level", "labels", "insecure_registries", "registry_mirrors",
+              "max_concurrent_downloads", "max_concurrent_uploads", "shutdown_timeout")
+
+
+@attrs.frozen
+class Sources:
+    """Where a daemon's options came from, to read them again."""
+
+    path: str  # the configuration file
+    named: bool  # given by --config-file or $PYENGINE_CONFIG_FILE (so it must exist)
+    flags: dict  # the flags given, as argparse left them
+
+
+def reload(sources: Sources, current) -> tuple[dict[str, Any], list[str]]:
+    """The file read again with the same flags: (reloadable Config attributes it sets to
+    another value → that value, keys of other options it sets otherwise). As dockerd, an
+    option the file no longer names keeps its value. `current`: the running Config. Raises
+    ConfigError as at start."""
+    values = merge(sources.flags, read_file(sources.path, sources.named), sources.path)
+    changed = {field: values[field] for field in RELOADABLE
+               if field in values and values[field] != getattr(current, field)}
+    waiting = [o.key for o in OPTIONS if o.field not in RELOADABLE and o.field in values
+               and values[o.field] != getattr(current, o.field)]
+    return changed, list(dict.fromkeys(waiting))

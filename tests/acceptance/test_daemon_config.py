@@ -9,9 +9,11 @@ import ipaddress
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -278,3 +280,47 @@ def test_a_stop_without_live_restore_stops_containers_as_docker_stop():
         assert states["always"]["Status"] == "running"  # by the new daemon's restart policy
         assert docker("logs", "always").stdout.splitlines() == ["up", "up"]
         docker("rm", "-f", "graceful", "stubborn", "always")
+
+
+def test_sighup_reloads_what_dockerd_reloads():
+    """SIGHUP: labels, debug, insecure registries, mirrors, shutdown-timeout… from the file
+    again (docker info shows them, a `daemon reload` event tells), a change of another option
+    is logged as waiting for a restart, and a bad file changes nothing."""
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump({"labels": ["a=1"]}, f)
+
+    with private_daemon(prefix="pe-reload-", bootstrap=False, prepare=prepare) as d:
+        def info():
+            result = subprocess.run([DOCKER, "info", "--format", "{{json .}}"], env=d.env(), capture_output=True,
+                                    text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            return json.loads(result.stdout)
+
+        before = info()
+        assert before["Labels"] == ["a=1"] and before["Debug"] is False and before["ID"]
+        with open(d.config_file, "w") as f:
+            json.dump({"labels": ["a=2", "b=3"], "debug": True, "insecure-registries": ["10.66.0.0/16"],
+                       "registry-mirrors": ["http://127.0.0.1:1"], "shutdown-timeout": 5, "dns": ["10.1.1.1"]}, f)
+        d.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: info()["Labels"] == ["a=2", "b=3"], what="the labels reloaded")
+        after = info()
+        assert after["Debug"] is True and after["ID"] == before["ID"]
+        assert "10.66.0.0/16" in after["RegistryConfig"]["InsecureRegistryCIDRs"]
+        assert after["RegistryConfig"]["Mirrors"] == ["http://127.0.0.1:1/"]
+        assert "these change only at a restart: dns" in d.log()
+        events = subprocess.run([DOCKER, "events", "--since", "0", "--until", str(int(time.time()) + 1),
+                                 "--filter", "type=daemon", "--format", "{{json .}}"], env=d.env(),
+                                capture_output=True, text=True, timeout=60)
+        reloads = [json.loads(line) for line in events.stdout.splitlines()]
+        assert [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in reloads] == [("daemon", "reload", before["ID"])]
+        attributes = reloads[0]["Actor"]["Attributes"]
+        assert attributes["labels"] == "[a=2 b=3]" and attributes["shutdown-timeout"] == "5"
+        # a bad file: logged, nothing changes
+        with open(d.config_file, "w") as f:
+            f.write('{"labels": ["c=4"], "bogus": 1}')
+        d.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration not reloaded" in d.log(), what="the refusal logged")
+        assert "don't match any configuration option: bogus" in d.log()
+        assert info()["Labels"] == ["a=2", "b=3"]
+

@@ -243,3 +243,18 @@ def parse_args_like(**fields):
     from engine.config import Config
 
     return Config(**fields)
+
+
+def test_reload_reads_the_file_again_with_the_same_flags(conf_file, tmp_path):
+    path = conf_file({"labels": ["a=1"], "dns": ["10.0.0.1"]})
+    running = parse_args(["--config-file", path, "-D", "--data-root", str(tmp_path)])
+    assert running.sources == options.Sources(path, True, running.sources.flags)
+    conf_file({"labels": ["a=2"], "dns": ["10.0.0.2"], "max-concurrent-uploads": 7, "log-level": "error"})
+    changed, waiting = options.reload(running.sources, running)
+    assert changed == {"labels": ["a=2"], "max_concurrent_uploads": 7, "log_level": "error"}
+    assert waiting == ["dns"]  # debug stays the flag's
+    conf_file({})  # a key no longer named keeps its value, as dockerd
+    assert options.reload(running.sources, running) == ({}, [])
+    conf_file({"debug": False})
+    with pytest.raises(options.ConfigError, match="specified both as a flag and in the configuration file"):
+        options.reload(running.sources, running)
