@@ -265,11 +265,14 @@ def _check_container_defaults(values: dict) -> None:
     from engine import errors
     from engine.containers.config import validate_log_config, validate_ulimit
     from engine.containers.spec import Ulimit
+    from engine.runtime import seccomp
 
     try:
         validate_log_config(values.get("log_driver", "json-file"), values.get("log_opts", {}))
         for limit in values.get("default_ulimits", ()):
             validate_ulimit(Ulimit(limit.name, limit.soft, limit.hard))
+        if values.get("seccomp_profile", "") not in ("", "builtin", "unconfined"):
+            seccomp.profile_file(values["seccomp_profile"])
     except errors.EngineError as exc:
         raise options.ConfigError(exc.message) from None
 

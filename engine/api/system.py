@@ -168,7 +168,8 @@ async def info(req: Request) -> Response:
     bus = getattr(daemon, "events", None)
     listeners = bus.statistics().subscribers if bus is not None else 0
     cgroup_version = facts["cgroup"]
-    security = ["name=seccomp,profile=default"]
+    profile = getattr(config, "seccomp_profile", "") or "builtin"
+    security = [f"name=seccomp,profile={'default' if profile == 'builtin' else profile}"]
     if cgroup_version == "2":
         security.append("name=cgroupns")
     return json_response({

@@ -71,6 +71,9 @@ class Config:
     # A stop without live restore stops running containers as `docker stop` does, all at once,
     # within this many seconds (or the longest --stop-timeout among them, if longer).
     shutdown_timeout: int = 15
+    # containers' seccomp profile when they name none: "" or "builtin" (Docker's default),
+    # "unconfined", or a JSON profile's path (read once, at start)
+    seccomp_profile: str = ""
     pidfile: str | None = None  # the daemon's pid is written there while it runs
     group: int | None = None  # gid of the unix API sockets (None: root's)
     # Accepted as dockerd's, with the only values this engine has (so a dockerd config file

@@ -385,6 +385,8 @@ OPTIONS: tuple[Option, ...] = (
            "containers get no-new-privileges unless they say", switch=True),
     Option("default-ipc-mode", "default_ipc_mode", _ipc_mode, ("--default-ipc-mode",),
            "containers' IPC mode: private (default) or shareable"),
+    Option("seccomp-profile", "seccomp_profile", _string, ("--seccomp-profile",),
+           "containers' default seccomp profile: a JSON file, unconfined or builtin (Docker's)", metavar="PATH"),
     Option("shutdown-timeout", "shutdown_timeout", _seconds, ("--shutdown-timeout",),
            "seconds a stop without live restore gives containers to stop (15)", metavar="SECONDS"),
     Option("pidfile", "pidfile", _string, ("-p", "--pidfile"), "file the daemon writes its pid to"),

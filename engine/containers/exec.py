@@ -105,7 +105,8 @@ class ExecManager:
             tty=conf.tty,
             # docker exec runs under the container's profile (compiled for the container's caps).
             seccomp_bpf=seccomp_program(host.security_opt, host.privileged,
-                                        resolve_capabilities(cap_add, cap_drop, host.privileged)),
+                                        resolve_capabilities(cap_add, cap_drop, host.privileged),
+                                        self.containers.config.seccomp_profile),
             # runc gives an exec the container's OomScoreAdj (not the daemon's score).
             oom_score_adj=host.oom_score_adj,
         )

@@ -181,8 +181,8 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
     and from a worker thread (when it reads, or a bind source is made).
     `extra_env` (legacy link variables) come before the container's own Env, which wins;
     `devices` (--device nodes) come after the default ones and, privileged, the host's;
-    `daemon` (engine.config.Config): its default ulimits (under the container's own), --init
-    and no-new-privileges (when the container says nothing of them)."""
+    `daemon` (engine.config.Config): its default ulimits (under the container's own), --init,
+    no-new-privileges and seccomp profile (when the container says nothing of them)."""
     conf, host = container.config, container.host_config
     hostname = conf.hostname or container.short_id
     privileged = host.privileged
@@ -204,7 +204,7 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
         no_new_privileges=cfg.no_new_privileges(security, daemon is not None and daemon.no_new_privileges),
         rlimits=cfg.rlimits(host, daemon.default_ulimits if daemon is not None else ()),
         tty=conf.tty,
-        seccomp_bpf=seccomp_program(security, privileged, capabilities),
+        seccomp_bpf=seccomp_program(security, privileged, capabilities, daemon.seccomp_profile if daemon else ""),
         oom_score_adj=host.oom_score_adj,
     )
     mounts: list[MountSpec] = []

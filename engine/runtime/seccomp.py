@@ -549,17 +549,35 @@ def reads_a_profile_file(security_opt: Iterable[str] | None) -> bool:
     return value not in (None, "", "builtin", "default", "unconfined") and not value.lstrip().startswith("{")
 
 
-def program_for(security_opt: Iterable[str] | None, privileged: bool, capabilities: Iterable[str]) -> bytes | None:
+@functools.cache
+def profile_file(path: str) -> Profile:
+    """The daemon's --seccomp-profile, read once (at daemon start, which checks it)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as exc:
+        raise errors.InvalidParameter(f"opening seccomp profile ({path}) failed: {exc.strerror}") from None
+    return load_profile(text)
+
+
+def program_for(security_opt: Iterable[str] | None, privileged: bool, capabilities: Iterable[str],
+                daemon_profile: str = "") -> bytes | None:
     """Docker's rules: --privileged or seccomp=unconfined → no filter; seccomp=<JSON profile>
     (the docker CLI sends the file's content) or seccomp=<path to a JSON file on the daemon's
-    host> → that profile; otherwise (also seccomp=builtin/default) the default profile."""
+    host> → that profile; seccomp=builtin (or default) → Docker's default profile; no seccomp
+    option → the daemon's `--seccomp-profile` ("unconfined", a file's path; "" or "builtin":
+    Docker's default)."""
     if privileged:
         return None
     value = profile_option(security_opt)
+    if value in (None, ""):
+        value = daemon_profile or "builtin"
+        if value not in ("builtin", "unconfined"):
+            return compile_profile(profile_file(value), frozenset(capabilities))
     if value == "unconfined":
         return None
     caps = frozenset(capabilities)
-    if value in (None, "", "builtin", "default"):
+    if value in ("builtin", "default"):
         return compile_profile(DEFAULT_PROFILE, caps)
     text = value
     if not value.lstrip().startswith("{"):

@@ -324,3 +324,38 @@ def test_sighup_reloads_what_dockerd_reloads():
         assert "don't match any configuration option: bogus" in d.log()
         assert info()["Labels"] == ["a=2", "b=3"]
 
+
+def test_the_daemons_seccomp_profile_is_the_containers_default(tmp_path):
+    """seccomp-profile: a file whose profile refuses mkdir is what containers get unless they
+    name one (seccomp=unconfined, or builtin: Docker's, which allows mkdir)."""
+    profile = tmp_path / "no-mkdir.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump({"seccomp-profile": str(profile)}, f)
+
+    with private_daemon(prefix="pe-seccomp-", prepare=prepare) as d:
+        def mkdir(*flags):
+            return subprocess.run([DOCKER, "run", "--rm", "--pull", "never", *flags, "busybox", "mkdir", "/made"],
+                                  env=d.env(), capture_output=True, text=True, timeout=60)
+
+        refused = mkdir()
+        assert refused.returncode == 1 and "Operation not permitted" in refused.stderr
+        assert mkdir("--security-opt", "seccomp=unconfined").returncode == 0
+        assert mkdir("--security-opt", "seccomp=builtin").returncode == 0
+        shown = subprocess.run([DOCKER, "info", "--format", "{{json .SecurityOptions}}"], env=d.env(),
+                               capture_output=True, text=True, timeout=60).stdout
+        assert f"name=seccomp,profile={profile}" in json.loads(shown)
+    # a profile that is not there stops the daemon before it starts
+    root = tempfile.mkdtemp(prefix="pe-seccomp-bad-")
+    try:
+        result = subprocess.run([sys.executable, "-m", "engine.daemon", "--data-root", os.path.join(root, "data"),
+                                 "-H", f"unix://{root}/s.sock", "--config-file", os.devnull,
+                                 "--seccomp-profile", os.path.join(root, "missing.json")],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "opening seccomp profile" in result.stderr and "No such file or directory" in result.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

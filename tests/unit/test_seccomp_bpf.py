@@ -245,3 +245,21 @@ def test_program_for_docker_options(tmp_path):
     with pytest.raises(errors.InvalidParameter):
         sc.program_for(['seccomp={"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_AARCH64"]}'],
                        False, DEFAULT_CAPABILITIES)
+
+
+def test_a_container_without_a_seccomp_option_gets_the_daemons_profile(tmp_path):
+    from engine.runtime.seccomp import DEFAULT_PROFILE, compile_profile, load_profile, program_for
+
+    text = '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}'
+    path = tmp_path / "profile.json"
+    path.write_text(text)
+    caps = ("CAP_CHOWN",)
+    own = compile_profile(load_profile(text), frozenset(caps))
+    assert program_for(None, False, caps, str(path)) == own
+    assert program_for([], False, caps, "unconfined") is None
+    assert program_for(None, False, caps, "") == program_for(None, False, caps, "builtin") \
+        == compile_profile(DEFAULT_PROFILE, frozenset(caps))
+    # the container's own choice wins over the daemon's
+    assert program_for(["seccomp=builtin"], False, caps, str(path)) == compile_profile(DEFAULT_PROFILE, frozenset(caps))
+    assert program_for(["seccomp=unconfined"], False, caps, str(path)) is None
+    assert program_for(None, True, caps, str(path)) is None  # privileged
