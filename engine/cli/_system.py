@@ -110,14 +110,28 @@ def info(cli: Cli, a: argparse.Namespace) -> int:
             ("Total Memory", bytes_size(i["MemTotal"]) if i.get("MemTotal") else None),
             ("Name", i.get("Name")), ("ID", i.get("ID")),
             ("Docker Root Dir", i.get("DockerRootDir")),
-            ("Debug Mode", str(bool(i.get("Debug"))).lower()),
-            ("Experimental", str(bool(i.get("ExperimentalBuild"))).lower()),
-            ("Live Restore Enabled", str(bool(i.get("LiveRestoreEnabled"))).lower())]
+            ("Debug Mode", str(bool(i.get("Debug"))).lower())]
     lines += [f" {k}: {v}" for k, v in more if v not in (None, "")]
+    lines += _listed("Labels", i.get("Labels") or [])
+    lines.append(f" Experimental: {str(bool(i.get('ExperimentalBuild'))).lower()}")
+    registries = i.get("RegistryConfig") or {}
+    insecure = [name for name, index in sorted((registries.get("IndexConfigs") or {}).items())
+                if not index.get("Secure", True)]
+    lines += _listed("Insecure Registries", insecure + list(registries.get("InsecureRegistryCIDRs") or []))
+    lines += _listed("Registry Mirrors", registries.get("Mirrors") or [])
+    lines.append(f" Live Restore Enabled: {str(bool(i.get('LiveRestoreEnabled'))).lower()}")
+    pools = i.get("DefaultAddressPools") or []
+    if pools:
+        lines += [" Default Address Pools:"] + [f"   Base: {p.get('Base')}, Size: {p.get('Size')}" for p in pools]
     cli.print("\n".join(lines))
     for w in i.get("Warnings") or []:
         cli.warn(w)
     return 0
+
+
+def _listed(title: str, items: list) -> list[str]:
+    """A titled list of docker info's text ("", when empty)."""
+    return [f" {title}:"] + [f"  {item}" for item in items] if items else []
 
 
 @command("system prune", "Remove unused data",

@@ -61,7 +61,7 @@ def docker(configured):
             assert result.returncode == 0, (args, result.stdout, result.stderr, configured.log()[-2000:])
         return result
 
-    run.names = names
+    run.names, run.env = names, configured.env()
     yield run
     for name in names:
         run("rm", "-f", name, check=False)
@@ -79,6 +79,17 @@ def test_info_shows_the_daemons_configuration(docker):
     assert registry["IndexConfigs"]["myreg.example:5000"]["Secure"] is False
     shown = docker("info").stdout
     assert "team=infra" in shown and "myreg.example:5000" in shown
+    # pyengine info shows them as the docker CLI does, from " Labels:" to the pools
+    ours = subprocess.run([sys.executable, "-m", "engine.cli", "info"], env=docker.env, capture_output=True,
+                          text=True, timeout=60).stdout
+
+    def block(text):
+        lines = text.splitlines()
+        start = lines.index(" Labels:")
+        return [line for line in lines[start:] if line.strip() and not line.startswith("WARNING")]
+
+    assert block(ours) == block(shown)
+    assert block(ours)[-2:] == [" Default Address Pools:", "   Base: 10.213.0.0/16, Size: 24"]
 
 
 def test_containers_get_the_daemons_defaults_under_their_own(docker):
