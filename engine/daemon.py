@@ -167,6 +167,14 @@ def _registry_policy(config: Config):
                           config.max_concurrent_downloads, config.max_concurrent_uploads)
 
 
+def _set_proxy_env(proxies: dict[str, str]) -> None:
+    """The configured proxies as this process's environment, which the registry clients
+    (httpx) read, upper and lower case (both spellings are in use)."""
+    for key, name in (("http-proxy", "HTTP_PROXY"), ("https-proxy", "HTTPS_PROXY"), ("no-proxy", "NO_PROXY")):
+        if key in proxies:
+            os.environ[name] = os.environ[name.lower()] = proxies[key]
+
+
 def _set_log_level(config: Config) -> None:
     logging.getLogger().setLevel(logging.DEBUG if config.debug else LOG_LEVELS[config.log_level])
 
@@ -326,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("pyengined: must run as root", file=sys.stderr)
         return 1
+    _set_proxy_env(config.proxies)
     try:
         with _pidfile(config.pidfile):
             trio.run(_serve, config)

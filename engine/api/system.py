@@ -216,9 +216,9 @@ async def info(req: Request) -> Response:
         "MemTotal": facts["mem"],
         "GenericResources": None,
         "DockerRootDir": data_root,
-        "HttpProxy": os.environ.get("HTTP_PROXY", ""),
-        "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
-        "NoProxy": os.environ.get("NO_PROXY", ""),
+        "HttpProxy": _masked(_env("HTTP_PROXY")),
+        "HttpsProxy": _masked(_env("HTTPS_PROXY")),
+        "NoProxy": _env("NO_PROXY"),
         "Name": facts["name"],
         "Labels": list(getattr(config, "labels", [])),
         "ExperimentalBuild": False,
@@ -240,6 +240,22 @@ async def info(req: Request) -> Response:
                                 for p in getattr(config, "default_address_pools", [])] or None,
         "Warnings": None,
     })
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name) or os.environ.get(name.lower()) or ""
+
+
+def _masked(url: str) -> str:
+    """A proxy URL with its user and password shown as xxxxx, as dockerd's info."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = "xxxxx:xxxxx" if parts.password is not None else "xxxxx"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def _registry_config(daemon) -> dict:

@@ -56,6 +56,9 @@ class Config:
     # Registries spoken to over plain http besides loopback ones: host[:port] or CIDR.
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)  # for Docker Hub's images, in order
+    # The daemon's own proxy (registries): {"http-proxy", "https-proxy", "no-proxy"} → value,
+    # set as its HTTP(S)_PROXY/NO_PROXY environment at start, as dockerd's
+    proxies: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)  # the daemon's, key=value (docker info)
     log_level: str = "info"  # engine.config.options.LOG_LEVELS; debug also by `debug`
     experimental: bool = False  # dockerd's key, accepted as false (no experimental features)

@@ -7,7 +7,8 @@ As dockerd: the file is a JSON object of option keys ("log-opts", "dns", "hosts"
 that names no option, or an option given both as a flag and in the file, is an error, as is a
 missing file named by --config-file (the default path may be absent). Values are checked
 here for their shape (sizes, CIDRs, key=value pairs); `engine.daemon` checks what depends on
-the engine (a log driver it has, ulimit names).
+the engine (a log driver it has, ulimit names, a seccomp profile file). At SIGHUP `reload`
+reads the file again for the options a running daemon takes (RELOADABLE).
 """
 
 from __future__ import annotations
@@ -202,6 +203,25 @@ def _ip_addresses(value: Any) -> list[str]:
         except ValueError:
             raise ValueError(f"{text} is not an ip address") from None
     return out
+
+
+PROXY_KEYS = ("http-proxy", "https-proxy", "no-proxy")
+
+
+def _proxies(value: Any) -> dict[str, str]:
+    """{"http-proxy": URL, "https-proxy": URL, "no-proxy": "host,.domain,CIDR"} (dockerd's)."""
+    proxies = _string_map(value)
+    unknown = [key for key in proxies if key not in PROXY_KEYS]
+    if unknown:
+        raise ValueError(f"unknown proxy setting {unknown[0]!r}: one of {', '.join(PROXY_KEYS)}")
+    for key in ("http-proxy", "https-proxy"):
+        if proxies.get(key):
+            from urllib.parse import urlsplit
+
+            url = urlsplit(proxies[key])
+            if url.scheme not in ("http", "https", "socks5") or not url.hostname:
+                raise ValueError(f"invalid {key} {proxies[key]!r}: expected scheme://host[:port]")
+    return {key: proxies[key] for key in PROXY_KEYS if proxies.get(key)}
 
 
 def _mirrors(value: Any) -> list[str]:
@@ -403,6 +423,9 @@ OPTIONS: tuple[Option, ...] = (
            "registry (host[:port] or CIDR) spoken to over plain http", repeat=True),
     Option("registry-mirrors", "registry_mirrors", _mirrors, ("--registry-mirror",),
            "Docker Hub mirror (http(s)://host[:port]), tried before the Hub", repeat=True),
+    Option("proxies", "proxies", _proxies, ("--http-proxy", "--https-proxy", "--no-proxy"),
+           "the daemon's own proxy (registries): --http-proxy URL, --https-proxy URL, --no-proxy LIST",
+           repeat=True, from_flags=_pairs, metavar="VALUE"),
     Option("labels", "labels", _labels, ("--label",), "daemon label key=value", repeat=True),
     Option("default-ulimits", "default_ulimits", _ulimits, ("--default-ulimit",),
            "containers' default ulimit name=soft[:hard]", repeat=True, from_flags=_ulimit_flags),
@@ -425,7 +448,21 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             kw["metavar"] = o.metavar or o.flags[-1].lstrip("-").upper().replace("-", "_")
             if o.repeat:
                 kw["action"] = "append"
+        if o.key == "proxies":  # one flag per key of the file's object
+            for flag in o.flags:
+                parser.add_argument(flag, **{**kw, "action": _KeyedAppend,
+                                             "help": f"the daemon's own {flag[2:].replace('-', ' ')} (registries)"})
+            continue
         parser.add_argument(*o.flags, **kw)
+
+
+class _KeyedAppend(argparse.Action):
+    """--https-proxy URL → "https-proxy=URL" in the option's list (read by _pairs)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append(f"{option_string.lstrip('-')}={values}")
+        setattr(namespace, self.dest, items)
 
 
 def read_file(path: str, explicit: bool) -> dict[str, Any]:

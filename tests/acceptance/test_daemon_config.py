@@ -370,3 +370,21 @@ def test_the_daemons_seccomp_profile_is_the_containers_default(tmp_path):
         assert "opening seccomp profile" in result.stderr and "No such file or directory" in result.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_daemons_proxy_carries_its_registry_traffic():
+    """proxies.https-proxy: a pull from Docker Hub goes to the proxy (here a closed local
+    port: refused at once, no lookup of the Hub), docker info shows it without credentials."""
+    def prepare(handle):
+        with open(handle.config_file, "w") as f:
+            json.dump({"proxies": {"https-proxy": "http://bob:secret@127.0.0.1:9", "no-proxy": "localhost"}}, f)
+
+    with private_daemon(prefix="pe-proxy-", bootstrap=False, prepare=prepare) as d:
+        def docker(*args):
+            return subprocess.run([DOCKER, *args], env=d.env(), capture_output=True, text=True, timeout=120)
+
+        info = json.loads(docker("info", "--format", "{{json .}}").stdout)
+        assert (info["HttpsProxy"], info["NoProxy"]) == ("http://xxxxx:xxxxx@127.0.0.1:9", "localhost")
+        pulled = docker("pull", "busybox:proxied")
+        assert pulled.returncode != 0
+        assert "registry-1.docker.io" in pulled.stderr and "connection refused" in pulled.stderr, pulled.stderr

@@ -122,6 +122,9 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
     ({"group": "no-such-group-here"}, [], "group no-such-group-here not found"),
     ({}, ["--icc", "maybe"], "invalid argument for --icc: invalid boolean 'maybe'"),
     ({"icc": "false"}, [], "expected true or false"),
+    ({"proxies": {"ftp-proxy": "x"}}, [], "unknown proxy setting 'ftp-proxy'"),
+    ({"proxies": {"https-proxy": "proxy.corp"}}, [], "invalid https-proxy 'proxy.corp'"),
+    ({"proxies": {"no-proxy": "x"}}, ["--https-proxy", "http://p:1"], "specified both as a flag and in the"),
     ({"registry-mirrors": ["ftp://m.corp"]}, [], 'invalid mirror: unsupported scheme "ftp"'),
     ({"registry-mirrors": ["https://m.corp/v2/"]}, [], "invalid mirror: path, query, or fragment"),
     ({"registry-mirrors": ["https://u:p@m.corp"]}, [], "username/password not allowed"),
@@ -148,6 +151,11 @@ def test_third_batch_of_dockerd_options(conf_file, tmp_path):
     plain = parse_args(["--data-root", str(tmp_path)])
     assert (plain.icc, plain.ip, plain.init, plain.group, plain.default_ipc_mode) == (True, "0.0.0.0", False, None,
                                                                                         "private")
+
+
+def test_proxy_flags_fill_the_files_object(conf_file, tmp_path):
+    config = parse_args(["--data-root", str(tmp_path), "--http-proxy", "http://p:3128", "--no-proxy", "a,.b"])
+    assert config.proxies == {"http-proxy": "http://p:3128", "no-proxy": "a,.b"}
 
 
 def test_no_new_privileges_the_last_opt_else_the_daemons():
