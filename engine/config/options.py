@@ -359,6 +359,7 @@ class Option:
     from_flags: Callable[[Any], Any] | None = None
     metavar: str | None = None
     in_file: bool = True  # False: a flag only
+    keyed: bool = False  # one flag per key of the file's object: --https-proxy V → "https-proxy=V"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -389,7 +390,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage-driver", "storage_driver", _storage_driver, ("-s", "--storage-driver"), "overlay2 (the only one)"),
     Option("exec-opts", "exec_opts", _exec_opts, ("--exec-opt",), "native.cgroupdriver=cgroupfs (the only one)",
            repeat=True),
-    Option("experimental", "experimental", _not_experimental, in_file=True),
+    Option("experimental", "experimental", _not_experimental),
     Option("max-concurrent-downloads", "max_concurrent_downloads", _positive, ("--max-concurrent-downloads",),
            "layers downloaded at once per pull (3)"),
     Option("max-concurrent-uploads", "max_concurrent_uploads", _positive, ("--max-concurrent-uploads",),
@@ -425,7 +426,7 @@ OPTIONS: tuple[Option, ...] = (
            "Docker Hub mirror (http(s)://host[:port]), tried before the Hub", repeat=True),
     Option("proxies", "proxies", _proxies, ("--http-proxy", "--https-proxy", "--no-proxy"),
            "the daemon's own proxy (registries): --http-proxy URL, --https-proxy URL, --no-proxy LIST",
-           repeat=True, from_flags=_pairs, metavar="VALUE"),
+           repeat=True, from_flags=_pairs, metavar="VALUE", keyed=True),
     Option("labels", "labels", _labels, ("--label",), "daemon label key=value", repeat=True),
     Option("default-ulimits", "default_ulimits", _ulimits, ("--default-ulimit",),
            "containers' default ulimit name=soft[:hard]", repeat=True, from_flags=_ulimit_flags),
@@ -448,7 +449,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             kw["metavar"] = o.metavar or o.flags[-1].lstrip("-").upper().replace("-", "_")
             if o.repeat:
                 kw["action"] = "append"
-        if o.key == "proxies":  # one flag per key of the file's object
+        if o.keyed:
             for flag in o.flags:
                 parser.add_argument(flag, **{**kw, "action": _KeyedAppend,
                                              "help": f"the daemon's own {flag[2:].replace('-', ' ')} (registries)"})
