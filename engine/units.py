@@ -46,3 +46,15 @@ def ram_in_bytes(text: str) -> int:
         raise ValueError(f"invalid size: '{text}'") from None
     unit = (m.group(2) or "").lower()
     return int(num * _RAM_MULT.get(unit, 1))
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """go-units ParseUlimit's "name=soft[:hard]" (one number: soft and hard) → (name, soft,
+    hard); ValueError when a limit is not a number. The name is the caller's to check."""
+    name, sep, limits = text.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        soft_n = int(soft)
+        return name, soft_n, int(hard) if hard else soft_n
+    except ValueError:
+        raise ValueError(f"invalid ulimit {text!r}") from None

@@ -385,7 +385,8 @@ def host_config(body: dict) -> HostConfig:
         extra_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
         restart_policy=restart_policy(host.get("RestartPolicy")).normalized(),
         auto_remove=bool(host.get("AutoRemove")),
-        # An empty Type (or ShmSize, CgroupnsMode, IpcMode): the daemon's default (engine.containers.config.with_daemon_defaults)
+        # An empty Type (or ShmSize, CgroupnsMode, IpcMode): the daemon's default
+        # (engine.containers.config.with_daemon_defaults)
         log_config=LogConfig(_str(log_config.get("Type"), "LogConfig.Type"),
                              {str(k): str(v) for k, v in _object(log_config.get("Config"), "LogConfig.Config").items()}),
         privileged=bool(host.get("Privileged")),

@@ -300,8 +300,8 @@ _ACCEPT_TRANSIENT_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno
 async def serve_api(app, hosts: Sequence[str], tls: ssl.SSLContext | None = None, *,
                     socket_gid: int | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Listen on every host (`unix:///path` (of group `socket_gid`), `tcp://host:port`; TLS
-    for tcp when `tls` is given) until cancelled. `task_status.started(addresses)` once listening; on cancellation
-    stop accepting, cancel the handlers, unlink the unix sockets."""
+    for tcp when `tls` is given) until cancelled. `task_status.started(addresses)` once
+    listening; on cancellation stop accepting, cancel the handlers, unlink the unix sockets."""
     listeners: list = []
     unix_paths: list[str] = []
     addresses: list[str] = []

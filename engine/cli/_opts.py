@@ -8,6 +8,8 @@ import os
 from typing import Any
 
 from ._app import arg
+from engine.units import parse_ulimit
+
 from ._format import parse_duration, ram_in_bytes
 
 RUN_ARGS = [
@@ -390,12 +392,11 @@ def parse_tmpfs(items: list[str]) -> dict[str, str]:
 def parse_ulimits(items: list[str]) -> list[dict]:
     out = []
     for item in items:
-        name, _, val = item.partition("=")
-        soft, _, hard = val.partition(":")
         try:
-            out.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+            name, soft, hard = parse_ulimit(item)
         except ValueError:
             raise OptError(f"invalid ulimit argument: {item}") from None
+        out.append({"Name": name, "Soft": soft, "Hard": hard})
     return out
 
 

@@ -331,16 +331,13 @@ def _ulimit_flags(texts: list[str]) -> dict:
     """--default-ulimit nofile=1024:2048 (one number: soft and hard)."""
     out = {}
     for text in texts:
-        name, sep, limits = text.partition("=")
-        soft, _, hard = limits.partition(":")
         try:
-            soft_n = int(soft)
-            hard_n = int(hard) if hard else soft_n
+            name, soft, hard = units.parse_ulimit(text)
         except ValueError:
-            raise ValueError(f"invalid ulimit {text!r}: expected name=soft[:hard]") from None
-        if not sep or not name:
+            name = ""
+        if not name or "=" not in text:
             raise ValueError(f"invalid ulimit {text!r}: expected name=soft[:hard]")
-        out[name] = {"Name": name, "Soft": soft_n, "Hard": hard_n}
+        out[name] = {"Name": name, "Soft": soft, "Hard": hard}
     return out
 
 
@@ -511,8 +508,8 @@ def merge(flags: dict[str, Any], file_values: dict[str, Any], path: str) -> dict
             raise ConfigError(f"conflicting options: {_BY_KEY[other].flags[-1]} and {_BY_KEY[key].flags[-1]}")
     both = [key for key in given_flags if key in file_values or _same_field(key, file_values)]
     if both:
-        detail = ", ".join(f"{key}: (from flag: {_show(given_flags[key])}, from file: {_show(_file_value(key, file_values))})"
-                           for key in both)
+        detail = ", ".join(f"{key}: (from flag: {_show(given_flags[key])}, "
+                           f"from file: {_show(_file_value(key, file_values))})" for key in both)
         raise ConfigError(f"unable to configure the daemon with file {path}: the following directives are "
                           f"specified both as a flag and in the configuration file: {detail}")
     out: dict[str, Any] = {}

@@ -59,6 +59,13 @@ class ContainerCounts:
         return self.running + self.paused + self.stopped
 
 
+
+def _stop_timeout(container: Container) -> float:
+    """Seconds between a stop's signal and SIGKILL: --stop-timeout, else dockerd's 10 (a
+    negative one: no SIGKILL)."""
+    timeout = container.config.stop_timeout
+    return STOP_GRACE_DEFAULT if timeout is None else timeout
+
 class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStreams):
     """Owns every container record and its lifecycle verbs; the container's directory and
     rootfs mount, launching, supervision and the run's streams live in their own modules
@@ -149,14 +156,11 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
         self._shutting_down = True
         running = [c for c in self._containers.values()
                    if (sup := self._supervisors.get(c.id)) is not None and (sup.run is not None or sup.cancel_scope)]
-        timeouts = {}
-        for c in running:
-            timeout = c.config.stop_timeout if c.config.stop_timeout is not None else STOP_GRACE_DEFAULT
-            timeouts[c.id] = timeout if timeout >= 0 else float("inf")
         if not running:
             return
+        timeouts = {c.id: _stop_timeout(c) for c in running}
         log.info("stopping %d running containers (live restore is off)", len(running))
-        with trio.move_on_after(max(minimum, *timeouts.values())):
+        with trio.move_on_after(max(minimum, *(t if t >= 0 else float("inf") for t in timeouts.values()))):
             async with trio.open_nursery() as nursery:
                 for c in running:
                     nursery.start_soon(self._terminate, c, cfg.parse_signal(c.config.stop_signal), timeouts[c.id])
@@ -339,11 +343,7 @@ class ContainerManager(ContainerDirectory, Launching, Supervising, ContainerStre
             raise errors.NotModified("container already stopped")
         container.manually_stopped = True
         container.save()
-        if timeout is None:
-            timeout = container.config.stop_timeout
-            if timeout is None:
-                timeout = STOP_GRACE_DEFAULT
-        await self._terminate(container, number, timeout)
+        await self._terminate(container, number, _stop_timeout(container) if timeout is None else timeout)
         self.publish(container, "stop")
 
     async def _terminate(self, container: Container, stop_signal: int, timeout: float) -> None:

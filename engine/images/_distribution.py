@@ -6,12 +6,13 @@
     plan = dist.resolve_push("127.0.0.1:5000/team/app", "1.0")
     await dist.push(plan, auth, emit)
 
-Pull: manifest (an index picks this platform), config, then the layers: downloads run
-concurrently (at most the policy's `max_downloads`) into temp files that are verified and renamed into the
-blob store; extraction runs in layer order as downloads finish. Two pulls that need the same
-blob (or layer) at once share one download (an in-flight map of digest → trio.Event). The
-image (config + tags) is written last, so a pull killed half way leaves no image, only
-complete blobs and layers that a later pull reuses.
+Pull: manifest (an index picks this platform; Docker Hub's asked of the daemon's mirrors
+first), config, then the layers: downloads run concurrently (at most the RegistryPolicy's
+`max_downloads`) into temp files that are verified and renamed into the blob store;
+extraction runs in layer order as downloads finish. Two pulls that need the same blob (or
+layer) at once share one download (an in-flight map of digest → trio.Event). The image
+(config + tags) is written last, so a pull killed half way leaves no image, only complete
+blobs and layers that a later pull reuses.
 
 Push: per layer, HEAD first ("Layer already exists"), then a cross-repository mount when the
 blob is known in another repository of the same registry, else an upload — monolithic

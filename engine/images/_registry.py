@@ -9,8 +9,8 @@ Auth: a 401 answer's WWW-Authenticate picks the scheme. Basic → the credential
 request; Bearer → a token from the realm (GET with basic credentials, or POST with the
 identity token as a refresh token), cached per scope, and the request is sent again once.
 Loopback and localhost registries, and those of the daemon's --insecure-registry
-(`RegistryPolicy`; also PYENGINE_INSECURE_REGISTRIES), speak plain http, as dockerd's. Idempotent requests are retried with back-off on
-connection errors and 5xx answers."""
+(`RegistryPolicy`; also PYENGINE_INSECURE_REGISTRIES), speak plain http, as dockerd's.
+Idempotent requests are retried with back-off on connection errors and 5xx answers."""
 
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ class Registry:
         """`mirror`: a --registry-mirror URL serving `host`'s repositories (Docker Hub's)."""
         self.host = normalize_server(host)
         endpoint = "registry-1.docker.io" if self.host == DEFAULT_DOMAIN else self.host
-        self.base = mirror.rstrip("/") if mirror else f"{'http' if policy.is_insecure(self.host) else 'https'}://{endpoint}"
+        scheme = "http" if policy.is_insecure(self.host) else "https"
+        self.base = mirror.rstrip("/") if mirror else f"{scheme}://{endpoint}"
         self.auth = auth or {}
         self._tokens: dict[str, str] = {}  # scope → "Bearer …" / "Basic …"
         self._challenge: tuple[str, dict] | None = None

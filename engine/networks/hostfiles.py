@@ -10,7 +10,8 @@ from engine.networks.model import Endpoint, Network
 
 def write(container, eps: dict[str, Endpoint], networks: dict[str, Network], legacy=(), daemon=None) -> None:
     """resolv.conf → the embedded DNS of the first user-defined network among `eps` (unless
-    --dns), with the daemon's (`daemon`: engine.config.Config) search and options; /etc/hosts gets the container's own addresses and its legacy links."""
+    --dns), with the daemon's (`daemon`: engine.config.Config) search and options; /etc/hosts
+    gets the container's own addresses and its legacy links."""
     from engine.containers import config as cfg
 
     host = container.host_config

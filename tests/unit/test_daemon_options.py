@@ -266,3 +266,13 @@ def test_reload_reads_the_file_again_with_the_same_flags(conf_file, tmp_path):
     conf_file({"debug": False})
     with pytest.raises(options.ConfigError, match="specified both as a flag and in the configuration file"):
         options.reload(running.sources, running)
+
+
+def test_one_ulimit_format_for_the_cli_and_the_daemon():
+    from engine import units
+
+    assert units.parse_ulimit("nofile=1024:2048") == ("nofile", 1024, 2048)
+    assert units.parse_ulimit("nproc=50") == ("nproc", 50, 50)
+    for bad in ("nofile=a", "nofile=1:b", "nofile"):
+        with pytest.raises(ValueError):
+            units.parse_ulimit(bad)

@@ -100,7 +100,8 @@ class Resources:
             raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
         if self.cpu_shares < 0:
             raise InvalidParameter("invalid CPU shares")
-        if self.cpu_realtime_period and self.cpu_realtime_runtime and self.cpu_realtime_runtime > self.cpu_realtime_period:
+        rt_period, rt_runtime = self.cpu_realtime_period, self.cpu_realtime_runtime
+        if rt_period and rt_runtime and rt_runtime > rt_period:
             raise InvalidParameter("cpu real-time runtime cannot be higher than cpu real-time period")
         if self.blkio_weight and not (10 <= self.blkio_weight <= 1000):
             raise InvalidParameter("Range of blkio weight is from 10 to 1000")
