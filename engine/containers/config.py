@@ -347,7 +347,7 @@ def with_daemon_defaults(host: HostConfig, daemon) -> HostConfig:
 def no_new_privileges(security_opt, default: bool) -> bool:
     """--security-opt no-new-privileges[=|:true|false], the last one given; else `default`
     (the daemon's no-new-privileges)."""
-    for opt in reversed(tuple(security_opt)):
+    for opt in reversed(tuple(security_opt or ())):
         key, _, value = opt.replace(":", "=", 1).partition("=")
         if key == "no-new-privileges":
             return value != "false"

@@ -5,6 +5,7 @@ the container's pid 1; its output goes to the attached client only (not the cont
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from engine.containers.model import Status
 from engine.containers.pumps import drive
 from engine.containers.spec import ExecConfig
 from engine.runtime import ProcessSpec, SpawnError, Stdio, resolve_capabilities, seccomp_program
+
+log = logging.getLogger(__name__)
 
 #: sink(stream_id, data) for attached output; None for a detached exec.
 OutputSink = Callable[[int, bytes], Awaitable[None]]
@@ -109,6 +112,8 @@ class ExecManager:
                                         self.containers.config.seccomp_profile),
             # runc gives an exec the container's OomScoreAdj (not the daemon's score).
             oom_score_adj=host.oom_score_adj,
+            # dockerd starts an exec from the container's process spec: its no_new_privs too.
+            no_new_privileges=cfg.no_new_privileges(host.security_opt, self.containers.config.no_new_privileges),
         )
 
     def check_startable(self, exec_id: str):
@@ -144,6 +149,10 @@ class ExecManager:
         except errors.EngineError:  # e.g. an unknown user: the exec never ran
             self._never_started(instance)
             raise
+        except Exception as exc:  # a bug: the exec never ran either, and the client is told
+            log.exception("exec %s: building its process failed", exec_id)
+            self._never_started(instance)
+            raise errors.SystemError_(f"exec failed: {exc}") from exc
 
         parent_fds, child_fds = [], []
         if process_spec.tty:

@@ -131,6 +131,17 @@ def test_init_and_no_new_privileges_by_default_unless_the_container_says(docker)
     cmdline, nnp = pid1_and_nnp("--init=false", "--security-opt", "no-new-privileges=false")
     assert cmdline.startswith("sh -c") and nnp.split() == ["NoNewPrivs:", "0"]
 
+    # docker exec runs with the container's no_new_privs (dockerd starts it from the
+    # container's process spec), whatever the exec asks for.
+    docker.names += ["pe-conf-nnp", "pe-conf-nnp-off"]
+    docker("run", "-d", "--name", "pe-conf-nnp", "--pull", "never", "busybox", "sleep", "600")
+    docker("run", "-d", "--name", "pe-conf-nnp-off", "--pull", "never", "--security-opt", "no-new-privileges=false",
+           "busybox", "sleep", "600")
+    for name, flags, want in (("pe-conf-nnp", (), "1"), ("pe-conf-nnp", ("--privileged",), "1"),
+                              ("pe-conf-nnp-off", (), "0")):
+        out = docker("exec", *flags, name, "grep", "NoNewPrivs", "/proc/self/status").stdout
+        assert out.split() == ["NoNewPrivs:", want], (name, flags, out)
+
 
 def test_icc_off_and_the_default_binding_address(docker):
     docker.names += ["pe-conf-web"]
