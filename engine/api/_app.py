@@ -26,8 +26,9 @@ log = logging.getLogger("engine.api")
 
 # Always present, then the ones that may not exist yet (each exposes `router`).
 CORE_ROUTE_MODULES = ("engine.api.system", "engine.api.events")
-OPTIONAL_ROUTE_MODULES = ("engine.api.containers", "engine.api.images", "engine.api.exec", "engine.api.networks", "engine.api.volumes",
-                          "engine.api.swarm", "engine.api.plugins", "engine.api.build")
+OPTIONAL_ROUTE_MODULES = ("engine.api.containers", "engine.api.registry", "engine.api.images", "engine.api.exec",
+                          "engine.api.networks", "engine.api.volumes", "engine.api.swarm", "engine.api.plugins",
+                          "engine.api.build")
 
 
 class App:

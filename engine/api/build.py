@@ -10,10 +10,10 @@ import json
 from engine import errors
 from engine.api import _filters as filters_api
 from engine.api._container_json import host_config
+from engine.api._progress import ProgressResponse
 from engine.api._request import Request
 from engine.api._responses import json_response
 from engine.api._router import Router
-from engine.api.images import ProgressResponse
 from engine.timefmt import parse_since
 
 router = Router()

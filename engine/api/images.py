@@ -1,125 +1,30 @@
-"""Docker's /images routes over the image store: list/inspect/history/tag/rmi/prune, pull
-(/images/create?fromImage) and push with Docker's JSON progress stream, save (/images/get)
-and load, commit, container export, /auth (login) and /distribution; plus pyengine's own
-POST /images/bootstrap."""
+"""Docker's /images routes over the image store: list/inspect/history/tag/rmi/prune, import and
+pull (/images/create) and push with Docker's JSON progress stream (engine/api/_progress.py),
+save (/images/get) and load, commit, container export; plus pyengine's own POST
+/images/bootstrap. Search, login and /distribution: engine/api/registry.py."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import os
 import tempfile
 
 import trio
 
 from engine import errors
-from engine.api._image_json import image_inspect, image_summary
 from engine.api import _filters as filters_api
+from engine.api._image_json import image_inspect, image_summary
+from engine.api._progress import ProgressResponse, progress_message
 from engine.api._request import Request
 from engine.api._responses import StreamingResponse, json_response, json_stream
 from engine.api._router import Router
+from engine.api.registry import registry_auth
 from engine.filters import label_matches
-from engine.images import Pushed, Untagged
+from engine.images import Untagged
 
 router = Router()
 log = logging.getLogger("engine.api")
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The first real error inside (nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        engine_errors = [e for e in exc.exceptions if not isinstance(e, BaseExceptionGroup) and isinstance(e, errors.EngineError)]
-        exc = engine_errors[0] if engine_errors else exc.exceptions[0]
-    return exc
-
-
-def _error_message(exc: BaseException) -> dict:
-    exc = _leaf(exc)
-    message = exc.message if isinstance(exc, errors.EngineError) else (str(exc) or type(exc).__name__)
-    return {"errorDetail": {"message": message}, "error": message}
-
-
-def _progress_bar(current: int, total: int) -> str:
-    def human(n: float) -> str:
-        for unit in ("B", "kB", "MB", "GB"):
-            if n < 1000 or unit == "GB":
-                return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-            n /= 1000
-        return f"{n}B"
-
-    if total <= 0:
-        return f"{human(current)}"
-    width = 50
-    filled = min(width, int(width * current / total))
-    bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
-    return f"[{bar}] {human(current)}/{human(total)}"
-
-
-def progress_message(event) -> dict:
-    """Docker's JSON message for a step of a pull or push (engine.images.Progress, Pushed)."""
-    if isinstance(event, Pushed):
-        return {"progressDetail": {}, "aux": {"Tag": event.tag, "Digest": event.digest, "Size": event.size}}
-    out: dict = {"status": event.status}
-    if event.layer:
-        out["progressDetail"] = {} if event.current is None else {"current": event.current, "total": event.total}
-    if event.bar:
-        out["progress"] = _progress_bar(event.current or 0, event.total or 0)
-    if event.id:
-        out["id"] = event.id
-    return out
-
-
-class ProgressResponse(StreamingResponse):
-    """Docker's JSON progress stream fed by a task: `producer(emit)` runs beside the sender;
-    an error it raises becomes the stream's last {"errorDetail", "error"} line. When the
-    client goes away, the producer is cancelled."""
-
-    def __init__(self, producer):
-        super().__init__(None, "application/json")
-        self.producer = producer
-
-    async def send_asgi(self, send, request) -> None:
-        send_ch, recv_ch = trio.open_memory_channel(math.inf)
-
-        async def run() -> None:
-            async with send_ch:
-                try:
-                    await self.producer(send_ch.send)
-                except trio.Cancelled:
-                    raise
-                except Exception as exc:  # noqa: BLE001 — reported in the stream
-                    if isinstance(exc, BaseExceptionGroup) and any(
-                            isinstance(e, trio.Cancelled) for e in exc.exceptions):
-                        raise
-                    if not isinstance(_leaf(exc), errors.EngineError):
-                        log.exception("%s %s failed", request.method, request.path)
-                    await send_ch.send(_error_message(exc))
-
-        async def lines():
-            # Whatever is queued goes out as one chunk (a build's cached steps come in bursts).
-            async with recv_ch:
-                async for item in recv_ch:
-                    batch = [json.dumps(item).encode() + b"\r\n"]
-                    while True:
-                        try:
-                            batch.append(json.dumps(recv_ch.receive_nowait()).encode() + b"\r\n")
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                    yield b"".join(batch)
-
-        self.content = lines()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            await super().send_asgi(send, request)
-            nursery.cancel_scope.cancel()
-
-
-def _registry_auth(req: Request) -> dict | None:
-    from engine.images import decode_auth_header
-
-    return decode_auth_header(req.headers.get("X-Registry-Auth"))
 
 
 def _image_event(req: Request, action: str, actor: str, name: str, labels: dict | None = None) -> None:
@@ -170,33 +75,6 @@ async def list_images(req: Request):
     return json_response(out)
 
 
-_SEARCH_FILTERS = {"is-automated": filters_api.one_of(("true", "false"), "Invalid filter '{key}=[{value}]'"),
-                   "is-official": filters_api.one_of(("true", "false"), "Invalid filter '{key}=[{value}]'"),
-                   "stars": filters_api.integer("Invalid filter '{key}={value}'")}
-
-
-@router.get("/images/search")
-async def search(req: Request):
-    from engine.images import search_index
-
-    filters = req.query.filters(_SEARCH_FILTERS)
-    limit = req.query.int("limit", 0) or 25
-    if not 1 <= limit <= 100:
-        raise errors.InvalidParameter(f"Limit {limit} is outside the range of [1, 100]")
-    results = await search_index(req.query.get("term") or "", limit, _registry_auth(req),
-                                 req.daemon.images.registry_policy)
-    stars = max((int(v) for v in filters.get("stars", ())), default=0)
-    out = []
-    for r in results:
-        if "is-automated" in filters and r.is_automated != filters_api.truthy(filters["is-automated"]):
-            continue
-        if "is-official" in filters and r.is_official != filters_api.truthy(filters["is-official"]):
-            continue
-        if r.star_count < stars:
-            continue
-        out.append({"star_count": r.star_count, "is_official": r.is_official, "name": r.name,
-                    "is_automated": r.is_automated, "description": r.description})
-    return json_response(out)
 
 
 def _reference_matches(reference: str, patterns: list[str]) -> bool:
@@ -365,7 +243,7 @@ async def create(req: Request):
             else:
                 name = f"{name}:{tag_name}"
         dist = store.distribution
-        plan = await dist.resolve_pull(name, _registry_auth(req))  # errors here are HTTP errors
+        plan = await dist.resolve_pull(name, registry_auth(req))  # errors here are HTTP errors
 
         async def produce(emit):
             async def step(event) -> None:
@@ -483,7 +361,7 @@ async def _spool(req: Request, store) -> str:
 async def push(req: Request):
     dist = req.daemon.images.distribution
     plan = dist.resolve_push(req.params["name"], req.query.get("tag") or None)  # 404 before the stream
-    auth = _registry_auth(req)
+    auth = registry_auth(req)
 
     async def produce(emit):
         async def step(event) -> None:
@@ -661,47 +539,3 @@ async def export(req: Request):
     return await _file_response(path)
 
 
-# ---------------------------------------------------------------------------------- auth, distribution
-
-
-@router.post("/auth")
-async def auth(req: Request):
-    from engine.images import Registry
-
-    body = await req.json(default={}) or {}
-    if not isinstance(body, dict):
-        raise errors.InvalidParameter("invalid auth configuration")
-    server = body.get("serveraddress") or "https://index.docker.io/v1/"
-    async with Registry(server, body, policy=req.daemon.images.registry_policy) as registry:
-        try:
-            await registry.ping()
-        except errors.Unauthorized as e:
-            raise errors.Unauthorized(e.message) from None
-    return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
-
-
-@router.get("/distribution/{name:path}/json")
-async def distribution(req: Request):
-    import hashlib
-
-    from engine.images import parse_reference
-    from engine.images import INDEX_TYPES, Registry
-
-    ref = parse_reference(req.params["name"])
-    async with Registry(ref.domain, _registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
-        body, media, digest = await registry.get_manifest(ref.path, ref.digest or ref.tag)
-    manifest = json.loads(body)
-    platforms = []
-    if media in INDEX_TYPES:
-        platforms = [m.get("platform") or {} for m in manifest.get("manifests", [])]
-    else:
-        try:
-            cfg_digest = manifest["config"]["digest"]
-            async with Registry(ref.domain, _registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
-                cfg = json.loads((await registry.request("GET", ref.path, f"/blobs/{cfg_digest}")).content)
-            platforms = [{"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}]
-        except (KeyError, ValueError):
-            pass
-    del hashlib
-    return json_response({"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
-                          "Platforms": platforms})

@@ -1,6 +1,6 @@
 """Docker's JSON progress messages of pull and push, from the typed steps."""
 
-from engine.api.images import progress_message
+from engine.api._progress import progress_message
 from engine.images import Progress, Pushed
 
 
