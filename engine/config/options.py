@@ -16,13 +16,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from engine import units
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "/etc/pyengine/daemon.json"
 
@@ -243,6 +247,51 @@ def _mirrors(value: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_HOST = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+                   r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*")
+
+
+def _insecure_registries(value: Any) -> list[str]:
+    """dockerd's loadInsecureRegistries: each a CIDR or host[:port]; an http:// or https://
+    in front is dropped (with a warning), any other scheme refused, as is a bad host, port
+    or CIDR (an entry with a "/" that is not one names no host)."""
+    out = []
+    for entry in _strings(value):
+        if entry.startswith("-") or entry.endswith("-"):
+            raise ValueError(f"invalid index name ({entry}). Cannot begin or end with a hyphen")
+        text = entry
+        for scheme in ("http://", "https://"):
+            if text.lower().startswith(scheme):
+                log.warning("insecure registry %s should not contain '%s' and '%s' has been removed from the "
+                            "insecure registry config", entry, scheme, scheme)
+                text = text[len(scheme):]
+                break
+        else:
+            if "://" in text:
+                raise ValueError(f"insecure registry {entry} should not contain '://'")
+        try:
+            network = ipaddress.ip_network(text, strict=False) if "/" in text else None
+        except ValueError:
+            network = None
+        if network is not None:
+            out.append(str(network))
+            continue
+        host, port = text, ""
+        if text.startswith("[") and "]:" in text:
+            host, port = text[1:].split("]:", 1)
+        elif text.count(":") == 1:
+            host, port = text.split(":")
+        if not _HOST.fullmatch(host):
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                raise ValueError(f'insecure registry {entry} is not valid: invalid host "{host}"') from None
+        if port and (not port.isdigit() or int(port) > 65535):
+            raise ValueError(f'insecure registry {entry} is not valid: invalid port "{port}"')
+        out.append(text)
+    return list(dict.fromkeys(out))
+
+
 def _labels(value: Any) -> list[str]:
     """dockerd's rule: key=value each; a key given twice must have the same value."""
     seen: dict[str, str] = {}
@@ -417,7 +466,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("dns-opts", "dns_options", _strings, ("--dns-opt",), "DNS option for containers", repeat=True),
     Option("default-address-pools", "default_address_pools", _address_pools, ("--default-address-pool",),
            "subnets for networks: base=CIDR,size=prefix length", repeat=True, from_flags=_pool_flags),
-    Option("insecure-registries", "insecure_registries", _strings, ("--insecure-registry",),
+    Option("insecure-registries", "insecure_registries", _insecure_registries, ("--insecure-registry",),
            "registry (host[:port] or CIDR) spoken to over plain http", repeat=True),
     Option("registry-mirrors", "registry_mirrors", _mirrors, ("--registry-mirror",),
            "Docker Hub mirror (http(s)://host[:port]), tried before the Hub", repeat=True),

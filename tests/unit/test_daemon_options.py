@@ -125,6 +125,11 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
     ({"proxies": {"ftp-proxy": "x"}}, [], "unknown proxy setting 'ftp-proxy'"),
     ({"proxies": {"https-proxy": "proxy.corp"}}, [], "invalid https-proxy 'proxy.corp'"),
     ({"proxies": {"no-proxy": "x"}}, ["--https-proxy", "http://p:1"], "specified both as a flag and in the"),
+    ({"insecure-registries": ["ftp://reg.corp"]}, [], "insecure registry ftp://reg.corp should not contain '://'"),
+    ({"insecure-registries": ["10.0.0.0/33"]}, [], 'insecure registry 10.0.0.0/33 is not valid: invalid host'),
+    ({"insecure-registries": ["reg.corp:70000"]}, [], 'reg.corp:70000 is not valid: invalid port "70000"'),
+    ({"insecure-registries": ["reg_corp"]}, [], 'insecure registry reg_corp is not valid: invalid host "reg_corp"'),
+    ({}, ["--insecure-registry", "reg.corp-"], "invalid index name (reg.corp-). Cannot begin or end with a hyphen"),
     ({"registry-mirrors": ["ftp://m.corp"]}, [], 'invalid mirror: unsupported scheme "ftp"'),
     ({"registry-mirrors": ["https://m.corp/v2/"]}, [], "invalid mirror: path, query, or fragment"),
     ({"registry-mirrors": ["https://u:p@m.corp"]}, [], "username/password not allowed"),
@@ -236,6 +241,14 @@ def test_networks_take_subnets_from_the_default_pools_in_order(monkeypatch):
     full = [Net("10.50.0.64/26"), *(Net(f"10.60.{i}.0/24") for i in range(256))]
     with pytest.raises(Exception, match="non-overlapping IPv4 address pool among the defaults"):
         trio.run(pick, full)
+
+
+def test_insecure_registries_as_dockerd_loads_them(conf_file):
+    path = conf_file({"insecure-registries": ["http://reg.corp:5000", "https://plain.corp", "10.9.3.0/16",
+                                              "10.9.0.0/16", "[::1]:5000", "10.1.2.3"]})
+    config = parse_args(["--config-file", path])
+    # the scheme dropped (dockerd warns), a CIDR as its network, each once
+    assert config.insecure_registries == ["reg.corp:5000", "plain.corp", "10.9.0.0/16", "[::1]:5000", "10.1.2.3"]
 
 
 def test_registry_policy_names_and_cidrs():
