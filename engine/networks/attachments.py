@@ -97,9 +97,6 @@ class AttachmentStore:
     def get(self, container_id: str) -> list[Attachment]:
         return list(self._attachments.get(container_id, []))
 
-    def uses(self, network_id: str) -> bool:
-        return any(a.network_id == network_id for atts in self._attachments.values() for a in atts)
-
     def save(self, container_id: str, attachments: list[Attachment]) -> None:
         path = os.path.join(self.directory, container_id + ".json")
         if not attachments:

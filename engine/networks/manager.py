@@ -352,7 +352,10 @@ class NetworkManager:
         self._leases.remove_files(network.id)
 
     def in_use(self, network: Network) -> bool:
-        return any(network.id in eps for eps in self._endpoints.values()) or self._attachments.uses(network.id)
+        """Has it active endpoints (a running container on it)? As in dockerd, a stopped
+        container's attachment does not count: prune and the dangling filter pass over it
+        (its next start fails on the missing network, as `network rm` leaves it)."""
+        return any(network.id in eps for eps in self._endpoints.values())
 
     async def prune(self, keep=lambda n: False) -> list[str]:
         removed = []

@@ -70,8 +70,17 @@ def test_docker_network_lifecycle(docker):
     docker("rm", "-f", "dk-db", "dk-web")
     docker("network", "rm", "dk-appnet")
     docker("network", "create", "dk-unused")
+    # As dockerd: a network only a stopped container is on is unused (no active endpoint),
+    # and that container's next start fails on it.
+    docker("network", "create", "dk-stopped-on")
+    docker.containers += ["dk-was-on"]
+    docker("run", "--name", "dk-was-on", "--network", "dk-stopped-on", "busybox", "true")
+    net_id = docker("network", "inspect", "-f", "{{.Id}}", "dk-stopped-on").stdout.strip()
+    assert "dk-stopped-on" in docker("network", "ls", "-q", "--filter", "dangling=true", "--format", "{{.Name}}").stdout
     out = docker("network", "prune", "-f").stdout
-    assert "dk-unused" in out
+    assert "dk-unused" in out and "dk-stopped-on" in out
+    refused = docker("start", "dk-was-on", check=False)
+    assert refused.returncode != 0 and f"network {net_id} not found" in refused.stderr, refused.stderr
 
 
 def test_docker_run_publish(docker, tmp_path):
