@@ -175,7 +175,9 @@ class Container:
 
     @property
     def command_line(self) -> str:
-        return " ".join([self.path, *self.args]).strip()
+        """`docker ps`'s COMMAND as dockerd writes it: an argument with a space in '…'."""
+        args = [f"'{a}'" if " " in a else a for a in self.args]
+        return " ".join([self.path, *args]).strip()
 
     def status_text(self, now: int | None = None) -> str:
         """`docker ps` STATUS column ("Up 3 seconds", "Exited (0) 2 minutes ago")."""

@@ -688,6 +688,10 @@ def test_list_filters_and_sizes_as_dockerd(dclient, daemon):
             return {c["Names"][0] for c in dclient.containers(all=True, filters=filters)} & {"/pe-ps-first", "/pe-ps-second"}
 
         assert names(volume="pe-ps-vol") == names(volume="/data") == {"/pe-ps-first"}
+        # COMMAND as dockerd writes it: an argument with a space in single quotes
+        commands = {c["Names"][0]: c["Command"] for c in dclient.containers(filters={"name": "pe-ps-"})}
+        assert commands == {"/pe-ps-first": "sh -c 'head -c 5000 /dev/zero > /f; exec sleep 600'",
+                            "/pe-ps-second": "sleep 600"}
         assert names(expose="80") == names(expose="81/tcp") == names(expose="70-90") == {"/pe-ps-first"}
         assert names(expose="80/udp") == set() and names(publish="81") == set()
         assert names(publish=public) == {"/pe-ps-first"}
