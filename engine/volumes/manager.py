@@ -239,11 +239,13 @@ class VolumeManager:
         self.events.publish("volume", "destroy", volume.name, {"driver": volume.driver})
 
     async def prune(self, selected: PruneFilters = PruneFilters()) -> PruneReport:
-        """Remove the volumes no container references that the label / label! filters select."""
+        """Remove the volumes no container references that the label / label! filters select.
+        As dockerd, those created with driver options (a tmpfs, an NFS share: `--opt`) are
+        left: removing them reclaims nothing here."""
         deleted, reclaimed = [], 0
         async with self._lock:
             for volume in list(self._volumes.values()):
-                if self.users(volume.name) or not selected.selects(0, volume.labels):
+                if volume.options or self.users(volume.name) or not selected.selects(0, volume.labels):
                     continue
                 size = 0
                 driver = self.drivers.get(volume.driver)

@@ -227,6 +227,18 @@ def test_prune_label_filters_as_dockerd_applies_them(vold):
     assert prune() == {"pl-a"}
 
 
+def test_prune_leaves_volumes_made_with_driver_options_as_dockerd(vold):
+    """dockerd 20.10's prune skips a volume created with options (a tmpfs, a share): removing
+    it reclaims nothing on the host."""
+    body = {"Name": "po-tmpfs", "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}
+    assert vold.api("POST", "/volumes/create", json=body).status_code == 201
+    assert vold.api("POST", "/volumes/create", json={"Name": "po-plain"}).status_code == 201
+    deleted = vold.api("POST", "/volumes/prune").json()["VolumesDeleted"] or []
+    assert "po-plain" in deleted and "po-tmpfs" not in deleted
+    assert volume(vold, "po-tmpfs") is not None
+    assert vold.api("DELETE", "/volumes/po-tmpfs").status_code == 204
+
+
 def test_autoremove_removes_anonymous_volumes(vold):
     body = {"Image": "busybox", "Cmd": ["true"], "Volumes": {"/x": {}}, "HostConfig": {"AutoRemove": True}}
     before = {v["Name"] for v in vold.api("GET", "/volumes").json()["Volumes"]}
