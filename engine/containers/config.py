@@ -16,7 +16,9 @@ import attrs
 
 from engine import errors
 from engine.containers import blkio, cgroupparent, devices, sysctls
+from engine.containers.logs import check_option_names as check_log_option_names
 from engine.containers.logs import validate_options as validate_log_options
+from engine.containers.propagation import PROPAGATIONS
 from engine.runtime import MASKED_PATHS, READONLY_PATHS, cgroups, resolve_capabilities
 from engine.containers.spec import (
     BLKIO_DEVICE_FIELDS, ContainerConfig, HealthConfig, HostConfig, LogConfig, Ulimit)
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 MIN_MEMORY = 6 * 1024 * 1024
+#: HostConfig.Runtime values a create may name: none (the default), the name inspect shows
+#: (runc, as dockerd's default) and the one `docker info` lists. dockerd refuses the rest.
+KNOWN_RUNTIMES = ("", "runc", "pyengine")
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 def validate_name(name: str) -> str:
@@ -157,6 +162,10 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter(
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         )
+    if res.memory_reservation and res.memory_reservation < MIN_MEMORY:
+        raise errors.InvalidParameter("Minimum memory reservation allowed is 6MB")
+    if memory and res.memory_reservation and memory < res.memory_reservation:
+        raise errors.InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
     if res.kernel_memory:
         warnings.append(check_kernel_memory(res.kernel_memory))
     if host.storage_opt:  # dockerd's overlay2 takes a size only over xfs with project quotas
@@ -170,6 +179,11 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
             f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there are only "
             f"{os.cpu_count()} CPUs available"
         )
+    if res.cpu_period and not 1000 <= res.cpu_period <= 1_000_000:
+        raise errors.InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                                      "(i.e. 1000000)")
+    if 0 < res.cpu_quota < 1000:
+        raise errors.InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if res.cpu_shares < 0:
         raise errors.InvalidParameter("invalid CPU shares")
     cgroups.check_cpusets(res.cpuset_cpus, res.cpuset_mems, cgroups.support())
@@ -187,6 +201,9 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
     resolve_capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     for ulimit in host.ulimits or ():
         validate_ulimit(ulimit)
+    runtime = host.other.get("Runtime") or ""
+    if runtime not in KNOWN_RUNTIMES:
+        raise errors.InvalidParameter(f"Unknown runtime specified {runtime}")
     isolation = host.other.get("Isolation") or ""
     if isolation not in ("", "default"):
         raise errors.InvalidParameter(f'Invalid isolation: "{isolation}" - linux only supports \'default\'')
@@ -244,6 +261,8 @@ def _validate_mount(mount) -> None:
             refuse(f"invalid mount path: '{mount.source}' mount path must be absolute")
         if not os.path.exists(mount.source):
             refuse(f"bind source path does not exist: {mount.source}")
+        if mount.propagation and mount.propagation not in PROPAGATIONS:
+            refuse(f"invalid propagation mode: {mount.propagation}")
     elif kind == "volume":
         if mount.bind_options:
             refuse("field BindOptions must not be specified")
@@ -318,6 +337,7 @@ def validate_log_config(log_type: str, options: dict[str, str]) -> None:
     if log_type not in ("json-file", "none"):  # dockerd looks for a plugin of that name
         raise errors.InvalidParameter(f'error looking up logging plugin {log_type}: plugin "{log_type}" not found')
     if log_type == "json-file":
+        check_log_option_names(options)  # dockerd's words at create; a bad value fails its start
         try:
             validate_log_options(options)
         except errors.InvalidParameter as exc:

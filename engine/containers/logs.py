@@ -94,10 +94,15 @@ def _parse_bool(text: str) -> bool:
     raise errors.InvalidParameter(f'strconv.ParseBool: parsing "{text}": invalid syntax')
 
 
-def validate_options(options: dict[str, str]) -> tuple[int, int]:
+def check_option_names(options: Mapping[str, str]) -> None:
+    """Options json-file has (dockerd checks the names at create, the values at start)."""
     for key in options:
         if key not in _KNOWN_OPTIONS:
             raise errors.InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+
+
+def validate_options(options: dict[str, str]) -> tuple[int, int]:
+    check_option_names(options)
     for key in ("labels-regex", "env-regex"):
         if options.get(key):
             _regex(options[key])

@@ -10,6 +10,7 @@ Docker's "not set" matters where inspect shows it (null vs [] vs 0), so such fie
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 import attrs
@@ -193,6 +194,10 @@ class Bind:
                 f"invalid volume specification: '{text}': invalid mount config for type \"bind\": "
                 f"invalid mount path: '{destination}' mount path must be absolute"
             )
+        if posixpath.normpath(destination) == "/":
+            raise errors.InvalidParameter(
+                f"invalid volume specification: '{text}': invalid mount config for type \"bind\": "
+                "invalid specification: destination can't be '/'")
         if not source.startswith("/"):
             from engine.volumes.model import NAME_RE
 

@@ -106,10 +106,25 @@ def test_create_refusals_in_dockerds_words(dclient):
     for host_config, status, message in (
         ({"Isolation": "hyperv"}, 400, "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
         ({"Links": ["pe-no-such:alias"]}, 400, "could not get container for pe-no-such: No such container: pe-no-such"),
+        # found by running the same creates against dockerd 20.10
+        ({"Memory": 10 << 20, "MemoryReservation": 1 << 30}, 400,
+         "Minimum memory limit can not be less than memory reservation limit, see usage"),
+        ({"MemoryReservation": 1 << 20}, 400, "Minimum memory reservation allowed is 6MB"),
+        ({"CpuPeriod": 500}, 400, "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
+        ({"CpuQuota": 500}, 400, "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+        ({"Runtime": "nvidia"}, 400, "Unknown runtime specified nvidia"),
+        ({"Binds": ["/tmp:/"]}, 400, "invalid volume specification: '/tmp:/': invalid mount config for type \"bind\": "
+                                     "invalid specification: destination can't be '/'"),
+        ({"Mounts": [{"Type": "bind", "Source": "/tmp", "Target": "/x", "BindOptions": {"Propagation": "bogus"}}]},
+         400, 'invalid mount config for type "bind": invalid propagation mode: bogus'),
+        ({"LogConfig": {"Type": "json-file", "Config": {"bogus": "1"}}}, 400,
+         "unknown log opt 'bogus' for json-file log driver"),
     ):
         with pytest.raises(docker.errors.APIError) as info:
             dclient.create_container("busybox", "true", host_config=host_config)
         assert (info.value.status_code, info.value.explanation) == (status, message)
+    for runtime in ("runc", "pyengine"):  # what inspect shows and what `docker info` lists
+        dclient.remove_container(dclient.create_container("busybox", "true", host_config={"Runtime": runtime})["Id"])
 
 
 def test_home_as_runc_sets_it(dclient):

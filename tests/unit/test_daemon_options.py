@@ -96,7 +96,7 @@ def test_repeated_flags_take_the_files_shape(conf_file, tmp_path):
     ({"log-driver": "syslog"}, [], "log driver 'syslog' is not supported"),
     ({"log-driver": "fancy"}, [], 'plugin "fancy" not found'),
     ({"log-opts": {"max-size": "-1"}}, [], "failed to initialize logging driver"),
-    ({"log-opts": {"bogus": "1"}}, [], "failed to initialize logging driver"),
+    ({"log-opts": {"bogus": "1"}}, [], "unknown log opt 'bogus' for json-file log driver"),
     ({"dns": ["not-an-ip"]}, [], 'invalid value for "dns"'),
     ({"dns": "10.0.0.1"}, [], "expected a list of strings"),
     ({"default-shm-size": "lots"}, [], "invalid size: 'lots'"),
