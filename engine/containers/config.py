@@ -162,10 +162,7 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
         raise errors.InvalidParameter(
             "You should always set the Memory limit when using Memoryswap limit, see usage"
         )
-    if res.memory_reservation and res.memory_reservation < MIN_MEMORY:
-        raise errors.InvalidParameter("Minimum memory reservation allowed is 6MB")
-    if memory and res.memory_reservation and memory < res.memory_reservation:
-        raise errors.InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
+    cgroups.check_memory_reservation(memory, res.memory_reservation)
     if res.kernel_memory:
         warnings.append(check_kernel_memory(res.kernel_memory))
     if host.storage_opt:  # dockerd's overlay2 takes a size only over xfs with project quotas
@@ -179,11 +176,7 @@ def validate_host_config(host: HostConfig) -> tuple[HostConfig, list[str]]:
             f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there are only "
             f"{os.cpu_count()} CPUs available"
         )
-    if res.cpu_period and not 1000 <= res.cpu_period <= 1_000_000:
-        raise errors.InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
-                                      "(i.e. 1000000)")
-    if 0 < res.cpu_quota < 1000:
-        raise errors.InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    cgroups.check_cfs(res.cpu_period, res.cpu_quota)
     if res.cpu_shares < 0:
         raise errors.InvalidParameter("invalid CPU shares")
     cgroups.check_cpusets(res.cpuset_cpus, res.cpuset_mems, cgroups.support())

@@ -65,6 +65,10 @@ async def update_container(manager, container: Container, resources: cgroups.Res
     if restart_policy is not None:
         restart_policy.validate()
     warnings = [check_kernel_memory(kernel_memory)] if kernel_memory else []
+    # dockerd checks the request's own values first, in its words (verifyContainerSettings);
+    # what only the merged values break is an update error ("Cannot update container …").
+    resources.validate()
+    cgroups.check_memory_reservation(resources.memory, resources.memory_reservation)
     cgroups.check_cpusets(resources.cpuset_cpus, resources.cpuset_mems, cgroups.support())
     if (resources.cpu_realtime_period or resources.cpu_realtime_runtime) and not cgroups.support().cpu_realtime:
         raise errors.InvalidParameter("Your kernel does not support CPU real-time scheduler")

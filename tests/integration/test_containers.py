@@ -824,3 +824,24 @@ def test_image_events_as_dockerds(dclient, daemon):
         ("image", "untag", new, {"a": "b", "name": new}),
         ("image", "delete", new, {"name": new}),
     ]
+
+
+def test_update_refuses_the_requests_own_values_in_dockerds_words(dclient):
+    """dockerd checks an update's own values before merging them (no "Cannot update container"
+    in front); what only the merged values break is an update error."""
+    cid = dclient.create_container("busybox", ["true"])["Id"]
+    try:
+        for kwargs, message in (
+            ({"cpu_period": 500}, "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
+            ({"cpu_quota": 500}, "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+            ({"mem_limit": "10m", "mem_reservation": "1g"},
+             "Minimum memory limit can not be less than memory reservation limit, see usage"),
+        ):
+            with pytest.raises(docker.errors.APIError) as info:
+                dclient.update_container(cid, **kwargs)
+            assert (info.value.status_code, info.value.explanation) == (400, message)
+        dclient.update_container(cid, cpu_period=100000, cpu_quota=50000)
+        host = dclient.inspect_container(cid)["HostConfig"]
+        assert (host["CpuPeriod"], host["CpuQuota"]) == (100000, 50000)
+    finally:
+        dclient.remove_container(cid, force=True)

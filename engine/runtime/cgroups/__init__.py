@@ -19,7 +19,7 @@ from ._devices import DEFAULT_DEVICE_RULES, DeviceRule
 from ._resources import (
     BLKIO_DEVICE_UNSUPPORTED_WARNINGS, BLKIO_WEIGHT_UNSUPPORTED_WARNING, OOM_KILL_DISABLE_NO_LIMIT_WARNING,
     OOM_KILL_DISABLE_UNSUPPORTED_WARNING, SWAP_UNSUPPORTED_WARNING, SWAPPINESS_UNSUPPORTED_WARNING, Resources,
-    shares_to_weight,
+    check_cfs, check_memory_reservation, shares_to_weight,
 )
 from ._stats import BlkioEntry, BlkioStats, CgroupStats, CpuStats, MemoryStats, PidsStats
 from ._support import Support, check_cpusets, detect_support, parse_cpu_list, support
@@ -32,7 +32,7 @@ __all__ = [
     "Layout", "Hierarchy", "BLKIO_WEIGHT_UNSUPPORTED_WARNING", "DEFAULT_DEVICE_RULES", "DeviceRule", "SWAP_UNSUPPORTED_WARNING",
     "shares_to_weight", "V1Manager", "V2Manager", "Support", "detect_support", "support",
     "BLKIO_DEVICE_UNSUPPORTED_WARNINGS", "OOM_KILL_DISABLE_NO_LIMIT_WARNING", "OOM_KILL_DISABLE_UNSUPPORTED_WARNING",
-    "SWAPPINESS_UNSUPPORTED_WARNING", "check_name", "build_layout", "check_cpusets", "parse_cpu_list",
+    "SWAPPINESS_UNSUPPORTED_WARNING", "check_cfs", "check_memory_reservation", "check_name", "build_layout", "check_cpusets", "parse_cpu_list",
     "BlkioEntry", "BlkioStats", "CgroupStats", "CpuStats", "MemoryStats", "PidsStats",
 ]
 

@@ -38,6 +38,24 @@ SWAP_UNSUPPORTED_WARNING = (
 )
 
 
+
+def check_memory_reservation(memory: int, reservation: int, *, minimum: bool = True) -> None:
+    """dockerd's rules for a memory reservation; `minimum`: also its 6 MB floor (a create's or
+    an update's request: a run of an older record that has less still starts)."""
+    if minimum and reservation and reservation < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+    if memory and reservation > memory:
+        raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
+
+
+def check_cfs(period: int, quota: int) -> None:
+    """dockerd's rules for a CFS period and quota (µs; quota -1: none)."""
+    if period and not (1000 <= period <= 1_000_000):
+        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+    if quota and quota != -1 and quota < 1000:
+        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+
+
 @attrs.define(frozen=True)
 class Resources:
     """Limits for one container. Zero/None means "not set" (unlimited / inherited).
@@ -84,20 +102,14 @@ class Resources:
             raise InvalidParameter(
                 "You should always set the Memory limit when using Memoryswap limit, see usage"
             )
-        if self.memory and self.memory_reservation > self.memory:
-            raise InvalidParameter(
-                "Minimum memory limit can not be less than memory reservation limit, see usage"
-            )
+        check_memory_reservation(self.memory, self.memory_reservation, minimum=False)
         if self.nano_cpus and (self.cpu_quota or self.cpu_period):
             raise InvalidParameter(
                 "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"
             )
         if self.nano_cpus < 0:
             raise InvalidParameter("Range of CPUs is from 0.01 to the number of CPUs available")
-        if self.cpu_period and not (1000 <= self.cpu_period <= 1_000_000):
-            raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
-        if self.cpu_quota and self.cpu_quota != -1 and self.cpu_quota < 1000:
-            raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+        check_cfs(self.cpu_period, self.cpu_quota)
         if self.cpu_shares < 0:
             raise InvalidParameter("invalid CPU shares")
         rt_period, rt_runtime = self.cpu_realtime_period, self.cpu_realtime_runtime
