@@ -3,6 +3,7 @@ are set here explicitly; the runtime knows nothing of Docker's JSON."""
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 
@@ -247,5 +248,24 @@ def build_runtime_spec(container: Container, cgroup_mounts: list[MountSpec], nam
                                                    else host.readonly_paths),
         namespaces=namespaces,
         privileged=privileged,
-        sysctls=tuple(sorted((host.sysctls or {}).items())),
+        sysctls=_sysctls(host, namespaces),
     )
+
+
+def _sysctls(host: HostConfig, namespaces: dict) -> tuple[tuple[str, str], ...]:
+    """The container's --sysctl, over dockerd 20.10's defaults for a network namespace of its
+    own: unprivileged ICMP echo sockets and ports below 1024 without a capability."""
+    sysctls = dict(host.sysctls or {})
+    if "net" in namespaces and namespaces["net"] is None:
+        for key, value in _own_netns_defaults():
+            sysctls.setdefault(key, value)
+    return tuple(sorted(sysctls.items()))
+
+
+@functools.cache
+def _own_netns_defaults() -> tuple[tuple[str, str], ...]:
+    # ip_unprivileged_port_start came with Linux 4.11; dockerd sets it only where it exists.
+    defaults = [("net.ipv4.ping_group_range", "0 2147483647")]
+    if os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"):
+        defaults.append(("net.ipv4.ip_unprivileged_port_start", "0"))
+    return tuple(defaults)

@@ -845,3 +845,21 @@ def test_update_refuses_the_requests_own_values_in_dockerds_words(dclient):
         assert (host["CpuPeriod"], host["CpuQuota"]) == (100000, 50000)
     finally:
         dclient.remove_container(cid, force=True)
+
+
+def test_own_network_namespace_gets_dockerds_default_sysctls(dclient):
+    """dockerd 20.10 lets a container with a network namespace of its own bind ports below
+    1024 and open ICMP echo sockets without capabilities; --sysctl still wins, and the host's
+    namespace is left as it is."""
+    script = ("cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+              "nc -l -p 80 & sleep 0.3; netstat -tln | grep -c ':80 '")
+    _, code, out = run(dclient, ["sh", "-c", script], user="1000", host_config={"network_mode": "none"})
+    assert (code, out.decode().split("\n")[:3]) == (0, ["0\t2147483647", "0", "1"]), out
+    _, _, out = run(dclient, ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+                    host_config={"network_mode": "none", "sysctls": {"net.ipv4.ip_unprivileged_port_start": "500"}})
+    assert out.decode().strip() == "500"
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        host_value = f.read().strip()
+    _, _, out = run(dclient, ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"],
+                    host_config={"network_mode": "host"})
+    assert out.decode().strip() == host_value
