@@ -58,17 +58,18 @@ async def update_container(manager, container: Container, resources: cgroups.Res
 
     if container.state.status in (Status.REMOVING, Status.DEAD):
         raise errors.Conflict('Container is marked for removal and cannot be "update"')
+    # dockerd checks the request's own values first, in its words (verifyContainerSettings:
+    # not its swap-without-memory rule, the container may have the memory limit); what only
+    # the merged values break is an update error ("Cannot update container …").
     if resources.memory and resources.memory < MIN_MEMORY:
         raise errors.InvalidParameter("Minimum memory limit allowed is 6MB")
     if resources.blkio_weight and not (10 <= resources.blkio_weight <= 1000):
         raise errors.InvalidParameter("Range of blkio weight is from 10 to 1000")
+    cgroups.check_memory_reservation(resources.memory, resources.memory_reservation)
+    cgroups.check_cfs(resources.cpu_period, resources.cpu_quota)
     if restart_policy is not None:
         restart_policy.validate()
     warnings = [check_kernel_memory(kernel_memory)] if kernel_memory else []
-    # dockerd checks the request's own values first, in its words (verifyContainerSettings);
-    # what only the merged values break is an update error ("Cannot update container …").
-    resources.validate()
-    cgroups.check_memory_reservation(resources.memory, resources.memory_reservation)
     cgroups.check_cpusets(resources.cpuset_cpus, resources.cpuset_mems, cgroups.support())
     if (resources.cpu_realtime_period or resources.cpu_realtime_runtime) and not cgroups.support().cpu_realtime:
         raise errors.InvalidParameter("Your kernel does not support CPU real-time scheduler")

@@ -841,8 +841,13 @@ def test_update_refuses_the_requests_own_values_in_dockerds_words(dclient):
                 dclient.update_container(cid, **kwargs)
             assert (info.value.status_code, info.value.explanation) == (400, message)
         dclient.update_container(cid, cpu_period=100000, cpu_quota=50000)
+        # swap alone is fine once the container has a memory limit (dockerd's update skips
+        # its create-time "set the Memory limit too" rule)
+        dclient.update_container(cid, mem_limit="100m", memswap_limit="200m")
+        dclient.update_container(cid, memswap_limit="300m")
         host = dclient.inspect_container(cid)["HostConfig"]
         assert (host["CpuPeriod"], host["CpuQuota"]) == (100000, 50000)
+        assert (host["Memory"], host["MemorySwap"]) == (100 << 20, 300 << 20)
     finally:
         dclient.remove_container(cid, force=True)
 
