@@ -13,12 +13,12 @@ from engine import errors
 from engine.api._responses import StreamingResponse
 from engine.images import Pushed
 
-__all__ = ["ProgressResponse", "error_message", "leaf_error", "progress_message"]
+__all__ = ["ProgressResponse", "progress_message"]
 
 log = logging.getLogger("engine.api")
 
 
-def leaf_error(exc: BaseException) -> BaseException:
+def _leaf(exc: BaseException) -> BaseException:
     """The first real error inside (nested) exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         engine_errors = [e for e in exc.exceptions if not isinstance(e, BaseExceptionGroup) and isinstance(e, errors.EngineError)]
@@ -26,8 +26,8 @@ def leaf_error(exc: BaseException) -> BaseException:
     return exc
 
 
-def error_message(exc: BaseException) -> dict:
-    exc = leaf_error(exc)
+def _error_message(exc: BaseException) -> dict:
+    exc = _leaf(exc)
     message = exc.message if isinstance(exc, errors.EngineError) else (str(exc) or type(exc).__name__)
     return {"errorDetail": {"message": message}, "error": message}
 
@@ -84,9 +84,9 @@ class ProgressResponse(StreamingResponse):
                     if isinstance(exc, BaseExceptionGroup) and any(
                             isinstance(e, trio.Cancelled) for e in exc.exceptions):
                         raise
-                    if not isinstance(leaf_error(exc), errors.EngineError):
+                    if not isinstance(_leaf(exc), errors.EngineError):
                         log.exception("%s %s failed", request.method, request.path)
-                    await send_ch.send(error_message(exc))
+                    await send_ch.send(_error_message(exc))
 
         async def lines():
             # Whatever is queued goes out as one chunk (a build's cached steps come in bursts).

@@ -75,17 +75,16 @@ async def distribution(req: Request):
     ref = parse_reference(req.params["name"])
     async with Registry(ref.domain, registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
         body, media, digest = await registry.get_manifest(ref.path, ref.digest or ref.tag)
-    manifest = json.loads(body)
-    platforms = []
-    if media in INDEX_TYPES:
-        platforms = [m.get("platform") or {} for m in manifest.get("manifests", [])]
-    else:
-        try:
-            cfg_digest = manifest["config"]["digest"]
-            async with Registry(ref.domain, registry_auth(req), policy=req.daemon.images.registry_policy) as registry:
+        manifest = json.loads(body)
+        platforms = []
+        if media in INDEX_TYPES:
+            platforms = [m.get("platform") or {} for m in manifest.get("manifests", [])]
+        else:  # one image: its platform is in its config blob (same session, same token)
+            try:
+                cfg_digest = manifest["config"]["digest"]
                 cfg = json.loads((await registry.request("GET", ref.path, f"/blobs/{cfg_digest}")).content)
-            platforms = [{"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}]
-        except (KeyError, ValueError):
-            pass
+                platforms = [{"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}]
+            except (KeyError, ValueError):
+                pass
     return json_response({"Descriptor": {"mediaType": media, "digest": digest, "size": len(body)},
                           "Platforms": platforms})

@@ -71,6 +71,11 @@ def test_push_then_pull_round_trip(daemon, dclient, registry):
     aux = [m["aux"] for m in pushed if "aux" in m]
     assert aux and aux[0]["Tag"] == "1.0" and aux[0]["Digest"].startswith("sha256:")
     digest = aux[0]["Digest"]
+    # /distribution: the manifest's descriptor and, for one image, the platform of its config
+    arch = dclient.inspect_image(image_id)["Architecture"]
+    dist = dclient.inspect_distribution(f"{ref}:1.0")
+    assert dist["Descriptor"]["digest"] == digest and dist["Descriptor"]["size"] > 0
+    assert dist["Platforms"] == [{"architecture": arch, "os": "linux"}]
 
     removed = dclient.remove_image(image_id, force=True)
     assert {"Deleted": image_id} in removed
